@@ -1,0 +1,120 @@
+#include "core/buf.h"
+#include "core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sb_buf_reserve(sb_buf_t *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->len)
+        return SB_ENOMEM;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return SB_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void must_reserve(sb_buf_t *b, size_t extra)
+{
+    if (sb_buf_reserve(b, extra) != 0) {
+        fputs("fatal: out of memory\n", stderr);
+        abort();
+    }
+}
+
+void sb_buf_append(sb_buf_t *b, const void *p, size_t n)
+{
+    must_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void sb_buf_puts(sb_buf_t *b, const char *s)
+{
+    sb_buf_append(b, s, strlen(s));
+}
+
+void sb_buf_putc(sb_buf_t *b, char c)
+{
+    must_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void sb_buf_printf(sb_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    must_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void sb_buf_put_json_string(sb_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    must_reserve(b, n + 2);
+    sb_buf_putc(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_buf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': sb_buf_append(b, "\\\"", 2); break;
+        case '\\': sb_buf_append(b, "\\\\", 2); break;
+        case '\n': sb_buf_append(b, "\\n", 2); break;
+        case '\r': sb_buf_append(b, "\\r", 2); break;
+        case '\t': sb_buf_append(b, "\\t", 2); break;
+        default: {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            sb_buf_append(b, esc, 6);
+        }
+        }
+    }
+    sb_buf_append(b, s + run, n - run);
+    sb_buf_putc(b, '"');
+}
+
+void sb_buf_reset(sb_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void sb_buf_free(sb_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *sb_buf_steal(sb_buf_t *b)
+{
+    if (b->data == NULL)
+        return strdup("");
+    char *p = b->data;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}

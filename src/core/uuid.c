@@ -1,0 +1,104 @@
+#include "core/uuid.h"
+#include "core/error.h"
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+
+static void random_bytes(uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+        }
+    }
+}
+
+void sb_uuid_v4(sb_uuid_t *out)
+{
+    random_bytes(out->b, 16);
+    out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x40);
+    out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
+}
+
+void sb_uuid_v7(sb_uuid_t *out)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    random_bytes(out->b + 6, 10);
+    for (int i = 0; i < 6; i++)
+        out->b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x70);
+    out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
+}
+
+void sb_uuid_from_name(sb_uuid_t *out, const sb_uuid_t *ns, const char *name, size_t len)
+{
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+    EVP_DigestUpdate(ctx, ns->b, 16);
+    EVP_DigestUpdate(ctx, name, len);
+    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    EVP_MD_CTX_free(ctx);
+    memcpy(out->b, digest, 16);
+    out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x50);
+    out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
+}
+
+void sb_uuid_format(const sb_uuid_t *u, char out[SB_UUID_STRLEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[u->b[i] >> 4];
+        *p++ = hex[u->b[i] & 15];
+    }
+    *p = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int sb_uuid_parse(const char *s, size_t len, sb_uuid_t *out)
+{
+    if (len != SB_UUID_STRLEN)
+        return SB_EINVAL;
+    int j = 0;
+    for (size_t i = 0; i < len;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return SB_EINVAL;
+            i++;
+            continue;
+        }
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return SB_EINVAL;
+        out->b[j++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+bool sb_uuid_is_nil(const sb_uuid_t *u)
+{
+    static const uint8_t zero[16];
+    return memcmp(u->b, zero, 16) == 0;
+}

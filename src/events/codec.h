@@ -1,0 +1,47 @@
+/* The event codec: payloads and metadata are stored as msgpack maps and shown as JSON.
+ *
+ * Every msgpack type converts to JSON: strings (validated UTF-8), integers of every width, floats
+ * (NaN and infinities, which JSON lacks, become null), booleans, nil, arrays, maps (string keys;
+ * integer and boolean keys are written as their decimal/literal text), and binary and extension
+ * data as base64 strings.  Malformed msgpack, invalid UTF-8, trailing bytes and nesting deeper than
+ * SB_CODEC_MAX_DEPTH are rejected with an error, never a crash. */
+#ifndef SB_EVENTS_CODEC_H
+#define SB_EVENTS_CODEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+#define SB_CODEC_MAX_DEPTH 64
+
+/* Appends the JSON text of the msgpack value in mp[0..len) to out.  The whole input must be one
+ * value.  0, or SB_ECODEC / SB_EUTF8 with a short reason in err (out may hold a partial value:
+ * callers reset it). */
+int sb_codec_to_json(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen);
+
+/* Decodes msgpack into a jansson value (same rules as above; binary becomes a base64 string).
+ * On success *out is a new reference. */
+int sb_codec_to_jansson(const char *mp, size_t len, json_t **out, char *err, size_t errlen);
+
+/* Appends the msgpack encoding of a jansson value to out (objects become maps, integers the
+ * smallest msgpack integer, reals float64).  0 or SB_ECODEC (depth). */
+int sb_codec_from_jansson(const json_t *j, sb_buf_t *out);
+
+/* Parses JSON text (which must be an object) and encodes it as a msgpack map.  0, or SB_ECODEC /
+ * SB_EUTF8 with the reason in err. */
+int sb_codec_from_json_text(const char *json, size_t len, sb_buf_t *out, char *err, size_t errlen);
+
+/* True when mp[0..len) is exactly one well-formed msgpack map satisfying the rules above. */
+bool sb_codec_is_valid_map(const char *mp, size_t len);
+
+/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
+bool sb_utf8_is_valid(const char *s, size_t len);
+
+/* Standard base64 with padding, appended to out. */
+void sb_base64_encode(const void *p, size_t n, sb_buf_t *out);
+/* Decodes standard base64 (padding optional, no whitespace) into out; 0 or SB_EINVAL. */
+int sb_base64_decode(const char *s, size_t n, sb_buf_t *out);
+
+#endif
