@@ -1,0 +1,79 @@
+/* Appending to the event log with group commit.
+ *
+ * Each loop has one appender with its own connection.  A command is a list of events for one
+ * stream with the version the stream is expected to be at.  Commands submitted while a commit is in
+ * flight wait and go to PostgreSQL together in the next transaction (one pipelined round trip:
+ * BEGIN, the log lock, one INSERT for the whole batch, NOTIFY, COMMIT), so throughput grows with
+ * concurrency.  Each command is atomic: all of its events are stored or none.  A command whose
+ * expected version does not match gets SB_ECONFLICT and stores nothing, without failing the others
+ * in its batch.  Callbacks fire only after COMMIT succeeded (or failed).
+ *
+ * Ordering: every append transaction holds one advisory lock from before its version checks to its
+ * commit, so positions are drawn in commit order and a reader following the log by position never
+ * skips an event (docs/event-log.md). */
+#ifndef SB_EVENTS_APPEND_H
+#define SB_EVENTS_APPEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "events/event.h"
+
+typedef struct sb_appender_s sb_appender_t;
+typedef struct sb_append_s sb_append_t;
+
+/* The outcome of one command.
+ *   status 0:            stored; first_position..last_position, new version = version.
+ *   status SB_ECONFLICT: nothing stored; version holds the stream's current version.
+ *   status SB_EUNKNOWN:  the connection broke during COMMIT: the command may or may not be stored
+ *                        (read the stream to find out).
+ *   other negative:      nothing stored (SB_EDB with message, SB_EDBDOWN, SB_ESHUTDOWN, SB_EINVAL). */
+typedef void (*sb_append_cb)(sb_append_t *a, int status);
+
+struct sb_append_s {
+    /* set by the caller; borrowed until the callback */
+    const char *stream;       /* "<category>-<uuid>" */
+    int64_t expected_version; /* SB_VERSION_ANY, SB_VERSION_NO_STREAM, or the current version */
+    bool has_workspace;
+    sb_uuid_t workspace;
+    const sb_new_event_t *events;
+    int nevents; /* 1..SB_APPEND_MAX_EVENTS */
+    sb_append_cb cb;
+    void *data;
+    /* set for the callback */
+    int64_t first_position;
+    int64_t last_position;
+    int64_t version;
+    int64_t recorded_at_us;
+    const char *error; /* server message for SB_EDB; valid during the callback */
+    /* internal */
+    sb_append_t *_next;
+    uint64_t _submitted_ns;
+};
+
+#define SB_APPEND_MAX_EVENTS 64
+#define SB_APPEND_MAX_EVENT_BYTES (1024 * 1024) /* payload + metadata per event */
+
+typedef struct sb_appender_stats_s {
+    uint64_t commands;
+    uint64_t events;
+    uint64_t conflicts;
+    uint64_t batches;
+    uint64_t failures;
+    int queued;
+} sb_appender_stats_t;
+
+/* Creates the appender for loop with its own connection.  NULL on allocation failure. */
+sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo);
+/* Fails queued commands with SB_ESHUTDOWN, lets the in-flight batch finish, then closes. */
+void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data);
+
+/* Submits a command; call on the appender's loop.  The callback fires later, never inside this
+ * call.  Invalid commands (bad stream name, no events, too many or too big events, malformed
+ * payload) fail with SB_EINVAL from the callback. */
+void sb_append(sb_appender_t *ap, sb_append_t *a);
+
+void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out);
+
+#endif

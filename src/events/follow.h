@@ -1,0 +1,74 @@
+/* Following the log: one follower per process reads newly committed events in position order and
+ * hands them to every subscriber, on the subscriber's own loop, exactly once and in order.
+ *
+ * The follower LISTENs for the appenders' NOTIFY and also polls on a short timer (100 ms), so a
+ * lost notification or a reconnect only adds latency.  It reads pages of events after its head and
+ * publishes each page as an immutable, reference-counted batch covering the position range
+ * (from, to]: every committed event in that range is in the batch (docs/event-log.md explains why
+ * positions become visible in order).
+ *
+ * A subscriber starts at any position.  While it is behind the follower's head it reads the log
+ * itself, in pages, on its own loop's connection; then it switches to live batches, skipping what
+ * it already has and re-reading any range it missed, so the hand-over neither skips nor repeats.
+ * A subscriber that falls too far behind live delivery (SB_FOLLOW_MAX_QUEUED batches) drops back
+ * to reading the log. */
+#ifndef SB_EVENTS_FOLLOW_H
+#define SB_EVENTS_FOLLOW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "db/pg.h"
+#include "events/event.h"
+#include "events/read.h"
+
+typedef struct sb_follower_s sb_follower_t;
+typedef struct sb_sub_s sb_sub_t;
+
+#define SB_FOLLOW_PAGE 1000
+#define SB_FOLLOW_MAX_QUEUED 64
+
+/* An immutable run of events.  Consumers receive it during the callback only; sb_batch_ref() to
+ * keep it longer, sb_batch_unref() to release (thread-safe). */
+typedef struct sb_batch_s {
+    _Atomic int refs;
+    int64_t from; /* exclusive */
+    int64_t to;   /* inclusive: every committed event with from < position <= to is here */
+    int n;
+    sb_event_t *events;
+    /* the events' strings and bytes live in one block after the struct */
+} sb_batch_t;
+
+void sb_batch_ref(sb_batch_t *b);
+void sb_batch_unref(sb_batch_t *b);
+
+/* Delivers events with position > the subscriber's position, in order, on the subscriber's loop.
+ * The events are borrowed for the call.  To process asynchronously, call sb_sub_pause() before
+ * returning and sb_sub_resume() when done: nothing more is delivered meanwhile. */
+typedef void (*sb_sub_cb)(sb_sub_t *s, const sb_event_t *events, int n, void *data);
+
+/* Starts the follower on loop with its own connection, beginning at the log's current end (only
+ * subscribers care about older events).  NULL on allocation failure. */
+sb_follower_t *sb_follower_open(sb_loop_t *loop, const char *conninfo);
+/* Stops following; subscribers get nothing more.  Call on the follower's loop after every
+ * subscriber is closed. */
+void sb_follower_close(sb_follower_t *f, void (*on_closed)(void *data), void *data);
+/* The last position the follower has published (any thread). */
+int64_t sb_follower_head(const sb_follower_t *f);
+
+/* Subscribes on the calling loop (which must have a query connection in loop->db, or pg given).
+ * Delivers every event matching filter (copied; may be NULL) with position > after.  Returns NULL
+ * on allocation failure. */
+sb_sub_t *sb_follower_subscribe(sb_follower_t *f, sb_pg_t *pg, int64_t after, const sb_log_filter_t *filter,
+                                sb_sub_cb cb, void *data);
+/* Stops delivery and frees the subscription (on its loop; not from inside its own callback: use
+ * it after the callback returns, or pause first). */
+void sb_sub_close(sb_sub_t *s);
+void sb_sub_pause(sb_sub_t *s);
+void sb_sub_resume(sb_sub_t *s);
+/* The position of the last event delivered or skipped by the filter. */
+int64_t sb_sub_position(const sb_sub_t *s);
+
+#endif
