@@ -545,11 +545,10 @@ static bool send_one(sb_pg_t *pg, sb_pg_req_t *req)
             if (remember_prepared(pg, s->name) != 0)
                 return false;
         }
-        int ok = s->name != NULL
-                     ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->values, s->lengths, s->formats,
-                                           s->result_format)
-                     : PQsendQueryParams(pg->conn, s->sql, s->nparams, NULL, s->values, s->lengths,
-                                         s->formats, s->result_format);
+        int ok = s->name != NULL ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->values, s->lengths,
+                                                       s->formats, s->result_format)
+                                 : PQsendQueryParams(pg->conn, s->sql, s->nparams, NULL, s->values,
+                                                     s->lengths, s->formats, s->result_format);
         if (!ok)
             return false;
         req->_expect[req->_nexpect++] = (signed char)i;
@@ -821,7 +820,9 @@ static void maybe_finalize(sb_pg_t *pg)
 
 void sb_pg_array_begin(sb_pg_array_t *a, uint32_t elem_oid)
 {
-    memset(a, 0, sizeof(*a));
+    sb_buf_reset(&a->buf); /* keeps the memory of an earlier use */
+    a->count = 0;
+    a->has_null = false;
     a->elem_oid = elem_oid;
     /* Room for the header, written by finish: ndim, has_null, oid, size, lbound. */
     static const char zero[20];

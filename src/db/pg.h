@@ -64,8 +64,8 @@ struct sb_pg_req_s {
     /* internal */
     sb_pg_req_t *_next;
     uint64_t _deadline;
-    int _nexpect; /* results still to come: prepares + statements */
-    int _cursor;  /* index into _expect */
+    int _nexpect;                             /* results still to come: prepares + statements */
+    int _cursor;                              /* index into _expect */
     signed char _expect[2 * SB_PG_MAX_STMTS]; /* >= 0: statement index; -1 - i: prepare of statement i */
 };
 
@@ -120,8 +120,11 @@ typedef struct sb_pg_array_s {
     int32_t count;
     bool has_null;
 } sb_pg_array_t;
-void sb_pg_array_begin(sb_pg_array_t *a, uint32_t elem_oid); /* INT8OID, INT4OID, TEXTOID, BYTEAOID, UUIDOID */
-void sb_pg_array_add(sb_pg_array_t *a, const void *elem, int32_t len); /* len -1 = NULL; ints in host order are converted */
+/* Starts (or restarts, reusing its memory) an array of elem_oid elements.  a must be zeroed
+ * before its first use. */
+void sb_pg_array_begin(sb_pg_array_t *a, uint32_t elem_oid);
+void sb_pg_array_add(sb_pg_array_t *a, const void *elem,
+                     int32_t len); /* len -1 = NULL; ints in host order are converted */
 void sb_pg_array_add_int8(sb_pg_array_t *a, int64_t v);
 void sb_pg_array_add_int4(sb_pg_array_t *a, int32_t v);
 /* Finishes the encoding: the out and len results point into a->buf until sb_pg_array_free. */

@@ -77,8 +77,8 @@ struct sb_appender_s {
     void *closed_data;
 };
 
-static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT,  SB_OID_INT8, SB_OID_UUID,  SB_OID_INT4,
-                                             SB_OID_INT4,  SB_OID_TEXT, SB_OID_BYTEA, SB_OID_BYTEA};
+static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT, SB_OID_INT8, SB_OID_UUID,  SB_OID_INT4,
+                                             SB_OID_INT4, SB_OID_TEXT, SB_OID_BYTEA, SB_OID_BYTEA};
 
 static void kick(sb_appender_t *ap);
 
@@ -170,10 +170,8 @@ static void send_batch(sb_appender_t *ap)
         memset(ap->seen_gen, 0, sizeof(ap->seen_gen));
         ap->gen = 1;
     }
-    for (int p = 0; p < NPARAMS; p++) {
-        sb_buf_reset(&ap->arr[p].buf);
+    for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
-    }
     int limit = ap->solo_mode ? 1 : MAX_BATCH_COMMANDS;
     size_t bytes = 0;
     ap->nbatch = 0;
@@ -229,8 +227,7 @@ static void send_batch(sb_appender_t *ap)
                                       .values = ap->values,
                                       .lengths = ap->lengths,
                                       .formats = ap->formats};
-    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events",
-                                      .sql = "SELECT pg_notify('sb_events', '')"};
+    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events", .sql = "SELECT pg_notify('sb_events', '')"};
     ap->req.nstmts = 3;
     ap->req.cb = on_batch_done;
     ap->req.data = ap;

@@ -29,9 +29,9 @@ struct sb_sub_s {
     void *data;
     int64_t position;
     int mode;
-    bool reading;   /* a catch-up read is in flight */
+    bool reading; /* a catch-up read is in flight */
     bool paused;
-    bool closed;    /* freed once the in-flight read returns */
+    bool closed; /* freed once the in-flight read returns */
     bool in_cb;
     int64_t read_head; /* the follower's head when the in-flight read was issued */
     sb_read_t read;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENT_COLUMNS                                                                                   \
-    "position, version, (extract(epoch FROM recorded_at) * 1000000)::int8, stream, type, "             \
+#define EVENT_COLUMNS                                                                                        \
+    "position, version, (extract(epoch FROM recorded_at) * 1000000)::int8, stream, type, "                   \
     "workspace_id, payload, metadata"
 
 static int64_t get_int8(const char *p)
@@ -262,8 +262,9 @@ void sb_read_log(sb_pg_t *pg, sb_read_t *r, int64_t after, const sb_log_filter_t
     int limit_param = r->_nparams + 1;
     r->_params[r->_nparams++] = strdup(v);
     sb_buf_t sql = SB_BUF_INIT;
-    sb_buf_printf(&sql, "SELECT " EVENT_COLUMNS " FROM events WHERE position > $1::int8%s ORDER BY position LIMIT $%d",
-                  where, limit_param);
+    sb_buf_printf(
+        &sql, "SELECT " EVENT_COLUMNS " FROM events WHERE position > $1::int8%s ORDER BY position LIMIT $%d",
+        where, limit_param);
     free(where);
     r->_sql = sb_buf_steal(&sql);
     submit(pg, r);
