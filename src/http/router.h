@@ -35,7 +35,12 @@ const char *sb_route_param(const sb_route_params_t *params, const char *name);
 /* A handler.  Runs on the loop that received the request.  It must answer the request exactly
  * once, now or later on the same loop (e.g. with sb_http_send_json from http/response.h), and then
  * return 0; or, without having answered, return a negative SB_E* / UV_E* code, which the server
- * turns into the matching JSON error (SB_EINVAL -> 400, SB_ENOTFOUND -> 404, ...). */
+ * turns into the matching JSON error (SB_EINVAL -> 400, SB_ENOTFOUND -> 404, ...).
+ *
+ * A handler that answers later must not outlive the request: an HTTP/2 client may reset its
+ * stream, and h2o then disposes the request (and its pool) at once.  Allocate the pending state's
+ * link to the request with h2o_mem_alloc_shared(&req->pool, ..., on_dispose) and let on_dispose
+ * mark the request gone, so the late reply is dropped instead of touching freed memory. */
 typedef int (*sb_route_cb)(h2o_req_t *req, const sb_route_params_t *params, void *data);
 
 typedef struct sb_route_s {
