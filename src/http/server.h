@@ -7,6 +7,9 @@
  * HTTP/2 with prior knowledge (h2o's HTTP/1 parser hands a "PRI * HTTP/2.0" preface over to its
  * HTTP/2 code) and, with a certificate, TLS with ALPN h2 / http/1.1.
  *
+ * The process must ignore SIGPIPE (serve does): a peer that closes early makes writes fail with
+ * EPIPE, which h2o handles, instead of killing the process.
+ *
  * Life cycle, in this order:
  *   main thread:  sb_http_server_create, register routes on sb_http_server_router,
  *                 sb_http_server_set_ready_cb, sb_http_server_listen;
