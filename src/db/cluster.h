@@ -16,8 +16,13 @@
  * cluster's socket.  Caller frees. */
 char *sb_db_conninfo(const sb_config_t *cfg);
 
-/* The embedded cluster's connection string for data_dir.  Caller frees. */
+/* The embedded cluster's connection string for data_dir (its switchboard database).  Caller frees;
+ * NULL only when out of memory or the path is too long. */
 char *sb_cluster_conninfo(const char *data_dir);
+
+/* The same for another database of the embedded cluster (tests create one per test).  Caller
+ * frees. */
+char *sb_cluster_conninfo_db(const char *data_dir, const char *dbname);
 
 /* Creates the cluster if absent (initdb), starts it if not running, waits until it accepts
  * connections and makes sure the switchboard database exists.  *started is set when this call
