@@ -191,6 +191,7 @@ static bool postmaster_alive(const paths_t *p, long pid)
 
 /* ---- directories ---------------------------------------------------------------------------- */
 
+/* mkdir -p: the directories above path get 0755 (less the umask), path itself mode. */
 static int mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
@@ -200,7 +201,7 @@ static int mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
             continue;
         char c = *s;
         *s = '\0';
-        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+        if (mkdir(tmp, c == '\0' ? mode : 0755) != 0 && errno != EEXIST)
             return sb__cluster_fail(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         if (!is_dir(tmp))
             return sb__cluster_fail(err, errlen, "%s is in the way: it is not a directory", tmp);
@@ -240,11 +241,12 @@ static int remove_tree(const char *path)
     return nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Makes a directory that only the server's account may use (mode 0700).  One we did not create
- * under /tmp must already belong to that account: anyone can make directories there. */
+/* Makes a directory that only the server's account may use (mode 0700).  Under /tmp anyone can
+ * make directories: one we did not create must belong to that account or to root. */
 static int private_dir(const char *path, const sb__runas_t *ra, bool in_tmp, char *err, size_t errlen)
 {
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+    bool created = mkdir(path, 0700) == 0;
+    if (!created && errno != EEXIST)
         return sb__cluster_fail(err, errlen, "cannot create %s: %s", path, strerror(errno));
     struct stat st;
     if (lstat(path, &st) != 0)
@@ -252,7 +254,7 @@ static int private_dir(const char *path, const sb__runas_t *ra, bool in_tmp, cha
     if (!S_ISDIR(st.st_mode))
         return sb__cluster_fail(err, errlen, "%s is in the way: it is not a directory", path);
     if (st.st_uid != ra->uid) {
-        if (in_tmp)
+        if (in_tmp && !created && st.st_uid != 0)
             return sb__cluster_fail(err, errlen, "%s belongs to another user (uid %u): remove it", path,
                                     (unsigned)st.st_uid);
         if (geteuid() != 0) {
@@ -279,9 +281,15 @@ static int prepare_dirs(const paths_t *p, const sb__runas_t *ra, char *err, size
     int r = mkdir_p(p->base, 0700, err, errlen);
     if (r != 0)
         return r;
-    if (access(p->base, W_OK | X_OK) != 0 && !exists(p->pg))
-        return sb__cluster_fail(err, errlen, "data directory %s is not writable: %s", p->base,
-                                strerror(errno));
+    if (access(p->base, W_OK | X_OK) != 0) {
+        int e = errno;
+        struct passwd *pw = stat(p->base, &st) == 0 && st.st_uid != geteuid() ? getpwuid(st.st_uid) : NULL;
+        if (pw != NULL)
+            return sb__cluster_fail(err, errlen,
+                                    "data directory %s belongs to %s: run as that user or as root", p->base,
+                                    pw->pw_name);
+        return sb__cluster_fail(err, errlen, "data directory %s is not writable: %s", p->base, strerror(e));
+    }
     if (ra->switch_user && stat(p->base, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & S_IXOTH)) {
         /* Our own data directory: let the server's account pass through it (not list it). */
         if (chmod(p->base, (st.st_mode & 07777) | S_IXOTH) != 0)

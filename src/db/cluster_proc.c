@@ -199,8 +199,8 @@ int sb__pg_find_binaries(int want, sb__pgbin_t *bin, char *err, size_t errlen)
     const char *env = getenv("SWITCHBOARD_PG_BIN");
     if (env != NULL && *env != '\0') {
         if (!has_binaries(env))
-            return sb__cluster_fail(
-                err, errlen, BINARIES_MISSING " in %s (SWITCHBOARD_PG_BIN) " SB__PG_BINARIES_HINT, env);
+            return sb__cluster_fail(err, errlen,
+                                    BINARIES_MISSING " in SWITCHBOARD_PG_BIN=%s " SB__PG_BINARIES_HINT, env);
         snprintf(bin->dir, sizeof(bin->dir), "%s", env);
         if (want > 0) {
             bin->major = binaries_version(env);

@@ -545,11 +545,10 @@ static bool send_one(sb_pg_t *pg, sb_pg_req_t *req)
             if (remember_prepared(pg, s->name) != 0)
                 return false;
         }
-        int ok = s->name != NULL
-                     ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->values, s->lengths, s->formats,
-                                           s->result_format)
-                     : PQsendQueryParams(pg->conn, s->sql, s->nparams, NULL, s->values, s->lengths,
-                                         s->formats, s->result_format);
+        int ok = s->name != NULL ? PQsendQueryPrepared(pg->conn, s->name, s->nparams, s->values, s->lengths,
+                                                       s->formats, s->result_format)
+                                 : PQsendQueryParams(pg->conn, s->sql, s->nparams, NULL, s->values,
+                                                     s->lengths, s->formats, s->result_format);
         if (!ok)
             return false;
         req->_expect[req->_nexpect++] = (signed char)i;
