@@ -170,13 +170,29 @@ static int pidfile_read(const paths_t *p, pidfile_t *pf)
     return pf->pid > 0 ? 0 : -EINVAL;
 }
 
+/* Is pid a live process?  A process that exited but was not yet reaped still answers kill(); it is
+ * gone all the same (a postmaster's parent is init, and some inits reap slowly). */
+static bool process_running(long pid)
+{
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+        return false;
+    char path[64], stat[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (read_small(path, stat, sizeof(stat)) == 0) {
+        const char *paren = strrchr(stat, ')');
+        if (paren != NULL && paren[1] == ' ' && paren[2] == 'Z')
+            return false;
+    }
+    return true;
+}
+
 /* Is pid the postmaster of this data directory?  A postmaster.pid left by a crash may name a pid
  * that has since been reused by another process (common in containers, where pids restart from
  * 1): PostgreSQL itself would then refuse to start.  The postmaster's working directory is its data
  * directory, which tells the two apart; when it cannot be read we assume the server is ours. */
 static bool postmaster_alive(const paths_t *p, long pid)
 {
-    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+    if (!process_running(pid))
         return false;
     char link[64], cwd[PATH_MAX], real[PATH_MAX];
     snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
@@ -187,6 +203,23 @@ static bool postmaster_alive(const paths_t *p, long pid)
     if (realpath(p->data, real) == NULL)
         return true;
     return strcmp(cwd, real) == 0;
+}
+
+/* After a crash: removes postmaster.pid, and the socket's lock file if it names the same dead
+ * postmaster (or no live process).  PostgreSQL would clear them itself unless the pid is a zombie
+ * or was reused; the caller holds the cluster lock and knows this cluster's server is not running. */
+static void remove_stale_locks(const paths_t *p, long stale_pid)
+{
+    char path[PATH_MAX], buf[64];
+    if (sb__path_fmt(path, "%s/postmaster.pid", p->data)) {
+        sb_log_warn("db", "removing a stale postmaster.pid pid=%ld", stale_pid);
+        unlink(path);
+    }
+    if (sb__path_fmt(path, "%s%s.lock", p->sock, SOCKET_FILE) && read_small(path, buf, sizeof(buf)) == 0) {
+        long pid = strtol(buf, NULL, 10);
+        if (pid == stale_pid || !process_running(pid))
+            unlink(path);
+    }
 }
 
 /* ---- directories ---------------------------------------------------------------------------- */
@@ -654,14 +687,8 @@ int sb_cluster_start(const char *data_dir, bool *started, char *err, size_t errl
         rc = ensure_database(pf.sock[0] == '/' ? pf.sock : p.sock, err, errlen);
         goto out_unlock;
     }
-    if (r == 0 || r == -EINVAL) {
-        /* Left by a crash, and its pid is gone or now belongs to another process. */
-        char path[PATH_MAX];
-        if (sb__path_fmt(path, "%s/postmaster.pid", p.data)) {
-            sb_log_warn("db", "removing a stale postmaster.pid pid=%ld", pf.pid);
-            unlink(path);
-        }
-    }
+    if (r == 0 || r == -EINVAL) /* left by a crash */
+        remove_stale_locks(&p, pf.pid);
     rc = sb__pg_find_binaries(version, &bin, err, errlen);
     if (rc != 0)
         goto out_unlock;
