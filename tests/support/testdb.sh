@@ -29,7 +29,7 @@ check_name() {
 }
 
 admin() {
-    psql "$(conninfo postgres)" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql "$(conninfo postgres)" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null
 }
 
 case "$1" in
