@@ -329,6 +329,8 @@ int sb_cmd_migrate(sb_config_t *cfg, int argc, char **argv)
     bool started = false;
     if (cfg->database_url == NULL && sb_cluster_start(cfg->data_dir, &started, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
+        if (started) /* it came up but the database could not be made: leave nothing behind */
+            sb_cluster_stop(cfg->data_dir, err, sizeof(err));
         return 1;
     }
     int code = 0;
