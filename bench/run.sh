@@ -12,11 +12,7 @@ export SWITCHBOARD_LOG=warn
 
 "$BIN" db start >/dev/null
 trap '"$BIN" db stop >/dev/null' EXIT INT TERM
-BASE=$("$BIN" db url 2>/dev/null || true)
-if [ -z "$BASE" ]; then
-    SOCK=$(sed -n 's/.*host=\([^ ]*\).*/\1/p' "$SWITCHBOARD_DATA_DIR/pg/conninfo" 2>/dev/null || true)
-fi
-PSQL() { psql -X -q -v ON_ERROR_STOP=1 "$BASE" "$@"; }
+BASE=$("$BIN" db conninfo)
 # Fresh database for every run.
 BASE=$(printf '%s' "$BASE" | sed 's/dbname=[^ ]*//')
 PSQL_ADMIN="$BASE dbname=postgres"

@@ -271,7 +271,7 @@ int main(void)
     if (mkdir(dir, 0700) != 0)
         die("mkdir");
     char *ci = sbt_db_create("gap");
-    if (ci == NULL || sbt_db_migrate(ci) != 0)
+    if (ci == NULL || sbt_db_migrate(ci) < 0)
         die("cannot create the test database");
     conninfo = ci;
     for (int i = 0; i < SHARED_STREAMS; i++)
