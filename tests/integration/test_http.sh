@@ -275,6 +275,21 @@ emb_pid=$pid
 wait_ready "http://127.0.0.1:$port/readyz"
 grep -q "serve: database embedded cluster at $embedded_dir/pg (started)" "$tmp/embedded.log" ||
     fail "embedded: no database line"
+# Readiness follows the database: down while the cluster is stopped, back once it returns.
+SWITCHBOARD_DATA_DIR=$embedded_dir "$B" db stop >/dev/null 2>&1 || fail "embedded: db stop failed"
+deadline=$(($(now_ms) + 30000))
+while :; do
+    req "http://127.0.0.1:$port/readyz"
+    [ "$code" = 503 ] && break
+    [ "$(now_ms)" -lt "$deadline" ] || fail "/readyz still $code with the database stopped"
+    sleep 0.05
+done
+expect_body '{"error":{"code":"not_ready","message":"database unavailable","field":null}}' "readyz while down"
+[ "$(header retry-after)" = 1 ] || fail "503 from /readyz without Retry-After"
+req "http://127.0.0.1:$port/healthz"
+expect 200 "healthz with the database stopped"
+SWITCHBOARD_DATA_DIR=$embedded_dir "$B" db start >/dev/null 2>&1 || fail "embedded: db start failed"
+wait_ready "http://127.0.0.1:$port/readyz"
 stop embedded "$emb_pid" 20000
 grep -q "serve: embedded cluster stopped" "$tmp/embedded.log" || fail "embedded: the cluster was not stopped"
 real=$(cd "$embedded_dir/pg/data" && pwd -P)
