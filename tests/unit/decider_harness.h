@@ -240,6 +240,7 @@ typedef json_t *(*h_gen_fn)(const json_t *state, int step, const char **user);
 
 typedef struct h_log_s {
     sb_devent_t *items;
+    char **dumps; /* each payload as first decided: stored events never change */
     int n, cap;
 } h_log_t;
 
@@ -248,7 +249,9 @@ static void h_log_push(h_log_t *log, const char *type, json_t *data)
     if (log->n == log->cap) {
         log->cap = log->cap ? log->cap * 2 : 256;
         log->items = realloc(log->items, (size_t)log->cap * sizeof *log->items);
+        log->dumps = realloc(log->dumps, (size_t)log->cap * sizeof *log->dumps);
     }
+    log->dumps[log->n] = dump(data);
     log->items[log->n].type = type;
     log->items[log->n].data = data;
     log->items[log->n].version = log->n + 1;
@@ -258,9 +261,12 @@ static void h_log_push(h_log_t *log, const char *type, json_t *data)
 
 static void h_log_free(h_log_t *log)
 {
-    for (int i = 0; i < log->n; i++)
+    for (int i = 0; i < log->n; i++) {
         json_decref(log->items[i].data);
+        free(log->dumps[i]);
+    }
     free(log->items);
+    free(log->dumps);
 }
 
 /* Runs `steps` generated commands, evolving the live state event by event, and checks that folding
@@ -310,6 +316,16 @@ static int run_property(const sb_kind_t *k, h_gen_fn gen, const char *ctx_text, 
             json_decref(folded);
         }
     }
+    /* Evolving never changed an event it was given (state and events share no container). */
+    int changed = 0;
+    for (int i = 0; i < log.n; i++) {
+        char *now_dump = dump(log.items[i].data);
+        if (strcmp(now_dump, log.dumps[i]) != 0 && changed++ == 0)
+            fprintf(stderr, "event %d (%s) changed after it was decided:\n  %s\n  %s\n", i, log.items[i].type,
+                    log.dumps[i], now_dump);
+        free(now_dump);
+    }
+    CHECK(changed == 0);
     /* As read back from the log: every payload re-parsed. */
     sb_devent_t *copy = calloc((size_t)log.n + 1, sizeof *copy);
     for (int i = 0; i < log.n; i++) {

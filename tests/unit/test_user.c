@@ -3,19 +3,23 @@
 
 #define ME OWNER
 #define REF "sealed:v1:Zm9vYmFy"
-#define REGISTERED                                                                                      \
-    "[['UserRegistered', {'user_id': '" ME "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF \
-    "', 'registered_at': '" T0 "'}]]"
-#define AWAY                                                                                            \
-    "[['UserRegistered', {'user_id': '" ME "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF \
+#define REGISTERED                                                                                           \
+    "[['UserRegistered', {'user_id': '" ME                                                                   \
+    "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF "', 'registered_at': '" T0       \
+    "'}]]"
+#define AWAY                                                                                                 \
+    "[['UserRegistered', {'user_id': '" ME                                                                   \
+    "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF                                  \
     "'}], ['UserPresenceChanged', {'presence': 'away', 'from': 'offline'}]]"
 
 static const dcase_t cases[] = {
     /* RegisterUser */
     {"register", NULL,
-     "{'type': 'RegisterUser', 'email': ' Ana@Example.COM ', 'name': '  Ana  ', 'credential_ref': '" REF "'}", NULL,
-     "[['UserRegistered', {'user_id': '" ME "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF
-     "', 'registered_at': '" T0 "'}]]"},
+     "{'type': 'RegisterUser', 'email': ' Ana@Example.COM ', 'name': '  Ana  ', 'credential_ref': '" REF "'}",
+     NULL,
+     "[['UserRegistered', {'user_id': '" ME
+     "', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF "', 'registered_at': '" T0
+     "'}]]"},
     {"register twice", REGISTERED,
      "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '" REF "'}", NULL,
      "{'error': [409, 'already_registered']}"},
@@ -25,15 +29,16 @@ static const dcase_t cases[] = {
     {"register without a name", NULL,
      "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': '   ', 'credential_ref': '" REF "'}", NULL,
      "{'error': [400, 'required']}"},
-    {"register without a credential", NULL, "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana'}",
-     NULL, "{'error': [400, 'required']}"},
+    {"register without a credential", NULL,
+     "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana'}", NULL,
+     "{'error': [400, 'required']}"},
     {"a bare argon2 hash never reaches the log", NULL,
      "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': "
      "'$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA'}",
      NULL, "{'error': [400, 'credential_not_sealed']}"},
     {"nor a bcrypt hash", NULL,
-     "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '$2b$12$abc'}", NULL,
-     "{'error': [400, 'credential_not_sealed']}"},
+     "{'type': 'RegisterUser', 'email': 'ana@example.com', 'name': 'Ana', 'credential_ref': '$2b$12$abc'}",
+     NULL, "{'error': [400, 'credential_not_sealed']}"},
     /* ChangePresence */
     {"go online", REGISTERED, "{'type': 'ChangePresence', 'presence': 'online'}", ME,
      "[['UserPresenceChanged', {'presence': 'online', 'from': 'offline', 'at': '" T0 "'}]]"},
@@ -51,7 +56,8 @@ static const dcase_t cases[] = {
      "[['UserProfileUpdated', {'name': 'Ana Lima'}]]"},
     {"new email, normalised", REGISTERED, "{'type': 'UpdateProfile', 'email': 'ANA@lima.example'}", ME,
      "[['UserProfileUpdated', {'email': 'ana@lima.example'}]]"},
-    {"nothing changes", REGISTERED, "{'type': 'UpdateProfile', 'name': 'Ana', 'email': 'ana@example.com'}", ME, "[]"},
+    {"nothing changes", REGISTERED, "{'type': 'UpdateProfile', 'name': 'Ana', 'email': 'ana@example.com'}",
+     ME, "[]"},
     {"bad email in update", REGISTERED, "{'type': 'UpdateProfile', 'email': 'nope'}", ME,
      "{'error': [400, 'invalid_email']}"},
     {"someone else's profile", REGISTERED, "{'type': 'UpdateProfile', 'name': 'X'}", AGENT,
@@ -59,10 +65,13 @@ static const dcase_t cases[] = {
     /* ChangeCredential */
     {"new credential", REGISTERED, "{'type': 'ChangeCredential', 'credential_ref': 'sealed:v1:bmV3'}", ME,
      "[['UserCredentialChanged', {'credential_ref': 'sealed:v1:bmV3'}]]"},
-    {"same credential: nothing", REGISTERED, "{'type': 'ChangeCredential', 'credential_ref': '" REF "'}", ME, "[]"},
-    {"bare hash as new credential", REGISTERED, "{'type': 'ChangeCredential', 'credential_ref': '$argon2i$x'}", ME,
+    {"same credential: nothing", REGISTERED, "{'type': 'ChangeCredential', 'credential_ref': '" REF "'}", ME,
+     "[]"},
+    {"bare hash as new credential", REGISTERED,
+     "{'type': 'ChangeCredential', 'credential_ref': '$argon2i$x'}", ME,
      "{'error': [400, 'credential_not_sealed']}"},
-    {"unknown command", REGISTERED, "{'type': 'DeleteEverything'}", ME, "{'error': [400, 'unknown_command']}"},
+    {"unknown command", REGISTERED, "{'type': 'DeleteEverything'}", ME,
+     "{'error': [400, 'unknown_command']}"},
 };
 
 static json_t *gen(const json_t *state, int step, const char **user)
