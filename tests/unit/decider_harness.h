@@ -13,12 +13,14 @@
 #include "core/error.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int h_failures, h_checks;
+static bool h_quiet; /* run_property says nothing about a run that passed */
 
 #define CHECK(cond)                                                                                          \
     do {                                                                                                     \
@@ -340,8 +342,9 @@ static int run_property(const sb_kind_t *k, h_gen_fn gen, const char *ctx_text, 
     CHECK(largest <= max_state_bytes);
     if (largest > max_state_bytes)
         fprintf(stderr, "state grew to %zu bytes (bound %zu)\n", largest, max_state_bytes);
-    fprintf(stderr, "%s property: %d steps, %d productive, %d events, largest state %zu bytes\n", k->category,
-            steps, productive, log.n, largest);
+    if (!h_quiet)
+        fprintf(stderr, "%s property: %d steps, %d productive, %d events, largest state %zu bytes\n",
+                k->category, steps, productive, log.n, largest);
     free(a);
     free(b);
     json_decref(folded);
