@@ -223,6 +223,8 @@ static int send(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *c
     int64_t send_at;
 
     SB_TRY(read_message(state, cmd, &id, &m, err));
+    if (m != NULL)
+        return 0; /* a retry of a message already decided (ids come from the caller, unique) */
     SB_TRY(sb__need_enum(cmd, "channel", channels, &channel, err));
     bool email = strcmp(channel, "email") == 0;
     SB_TRY(sb__need_str(cmd, "body", 0, email ? EMAIL_BODY_MAX_CHARS : BODY_MAX_CHARS, &body, err));
@@ -242,10 +244,6 @@ static int send(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *c
     /* An SMS with pictures is an MMS. */
     if (strcmp(channel, "sms") == 0 && json_array_size(media) > 0)
         channel = "mms";
-    if (m != NULL) {
-        json_decref(media);
-        return 0; /* a retry of a message already decided */
-    }
     if (opted_out(state, channel)) {
         json_decref(media);
         return sb_reject(err, 409, "opted_out", "channel", "this contact opted out of %s", channel);
@@ -559,8 +557,11 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         }
         json_object_set_new(messages, id, entry);
     } else if (strcmp(t, "MessageQueued") == 0) {
-        if (sb__eq(sb__str(m, "status"), "scheduled"))
+        /* Dispatched at send time: the event carries the content now, the state need not. */
+        if (sb__eq(sb__str(m, "status"), "scheduled")) {
             move(state, id, "queued", NULL);
+            json_object_del(m, "content");
+        }
     } else if (strcmp(t, "MessageScheduleCancelled") == 0) {
         move(state, id, "cancelled", NULL);
     } else if (strcmp(t, "MessageSent") == 0) {
