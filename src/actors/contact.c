@@ -119,10 +119,14 @@ static int read_emails(const json_t *cmd, json_t **out, sb_derror_t *err)
 }
 
 /* A tag: trimmed, 1..64 characters, no control characters.  Returns a new json string. */
-static int read_tag(const json_t *holder, const char *key, const char *field, json_t **out, sb_derror_t *err)
+static int read_tag(const json_t *v, const char *field, json_t **out, sb_derror_t *err)
 {
     json_t *t;
-    SB_TRY(sb__need_text(holder, key, 1, 64, &t, err));
+    if (v == NULL || json_is_null(v))
+        return sb_reject(err, 400, "required", field, "%s is required", field);
+    if (!json_is_string(v))
+        return sb_reject(err, 400, "invalid", field, "tags are strings");
+    SB_TRY(sb__trimmed(json_string_value(v), field, 1, 64, &t, err));
     for (const unsigned char *p = (const unsigned char *)json_string_value(t); *p; p++) {
         if (*p < 0x20 || *p == 0x7f) {
             json_decref(t);
@@ -144,9 +148,8 @@ static int read_tags(const json_t *cmd, json_t **out, sb_derror_t *err)
         return sb_reject(err, 400, "invalid", "tags", "tags must be an array of strings");
     json_t *list = json_array();
     for (size_t i = 0; i < json_array_size(many); i++) {
-        json_t *holder = json_pack("{s:O}", "tag", json_array_get(many, i)), *t;
-        int rc = read_tag(holder, "tag", "tags", &t, err);
-        json_decref(holder);
+        json_t *t;
+        int rc = read_tag(json_array_get(many, i), "tags", &t, err);
         if (rc != 0) {
             json_decref(list);
             return rc;
@@ -345,7 +348,7 @@ static int tag(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ct
                sb_derror_t *err)
 {
     json_t *t;
-    SB_TRY(read_tag(cmd, "tag", "tag", &t, err));
+    SB_TRY(read_tag(json_object_get(cmd, "tag"), "tag", &t, err));
     const json_t *tags = json_object_get(state, "tags");
     if (sb__array_find(tags, json_string_value(t), true) >= 0) {
         json_decref(t);
@@ -362,7 +365,7 @@ static int untag(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *
                  sb_derror_t *err)
 {
     json_t *t;
-    SB_TRY(read_tag(cmd, "tag", "tag", &t, err));
+    SB_TRY(read_tag(json_object_get(cmd, "tag"), "tag", &t, err));
     const json_t *tags = json_object_get(state, "tags");
     int i = sb__array_find(tags, json_string_value(t), true);
     json_decref(t);

@@ -105,12 +105,10 @@ int sb__opt_str(const json_t *cmd, const char *key, size_t min, size_t max, cons
     return sb__need_str(cmd, key, min, max, out, err);
 }
 
-int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, json_t **out, sb_derror_t *err)
+int sb__trimmed(const char *s, const char *field, size_t min, size_t max, json_t **out, sb_derror_t *err)
 {
-    const char *s;
-    *out = NULL;
-    SB_TRY(sb__need_str(cmd, key, 0, (size_t)-1, &s, err));
     size_t start = 0, end = strlen(s);
+    *out = NULL;
     while (start < end && isspace((unsigned char)s[start]))
         start++;
     while (end > start && isspace((unsigned char)s[end - 1]))
@@ -118,13 +116,21 @@ int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, js
     json_t *t = json_stringn(s + start, end - start);
     if (t == NULL)
         return SB_ENOMEM;
-    int rc = check_len(key, json_string_value(t), min, max, err);
+    int rc = check_len(field, json_string_value(t), min, max, err);
     if (rc != 0) {
         json_decref(t);
         return rc;
     }
     *out = t;
     return 0;
+}
+
+int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, json_t **out, sb_derror_t *err)
+{
+    const char *s;
+    *out = NULL;
+    SB_TRY(sb__need_str(cmd, key, 0, (size_t)-1, &s, err));
+    return sb__trimmed(s, key, min, max, out, err);
 }
 
 int sb__need_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)

@@ -31,6 +31,9 @@ int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, con
 /* Optional: absent or null gives *out = NULL. */
 int sb__opt_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
                 sb_derror_t *err);
+/* s (field names it in errors) trimmed of surrounding white space, of min..max code points; a new
+ * json string in *out. */
+int sb__trimmed(const char *s, const char *field, size_t min, size_t max, json_t **out, sb_derror_t *err);
 /* Like sb__need_str, after trimming surrounding white space; returns a new json string in *out. */
 int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, json_t **out, sb_derror_t *err);
 int sb__need_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err);

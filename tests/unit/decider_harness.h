@@ -63,7 +63,7 @@ typedef struct dcase_s {
     const char *cmd;    /* {'type': ..., ...} */
     const char *user;   /* acting user id, or NULL for the system */
     const char *expect; /* [['Type', {subset of data}], ...] (exactly these events, in order), or
-                           {'error': [status, 'code']} */
+                           {'error': [status, 'code']} or {'error': [status, 'code', 'field']} */
     const char *ctx;    /* context override, or NULL for the file's default */
     const char *now;    /* RFC 3339 command time, or NULL for T0 */
 } dcase_t;
@@ -153,7 +153,9 @@ static void run_case(const sb_kind_t *k, const dcase_t *c, const char *default_c
     if (want_err != NULL) {
         int status = (int)json_integer_value(json_array_get(want_err, 0));
         const char *code = json_string_value(json_array_get(want_err, 1));
-        if (rc != SB_EREJECTED || err.status != status || strcmp(err.code, code) != 0 || out.n != 0) {
+        const char *field = json_string_value(json_array_get(want_err, 2)); /* optional */
+        if (rc != SB_EREJECTED || err.status != status || strcmp(err.code, code) != 0 || out.n != 0 ||
+            (field != NULL && strcmp(err.field, field) != 0)) {
             fprintf(stderr, "[%s] want error %d %s, got rc %d status %d code '%s' (%s) with %d events\n",
                     c->name, status, code, rc, err.status, err.code, err.message, out.n);
             for (int i = 0; i < out.n; i++)
