@@ -156,10 +156,14 @@ static void run_case(const sb_kind_t *k, const dcase_t *c, const char *default_c
         const char *field = json_string_value(json_array_get(want_err, 2)); /* optional */
         if (rc != SB_EREJECTED || err.status != status || strcmp(err.code, code) != 0 || out.n != 0 ||
             (field != NULL && strcmp(err.field, field) != 0)) {
-            fprintf(stderr, "[%s] want error %d %s, got rc %d status %d code '%s' (%s) with %d events\n",
-                    c->name, status, code, rc, err.status, err.code, err.message, out.n);
-            for (int i = 0; i < out.n; i++)
-                fprintf(stderr, "    %s %s\n", out.items[i].type, dump(out.items[i].data));
+            fprintf(stderr, "[%s] want error %d %s %s, got rc %d: %d %s field '%s' (%s) with %d events\n",
+                    c->name, status, code, field ? field : "", rc, err.status, err.code, err.field,
+                    err.message, out.n);
+            for (int i = 0; i < out.n; i++) {
+                char *d = dump(out.items[i].data);
+                fprintf(stderr, "    %s %s\n", out.items[i].type, d);
+                free(d);
+            }
             ok = false;
         }
     } else if (rc != 0) {
