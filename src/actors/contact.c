@@ -23,6 +23,7 @@
 #define MAX_TAGS 50
 #define NOTE_MAX_CHARS 10000
 #define MAX_MENTIONS 50
+#define MAX_HANDLES 200
 
 static const char *const optout_channels[] = {"sms", "mms", "whatsapp", "email", NULL};
 
@@ -449,7 +450,9 @@ static json_t *mentions(const char *body, const sb_decide_ctx_t *ctx)
 {
     json_t *ids = json_array();
     const json_t *members = json_object_get(ctx->context, "members");
-    for (const char *p = body; *p && json_array_size(ids) < MAX_MENTIONS; p++) {
+    int looked =
+        0; /* handles compared against every member: bounded, so a note of "@a @a @a ..." stays cheap */
+    for (const char *p = body; *p && json_array_size(ids) < MAX_MENTIONS && looked < MAX_HANDLES; p++) {
         if (*p != '@' || (p > body && (is_handle_char(p[-1]) || p[-1] == '@' || p[-1] == '+')))
             continue;
         const char *h = p + 1;
@@ -460,6 +463,7 @@ static json_t *mentions(const char *body, const sb_decide_ctx_t *ctx)
             n--;
         if (n == 0)
             continue;
+        looked++;
         size_t i;
         const json_t *m;
         json_array_foreach(members, i, m)
