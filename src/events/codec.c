@@ -164,7 +164,8 @@ static int b64_value(unsigned char c)
 }
 
 /* Strict: the padding, when present, must complete the last quantum, and the bits a short final
- * quantum leaves over must be zero, so each byte string has exactly one accepted encoding. */
+ * quantum leaves over must be zero, so each byte string has one accepted encoding (with or without
+ * its padding). */
 int sb_base64_decode(const char *s, size_t n, sb_buf_t *out)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -184,7 +185,7 @@ int sb_base64_decode(const char *s, size_t n, sb_buf_t *out)
     for (; i < n; i++) {
         int v = b64_value(u[i]);
         if (v < 0)
-            return SB_EINVAL;
+            goto fail_restore;
         acc = acc << 6 | (uint32_t)v;
         if (i % 4 == 3) {
             *dst++ = (uint8_t)(acc >> 16);
@@ -196,12 +197,12 @@ int sb_base64_decode(const char *s, size_t n, sb_buf_t *out)
     switch (n % 4) {
     case 2:
         if (acc & 0xf)
-            return SB_EINVAL;
+            goto fail_restore;
         *dst++ = (uint8_t)(acc >> 4);
         break;
     case 3:
         if (acc & 0x3)
-            return SB_EINVAL;
+            goto fail_restore;
         *dst++ = (uint8_t)(acc >> 10);
         *dst++ = (uint8_t)(acc >> 2);
         break;
@@ -209,6 +210,10 @@ int sb_base64_decode(const char *s, size_t n, sb_buf_t *out)
     out->len = (size_t)(dst - (uint8_t *)out->data);
     out->data[out->len] = '\0';
     return 0;
+
+fail_restore:
+    out->data[start] = '\0'; /* the bytes written so far were past out->len */
+    return SB_EINVAL;
 }
 
 /* ---- numbers as text -------------------------------------------------------------------------- */
@@ -271,15 +276,16 @@ typedef enum {
     K_EXT,
     K_ARRAY,
     K_MAP,
+    K_BAD, /* 0xc1, never used */
 } kind_t;
 
 typedef struct tok_s {
     kind_t kind;
     bool b;
-    uint64_t u;     /* K_UINT; the element count for K_ARRAY and K_MAP */
-    int64_t i;      /* K_NEG */
-    double d;       /* K_F32 (exactly widened) and K_F64 */
-    const char *p;  /* K_STR, K_BIN, K_EXT: the bytes, borrowed from the input */
+    uint64_t u;    /* K_UINT; the element count for K_ARRAY and K_MAP */
+    int64_t i;     /* K_NEG */
+    double d;      /* K_F32 (exactly widened) and K_F64 */
+    const char *p; /* K_STR, K_BIN, K_EXT: the bytes, borrowed from the input */
     size_t len;
 } tok_t;
 
@@ -316,75 +322,76 @@ static uint64_t be(const uint8_t *p, size_t n)
     return v;
 }
 
+/* The type bytes 0xc0..0xdf: the kind, and the width of the field after the type byte (the value
+ * of a number, the length of a str/bin/ext, the count of a container).  A fixext has no length
+ * field; its data length is fixlen. */
+static const struct {
+    uint8_t kind, width, fixlen;
+} types[] = {
+    {K_NIL, 0, 0},   {K_BAD, 0, 0},   {K_BOOL, 0, 0}, {K_BOOL, 0, 0}, /* c0: nil, (unused), false, true */
+    {K_BIN, 1, 0},   {K_BIN, 2, 0},   {K_BIN, 4, 0},                  /* c4: bin 8/16/32 */
+    {K_EXT, 1, 0},   {K_EXT, 2, 0},   {K_EXT, 4, 0},                  /* c7: ext 8/16/32 */
+    {K_F32, 4, 0},   {K_F64, 8, 0},                                   /* ca: float 32/64 */
+    {K_UINT, 1, 0},  {K_UINT, 2, 0},  {K_UINT, 4, 0}, {K_UINT, 8, 0}, /* cc: uint 8..64 */
+    {K_NEG, 1, 0},   {K_NEG, 2, 0},   {K_NEG, 4, 0},  {K_NEG, 8, 0},  /* d0: int 8..64 */
+    {K_EXT, 0, 1},   {K_EXT, 0, 2},   {K_EXT, 0, 4},  {K_EXT, 0, 8},  /* d4: fixext 1..8 */
+    {K_EXT, 0, 16},                                                   /* d8: fixext 16 */
+    {K_STR, 1, 0},   {K_STR, 2, 0},   {K_STR, 4, 0},                  /* d9: str 8/16/32 */
+    {K_ARRAY, 2, 0}, {K_ARRAY, 4, 0}, {K_MAP, 2, 0},  {K_MAP, 4, 0},  /* dc: array, map 16/32 */
+};
+_Static_assert(sizeof types / sizeof types[0] == 0xe0 - 0xc0, "one entry per type byte c0..df");
+
 /* Reads the next value's header into t: a scalar whole, a string/bin/ext with its bytes (checked
  * against what is left of the input, strings validated), a container with its count. */
 static int rd_next(rd_t *r, tok_t *t)
 {
     const uint8_t *at = r->p;
-    size_t left = (size_t)(r->end - r->p);
-    if (left == 0)
+    if (r->p == r->end)
         return rd_fail(r, SB_ECODEC, at, "truncated");
     uint8_t c = *r->p++;
-    left--;
-    size_t w = 0;    /* width of the length or value field that follows */
-    int8_t fixext = -1;
     memset(t, 0, sizeof *t);
 
-    if (c <= 0x7f) {
+    if (c <= 0x7f) { /* positive fixint */
         t->kind = K_UINT;
         t->u = c;
         return 0;
     }
-    if (c >= 0xe0) {
+    if (c >= 0xe0) { /* negative fixint */
         t->kind = K_NEG;
         t->i = (int8_t)c;
         return 0;
     }
-    if (c <= 0x8f) {
-        t->kind = K_MAP;
+    if (c <= 0x9f) { /* fixmap, fixarray */
+        t->kind = c <= 0x8f ? K_MAP : K_ARRAY;
         t->u = c & 0x0f;
         goto container;
     }
-    if (c <= 0x9f) {
-        t->kind = K_ARRAY;
-        t->u = c & 0x0f;
-        goto container;
-    }
-    if (c <= 0xbf) {
+    if (c <= 0xbf) { /* fixstr */
         t->kind = K_STR;
         t->len = c & 0x1f;
         goto bytes;
     }
-    switch (c) {
-    case 0xc0: t->kind = K_NIL; return 0;
-    case 0xc2: t->kind = K_BOOL; return 0;
-    case 0xc3: t->kind = K_BOOL; t->b = true; return 0;
-    case 0xc4: case 0xc5: case 0xc6: t->kind = K_BIN; w = (size_t)1 << (c - 0xc4); break;
-    case 0xc7: case 0xc8: case 0xc9: t->kind = K_EXT; w = (size_t)1 << (c - 0xc7); break;
-    case 0xca: t->kind = K_F32; w = 4; break;
-    case 0xcb: t->kind = K_F64; w = 8; break;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: t->kind = K_UINT; w = (size_t)1 << (c - 0xcc); break;
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: t->kind = K_NEG; w = (size_t)1 << (c - 0xd0); break;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-        t->kind = K_EXT;
-        fixext = (int8_t)(c - 0xd4);
-        break;
-    case 0xd9: case 0xda: case 0xdb: t->kind = K_STR; w = (size_t)1 << (c - 0xd9); break;
-    case 0xdc: case 0xdd: t->kind = K_ARRAY; w = (size_t)2 << (c - 0xdc); break;
-    case 0xde: case 0xdf: t->kind = K_MAP; w = (size_t)2 << (c - 0xde); break;
-    default: return rd_fail(r, SB_ECODEC, at, "reserved type byte 0xc1");
-    }
-    if (left < w)
+
+    t->kind = types[c - 0xc0].kind;
+    size_t w = types[c - 0xc0].width;
+    if (t->kind == K_BAD)
+        return rd_fail(r, SB_ECODEC, at, "unused type byte 0xc1");
+    if ((size_t)(r->end - r->p) < w)
         return rd_fail(r, SB_ECODEC, at, "truncated");
     uint64_t v = be(r->p, w);
     r->p += w;
-    left -= w;
 
     switch (t->kind) {
-    case K_UINT: t->u = v; return 0;
+    case K_BOOL:
+        t->b = c == 0xc3;
+        return 0;
+    case K_UINT:
+        t->u = v;
+        return 0;
     case K_NEG: {
         /* Sign-extend from w bytes; a signed encoding of a non-negative number is a K_UINT. */
-        int64_t s = w == 8 ? (int64_t)v : (int64_t)(v ^ (1ull << (8 * w - 1))) - (int64_t)(1ull << (8 * w - 1));
+        uint64_t sign = 1ull << (8 * w - 1);
+        int64_t s = w == 8 ? (int64_t)v : (int64_t)(v ^ sign) - (int64_t)sign;
         if (s >= 0) {
             t->kind = K_UINT;
             t->u = (uint64_t)s;
@@ -400,25 +407,30 @@ static int rd_next(rd_t *r, tok_t *t)
         t->d = f;
         return 0;
     }
-    case K_F64: memcpy(&t->d, &v, 8); return 0;
-    case K_ARRAY: case K_MAP: t->u = v; goto container;
+    case K_F64:
+        memcpy(&t->d, &v, 8);
+        return 0;
+    case K_ARRAY:
+    case K_MAP:
+        t->u = v;
+        goto container;
     case K_EXT:
-        if (fixext >= 0) {
-            t->len = (size_t)1 << fixext;
-        } else {
-            t->len = (size_t)v;
-        }
-        /* The type byte: shown nowhere (the data alone becomes base64) but must be present. */
-        if (left < 1)
+        t->len = w ? (size_t)v : types[c - 0xc0].fixlen;
+        /* The type byte is shown nowhere (the data alone becomes base64) but must be there. */
+        if (r->p == r->end)
             return rd_fail(r, SB_ECODEC, at, "truncated");
         r->p++;
-        left--;
         goto bytes;
-    default: t->len = (size_t)v; goto bytes;
+    case K_STR:
+    case K_BIN:
+        t->len = (size_t)v;
+        goto bytes;
+    default:
+        return 0; /* K_NIL */
     }
 
 bytes:
-    if (t->len > left)
+    if (t->len > (size_t)(r->end - r->p))
         return rd_fail(r, SB_ECODEC, at, "truncated");
     t->p = (const char *)r->p;
     r->p += t->len;
@@ -430,7 +442,7 @@ bytes:
 container:
     /* Every element takes at least one byte: a count beyond what is left is a lie, refused
      * before anything is built for it. */
-    if (t->u > left / (t->kind == K_MAP ? 2 : 1))
+    if (t->u > (size_t)(r->end - r->p) / (t->kind == K_MAP ? 2 : 1))
         return rd_fail(r, SB_ECODEC, at, "truncated");
     return 0;
 }
@@ -467,16 +479,21 @@ static int emit_key(rd_t *r, sb_buf_t *out)
         return rc;
     char num[24];
     switch (t.kind) {
-    case K_STR: return put_string(out, t.p, t.len);
-    case K_UINT: case K_NEG: {
+    case K_STR:
+        return put_string(out, t.p, t.len);
+    case K_UINT:
+    case K_NEG: {
         char *s = fmt_u64(num, t.kind == K_UINT ? t.u : 0 - (uint64_t)t.i, t.kind == K_NEG);
         sb_buf_putc(out, '"');
         sb_buf_append(out, s, (size_t)(num + 24 - s));
         sb_buf_putc(out, '"');
         return 0;
     }
-    case K_BOOL: sb_buf_puts(out, t.b ? "\"true\"" : "\"false\""); return 0;
-    default: return bad_key(r, at);
+    case K_BOOL:
+        sb_buf_puts(out, t.b ? "\"true\"" : "\"false\"");
+        return 0;
+    default:
+        return bad_key(r, at);
     }
 }
 
@@ -489,24 +506,33 @@ static int emit(rd_t *r, sb_buf_t *out, int depth)
         return rc;
     char num[40];
     switch (t.kind) {
-    case K_NIL: sb_buf_append(out, "null", 4); return 0;
-    case K_BOOL: sb_buf_puts(out, t.b ? "true" : "false"); return 0;
-    case K_UINT: case K_NEG: {
+    case K_NIL:
+        sb_buf_append(out, "null", 4);
+        return 0;
+    case K_BOOL:
+        sb_buf_puts(out, t.b ? "true" : "false");
+        return 0;
+    case K_UINT:
+    case K_NEG: {
         /* Written exactly, even above INT64_MAX (valid JSON; jansson reads those only with
          * JSON_DECODE_INT_AS_REAL). */
         char *s = fmt_u64(num, t.kind == K_UINT ? t.u : 0 - (uint64_t)t.i, t.kind == K_NEG);
         sb_buf_append(out, s, (size_t)(num + 24 - s));
         return 0;
     }
-    case K_F32: case K_F64:
+    case K_F32:
+    case K_F64:
         if (!isfinite(t.d)) {
             sb_buf_append(out, "null", 4);
             return 0;
         }
         sb_buf_append(out, num, fmt_real(num, t.d, t.kind == K_F32));
         return 0;
-    case K_STR: return put_string(out, t.p, t.len);
-    case K_BIN: case K_EXT: return b64_append(out, t.p, t.len, true);
+    case K_STR:
+        return put_string(out, t.p, t.len);
+    case K_BIN:
+    case K_EXT:
+        return b64_append(out, t.p, t.len, true);
     case K_ARRAY:
         if ((rc = check_container(r, depth)))
             return rc;
@@ -534,8 +560,10 @@ static int emit(rd_t *r, sb_buf_t *out, int depth)
         }
         sb_buf_putc(out, '}');
         return 0;
+    case K_BAD: /* rd_next refuses it */
+        break;
     }
-    return rd_fail(r, SB_ECODEC, r->p, "unreachable");
+    return rd_fail(r, SB_ECODEC, r->p, "unused type byte 0xc1");
 }
 
 static int rd_finish(rd_t *r, int rc)
@@ -584,13 +612,21 @@ static int build_map(rd_t *r, uint64_t n, json_t *obj, int depth)
         const char *key;
         size_t klen;
         switch (k.kind) {
-        case K_STR: key = k.p; klen = k.len; break;
-        case K_UINT: case K_NEG:
+        case K_STR:
+            key = k.p;
+            klen = k.len;
+            break;
+        case K_UINT:
+        case K_NEG:
             key = fmt_u64(num, k.kind == K_UINT ? k.u : 0 - (uint64_t)k.i, k.kind == K_NEG);
             klen = (size_t)(num + 24 - key);
             break;
-        case K_BOOL: key = k.b ? "true" : "false"; klen = strlen(key); break;
-        default: return bad_key(r, at);
+        case K_BOOL:
+            key = k.b ? "true" : "false";
+            klen = strlen(key);
+            break;
+        default:
+            return bad_key(r, at);
         }
         json_t *v = NULL;
         if ((rc = build(r, &v, depth + 1)))
@@ -612,21 +648,31 @@ static int build(rd_t *r, json_t **out, int depth)
         return rc;
     json_t *j = NULL;
     switch (t.kind) {
-    case K_NIL: j = json_null(); break;
-    case K_BOOL: j = json_boolean(t.b); break;
+    case K_NIL:
+        j = json_null();
+        break;
+    case K_BOOL:
+        j = json_boolean(t.b);
+        break;
     case K_UINT:
         /* json_int_t is 64-bit signed: larger values can only be approximated as reals. */
         j = t.u > INT64_MAX ? json_real((double)t.u) : json_integer((json_int_t)t.u);
         break;
-    case K_NEG: j = json_integer((json_int_t)t.i); break;
-    case K_F32: case K_F64:
+    case K_NEG:
+        j = json_integer((json_int_t)t.i);
+        break;
+    case K_F32:
+    case K_F64:
         if (!isfinite(t.d))
             j = json_null();
         else
             j = json_real(t.kind == K_F32 ? f32_as_shown(t.d) : t.d);
         break;
-    case K_STR: j = json_stringn_nocheck(t.p, t.len); break;
-    case K_BIN: case K_EXT:
+    case K_STR:
+        j = json_stringn_nocheck(t.p, t.len);
+        break;
+    case K_BIN:
+    case K_EXT:
         sb_buf_reset(&r->scratch);
         if (b64_append(&r->scratch, t.p, t.len, false) != 0)
             return rd_fail(r, SB_ENOMEM, at, "out of memory");
@@ -657,6 +703,8 @@ static int build(rd_t *r, json_t **out, int depth)
             return rc;
         }
         break;
+    case K_BAD: /* rd_next refuses it */
+        return rd_fail(r, SB_ECODEC, at, "unused type byte 0xc1");
     }
     if (j == NULL)
         return rd_fail(r, SB_ENOMEM, at, "out of memory");
@@ -743,12 +791,23 @@ static int pack(msgpack_packer *pk, const json_t *j, int depth)
 {
     int rc;
     switch (json_typeof(j)) {
-    case JSON_NULL: msgpack_pack_nil(pk); return 0;
-    case JSON_TRUE: msgpack_pack_true(pk); return 0;
-    case JSON_FALSE: msgpack_pack_false(pk); return 0;
-    case JSON_INTEGER: msgpack_pack_int64(pk, (int64_t)json_integer_value(j)); return 0;
-    case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); return 0;
-    case JSON_STRING: return pack_str(pk, json_string_value(j), json_string_length(j));
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        return 0;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        return 0;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        return 0;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, (int64_t)json_integer_value(j));
+        return 0;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(j));
+        return 0;
+    case JSON_STRING:
+        return pack_str(pk, json_string_value(j), json_string_length(j));
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         if (depth >= SB_CODEC_MAX_DEPTH || n > UINT32_MAX)

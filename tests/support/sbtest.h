@@ -17,8 +17,7 @@
 /* NULL-safe; strings are compared with strcmp. */
 #define CHECK_EQ_STR(a, b) sbtest_check_str((a), (b), #a, #b, __FILE__, __LINE__)
 /* Byte strings of given lengths; differences are shown as hex around the first mismatch. */
-#define CHECK_EQ_MEM(a, alen, b, blen)                                                                  \
-    sbtest_check_mem((a), (alen), (b), (blen), #a, #b, __FILE__, __LINE__)
+#define CHECK_EQ_MEM(a, alen, b, blen) sbtest_check_mem((a), (alen), (b), (blen), #a, #b, __FILE__, __LINE__)
 
 /* Runs fn, naming it in failure reports ("in test_foo"). */
 #define SBTEST_RUN(fn) sbtest_run(#fn, fn)

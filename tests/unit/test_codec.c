@@ -68,8 +68,8 @@ static bool jansson_agrees(const char *mp, size_t len, const char *text)
 {
     json_t *direct = NULL, *parsed = parse_output(text);
     char err[128];
-    bool ok = parsed && sb_codec_to_jansson(mp, len, &direct, err, sizeof err) == 0 &&
-              tree_equal(direct, parsed);
+    bool ok =
+        parsed && sb_codec_to_jansson(mp, len, &direct, err, sizeof err) == 0 && tree_equal(direct, parsed);
     json_decref(direct);
     json_decref(parsed);
     return ok;
@@ -88,28 +88,28 @@ static char *to_json(const char *mp, size_t len, int *rc)
 }
 
 /* mp is a string literal of msgpack bytes. */
-#define EXPECT_JSON(mp, expected)                                                                       \
-    do {                                                                                                \
-        int rc_;                                                                                        \
-        char *s_ = to_json(mp, sizeof(mp) - 1, &rc_);                                                   \
-        if (CHECK_EQ_INT(rc_, 0)) {                                                                     \
-            CHECK_EQ_STR(s_, expected);                                                                 \
-            CHECK(jansson_agrees(mp, sizeof(mp) - 1, s_));                                              \
-        }                                                                                               \
-        free(s_);                                                                                       \
+#define EXPECT_JSON(mp, expected)                                                                            \
+    do {                                                                                                     \
+        int rc_;                                                                                             \
+        char *s_ = to_json(mp, sizeof(mp) - 1, &rc_);                                                        \
+        if (CHECK_EQ_INT(rc_, 0)) {                                                                          \
+            CHECK_EQ_STR(s_, expected);                                                                      \
+            CHECK(jansson_agrees(mp, sizeof(mp) - 1, s_));                                                   \
+        }                                                                                                    \
+        free(s_);                                                                                            \
     } while (0)
 
-#define EXPECT_REJECT_LEN(mp, len, code)                                                                \
-    do {                                                                                                \
-        sb_buf_t b_ = SB_BUF_INIT;                                                                      \
-        json_t *j_ = NULL;                                                                              \
-        char e_[128];                                                                                   \
-        CHECK_EQ_INT(sb_codec_to_json(mp, len, &b_, e_, sizeof e_), code);                              \
-        CHECK(e_[0] != '\0');                                                                           \
-        CHECK_EQ_INT(sb_codec_to_jansson(mp, len, &j_, e_, sizeof e_), code);                           \
-        CHECK(j_ == NULL);                                                                              \
-        CHECK(!sb_codec_is_valid_map(mp, len));                                                         \
-        sb_buf_free(&b_);                                                                               \
+#define EXPECT_REJECT_LEN(mp, len, code)                                                                     \
+    do {                                                                                                     \
+        sb_buf_t b_ = SB_BUF_INIT;                                                                           \
+        json_t *j_ = NULL;                                                                                   \
+        char e_[128];                                                                                        \
+        CHECK_EQ_INT(sb_codec_to_json(mp, len, &b_, e_, sizeof e_), code);                                   \
+        CHECK(e_[0] != '\0');                                                                                \
+        CHECK_EQ_INT(sb_codec_to_jansson(mp, len, &j_, e_, sizeof e_), code);                                \
+        CHECK(j_ == NULL);                                                                                   \
+        CHECK(!sb_codec_is_valid_map(mp, len));                                                              \
+        sb_buf_free(&b_);                                                                                    \
     } while (0)
 #define EXPECT_REJECT(mp, code) EXPECT_REJECT_LEN(mp, sizeof(mp) - 1, code)
 
@@ -177,11 +177,13 @@ static void test_integer_widths(void)
     /* In a jansson tree: int64 exactly; beyond it, the nearest real. */
     json_t *j = NULL;
     char err[128];
-    if (CHECK_EQ_INT(sb_codec_to_jansson("\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, &j, err, sizeof err), 0)) {
+    if (CHECK_EQ_INT(sb_codec_to_jansson("\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, &j, err, sizeof err),
+                     0)) {
         CHECK(json_is_integer(j) && json_integer_value(j) == INT64_MIN);
         json_decref(j);
     }
-    if (CHECK_EQ_INT(sb_codec_to_jansson("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, &j, err, sizeof err), 0)) {
+    if (CHECK_EQ_INT(sb_codec_to_jansson("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, &j, err, sizeof err),
+                     0)) {
         CHECK(json_is_real(j) && json_real_value(j) == 18446744073709551615.0);
         json_decref(j);
     }
@@ -325,13 +327,13 @@ static void test_strings(void)
                 "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc2\x80",
                 "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc2\x80\"");
 
-    EXPECT_REJECT("\xa2\xc0\x80", SB_EUTF8);             /* overlong NUL */
-    EXPECT_REJECT("\xa3\xe0\x80\xaf", SB_EUTF8);         /* overlong '/' */
-    EXPECT_REJECT("\xa4\xf0\x80\x80\xaf", SB_EUTF8);     /* overlong '/' */
-    EXPECT_REJECT("\xa3\xed\xa0\x80", SB_EUTF8);         /* surrogate U+D800 */
-    EXPECT_REJECT("\xa3\xed\xbf\xbf", SB_EUTF8);         /* surrogate U+DFFF */
-    EXPECT_REJECT("\xa4\xf4\x90\x80\x80", SB_EUTF8);     /* U+110000 */
-    EXPECT_REJECT("\xa2\xe2\x82", SB_EUTF8);             /* truncated sequence */
+    EXPECT_REJECT("\xa2\xc0\x80", SB_EUTF8);         /* overlong NUL */
+    EXPECT_REJECT("\xa3\xe0\x80\xaf", SB_EUTF8);     /* overlong '/' */
+    EXPECT_REJECT("\xa4\xf0\x80\x80\xaf", SB_EUTF8); /* overlong '/' */
+    EXPECT_REJECT("\xa3\xed\xa0\x80", SB_EUTF8);     /* surrogate U+D800 */
+    EXPECT_REJECT("\xa3\xed\xbf\xbf", SB_EUTF8);     /* surrogate U+DFFF */
+    EXPECT_REJECT("\xa4\xf4\x90\x80\x80", SB_EUTF8); /* U+110000 */
+    EXPECT_REJECT("\xa2\xe2\x82", SB_EUTF8);         /* truncated sequence */
     EXPECT_REJECT("\xa3"
                   "a\xe2"
                   "b",
@@ -354,14 +356,40 @@ static void test_strings(void)
 static void test_utf8(void)
 {
     static const char *valid[] = {
-        "",         "a",        "\x7f",     "\xc2\x80",         "\xdf\xbf",         "\xe0\xa0\x80",
-        "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
+        "",
+        "a",
+        "\x7f",
+        "\xc2\x80",
+        "\xdf\xbf",
+        "\xe0\xa0\x80",
+        "\xed\x9f\xbf",
+        "\xee\x80\x80",
+        "\xef\xbf\xbf",
+        "\xf0\x90\x80\x80",
+        "\xf4\x8f\xbf\xbf",
     };
     static const char *invalid[] = {
-        "\x80",         "\xbf",         "\xc0\x80",     "\xc1\xbf",     "\xc2",         "\xc2\x7f",
-        "\xc2\xc0",     "\xe0\x80\x80", "\xe0\x9f\xbf", "\xe1\x80",     "\xed\xa0\x80", "\xed\xbf\xbf",
-        "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80",
-        "\xfe",         "\xff",         "\xe2\x82",     "\xf0\x9f\x98",
+        "\x80",
+        "\xbf",
+        "\xc0\x80",
+        "\xc1\xbf",
+        "\xc2",
+        "\xc2\x7f",
+        "\xc2\xc0",
+        "\xe0\x80\x80",
+        "\xe0\x9f\xbf",
+        "\xe1\x80",
+        "\xed\xa0\x80",
+        "\xed\xbf\xbf",
+        "\xf0\x80\x80\x80",
+        "\xf0\x8f\xbf\xbf",
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\xf8\x88\x80\x80\x80",
+        "\xfe",
+        "\xff",
+        "\xe2\x82",
+        "\xf0\x9f\x98",
     };
     for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
         if (!CHECK(sb_utf8_is_valid(valid[i], strlen(valid[i]))))
@@ -432,8 +460,8 @@ static void test_bin_ext(void)
                 "\"YWJj\"");
     EXPECT_JSON("\xc5\x00\x02\xff\x00", "\"/wA=\"");
     EXPECT_JSON("\xc6\x00\x00\x00\x01\xfb", "\"+w==\"");
-    EXPECT_JSON("\xd4\x01\x00", "\"AA==\"");         /* fixext 1 */
-    EXPECT_JSON("\xd5\x01\x00\x01", "\"AAE=\"");     /* fixext 2 */
+    EXPECT_JSON("\xd4\x01\x00", "\"AA==\"");                 /* fixext 1 */
+    EXPECT_JSON("\xd5\x01\x00\x01", "\"AAE=\"");             /* fixext 2 */
     EXPECT_JSON("\xd6\xff\x00\x00\x00\x01", "\"AAAAAQ==\""); /* fixext 4, timestamp type */
     EXPECT_JSON("\xd7\x01"
                 "abcdefgh",
@@ -450,9 +478,9 @@ static void test_bin_ext(void)
     EXPECT_REJECT("\xc4\x02"
                   "a",
                   SB_ECODEC);
-    EXPECT_REJECT("\xd4\x01", SB_ECODEC);  /* fixext 1 without data */
-    EXPECT_REJECT("\xd4", SB_ECODEC);      /* without type */
-    EXPECT_REJECT("\xc7\x01", SB_ECODEC);  /* ext 8 without type */
+    EXPECT_REJECT("\xd4\x01", SB_ECODEC); /* fixext 1 without data */
+    EXPECT_REJECT("\xd4", SB_ECODEC);     /* without type */
+    EXPECT_REJECT("\xc7\x01", SB_ECODEC); /* ext 8 without type */
     EXPECT_REJECT("\xd8\x01"
                   "abc",
                   SB_ECODEC);
@@ -481,14 +509,14 @@ static void test_containers(void)
     EXPECT_JSON("\x81\xcf\xff\xff\xff\xff\xff\xff\xff\xff\x00", "{\"18446744073709551615\":0}");
     EXPECT_JSON("\x82\xc3\x01\xc2\x02", "{\"true\":1,\"false\":2}");
     /* Other keys are refused. */
-    EXPECT_REJECT("\x81\xc0\x01", SB_ECODEC);                  /* nil */
-    EXPECT_REJECT("\x81\xca\x00\x00\x00\x00\x01", SB_ECODEC);  /* float32 */
+    EXPECT_REJECT("\x81\xc0\x01", SB_ECODEC);                 /* nil */
+    EXPECT_REJECT("\x81\xca\x00\x00\x00\x00\x01", SB_ECODEC); /* float32 */
     EXPECT_REJECT("\x81\xcb\x00\x00\x00\x00\x00\x00\x00\x00\x01", SB_ECODEC);
-    EXPECT_REJECT("\x81\x90\x01", SB_ECODEC);                  /* array */
-    EXPECT_REJECT("\x81\x80\x01", SB_ECODEC);                  /* map */
+    EXPECT_REJECT("\x81\x90\x01", SB_ECODEC); /* array */
+    EXPECT_REJECT("\x81\x80\x01", SB_ECODEC); /* map */
     EXPECT_REJECT("\x81\xc4\x01"
                   "a\x01",
-                  SB_ECODEC); /* bin */
+                  SB_ECODEC);                         /* bin */
     EXPECT_REJECT("\x81\xd4\x01\x00\x01", SB_ECODEC); /* ext */
 
     /* A repeated key stays in the text; the jansson tree keeps the last value, as jansson's own
@@ -765,8 +793,8 @@ static void test_from_jansson(void)
     EXPECT_PACKED(json_string("h\xc3\xa9"), "\xa3h\xc3\xa9");
     EXPECT_PACKED(json_pack("[i,s,{}]", 1, "x"), "\x93\x01\xa1x\x80");
     EXPECT_PACKED(json_pack("{s:i,s:[]}", "a", 1, "b"), "\x82\xa1"
-                                                         "a\x01\xa1"
-                                                         "b\x90");
+                                                        "a\x01\xa1"
+                                                        "b\x90");
 
     /* A 40-byte string takes str8. */
     char s40[41];
@@ -890,8 +918,8 @@ static void test_base64(void)
     }
 
     static const char *invalid[] = {
-        "Z",    "Zg=",  "Zg=a", "Zm9vZ", "Zh==",     "Zm9=",     "Zm9v\n",    "Zm 9",  "Zm-_",
-        "====", "=",    "Zg===", "Zg==Zg==", "Zm=v", "Zm9vYmFy=", "\xffZm9",
+        "Z",    "Zg=",  "Zg=a", "Zm9vZ", "Zh==",     "Zm9=", "Zm9v\n",    "Zm 9",
+        "Zm-_", "====", "=",    "Zg===", "Zg==Zg==", "Zm=v", "Zm9vYmFy=", "\xffZm9",
     };
     for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
         sb_buf_t b = SB_BUF_INIT;

@@ -51,21 +51,29 @@ static void test_parse_invalid(void)
         "",
         "contact",
         "contact-",
-        "-" UUID,                                      /* empty category */
-        "contact" UUID,                                /* missing dash */
-        "contact_" UUID,                               /* wrong separator */
-        "contact-" "0190A7C4-1b2c-7d3e-8f4a-5b6c7d8e9f00", /* upper-case hex */
-        "contact-" "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9F00",
-        "contact-" "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f0",  /* uuid one short */
-        "contact-" "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f000", /* one long: "contact-0" category */
-        "contact-" "0190a7c41b2c7d3e8f4a5b6c7d8e9f00",      /* no dashes */
-        "contact-" "0190a7c4-1b2c-7d3e-8f4a5-b6c7d8e9f00",  /* dash misplaced */
-        "contact-" "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9g00",  /* not hex */
-        "contact-" "{190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f0}",
-        "Contact-" UUID,                               /* upper-case category */
-        "1contact-" UUID,                              /* starts with a digit */
-        "_contact-" UUID,                              /* starts with an underscore */
-        "con-tact-" UUID,                              /* dash in the category */
+        "-" UUID,        /* empty category */
+        "contact" UUID,  /* missing dash */
+        "contact_" UUID, /* wrong separator */
+        "contact-"
+        "0190A7C4-1b2c-7d3e-8f4a-5b6c7d8e9f00", /* upper-case hex */
+        "contact-"
+        "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9F00",
+        "contact-"
+        "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f0", /* uuid one short */
+        "contact-"
+        "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f000", /* one long: "contact-0" category */
+        "contact-"
+        "0190a7c41b2c7d3e8f4a5b6c7d8e9f00", /* no dashes */
+        "contact-"
+        "0190a7c4-1b2c-7d3e-8f4a5-b6c7d8e9f00", /* dash misplaced */
+        "contact-"
+        "0190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9g00", /* not hex */
+        "contact-"
+        "{190a7c4-1b2c-7d3e-8f4a-5b6c7d8e9f0}",
+        "Contact-" UUID,  /* upper-case category */
+        "1contact-" UUID, /* starts with a digit */
+        "_contact-" UUID, /* starts with an underscore */
+        "con-tact-" UUID, /* dash in the category */
         "con.tact-" UUID,
         "con tact-" UUID,
         "caf\xc3\xa9-" UUID,
