@@ -110,6 +110,7 @@ static char *to_json(const char *mp, size_t len, int *rc)
         CHECK(j_ == NULL);                                                                                   \
         CHECK(!sb_codec_is_valid_map(mp, len));                                                              \
         sb_buf_free(&b_);                                                                                    \
+        json_decref(j_);                                                                                     \
     } while (0)
 #define EXPECT_REJECT(mp, code) EXPECT_REJECT_LEN(mp, sizeof(mp) - 1, code)
 
@@ -549,6 +550,14 @@ static void test_huge_lengths(void)
                   "abc",
                   SB_ECODEC);
     EXPECT_REJECT("\xdd\xff\xff\xff\xff\x01\x02", SB_ECODEC);
+    /* Refused at the header that lies, not after reading what follows. */
+    char err[128];
+    sb_buf_t out = SB_BUF_INIT;
+    CHECK_EQ_INT(sb_codec_to_json("\x92\xdd\xff\xff\xff\xff\x01\x02", 8, &out, err, sizeof err), SB_ECODEC);
+    CHECK_EQ_STR(err, "truncated at byte 1");
+    CHECK_EQ_INT(sb_codec_to_json("\xdf\x00\x00\x00\x02\x01\x02\x03", 8, &out, err, sizeof err), SB_ECODEC);
+    CHECK_EQ_STR(err, "truncated at byte 0");
+    sb_buf_free(&out);
     EXPECT_REJECT("\xdf\xff\xff\xff\xff\xa1"
                   "a\x01",
                   SB_ECODEC);
