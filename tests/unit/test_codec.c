@@ -344,6 +344,16 @@ static void test_strings(void)
     EXPECT_REJECT("\xa3"
                   "a\0b",
                   SB_EUTF8); /* U+0000: C strings downstream */
+    /* U+0000 anywhere in a long string, inside and after the 8-byte ASCII runs. */
+    for (size_t at = 0; at < 20; at++) {
+        char mp[21] = "\xb4xxxxxxxxxxxxxxxxxxxx";
+        mp[1 + at] = '\0';
+        sb_buf_t b = SB_BUF_INIT;
+        char err[128];
+        if (!CHECK_EQ_INT(sb_codec_to_json(mp, sizeof mp, &b, err, sizeof err), SB_EUTF8))
+            fprintf(stderr, "  nul at %zu\n", at);
+        sb_buf_free(&b);
+    }
     /* A bad key is as bad as a bad value. */
     EXPECT_REJECT("\x81\xa1\xff\x01", SB_EUTF8);
     /* Length beyond the input. */
