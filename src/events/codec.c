@@ -231,6 +231,46 @@ static char *fmt_u64(char buf[24], uint64_t v, bool neg)
     return p;
 }
 
+/* The common case of fmt_real, without printf: a double in [1e-4, 1e15) that is exactly
+ * m / 10^k, as read by strtod, for an integer m below 10^15 (prices, scores, percentages).  For
+ * such m and k both m and 10^k are exact doubles, so the division is correctly rounded just as
+ * strtod is (Clinger's fast path), and the smallest k that works gives the shortest decimal.  The
+ * text is the same as fmt_real's slow path gives: %.15g writes these in positional notation, and
+ * by the DBL_DIG argument below it finds the same digits.  Returns 0 when d is not such a number. */
+static size_t fmt_real_fast(char buf[40], double d)
+{
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    /* If a k-digit decimal fits, a * 10^k is within a hundredth of its digits (15 digits are
+     * far coarser than a double's 53 bits), so rounding it finds them. */
+    uint64_t scale = 1;
+    for (int k = 0; k <= 19; k++, scale *= 10) {
+        double scaled = a * (double)scale;
+        if (scaled >= 1e15)
+            return 0;
+        double m = nearbyint(scaled);
+        if (m / (double)scale != a)
+            continue;
+        char *p = buf, num[24];
+        if (d < 0)
+            *p++ = '-';
+        uint64_t u = (uint64_t)m, frac = u % scale;
+        char *ip = fmt_u64(num, u / scale, false);
+        memcpy(p, ip, (size_t)(num + 24 - ip));
+        p += num + 24 - ip;
+        *p++ = '.';
+        if (k == 0)
+            *p++ = '0';
+        for (int i = k - 1; i >= 0; i--, frac /= 10)
+            p[i] = (char)('0' + frac % 10);
+        p += k;
+        *p = '\0';
+        return (size_t)(p - buf);
+    }
+    return 0;
+}
+
 /* The shortest "%.*g" text that reads back as d (as a float when is_f32), with ".0" added when it
  * would otherwise look like an integer, so JSON readers keep it a real.  d must be finite.
  *
@@ -243,6 +283,9 @@ static char *fmt_u64(char buf[24], uint64_t v, bool neg)
  * exactly.) */
 static size_t fmt_real(char buf[40], double d, bool is_f32)
 {
+    size_t fast = is_f32 ? 0 : fmt_real_fast(buf, d);
+    if (fast)
+        return fast;
     int lo = is_f32 ? FLT_DIG : DBL_DIG, hi = is_f32 ? 9 : 17;
     if (is_f32 ? fabsf((float)d) < FLT_MIN : fabs(d) < DBL_MIN)
         lo = 1;

@@ -4,6 +4,7 @@
 #include "sbtest.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -240,6 +241,61 @@ static int significant_digits(const char *s)
     return first < 0 ? 1 : last - first + 1;
 }
 
+/* What the codec should write for a normal double: %.15g if that reads back (then it is the
+ * shortest, see fmt_real), else %.16g or %.17g, with ".0" when it would look like an integer. */
+static void reference_real(char buf[48], double d)
+{
+    for (int p = DBL_DIG; p <= 17; p++) {
+        snprintf(buf, 40, "%.*g", p, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (strpbrk(buf, ".e") == NULL)
+        strcat(buf, ".0");
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Decimals with up to 15 digits (the printf-free path, and around its edges): the text is the
+ * reference text. */
+static void test_decimal_floats(void)
+{
+    EXPECT_REAL(12.75, false, "12.75");
+    EXPECT_REAL(-0.0001, false, "-0.0001");
+    EXPECT_REAL(0.00012345, false, "0.00012345");
+    EXPECT_REAL(9.9e-05, false, "9.9e-05");
+    EXPECT_REAL(999999999999999.0, false, "999999999999999.0");
+    EXPECT_REAL(1e15, false, "1e+15");
+    EXPECT_REAL(100.5, false, "100.5");
+    EXPECT_REAL(1234567.0, false, "1234567.0");
+    EXPECT_REAL(0.1 + 0.7, false, "0.7999999999999999");
+
+    uint64_t x = 0x243f6a8885a308d3ull;
+    int bad = 0;
+    for (int i = 0; i < 20000 && bad < 5; i++) {
+        char dec[48], want[48];
+        uint64_t m = xorshift(&x) % 1000000000000000ull >> (xorshift(&x) % 50);
+        int k = (int)(xorshift(&x) % 20);
+        snprintf(dec, sizeof dec, "%s%" PRIu64 "e-%d", xorshift(&x) & 1 ? "-" : "", m, k);
+        double d = strtod(dec, NULL);
+        if (fabs(d) < DBL_MIN)
+            continue;
+        reference_real(want, d);
+        char *got = json_of_double(d, false);
+        if (!CHECK(got && strcmp(got, want) == 0)) {
+            fprintf(stderr, "  %s: got %s, want %s\n", dec, got ? got : "NULL", want);
+            bad++;
+        }
+        free(got);
+    }
+}
+
 static void test_floats(void)
 {
     EXPECT_REAL(0.1, false, "0.1");
@@ -280,9 +336,7 @@ static void test_floats(void)
     uint64_t x = 0x9e3779b97f4a7c15ull;
     int bad = 0;
     for (int i = 0; i < 20000 && bad < 5; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift(&x);
         double d;
         memcpy(&d, &x, 8);
         if (!isfinite(d) || (x & 0xfffffffffffffull) == 0)
@@ -292,7 +346,10 @@ static void test_floats(void)
             bad++;
             continue;
         }
-        bool ok = strtod(s, NULL) == d && significant_digits(s) <= shortest_digits(d);
+        char want[48];
+        reference_real(want, d);
+        bool ok = strtod(s, NULL) == d && significant_digits(s) <= shortest_digits(d) &&
+                  (fabs(d) < DBL_MIN || strcmp(s, want) == 0);
         if (!CHECK(ok)) {
             fprintf(stderr, "  %.17g -> %s (shortest %d digits)\n", d, s, shortest_digits(d));
             bad++;
@@ -968,6 +1025,7 @@ int main(void)
     SBTEST_RUN(test_scalars);
     SBTEST_RUN(test_integer_widths);
     SBTEST_RUN(test_floats);
+    SBTEST_RUN(test_decimal_floats);
     SBTEST_RUN(test_strings);
     SBTEST_RUN(test_utf8);
     SBTEST_RUN(test_large_string);
