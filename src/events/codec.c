@@ -280,7 +280,8 @@ static size_t fmt_real_fast(char buf[40], double d)
  * is already shortest.  Most values take one snprintf and one strtod.  Subnormals have fewer
  * significant bits and search from one digit.  (At an exact power of two, where the rounding
  * interval is lopsided, the result can be one digit longer than the minimum; it still reads back
- * exactly.) */
+ * exactly.)  printf and strtod follow LC_NUMERIC: the process must stay in the "C" locale, which
+ * it does as long as nothing calls setlocale. */
 static size_t fmt_real(char buf[40], double d, bool is_f32)
 {
     size_t fast = is_f32 ? 0 : fmt_real_fast(buf, d);

@@ -40,7 +40,10 @@ pkg_libs=$(pkg-config --libs $pkgs)
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cflags="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter $san -I$root/src"
+# The quotes are meant literally: config.c pastes SB_SOURCE_DIR into a C string.
+# shellcheck disable=SC2089
 cflags="$cflags -DSB_SOURCE_DIR=\"$root\" $pkg_cflags"
+# shellcheck disable=SC2090
 export cc cflags
 
 mkdir -p "$out/obj" "$out/corpus" "$out/artifacts"
@@ -55,7 +58,7 @@ objs=""
 for s in $srcs; do
     o="$out/obj/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
     objs="$objs $o"
-    if [ -n "$newest_header" ] || [ ! -f "$o" ] || [ "$root/$s" -nt "$o" ]; then
+    if [ -n "$newest_header" ] || [ ! -f "$o" ] || [ -n "$(find "$root/$s" -newer "$o")" ]; then
         stale="$stale $s:$o"
     fi
 done
@@ -80,7 +83,7 @@ ar rcs "$lib" $objs
 if [ $# -gt 0 ]; then
     names="$*"
 else
-    names=$(cd "$root/tests/fuzz" && for f in fuzz_*.c; do [ -f "$f" ] && basename "$f" .c | sed 's/^fuzz_//'; done)
+    names=$(find "$root/tests/fuzz" -maxdepth 1 -name 'fuzz_*.c' | sed 's|.*/fuzz_||; s/\.c$//' | sort)
 fi
 [ -n "$names" ] || { echo "fuzz: no drivers in tests/fuzz" >&2; exit 0; }
 
@@ -93,7 +96,7 @@ for name in $names; do
         failed="$failed $name"
         continue
     fi
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2090
     if ! $cc $cflags -fsanitize=fuzzer "$src" -o "$bin" "$lib" $pkg_libs -lpthread -lm; then
         echo "fuzz: building fuzz_$name failed" >&2
         failed="$failed $name"
