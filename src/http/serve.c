@@ -7,11 +7,12 @@
  *   start the embedded cluster?
  *   migrate
  *   bind one socket per loop
- *   start the loops  ----------------->  on_loop_start: db connection, HTTP context
+ *   start the loops  ----------------->  on_loop_start: db connection, appender, the follower
+ *                                        (loop 0), HTTP context
  *   wait for every loop's report <-----  report
  *   sigwait
  *   sb_loops_stop  ------------------->  on_loop_stop: HTTP drains (grace period), then the
- *                                        database connection closes
+ *                                        follower, appender and database connection close
  *   sb_loops_join
  *   stop the cluster if we started it
  *
@@ -34,9 +35,13 @@
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg.h"
+#include "events/append.h"
+#include "events/follow.h"
+#include "http/app.h"
 #include "http/server.h"
 
 typedef struct {
+    sb_app_t app;
     sb_http_server_t *http;
     const char *conninfo;
     bool migrated;
@@ -155,12 +160,30 @@ static void report(serve_t *s, int rc)
     uv_mutex_unlock(&s->lock);
 }
 
-static void on_http_stopped(sb_loop_t *loop, void *data)
+sb_app_t *sb_app_current(void)
 {
+    sb_loop_t *loop = sb_loop_current();
+    return loop != NULL && loop->group != NULL ? loop->group->app : NULL;
+}
+
+/* Closes what on_loop_start opened below HTTP, in reverse order. */
+static void close_loop_parts(sb_loop_t *loop, serve_t *s)
+{
+    if (loop->index == 0 && s->app.follower != NULL)
+        sb_follower_stop(s->app.follower);
+    if (loop->appender != NULL) {
+        sb_appender_close(loop->appender, NULL, NULL);
+        loop->appender = NULL;
+    }
     if (loop->db != NULL) {
         sb_pg_close(loop->db, NULL, NULL);
         loop->db = NULL;
     }
+}
+
+static void on_http_stopped(sb_loop_t *loop, void *data)
+{
+    close_loop_parts(loop, data);
 }
 
 static void on_loop_stop(sb_loop_t *loop, void *data)
@@ -173,16 +196,17 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     serve_t *s = data;
     int rc = SB_ENOMEM;
     loop->db = sb_pg_open(&loop->uv, s->conninfo, "query");
-    if (loop->db != NULL)
+    loop->appender = sb_appender_open(&loop->uv, s->conninfo);
+    if (loop->db != NULL && loop->appender != NULL)
+        rc = loop->index == 0 ? sb_follower_start(s->app.follower, loop) : 0;
+    /* Subsystems above the event log start here, in dependency order. */
+    if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
         sb_http_stop(loop, NULL, NULL);
-        if (loop->db != NULL) {
-            sb_pg_close(loop->db, NULL, NULL);
-            loop->db = NULL;
-        }
+        close_loop_parts(loop, s);
     }
     report(s, rc);
 }
@@ -265,7 +289,13 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     uv_mutex_init(&s.lock);
     uv_cond_init(&s.cond);
     sb_loops_t loops;
-    int rc = sb_loops_init(&loops, cfg->threads, on_loop_start, &s);
+    s.app.cfg = cfg;
+    s.app.conninfo = conninfo;
+    s.app.loops = &loops;
+    s.app.http = s.http;
+    s.app.follower = sb_follower_new(conninfo, cfg->threads);
+    int rc = s.app.follower != NULL ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s) : SB_ENOMEM;
+    loops.app = &s.app;
     if (rc != 0) {
         fprintf(stderr, "switchboard: cannot create the worker loops: %s\n", sb_strerror(rc));
         goto out_sync;
@@ -303,6 +333,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "stopped");
 
 out_sync:
+    sb_follower_free(s.app.follower);
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
 out_conninfo:
