@@ -1,7 +1,7 @@
 # Writes a C file holding every schema/NNN_name.sql, in order, as string constants.
 file(GLOB files ${DIR}/*.sql)
 list(SORT files)
-set(out "/* generated from schema/*.sql by scripts/embed_schema.cmake */\n#include \"db/migrate.h\"\n")
+set(out "/* generated from the schema directory by scripts/embed_schema.cmake */\n#include \"db/migrate.h\"\n")
 set(table "const sb_schema_file_t sb_schema_files[] = {\n")
 set(i 0)
 foreach(f ${files})

@@ -15,9 +15,9 @@
 
 /* One event decided by a command, or read back from the log. */
 typedef struct sb_devent_s {
-    const char *type; /* a catalogue name, e.g. "ContactCreated" (static storage) */
-    json_t *data;     /* the payload object; owned by whoever holds the sb_devent_t */
-    int64_t version;  /* stream version once stored; 0 for a freshly decided event */
+    const char *type;       /* a catalogue name, e.g. "ContactCreated" (static storage) */
+    json_t *data;           /* the payload object; owned by whoever holds the sb_devent_t */
+    int64_t version;        /* stream version once stored; 0 for a freshly decided event */
     int64_t recorded_at_us; /* when stored; for a decided event, the command's time */
 } sb_devent_t;
 

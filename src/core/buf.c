@@ -80,11 +80,21 @@ void sb_buf_put_json_string(sb_buf_t *b, const char *s, size_t n)
         sb_buf_append(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': sb_buf_append(b, "\\\"", 2); break;
-        case '\\': sb_buf_append(b, "\\\\", 2); break;
-        case '\n': sb_buf_append(b, "\\n", 2); break;
-        case '\r': sb_buf_append(b, "\\r", 2); break;
-        case '\t': sb_buf_append(b, "\\t", 2); break;
+        case '"':
+            sb_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            sb_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            sb_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            sb_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            sb_buf_append(b, "\\t", 2);
+            break;
         default: {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             sb_buf_append(b, esc, 6);

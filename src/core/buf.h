@@ -14,7 +14,10 @@ typedef struct sb_buf_s {
     size_t cap;
 } sb_buf_t;
 
-#define SB_BUF_INIT {NULL, 0, 0}
+#define SB_BUF_INIT                                                                                          \
+    {                                                                                                        \
+        NULL, 0, 0                                                                                           \
+    }
 
 /* Ensures room for extra more bytes (plus a terminating NUL).  0 or SB_ENOMEM. */
 int sb_buf_reserve(sb_buf_t *b, size_t extra);

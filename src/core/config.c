@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 const char sb_config_flags_help[] =
     "  --database-url URL   libpq connection string (SWITCHBOARD_DATABASE_URL; default: embedded cluster)\n"
     "  --data-dir DIR       state directory (SWITCHBOARD_DATA_DIR; default ./var)\n"
@@ -169,10 +168,10 @@ int sb_config_load(sb_config_t *cfg, int *argc, char **argv, char *err, size_t e
         }
         memcpy(name, a + 2, nlen);
         name[nlen] = '\0';
-        static const char *const ours[] = {"database-url", "data-dir", "listen", "threads", "public-url",
-                                           "master-key", "tls-cert", "tls-key", "twilio-api-base",
-                                           "resend-api-base", "projections-dir", "actor-idle-seconds",
-                                           "log"};
+        static const char *const ours[] = {
+            "database-url",    "data-dir",           "listen",  "threads",         "public-url",
+            "master-key",      "tls-cert",           "tls-key", "twilio-api-base", "resend-api-base",
+            "projections-dir", "actor-idle-seconds", "log"};
         int known = 0;
         for (size_t k = 0; k < sizeof(ours) / sizeof(ours[0]); k++)
             if (strcmp(name, ours[k]) == 0)

@@ -29,10 +29,10 @@ void sb_logv(sb_log_level_t level, const char *subsystem, const char *fmt, va_li
 #define sb_log_error(sub, ...) sb_log(SB_LOG_ERROR, sub, __VA_ARGS__)
 #define sb_log_warn(sub, ...) sb_log(SB_LOG_WARN, sub, __VA_ARGS__)
 #define sb_log_info(sub, ...) sb_log(SB_LOG_INFO, sub, __VA_ARGS__)
-#define sb_log_debug(sub, ...)                                                                          \
-    do {                                                                                                \
-        if (sb_log_enabled(SB_LOG_DEBUG))                                                               \
-            sb_log(SB_LOG_DEBUG, sub, __VA_ARGS__);                                                     \
+#define sb_log_debug(sub, ...)                                                                               \
+    do {                                                                                                     \
+        if (sb_log_enabled(SB_LOG_DEBUG))                                                                    \
+            sb_log(SB_LOG_DEBUG, sub, __VA_ARGS__);                                                          \
     } while (0)
 
 #endif

@@ -3,6 +3,7 @@
 #define SB_CORE_UUID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sb_uuid_s {

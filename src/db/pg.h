@@ -3,8 +3,13 @@
  * One sb_pg_t is one libpq connection in pipeline mode, owned by one loop and used only on that
  * loop's thread.  The socket is watched with uv_poll; nothing here ever blocks.  Requests are
  * pipelined: each is a short list of statements sent back to back and closed by one Sync, and
- * many requests may be in flight at once; their callbacks fire in submission order.  A statement
- * that fails aborts the rest of its own request only.
+ * many requests may be in flight at once; their callbacks fire in submission order.
+ *
+ * A request's statements run as one implicit transaction, committed when PostgreSQL reaches the
+ * request's Sync, so a callback with status 0 means the whole request committed.  A statement that
+ * fails rolls back its request and skips the rest of it; other requests are unaffected.  (Do not
+ * send BEGIN/COMMIT yourself: a failure inside an explicit block would leave the session in an
+ * aborted transaction.)
  *
  * When the server goes away the connection reconnects with exponential backoff (100 ms doubling
  * to 5 s, with jitter).  Requests submitted while disconnected wait for the reconnect up to their
@@ -59,8 +64,8 @@ struct sb_pg_req_s {
     /* internal */
     sb_pg_req_t *_next;
     uint64_t _deadline;
-    int _nexpect; /* results still to come: prepares + statements */
-    int _cursor;  /* index into _expect */
+    int _nexpect;                             /* results still to come: prepares + statements */
+    int _cursor;                              /* index into _expect */
     signed char _expect[2 * SB_PG_MAX_STMTS]; /* >= 0: statement index; -1 - i: prepare of statement i */
 };
 
@@ -115,11 +120,14 @@ typedef struct sb_pg_array_s {
     int32_t count;
     bool has_null;
 } sb_pg_array_t;
-void sb_pg_array_begin(sb_pg_array_t *a, uint32_t elem_oid); /* INT8OID, INT4OID, TEXTOID, BYTEAOID, UUIDOID */
-void sb_pg_array_add(sb_pg_array_t *a, const void *elem, int32_t len); /* len -1 = NULL; ints in host order are converted */
+/* Starts (or restarts, reusing its memory) an array of elem_oid elements.  a must be zeroed
+ * before its first use. */
+void sb_pg_array_begin(sb_pg_array_t *a, uint32_t elem_oid);
+void sb_pg_array_add(sb_pg_array_t *a, const void *elem,
+                     int32_t len); /* len -1 = NULL; ints in host order are converted */
 void sb_pg_array_add_int8(sb_pg_array_t *a, int64_t v);
 void sb_pg_array_add_int4(sb_pg_array_t *a, int32_t v);
-/* Finishes the encoding: *out/*len point into a->buf until sb_pg_array_free. */
+/* Finishes the encoding: the out and len results point into a->buf until sb_pg_array_free. */
 void sb_pg_array_finish(sb_pg_array_t *a, const char **out, int *len);
 void sb_pg_array_free(sb_pg_array_t *a);
 

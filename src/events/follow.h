@@ -49,18 +49,24 @@ void sb_batch_unref(sb_batch_t *b);
  * returning and sb_sub_resume() when done: nothing more is delivered meanwhile. */
 typedef void (*sb_sub_cb)(sb_sub_t *s, const sb_event_t *events, int n, void *data);
 
-/* Starts the follower on loop with its own connection, beginning at the log's current end (only
- * subscribers care about older events).  NULL on allocation failure. */
-sb_follower_t *sb_follower_open(sb_loop_t *loop, const char *conninfo);
-/* Stops following; subscribers get nothing more.  Call on the follower's loop after every
- * subscriber is closed. */
-void sb_follower_close(sb_follower_t *f, void (*on_closed)(void *data), void *data);
-/* The last position the follower has published (any thread). */
+/* Creates a follower for a group of nloops loops (subscribers may live on any of them; loop
+ * indexes 0..nloops-1).  Nothing runs until sb_follower_start.  NULL on allocation failure. */
+sb_follower_t *sb_follower_new(const char *conninfo, int nloops);
+/* Starts following on loop (the caller's thread), with its own LISTENing connection, from the
+ * log's current end (subscribers read older events themselves). */
+int sb_follower_start(sb_follower_t *f, sb_loop_t *loop);
+/* Stops following (on the follower's loop): closes its connection and timer; publishes nothing
+ * more. */
+void sb_follower_stop(sb_follower_t *f);
+/* Frees the follower once every loop has stopped and every subscription is closed. */
+void sb_follower_free(sb_follower_t *f);
+/* The last position the follower has published, or -1 before it knows the log's end (any
+ * thread). */
 int64_t sb_follower_head(const sb_follower_t *f);
 
-/* Subscribes on the calling loop (which must have a query connection in loop->db, or pg given).
- * Delivers every event matching filter (copied; may be NULL) with position > after.  Returns NULL
- * on allocation failure. */
+/* Subscribes on the calling loop (sb_loop_current()), reading catch-up pages through pg (a
+ * connection on that loop).  Delivers every event matching filter (copied; may be NULL) with
+ * position > after.  Returns NULL on allocation failure. */
 sb_sub_t *sb_follower_subscribe(sb_follower_t *f, sb_pg_t *pg, int64_t after, const sb_log_filter_t *filter,
                                 sb_sub_cb cb, void *data);
 /* Stops delivery and frees the subscription (on its loop; not from inside its own callback: use

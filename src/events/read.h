@@ -46,6 +46,7 @@ struct sb_read_s {
     sb_pg_req_t _req;
     char *_params[12];
     int _nparams;
+    int _limit;
     char *_sql;
     sb_event_t *_events;
 };
@@ -63,6 +64,10 @@ void sb_read_stream(sb_pg_t *pg, sb_read_t *r, const char *stream, int64_t after
  * parameter values are appended to params (caller frees each).  Returns the SQL fragment
  * (" AND ..."), caller frees. */
 char *sb_log_filter_sql(const sb_log_filter_t *f, int first_param, char **params, int *nparams);
+
+/* A deep copy of f (NULL on allocation failure); free with sb_log_filter_free. */
+sb_log_filter_t *sb_log_filter_copy(const sb_log_filter_t *f);
+void sb_log_filter_free(sb_log_filter_t *f);
 
 /* True when ev matches f. */
 bool sb_log_filter_match(const sb_log_filter_t *f, const sb_event_t *ev);

@@ -9,7 +9,7 @@
 
 #include "core/uuid.h"
 
-#define SB_CATEGORY_MAX 32                                  /* with the NUL */
+#define SB_CATEGORY_MAX 32                                        /* with the NUL */
 #define SB_STREAM_NAME_MAX (SB_CATEGORY_MAX + SB_UUID_STRLEN + 1) /* category, '-', uuid, NUL */
 
 typedef struct sb_stream_name_s {

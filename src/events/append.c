@@ -1,0 +1,431 @@
+/* Group commit: see append.h and docs/event-log.md.
+ *
+ * A batch is one pipelined request of three statements that PostgreSQL runs as one implicit
+ * transaction, committed at the request's Sync:
+ *   1. SELECT sb_lock_log()      the log's advisory lock, held until commit;
+ *   2. the batch INSERT          checks every command's expected version against the stream's
+ *                                current version (read after the lock, so no other appender can
+ *                                move it) and inserts the events of the commands that pass;
+ *   3. SELECT pg_notify(...)     wakes every follower once the transaction commits.
+ * The INSERT reports per command whether it was stored, so a conflict fails only its command.
+ * Should the batch fail as a whole (e.g. a writer that bypasses the lock hits the unique key),
+ * its commands are retried one per transaction, so only the culprit fails. */
+#include "events/append.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "db/pg.h"
+#include "events/codec.h"
+#include "events/stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BATCH_COMMANDS 2000
+#define MAX_BATCH_BYTES (8 * 1024 * 1024)
+#define SEEN_SLOTS 4096 /* power of two, > 2 * MAX_BATCH_COMMANDS */
+
+static const char batch_sql[] =
+    "WITH c AS ("
+    "  SELECT t.s, t.e, t.w, t.i"
+    "  FROM unnest($1::text[], $2::int8[], $3::uuid[]) WITH ORDINALITY AS t(s, e, w, i)"
+    "), cur AS ("
+    "  SELECT c.i, c.s, c.e, c.w,"
+    "         COALESCE((SELECT max(ev.version) FROM events ev WHERE ev.stream = c.s), 0) AS v"
+    "  FROM c"
+    "), ins AS ("
+    "  INSERT INTO events (stream, version, type, workspace_id, payload, metadata)"
+    "  SELECT cur.s, cur.v + x.k, x.t, cur.w, x.p, x.m"
+    "  FROM unnest($4::int4[], $5::int4[], $6::text[], $7::bytea[], $8::bytea[]) AS x(ci, k, t, p, m)"
+    "  JOIN cur ON cur.i = x.ci"
+    "  WHERE cur.e < 0 OR cur.e = cur.v"
+    "  ORDER BY x.ci, x.k"
+    "  RETURNING stream, position, recorded_at"
+    "), agg AS ("
+    "  SELECT stream, min(position) AS lo, max(position) AS hi, max(recorded_at) AS at"
+    "  FROM ins GROUP BY stream"
+    ")"
+    " SELECT cur.i, cur.v, (cur.e < 0 OR cur.e = cur.v), agg.lo, agg.hi,"
+    "        (extract(epoch FROM agg.at) * 1000000)::int8"
+    " FROM cur LEFT JOIN agg ON agg.stream = cur.s ORDER BY cur.i";
+
+enum { P_STREAMS, P_EXPECTED, P_WS, P_CMD, P_IDX, P_TYPES, P_PAYLOADS, P_META, NPARAMS };
+
+struct sb_appender_s {
+    uv_loop_t *loop;
+    sb_pg_t *pg;
+    uv_idle_t idle;
+    sb_append_t *queue_head, *queue_tail;
+    int nqueued;
+    sb_append_t *failed_head, *failed_tail; /* rejected before sending: called back next tick */
+    sb_append_t **batch;
+    int nbatch;
+    bool in_flight;
+    bool solo_mode; /* after a whole-batch failure: one command per transaction for a while */
+    int solo_left;
+    sb_pg_req_t req;
+    sb_pg_array_t arr[NPARAMS];
+    const char *values[NPARAMS];
+    int lengths[NPARAMS];
+    int formats[NPARAMS];
+    uint32_t seen[SEEN_SLOTS]; /* stream hashes of the batch being built (0 = empty) */
+    uint32_t seen_gen[SEEN_SLOTS];
+    uint32_t gen;
+    sb_appender_stats_t stats;
+    bool closing;
+    void (*on_closed)(void *data);
+    void *closed_data;
+};
+
+static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT, SB_OID_INT8, SB_OID_UUID,  SB_OID_INT4,
+                                             SB_OID_INT4, SB_OID_TEXT, SB_OID_BYTEA, SB_OID_BYTEA};
+
+static void kick(sb_appender_t *ap);
+
+/* An empty msgpack map, used when a command has no metadata. */
+static const char empty_map[] = {(char)0x80};
+
+static bool type_is_valid(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    if (n == 0 || n > 64 || t[0] < 'A' || t[0] > 'Z')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+static int validate(const sb_append_t *a)
+{
+    sb_stream_name_t sn;
+    if (a->stream == NULL || sb_stream_parse(a->stream, strlen(a->stream), &sn) != 0)
+        return SB_EINVAL;
+    if (a->nevents < 1 || a->nevents > SB_APPEND_MAX_EVENTS || a->events == NULL)
+        return SB_EINVAL;
+    if (a->expected_version < SB_VERSION_ANY)
+        return SB_EINVAL;
+    for (int i = 0; i < a->nevents; i++) {
+        const sb_new_event_t *e = &a->events[i];
+        if (!type_is_valid(e->type))
+            return SB_EINVAL;
+        if (e->payload_len + e->metadata_len > SB_APPEND_MAX_EVENT_BYTES)
+            return SB_ETOOBIG;
+        if (!sb_codec_is_valid_map(e->payload, e->payload_len))
+            return SB_ECODEC;
+        if (e->metadata_len > 0 && !sb_codec_is_valid_map(e->metadata, e->metadata_len))
+            return SB_ECODEC;
+    }
+    return 0;
+}
+
+static size_t command_bytes(const sb_append_t *a)
+{
+    size_t n = strlen(a->stream) + 64;
+    for (int i = 0; i < a->nevents; i++)
+        n += a->events[i].payload_len + a->events[i].metadata_len + strlen(a->events[i].type) + 32;
+    return n;
+}
+
+static void complete(sb_appender_t *ap, sb_append_t *a, int status)
+{
+    if (status == 0) {
+        ap->stats.commands++;
+        ap->stats.events += (uint64_t)a->nevents;
+    } else if (status == SB_ECONFLICT) {
+        ap->stats.conflicts++;
+    } else {
+        ap->stats.failures++;
+    }
+    a->cb(a, status);
+}
+
+/* Adds the stream to the batch's seen-set; false when it is already there. */
+static bool mark_stream(sb_appender_t *ap, const char *stream)
+{
+    uint32_t h = (uint32_t)sb_stream_hash(stream, strlen(stream));
+    if (h == 0)
+        h = 1;
+    uint32_t i = h & (SEEN_SLOTS - 1);
+    for (;;) {
+        if (ap->seen_gen[i] != ap->gen) {
+            ap->seen_gen[i] = ap->gen;
+            ap->seen[i] = h;
+            return true;
+        }
+        if (ap->seen[i] == h)
+            return false; /* same stream, or a hash collision: either way wait for the next batch */
+        i = (i + 1) & (SEEN_SLOTS - 1);
+    }
+}
+
+static void on_batch_done(sb_pg_req_t *req, int status);
+
+static void send_batch(sb_appender_t *ap)
+{
+    ap->gen++;
+    if (ap->gen == 0) {
+        memset(ap->seen_gen, 0, sizeof(ap->seen_gen));
+        ap->gen = 1;
+    }
+    for (int p = 0; p < NPARAMS; p++)
+        sb_pg_array_begin(&ap->arr[p], array_oids[p]);
+    int limit = ap->solo_mode ? 1 : MAX_BATCH_COMMANDS;
+    size_t bytes = 0;
+    ap->nbatch = 0;
+    /* Take commands in order, but at most one per stream: a second command for a stream waits
+     * for the next batch so that its version check sees the first one's events.  Everything
+     * behind it for that stream waits too, which keeps each stream's commands in order. */
+    sb_append_t **pp = &ap->queue_head;
+    sb_append_t *prev = NULL;
+    while (*pp != NULL && ap->nbatch < limit && bytes < MAX_BATCH_BYTES) {
+        sb_append_t *a = *pp;
+        if (!mark_stream(ap, a->stream)) {
+            prev = a;
+            pp = &a->_next;
+            continue;
+        }
+        *pp = a->_next;
+        if (ap->queue_tail == a)
+            ap->queue_tail = prev;
+        a->_next = NULL;
+        ap->nqueued--;
+        ap->batch[ap->nbatch++] = a;
+        bytes += command_bytes(a);
+        int ci = ap->nbatch;
+        sb_pg_array_add(&ap->arr[P_STREAMS], a->stream, (int32_t)strlen(a->stream));
+        sb_pg_array_add_int8(&ap->arr[P_EXPECTED], a->expected_version);
+        if (a->has_workspace)
+            sb_pg_array_add(&ap->arr[P_WS], a->workspace.b, 16);
+        else
+            sb_pg_array_add(&ap->arr[P_WS], NULL, -1);
+        for (int k = 0; k < a->nevents; k++) {
+            const sb_new_event_t *e = &a->events[k];
+            sb_pg_array_add_int4(&ap->arr[P_CMD], ci);
+            sb_pg_array_add_int4(&ap->arr[P_IDX], k + 1);
+            sb_pg_array_add(&ap->arr[P_TYPES], e->type, (int32_t)strlen(e->type));
+            sb_pg_array_add(&ap->arr[P_PAYLOADS], e->payload, (int32_t)e->payload_len);
+            if (e->metadata_len > 0)
+                sb_pg_array_add(&ap->arr[P_META], e->metadata, (int32_t)e->metadata_len);
+            else
+                sb_pg_array_add(&ap->arr[P_META], empty_map, 1);
+        }
+    }
+    if (ap->solo_mode && --ap->solo_left <= 0)
+        ap->solo_mode = false;
+    for (int p = 0; p < NPARAMS; p++) {
+        sb_pg_array_finish(&ap->arr[p], &ap->values[p], &ap->lengths[p]);
+        ap->formats[p] = 1;
+    }
+    memset(&ap->req, 0, sizeof(ap->req));
+    ap->req.stmts[0] = (sb_pg_stmt_t){.name = "sb_lock_log", .sql = "SELECT sb_lock_log()"};
+    ap->req.stmts[1] = (sb_pg_stmt_t){.name = "sb_append_batch",
+                                      .sql = batch_sql,
+                                      .nparams = NPARAMS,
+                                      .values = ap->values,
+                                      .lengths = ap->lengths,
+                                      .formats = ap->formats};
+    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events", .sql = "SELECT pg_notify('sb_events', '')"};
+    ap->req.nstmts = 3;
+    ap->req.cb = on_batch_done;
+    ap->req.data = ap;
+    ap->in_flight = true;
+    ap->stats.batches++;
+    uint64_t now = sb_clock_mono_ns();
+    for (int i = 0; i < ap->nbatch; i++)
+        ap->batch[i]->_submitted_ns = ap->batch[i]->_submitted_ns ? ap->batch[i]->_submitted_ns : now;
+    sb_pg_submit(ap->pg, &ap->req);
+}
+
+static int64_t field_int(PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void on_batch_done(sb_pg_req_t *req, int status)
+{
+    sb_appender_t *ap = req->data;
+    int n = ap->nbatch;
+    ap->in_flight = false;
+    ap->nbatch = 0;
+    PGresult *res = status == 0 ? req->results[1] : NULL;
+    if (status == 0 && (res == NULL || PQntuples(res) != n)) {
+        sb_log_error("append", "batch answered %d rows for %d commands", res ? PQntuples(res) : -1, n);
+        status = SB_EUNKNOWN;
+    }
+    if (status == SB_EDB && n > 1) {
+        /* Find the culprit: requeue everything at the front, to go one per transaction. */
+        sb_log_warn("append", "batch of %d failed (%s: %s); retrying one command per transaction", n,
+                    req->sqlstate ? req->sqlstate : "?", req->error ? req->error : "?");
+        for (int i = n - 1; i >= 0; i--) {
+            sb_append_t *a = ap->batch[i];
+            a->_next = ap->queue_head;
+            ap->queue_head = a;
+            if (ap->queue_tail == NULL)
+                ap->queue_tail = a;
+            ap->nqueued++;
+        }
+        ap->solo_mode = true;
+        ap->solo_left = n;
+        kick(ap);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        sb_append_t *a = ap->batch[i];
+        if (status != 0) {
+            a->error = req->error;
+            complete(ap, a, status);
+            continue;
+        }
+        int64_t v = field_int(res, i, 1);
+        bool ok = PQgetvalue(res, i, 2)[0] == 't';
+        a->error = NULL;
+        if (ok) {
+            a->first_position = field_int(res, i, 3);
+            a->last_position = field_int(res, i, 4);
+            a->version = v + a->nevents;
+            a->recorded_at_us = field_int(res, i, 5);
+            complete(ap, a, 0);
+        } else {
+            a->version = v;
+            complete(ap, a, SB_ECONFLICT);
+        }
+    }
+    if (ap->closing && !ap->in_flight) {
+        kick(ap);
+        return;
+    }
+    if (ap->nqueued > 0)
+        kick(ap);
+}
+
+static void on_pg_closed(void *data);
+
+static void on_idle(uv_idle_t *h)
+{
+    sb_appender_t *ap = h->data;
+    uv_idle_stop(&ap->idle);
+    while (ap->failed_head != NULL) {
+        sb_append_t *a = ap->failed_head;
+        ap->failed_head = a->_next;
+        if (ap->failed_head == NULL)
+            ap->failed_tail = NULL;
+        a->_next = NULL;
+        complete(ap, a, a->version < 0 ? (int)a->version : SB_EINVAL);
+    }
+    if (ap->closing) {
+        while (ap->queue_head != NULL) {
+            sb_append_t *a = ap->queue_head;
+            ap->queue_head = a->_next;
+            a->_next = NULL;
+            a->error = "shutting down";
+            complete(ap, a, SB_ESHUTDOWN);
+        }
+        ap->queue_tail = NULL;
+        ap->nqueued = 0;
+        if (!ap->in_flight && ap->pg != NULL) {
+            sb_pg_t *pg = ap->pg;
+            ap->pg = NULL;
+            sb_pg_close(pg, on_pg_closed, ap);
+        }
+        return;
+    }
+    if (!ap->in_flight && ap->queue_head != NULL)
+        send_batch(ap);
+}
+
+/* Sends on the next loop iteration, after everything decided in this turn has been queued. */
+static void kick(sb_appender_t *ap)
+{
+    uv_idle_start(&ap->idle, on_idle);
+}
+
+void sb_append(sb_appender_t *ap, sb_append_t *a)
+{
+    a->_next = NULL;
+    a->_submitted_ns = 0;
+    a->error = NULL;
+    a->first_position = a->last_position = 0;
+    int r = ap->closing ? SB_ESHUTDOWN : validate(a);
+    if (r != 0) {
+        a->version = r; /* carries the code to on_idle */
+        if (ap->failed_tail)
+            ap->failed_tail->_next = a;
+        else
+            ap->failed_head = a;
+        ap->failed_tail = a;
+        kick(ap);
+        return;
+    }
+    a->version = 0;
+    if (ap->queue_tail)
+        ap->queue_tail->_next = a;
+    else
+        ap->queue_head = a;
+    ap->queue_tail = a;
+    ap->nqueued++;
+    if (!ap->in_flight)
+        kick(ap);
+}
+
+sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
+{
+    sb_appender_t *ap = calloc(1, sizeof(*ap));
+    if (ap == NULL)
+        return NULL;
+    ap->batch = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->batch));
+    ap->pg = sb_pg_open(loop, conninfo, "appender");
+    if (ap->batch == NULL || ap->pg == NULL) {
+        free(ap->batch);
+        if (ap->pg)
+            sb_pg_close(ap->pg, NULL, NULL);
+        free(ap);
+        return NULL;
+    }
+    ap->loop = loop;
+    ap->gen = 1;
+    for (int p = 0; p < NPARAMS; p++)
+        sb_pg_array_begin(&ap->arr[p], array_oids[p]);
+    uv_idle_init(loop, &ap->idle);
+    ap->idle.data = ap;
+    return ap;
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    sb_appender_t *ap = h->data;
+    void (*cb)(void *) = ap->on_closed;
+    void *data = ap->closed_data;
+    for (int p = 0; p < NPARAMS; p++)
+        sb_pg_array_free(&ap->arr[p]);
+    free(ap->batch);
+    free(ap);
+    if (cb)
+        cb(data);
+}
+
+static void on_pg_closed(void *data)
+{
+    sb_appender_t *ap = data;
+    uv_close((uv_handle_t *)&ap->idle, on_idle_closed);
+}
+
+void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data)
+{
+    if (ap->closing)
+        return;
+    ap->closing = true;
+    ap->on_closed = on_closed;
+    ap->closed_data = data;
+    kick(ap);
+}
+
+void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out)
+{
+    *out = ap->stats;
+    out->queued = ap->nqueued;
+}

@@ -1,0 +1,486 @@
+/* The follower and its subscribers: see follow.h and docs/event-log.md.
+ *
+ * The follower publishes contiguous batches (from, to].  Every loop that has subscribers has a
+ * hub; the follower posts each batch to every hub with subscribers, and the hub hands it to its
+ * subscribers on that loop.  A subscriber's invariant: it has delivered every matching event with
+ * position <= its position.  Catch-up pages keep it; a live batch is usable when from <= position
+ * (its events after position are delivered and position becomes to); a batch with from > position
+ * would leave a hole, so the subscriber reads the log instead. */
+#include "events/follow.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MS 100
+
+typedef struct hub_s hub_t;
+
+enum { SUB_CATCHUP, SUB_LIVE };
+
+struct sb_sub_s {
+    hub_t *hub;
+    sb_sub_t *prev, *next;
+    sb_pg_t *pg;
+    sb_log_filter_t *filter;
+    sb_sub_cb cb;
+    void *data;
+    int64_t position;
+    int mode;
+    bool reading; /* a catch-up read is in flight */
+    bool paused;
+    bool closed; /* freed once the in-flight read returns */
+    bool in_cb;
+    int64_t read_head; /* the follower's head when the in-flight read was issued */
+    sb_read_t read;
+    sb_batch_t *queue[SB_FOLLOW_MAX_QUEUED];
+    int qhead, qlen;
+};
+
+struct hub_s {
+    sb_follower_t *f;
+    _Atomic(sb_loop_t *) loop;
+    sb_sub_t *subs;
+    _Atomic int nsubs;
+    sb_event_t *scratch;
+    int scratch_cap;
+};
+
+typedef struct delivery_s {
+    sb_task_t task;
+    hub_t *hub;
+    sb_batch_t *batch;
+} delivery_t;
+
+struct sb_follower_s {
+    char *conninfo;
+    int nloops;
+    hub_t *hubs;
+    sb_loop_t *loop;
+    sb_pg_t *pg;
+    uv_timer_t timer;
+    bool timer_open;
+    _Atomic int64_t head;
+    bool reading;
+    bool again;
+    bool stopped;
+    sb_pg_req_t head_req;
+    sb_read_t read;
+};
+
+static void sub_process(sb_sub_t *s);
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+void sb_batch_ref(sb_batch_t *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void sb_batch_unref(sb_batch_t *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        free(b);
+}
+
+/* Copies a page into one immutable block: the struct, the event array, then the bytes. */
+static sb_batch_t *batch_from_page(int64_t from, const sb_event_page_t *page)
+{
+    size_t bytes = sizeof(sb_batch_t) + (size_t)page->n * sizeof(sb_event_t);
+    for (int i = 0; i < page->n; i++) {
+        const sb_event_t *e = &page->events[i];
+        bytes += strlen(e->stream) + 1 + strlen(e->type) + 1 + e->payload_len + e->metadata_len;
+    }
+    sb_batch_t *b = malloc(bytes);
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->from = from;
+    b->to = page->events[page->n - 1].position;
+    b->n = page->n;
+    b->events = (sb_event_t *)(b + 1);
+    char *p = (char *)(b->events + page->n);
+    for (int i = 0; i < page->n; i++) {
+        const sb_event_t *e = &page->events[i];
+        sb_event_t *d = &b->events[i];
+        *d = *e;
+        size_t n = strlen(e->stream) + 1;
+        memcpy(p, e->stream, n);
+        d->stream = p;
+        p += n;
+        n = strlen(e->type) + 1;
+        memcpy(p, e->type, n);
+        d->type = p;
+        p += n;
+        memcpy(p, e->payload, e->payload_len);
+        d->payload = p;
+        p += e->payload_len;
+        memcpy(p, e->metadata, e->metadata_len);
+        d->metadata = p;
+        p += e->metadata_len;
+    }
+    return b;
+}
+
+/* ---- subscribers --------------------------------------------------------------------------- */
+
+/* Delivers the matching events of evs (position > s->position) in one call. */
+static void deliver(sb_sub_t *s, const sb_event_t *evs, int n)
+{
+    hub_t *h = s->hub;
+    if (n > h->scratch_cap) {
+        sb_event_t *p = realloc(h->scratch, (size_t)n * sizeof(*p));
+        if (p == NULL)
+            abort();
+        h->scratch = p;
+        h->scratch_cap = n;
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (evs[i].position > s->position && sb_log_filter_match(s->filter, &evs[i]))
+            h->scratch[m++] = evs[i];
+    if (m == 0)
+        return;
+    s->position = h->scratch[m - 1].position;
+    s->in_cb = true;
+    s->cb(s, h->scratch, m, s->data);
+    s->in_cb = false;
+}
+
+static void sub_free(sb_sub_t *s)
+{
+    while (s->qlen > 0) {
+        sb_batch_unref(s->queue[s->qhead]);
+        s->qhead = (s->qhead + 1) % SB_FOLLOW_MAX_QUEUED;
+        s->qlen--;
+    }
+    sb_log_filter_free(s->filter);
+    free(s);
+}
+
+static void start_catchup(sb_sub_t *s);
+
+static void on_catchup_page(sb_read_t *r, int status, const sb_event_page_t *page)
+{
+    sb_sub_t *s = r->data;
+    s->reading = false;
+    if (s->closed) {
+        sub_free(s);
+        return;
+    }
+    if (status != 0) {
+        /* Connection trouble: try again at once (the connection queues the read until it is back,
+         * up to its deadline).  A query error would repeat, so wait for the next batch then. */
+        if (status == SB_EDB) {
+            sb_log_error("follow", "catch-up read failed: %s", r->error ? r->error : "?");
+            return;
+        }
+        if (!s->paused)
+            start_catchup(s);
+        return;
+    }
+    deliver(s, page->events, page->n);
+    if (page->more) {
+        if (!s->paused)
+            start_catchup(s);
+        return;
+    }
+    /* The read saw everything committed up to the head published before it was issued. */
+    if (s->read_head > s->position)
+        s->position = s->read_head;
+    s->mode = SUB_LIVE;
+    sub_process(s);
+}
+
+static void start_catchup(sb_sub_t *s)
+{
+    if (s->reading || s->closed)
+        return;
+    s->mode = SUB_CATCHUP;
+    s->reading = true;
+    s->read_head = sb_follower_head(s->hub->f);
+    sb_read_log(s->pg, &s->read, s->position, s->filter, SB_FOLLOW_PAGE, on_catchup_page, s);
+}
+
+/* Works through queued batches while live and not paused. */
+static void sub_process(sb_sub_t *s)
+{
+    while (!s->paused && !s->closed && s->mode == SUB_LIVE && s->qlen > 0) {
+        sb_batch_t *b = s->queue[s->qhead];
+        if (b->from > s->position) {
+            /* A hole between what we have and this batch: fill it from the log. */
+            start_catchup(s);
+            return;
+        }
+        s->qhead = (s->qhead + 1) % SB_FOLLOW_MAX_QUEUED;
+        s->qlen--;
+        if (b->to > s->position) {
+            deliver(s, b->events, b->n);
+            if (b->to > s->position)
+                s->position = b->to;
+        }
+        sb_batch_unref(b);
+    }
+}
+
+static void sub_enqueue(sb_sub_t *s, sb_batch_t *b)
+{
+    if (s->qlen == SB_FOLLOW_MAX_QUEUED) {
+        /* Too far behind: drop what is queued and read it from the log later. */
+        while (s->qlen > 0) {
+            sb_batch_unref(s->queue[s->qhead]);
+            s->qhead = (s->qhead + 1) % SB_FOLLOW_MAX_QUEUED;
+            s->qlen--;
+        }
+    }
+    sb_batch_ref(b);
+    s->queue[(s->qhead + s->qlen) % SB_FOLLOW_MAX_QUEUED] = b;
+    s->qlen++;
+    if (s->mode == SUB_LIVE)
+        sub_process(s);
+    else if (!s->reading && !s->paused)
+        start_catchup(s);
+}
+
+static void on_delivery(sb_task_t *t)
+{
+    delivery_t *d = (delivery_t *)t;
+    for (sb_sub_t *s = d->hub->subs, *next; s != NULL; s = next) {
+        next = s->next;
+        sub_enqueue(s, d->batch);
+    }
+    sb_batch_unref(d->batch);
+    free(d);
+}
+
+sb_sub_t *sb_follower_subscribe(sb_follower_t *f, sb_pg_t *pg, int64_t after, const sb_log_filter_t *filter,
+                                sb_sub_cb cb, void *data)
+{
+    sb_loop_t *loop = sb_loop_current();
+    if (loop == NULL || loop->index >= f->nloops)
+        return NULL;
+    sb_sub_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (filter != NULL && (s->filter = sb_log_filter_copy(filter)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    hub_t *h = &f->hubs[loop->index];
+    atomic_store(&h->loop, loop);
+    s->hub = h;
+    s->pg = pg;
+    s->cb = cb;
+    s->data = data;
+    s->position = after < 0 ? 0 : after;
+    s->next = h->subs;
+    if (h->subs)
+        h->subs->prev = s;
+    h->subs = s;
+    atomic_fetch_add(&h->nsubs, 1);
+    start_catchup(s);
+    return s;
+}
+
+void sb_sub_close(sb_sub_t *s)
+{
+    hub_t *h = s->hub;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    atomic_fetch_sub(&h->nsubs, 1);
+    s->closed = true;
+    if (!s->reading)
+        sub_free(s);
+}
+
+void sb_sub_pause(sb_sub_t *s)
+{
+    s->paused = true;
+}
+
+void sb_sub_resume(sb_sub_t *s)
+{
+    if (!s->paused)
+        return;
+    s->paused = false;
+    if (s->in_cb)
+        return; /* deliver() continues the caller's loop */
+    if (s->mode == SUB_LIVE)
+        sub_process(s);
+    else
+        start_catchup(s);
+}
+
+int64_t sb_sub_position(const sb_sub_t *s)
+{
+    return s->position;
+}
+
+/* ---- the follower ------------------------------------------------------------------------ */
+
+int64_t sb_follower_head(const sb_follower_t *f)
+{
+    return atomic_load_explicit(&f->head, memory_order_acquire);
+}
+
+static void publish(sb_follower_t *f, sb_batch_t *b)
+{
+    atomic_store_explicit(&f->head, b->to, memory_order_release);
+    for (int i = 0; i < f->nloops; i++) {
+        hub_t *h = &f->hubs[i];
+        sb_loop_t *loop = atomic_load(&h->loop);
+        if (atomic_load(&h->nsubs) == 0 || loop == NULL)
+            continue;
+        delivery_t *d = malloc(sizeof(*d));
+        if (d == NULL)
+            abort();
+        d->task.cb = on_delivery;
+        d->hub = h;
+        d->batch = b;
+        sb_batch_ref(b);
+        sb_loop_post(loop, &d->task);
+    }
+    sb_batch_unref(b);
+}
+
+static void read_next(sb_follower_t *f);
+
+static void on_page(sb_read_t *r, int status, const sb_event_page_t *page)
+{
+    sb_follower_t *f = r->data;
+    f->reading = false;
+    if (f->stopped)
+        return;
+    if (status != 0) {
+        sb_log_debug("follow", "read failed: %s", sb_strerror(status));
+        return; /* the poll timer tries again */
+    }
+    if (page->n > 0) {
+        sb_batch_t *b = batch_from_page(sb_follower_head(f), page);
+        if (b == NULL)
+            return;
+        publish(f, b);
+    }
+    if (page->more || f->again) {
+        f->again = false;
+        read_next(f);
+    }
+}
+
+static void on_head(sb_pg_req_t *req, int status)
+{
+    sb_follower_t *f = req->data;
+    f->reading = false;
+    if (f->stopped || status != 0)
+        return;
+    int64_t h = strtoll(PQgetvalue(req->results[0], 0, 0), NULL, 10);
+    atomic_store(&f->head, h);
+    sb_log_debug("follow", "following from position %lld", (long long)h);
+    read_next(f);
+}
+
+static void read_next(sb_follower_t *f)
+{
+    if (f->stopped)
+        return;
+    if (f->reading) {
+        f->again = true;
+        return;
+    }
+    f->reading = true;
+    if (sb_follower_head(f) < 0) {
+        sb_pg_req_init(&f->head_req, "SELECT coalesce(max(position), 0) FROM events", 0, NULL, on_head, f);
+        sb_pg_submit(f->pg, &f->head_req);
+        return;
+    }
+    sb_read_log(f->pg, &f->read, sb_follower_head(f), NULL, SB_FOLLOW_PAGE, on_page, f);
+}
+
+static void on_notify(sb_pg_t *pg, const char *channel, const char *payload, void *data)
+{
+    read_next(data);
+}
+
+static void on_state(sb_pg_t *pg, bool connected, void *data)
+{
+    if (connected)
+        read_next(data); /* anything committed while we were away */
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    read_next(t->data);
+}
+
+sb_follower_t *sb_follower_new(const char *conninfo, int nloops)
+{
+    sb_follower_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->conninfo = strdup(conninfo);
+    f->hubs = calloc((size_t)nloops, sizeof(hub_t));
+    if (f->conninfo == NULL || f->hubs == NULL) {
+        free(f->conninfo);
+        free(f->hubs);
+        free(f);
+        return NULL;
+    }
+    f->nloops = nloops;
+    for (int i = 0; i < nloops; i++)
+        f->hubs[i].f = f;
+    atomic_init(&f->head, -1);
+    return f;
+}
+
+int sb_follower_start(sb_follower_t *f, sb_loop_t *loop)
+{
+    f->loop = loop;
+    f->pg = sb_pg_open(&loop->uv, f->conninfo, "follower");
+    if (f->pg == NULL)
+        return SB_ENOMEM;
+    sb_pg_set_state_cb(f->pg, on_state, f);
+    sb_pg_listen(f->pg, "sb_events", on_notify, f);
+    uv_timer_init(&loop->uv, &f->timer);
+    f->timer.data = f;
+    f->timer_open = true;
+    uv_timer_start(&f->timer, on_timer, POLL_MS, POLL_MS);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void sb_follower_stop(sb_follower_t *f)
+{
+    if (f->stopped)
+        return;
+    f->stopped = true;
+    if (f->timer_open) {
+        uv_timer_stop(&f->timer);
+        uv_close((uv_handle_t *)&f->timer, on_timer_closed);
+        f->timer_open = false;
+    }
+    if (f->pg != NULL) {
+        sb_pg_close(f->pg, NULL, NULL);
+        f->pg = NULL;
+    }
+}
+
+void sb_follower_free(sb_follower_t *f)
+{
+    if (f == NULL)
+        return;
+    for (int i = 0; i < f->nloops; i++)
+        free(f->hubs[i].scratch);
+    free(f->hubs);
+    free(f->conninfo);
+    free(f);
+}
