@@ -301,6 +301,7 @@ void sb__runtime_maybe_free(sb__runtime_t *rt)
     rt->store->ops->close(rt->store);
     sb__registry_free(&rt->reg);
     sb__heap_free(&rt->heap);
+    free(rt->spare);
     if (rt->loop->actors == rt)
         rt->loop->actors = NULL;
     free(rt);

@@ -149,6 +149,7 @@ struct sb__runtime_s {
     uv_timer_t sweep;
     uv_timer_t timer;
     sb__heap_t heap;
+    sb_devents_t *spare; /* a free event list (see runtime_actor.c) */
     int open_handles;
     bool stopping;
     sb__stats_t stats;
