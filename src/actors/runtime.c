@@ -79,6 +79,7 @@ static void on_reply(sb_task_t *t)
         .err = m->status == SB_EREJECTED ? m->err : NULL,
         .error = m->error,
         .attempts = m->attempts,
+        .precondition_failed = m->precondition_failed,
     };
     m->cb(&r, m->data);
     msg_free(m);
@@ -146,6 +147,8 @@ static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opt
     m->owner = g->loops[sb_loops_pick(g, m->hash)];
     m->skip_state = opts->skip_state;
     m->skip_event_data = opts->skip_event_data;
+    m->check_version = opts->check_version;
+    m->expected_version = opts->expected_version;
     m->has_workspace = has_ws;
     if (has_ws)
         m->workspace = ws;
@@ -344,7 +347,8 @@ int sb_runtime_start(sb_loop_t *loop, const sb_runtime_config_t *cfg)
     rt->store = rt->cfg.open_store(loop, rt->cfg.store_arg);
     if (rt->store == NULL) {
         sb_log_error("actors", "cannot open the actor store loop=%d", loop->index);
-        goto fail_store;
+        free(rt);
+        return SB_EINVAL;
     }
     if (sb_loop_on_stop(loop, on_stop, rt) != 0)
         goto fail_hook;
@@ -360,7 +364,6 @@ int sb_runtime_start(sb_loop_t *loop, const sb_runtime_config_t *cfg)
     return 0;
 fail_hook:
     rt->store->ops->close(rt->store);
-fail_store:
     free(rt);
     return SB_ENOMEM;
 }

@@ -52,7 +52,8 @@ typedef struct sb_runtime_config_s {
 
 /* Starts the runtime on loop: call on that loop's thread (in the loops' on_start hook), after the
  * loop's query connection and appender exist.  cfg is copied; NULL means the defaults.  Sets
- * loop->actors and registers a stop hook that drains and frees everything.  0 or SB_ENOMEM. */
+ * loop->actors and registers a stop hook that drains and frees everything.  0, SB_ENOMEM, or SB_EINVAL
+ * when the store cannot be opened (e.g. the loop has no connection or appender). */
 int sb_runtime_start(sb_loop_t *loop, const sb_runtime_config_t *cfg);
 
 /* Fills a config's idle time from the process configuration (SWITCHBOARD_ACTOR_IDLE_SECONDS). */
@@ -72,8 +73,12 @@ typedef struct sb_ask_opts_s {
     const char *source;       /* "api", "webhook", "reactor:outbox", ... */
     const char *workspace_id; /* uuid of the workspace the stream belongs to (events' workspace_id);
                                  NULL: a workspace stream's own id, otherwise none */
-    bool skip_state;          /* do not copy the new state into the reply */
-    bool skip_event_data;     /* do not copy the events' payloads into the reply */
+    /* If-Match: decide only when the stream is at expected_version, else answer SB_ECONFLICT with
+     * precondition_failed set (and the current version). */
+    bool check_version;
+    int64_t expected_version;
+    bool skip_state;      /* do not copy the new state into the reply */
+    bool skip_event_data; /* do not copy the events' payloads into the reply */
 } sb_ask_opts_t;
 
 /* One event a command stored. */
@@ -89,7 +94,8 @@ typedef struct sb_ask_event_s {
  * are independent copies, yours to read but shared with nobody).
  *   status 0:             done; events (maybe none: an idempotent repeat) are committed.
  *   status SB_EREJECTED:  decide refused; err says why (status, code, field, message).
- *   status SB_ECONFLICT:  the stream kept changing under us (max_attempts decides conflicted).
+ *   status SB_ECONFLICT:  the stream kept changing under us (max_attempts decides conflicted), or,
+ *                         with precondition_failed, it was not at opts.expected_version.
  *   status SB_EOVERLOAD:  the actor's mailbox was full; nothing was done (answer 503, Retry-After).
  *   status SB_EUNKNOWN:   the connection broke during the commit: the events may be stored or not;
  *                         the actor reloads from the log (answer 503; retry with an idempotency key).
@@ -99,13 +105,15 @@ typedef struct sb_ask_event_s {
 typedef struct sb_ask_reply_s {
     int status;
     const char *stream;
-    int64_t version; /* the stream's version after the command (0: no events yet) */
+    int64_t version; /* the stream's version after the command (0: no events yet; for a read, the
+                        stream does not exist) */
     const sb_ask_event_t *events;
     int nevents;
-    json_t *state;          /* a copy of the state after the command, or NULL (skip_state, errors) */
-    const sb_derror_t *err; /* with SB_EREJECTED, else NULL */
-    const char *error;      /* detail for storage errors, or NULL */
-    int attempts;           /* decides it took (> 1 after conflicts) */
+    json_t *state;            /* a copy of the state after the command, or NULL (skip_state, errors) */
+    const sb_derror_t *err;   /* with SB_EREJECTED, else NULL */
+    const char *error;        /* detail for storage errors, or NULL */
+    int attempts;             /* decides it took (> 1 after conflicts) */
+    bool precondition_failed; /* SB_ECONFLICT because of opts.check_version (answer 412) */
 } sb_ask_reply_t;
 
 typedef void (*sb_ask_cb)(const sb_ask_reply_t *reply, void *data);
@@ -123,8 +131,9 @@ int sb_actor_get(sb_loops_t *g, const char *stream, const sb_ask_opts_t *opts, s
 
 /* Delivers cmd (stolen) to stream's actor at wall-clock time at_us (or at once if past), activating
  * it then if needed.  The pending timer does not keep the actor active, and it is not durable: a
- * restart forgets it (durable scheduling is the scheduler reactor's).  The reply is dropped
- * (failures are logged).  Callable from any thread.  0 or SB_EINVAL. */
+ * restart forgets it, and a full mailbox at that time drops it (durable scheduling is the scheduler
+ * reactor's).  The reply is dropped (failures are logged).  Callable from any thread.  0 or
+ * SB_EINVAL. */
 int sb_actor_schedule(sb_loops_t *g, const char *stream, int64_t at_us, json_t *cmd,
                       const sb_ask_opts_t *opts);
 

@@ -401,6 +401,12 @@ static void on_appended(void *data, const sb_rt_append_res_t *res)
 static bool decide(sb__actor_t *a, sb__msg_t *m)
 {
     sb__runtime_t *rt = a->rt;
+    if (m->check_version && m->expected_version != a->version) {
+        m->version = a->version;
+        m->precondition_failed = true;
+        sb__msg_reply(m, SB_ECONFLICT);
+        return false;
+    }
     m->attempts++;
     const char *dash = memchr(a->stream, '-', a->stream_len);
     sb_decide_ctx_t ctx = {

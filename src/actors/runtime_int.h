@@ -29,6 +29,9 @@ typedef struct sb__msg_s {
     bool skip_state;
     bool skip_event_data;
     bool has_workspace;
+    bool check_version;
+    bool precondition_failed;
+    int64_t expected_version;
     sb_uuid_t workspace;
     json_t *cmd;
     json_t *context;

@@ -150,6 +150,7 @@ typedef struct {
     _Atomic int
         by_status[32]; /* index: 0 ok, 1 rejected, 2 overload, 3 conflict, 4 unknown, 5 shutdown, 6 other */
     _Atomic int wrong_loop;
+    _Atomic int precondition;
     _Atomic int64_t max_version;
     uv_mutex_t mu;
     json_t *last_state; /* from the reply with the highest version */
@@ -219,6 +220,8 @@ static void on_reply(const sb_ask_reply_t *r, void *data)
     if (sb_loop_current() != c->caller)
         atomic_fetch_add(&b->wrong_loop, 1);
     atomic_fetch_add(&b->by_status[status_slot(r->status)], 1);
+    if (r->precondition_failed)
+        atomic_fetch_add(&b->precondition, 1);
     uv_mutex_lock(&b->mu);
     if (r->status == 0 && r->nevents > 0) {
         json_t *list = json_object_get(b->versions, r->stream);
@@ -490,6 +493,28 @@ static void test_decisions(void)
     json_decref(ctxj);
     CHECK(strcmp(b.last_message, "whoami:u-1|00000000-0000-4000-8000-000000004000|h1") == 0);
     batch_free(&b);
+
+    /* If-Match: decided only at the expected version */
+    for (int round = 0; round < 2; round++) {
+        batch_init(&b, 1);
+        sb_ask_opts_t im = {.check_version = true, .expected_version = 3};
+        asks_t ia = {.g = g,
+                     .b = &b,
+                     .first_stream = 4000,
+                     .nstreams = 1,
+                     .count = 1,
+                     .cmd_json = "{\"type\":\"Inc\"}",
+                     .opts = &im};
+        run_on(g->loops[round], do_asks, &ia);
+        batch_wait(&b);
+        if (round == 0) {
+            CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 4);
+        } else {
+            CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
+        }
+        batch_free(&b);
+    }
+    CHECK(sb_memlog_version(memlog, name) == 4);
 
     /* unknown category: answered, not refused synchronously */
     batch_init(&b, 1);
