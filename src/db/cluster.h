@@ -16,13 +16,18 @@
  * cluster's socket.  Caller frees. */
 char *sb_db_conninfo(const sb_config_t *cfg);
 
-/* The embedded cluster's connection string for data_dir.  Caller frees. */
+/* The embedded cluster's connection string for data_dir (its switchboard database).  Caller frees;
+ * NULL only when out of memory or the path is too long. */
 char *sb_cluster_conninfo(const char *data_dir);
+
+/* The same for another database of the embedded cluster (tests create one per test).  Caller
+ * frees. */
+char *sb_cluster_conninfo_db(const char *data_dir, const char *dbname);
 
 /* Creates the cluster if absent (initdb), starts it if not running, waits until it accepts
  * connections and makes sure the switchboard database exists.  *started is set when this call
  * started the server (so the caller knows to stop it).  0, or SB_ECLUSTER with one line in err
- * (e.g. "postgresql server binaries not found: install postgresql"). */
+ * (e.g. "postgresql server binaries not found (install the postgresql package)"). */
 int sb_cluster_start(const char *data_dir, bool *started, char *err, size_t errlen);
 
 /* Stops a running cluster (fast shutdown) and waits for it to exit.  0 when stopped or not

@@ -23,6 +23,11 @@ extern const sb_schema_file_t sb_schema_files[];
  * and the file that failed). */
 int sb_migrate(const char *conninfo, FILE *report, char *err, size_t errlen);
 
+/* sb_migrate over an explicit list of files (terminated by {NULL, NULL}; applied in name order).
+ * For tests and tools that bring their own migrations; sb_migrate passes sb_schema_files. */
+int sb_migrate_files(const char *conninfo, const sb_schema_file_t *files, FILE *report, char *err,
+                     size_t errlen);
+
 /* 1 when every compiled-in migration is applied, 0 when some are pending, negative on error. */
 int sb_migrate_is_current(const char *conninfo, char *err, size_t errlen);
 

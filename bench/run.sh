@@ -1,0 +1,55 @@
+#!/bin/sh
+# `make bench`: runs every benchmark against a throwaway PostgreSQL started by the binary's own
+# `db start` (fsync on, default settings), and prints the figures docs/benchmarks.md reports.
+# Usage: bench/run.sh BUILD_DIR [SECONDS]
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${1:-build-release}
+SECS=${2:-${BENCH_SECONDS:-10}}
+BIN=$BUILD/switchboard
+export SWITCHBOARD_DATA_DIR="$PWD/$BUILD/benchdata"
+export SWITCHBOARD_LOG=warn
+
+"$BIN" db start >/dev/null
+trap '"$BIN" db stop >/dev/null' EXIT INT TERM
+BASE=$("$BIN" db conninfo)
+# Fresh database for every run.
+BASE=$(printf '%s' "$BASE" | sed 's/dbname=[^ ]*//')
+PSQL_ADMIN="$BASE dbname=postgres"
+psql -X -q "$PSQL_ADMIN" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+DB="$BASE dbname=bench"
+SWITCHBOARD_DATABASE_URL="$DB" "$BIN" migrate >/dev/null
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "# cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $SECS s per run, PostgreSQL $(psql -X -At "$DB" -c 'SHOW server_version')"
+
+echo "## append (group commit, single-event commands)"
+for n in 1 16 256 1024; do
+    "$BUILD/bench_append" "$DB" "$n" "$SECS" "$(nproc)"
+done
+
+echo "## baseline: pgbench inserting the same rows (same columns and indexes, no log lock)"
+psql -X -q "$DB" -c "CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING GENERATED)"
+tmp=$(mktemp -d)
+cat >"$tmp/one.sql" <<'SQL'
+INSERT INTO bench_events (stream, version, type, payload, metadata)
+VALUES ('bench-' || gen_random_uuid(), 1, 'BenchAppended', '\x82a4626f6479a568656c6c6fa16e2a'::bytea, '\x80'::bytea);
+SQL
+cat >"$tmp/hundred.sql" <<'SQL'
+INSERT INTO bench_events (stream, version, type, payload, metadata)
+SELECT 'bench-' || gen_random_uuid(), 1, 'BenchAppended', '\x82a4626f6479a568656c6c6fa16e2a'::bytea, '\x80'::bytea
+FROM generate_series(1, 100);
+SQL
+one=$(pgbench -n -c 32 -j "$(nproc)" -T "$SECS" -f "$tmp/one.sql" "$DB" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+hun=$(pgbench -n -c 32 -j "$(nproc)" -T "$SECS" -f "$tmp/hundred.sql" "$DB" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+echo "pgbench one_row_per_tx clients=32 rows_per_s=${one%.*}"
+echo "pgbench hundred_rows_per_tx clients=32 rows_per_s=$(echo "$hun * 100" | bc | cut -d. -f1)"
+rm -rf "$tmp"
+
+for b in "$BUILD"/bench_*; do
+    case "$b" in */bench_append) continue ;; esac
+    [ -x "$b" ] || continue
+    echo "## $(basename "$b")"
+    "$b" "$DB" "$SECS" || echo "($(basename "$b") failed)"
+done
