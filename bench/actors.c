@@ -1,7 +1,7 @@
 /* Actor runtime benchmarks.  Prints one "actors: <figure>" line per result, for
  * docs/benchmarks.md.
  *
- *   bench_actors [cross] [commands] [activation] [memory] [--seconds N] [--loops N]
+ *   bench_actors [CONNINFO [SECONDS]] [cross] [commands] [activation] [memory] [--seconds N] [--loops N]
  *
  *   cross       asks between loops with no database (memory store, a no-op command): round trips
  *               and one-way messages per second
@@ -11,9 +11,11 @@
  *               snapshot and (for comparison) by folding every event
  *   memory      RSS growth per active actor with 100,000 contacts active
  *
- * The database benchmarks use SWITCHBOARD_DATABASE_URL, or the embedded cluster under
- * SWITCHBOARD_DATA_DIR; either way they work in a database of their own, switchboard_bench, which
- * they drop and create afresh. */
+ * The database benchmarks use CONNINFO (a migrated database, as bench/run.sh gives), or else a
+ * database of their own, switchboard_bench, dropped and created afresh next to
+ * SWITCHBOARD_DATABASE_URL or in the embedded cluster under SWITCHBOARD_DATA_DIR.  Loops default to
+ * SWITCHBOARD_THREADS (the number of CPUs).  Streams carry a random run id, so runs may share a
+ * database. */
 #include "actors/runtime.h"
 #include "actors/runtime_store.h"
 #include "core/clock.h"
@@ -80,9 +82,11 @@ static const sb_kind_t *find_kind(const char *category)
     return sb_kind_find(category);
 }
 
+static unsigned run_id; /* a random uuid group, so that runs never meet in a shared database */
+
 static void stream_name(char out[SB_STREAM_NAME_MAX], const char *category, int i)
 {
-    snprintf(out, SB_STREAM_NAME_MAX, "%s-00000000-0000-4000-8000-%012d", category, i);
+    snprintf(out, SB_STREAM_NAME_MAX, "%s-00000000-%04x-4000-8000-%012d", category, run_id, i);
 }
 
 /* ---- loops ------------------------------------------------------------------------------------ */
@@ -359,9 +363,10 @@ static void bench_cross(void)
                            .cmd = json_pack("{s:s}", "type", "Noop")};
     }
     double rate = drive(ss, nloops, 0.5, seconds, NULL, NULL);
-    printf("actors: cross-loop asks, %d loops, memory store, no-op command, %d in flight per loop: "
-           "%.0f round trips/s = %.0f messages/s (ask + reply)\n",
-           nloops, WINDOW, rate, 2 * rate);
+    printf(
+        "actors cross_loop store=memory command=noop loops=%d in_flight_per_loop=%d round_trips_per_s=%.0f "
+        "messages_per_s=%.0f\n",
+        nloops, WINDOW, rate, 2 * rate);
     for (int i = 0; i < nloops; i++) {
         json_decref(ss[i].cmd);
         free(targets[i]);
@@ -475,9 +480,9 @@ static void bench_commands(void)
         }
         double p50, p99;
         double rate = drive(ss, nloops, 0.5, seconds, &p50, &p99);
-        printf("actors: commands end to end (decide, group commit, evolve, reply), %d loops, %d in flight: "
-               "%.0f commands/s, latency p50 %.0f us, p99 %.0f us\n",
-               nloops, window, rate, p50, p99);
+        printf(
+            "actors commands_end_to_end loops=%d in_flight=%d commands_per_s=%.0f p50_us=%.0f p99_us=%.0f\n",
+            nloops, window, rate, p50, p99);
         fflush(stdout);
         for (int i = 0; i < nloops; i++)
             free(ss[i].samples);
@@ -594,12 +599,10 @@ static void bench_activation(void)
     }
     qsort(fold, STREAMS, sizeof(uint64_t), cmp_u64);
     qsort(snap, STREAMS * ROUNDS, sizeof(uint64_t), cmp_u64);
-    printf("actors: activation with %d events behind, from the snapshot: p50 %.0f us, p99 %.0f us (%d "
-           "samples)\n",
-           EVENTS, pct(snap, STREAMS * ROUNDS, 0.5), pct(snap, STREAMS * ROUNDS, 0.99), STREAMS * ROUNDS);
-    printf("actors: activation with %d events behind, folding every event: p50 %.0f us, p99 %.0f us (%d "
-           "samples)\n",
-           EVENTS, pct(fold, STREAMS, 0.5), pct(fold, STREAMS, 0.99), STREAMS);
+    printf("actors activation events_behind=%d from=snapshot samples=%d p50_us=%.0f p99_us=%.0f\n", EVENTS,
+           STREAMS * ROUNDS, pct(snap, STREAMS * ROUNDS, 0.5), pct(snap, STREAMS * ROUNDS, 0.99));
+    printf("actors activation events_behind=%d from=fold samples=%d p50_us=%.0f p99_us=%.0f\n", EVENTS,
+           STREAMS, pct(fold, STREAMS, 0.5), pct(fold, STREAMS, 0.99));
     PQfinish(c);
     group_free(g);
 }
@@ -646,8 +649,7 @@ static void bench_memory(void)
     long after = rss_bytes();
     sb_runtime_stats_t st;
     sb_runtime_get_stats(g, &st);
-    printf("actors: memory per active actor (%s, %llu active): %.0f bytes RSS growth per actor; "
-           "the runtime's own estimate %.0f bytes\n",
+    printf("actors memory kind=%s active=%llu rss_bytes_per_actor=%.0f estimated_bytes_per_actor=%.0f\n",
            category, (unsigned long long)st.active, (double)(after - before) / (double)st.active,
            (double)st.memory / (double)st.active);
     group_free(g);
@@ -661,9 +663,22 @@ int main(int argc, char **argv)
         return 2;
     }
     sb_log_set_level(SB_LOG_WARN);
+    nloops = cfg.threads;
     bool all = true, want[4] = {false, false, false, false};
     static const char *const names[4] = {"cross", "commands", "activation", "memory"};
+    int positional = 0;
     for (int i = 1; i < argc; i++) {
+        /* bench/run.sh passes CONNINFO SECONDS: a fresh, migrated database */
+        if (positional == 0 && (strchr(argv[i], '=') != NULL || strncmp(argv[i], "postgres", 8) == 0)) {
+            conninfo = strdup(argv[i]);
+            positional++;
+            continue;
+        }
+        if (positional == 1 && argv[i][0] >= '0' && argv[i][0] <= '9') {
+            seconds = atof(argv[i]);
+            positional++;
+            continue;
+        }
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             seconds = atof(argv[++i]);
             continue;
@@ -677,8 +692,9 @@ int main(int argc, char **argv)
             if (strcmp(argv[i], names[k]) == 0)
                 want[k] = known = true;
         if (!known) {
-            fprintf(stderr, "usage: bench_actors [cross] [commands] [activation] [memory] [--seconds N] "
-                            "[--loops N]\n");
+            fprintf(stderr,
+                    "usage: bench_actors [CONNINFO [SECONDS]] [cross] [commands] [activation] [memory] "
+                    "[--seconds N] [--loops N]\n");
             return 2;
         }
         all = false;
@@ -687,6 +703,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: --loops and --seconds must be positive\n");
         return 2;
     }
+    sb_uuid_t u;
+    sb_uuid_v4(&u);
+    run_id = (unsigned)u.b[0] << 8 | u.b[1];
     memlog = sb_memlog_new();
     if (all || want[0])
         bench_cross();
