@@ -139,6 +139,8 @@ static void passivate(sb__actor_t *a)
 
 int sb__actors_passivate_idle(sb__runtime_t *rt, uint64_t idle_ms)
 {
+    if (rt->stopping)
+        return 0; /* stopping frees idle actors itself (and may free rt with the last one) */
     uint64_t now = uv_now(&rt->loop->uv);
     int n = 0;
     /* The list is ordered by idle_since: stop at the first actor that is still fresh. */
