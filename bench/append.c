@@ -37,8 +37,8 @@ typedef struct worker_s {
     long failures;
 } worker_t;
 
-static const char payload[] = {(char)0x82, (char)0xa4, 'b', 'o', 'd', 'y', (char)0xa5, 'h', 'e', 'l', 'l', 'o',
-                               (char)0xa1, 'n', 0x2a};
+static const char payload[] = {(char)0x82, (char)0xa4, 'b', 'o', 'd',        'y', (char)0xa5, 'h',
+                               'e',        'l',        'l', 'o', (char)0xa1, 'n', 0x2a};
 static const char *conninfo;
 static int total_inflight;
 static int seconds;

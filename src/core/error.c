@@ -10,8 +10,11 @@ const char *sb_strerror(int code)
         return text;
         SB_ERRORS(SB_ERR_CASE)
 #undef SB_ERR_CASE
-    default:
-        return uv_strerror(code);
+    default: {
+        /* uv_strerror leaks a string for codes libuv does not know; the _r form does not. */
+        static _Thread_local char buf[128];
+        return uv_strerror_r(code, buf, sizeof(buf));
+    }
     }
 }
 
@@ -23,7 +26,9 @@ const char *sb_errname(int code)
         return #name;
         SB_ERRORS(SB_ERR_NAME)
 #undef SB_ERR_NAME
-    default:
-        return uv_err_name(code);
+    default: {
+        static _Thread_local char buf[64];
+        return uv_err_name_r(code, buf, sizeof(buf));
+    }
     }
 }

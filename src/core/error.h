@@ -31,7 +31,8 @@ enum {
 #undef SB_ERR_ENUM
 };
 
-/* A short, lowercase description of a Switchboard, libuv or errno code (negative). Never NULL. */
+/* A short, lowercase description of a Switchboard, libuv or errno code (negative).  Never NULL;
+ * the text may live in a per-thread buffer that the next call on the same thread reuses. */
 const char *sb_strerror(int code);
 
 /* The symbolic name ("SB_ECONFLICT", "ECONNREFUSED"). Never NULL. */

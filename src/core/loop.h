@@ -56,6 +56,7 @@ struct sb_loop_s {
 typedef struct sb_loops_s {
     int n;
     sb_loop_t **loops;
+    void *app; /* the application the loops serve (opaque here; see src/http/app.h) */
     sb_loop_hook_cb _on_start;
     void *_start_data;
 } sb_loops_t;

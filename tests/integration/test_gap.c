@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #define WRITERS 3
-#define APPENDERS 4     /* per writer process: separate connections, like separate loops */
-#define IN_FLIGHT 64    /* commands in flight per appender */
+#define APPENDERS 4  /* per writer process: separate connections, like separate loops */
+#define IN_FLIGHT 64 /* commands in flight per appender */
 #define SHARED_STREAMS 200
 #define RUN_MS 4000
 
@@ -76,8 +76,8 @@ static void on_ack(sb_append_t *a, int status)
     int idx = s->shared;
     if (status == 0) {
         /* stream first..last nevents */
-        fprintf(w->acks, "%s %lld %lld %d\n", a->stream, (long long)a->first_position, (long long)a->last_position,
-                a->nevents);
+        fprintf(w->acks, "%s %lld %lld %d\n", a->stream, (long long)a->first_position,
+                (long long)a->last_position, a->nevents);
         w->acked++;
     } else if (status == SB_ECONFLICT) {
         w->conflicts++;
@@ -374,8 +374,8 @@ int main(void)
             }
             char q[256];
             snprintf(q, sizeof(q),
-                     "SELECT count(*) FROM events WHERE stream = '%s' AND position BETWEEN %lld AND %lld", stream,
-                     first, last);
+                     "SELECT count(*) FROM events WHERE stream = '%s' AND position BETWEEN %lld AND %lld",
+                     stream, first, last);
             r = PQexec(db, q);
             if (atoi(PQgetvalue(r, 0, 0)) != nev) {
                 fprintf(stderr, "command at %lld: %s events, expected %d\n", first, PQgetvalue(r, 0, 0), nev);
@@ -397,8 +397,8 @@ int main(void)
     }
     PQclear(r);
     PQfinish(db);
-    fprintf(stderr, "log %d events, follower saw %d, %ld acknowledged commands checked: %s\n", nlog, nseen, acks,
-            failed ? "FAIL" : "ok");
+    fprintf(stderr, "log %d events, follower saw %d, %ld acknowledged commands checked: %s\n", nlog, nseen,
+            acks, failed ? "FAIL" : "ok");
     free(seen);
     free(logpos);
     if (!failed) {

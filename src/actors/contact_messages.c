@@ -1,0 +1,589 @@
+/* Messages with a contact: sending, scheduling, delivery outcomes and inbound messages.
+ *
+ * Each message moves forward only:
+ *   outbound: scheduled -> queued -> sent -> delivered -> read, or queued|sent -> failed|undelivered,
+ *             or scheduled -> cancelled;
+ *   inbound:  received -> read.
+ * Provider callbacks arrive late, twice, or out of order; one that would move a message backwards or
+ * sideways, or repeats what is known, decides nothing (zero events, not an error).
+ *
+ * State kept per contact (bounded; docs/events.md says why the bounds are safe):
+ *   "messages": {"<id>": {"channel", "direction", "status", "provider_id", "content"?}} holding every
+ *       pending message (scheduled or queued: the scheduler and the outbox will move each on; a
+ *       scheduled one keeps its content, to queue at send time) and the newest settled ones;
+ *   "settled": [ids], oldest first: messages that left pending, at most SB_CONTACT_SETTLED_WINDOW;
+ *   "provider_ids": [ids], oldest first: recent inbound provider ids, for de-duplication. */
+#include "actors/contact_int.h"
+#include "actors/dutil.h"
+#include "core/error.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_MEDIA 10
+#define URL_MAX 2048
+#define BODY_MAX_CHARS 1600         /* SMS, MMS, WhatsApp and chat; Twilio's own limit */
+#define EMAIL_BODY_MAX_CHARS 100000 /* e-mail carries longer text */
+#define INBOUND_BODY_MAX_CHARS 100000
+#define SCHEDULE_HORIZON_US (366LL * 24 * 3600 * 1000000)
+
+static const char *const channels[] = {"sms", "mms", "whatsapp", "email", "chat", NULL};
+static const char *const statuses[] = {"sent", "delivered", "read", "failed", "undelivered", NULL};
+
+/* ---- segments ------------------------------------------------------------------------------- */
+
+static uint32_t next_cp(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    uint32_t c = s[0];
+    int n = 0;
+    if (c >= 0xF0) {
+        c &= 0x07;
+        n = 3;
+    } else if (c >= 0xE0) {
+        c &= 0x0F;
+        n = 2;
+    } else if (c >= 0xC0) {
+        c &= 0x1F;
+        n = 1;
+    }
+    s++;
+    for (int i = 0; i < n && (*s & 0xC0) == 0x80; i++, s++)
+        c = (c << 6) | (*s & 0x3F);
+    *p = s;
+    return c;
+}
+
+/* Septets a code point takes in GSM 03.38 (default alphabet and its extension table), 0 if none. */
+static int gsm_septets(uint32_t c)
+{
+    static const uint32_t basic[] = {
+        '@',  0xA3,  '$',  0xA5,  0xE8,  0xE9,  0xF9,  0xEC,  0xF2,  0xC7,  '\n',  0xD8,  0xF8, '\r', 0xC5,
+        0xE5, 0x394, '_',  0x3A6, 0x393, 0x39B, 0x3A9, 0x3A0, 0x3A8, 0x3A3, 0x398, 0x39E, 0xC6, 0xE6, 0xDF,
+        0xC9, 0xA4,  0xA1, 0xC4,  0xD6,  0xD1,  0xDC,  0xA7,  0xBF,  0xE4,  0xF6,  0xF1,  0xFC, 0xE0,
+    };
+    static const uint32_t ext[] = {'^', '{', '}', '\\', '[', '~', ']', '|', 0x20AC, '\f'};
+    if ((c >= ' ' && c <= '#') || (c >= '%' && c <= '?') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+        return 1;
+    for (size_t i = 0; i < sizeof basic / sizeof basic[0]; i++)
+        if (basic[i] == c)
+            return 1;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (ext[i] == c)
+            return 2;
+    return 0;
+}
+
+/* Parts of `per` units each, never splitting one character's units, or 1 when all fit in `single`. */
+static int parts(const char *body, bool gsm, int single, int per)
+{
+    int total = 0;
+    for (const unsigned char *p = (const unsigned char *)body; *p;) {
+        uint32_t c = next_cp(&p);
+        total += gsm ? gsm_septets(c) : (c > 0xFFFF ? 2 : 1);
+    }
+    if (total <= single)
+        return 1;
+    int n = 1, used = 0;
+    for (const unsigned char *p = (const unsigned char *)body; *p;) {
+        uint32_t c = next_cp(&p);
+        int w = gsm ? gsm_septets(c) : (c > 0xFFFF ? 2 : 1);
+        if (used + w > per) {
+            n++;
+            used = 0;
+        }
+        used += w;
+    }
+    return n;
+}
+
+int sb__sms_segments(const char *body, const char **encoding)
+{
+    bool gsm = true;
+    for (const unsigned char *p = (const unsigned char *)body; *p && gsm;)
+        gsm = gsm_septets(next_cp(&p)) > 0;
+    *encoding = gsm ? "gsm7" : "ucs2";
+    return gsm ? parts(body, true, 160, 153) : parts(body, false, 70, 67);
+}
+
+/* ---- reading commands --------------------------------------------------------------------------- */
+
+/* "media_urls" (an array) or "media_url" (one string): http(s) URLs.  Always returns an array. */
+static int read_media(const json_t *cmd, json_t **out, sb_derror_t *err)
+{
+    const json_t *many = json_object_get(cmd, "media_urls"), *one = json_object_get(cmd, "media_url");
+    json_t *list = json_array();
+    *out = NULL;
+    if (many != NULL && !json_is_null(many) && !json_is_array(many))
+        goto bad;
+    if (one != NULL && !json_is_null(one)) {
+        if (!json_is_string(one))
+            goto bad;
+        json_array_append(list, (json_t *)one);
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(many, i, v)
+    {
+        if (!json_is_string(v))
+            goto bad;
+        json_array_append(list, (json_t *)v);
+    }
+    if (json_array_size(list) > MAX_MEDIA) {
+        json_decref(list);
+        return sb_reject(err, 400, "invalid", "media_urls", "at most %d media URLs", MAX_MEDIA);
+    }
+    json_array_foreach(list, i, v)
+    {
+        if (!sb__is_url(json_string_value(v), URL_MAX))
+            goto bad;
+    }
+    *out = list;
+    return 0;
+bad:
+    json_decref(list);
+    return sb_reject(err, 400, "invalid", "media_urls", "media_urls must be http(s) URLs");
+}
+
+static bool is_phone_channel(const char *channel)
+{
+    return strcmp(channel, "sms") == 0 || strcmp(channel, "mms") == 0 || strcmp(channel, "whatsapp") == 0;
+}
+
+/* A message id in the command, and the message it names (NULL when unknown). */
+static int read_message(const json_t *state, const json_t *cmd, const char **id, const json_t **m,
+                        sb_derror_t *err)
+{
+    SB_TRY(sb__need_uuid(cmd, "message_id", id, err));
+    *m = json_object_get(json_object_get(state, "messages"), *id);
+    return 0;
+}
+
+static size_t pending_count(const json_t *state)
+{
+    size_t all = json_object_size(json_object_get(state, "messages"));
+    size_t settled = json_array_size(json_object_get(state, "settled"));
+    return all > settled ? all - settled : 0;
+}
+
+static bool opted_out(const json_t *state, const char *channel)
+{
+    const char *group = sb__optout_group(channel);
+    return group != NULL && json_object_get(json_object_get(state, "opt_outs"), group) != NULL;
+}
+
+/* The recipient of an outbound message: `to` when given (it must be one of the contact's addresses
+ * for the channel), else the contact's first; NULL for chat. */
+static int recipient(const json_t *state, const json_t *cmd, const char *channel, const sb_decide_ctx_t *ctx,
+                     char out[SB_EMAIL_MAX], sb_derror_t *err)
+{
+    const char *to;
+    bool phone = is_phone_channel(channel);
+    out[0] = '\0';
+    if (strcmp(channel, "chat") == 0)
+        return 0;
+    const json_t *known = json_object_get(state, phone ? "phones" : "emails");
+    SB_TRY(sb__opt_str(cmd, "to", 1, 320, &to, err));
+    if (to == NULL) {
+        if (json_array_size(known) == 0)
+            return phone ? sb_reject(err, 409, "no_phone", "to", "this contact has no phone number")
+                         : sb_reject(err, 409, "no_email", "to", "this contact has no e-mail address");
+        strcpy(out, json_string_value(json_array_get(known, 0)));
+        return 0;
+    }
+    SB_TRY(phone ? sb__phone(to, sb__ctx_country(ctx), "to", out, err) : sb__email(to, "to", out, err));
+    if (sb__array_find(known, out, false) < 0)
+        return sb_reject(err, 400, "unknown_recipient", "to", "to is not one of this contact's addresses");
+    return 0;
+}
+
+static int sender(const json_t *cmd, const char *channel, const sb_decide_ctx_t *ctx, char out[SB_EMAIL_MAX],
+                  sb_derror_t *err)
+{
+    const char *from;
+    out[0] = '\0';
+    SB_TRY(sb__opt_str(cmd, "from", 1, 320, &from, err));
+    if (from == NULL || strcmp(channel, "chat") == 0)
+        return 0;
+    if (is_phone_channel(channel))
+        return sb__phone(from, sb__ctx_country(ctx), "from", out, err);
+    return sb__email(from, "from", out, err);
+}
+
+/* ---- commands ----------------------------------------------------------------------------------- */
+
+static int send(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                sb_derror_t *err)
+{
+    const char *id, *channel, *body, *subject;
+    const json_t *m;
+    json_t *media;
+    char to[SB_EMAIL_MAX], from[SB_EMAIL_MAX], now[SB_RFC3339_LEN], at[SB_RFC3339_LEN];
+    bool has_at;
+    int64_t send_at;
+
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    if (m != NULL)
+        return 0; /* a retry of a message already decided (ids come from the caller, unique) */
+    SB_TRY(sb__need_enum(cmd, "channel", channels, &channel, err));
+    bool email = strcmp(channel, "email") == 0;
+    SB_TRY(sb__need_str(cmd, "body", 0, email ? EMAIL_BODY_MAX_CHARS : BODY_MAX_CHARS, &body, err));
+    SB_TRY(sb__opt_str(cmd, "subject", 0, 998, &subject, err));
+    if (subject != NULL && (!email || strpbrk(subject, "\r\n") != NULL))
+        return sb_reject(err, 400, "invalid", "subject", "subject is a single line, for e-mail only");
+    SB_TRY(sb__opt_time(cmd, "send_at", &has_at, &send_at, err));
+    if (has_at && send_at > ctx->now_us + SCHEDULE_HORIZON_US)
+        return sb_reject(err, 400, "invalid", "send_at", "send_at is more than a year ahead");
+    SB_TRY(sender(cmd, channel, ctx, from, err));
+    SB_TRY(recipient(state, cmd, channel, ctx, to, err));
+    SB_TRY(read_media(cmd, &media, err));
+    if (body[0] == '\0' && (email || json_array_size(media) == 0)) {
+        json_decref(media);
+        return sb_reject(err, 400, "required", "body", "body must not be empty");
+    }
+    /* An SMS with pictures is an MMS. */
+    if (strcmp(channel, "sms") == 0 && json_array_size(media) > 0)
+        channel = "mms";
+    if (opted_out(state, channel)) {
+        json_decref(media);
+        return sb_reject(err, 409, "opted_out", "channel", "this contact opted out of %s", channel);
+    }
+    if (pending_count(state) >= SB_CONTACT_MAX_PENDING) {
+        json_decref(media);
+        return sb_reject(err, 409, "too_many_pending", "", "too many messages waiting to go out");
+    }
+    const char *encoding = NULL;
+    int segments = 1;
+    if (strcmp(channel, "sms") == 0)
+        segments = sb__sms_segments(body, &encoding);
+    bool scheduled = has_at && send_at > ctx->now_us;
+    sb__now(ctx, now);
+    if (scheduled)
+        sb_clock_format_rfc3339(send_at, at);
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:o, s:s?, s:i, s:s?, s:s?, s:s, s:s?}",
+                             "message_id", id, "channel", channel, "direction", "outbound", "to",
+                             to[0] ? to : NULL, "from", from[0] ? from : NULL, "body", body, "media_urls",
+                             media, "subject", subject, "segments", segments, "encoding", encoding,
+                             "author_id", ctx->user_id, "created_at", now, "send_at", scheduled ? at : NULL);
+    return sb_devents_add(out, scheduled ? "MessageScheduled" : "MessageQueued", data);
+}
+
+/* The scheduler's tick: a due scheduled message is queued with the content it was scheduled with.
+ * If the contact opted out in the meantime it fails instead, so it never stays pending forever. */
+static int dispatch_scheduled(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                              sb_devents_t *out, sb_derror_t *err)
+{
+    const char *id;
+    const json_t *m;
+    char now[SB_RFC3339_LEN];
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    if (m == NULL)
+        return sb_reject(err, 404, "unknown_message", "message_id", "no such message");
+    const char *status = sb__str(m, "status");
+    if (sb__eq(status, "cancelled"))
+        return sb_reject(err, 409, "message_cancelled", "message_id", "this message was cancelled");
+    if (!sb__eq(status, "scheduled"))
+        return 0; /* already dispatched */
+    sb__now(ctx, now);
+    if (opted_out(state, sb__str(m, "channel")))
+        return sb_devents_add(out, "MessageFailed",
+                              json_pack("{s:s, s:s, s:s, s:s, s:n, s:s}", "message_id", id, "status",
+                                        "failed", "code", "opted_out", "error",
+                                        "the contact opted out before send time", "provider_id", "at", now));
+    json_t *data = json_deep_copy(json_object_get(m, "content"));
+    if (data == NULL)
+        data = json_object();
+    json_object_set_new(data, "message_id", json_string(id));
+    json_object_set_new(data, "queued_at", json_string(now));
+    return sb_devents_add(out, "MessageQueued", data);
+}
+
+static int cancel_scheduled(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                            sb_devents_t *out, sb_derror_t *err)
+{
+    const char *id;
+    const json_t *m;
+    char now[SB_RFC3339_LEN];
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    if (m == NULL)
+        return sb_reject(err, 404, "unknown_message", "message_id", "no such message");
+    const char *status = sb__str(m, "status");
+    if (sb__eq(status, "cancelled"))
+        return 0;
+    if (!sb__eq(status, "scheduled"))
+        return sb_reject(err, 409, "not_scheduled", "message_id",
+                         "only a scheduled message can be cancelled (it is %s)", status ? status : "unknown");
+    sb__now(ctx, now);
+    return sb_devents_add(out, "MessageScheduleCancelled",
+                          json_pack("{s:s, s:s?, s:s}", "message_id", id, "by", ctx->user_id, "at", now));
+}
+
+/* How far along a message is; a status update only ever moves it further. */
+static int rank(const char *status)
+{
+    static const char *const order[] = {"scheduled", "queued", "sent", "delivered", "read"};
+    for (int i = 0; i < 5; i++)
+        if (sb__eq(status, order[i]))
+            return i;
+    return 5; /* failed, undelivered, cancelled: final */
+}
+
+static int record_status(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                         sb_devents_t *out, sb_derror_t *err)
+{
+    const char *id, *status, *pid, *error;
+    const json_t *m;
+    char now[SB_RFC3339_LEN], code[32] = "";
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    SB_TRY(sb__need_enum(cmd, "status", statuses, &status, err));
+    SB_TRY(sb__opt_str(cmd, "provider_id", 1, 128, &pid, err));
+    SB_TRY(sb__opt_str(cmd, "error", 1, 500, &error, err));
+    const json_t *c = json_object_get(cmd, "error_code");
+    if (json_is_integer(c))
+        snprintf(code, sizeof code, "%lld", (long long)json_integer_value(c));
+    else if (json_is_string(c) && json_string_length(c) < sizeof code)
+        snprintf(code, sizeof code, "%s", json_string_value(c));
+    else if (c != NULL && !json_is_null(c))
+        return sb_reject(err, 400, "invalid", "error_code",
+                         "error_code must be a short string or an integer");
+    if (m == NULL)
+        return sb_reject(err, 404, "unknown_message", "message_id", "no such message");
+
+    const char *cur = sb__str(m, "status");
+    bool inbound = sb__eq(sb__str(m, "direction"), "inbound");
+    sb__now(ctx, now);
+    if (inbound) {
+        if (strcmp(status, "read") != 0)
+            return sb_reject(err, 409, "invalid_transition", "status", "an inbound message can only be read");
+        if (!sb__eq(cur, "received"))
+            return 0;
+        return sb_devents_add(out, "MessageRead",
+                              json_pack("{s:s, s:n, s:s?, s:s}", "message_id", id, "provider_id", "by",
+                                        ctx->user_id, "at", now));
+    }
+    if (sb__eq(cur, "scheduled") || sb__eq(cur, "cancelled"))
+        return sb_reject(err, 409, "invalid_transition", "status", "a %s message has not been sent", cur);
+    if (sb__eq(cur, "failed") || sb__eq(cur, "undelivered"))
+        return 0; /* final */
+    int from = rank(cur);
+    bool failure = strcmp(status, "failed") == 0 || strcmp(status, "undelivered") == 0;
+    /* A failure after delivery is a stale callback; so is any status not ahead of the current. */
+    if (failure ? from > rank("sent") : rank(status) <= from)
+        return 0;
+    const char *known_pid = sb__str(m, "provider_id");
+    if (pid == NULL)
+        pid = known_pid;
+    if (strcmp(status, "sent") == 0) {
+        if (pid == NULL)
+            return sb_reject(err, 400, "required", "provider_id", "a sent message needs the provider's id");
+        return sb_devents_add(out, "MessageSent",
+                              json_pack("{s:s, s:s, s:s}", "message_id", id, "provider_id", pid, "at", now));
+    }
+    if (failure)
+        return sb_devents_add(out, "MessageFailed",
+                              json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s}", "message_id", id, "status",
+                                        status, "code", code[0] ? code : NULL, "error", error, "provider_id",
+                                        pid, "at", now));
+    return sb_devents_add(out, strcmp(status, "delivered") == 0 ? "MessageDelivered" : "MessageRead",
+                          json_pack("{s:s, s:s?, s:s}", "message_id", id, "provider_id", pid, "at", now));
+}
+
+static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                   sb_derror_t *err)
+{
+    const char *id, *channel, *from_in, *to_in, *body, *pid, *subject;
+    const json_t *m;
+    json_t *media;
+    char from[SB_EMAIL_MAX], to[SB_EMAIL_MAX], now[SB_RFC3339_LEN];
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    SB_TRY(sb__need_enum(cmd, "channel", channels, &channel, err));
+    SB_TRY(sb__need_str(cmd, "from", 1, 320, &from_in, err));
+    SB_TRY(sb__opt_str(cmd, "to", 1, 320, &to_in, err));
+    SB_TRY(sb__need_str(cmd, "body", 0, INBOUND_BODY_MAX_CHARS, &body, err));
+    SB_TRY(sb__opt_str(cmd, "provider_id", 1, 128, &pid, err));
+    SB_TRY(sb__opt_str(cmd, "subject", 0, 998, &subject, err));
+    bool phone = is_phone_channel(channel);
+    to[0] = '\0';
+    if (phone) {
+        SB_TRY(sb__phone(from_in, sb__ctx_country(ctx), "from", from, err));
+        if (to_in != NULL)
+            SB_TRY(sb__phone(to_in, sb__ctx_country(ctx), "to", to, err));
+    } else if (strcmp(channel, "email") == 0) {
+        SB_TRY(sb__email(from_in, "from", from, err));
+        if (to_in != NULL)
+            SB_TRY(sb__email(to_in, "to", to, err));
+    } else {
+        if (strlen(from_in) >= sizeof from || (to_in != NULL && strlen(to_in) >= sizeof to))
+            return sb_reject(err, 400, "invalid", "from", "from and to are at most %zu bytes",
+                             sizeof from - 1);
+        strcpy(from, from_in);
+        if (to_in != NULL)
+            strcpy(to, to_in);
+    }
+    if (m != NULL || (pid != NULL && sb__array_find(json_object_get(state, "provider_ids"), pid, false) >= 0))
+        return 0; /* the provider retried */
+    SB_TRY(read_media(cmd, &media, err));
+    if (body[0] == '\0' && json_array_size(media) == 0 && subject == NULL) {
+        json_decref(media);
+        return sb_reject(err, 400, "required", "body", "an inbound message needs a body or media");
+    }
+    sb__now(ctx, now);
+    SB_TRY(sb_devents_add(out, "MessageReceived",
+                          json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}", "message_id", id,
+                                    "channel", channel, "direction", "inbound", "from", from, "to",
+                                    to[0] ? to : NULL, "body", body, "media_urls", media, "subject", subject,
+                                    "provider_id", pid, "received_at", now)));
+    /* Carrier keywords (STOP, START...) change the contact's consent in the same decision. */
+    const char *group = sb__optout_group(channel);
+    if (!phone || group == NULL)
+        return 0;
+    int kw = sb__keyword_kind(body, strlen(body));
+    bool is_out = opted_out(state, channel);
+    if ((kw == SB_KW_OPT_OUT && !is_out) || (kw == SB_KW_OPT_IN && is_out)) {
+        char word[16] = "";
+        const char *b = body;
+        while (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')
+            b++;
+        for (size_t i = 0; i + 1 < sizeof word && b[i] && b[i] != ' ' && b[i] != '\r' && b[i] != '\n'; i++)
+            word[i] = (char)((b[i] >= 'A' && b[i] <= 'Z') ? b[i] + 32 : b[i]);
+        return sb_devents_add(out, kw == SB_KW_OPT_OUT ? "ContactOptedOut" : "ContactOptedIn",
+                              json_pack("{s:s, s:s, s:s, s:n, s:s}", "channel", group, "keyword", word,
+                                        "message_id", id, "by", "at", now));
+    }
+    return 0;
+}
+
+int sb__contact_message_decide(const json_t *state, const json_t *cmd, const char *type,
+                               const sb_decide_ctx_t *ctx, sb_devents_t *out, sb_derror_t *err)
+{
+    bool deleted = json_is_true(json_object_get(state, "deleted"));
+    if (strcmp(type, "RecordMessageStatus") == 0)
+        return record_status(state, cmd, ctx, out, err);
+    int (*fn)(const json_t *, const json_t *, const sb_decide_ctx_t *, sb_devents_t *, sb_derror_t *) = NULL;
+    if (strcmp(type, "SendMessage") == 0)
+        fn = send;
+    else if (strcmp(type, "DispatchScheduledMessage") == 0)
+        fn = dispatch_scheduled;
+    else if (strcmp(type, "CancelScheduledMessage") == 0)
+        fn = cancel_scheduled;
+    else if (strcmp(type, "ReceiveMessage") == 0)
+        fn = receive;
+    else
+        return 1;
+    if (deleted)
+        return sb_reject(err, 404, "contact_deleted", "", "this contact was deleted");
+    return fn(state, cmd, ctx, out, err);
+}
+
+/* ---- evolve ------------------------------------------------------------------------------------- */
+
+static bool is_pending(const char *status)
+{
+    return sb__eq(status, "scheduled") || sb__eq(status, "queued");
+}
+
+/* Records that message id left pending, and forgets the oldest settled messages past the window. */
+static void settle(json_t *state, const char *id)
+{
+    json_t *settled = json_object_get(state, "settled");
+    json_t *messages = json_object_get(state, "messages");
+    json_array_append_new(settled, json_string(id));
+    while (json_array_size(settled) > SB_CONTACT_SETTLED_WINDOW) {
+        const char *old = json_string_value(json_array_get(settled, 0));
+        if (old != NULL)
+            json_object_del(messages, old);
+        json_array_remove(settled, 0);
+    }
+}
+
+/* Moves message id to status; settles it if it was pending and no longer is. */
+static void move(json_t *state, const char *id, const char *status, const json_t *pid)
+{
+    json_t *m = json_object_get(json_object_get(state, "messages"), id);
+    if (m == NULL)
+        return; /* forgotten (settled long ago) */
+    bool was_pending = is_pending(sb__str(m, "status"));
+    json_object_set_new(m, "status", json_string(status));
+    if (pid != NULL && json_is_string(pid))
+        sb__set(m, "provider_id", pid);
+    if (!is_pending(status))
+        json_object_del(m, "content");
+    if (was_pending && !is_pending(status))
+        settle(state, id);
+}
+
+static void remember_provider_id(json_t *state, const json_t *pid)
+{
+    json_t *ids = json_object_get(state, "provider_ids");
+    if (!json_is_string(pid))
+        return;
+    json_array_append_new(ids, json_string(json_string_value(pid)));
+    while (json_array_size(ids) > SB_CONTACT_PROVIDER_WINDOW)
+        json_array_remove(ids, 0);
+}
+
+bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
+{
+    const json_t *d = ev->data;
+    const char *t = ev->type;
+    const char *id = sb__str(d, "message_id");
+    json_t *messages = json_object_get(state, "messages");
+
+    if (strcmp(t, "ContactDeleted") == 0) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(d, "cancelled_message_ids"), i, v)
+        {
+            if (json_is_string(v))
+                move(state, json_string_value(v), "cancelled", NULL);
+        }
+        return false; /* contact.c marks the contact deleted */
+    }
+    if (strncmp(t, "Message", 7) != 0)
+        return false;
+    if (id == NULL)
+        return true;
+    json_t *m = json_object_get(messages, id);
+    if (strcmp(t, "MessageScheduled") == 0 || (strcmp(t, "MessageQueued") == 0 && m == NULL)) {
+        if (m != NULL)
+            return true;
+        json_t *entry = json_pack("{s:o, s:s, s:s, s:n}", "channel", sb__copy(json_object_get(d, "channel")),
+                                  "direction", "outbound", "status",
+                                  strcmp(t, "MessageScheduled") == 0 ? "scheduled" : "queued", "provider_id");
+        if (strcmp(t, "MessageScheduled") == 0) {
+            json_t *content = json_deep_copy(d);
+            json_object_del(content, "message_id");
+            json_object_set_new(entry, "content", content);
+        }
+        json_object_set_new(messages, id, entry);
+    } else if (strcmp(t, "MessageQueued") == 0) {
+        /* Dispatched at send time: the event carries the content now, the state need not. */
+        if (sb__eq(sb__str(m, "status"), "scheduled")) {
+            move(state, id, "queued", NULL);
+            json_object_del(m, "content");
+        }
+    } else if (strcmp(t, "MessageScheduleCancelled") == 0) {
+        move(state, id, "cancelled", NULL);
+    } else if (strcmp(t, "MessageSent") == 0) {
+        move(state, id, "sent", json_object_get(d, "provider_id"));
+    } else if (strcmp(t, "MessageDelivered") == 0) {
+        move(state, id, "delivered", json_object_get(d, "provider_id"));
+    } else if (strcmp(t, "MessageRead") == 0) {
+        move(state, id, "read", json_object_get(d, "provider_id"));
+    } else if (strcmp(t, "MessageFailed") == 0) {
+        const char *s = sb__str(d, "status");
+        move(state, id, sb__eq(s, "undelivered") ? "undelivered" : "failed",
+             json_object_get(d, "provider_id"));
+    } else if (strcmp(t, "MessageReceived") == 0) {
+        if (m != NULL)
+            return true;
+        json_object_set_new(messages, id,
+                            json_pack("{s:o, s:s, s:s, s:o}", "channel",
+                                      sb__copy(json_object_get(d, "channel")), "direction", "inbound",
+                                      "status", "received", "provider_id",
+                                      sb__copy(json_object_get(d, "provider_id"))));
+        settle(state, id);
+        remember_provider_id(state, json_object_get(d, "provider_id"));
+    }
+    return true;
+}

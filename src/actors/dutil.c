@@ -1,0 +1,311 @@
+#include "actors/dutil.h"
+#include "core/error.h"
+
+#include <ctype.h>
+#include <string.h>
+
+const char *sb__str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+bool sb__has(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return v != NULL && !json_is_null(v);
+}
+
+size_t sb__utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+bool sb__eq(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+bool sb__eq_ci(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcasecmp(a, b) == 0;
+}
+
+bool sb__is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool sb__is_url(const char *s, size_t max)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strlen(s);
+    size_t scheme;
+    if (strncmp(s, "https://", 8) == 0)
+        scheme = 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        scheme = 7;
+    else
+        return false;
+    if (len <= scheme || len > max)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int check_len(const char *key, const char *s, size_t min, size_t max, sb_derror_t *err)
+{
+    size_t n = sb__utf8_chars(s);
+    if (n < min || n > max) {
+        if (min > 0 && n == 0)
+            return sb_reject(err, 400, "required", key, "%s must not be empty", key);
+        return sb_reject(err, 400, "invalid", key, "%s must be %zu to %zu characters", key, min, max);
+    }
+    return 0;
+}
+
+int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
+                 sb_derror_t *err)
+{
+    const json_t *v = json_object_get(cmd, key);
+    if (v == NULL || json_is_null(v))
+        return sb_reject(err, 400, "required", key, "%s is required", key);
+    if (!json_is_string(v))
+        return sb_reject(err, 400, "invalid", key, "%s must be a string", key);
+    *out = json_string_value(v);
+    return check_len(key, *out, min, max, err);
+}
+
+int sb__opt_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
+                sb_derror_t *err)
+{
+    *out = NULL;
+    if (!sb__has(cmd, key))
+        return 0;
+    return sb__need_str(cmd, key, min, max, out, err);
+}
+
+int sb__trimmed(const char *s, const char *field, size_t min, size_t max, json_t **out, sb_derror_t *err)
+{
+    size_t start = 0, end = strlen(s);
+    *out = NULL;
+    while (start < end && isspace((unsigned char)s[start]))
+        start++;
+    while (end > start && isspace((unsigned char)s[end - 1]))
+        end--;
+    json_t *t = json_stringn(s + start, end - start);
+    if (t == NULL)
+        return SB_ENOMEM;
+    int rc = check_len(field, json_string_value(t), min, max, err);
+    if (rc != 0) {
+        json_decref(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, json_t **out, sb_derror_t *err)
+{
+    const char *s;
+    *out = NULL;
+    SB_TRY(sb__need_str(cmd, key, 0, (size_t)-1, &s, err));
+    return sb__trimmed(s, key, min, max, out, err);
+}
+
+int sb__need_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)
+{
+    SB_TRY(sb__need_str(cmd, key, 1, 64, out, err));
+    if (!sb__is_uuid(*out))
+        return sb_reject(err, 400, "invalid", key, "%s must be a uuid", key);
+    return 0;
+}
+
+int sb__opt_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)
+{
+    *out = NULL;
+    if (!sb__has(cmd, key))
+        return 0;
+    return sb__need_uuid(cmd, key, out, err);
+}
+
+int sb__need_enum(const json_t *cmd, const char *key, const char *const *values, const char **out,
+                  sb_derror_t *err)
+{
+    SB_TRY(sb__need_str(cmd, key, 1, 64, out, err));
+    for (const char *const *v = values; *v; v++) {
+        if (strcmp(*v, *out) == 0) {
+            *out = *v; /* static storage: safe to keep */
+            return 0;
+        }
+    }
+    return sb_reject(err, 400, "invalid", key, "%s is not one of the allowed values", key);
+}
+
+int sb__opt_bool(const json_t *cmd, const char *key, bool dflt, bool *out, sb_derror_t *err)
+{
+    const json_t *v = json_object_get(cmd, key);
+    *out = dflt;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return sb_reject(err, 400, "invalid", key, "%s must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+int sb__opt_time(const json_t *cmd, const char *key, bool *present, int64_t *us, sb_derror_t *err)
+{
+    const char *s;
+    *present = false;
+    SB_TRY(sb__opt_str(cmd, key, 1, 64, &s, err));
+    if (s == NULL)
+        return 0;
+    if (sb_clock_parse_rfc3339(s, us) != 0)
+        return sb_reject(err, 400, "invalid", key, "%s must be an RFC 3339 time", key);
+    *present = true;
+    return 0;
+}
+
+void sb__now(const sb_decide_ctx_t *ctx, char out[SB_RFC3339_LEN])
+{
+    sb_clock_format_rfc3339(ctx->now_us, out);
+}
+
+int64_t sb__time_us(const char *rfc3339)
+{
+    int64_t us = 0;
+    if (rfc3339 == NULL || sb_clock_parse_rfc3339(rfc3339, &us) != 0)
+        return 0;
+    return us;
+}
+
+const char *sb__ctx_country(const sb_decide_ctx_t *ctx)
+{
+    const char *c = sb__str(ctx->context, "default_country");
+    return c ? c : "US";
+}
+
+const json_t *sb__ctx_member(const sb_decide_ctx_t *ctx, const char *user_id)
+{
+    const json_t *members = json_object_get(ctx->context, "members");
+    size_t i;
+    const json_t *m;
+    if (user_id == NULL)
+        return NULL;
+    json_array_foreach(members, i, m)
+    {
+        if (sb__eq(sb__str(m, "user_id"), user_id))
+            return m;
+    }
+    return NULL;
+}
+
+int sb__need_actor_member(const sb_decide_ctx_t *ctx, sb_derror_t *err)
+{
+    if (ctx->user_id == NULL || sb__ctx_member(ctx, ctx->user_id) != NULL)
+        return 0;
+    return sb_reject(err, 403, "not_member", "", "you are not a member of this workspace");
+}
+
+int sb__phone(const char *in, const char *country, const char *field, char out[SB_PHONE_MAX],
+              sb_derror_t *err)
+{
+    if (in == NULL || sb_phone_normalize(in, strlen(in), country, out) != 0)
+        return sb_reject(err, 400, "invalid_phone", field, "%s is not a valid phone number", field);
+    return 0;
+}
+
+int sb__email(const char *in, const char *field, char out[SB_EMAIL_MAX], sb_derror_t *err)
+{
+    if (in == NULL || sb_email_normalize(in, strlen(in), out) != 0)
+        return sb_reject(err, 400, "invalid_email", field, "%s is not a valid e-mail address", field);
+    return 0;
+}
+
+int sb__array_find(const json_t *array, const char *s, bool ci)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(array, i, v)
+    {
+        const char *x = json_string_value(v);
+        if (x != NULL && (ci ? sb__eq_ci(x, s) : sb__eq(x, s)))
+            return (int)i;
+    }
+    return -1;
+}
+
+int sb__decide(sb__decide_fn fn, const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+               sb_devents_t *out, sb_derror_t *err)
+{
+    int start = out->n;
+    const char *type = sb__str(cmd, "type");
+    int rc;
+    if (!json_is_object(cmd) || type == NULL)
+        rc = sb_reject(err, 400, "required", "type", "a command needs a type");
+    else
+        rc = fn(state, cmd, type, ctx, out, err);
+    if (rc != 0) {
+        while (out->n > start) {
+            out->n--;
+            json_decref(out->items[out->n].data);
+            out->items[out->n].data = NULL;
+        }
+    }
+    return rc;
+}
+
+json_t *sb__copy(const json_t *v)
+{
+    return v ? json_deep_copy(v) : json_null();
+}
+
+void sb__set(json_t *obj, const char *key, const json_t *v)
+{
+    json_object_set_new(obj, key, sb__copy(v));
+}
+
+int sb__keyword_kind(const char *word, size_t len)
+{
+    static const struct {
+        const char *word;
+        int kind;
+    } words[] = {
+        {"stop", SB_KW_OPT_OUT},   {"stopall", SB_KW_OPT_OUT}, {"unsubscribe", SB_KW_OPT_OUT},
+        {"cancel", SB_KW_OPT_OUT}, {"end", SB_KW_OPT_OUT},     {"quit", SB_KW_OPT_OUT},
+        {"revoke", SB_KW_OPT_OUT}, {"optout", SB_KW_OPT_OUT},  {"start", SB_KW_OPT_IN},
+        {"yes", SB_KW_OPT_IN},     {"unstop", SB_KW_OPT_IN},   {"help", SB_KW_HELP},
+        {"info", SB_KW_HELP},
+    };
+    while (len > 0 && isspace((unsigned char)word[0])) {
+        word++;
+        len--;
+    }
+    while (len > 0 && isspace((unsigned char)word[len - 1]))
+        len--;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strlen(words[i].word) == len && strncasecmp(words[i].word, word, len) == 0)
+            return words[i].kind;
+    return SB_KW_NONE;
+}
