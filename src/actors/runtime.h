@@ -70,9 +70,11 @@ typedef struct sb_ask_opts_s {
     const char *correlation_id; /* metadata; NULL = none */
     const char *causation_id;
     const char *request_id;
-    const char *source;       /* "api", "webhook", "reactor:outbox", ... */
-    const char *workspace_id; /* uuid of the workspace the stream belongs to (events' workspace_id);
-                                 NULL: a workspace stream's own id, otherwise none */
+    const char *source; /* "api", "webhook", "reactor:outbox", ... */
+    /* The workspace the stream belongs to (stored as the events' workspace_id): the actor's
+     * state["workspace_id"] when it has one (workspace-scoped kinds keep it there), else the
+     * creating event's payload["workspace_id"], else this uuid, else a workspace stream's own id. */
+    const char *workspace_id;
     /* If-Match: decide only when the stream is at expected_version, else answer SB_ECONFLICT with
      * precondition_failed set (and the current version). */
     bool check_version;

@@ -398,6 +398,19 @@ static void on_appended(void *data, const sb_rt_append_res_t *res)
     actor_run(a);
 }
 
+/* The workspace a command's events belong to (see sb_ask_opts_t.workspace_id). */
+static bool find_workspace(const sb__actor_t *a, const sb__msg_t *m, const sb_devents_t *d, sb_uuid_t *out)
+{
+    const char *s = json_string_value(json_object_get(a->state, "workspace_id"));
+    if (s == NULL && a->version == 0 && d->n > 0)
+        s = json_string_value(json_object_get(d->items[0].data, "workspace_id"));
+    if (s != NULL && sb_uuid_parse(s, strlen(s), out) == 0)
+        return true;
+    if (m->has_workspace)
+        *out = m->workspace;
+    return m->has_workspace;
+}
+
 /* Decides m.  Returns true when an append is now in flight (a->cur = m), false when m was
  * answered. */
 static bool decide(sb__actor_t *a, sb__msg_t *m)
@@ -450,12 +463,11 @@ static bool decide(sb__actor_t *a, sb__msg_t *m)
     sb_rt_append_req_t req = {
         .stream = a->stream,
         .expected_version = a->version > 0 ? a->version : SB_VERSION_NO_STREAM,
-        .has_workspace = m->has_workspace,
-        .workspace = m->workspace,
         .events = d->items,
         .nevents = d->n,
         .meta = m->meta,
     };
+    req.has_workspace = find_workspace(a, m, d, &req.workspace);
     rt->store->ops->append(rt->store, &req, on_appended, a);
     return true;
 }

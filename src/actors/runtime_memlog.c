@@ -35,6 +35,8 @@ typedef struct mop_s {
     int64_t version; /* read: after this version; append: expected */
     int limit;
     json_t *events; /* append: [{type, data}] copies */
+    bool has_workspace;
+    sb_uuid_t workspace;
     char stream[];
 } mop_t;
 
@@ -85,8 +87,11 @@ static int64_t stream_version(json_t *s)
 
 /* Appends copies of events ([{type, data}]) when the version matches; under the mutex. */
 static int append_locked(sb_memlog_t *m, const char *stream, int64_t expected, json_t *events,
-                         sb_rt_append_res_t *res)
+                         const sb_uuid_t *workspace, sb_rt_append_res_t *res)
 {
+    char ws[SB_UUID_STRLEN + 1] = "";
+    if (workspace != NULL)
+        sb_uuid_format(workspace, ws);
     json_t *s = stream_get(m, stream, true);
     int64_t v = stream_version(s);
     res->version = v;
@@ -99,10 +104,12 @@ static int append_locked(sb_memlog_t *m, const char *stream, int64_t expected, j
     json_array_foreach(events, i, e)
     {
         m->position++;
-        json_array_append_new(arr, json_pack("{s:O, s:O, s:I, s:I, s:I}", "type", json_object_get(e, "type"),
-                                             "data", json_object_get(e, "data"), "version",
-                                             (json_int_t)(v + 1 + (int64_t)i), "position",
-                                             (json_int_t)m->position, "recorded_at", (json_int_t)now));
+        json_t *rec = json_pack("{s:O, s:O, s:I, s:I, s:I}", "type", json_object_get(e, "type"), "data",
+                                json_object_get(e, "data"), "version", (json_int_t)(v + 1 + (int64_t)i),
+                                "position", (json_int_t)m->position, "recorded_at", (json_int_t)now);
+        if (workspace != NULL)
+            json_object_set_new(rec, "workspace", json_string(ws));
+        json_array_append_new(arr, rec);
         if (i == 0)
             res->first_position = m->position;
     }
@@ -138,7 +145,7 @@ int sb_memlog_append_external(sb_memlog_t *m, const char *stream, int64_t expect
     json_t *events = json_pack("[{s:s, s:o}]", "type", type, "data", data);
     sb_rt_append_res_t res;
     uv_mutex_lock(&m->mu);
-    int r = append_locked(m, stream, expected, events, &res);
+    int r = append_locked(m, stream, expected, events, NULL, &res);
     uv_mutex_unlock(&m->mu);
     json_decref(events);
     return r;
@@ -221,11 +228,13 @@ static void run_append(mstore_t *ms, mop_t *op)
         res.status = m->fail_status;
         if (m->fail_stored) {
             sb_rt_append_res_t ignored;
-            (void)append_locked(m, op->stream, op->version, op->events, &ignored);
+            (void)append_locked(m, op->stream, op->version, op->events,
+                                op->has_workspace ? &op->workspace : NULL, &ignored);
         }
         res.error = "injected failure";
     } else {
-        res.status = append_locked(m, op->stream, op->version, op->events, &res);
+        res.status = append_locked(m, op->stream, op->version, op->events,
+                                   op->has_workspace ? &op->workspace : NULL, &res);
     }
     uv_mutex_unlock(&ms->m->mu);
     op->cb.append(op->data, &res);
@@ -290,6 +299,8 @@ static void m_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_appe
     mop_t *op = op_new((mstore_t *)s, OP_APPEND, req->stream, data);
     op->cb.append = cb;
     op->version = req->expected_version;
+    op->has_workspace = req->has_workspace;
+    op->workspace = req->workspace;
     op->events = json_array();
     for (int i = 0; i < req->nevents; i++)
         json_array_append_new(

@@ -103,7 +103,8 @@ void sb_memlog_free(sb_memlog_t *m);
 sb_rt_store_t *sb_memlog_open(sb_loop_t *loop, void *arg);
 /* The stream's version (0 when it has no events); any thread. */
 int64_t sb_memlog_version(sb_memlog_t *m, const char *stream);
-/* Copies of the stream's events' payloads, in version order (a JSON array; caller owns). */
+/* Copies of the stream's events, in version order: [{type, data, version, position, recorded_at,
+ * workspace?}] (caller owns). */
 json_t *sb_memlog_events(sb_memlog_t *m, const char *stream);
 /* Appends events as if another process had written them (for conflict tests); 0 or SB_ECONFLICT. */
 int sb_memlog_append_external(sb_memlog_t *m, const char *stream, int64_t expected, const char *type,

@@ -206,6 +206,7 @@ typedef struct {
     batch_t *b;
     int first_stream, nstreams, count;
     const char *prefix;
+    const char *workspace;
     bool get;
 } asks_t;
 
@@ -220,7 +221,8 @@ static void do_asks(void *arg)
         snprintf(c->tag, sizeof(c->tag), "%s-%d-%d", a->prefix ? a->prefix : "t", sb_loop_current()->index,
                  i);
         int r;
-        sb_ask_opts_t opts = {.source = "test", .request_id = c->tag, .skip_state = !a->get};
+        sb_ask_opts_t opts = {
+            .source = "test", .request_id = c->tag, .workspace_id = a->workspace, .skip_state = !a->get};
         if (a->get)
             r = sb_actor_get(a->g, s, &opts, on_reply, c);
         else
@@ -327,7 +329,13 @@ static void test_many_to_one(void)
     batch_init(&b, LOOPS * PER_LOOP);
     asks_t a[LOOPS];
     for (int i = 0; i < LOOPS; i++) {
-        a[i] = (asks_t){.g = g, .b = &b, .first_stream = 1, .nstreams = 1, .count = PER_LOOP, .prefix = "m"};
+        a[i] = (asks_t){.g = g,
+                        .b = &b,
+                        .first_stream = 1,
+                        .nstreams = 1,
+                        .count = PER_LOOP,
+                        .prefix = "m",
+                        .workspace = "00000000-0000-4000-8000-0000000000aa"};
         run_on(g->loops[i], do_asks, &a[i]);
     }
     uv_sem_wait(&b.done);
@@ -337,6 +345,25 @@ static void test_many_to_one(void)
     json_t *acked = json_object_get(b.acked, name);
     CHECK(json_object_size(acked) == LOOPS * PER_LOOP);
     CHECK(check_log(name, acked) == LOOPS * PER_LOOP);
+    /* stored under the caller's workspace, with the metadata the asks gave */
+    const char *params[1] = {name};
+    PGresult *res = PQexecParams(db,
+                                 "SELECT count(*) FROM events WHERE stream = $1 AND "
+                                 "workspace_id = '00000000-0000-4000-8000-0000000000aa'",
+                                 1, NULL, params, NULL, NULL, 0);
+    CHECK(PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) == LOOPS * PER_LOOP);
+    PQclear(res);
+    res = PQexecParams(db, "SELECT metadata FROM events WHERE stream = $1 AND version = 1", 1, NULL, params,
+                       NULL, NULL, 1);
+    json_t *meta = NULL;
+    char err[128];
+    CHECK(PQntuples(res) == 1 && sb_codec_to_jansson(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                                                     &meta, err, sizeof(err)) == 0);
+    CHECK(json_is_string(json_object_get(meta, "request_id")) &&
+          json_is_null(json_object_get(meta, "user_id")) &&
+          strcmp(json_string_value(json_object_get(meta, "source")), "test") == 0);
+    json_decref(meta);
+    PQclear(res);
     json_t *st = get_state(g, 1);
     CHECK(json_integer_value(json_object_get(st, "n")) == LOOPS * PER_LOOP);
     json_decref(st);

@@ -55,6 +55,8 @@ static int k_decide(const json_t *state, const json_t *cmd, const sb_decide_ctx_
     }
     if (strcmp(type, "Noop") == 0)
         return 0;
+    if (strcmp(type, "Join") == 0)
+        return sb_devents_add(out, "Joined", json_pack("{s:O}", "workspace_id", json_object_get(cmd, "ws")));
     if (strcmp(type, "Fail") == 0)
         return sb_reject(err, 409, "nope", "", "refused at n=%lld",
                          (long long)json_integer_value(json_object_get(state, "n")));
@@ -73,6 +75,8 @@ static void k_evolve(json_t *state, const sb_devent_t *ev)
         json_object_set_new(state, "last_version", json_integer(ev->version));
     } else if (strcmp(ev->type, "Tagged") == 0) {
         json_array_append(json_object_get(state, "tags"), json_object_get(ev->data, "tag"));
+    } else if (strcmp(ev->type, "Joined") == 0) {
+        json_object_set(state, "workspace_id", json_object_get(ev->data, "workspace_id"));
     }
 }
 
@@ -538,6 +542,58 @@ static void test_decisions(void)
     group_free(g);
 }
 
+static const char *event_workspace(const char *stream, int version)
+{
+    static char out[64];
+    json_t *evs = sb_memlog_events(memlog, stream);
+    const char *ws =
+        json_string_value(json_object_get(json_array_get(evs, (size_t)version - 1), "workspace"));
+    snprintf(out, sizeof(out), "%s", ws ? ws : "-");
+    json_decref(evs);
+    return out;
+}
+
+/* Which workspace events are stored under: the state's, the creating event's, the caller's. */
+static void test_workspace(void)
+{
+    sb_runtime_config_t rc = {0};
+    sb_loops_t *g = group_new(2, &rc);
+    const char *wa = "00000000-0000-4000-8000-00000000000a", *wb = "00000000-0000-4000-8000-00000000000b";
+    char s1[SB_STREAM_NAME_MAX], s2[SB_STREAM_NAME_MAX];
+    stream_name(s1, 4500);
+    stream_name(s2, 4501);
+    batch_t b;
+    sb_ask_opts_t ob = {.workspace_id = wb};
+    char join[128];
+    snprintf(join, sizeof(join), "{\"type\":\"Join\",\"ws\":\"%s\"}", wa);
+    asks_t a = {
+        .g = g, .b = &b, .first_stream = 4500, .nstreams = 1, .count = 1, .cmd_json = join, .opts = &ob};
+    batch_init(&b, 1);
+    run_on(g->loops[0], do_asks, &a);
+    batch_wait(&b);
+    batch_free(&b);
+    CHECK(strcmp(event_workspace(s1, 1), wa) == 0); /* the creating event's */
+    a.cmd_json = "{\"type\":\"Inc\"}";
+    batch_init(&b, 1);
+    run_on(g->loops[1], do_asks, &a);
+    batch_wait(&b);
+    batch_free(&b);
+    CHECK(strcmp(event_workspace(s1, 2), wa) == 0); /* the state's, over the caller's */
+    a.first_stream = 4501;
+    batch_init(&b, 1);
+    run_on(g->loops[1], do_asks, &a);
+    batch_wait(&b);
+    batch_free(&b);
+    CHECK(strcmp(event_workspace(s2, 1), wb) == 0); /* the caller's */
+    a.opts = NULL;
+    batch_init(&b, 1);
+    run_on(g->loops[1], do_asks, &a);
+    batch_wait(&b);
+    batch_free(&b);
+    CHECK(strcmp(event_workspace(s2, 2), "-") == 0); /* none */
+    group_free(g);
+}
+
 /* Another writer appends behind the actor's back: the next command conflicts, reloads, decides
  * again and succeeds; persistent conflicts give up after max_attempts. */
 static void test_conflicts(void)
@@ -783,6 +839,7 @@ int main(void)
     test_order();
     test_mailbox_full();
     test_decisions();
+    test_workspace();
     test_conflicts();
     test_snapshots();
     test_passivation();
