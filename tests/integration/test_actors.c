@@ -56,9 +56,10 @@ static void k_evolve(json_t *state, const sb_devent_t *ev)
 
 static const sb_kind_t counter_kind = {"counter", k_initial, k_decide, k_evolve};
 
+/* The counter, and the domain's kinds (the replay test uses the workspace). */
 static const sb_kind_t *find_kind(const char *category)
 {
-    return strcmp(category, "counter") == 0 ? &counter_kind : NULL;
+    return strcmp(category, "counter") == 0 ? &counter_kind : sb_kind_find(category);
 }
 
 static void stream_name(char out[SB_STREAM_NAME_MAX], int i)
@@ -192,13 +193,48 @@ static void on_reply(const sb_ask_reply_t *r, void *data)
     } else if (r->status == SB_ECONFLICT) {
         b->conflict++;
     } else {
-        fprintf(stderr, "reply: %s %s\n", sb_errname(r->status), r->error ? r->error : "");
+        fprintf(stderr, "reply: %s %s %s\n", sb_errname(r->status), r->error ? r->error : "",
+                r->err ? r->err->message : "");
         b->other++;
     }
     uv_mutex_unlock(&b->mu);
     free(c);
     if (atomic_fetch_sub(&b->pending, 1) == 1)
         uv_sem_post(&b->done);
+}
+
+/* One ask with a JSON command from loop 0, waited for; the reply's state copy in *state. */
+typedef struct {
+    sb_loops_t *g;
+    const char *stream, *cmd, *user;
+    batch_t *b;
+} one_t;
+
+static void do_one(void *arg)
+{
+    one_t *o = arg;
+    ask_ctx_t *c = calloc(1, sizeof(*c));
+    c->b = o->b;
+    snprintf(c->tag, sizeof(c->tag), "one");
+    sb_ask_opts_t opts = {.user_id = o->user, .source = "test"};
+    int r = o->cmd ? sb_actor_ask(o->g, o->stream, json_loads(o->cmd, 0, NULL), &opts, on_reply, c)
+                   : sb_actor_get(o->g, o->stream, &opts, on_reply, c);
+    if (r != 0)
+        abort();
+}
+
+static int ask_one(sb_loops_t *g, const char *stream, const char *cmd, const char *user, json_t **state)
+{
+    batch_t b;
+    batch_init(&b, 1);
+    one_t o = {g, stream, cmd, user, &b};
+    run_on(g->loops[0], do_one, &o);
+    uv_sem_wait(&b.done);
+    int ok = b.ok;
+    if (state != NULL)
+        *state = json_incref(b.state);
+    batch_free(&b);
+    return ok == 1 ? 0 : -1;
 }
 
 typedef struct {
@@ -577,6 +613,120 @@ static void test_two_processes(void)
     json_decref(theirs);
 }
 
+/* ---- switchboard replay ------------------------------------------------------------------------ */
+
+/* Runs `switchboard replay ARGS` against the test database: the exit code, stdout parsed as JSON
+ * (NULL if it is not), and stderr's text. */
+static int replay(const char *args, json_t **out, char *errtext, size_t errlen)
+{
+    const char *bin = getenv("SWITCHBOARD_BIN");
+    char errfile[] = "/tmp/sb_replay_err_XXXXXX";
+    int fd = mkstemp(errfile);
+    if (bin == NULL || fd < 0)
+        abort();
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s replay %s 2>%s", bin, args, errfile);
+    FILE *p = popen(cmd, "r");
+    sb_buf_t text = SB_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+        sb_buf_append(&text, chunk, n);
+    int status = pclose(p);
+    if (out != NULL)
+        *out = text.data ? json_loads(text.data, 0, NULL) : NULL;
+    sb_buf_free(&text);
+    FILE *e = fopen(errfile, "r");
+    size_t m = e ? fread(errtext, 1, errlen - 1, e) : 0;
+    errtext[m] = '\0';
+    if (e)
+        fclose(e);
+    unlink(errfile);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int64_t position_of(const char *stream, int version)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%d", version);
+    const char *params[2] = {stream, v};
+    PGresult *res = PQexecParams(db, "SELECT position FROM events WHERE stream = $1 AND version = $2", 2,
+                                 NULL, params, NULL, NULL, 0);
+    int64_t pos = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    return pos;
+}
+
+/* Time travel: the workspace's state at a position, now (from its snapshot, or folding every event),
+ * before it existed; and the command's errors. */
+static void test_replay(void)
+{
+    const char *ws = "workspace-00000000-0000-4000-8000-0000000000e1";
+    const char *owner = "00000000-0000-4000-8000-0000000000f1";
+    sb_runtime_config_t rc = {.snapshot_every = 2};
+    sb_loops_t *g = group_new(2, &rc);
+    CHECK(ask_one(g, ws,
+                  "{\"type\":\"CreateWorkspace\",\"name\":\"Acme\",\"owner_email\":\"owner@example.com\","
+                  "\"default_country\":\"US\"}",
+                  owner, NULL) == 0);
+    CHECK(ask_one(g, ws, "{\"type\":\"RenameWorkspace\",\"name\":\"Acme 2\"}", owner, NULL) == 0);
+    CHECK(ask_one(g, ws, "{\"type\":\"RenameWorkspace\",\"name\":\"Acme 3\"}", owner, NULL) == 0);
+    json_t *now = NULL;
+    CHECK(ask_one(g, ws, NULL, NULL, &now) == 0);
+    group_free(g);
+    uint64_t deadline = sb_clock_mono_ns() + 5000000000ull;
+    while (snapshot_version(ws) < 4 && sb_clock_mono_ns() < deadline)
+        usleep(2000);
+    CHECK(snapshot_version(ws) == 4);
+    setenv("SWITCHBOARD_DATABASE_URL", conninfo, 1);
+    setenv("SWITCHBOARD_LOG", "warn", 1);
+
+    char args[256], err[1024];
+    json_t *st = NULL;
+    /* now, from the snapshot: nothing left to fold */
+    snprintf(args, sizeof(args), "%s", ws);
+    CHECK(replay(args, &st, err, sizeof(err)) == 0);
+    CHECK(st != NULL && json_equal(st, now));
+    CHECK(strstr(err, "version=4") != NULL && strstr(err, "events_folded=0") != NULL);
+    json_decref(st);
+    /* now, folding every event */
+    snprintf(args, sizeof(args), "%s --no-snapshot", ws);
+    CHECK(replay(args, &st, err, sizeof(err)) == 0);
+    CHECK(st != NULL && json_equal(st, now));
+    CHECK(strstr(err, "events_folded=4") != NULL);
+    json_decref(st);
+    /* at version 3's position: the snapshot (version 4) is past it */
+    snprintf(args, sizeof(args), "%s --at %lld", ws, (long long)position_of(ws, 3));
+    CHECK(replay(args, &st, err, sizeof(err)) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(st, "name")), "Acme 2") == 0);
+    CHECK(strstr(err, "version=3") != NULL);
+    json_decref(st);
+    /* as of a time before it existed: the initial state */
+    snprintf(args, sizeof(args), "%s --as-of 2000-01-01", ws);
+    CHECK(replay(args, &st, err, sizeof(err)) == 0);
+    CHECK(json_is_false(json_object_get(st, "created")));
+    json_decref(st);
+    /* as of now: the same as the actor */
+    char t[SB_RFC3339_LEN];
+    sb_clock_format_rfc3339(sb_clock_now_us(), t);
+    snprintf(args, sizeof(args), "%s --as-of %s", ws, t);
+    CHECK(replay(args, &st, err, sizeof(err)) == 0);
+    CHECK(st != NULL && json_equal(st, now));
+    json_decref(st);
+    /* errors: usage (2), no such stream (1) */
+    CHECK(replay("", NULL, err, sizeof(err)) == 2);
+    CHECK(replay("not-a-stream", NULL, err, sizeof(err)) == 2);
+    CHECK(replay("nosuchkind-00000000-0000-4000-8000-0000000000e1", NULL, err, sizeof(err)) == 2);
+    snprintf(args, sizeof(args), "%s --at 5 --as-of 2000-01-01", ws);
+    CHECK(replay(args, NULL, err, sizeof(err)) == 2);
+    snprintf(args, sizeof(args), "%s --at soon", ws);
+    CHECK(replay(args, NULL, err, sizeof(err)) == 2);
+    CHECK(replay("workspace-00000000-0000-4000-8000-0000000000e2", NULL, err, sizeof(err)) == 1);
+    CHECK(strstr(err, "has no events") != NULL);
+    json_decref(now);
+}
+
 int main(void)
 {
     conninfo = sbt_db_create("test_actors");
@@ -587,6 +737,7 @@ int main(void)
     test_many_to_one();
     test_snapshot_reactivation();
     test_mailbox_full();
+    test_replay();
     PQfinish(db);
     free(conninfo);
     if (failures) {
