@@ -2,6 +2,7 @@
  * processes commanding the same streams (no lost update), passivation and reactivation from a
  * snapshot, and a full mailbox.  The kind is a small "counter" defined here; the domain's kinds
  * have their own tests. */
+#include "actors/kinds.h"
 #include "actors/runtime.h"
 #include "actors/runtime_store.h"
 #include "core/clock.h"
@@ -203,10 +204,12 @@ static void on_reply(const sb_ask_reply_t *r, void *data)
         uv_sem_post(&b->done);
 }
 
-/* One ask with a JSON command from loop 0, waited for; the reply's state copy in *state. */
+/* One ask (or, with cmd NULL, a read) from loop 0, waited for; a copy of the reply's state in
+ * *state.  0 when it succeeded. */
 typedef struct {
     sb_loops_t *g;
-    const char *stream, *cmd, *user;
+    const char *stream, *cmd;
+    const sb_ask_opts_t *opts;
     batch_t *b;
 } one_t;
 
@@ -216,18 +219,18 @@ static void do_one(void *arg)
     ask_ctx_t *c = calloc(1, sizeof(*c));
     c->b = o->b;
     snprintf(c->tag, sizeof(c->tag), "one");
-    sb_ask_opts_t opts = {.user_id = o->user, .source = "test"};
-    int r = o->cmd ? sb_actor_ask(o->g, o->stream, json_loads(o->cmd, 0, NULL), &opts, on_reply, c)
-                   : sb_actor_get(o->g, o->stream, &opts, on_reply, c);
+    int r = o->cmd ? sb_actor_ask(o->g, o->stream, json_loads(o->cmd, 0, NULL), o->opts, on_reply, c)
+                   : sb_actor_get(o->g, o->stream, o->opts, on_reply, c);
     if (r != 0)
         abort();
 }
 
-static int ask_one(sb_loops_t *g, const char *stream, const char *cmd, const char *user, json_t **state)
+static int ask_opts(sb_loops_t *g, const char *stream, const char *cmd, const sb_ask_opts_t *opts,
+                    json_t **state)
 {
     batch_t b;
     batch_init(&b, 1);
-    one_t o = {g, stream, cmd, user, &b};
+    one_t o = {g, stream, cmd, opts, &b};
     run_on(g->loops[0], do_one, &o);
     uv_sem_wait(&b.done);
     int ok = b.ok;
@@ -237,6 +240,12 @@ static int ask_one(sb_loops_t *g, const char *stream, const char *cmd, const cha
     return ok == 1 ? 0 : -1;
 }
 
+static int ask_one(sb_loops_t *g, const char *stream, const char *cmd, const char *user, json_t **state)
+{
+    sb_ask_opts_t opts = {.user_id = user, .source = "test"};
+    return ask_opts(g, stream, cmd, &opts, state);
+}
+
 typedef struct {
     sb_loops_t *g;
     batch_t *b;
@@ -244,6 +253,8 @@ typedef struct {
     const char *prefix;
     const char *workspace;
     bool get;
+    const char *contact;   /* when set: AddNote commands to this contact, the tag as note id */
+    const json_t *context; /* for the contact's decisions */
 } asks_t;
 
 static void do_asks(void *arg)
@@ -257,9 +268,20 @@ static void do_asks(void *arg)
         snprintf(c->tag, sizeof(c->tag), "%s-%d-%d", a->prefix ? a->prefix : "t", sb_loop_current()->index,
                  i);
         int r;
-        sb_ask_opts_t opts = {
-            .source = "test", .request_id = c->tag, .workspace_id = a->workspace, .skip_state = !a->get};
-        if (a->get)
+        sb_ask_opts_t opts = {.source = "test",
+                              .request_id = c->tag,
+                              .workspace_id = a->workspace,
+                              .context = a->context,
+                              .skip_state = !a->get};
+        if (a->contact != NULL) {
+            sb_uuid_t id;
+            sb_uuid_v7(&id);
+            sb_uuid_format(&id, c->tag);
+            r = sb_actor_ask(
+                a->g, a->contact,
+                json_pack("{s:s, s:s, s:s}", "type", "AddNote", "note_id", c->tag, "body", "a note"), &opts,
+                on_reply, c);
+        } else if (a->get)
             r = sb_actor_get(a->g, s, &opts, on_reply, c);
         else
             r = sb_actor_ask(a->g, s, json_pack("{s:s, s:s}", "type", "Tag", "tag", c->tag), &opts, on_reply,
@@ -285,8 +307,8 @@ static json_t *get_state(sb_loops_t *g, int stream)
 
 static PGconn *db;
 
-/* The stream's events as [{version, tag}], in version order. */
-static json_t *log_events(const char *stream)
+/* The stream's events as [{version, tag}], where tag is the payload's key field. */
+static json_t *log_events_key(const char *stream, const char *key)
 {
     const char *params[1] = {stream};
     PGresult *res = PQexecParams(db, "SELECT version, payload FROM events WHERE stream = $1 ORDER BY version",
@@ -310,7 +332,7 @@ static json_t *log_events(const char *stream)
             continue;
         }
         json_array_append_new(
-            out, json_pack("{s:I, s:O}", "version", (json_int_t)v, "tag", json_object_get(payload, "tag")));
+            out, json_pack("{s:I, s:O*}", "version", (json_int_t)v, "tag", json_object_get(payload, key)));
         json_decref(payload);
     }
     PQclear(res);
@@ -329,9 +351,16 @@ static int64_t snapshot_version(const char *stream)
 
 /* The log has versions 1..n of stream with no gap, and holds every acknowledged tag at the version
  * its reply reported.  Returns n. */
+static int check_log_key(const char *stream, json_t *acked, const char *key);
+
 static int check_log(const char *stream, json_t *acked)
 {
-    json_t *evs = log_events(stream);
+    return check_log_key(stream, acked, "tag");
+}
+
+static int check_log_key(const char *stream, json_t *acked, const char *key)
+{
+    json_t *evs = log_events_key(stream, key);
     size_t i;
     json_t *e;
     json_array_foreach(evs, i, e)
@@ -404,6 +433,57 @@ static void test_many_to_one(void)
     CHECK(json_integer_value(json_object_get(st, "n")) == LOOPS * PER_LOOP);
     json_decref(st);
     batch_free(&b);
+    group_free(g);
+}
+
+/* The same with the domain's contact kind: a workspace, its context, a contact, then 500 notes
+ * added at once from every loop.  The events are stored under the workspace the contact's state
+ * names. */
+static void test_contact_500(void)
+{
+    enum { LOOPS = 4, PER_LOOP = 125 };
+    const char *ws = "workspace-00000000-0000-4000-8000-0000000000c1";
+    const char *contact = "contact-00000000-0000-4000-8000-0000000000c2";
+    const char *owner = "00000000-0000-4000-8000-0000000000c3";
+    sb_runtime_config_t rc = {0};
+    sb_loops_t *g = group_new(LOOPS, &rc);
+    json_t *wstate = NULL;
+    CHECK(ask_one(g, ws,
+                  "{\"type\":\"CreateWorkspace\",\"name\":\"Notes Inc\",\"owner_email\":\"o@example.com\"}",
+                  owner, &wstate) == 0);
+    json_t *ctx = sb_workspace_context(wstate);
+    json_decref(wstate);
+    char create[256];
+    snprintf(create, sizeof(create), "{\"type\":\"CreateContact\",\"workspace_id\":\"%s\",\"name\":\"Pat\"}",
+             ws + strlen("workspace-"));
+    sb_ask_opts_t copts = {.context = ctx, .source = "test"};
+    CHECK(ask_opts(g, contact, create, &copts, NULL) == 0);
+
+    batch_t b;
+    batch_init(&b, LOOPS * PER_LOOP);
+    asks_t a[LOOPS];
+    for (int i = 0; i < LOOPS; i++) {
+        a[i] =
+            (asks_t){.g = g, .b = &b, .count = PER_LOOP, .nstreams = 1, .contact = contact, .context = ctx};
+        run_on(g->loops[i], do_asks, &a[i]);
+    }
+    uv_sem_wait(&b.done);
+    CHECK(b.ok == LOOPS * PER_LOOP);
+    json_t *acked = json_object_get(b.acked, contact);
+    CHECK(json_object_size(acked) == LOOPS * PER_LOOP);
+    CHECK(check_log_key(contact, acked, "note_id") == 1 + LOOPS * PER_LOOP);
+    json_t *st = NULL;
+    CHECK(ask_one(g, contact, NULL, NULL, &st) == 0);
+    CHECK(json_object_size(json_object_get(st, "notes")) == LOOPS * PER_LOOP);
+    json_decref(st);
+    const char *params[2] = {contact, ws + strlen("workspace-")};
+    PGresult *res =
+        PQexecParams(db, "SELECT count(*) FROM events WHERE stream = $1 AND workspace_id = $2::uuid", 2, NULL,
+                     params, NULL, NULL, 0);
+    CHECK(PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) == 1 + LOOPS * PER_LOOP);
+    PQclear(res);
+    batch_free(&b);
+    json_decref(ctx);
     group_free(g);
 }
 
@@ -735,6 +815,7 @@ int main(void)
     /* First, while this process has no threads and no connection yet: fork. */
     test_two_processes();
     test_many_to_one();
+    test_contact_500();
     test_snapshot_reactivation();
     test_mailbox_full();
     test_replay();
