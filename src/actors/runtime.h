@@ -140,7 +140,8 @@ int sb_actor_schedule(sb_loops_t *g, const char *stream, int64_t at_us, json_t *
                       const sb_ask_opts_t *opts);
 
 /* Counters of one loop's runtime.  Each is written by its loop only; any thread may read them
- * (a consistent-enough view for metrics). */
+ * (a consistent-enough view for metrics) while the loops run: not concurrently with sb_loops_stop,
+ * which frees each runtime. */
 typedef struct sb_runtime_stats_s {
     uint64_t active; /* actors in memory now */
     uint64_t activations;
