@@ -126,7 +126,8 @@ struct sb_api_call_s {
     /* After sb_api_authenticate: the caller. */
     char user_id[SB_UUID_STRLEN + 1];
     /* After sb_api_workspace: the workspace's state (owned by the call), its version, the caller's
-     * role and the workspace context contact/call decisions need (sb_workspace_context). */
+     * role, and for methods other than GET and HEAD the workspace context that contact and call
+     * decisions need (sb_workspace_context, owned by the call; NULL for reads). */
     json_t *ws_state;
     int64_t ws_version;
     sb_role_t role;
@@ -139,10 +140,16 @@ struct sb_api_call_s {
     void (*cleanup)(sb_api_call_t *c);
     /* internal */
     struct sb__api_link_s *_link;
-    sb_api_step_cb _next;
-    bool _replied;
-    int _nparams_bad;
     struct sb__api_idem_s *_idem;
+    sb_api_step_cb _next;    /* after authentication */
+    sb_api_step_cb _ws_next; /* after the workspace */
+    sb_role_t _need;
+    struct {
+        int status;
+        char *body; /* malloc'd JSON text, or NULL */
+        size_t len;
+    } _resp;
+    char _rid[132];
 };
 
 /* Starts a call for req (copying the route's {ws}, {id} and the third parameter).  Never NULL (a

@@ -38,12 +38,14 @@
 #include "db/pg.h"
 #include "events/append.h"
 #include "events/follow.h"
+#include "http/api.h"
 #include "http/app.h"
 #include "http/server.h"
 
 typedef struct {
     sb_app_t app;
     sb_http_server_t *http;
+    sb_api_t *api;
     const char *conninfo;
     bool migrated;
     /* start-up reports from the loops */
@@ -189,6 +191,8 @@ static void on_http_stopped(sb_loop_t *loop, void *data)
 
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
+    serve_t *s = data;
+    sb_api_loop_stop(s->api, loop);
     sb_http_stop(loop, on_http_stopped, data);
 }
 
@@ -208,10 +212,13 @@ static void on_loop_start(sb_loop_t *loop, void *data)
         rc = sb_runtime_start(loop, &rtc);
     }
     if (rc == 0)
+        rc = sb_api_loop_start(s->api, loop);
+    if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
+        sb_api_loop_stop(s->api, loop);
         sb_http_stop(loop, NULL, NULL);
         close_loop_parts(loop, s);
     }
@@ -283,6 +290,17 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         goto out_conninfo;
     }
 
+    /* The API's routes, registered before the router freezes. */
+    sb_api_options_t api_opts;
+    if (sb_api_options_init(&api_opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    if (sb_api_create(&s.api, &s.app, sb_http_server_router(s.http), cfg->threads, &api_opts) != 0) {
+        fprintf(stderr, "switchboard: cannot set up the API\n");
+        goto out_conninfo;
+    }
+
     if (sb_http_server_listen(s.http, cfg->threads, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
         goto out_conninfo;
@@ -344,6 +362,7 @@ out_sync:
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
 out_conninfo:
+    sb_api_free(s.api);
     free(conninfo);
 out_cluster:
     if (cluster_started) {
