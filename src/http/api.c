@@ -298,6 +298,11 @@ void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body)
     respond(c, status, text);
 }
 
+void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text)
+{
+    respond(c, status, json_text);
+}
+
 static const char *default_message(int status)
 {
     switch (status) {

@@ -201,6 +201,9 @@ void sb_api_reply_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply);
 /* Sends body (reference stolen; NULL: empty) as JSON with status.  With an Idempotency-Key the
  * response is stored first and answered once stored. */
 void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body);
+/* Sends json_text (malloc'd JSON, ownership taken; NULL: empty) as it is: for read models that
+ * build their JSON in SQL. */
+void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text);
 /* SPEC §5's error shape; code NULL picks the status's word; field may be NULL. */
 void sb_api_reply_error(sb_api_call_t *c, int status, const char *code, const char *message,
                         const char *field);

@@ -100,6 +100,11 @@ void sb__api_idem_free(struct sb__api_idem_s *idem);
 /* Records a response header for a replay (name lowercase). */
 void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value);
 
+/* ---- shapes shared by resource files ---- */
+
+/* The API's contact object from a contact actor's state. */
+json_t *sb__api_contact_json(const char *id, const json_t *state);
+
 /* ---- small JSON helpers ---- */
 
 /* The string at key, or NULL. */
