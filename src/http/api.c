@@ -2,6 +2,7 @@
  * query parameters, If-Match and cursors (http/api.h). */
 #include "http/api.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -859,8 +860,9 @@ bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts)
     if (n >= 3 && p[0] == '"' && p[n - 1] == '"') {
         p[n - 1] = '\0';
         char *end;
+        errno = 0;
         long long ver = strtoll(p + 1, &end, 10);
-        if (*end == '\0' && end != p + 1 && ver >= 0 && p[1] != '-' && p[1] != '+') {
+        if (*end == '\0' && end != p + 1 && errno == 0 && ver >= 0 && p[1] != '-' && p[1] != '+') {
             opts->check_version = true;
             opts->expected_version = ver;
             return true;

@@ -5,6 +5,7 @@
  * in position order, the same event shape as the SSE stream.  next_cursor is the position to pass
  * as ?after= for the next page (null once the page is the end of the log so far); positions only
  * grow, so paging is stable while new events arrive.  Any member may read (agents included). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +99,10 @@ static void list_loaded(sb_api_call_t *c)
     st->after = 0;
     if (after != NULL) {
         char *end;
+        errno = 0;
         long long v = strtoll(after, &end, 10);
-        if (*after == '\0' || *end != '\0' || v < 0 || after[0] == '+' || after[0] == '-' ||
-            after[0] == ' ') {
+        if (*after == '\0' || *end != '\0' || errno == ERANGE || v < 0 || after[0] == '+' ||
+            after[0] == '-' || after[0] == ' ') {
             sb_api_reply_error(c, 400, "invalid", "after must be a position (a non-negative integer)",
                                "after");
             return;
