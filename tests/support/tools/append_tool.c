@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     const char *conninfo = argv[1];
     bool have_ws = false;
     int new_streams = 0;
-    char *cats[MAX_LIST] = {"contact"};
+    static char *cats[MAX_LIST] = {"contact"};
     int ncats = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
