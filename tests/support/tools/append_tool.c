@@ -82,8 +82,8 @@ static void on_appended(sb_append_t *a, int status)
     done++;
     stream_busy[s->seq % nstreams] = false;
     if (status != 0) {
-        fprintf(stderr, "sbtest_append: event %ld: %s%s%s\n", s->seq, sb_strerror(status), a->error ? ": " : "",
-                a->error ? a->error : "");
+        fprintf(stderr, "sbtest_append: event %ld: %s%s%s\n", s->seq, sb_strerror(status),
+                a->error ? ": " : "", a->error ? a->error : "");
         failures++;
     } else if (print) {
         printf("%lld %s %s\n", (long long)a->first_position, a->stream, s->ev.type);
@@ -123,7 +123,8 @@ static void submit_more(void)
             pack_str(&pk, "pad", 3);
             pack_str(&pk, padding, pad);
         }
-        s->ev = (sb_new_event_t){types[s->seq % ntypes], s->payload.data, s->payload.size, metadata, metadata_len};
+        s->ev = (sb_new_event_t){types[s->seq % ntypes], s->payload.data, s->payload.size, metadata,
+                                 metadata_len};
         memset(&s->a, 0, sizeof(s->a));
         s->a.stream = streams[s->seq % nstreams];
         s->a.expected_version = SB_VERSION_ANY;
@@ -145,9 +146,10 @@ static void on_timer(uv_timer_t *t)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sbtest_append CONNINFO --workspace UUID [--count N] [--streams LIST | --new-streams K "
-                    "[--categories LIST]] [--types LIST] [--rate R] [--in-flight C] [--payload-bytes B] "
-                    "[--print]\n");
+    fprintf(stderr,
+            "usage: sbtest_append CONNINFO --workspace UUID [--count N] [--streams LIST | --new-streams K "
+            "[--categories LIST]] [--types LIST] [--rate R] [--in-flight C] [--payload-bytes B] "
+            "[--print]\n");
     exit(2);
 }
 

@@ -58,7 +58,9 @@ static void check(sb_http_auth_check_t *c, const char *token, const sb_uuid_t *w
         if (grants[i].any || memcmp(grants[i].ws.b, ws->b, 16) == 0)
             member = true;
     }
-    sb_http_auth_result_t r = member ? SB_HTTP_AUTH_OK : known ? SB_HTTP_AUTH_FORBIDDEN : SB_HTTP_AUTH_UNAUTHENTICATED;
+    sb_http_auth_result_t r = member  ? SB_HTTP_AUTH_OK
+                              : known ? SB_HTTP_AUTH_FORBIDDEN
+                                      : SB_HTTP_AUTH_UNAUTHENTICATED;
     answer_t *a = malloc(sizeof(*a));
     if (a == NULL) {
         sb_http_auth_finish(c, SB_HTTP_AUTH_UNAVAILABLE, NULL);
