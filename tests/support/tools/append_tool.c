@@ -1,10 +1,11 @@
 /* sbtest_append: appends events to the log through the real group-commit appender, for tests and
  * benchmarks that need events to flow while there is no write API to make them.
  *
- *   sbtest_append CONNINFO --workspace UUID [options]
+ *   sbtest_append CONNINFO --workspace UUID[,UUID...] [options]
  *     --count N           events to append (default 1)
  *     --streams LIST      stream names to cycle through (default: one new contact-<uuid>)
- *     --new-streams K     K fresh streams, categories cycling through --categories
+ *     --new-streams K     K fresh streams, categories cycling through --categories (with several
+ *                         workspaces, stream i belongs to workspace i mod W; default K = W)
  *     --categories LIST   categories for --new-streams (default contact)
  *     --types LIST        event types to cycle through (default ContactUpdated)
  *     --rate R            events per second (default: as fast as the log takes them)
@@ -29,6 +30,7 @@
 #include "events/stream.h"
 
 #define MAX_LIST 256
+#define MAX_WS 20000
 
 typedef struct slot_s {
     sb_append_t a;
@@ -40,8 +42,9 @@ typedef struct slot_s {
 static sb_loop_t loop;
 static sb_appender_t *ap;
 static uv_timer_t timer;
-static sb_uuid_t workspace;
-static char *streams[MAX_LIST];
+static sb_uuid_t workspaces[MAX_WS];
+static int nws;
+static char *streams[MAX_WS];
 static int nstreams;
 static char *types[MAX_LIST];
 static int ntypes;
@@ -129,7 +132,7 @@ static void submit_more(void)
         s->a.stream = streams[s->seq % nstreams];
         s->a.expected_version = SB_VERSION_ANY;
         s->a.has_workspace = true;
-        s->a.workspace = workspace;
+        s->a.workspace = workspaces[(s->seq % nstreams) % nws];
         s->a.events = &s->ev;
         s->a.nevents = 1;
         s->a.cb = on_appended;
@@ -172,12 +175,16 @@ int main(int argc, char **argv)
         if (v == NULL)
             usage();
         i++;
-        if (strcmp(a, "--workspace") == 0)
-            have_ws = sb_uuid_parse(v, strlen(v), &workspace) == 0;
-        else if (strcmp(a, "--count") == 0)
+        if (strcmp(a, "--workspace") == 0) {
+            static char *ws[MAX_WS];
+            int n = split(strdup(v), ws, MAX_WS);
+            have_ws = n > 0;
+            for (int k = 0; k < n; k++)
+                have_ws = have_ws && sb_uuid_parse(ws[k], strlen(ws[k]), &workspaces[nws++]) == 0;
+        } else if (strcmp(a, "--count") == 0)
             count = atol(v);
         else if (strcmp(a, "--streams") == 0)
-            nstreams = split(strdup(v), streams, MAX_LIST);
+            nstreams = split(strdup(v), streams, MAX_WS);
         else if (strcmp(a, "--new-streams") == 0)
             new_streams = atoi(v);
         else if (strcmp(a, "--categories") == 0)
@@ -193,14 +200,14 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (!have_ws || count < 0 || in_flight < 1 || new_streams < 0 || new_streams > MAX_LIST || ncats < 1)
+    if (!have_ws || count < 0 || in_flight < 1 || new_streams < 0 || new_streams > MAX_WS || ncats < 1)
         usage();
     if (nstreams == 0) {
-        int k = new_streams > 0 ? new_streams : 1;
+        int k = new_streams > 0 ? new_streams : nws;
         for (int i = 0; i < k; i++) {
             sb_uuid_t id;
             sb_uuid_v7(&id);
-            streams[i] = malloc(SB_STREAM_NAME_MAX);
+            streams[i] = malloc(SB_STREAM_NAME_MAX); /* reachable from the static array */
             sb_stream_format(cats[i % ncats], &id, streams[i]);
         }
         nstreams = k;
