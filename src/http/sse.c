@@ -19,6 +19,7 @@
  * made).  Messages in flight are referenced until proceed or stop. */
 #include "http/sse.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,6 @@ struct sse_read_s {
     sse_hub_t *hub;
     int64_t head; /* the hub's position when the read was issued; -1 if it had none */
 };
-
-static _Thread_local sse_hub_t *current_hub;
 
 static void pump(sse_client_t *c);
 static void client_free(sse_client_t *c);
@@ -395,20 +394,10 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     pump(c);
 }
 
-static void unwatch(sse_client_t *c)
-{
-    if (c->sock == NULL)
-        return;
-    h2o_socket_read_stop(c->sock);
-    sse_watch_del(c->hub, c->sock);
-    c->sock = NULL;
-}
-
 /* Releases everything the client holds and unlinks it.  The request is not touched. */
 static void client_free(sse_client_t *c)
 {
     sse_hub_t *h = c->hub;
-    unwatch(c);
     release_inflight(c);
     if (c->read != NULL)
         c->read->client = NULL;
@@ -470,49 +459,27 @@ static void drop_stalled(sse_client_t *c)
         shutdown(fd, SHUT_RDWR);
 }
 
-/* HTTP/1 cleartext: h2o does not read while a response is being sent, so we read, to notice a
- * client that closes its end.  What arrives (a pipelined request has no business here) is
- * dropped by cutting the buffer back to the request's bytes, which h2o's request still points
- * into.  The buffer is only watched when it has room for a whole read (h2o reserves 4096 bytes per
- * read), so it is never reallocated under those pointers. */
-static void on_http1_read(h2o_socket_t *sock, const char *err)
+/* h2o 2.2 does not read an HTTP/1.1 connection while it sends a response, so a client that closes
+ * its end is not noticed until a write fails.  The tick peeks at the socket instead (MSG_PEEK
+ * consumes nothing and leaves libuv's view of the stream alone, so the write that ends the
+ * response fails or completes normally and h2o closes the connection).  Reading through libuv
+ * would not do: after a reset it marks the stream unwritable, and h2o 2.2 ignores the synchronous
+ * error of the next write, which would leave the connection open for good. */
+static bool http1_client_left(const sse_client_t *c)
 {
-    sse_hub_t *h = current_hub;
-    sse_client_t *c = h != NULL ? sse_watch_get(h, sock) : NULL;
-    if (c == NULL) {
-        h2o_socket_read_stop(sock);
-        return;
-    }
-    sock->input->size = c->sock_keep;
-    if (err == NULL)
-        return;
-    sb_log_debug("sse", "client closed its connection at position %lld", (long long)c->pos);
-    unwatch(c);
-    if (c->sending) {
-        int fd = h2o_socket_get_fd(sock);
-        if (fd >= 0)
-            shutdown(fd, SHUT_RDWR);
-        return;
-    }
-    finish(c, H2O_SEND_STATE_ERROR);
+    if (c->fd < 0)
+        return false;
+    char b;
+    ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-static void watch_http1(sse_client_t *c)
+static int http1_fd(h2o_req_t *req)
 {
-    h2o_req_t *req = c->req;
     if (req->version >= 0x200)
-        return;
+        return -1;
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    if (sock == NULL || sock->ssl != NULL)
-        return;
-    h2o_buffer_t *in = sock->input;
-    if (in->bytes == NULL || in->capacity - in->size - (size_t)(in->bytes - in->_buf) < 4096 + 1)
-        return;
-    if (sse_watch_put(c->hub, sock, c) != 0)
-        return;
-    c->sock = sock;
-    c->sock_keep = in->size;
-    h2o_socket_read_start(sock, on_http1_read);
+    return sock != NULL ? h2o_socket_get_fd(sock) : -1;
 }
 
 /* ---- the request ---------------------------------------------------------------------------- */
@@ -599,7 +566,7 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
     /* An SSE response never ends by itself; its connection is not reused afterwards. */
     req->http1_is_persistent = 0;
     h2o_start_response(req, &c->gen);
-    watch_http1(c);
+    c->fd = http1_fd(req);
 
     /* The first chunk: the reconnection delay, once.  Its proceed starts the events flowing. */
     char *hello = malloc(48);
@@ -680,6 +647,15 @@ static void on_tick(uv_timer_t *t)
                 drop_stalled(c);
             continue;
         }
+        if (http1_client_left(c)) {
+            sb_log_debug("sse", "client closed its connection at position %lld", (long long)c->pos);
+            if (c->read == NULL && !c->queued) {
+                finish(c, H2O_SEND_STATE_ERROR);
+                continue;
+            }
+            c->ending = true; /* once the read in flight is back */
+            continue;
+        }
         if (c->state == CLIENT_WAIT || (c->retry_read_at != 0 && now >= c->retry_read_at)) {
             c->retry_read_at = 0;
             pump(c);
@@ -748,7 +724,6 @@ int sb_sse_loop_start(sb_sse_t *sse, sb_loop_t *loop)
     h->timer_open = true;
     uv_timer_start(&h->timer, on_tick, tick, tick);
     sse->hubs[loop->index] = h;
-    current_hub = h;
     return 0;
 }
 
@@ -773,8 +748,6 @@ static void hub_free_now(sse_hub_t *h)
 {
     sse_window_free(h);
     sse_ws_free_all(h);
-    free(h->wkeys);
-    free(h->wvals);
     free(h);
 }
 
@@ -801,8 +774,6 @@ void sb_sse_loop_close(sb_sse_t *sse, sb_loop_t *loop)
     if (h->nclients != 0)
         sb_log_error("sse", "%d client(s) left at close", h->nclients);
     sse->hubs[loop->index] = NULL;
-    if (current_hub == h)
-        current_hub = NULL;
     h->closing = true;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, on_timer_closed);

@@ -82,9 +82,8 @@ struct sse_client_s {
     sse_read_t *read;       /* catch-up read in flight */
     sse_msg_t *inflight[SSE_MAX_IOV];
     int ninflight;
-    char *chunk;        /* catch-up text in flight (malloc'd) */
-    h2o_socket_t *sock; /* HTTP/1 cleartext: the socket watched for the client leaving */
-    size_t sock_keep;   /* bytes of sock->input that belong to the request */
+    char *chunk; /* catch-up text in flight (malloc'd) */
+    int fd;      /* HTTP/1: the connection's socket, probed for the client leaving; else -1 */
 };
 
 /* Counters any thread may read (relaxed atomics, written by the hub's loop only). */
@@ -112,10 +111,6 @@ struct sse_hub_s {
     uint32_t fcap, fstart, fcount;
     size_t fbytes;
     sb_buf_t scratch;
-    /* HTTP/1 sockets watched for EOF -> client (open addressing) */
-    h2o_socket_t **wkeys;
-    sse_client_t **wvals;
-    uint32_t wcap, wcount;
     sse_counters_t *counters; /* this loop's slot in sse->counters */
 };
 
@@ -159,11 +154,6 @@ void sse_window_trim(sse_hub_t *h);
 void sse_window_free(sse_hub_t *h);
 
 void sse_msg_unref(sse_hub_t *h, sse_msg_t *m);
-
-/* The HTTP/1 socket watch table. */
-int sse_watch_put(sse_hub_t *h, h2o_socket_t *sock, sse_client_t *c);
-sse_client_t *sse_watch_get(sse_hub_t *h, h2o_socket_t *sock);
-void sse_watch_del(sse_hub_t *h, h2o_socket_t *sock);
 
 static inline void sse_bump(_Atomic uint64_t *c, int64_t n)
 {

@@ -1,6 +1,6 @@
 /* The SSE hub's window of recent messages: formatting events once per loop, the per-workspace
- * rings that live clients read from, the byte budget that bounds them, and the table of HTTP/1
- * sockets watched for clients leaving.  See sse.h for the design. */
+ * rings that live clients read from and the byte budget that bounds them.  See sse.h for the
+ * design. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,97 +335,4 @@ void sse_window_free(sse_hub_t *h)
     h->fifo = NULL;
     h->fcap = 0;
     sb_buf_free(&h->scratch);
-}
-
-/* ---- HTTP/1 sockets watched for EOF --------------------------------------------------------- */
-
-static uint32_t ptr_hash(const void *p)
-{
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
-
-int sse_watch_put(sse_hub_t *h, h2o_socket_t *sock, sse_client_t *c)
-{
-    if ((h->wcount + 1) * 2 > h->wcap) {
-        uint32_t ncap = h->wcap ? h->wcap * 2 : 64;
-        h2o_socket_t **k = calloc(ncap, sizeof(*k));
-        sse_client_t **v = calloc(ncap, sizeof(*v));
-        if (k == NULL || v == NULL) {
-            free(k);
-            free(v);
-            return SB_ENOMEM;
-        }
-        for (uint32_t i = 0; i < h->wcap; i++) {
-            if (h->wkeys[i] == NULL)
-                continue;
-            uint32_t j = ptr_hash(h->wkeys[i]) & (ncap - 1);
-            while (k[j] != NULL)
-                j = (j + 1) & (ncap - 1);
-            k[j] = h->wkeys[i];
-            v[j] = h->wvals[i];
-        }
-        free(h->wkeys);
-        free(h->wvals);
-        h->wkeys = k;
-        h->wvals = v;
-        h->wcap = ncap;
-    }
-    uint32_t j = ptr_hash(sock) & (h->wcap - 1);
-    while (h->wkeys[j] != NULL && h->wkeys[j] != sock)
-        j = (j + 1) & (h->wcap - 1);
-    if (h->wkeys[j] == NULL)
-        h->wcount++;
-    h->wkeys[j] = sock;
-    h->wvals[j] = c;
-    return 0;
-}
-
-sse_client_t *sse_watch_get(sse_hub_t *h, h2o_socket_t *sock)
-{
-    if (h->wcap == 0)
-        return NULL;
-    uint32_t j = ptr_hash(sock) & (h->wcap - 1);
-    while (h->wkeys[j] != NULL) {
-        if (h->wkeys[j] == sock)
-            return h->wvals[j];
-        j = (j + 1) & (h->wcap - 1);
-    }
-    return NULL;
-}
-
-void sse_watch_del(sse_hub_t *h, h2o_socket_t *sock)
-{
-    if (h->wcap == 0)
-        return;
-    uint32_t mask = h->wcap - 1, j = ptr_hash(sock) & mask;
-    while (h->wkeys[j] != NULL && h->wkeys[j] != sock)
-        j = (j + 1) & mask;
-    if (h->wkeys[j] == NULL)
-        return;
-    /* Backward-shift deletion keeps every probe chain unbroken without tombstones. */
-    uint32_t i = j;
-    for (;;) {
-        h->wkeys[i] = NULL;
-        h->wvals[i] = NULL;
-        uint32_t k = i;
-        for (;;) {
-            k = (k + 1) & mask;
-            if (h->wkeys[k] == NULL) {
-                h->wcount--;
-                return;
-            }
-            uint32_t home = ptr_hash(h->wkeys[k]) & mask;
-            /* Move k back to i unless its home lies cyclically in (i, k]. */
-            bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
-            if (!stays)
-                break;
-        }
-        h->wkeys[i] = h->wkeys[k];
-        h->wvals[i] = h->wvals[k];
-        i = k;
-    }
 }

@@ -73,10 +73,14 @@ export async function startServer({ db, tokens, env = {}, threads = 2 }) {
     port,
     url: `http://127.0.0.1:${port}`,
     log: () => log,
+    // SIGTERM; resolves to the exit code (or signal name).  A server that has not exited 20 s
+    // later (its grace period is 10 s) is killed, and the failure says so.
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
       const [code, signal] = await exited;
-      return signal ? signal : code;
+      clearTimeout(timer);
+      return signal ? `${signal} (did not exit after SIGTERM)` : code;
     },
   };
 }
