@@ -66,8 +66,8 @@ static int env_ms(const char *name, uint64_t *v, uint64_t min, uint64_t max, cha
     char *end;
     unsigned long long x = strtoull(s, &end, 10);
     if (*end != '\0' || s[0] == '-' || x < min || x > max) {
-        snprintf(err, errlen, "%s must be a number of milliseconds between %llu and %llu", name,
-                 (unsigned long long)min, (unsigned long long)max);
+        snprintf(err, errlen, "%s must be a number between %llu and %llu", name, (unsigned long long)min,
+                 (unsigned long long)max);
         return SB_EINVAL;
     }
     *v = x;
@@ -85,6 +85,10 @@ int sb_sse_options_init(sb_sse_options_t *o, char *err, size_t errlen)
         rc = env_ms("SWITCHBOARD_SSE_SEND_TIMEOUT_MS", &o->send_timeout_ms, 100, 3600000, err, errlen);
     if (rc == 0)
         rc = env_ms("SWITCHBOARD_SSE_RETRY_MS", &o->retry_ms, 0, 3600000, err, errlen);
+    uint64_t window = o->window_bytes;
+    if (rc == 0 &&
+        (rc = env_ms("SWITCHBOARD_SSE_WINDOW_BYTES", &window, 16384, (uint64_t)1 << 32, err, errlen)) == 0)
+        o->window_bytes = (size_t)window;
     return rc;
 }
 
@@ -266,6 +270,8 @@ static void on_read(sb_read_t *rr, int status, const sb_event_page_t *page)
         free(r);
         c->retry_read_at = now_ms(h) + READ_RETRY_MS;
         next_queued_read(h);
+        if (c->ending)
+            pump(c); /* shutting down or the client left: end it rather than retry */
         return;
     }
     free(r);
@@ -320,6 +326,8 @@ static void issue_read(sse_client_t *c)
     r->client = c;
     r->hub = h;
     r->head = hub_pos(h);
+    sb_log_debug("sse", "catch-up read after position %lld (hub at %lld)", (long long)c->pos,
+                 (long long)r->head);
     c->read = r;
     c->retry_read_at = 0;
     h->reads++;

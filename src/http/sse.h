@@ -44,7 +44,8 @@ typedef struct sb_sse_options_s {
     uint64_t send_timeout_ms; /* drop a client whose send is stuck this long; SWITCHBOARD_SSE_SEND_TIMEOUT_MS,
                                  60000 */
     uint64_t retry_ms;        /* the `retry:` sent to clients; SWITCHBOARD_SSE_RETRY_MS, 2000 */
-    size_t window_bytes;      /* per loop: recent messages kept for live clients; 8 MiB */
+    size_t window_bytes; /* per loop: recent messages kept for live clients; SWITCHBOARD_SSE_WINDOW_BYTES,
+                            8 MiB */
 } sb_sse_options_t;
 
 /* Defaults, overridden by the environment variables above.  0, or SB_EINVAL with one line in err

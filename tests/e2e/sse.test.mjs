@@ -29,7 +29,8 @@ before(async () => {
   srv = await startServer({
     db,
     tokens: { alice: [WS], root: ['*'] },
-    env: { SWITCHBOARD_SSE_HEARTBEAT_MS: '200', SWITCHBOARD_SSE_RETRY_MS: '50' },
+    // A small window (64 KiB per loop) so slow clients fall out of it and catch up from the log.
+    env: { SWITCHBOARD_SSE_HEARTBEAT_MS: '200', SWITCHBOARD_SSE_RETRY_MS: '50', SWITCHBOARD_SSE_WINDOW_BYTES: '65536' },
   });
 });
 
@@ -176,6 +177,41 @@ test('reconnects resume with Last-Event-ID while events keep coming: no gap, no 
   } finally {
     c.close();
     await proxy.close();
+  }
+});
+
+test('a slow reader falls behind the live window and catches up from the log, in order', async () => {
+  const ws = newId();
+  const r = await rawGet(`${srv.url}${streamPath(ws)}`, { Authorization: 'Bearer root' });
+  const fast = openEventSource(`${srv.url}${streamPath(ws)}`, { token: 'root' });
+  await new Promise((res) => fast.es.addEventListener('open', res, { once: true }));
+  await waitFor(() => r.text().startsWith('retry:'), 5000, 'the slow stream to start');
+  // Read in fits: pause for 300 ms after every ~100 KB, while ~1.5 MB of events are written.
+  let paused = false;
+  r.res.on('data', () => {
+    if (!paused && r.text().length % 100000 < 2000) {
+      paused = true;
+      r.res.pause();
+      setTimeout(() => {
+        paused = false;
+        r.res.resume();
+      }, 300);
+    }
+  });
+  try {
+    const written = await append(db, ws, { count: 1500, 'payload-bytes': 700, 'new-streams': 4, 'in-flight': 8 });
+    const want = written.map((e) => e.position);
+    const ids = () => [...r.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    await waitFor(() => ids().length >= want.length, 60000, 'the slow reader');
+    await fast.until(() => fast.events.length >= want.length, 20000, 'the fast reader');
+    assert.deepEqual(ids(), want);
+    assert.deepEqual(
+      fast.events.map((e) => Number(e.id)),
+      want,
+    );
+  } finally {
+    r.req.destroy();
+    fast.close();
   }
 });
 
