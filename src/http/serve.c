@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "actors/runtime.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg.h"
@@ -205,7 +206,13 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     loop->appender = sb_appender_open(&loop->uv, s->conninfo);
     if (loop->db != NULL && loop->appender != NULL)
         rc = loop->index == 0 ? sb_follower_start(s->app.follower, loop) : 0;
-    /* Subsystems above the event log start here, in dependency order. */
+    /* Subsystems above the event log start here, in dependency order.  Each registers its own
+     * stop hook; hooks run latest first, so they stop before the log's parts close. */
+    if (rc == 0) {
+        sb_runtime_config_t rtc = {0};
+        sb_runtime_config_from(&rtc, s->app.cfg);
+        rc = sb_runtime_start(loop, &rtc);
+    }
     if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
