@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "events/codec.h"
 #include "http/api_int.h"
+#include "http/auth_hook.h"
 #include "http/response.h"
 
 #define MAX_BODY_DEPTH 32
@@ -123,6 +124,7 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
         sb_api_free(api);
         return rc;
     }
+    sb__api_install_authorizer(api);
     app->api = api;
     *out = api;
     return 0;
@@ -161,6 +163,8 @@ void sb_api_free(sb_api_t *api)
 {
     if (api == NULL)
         return;
+    if (api->authorizer)
+        sb_http_set_authorizer(NULL);
     for (int i = 0; i < api->nloops; i++)
         free(api->loops[i]);
     free(api->loops);

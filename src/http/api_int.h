@@ -54,6 +54,7 @@ struct sb_api_s {
      * revoked token stops working on every loop of this process at once. */
     _Atomic uint64_t token_epoch;
     _Atomic int hash_jobs; /* password hashes queued or running */
+    bool authorizer;       /* installed as the HTTP layer's workspace authorizer */
     /* A hash of a random password with the configured cost: a login for an unknown e-mail verifies
      * against it, so it takes as long as a wrong password for a known one. */
     char dummy_hash[crypto_pwhash_STRBYTES];
@@ -88,6 +89,9 @@ bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32]);
 /* The bearer token of the request (Authorization, else ?access_token= when allow_query), or
  * NULL.  *len gets its length. */
 const char *sb__api_bearer(sb_api_call_t *c, bool allow_query, size_t *len);
+/* Installs the API as the HTTP layer's workspace authorizer (http/auth_hook.h) unless one is
+ * installed already. */
+void sb__api_install_authorizer(sb_api_t *api);
 /* Forgets every cached verification (after a logout). */
 void sb__api_tokens_revoked(sb_api_t *api);
 

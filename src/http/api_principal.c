@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "http/api_int.h"
+#include "http/auth_hook.h"
 #include "http/response.h"
 
 static const char verify_sql[] = "SELECT user_id::text, (extract(epoch FROM expires_at) * 1000000)::int8 "
@@ -391,4 +392,44 @@ void sb_api_check_member(const char *token, const char *workspace_id, sb_api_mem
         return;
     }
     member_finish(m, m->status, SB_ROLE_NONE, false);
+}
+
+/* ---- the HTTP layer's workspace authorizer (auth_hook.h), for the SSE stream -----------------------------
+ */
+
+static void authorizer_answered(int status, const char *user_id, sb_role_t role, void *data)
+{
+    sb_http_auth_check_t *check = data;
+    sb_uuid_t uid;
+    switch (status) {
+    case 0:
+        sb_uuid_parse(user_id, SB_UUID_STRLEN, &uid);
+        sb_http_auth_finish(check, SB_HTTP_AUTH_OK, &uid);
+        return;
+    case SB_EINVAL:
+        sb_http_auth_finish(check, SB_HTTP_AUTH_UNAUTHENTICATED, NULL);
+        return;
+    case SB_ENOTFOUND:
+        sb_http_auth_finish(check, SB_HTTP_AUTH_NOT_FOUND, NULL);
+        return;
+    default:
+        sb_http_auth_finish(check, SB_HTTP_AUTH_UNAVAILABLE, NULL);
+    }
+}
+
+static void authorizer_check(sb_http_auth_check_t *check, const char *token, const sb_uuid_t *workspace,
+                             void *data)
+{
+    char ws[SB_UUID_STRLEN + 1];
+    sb_uuid_format(workspace, ws);
+    sb_api_check_member(token, ws, authorizer_answered, check);
+}
+
+void sb__api_install_authorizer(sb_api_t *api)
+{
+    if (sb_http_has_authorizer())
+        return; /* a test tool's own */
+    sb_http_authorizer_t a = {authorizer_check, api};
+    sb_http_set_authorizer(&a);
+    api->authorizer = true;
 }
