@@ -26,6 +26,7 @@
 #include "http/api_int.h"
 #include "http/response.h"
 #include "http/server.h"
+#include "http/sse.h"
 
 #define SAMPLE_MS 1000
 
@@ -247,6 +248,20 @@ static void api_metrics(sb_buf_t *b, sb_api_t *api)
             load(&api->idempotent_replays));
 }
 
+static void sse_metrics(sb_buf_t *b, sb_api_t *api)
+{
+    sb_sse_t *sse = api->app->sse;
+    if (sse == NULL)
+        return;
+    sb_sse_stats_t st;
+    sb_sse_get_stats(sse, &st);
+    gauge(b, "switchboard_sse_clients", "Event streams connected now.", st.clients);
+    counter(b, "switchboard_sse_streams_total", "Event streams started.", st.accepted);
+    counter(b, "switchboard_sse_dropped_slow_total", "Event streams dropped because a send stalled.",
+            st.dropped_slow);
+    counter(b, "switchboard_sse_events_sent_total", "SSE messages sent.", st.events_sent);
+}
+
 static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
     sb_api_t *api = data;
@@ -255,6 +270,7 @@ static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *dat
     log_metrics(&b, api, sb_loop_current());
     actor_metrics(&b, api);
     api_metrics(&b, api);
+    sse_metrics(&b, api);
     sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
     sb_buf_free(&b);
     return 0;

@@ -135,3 +135,34 @@ test('ids that are not uuids are simply unknown', async () => {
   // Upper-case uuids name the same resource.
   assert.equal((await A.owner.client.get(`/v1/workspaces/${A.ws.id.toUpperCase()}`)).status, 200);
 });
+
+// The first bytes of an SSE response (or the whole error), then the connection is dropped.
+async function sseOpen(url, headers = {}) {
+  const ctl = new AbortController();
+  const res = await fetch(url, { headers, signal: ctl.signal });
+  let first = '';
+  if (res.status === 200) {
+    const reader = res.body.getReader();
+    const { value } = await reader.read();
+    first = Buffer.from(value).toString();
+  } else {
+    first = await res.text();
+  }
+  ctl.abort();
+  return { status: res.status, type: res.headers.get('content-type'), first };
+}
+
+test('the SSE stream admits members only: the API is its authorizer', async () => {
+  const url = (w) => `${srv.url}/v1/workspaces/${w.ws.id}/events/stream`;
+  const ok = await sseOpen(url(A), { authorization: `Bearer ${A.agent.token}` });
+  assert.equal(ok.status, 200);
+  assert.match(ok.type, /^text\/event-stream/);
+  assert.match(ok.first, /retry:/);
+  const viaQuery = await sseOpen(`${url(A)}?access_token=${A.owner.token}`);
+  assert.equal(viaQuery.status, 200);
+  const other = await sseOpen(url(B), { authorization: `Bearer ${A.owner.token}` });
+  assert.equal(other.status, 404);
+  assert.equal(JSON.parse(other.first).error.code, 'workspace_not_found');
+  assert.equal((await sseOpen(url(A))).status, 401);
+  assert.equal((await sseOpen(url(A), { authorization: 'Bearer sbt_nope' })).status, 401);
+});

@@ -253,6 +253,7 @@ test('GET /metrics speaks Prometheus text', async () => {
   assert.match(r.text, /^switchboard_actors_active \d+$/m);
   assert.match(r.text, /^switchboard_db_connections\{role="query"\} 2$/m);
   assert.match(r.text, /^switchboard_auth_signups_total [1-9]\d*$/m);
+  assert.match(r.text, /^switchboard_sse_clients \d+$/m);
   for (const line of r.text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     assert.match(line, /^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+$/, line);
