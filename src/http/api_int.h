@@ -71,6 +71,8 @@ int sb__api_auth_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_workspace_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_settings_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_contact_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_contact_list_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_analytics_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_note_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_event_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_metrics_routes(sb_router_t *r, sb_api_t *api);
