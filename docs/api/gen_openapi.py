@@ -45,6 +45,7 @@ def errs(*codes):
 
 ws_errs = (400, 401, 404, 503)
 paths = {}
+uuid_s = {"type": "string", "format": "uuid"}
 paths["/healthz"] = {"get": op("Liveness: the process is up", {"200": resp("up", {"type": "object"})}, security=False, tags=["operations"])}
 paths["/readyz"] = {"get": op("Readiness: database reachable and migrations applied", {"200": resp("ready", {"type": "object"}), "503": E("503")}, security=False, tags=["operations"])}
 paths["/metrics"] = {"get": op("Prometheus metrics (text format 0.0.4)", {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}, security=False, tags=["operations"],
@@ -107,6 +108,11 @@ paths["/v1/workspaces/{ws}/auto-replies/{keyword}"] = {
 }
 paths["/v1/workspaces/{ws}/contacts"] = {
     "parameters": [P("ws")],
+    "get": op("List and search contacts, newest first", {"200": resp("a page", ref("ContactList")), **errs(400, 401, 404, 503)},
+              params=[{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}, "description": "a substring of the name, a phone (with or without +) or an e-mail, any case; a phone number typed in any format also matches"},
+                      {"name": "stage", "in": "query", "schema": {"type": "string"}}, {"name": "tag", "in": "query", "schema": {"type": "string"}},
+                      {"name": "assignee", "in": "query", "schema": uuid_s, "description": "a member's user id"}, P("limit"), P("cursor")],
+              tags=["contacts"], desc="From the contacts read model, which follows the log: a contact created a moment ago may take a moment to be listed."),
     "post": op("Create a contact", {"201": resp("the contact", ref("Contact"), {**etag_h, **loc_h}), **errs(400, 401, 404, 409, 415, 422, 503)},
                params=[P("IdempotencyKey")], body=jbody(ref("ContactInput"), {"name": "Bea Lima", "phone": "(415) 555-0100", "email": "bea@example.com", "tags": ["vip"]}), tags=["contacts"],
                desc="Phones are stored in E.164, national formats read in the workspace's default country. A phone number belongs to at most one contact per workspace (409 phone_taken)."),
@@ -132,6 +138,12 @@ paths["/v1/workspaces/{ws}/contacts/{id}/notes/{note_id}"] = {
                 params=[P("IfMatch")], body=jbody(ref("NoteEdit"), {"body": "Called back; quote sent."}), tags=["notes"]),
     "delete": op("Delete a note (its author only)", {"204": {"description": "deleted"}, **errs(401, 403, 404, 412, 503)}, params=[P("IfMatch")], tags=["notes"]),
 }
+paths["/v1/workspaces/{ws}/analytics"] = {
+    "parameters": [P("ws")],
+    "get": op("Messages, response times, calls and pipeline counts over a range of days", {"200": resp("the report", ref("Analytics")), **errs(400, 401, 404, 503)},
+              params=[{"name": "from", "in": "query", "schema": {"type": "string"}, "description": "a date (YYYY-MM-DD) or RFC 3339 time, read as its UTC day; default 30 days before to"},
+                      {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "exclusive; default tomorrow (UTC), so today is included; at most 400 days after from"}],
+              tags=["analytics"])}
 paths["/v1/workspaces/{ws}/events"] = {
     "parameters": [P("ws")],
     "get": op("The workspace's events in position order", {"200": resp("a page", ref("EventList")), **errs(400, 401, 404, 503)},
@@ -181,6 +193,18 @@ S["ContactPatch"] = {"type": "object", "additionalProperties": False, "propertie
 S["Contact"] = {"type": "object", "required": ["id", "name", "phones", "emails", "tags"], "properties": {"id": uuid, "name": {"type": "string"}, "phone": {"type": ["string", "null"], "description": "the first phone, E.164"}, "email": {"type": ["string", "null"]},
     "phones": {"type": "array", "items": {"type": "string"}}, "emails": {"type": "array", "items": {"type": "string"}}, "tags": {"type": "array", "items": {"type": "string"}}, "stage": {"type": ["string", "null"]}, "assignee_id": nuuid, "created_at": ts,
     "opted_out": {"type": "array", "items": {"type": "string"}, "description": "channels the contact opted out of"}}}
+S["ContactList"] = listof("Contact")
+count = {"type": "integer", "minimum": 0}
+counts = {"type": "object", "additionalProperties": count}
+nnum = {"type": ["number", "null"]}
+S["Analytics"] = {"type": "object", "required": ["from", "to", "totals", "messages_by_channel", "messages_by_status", "messages_by_day", "response_time_seconds", "calls", "pipeline"], "properties": {
+    "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date", "description": "exclusive"},
+    "totals": {"type": "object", "required": ["messages", "inbound", "outbound", "calls"], "properties": {k: count for k in ["messages", "inbound", "outbound", "calls"]}},
+    "messages_by_channel": counts, "messages_by_status": counts,
+    "messages_by_day": {"type": "array", "items": {"type": "object", "required": ["date", "inbound", "outbound"], "properties": {"date": {"type": "string", "format": "date"}, "inbound": count, "outbound": count}}},
+    "response_time_seconds": {"type": "object", "required": ["average", "median", "p90", "replies"], "description": "from a contact's first unanswered inbound message to the team's next reply", "properties": {"average": nnum, "median": nnum, "p90": nnum, "replies": count}},
+    "calls": {"type": "object", "required": ["total", "answered", "missed", "average_duration_seconds"], "properties": {"total": count, "answered": count, "missed": count, "average_duration_seconds": nnum}},
+    "pipeline": {"type": "array", "description": "contacts per stage now", "items": {"type": "object", "required": ["stage", "contacts"], "properties": {"stage": {"type": ["string", "null"]}, "contacts": count}}}}}
 S["Note"] = {"type": "object", "required": ["id", "contact_id", "body", "private"], "properties": {"id": uuid, "contact_id": uuid, "author_id": nuuid, "body": {"type": "string"}, "private": {"type": "boolean"}, "mentions": {"type": "array", "items": uuid}, "created_at": ts, "edited_at": {"type": ["string", "null"], "format": "date-time"}}}
 S["NoteList"] = listof("Note")
 S["NoteInput"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 10000}, "private": {"type": "boolean", "default": False}}}
@@ -212,7 +236,7 @@ doc = {
     "info": {"title": "Switchboard API", "version": "1.0.0", "description": INTRO},
     "servers": [{"url": "http://127.0.0.1:8080"}],
     "security": [{"bearer": []}],
-    "tags": [{"name": t} for t in ["auth", "workspaces", "members", "pipeline", "auto-replies", "contacts", "notes", "events", "operations"]],
+    "tags": [{"name": t} for t in ["auth", "workspaces", "members", "pipeline", "auto-replies", "contacts", "notes", "analytics", "events", "operations"]],
     "paths": paths,
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "a token from sign-up or login"}},
                    "schemas": S, "responses": responses, "parameters": params,

@@ -802,39 +802,6 @@ bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out)
     return true;
 }
 
-/* ---- cursors
- * ----------------------------------------------------------------------------------------------- */
-
-void sb_api_cursor_encode(int64_t at_us, const char *id, char out[SB_API_CURSOR_MAX])
-{
-    char raw[64];
-    int n = snprintf(raw, sizeof(raw), "%" PRId64 ".%s", at_us, id);
-    sodium_bin2base64(out, SB_API_CURSOR_MAX, (const unsigned char *)raw, (size_t)n,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-int sb_api_cursor_decode(const char *s, int64_t *at_us, char id[SB_UUID_STRLEN + 1])
-{
-    unsigned char raw[64];
-    size_t n;
-    size_t len = strlen(s);
-    if (len == 0 || len >= SB_API_CURSOR_MAX ||
-        sodium_base642bin(raw, sizeof(raw) - 1, s, len, NULL, &n, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-        return SB_EINVAL;
-    raw[n] = '\0';
-    char *dot = strchr((char *)raw, '.');
-    if (dot == NULL)
-        return SB_EINVAL;
-    *dot = '\0';
-    char *end;
-    long long v = strtoll((char *)raw, &end, 10);
-    if (*end != '\0' || end == (char *)raw || !sb__api_uuid(dot + 1, id))
-        return SB_EINVAL;
-    *at_us = v;
-    return 0;
-}
-
 /* ---- If-Match
  * ------------------------------------------------------------------------------------------------- */
 

@@ -249,7 +249,7 @@ bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out);
 
 /* An opaque, URL-safe cursor for keyset pagination over (time in microseconds, uuid), and back.
  * decode returns 0 or SB_EINVAL. */
-#define SB_API_CURSOR_MAX 64
+#define SB_API_CURSOR_MAX 48
 void sb_api_cursor_encode(int64_t at_us, const char *id, char out[SB_API_CURSOR_MAX]);
 int sb_api_cursor_decode(const char *s, int64_t *at_us, char id[SB_UUID_STRLEN + 1]);
 
