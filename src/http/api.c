@@ -146,6 +146,7 @@ int sb_api_loop_start(sb_api_t *api, sb_loop_t *loop)
     l->started = true;
     api->loops[loop->index] = l;
     sb__api_sampler_start(l);
+    sb__api_ws_cache_start(l, api);
     return 0;
 }
 
@@ -157,6 +158,7 @@ void sb_api_loop_stop(sb_api_t *api, sb_loop_t *loop)
         api->loops[loop->index]->started) {
         api->loops[loop->index]->started = false;
         sb__api_sampler_stop(api->loops[loop->index]);
+        sb__api_ws_cache_stop(api->loops[loop->index]);
     }
 }
 
@@ -579,6 +581,11 @@ static void on_ask_reply(const sb_ask_reply_t *reply, void *data)
     sb_api_call_t *c = a->c;
     sb_api_ask_cb cb = a->cb;
     free(a);
+    /* A committed change to a workspace: every loop reads it again before trusting its cache, and
+     * this happens before anyone is answered, so the caller's next request sees the change. */
+    if ((reply->nevents > 0 || reply->status == SB_EUNKNOWN) && reply->stream != NULL &&
+        strncmp(reply->stream, "workspace-", 10) == 0)
+        atomic_fetch_add(&c->api->ws_epoch, 1);
     if (c->req == NULL) {
         free_call(c);
         return;

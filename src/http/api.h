@@ -125,9 +125,9 @@ struct sb_api_call_s {
     char sub[128];                  /* a third parameter ({mid}, {nid}, {keyword}), raw */
     /* After sb_api_authenticate: the caller. */
     char user_id[SB_UUID_STRLEN + 1];
-    /* After sb_api_workspace: the workspace's state (owned by the call), its version, the caller's
-     * role, and for methods other than GET and HEAD the workspace context that contact and call
-     * decisions need (sb_workspace_context, owned by the call; NULL for reads). */
+    /* After sb_api_workspace: the workspace's state, its version, the caller's role, and the
+     * workspace context that contact and call decisions need (sb_workspace_context).  The call holds
+     * a reference to each; both are read-only (shared through the loop's cache). */
     json_t *ws_state;
     int64_t ws_version;
     sb_role_t role;
@@ -144,6 +144,7 @@ struct sb_api_call_s {
     sb_api_step_cb _next;    /* after authentication */
     sb_api_step_cb _ws_next; /* after the workspace */
     sb_role_t _need;
+    uint64_t _ws_epoch; /* the workspace epoch when the workspace was asked for */
     struct {
         int status;
         char *body; /* malloc'd JSON text, or NULL */
@@ -167,7 +168,11 @@ void sb_api_authenticate(sb_api_call_t *c, bool allow_query, sb_api_step_cb next
 
 /* Authenticates (if not yet done), then loads the workspace c->ws_id and checks that the caller's
  * role is at least min_role: 404 when the workspace does not exist or the caller is not a member,
- * 403 when the role is too low.  Fills c->ws_state, ws_version, role and ws_context, then next. */
+ * 403 when the role is too low.  Fills c->ws_state, ws_version, role and ws_context, then next.
+ * The state comes from the workspace actor, through a per-loop cache that every committed change to
+ * a workspace invalidates before it is acknowledged (changes this process makes: at once; changes
+ * other processes make: when the follower delivers them, a few milliseconds later).  ws_state and
+ * ws_context may be shared with other requests: read them, never modify them. */
 void sb_api_workspace(sb_api_call_t *c, sb_role_t min_role, sb_api_step_cb next);
 
 /* Parses the request body as a JSON object into c->body.  Answers 415/400/413 itself (invalid

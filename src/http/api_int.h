@@ -32,13 +32,34 @@ typedef struct sb__api_sample_s {
     _Atomic int db_connected, appender_connected;
 } sb__api_sample_t;
 
+/* A loop's cache of workspace states (membership and roles for authorization, the context for
+ * contact decisions), direct-mapped by workspace id.  An entry is trusted only while the service's
+ * workspace epoch is the one it was filled under. */
+#define SB__API_WS_SLOTS 256
+
+typedef struct sb__api_ws_slot_s {
+    char ws[SB_UUID_STRLEN + 1];
+    json_t *state;   /* read-only once cached: shared by the requests of this loop */
+    json_t *context; /* sb_workspace_context(state), read-only; shared with owner loops of asks */
+    int64_t version;
+    uint64_t epoch;
+    uint64_t cached_ms;
+} sb__api_ws_slot_t;
+
 typedef struct sb__api_loop_s {
     sb_loop_t *loop;
     bool started;
-    uv_timer_t sampler; /* every second: the sample below */
+    sb__api_ws_slot_t ws[SB__API_WS_SLOTS];
+    struct sb_sub_s *ws_sub; /* loop 0: workspace events from the follower */
+    uv_timer_t sampler;      /* every second: the sample below */
     sb__api_sample_t sample;
     sb__api_token_slot_t tokens[SB__API_TOKEN_SLOTS];
 } sb__api_loop_t;
+
+/* The workspace cache (api_principal.c): start subscribes loop 0 to workspace events; stop closes
+ * that subscription and releases every loop's cached states. */
+void sb__api_ws_cache_start(sb__api_loop_t *l, sb_api_t *api);
+void sb__api_ws_cache_stop(sb__api_loop_t *l);
 
 /* Starts and stops a loop's sampler (api_metrics.c). */
 void sb__api_sampler_start(sb__api_loop_t *l);
@@ -53,6 +74,10 @@ struct sb_api_s {
     /* Bumped by every logout: a cached token verified under an older epoch is checked again, so a
      * revoked token stops working on every loop of this process at once. */
     _Atomic uint64_t token_epoch;
+    /* Bumped whenever a workspace stream changes: by the API itself once a workspace command it
+     * sent has committed (before it answers), and by the follower for changes made elsewhere
+     * (other processes, reactors).  Every loop's cached workspace states are then read again. */
+    _Atomic uint64_t ws_epoch;
     _Atomic int hash_jobs; /* password hashes queued or running */
     bool authorizer;       /* installed as the HTTP layer's workspace authorizer */
     /* A hash of a random password with the configured cost: a login for an unknown e-mail verifies

@@ -102,10 +102,13 @@ static void add_keyed(sb_api_call_t *c)
     note_state_t *st = c->data;
     sb_api_new_id(c, "note", st->note_id);
     json_t *priv = json_object_get(c->body, "private");
+    sb_ask_opts_t o;
+    sb_api_ask_opts(c, &o);
+    o.skip_state = true; /* the event says all the answer needs; a contact's state can be large */
     sb_api_ask(c, st->stream,
                json_pack("{s:s, s:s, s:O, s:b}", "type", "AddNote", "note_id", st->note_id, "body",
                          json_object_get(c->body, "body"), "private", json_is_true(priv)),
-               NULL, added);
+               &o, added);
 }
 
 static void add_loaded(sb_api_call_t *c)

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/api_int.h"
 #include "http/auth_hook.h"
+#include "events/follow.h"
 #include "http/response.h"
 
 static const char verify_sql[] = "SELECT user_id::text, (extract(epoch FROM expires_at) * 1000000)::int8 "
@@ -237,16 +238,27 @@ static const char *member_role(const json_t *ws_state, const char *user_id)
         json_object_get(json_object_get(json_object_get(ws_state, "members"), user_id), "role"));
 }
 
-static void got_workspace(sb_api_call_t *c, const sb_ask_reply_t *reply)
+#define WS_CACHE_MS 30000 /* a safety net: invalidation does the real work */
+
+static sb__api_ws_slot_t *ws_slot(sb__api_loop_t *l, const char *ws)
 {
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    const json_t *st = reply->state;
-    sb_role_t role = st != NULL && json_is_true(json_object_get(st, "created"))
-                         ? sb_role_parse(member_role(st, c->user_id))
-                         : SB_ROLE_NONE;
+    uint32_t h = 2166136261u;
+    for (const char *p = ws; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return &l->ws[h % SB__API_WS_SLOTS];
+}
+
+static void ws_slot_clear(sb__api_ws_slot_t *s)
+{
+    json_decref(s->state);
+    json_decref(s->context);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Checks the caller's role in state and continues, or answers 404/403. */
+static void use_workspace(sb_api_call_t *c, json_t *state, json_t *context, int64_t version)
+{
+    sb_role_t role = sb_role_parse(member_role(state, c->user_id));
     if (role == SB_ROLE_NONE) {
         sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
         return;
@@ -257,22 +269,40 @@ static void got_workspace(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_error(c, 403, "forbidden", msg, NULL);
         return;
     }
-    c->ws_state = json_incref(reply->state);
-    c->ws_version = reply->version;
+    c->ws_state = json_incref(state);
+    c->ws_context = json_incref(context);
+    c->ws_version = version;
     c->role = role;
-    const char *m = c->req->method.base;
-    size_t mlen = c->req->method.len;
-    bool read = (mlen == 3 && memcmp(m, "GET", 3) == 0) || (mlen == 4 && memcmp(m, "HEAD", 4) == 0);
-    if (!read) {
-        c->ws_context = sb_workspace_context(c->ws_state);
-        if (c->ws_context == NULL) {
-            sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-            return;
-        }
-    }
     sb_api_step_cb next = c->_ws_next;
     c->_ws_next = NULL;
     next(c);
+}
+
+static void got_workspace(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status != 0) {
+        sb_api_reply_ask_error(c, reply);
+        return;
+    }
+    if (reply->state == NULL || !json_is_true(json_object_get(reply->state, "created"))) {
+        sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
+        return;
+    }
+    json_t *context = sb_workspace_context(reply->state);
+    if (context == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    /* Cached under the epoch read before asking: a change committed meanwhile makes it stale. */
+    sb__api_ws_slot_t *slot = ws_slot(sb__api_loop(c), c->ws_id);
+    ws_slot_clear(slot);
+    memcpy(slot->ws, c->ws_id, sizeof(slot->ws));
+    slot->state = json_incref(reply->state);
+    slot->context = context;
+    slot->version = reply->version;
+    slot->epoch = c->_ws_epoch;
+    slot->cached_ms = uv_now(&c->loop->uv);
+    use_workspace(c, slot->state, slot->context, slot->version);
 }
 
 static void workspace_authenticated(sb_api_call_t *c)
@@ -281,9 +311,50 @@ static void workspace_authenticated(sb_api_call_t *c)
         sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
         return;
     }
+    sb__api_ws_slot_t *slot = ws_slot(sb__api_loop(c), c->ws_id);
+    uint64_t epoch = atomic_load(&c->api->ws_epoch);
+    if (slot->state != NULL && strcmp(slot->ws, c->ws_id) == 0 && slot->epoch == epoch &&
+        uv_now(&c->loop->uv) - slot->cached_ms < WS_CACHE_MS) {
+        use_workspace(c, slot->state, slot->context, slot->version);
+        return;
+    }
+    c->_ws_epoch = epoch;
     char stream[16 + SB_UUID_STRLEN];
     snprintf(stream, sizeof(stream), "workspace-%s", c->ws_id);
     sb_api_get(c, stream, got_workspace);
+}
+
+/* ---- the follower: workspace changes made elsewhere ---------------------------------------------------- */
+
+static void on_ws_events(sb_sub_t *sub, const sb_event_t *events, int n, void *data)
+{
+    sb_api_t *api = data;
+    if (n > 0)
+        atomic_fetch_add(&api->ws_epoch, 1);
+}
+
+void sb__api_ws_cache_start(sb__api_loop_t *l, sb_api_t *api)
+{
+    sb_app_t *app = api->app;
+    if (l->loop->index != 0 || app == NULL || app->follower == NULL || l->loop->db == NULL)
+        return;
+    static const char *const categories[] = {"workspace"};
+    sb_log_filter_t f = {.categories = categories, .ncategories = 1};
+    int64_t head = sb_follower_head(app->follower);
+    l->ws_sub = sb_follower_subscribe(app->follower, l->loop->db, head > 0 ? head : 0, &f, on_ws_events, api);
+    if (l->ws_sub == NULL)
+        sb_log_warn("api", "cannot follow workspace changes: cached workspaces expire after %d s",
+                    WS_CACHE_MS / 1000);
+}
+
+void sb__api_ws_cache_stop(sb__api_loop_t *l)
+{
+    if (l->ws_sub != NULL) {
+        sb_sub_close(l->ws_sub);
+        l->ws_sub = NULL;
+    }
+    for (int i = 0; i < SB__API_WS_SLOTS; i++)
+        ws_slot_clear(&l->ws[i]);
 }
 
 void sb_api_workspace(sb_api_call_t *c, sb_role_t min_role, sb_api_step_cb next)
