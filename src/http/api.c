@@ -147,6 +147,7 @@ int sb_api_loop_start(sb_api_t *api, sb_loop_t *loop)
     api->loops[loop->index] = l;
     sb__api_sampler_start(l);
     sb__api_ws_cache_start(l, api);
+    l->threads = sb__api_threads_start(loop, api->app != NULL ? api->app->follower : NULL);
     return 0;
 }
 
@@ -159,6 +160,7 @@ void sb_api_loop_stop(sb_api_t *api, sb_loop_t *loop)
         api->loops[loop->index]->started = false;
         sb__api_sampler_stop(api->loops[loop->index]);
         sb__api_ws_cache_stop(api->loops[loop->index]);
+        sb__api_threads_stop(api->loops[loop->index]->threads);
     }
 }
 
@@ -168,8 +170,11 @@ void sb_api_free(sb_api_t *api)
         return;
     if (api->authorizer)
         sb_http_set_authorizer(NULL);
-    for (int i = 0; i < api->nloops; i++)
+    for (int i = 0; i < api->nloops; i++) {
+        if (api->loops[i] != NULL)
+            sb__api_threads_free(api->loops[i]->threads);
         free(api->loops[i]);
+    }
     free(api->loops);
     sodium_memzero(api->dummy_hash, sizeof(api->dummy_hash));
     free(api);

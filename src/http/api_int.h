@@ -46,9 +46,12 @@ typedef struct sb__api_ws_slot_s {
     uint64_t cached_ms;
 } sb__api_ws_slot_t;
 
+typedef struct sb__api_threads_s sb__api_threads_t;
+
 typedef struct sb__api_loop_s {
     sb_loop_t *loop;
     bool started;
+    sb__api_threads_t *threads; /* api_thread.c */
     sb__api_ws_slot_t ws[SB__API_WS_SLOTS];
     struct sb_sub_s *ws_sub; /* loop 0: workspace events from the follower */
     uv_timer_t sampler;      /* every second: the sample below */
@@ -60,6 +63,21 @@ typedef struct sb__api_loop_s {
  * that subscription and releases every loop's cached states. */
 void sb__api_ws_cache_start(sb__api_loop_t *l, sb_api_t *api);
 void sb__api_ws_cache_stop(sb__api_loop_t *l);
+
+/* Contacts' note threads cached per loop and fed by the follower (api_thread.c). */
+sb__api_threads_t *sb__api_threads_start(sb_loop_t *loop, struct sb_follower_s *follower);
+void sb__api_threads_stop(sb__api_threads_t *c);
+void sb__api_threads_free(sb__api_threads_t *c);
+/* The reader's first page of contact's notes (limit 1..200) from the cache, or NULL on a miss.
+ * Caller frees. */
+char *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
+                           int limit);
+char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
+                           int limit, PGresult *rows, bool cacheable, bool *oom);
+/* A page from the page query's rows (no checkpoint column). */
+char *sb__api_notes_page(PGresult *rows, const char *contact, int limit);
+/* hits, misses, fills, fills not kept, entries. */
+void sb__api_threads_stats(const sb__api_threads_t *c, uint64_t out[5]);
 
 /* Starts and stops a loop's sampler (api_metrics.c). */
 void sb__api_sampler_start(sb__api_loop_t *l);

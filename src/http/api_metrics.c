@@ -239,6 +239,20 @@ static void actor_metrics(sb_buf_t *b, sb_api_t *api)
 
 static void api_metrics(sb_buf_t *b, sb_api_t *api)
 {
+    uint64_t t[5] = {0};
+    for (int i = 0; i < api->nloops; i++) {
+        /* Counters of other loops, read without a lock: a moment old at worst. */
+        uint64_t one[5];
+        sb__api_threads_stats(api->loops[i] != NULL ? api->loops[i]->threads : NULL, one);
+        for (int k = 0; k < 5; k++)
+            t[k] += one[k];
+    }
+    counter(b, "switchboard_thread_cache_hits_total", "Note-thread pages served from the loops' caches.",
+            t[0]);
+    counter(b, "switchboard_thread_cache_misses_total", "Note-thread first pages read from the database.",
+            t[1]);
+    counter(b, "switchboard_thread_cache_fills_total", "Threads cached after a read.", t[2]);
+    gauge(b, "switchboard_thread_cache_entries", "Threads cached now.", t[4]);
     counter(b, "switchboard_auth_signups_total", "Accounts created.", load(&api->signups));
     counter(b, "switchboard_auth_logins_total", "Successful logins.", load(&api->logins));
     counter(b, "switchboard_auth_login_failures_total", "Failed logins.", load(&api->login_failures));

@@ -133,25 +133,25 @@ static int on_add(h2o_req_t *req, const sb_route_params_t *params, void *data)
     return 0;
 }
 
-/* ---- GET (the notes read model) --------------------------------------------------------------------------
- */
+/* ---- GET (the notes read model, and each loop's thread cache)
+ * ----------------------------------------------- */
 
-/* One round trip: is the contact a live contact of this workspace, and the page, built as JSON by
- * PostgreSQL (the API passes the text through). */
+/* The contact must be a live contact of this workspace (else 404).  The first page comes from the
+ * loop's thread cache when it can (api_thread.c); otherwise one round trip reads the contacts read
+ * model and the notes, with the notes projection's checkpoint for the cache. */
 static const char contact_sql[] = "SELECT 1 FROM contacts.contacts WHERE id = $1 AND workspace_id = $2";
+#define NOTE_COLUMNS                                                                                         \
+    "n.id::text, n.author_id::text, n.body, n.private, array_to_json(n.mentions)::text, "                    \
+    "(extract(epoch FROM n.created_at) * 1000000)::int8, (extract(epoch FROM n.edited_at) * 1000000)::int8"
+static const char fill_sql[] =
+    "SELECT cp.position, " NOTE_COLUMNS " FROM (SELECT position FROM projection_state "
+    "WHERE name = 'notes') cp LEFT JOIN LATERAL (SELECT * FROM notes.notes "
+    "WHERE contact_id = $1 AND workspace_id = $2 ORDER BY created_at, id LIMIT 201) n "
+    "ON true ORDER BY n.created_at, n.id";
 static const char page_sql[] =
-    "SELECT coalesce(json_agg(json_build_object('id', n.id, 'contact_id', n.contact_id, 'author_id', "
-    "n.author_id, "
-    "'body', n.body, 'private', n.private, 'mentions', n.mentions, 'created_at', "
-    "to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), 'edited_at', "
-    "to_char(n.edited_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) ORDER BY n.created_at, "
-    "n.id), "
-    "'[]')::text, count(*)::int, (extract(epoch FROM max(n.created_at)) * 1000000)::int8, "
-    "(array_agg(n.id::text ORDER BY n.created_at DESC, n.id DESC))[1] "
-    "FROM (SELECT * FROM notes.notes WHERE contact_id = $1 AND workspace_id = $2 "
-    "AND (NOT private OR author_id = $3) "
-    "AND (created_at, id) > (to_timestamp($4::float8 / 1000000), $5::uuid) "
-    "ORDER BY created_at, id LIMIT $6) n";
+    "SELECT " NOTE_COLUMNS " FROM notes.notes n WHERE contact_id = $1 AND workspace_id = $2 "
+    "AND (NOT private OR author_id = $3) AND (created_at, id) > ('epoch'::timestamptz + "
+    "$4::int8 * interval '1 microsecond', $5::uuid) ORDER BY created_at, id LIMIT $6::int";
 
 static void reply_page(sb_api_call_t *c)
 {
@@ -177,29 +177,15 @@ static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
     reply_page(c);
 }
 
-static void listed(sb_api_call_t *c, int status, PGresult *const *results, int n)
+/* The page is ready (st->page); the contact check decides whether it is the answer. */
+static void page_ready(sb_api_call_t *c, bool contact_listed)
 {
     note_state_t *st = c->data;
-    PGresult *r = results[1];
-    int count = atoi(PQgetvalue(r, 0, 1));
-    /* A full page may have a next one; its cursor is the last row's key.  Rows that arrive later
-     * sort after it (their created_at is later), so paging never skips or repeats a note; the page
-     * after a full one may be empty. */
-    char cursor[SB_API_CURSOR_MAX] = "";
-    if (count == st->limit && !PQgetisnull(r, 0, 2))
-        sb_api_cursor_encode(strtoll(PQgetvalue(r, 0, 2), NULL, 10), PQgetvalue(r, 0, 3), cursor);
-    const char *items = PQgetvalue(r, 0, 0);
-    size_t len = strlen(items) + strlen(cursor) + 48;
-    st->page = malloc(len);
     if (st->page == NULL) {
         sb_api_reply_errcode(c, SB_ENOMEM, NULL);
         return;
     }
-    if (cursor[0])
-        snprintf(st->page, len, "{\"items\":%s,\"next_cursor\":\"%s\"}", items, cursor);
-    else
-        snprintf(st->page, len, "{\"items\":%s,\"next_cursor\":null}", items);
-    if (PQntuples(results[0]) == 1) {
+    if (contact_listed) {
         reply_page(c);
         return;
     }
@@ -208,19 +194,16 @@ static void listed(sb_api_call_t *c, int status, PGresult *const *results, int n
     sb_api_get(c, st->stream, list_contact_got);
 }
 
-static void list_loaded(sb_api_call_t *c)
+static void paged(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     note_state_t *st = c->data;
-    if (!need_contact_id(c, st) || !sb_api_page_limit(c, PAGE_DEFAULT, PAGE_MAX, &st->limit))
-        return;
-    const char *cur = sb_api_query(c, "cursor");
-    snprintf(st->cursor_id, sizeof(st->cursor_id), "00000000-0000-0000-0000-000000000000");
-    if (cur != NULL && sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
-        sb_api_reply_error(c, 400, "invalid", "cursor is not one this API gave out", "cursor");
-        return;
-    }
-    if (cur == NULL)
-        st->cursor_at = -62135596800LL * 1000000; /* 0001-01-01: before every note */
+    st->page = sb__api_notes_page(results[1], c->id, st->limit);
+    page_ready(c, PQntuples(results[0]) == 1);
+}
+
+static void run_page_query(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
     snprintf(st->cursor_at_s, sizeof(st->cursor_at_s), "%lld", (long long)st->cursor_at);
     snprintf(st->limit_s, sizeof(st->limit_s), "%d", st->limit);
     sb_api_sql_t q[2] = {
@@ -230,7 +213,50 @@ static void list_loaded(sb_api_call_t *c)
          6,
          {c->id, c->ws_id, c->user_id, st->cursor_at_s, st->cursor_id, st->limit_s}},
     };
-    sb_api_sql(c, q, 2, false, listed);
+    sb_api_sql(c, q, 2, false, paged);
+}
+
+static void filled(sb_api_call_t *c, int status, PGresult *const *results, int n)
+{
+    note_state_t *st = c->data;
+    bool listed = PQntuples(results[0]) == 1, oom;
+    st->page = sb__api_threads_fill(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit,
+                                    results[1], listed, &oom);
+    if (st->page == NULL && !oom) {
+        /* More than the cached window holds, and too few of them visible to this reader: the
+         * first page, filtered by the database. */
+        st->cursor_at = -62135596800LL * 1000000; /* 0001-01-01, before every note */
+        snprintf(st->cursor_id, sizeof(st->cursor_id), "00000000-0000-0000-0000-000000000000");
+        run_page_query(c);
+        return;
+    }
+    page_ready(c, listed);
+}
+
+static void list_loaded(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    if (!need_contact_id(c, st) || !sb_api_page_limit(c, PAGE_DEFAULT, PAGE_MAX, &st->limit))
+        return;
+    const char *cur = sb_api_query(c, "cursor");
+    if (cur != NULL) {
+        if (sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
+            sb_api_reply_error(c, 400, "invalid", "cursor is not one this API gave out", "cursor");
+            return;
+        }
+        run_page_query(c);
+        return;
+    }
+    char *text = sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
+    if (text != NULL) {
+        sb_api_reply_raw(c, 200, text);
+        return;
+    }
+    sb_api_sql_t q[2] = {
+        {"api_notes_contact", contact_sql, 2, {c->id, c->ws_id}},
+        {"api_notes_fill", fill_sql, 2, {c->id, c->ws_id}},
+    };
+    sb_api_sql(c, q, 2, false, filled);
 }
 
 static int on_list(h2o_req_t *req, const sb_route_params_t *params, void *data)

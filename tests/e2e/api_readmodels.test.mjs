@@ -158,3 +158,49 @@ test('analytics: the report\'s shape, pipeline counts, and range validation', as
     assert.equal((await owner.client.get(`${base}/analytics?${q}`)).status, 400, q);
   }
 });
+
+test('a thread read again and again stays current: notes added, edited and deleted show on every loop', async () => {
+  const { ws, owner } = await workspace(srv.url);
+  const agent = await signup(srv.url);
+  await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
+  const c = (await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Hot' })).json;
+  const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
+  const a = (await owner.client.post(path, { body: 'first' })).json;
+  await eventually(async () => (await owner.client.get(path)).json.items.length === 1);
+  // Many reads, over many connections, reach every loop and fill each one's cache.
+  const views = async (client) => (await Promise.all(Array.from({ length: 12 }, () => client.get(path)))).map((r) => r.json);
+  const same = (list, pred) => list.every(pred);
+  assert.ok(same(await views(owner.client), (v) => v.items.length === 1));
+  const b = (await owner.client.post(path, { body: 'second', private: true })).json;
+  await eventually(async () => same(await views(owner.client), (v) => v.items.map((n) => n.id).join() === [a.id, b.id].join()));
+  assert.ok(same(await views(agent.client), (v) => v.items.map((n) => n.id).join() === a.id), 'private stays private');
+  await owner.client.patch(`${path}/${a.id}`, { body: 'first, edited' });
+  await eventually(async () => same(await views(agent.client), (v) => v.items[0].body === 'first, edited' && v.items[0].edited_at));
+  await owner.client.del(`${path}/${a.id}`);
+  await eventually(async () => same(await views(owner.client), (v) => v.items.map((n) => n.id).join() === b.id));
+  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+  assert.match(metrics, /^switchboard_thread_cache_hits_total [1-9]\d*$/m, 'the cache served some of these');
+  // A deleted contact's thread is gone, cached or not.
+  await owner.client.del(`/v1/workspaces/${ws.id}/contacts/${c.id}`);
+  await eventually(async () => same(await views(owner.client), (v) => v === null || v.error?.code === 'contact_not_found'));
+});
+
+test('a thread longer than the cached window pages on from the database', async () => {
+  const { ws, owner } = await workspace(srv.url);
+  const c = (await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Chatty' })).json;
+  const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
+  const ids = [];
+  for (let i = 0; i < 205; i++) ids.push((await owner.client.post(path, { body: `n${i}` })).json.id);
+  await eventually(async () => (await owner.client.get(`${path}?limit=200`)).json.items.length === 200);
+  const p1 = (await owner.client.get(`${path}?limit=200`)).json;
+  const p1again = (await owner.client.get(`${path}?limit=200`)).json;
+  assert.deepEqual(p1again, p1);
+  const p2 = await eventually(async () => {
+    const r = (await owner.client.get(`${path}?limit=200&cursor=${encodeURIComponent(p1.next_cursor)}`)).json;
+    return r.items.length === 5 && r;
+  });
+  assert.deepEqual([...p1.items, ...p2.items].map((n) => n.id), ids);
+  // A note added now belongs after the window: the cached first page does not change.
+  await owner.client.post(path, { body: 'late' });
+  assert.deepEqual((await owner.client.get(`${path}?limit=200`)).json.items.map((n) => n.id), ids.slice(0, 200));
+});
