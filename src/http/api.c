@@ -280,8 +280,10 @@ static void deliver(sb_api_call_t *c)
         if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
             h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                            H2O_STRLIT("Bearer realm=\"switchboard\""));
-        sb_http_send_body(c->req, status, c->_resp.body != NULL ? "application/json" : NULL, c->_resp.body,
-                          c->_resp.len);
+        /* The body goes to the request as it is (the request frees it). */
+        char *body = c->_resp.body;
+        c->_resp.body = NULL;
+        sb_http_send_owned(c->req, status, body != NULL ? "application/json" : NULL, body, c->_resp.len);
     }
     free_call(c);
 }

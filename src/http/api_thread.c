@@ -425,6 +425,14 @@ void sb__api_threads_stats(const sb__api_threads_t *c, uint64_t out[5])
 static char *page(const thread_t *t, const char *reader, int limit)
 {
     sb_buf_t b = SB_BUF_INIT;
+    size_t need = 96;
+    for (int i = 0, k = 0; i < t->n && k < limit; i++)
+        if (!t->notes[i].priv || strcmp(t->notes[i].author, reader) == 0) {
+            need += t->notes[i].len + 1;
+            k++;
+        }
+    if (sb_buf_reserve(&b, need) != 0)
+        return NULL;
     sb_buf_puts(&b, "{\"items\":[");
     int shown = 0;
     const tnote_t *last = NULL;
