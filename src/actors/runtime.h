@@ -81,6 +81,12 @@ typedef struct sb_ask_opts_s {
     int64_t expected_version;
     bool skip_state;      /* do not copy the new state into the reply */
     bool skip_event_data; /* do not copy the events' payloads into the reply */
+    /* Read the log for events after the actor's version before deciding (or reading), unless the
+     * actor has read it since this message arrived.  An actor's state is otherwise only as fresh
+     * as its last load: another process's writes show up when an append conflicts, which a read,
+     * a rejection or a no-op never does.  Costs one query; for decisions that must see every
+     * process's writes (uniqueness claims, src/actors/flows.h). */
+    bool refresh;
 } sb_ask_opts_t;
 
 /* One event a command stored. */
@@ -111,7 +117,8 @@ typedef struct sb_ask_reply_s {
                         stream does not exist) */
     const sb_ask_event_t *events;
     int nevents;
-    json_t *state;            /* a copy of the state after the command, or NULL (skip_state, errors) */
+    json_t *state;            /* a copy of the state after the command (with SB_EREJECTED: the state it
+                                 was refused on), or NULL (skip_state, other errors) */
     const sb_derror_t *err;   /* with SB_EREJECTED, else NULL */
     const char *error;        /* detail for storage errors, or NULL */
     int attempts;             /* decides it took (> 1 after conflicts) */
