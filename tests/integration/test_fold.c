@@ -420,7 +420,7 @@ static void compare_all(const char *when)
         h_ask_t live = h_ask(g, streams[i].name, NULL, NULL);
         json_t *fold = h_fold_log(streams[i].name);
         char what[160];
-        snprintf(what, sizeof(what), "%s (%s)", streams[i].name, when);
+        snprintf(what, sizeof(what), "%.70s (%.60s)", streams[i].name, when);
         CHECK(live.status == 0 && h_same_json(live.state, fold, what));
         json_decref(live.state);
         json_decref(fold);
