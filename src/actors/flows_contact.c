@@ -120,13 +120,18 @@ static void create_on_exists(sb__flow_t *f, const sb_ask_reply_t *r)
         return;
     }
     /* Another flow wrote this contact first (it adopted our claims, or we adopted its): the number
-     * is that contact's. */
-    if (f->mode == SB_FLOW_FIND_OR_CREATE) {
+     * is that contact's.  A contact that has none of our numbers is only an id the caller chose
+     * twice: its contact_exists rejection (already in f) stands. */
+    json_t *has = sb__flow_listed(SB__SUBJECT_CONTACT, r->state);
+    const char *shared = NULL;
+    for (size_t i = 0; i < json_array_size(f->want) && shared == NULL; i++)
+        if (sb__flow_has(has, json_string_value(json_array_get(f->want, i))))
+            shared = json_string_value(json_array_get(f->want, i));
+    if (shared != NULL && f->mode == SB_FLOW_FIND_OR_CREATE)
         sb__flow_ok(f, r, false);
-    } else {
-        const char *value = json_string_value(json_array_get(f->want, 0));
-        taken_by(f, value ? value : "the number", r);
-    }
+    else if (shared != NULL)
+        taken_by(f, shared, r);
+    json_decref(has);
     sb__flow_settle(f); /* releases what this flow claimed that the contact does not list */
 }
 
@@ -139,6 +144,7 @@ static void create_on_written(sb__flow_t *f, const sb_ask_reply_t *r)
     }
     if (r->status == SB_EREJECTED && r->err != NULL && sb__eq(r->err->code, "contact_exists") &&
         json_array_size(f->want) > 0) {
+        sb__flow_fail_reply(f, r);
         sb__ask_x_t x = {.refresh = true};
         sb__flow_ask(f, f->stream, NULL, &x, create_on_exists);
         return;

@@ -119,6 +119,17 @@ static void test_create_and_taken(void)
     CHECK_EQ_STR(d.stream, a.stream);
     CHECK_EQ_STR(json_string_value(json_object_get(d.state, "name")), "Ann");
 
+    /* an id the caller chose that exists already: contact_exists, and the number is let go */
+    h_flow_req_t dup = {.g = g,
+                        .op = H_CREATE,
+                        .ws = WS,
+                        .fields = "{\"name\":\"Dup\",\"phone\":\"+447700900126\"}",
+                        .opts = {.user_id = OWNER, .id = strchr(a.stream, '-') + 1}};
+    h_flow_t x = h_flow(dup);
+    CHECK_EQ_STR(x.code, "contact_exists");
+    CHECK_EQ_STR(phone_owner("+447700900126"), "");
+    h_flow_free(&x);
+
     /* a contact without phones needs no claim */
     h_flow_t e = create(H_CREATE, "{\"name\":\"Dee\",\"email\":\"dee@example.com\"}", OWNER);
     CHECK_EQ_INT(e.status, 0);
