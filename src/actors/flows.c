@@ -522,14 +522,15 @@ static void on_holder(sb__flow_t *f, const sb_ask_reply_t *r)
     }
     const char *value = json_string_value(json_array_get(f->want, f->at));
     int hs = holder_subject(f->holder);
+    if (hs < 0) { /* not an owner the flows make (a workspace's number, say): never ours to judge */
+        f->ops->taken(f, value, r);
+        return;
+    }
     bool empty = r->version == 0;
     bool deleted = hs == SB__SUBJECT_CONTACT && json_is_true(json_object_get(r->state, "deleted"));
-    bool lists = true; /* a holder of another kind is taken as live */
-    if (hs >= 0) {
-        json_t *l = sb__flow_listed(hs, r->state);
-        lists = sb__flow_has(l, value);
-        json_decref(l);
-    }
+    json_t *l = sb__flow_listed(hs, r->state);
+    bool lists = sb__flow_has(l, value);
+    json_decref(l);
     bool mine = strcmp(f->holder, f->stream) == 0; /* renewing our own old claim */
     if (!empty && !deleted && lists) {
         if (mine) { /* the subject uses it after all: nothing to rely on */
@@ -551,7 +552,7 @@ static void on_holder(sb__flow_t *f, const sb_ask_reply_t *r)
         return;
     }
     if (age < atomic_load(&create_within_us) && !mine) {
-        if (empty && f->ops->adopt && f->adoptions == 0)
+        if (empty && f->ops->adopt && f->adoptions == 0 && hs == f->subject)
             adopt(f);
         else
             f->ops->taken(f, value, r); /* being written right now */

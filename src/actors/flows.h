@@ -9,10 +9,14 @@
  *
  * Calling: on a worker loop (sb_loop_current() != NULL), like sb_actor_ask.  A flow returns 0 and
  * later calls cb exactly once, on the calling loop and never inside the call; or it returns a
- * negative code at once (SB_EINVAL: a malformed id, no current loop; SB_ENOMEM) and never calls
- * cb.  Every argument is copied or read during the call: the caller keeps what it passed.  A flow
- * is several commits, not one: on failure a step already committed stays (the claims it took are
- * released where that is safe, and otherwise expire; see docs/events.md).
+ * negative code at once and never calls cb: SB_EINVAL (no current loop, cb NULL, a malformed
+ * workspace / contact / user id, fields not an object, opts->user_id not a uuid, a metadata string
+ * longer than SB_ASK_MAX_STR) or SB_ENOMEM.  Bad input inside fields is not refused here: it comes
+ * through cb as the decider's 400.  Every argument is copied or read during the call: the caller
+ * keeps what it passed.  A flow is several commits, not one: on failure a step already committed
+ * stays (the claims it took are released where that is safe, and otherwise expire; see
+ * docs/events.md).  Besides its asks, a flow may wait on a timer of the calling loop (at most the
+ * claim timing's steal_after, below) when a crashed flow's claim is about to expire.
  *
  * Outcomes (sb_flow_result_t.status), to map to HTTP:
  *   0              done; stream, version, state describe the contact or user.
