@@ -76,7 +76,8 @@ typedef struct sb_ask_opts_s {
      * creating event's payload["workspace_id"], else this uuid, else a workspace stream's own id. */
     const char *workspace_id;
     /* If-Match: decide only when the stream is at expected_version, else answer SB_ECONFLICT with
-     * precondition_failed set (and the current version). */
+     * precondition_failed set (and the current version).  A version ahead of the actor's makes it
+     * read the log first: another process may have written it (the client saw that version). */
     bool check_version;
     int64_t expected_version;
     bool skip_state;      /* do not copy the new state into the reply */

@@ -497,8 +497,11 @@ static void actor_run(sb__actor_t *a)
             sb__msg_reply(m, SB_ESHUTDOWN);
             continue;
         }
-        /* refresh: unless a read that began after m arrived has finished, read the log first */
-        if (m->refresh && a->fresh_seq <= m->arrived_seq) {
+        /* Read the log first, unless a read that began after m arrived has finished: when asked
+         * to (refresh), and when an If-Match names a version ahead of ours (another process wrote
+         * the stream; answering 412 from our stale state would be wrong). */
+        bool ahead = m->check_version && m->expected_version > a->version;
+        if ((m->refresh || ahead) && a->fresh_seq <= m->arrived_seq) {
             a->cur = m;
             reload(a);
             return;

@@ -883,9 +883,31 @@ static void test_refresh(void)
     CHECK(strcmp(b.last_message, "nope:refused at n=43") == 0);
     CHECK(state_n(b.rejected_state) == 43);
     batch_free(&b);
+    /* If-Match naming a version another process wrote: read first, then decide (not 412) */
+    CHECK(sb_memlog_append_external(memlog, name, 4, "Incremented", json_pack("{s:i}", "by", 1)) == 0);
+    batch_init(&b, 1);
+    sb_ask_opts_t im = {.check_version = true, .expected_version = 5};
+    asks_t ia = {.g = g,
+                 .b = &b,
+                 .first_stream = 11000,
+                 .nstreams = 1,
+                 .count = 1,
+                 .cmd_json = "{\"type\":\"Inc\"}",
+                 .opts = &im};
+    run_on(g->loops[1], do_asks, &ia);
+    batch_wait(&b);
+    CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 6 && state_n(b.last_state) == 45);
+    batch_free(&b);
+    /* ... and one behind it is refused at once */
+    batch_init(&b, 1);
+    im.expected_version = 5;
+    run_on(g->loops[1], do_asks, &ia);
+    batch_wait(&b);
+    CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
+    batch_free(&b);
     /* without refresh, a rejection carries the actor's (now current) state too */
     ask_and_wait(g, 1, &b, 11000, 1, "{\"type\":\"Fail\"}");
-    CHECK(b.rejected_state != NULL && state_n(b.rejected_state) == 43);
+    CHECK(b.rejected_state != NULL && state_n(b.rejected_state) == 45);
     batch_free(&b);
     group_free(g);
 }
