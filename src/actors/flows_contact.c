@@ -243,7 +243,11 @@ static bool take_contact(sb__flow_t *f, const sb_ask_reply_t *r, sb__flow_step a
         return false;
     }
     const json_t *st = r->state;
-    if (!json_is_true(json_object_get(st, "created")) && !f->refreshed) {
+    /* Missing, or older than the version the caller saw: maybe another process wrote it since
+     * this one last read it.  Read it from the log once. */
+    bool behind = !json_is_true(json_object_get(st, "created")) ||
+                  (f->check_version && r->version < f->expected_version);
+    if (behind && !f->refreshed) {
         f->refreshed = true;
         sb__ask_x_t x = {.refresh = true};
         sb__flow_ask(f, f->stream, NULL, &x, again);

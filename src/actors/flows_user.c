@@ -164,13 +164,15 @@ static void change_on_user(sb__flow_t *f, const sb_ask_reply_t *r)
         sb__flow_settle(f);
         return;
     }
+    bool behind = !json_is_true(json_object_get(r->state, "registered")) ||
+                  (f->check_version && r->version < f->expected_version);
+    if (behind && !f->refreshed) { /* maybe written by another process since: read it fresh */
+        f->refreshed = true;
+        sb__ask_x_t x = {.refresh = true};
+        sb__flow_ask(f, f->stream, NULL, &x, change_on_user);
+        return;
+    }
     if (!json_is_true(json_object_get(r->state, "registered"))) {
-        if (!f->refreshed) {
-            f->refreshed = true;
-            sb__ask_x_t x = {.refresh = true};
-            sb__flow_ask(f, f->stream, NULL, &x, change_on_user);
-            return;
-        }
         sb__flow_reject(f, 404, "user_not_found", "", "no such user");
         sb__flow_settle(f);
         return;

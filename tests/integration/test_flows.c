@@ -13,6 +13,7 @@
 #define STRANGER "00000000-0000-4000-8000-0000000000a9"
 #define WS "00000000-0000-4000-8000-0000000000b1"
 #define CRED "sealed:v1:AAAA"
+#define SHARED "00000000-0000-4000-8000-0000000000e5"
 
 static sb_loops_t *g;
 
@@ -628,7 +629,13 @@ static void test_two_processes(void)
         /* then, on cue, a registration the parent's actors have not seen */
         ok = ok && read(go[0], &b, 1) == 1;
         h_flow_t late = user_flow(H_REGISTER, "late@example.com", NULL);
-        ok = ok && late.status == 0 && write(ready[1], "d", 1) == 1;
+        ok = ok && late.status == 0;
+        h_flow_free(&late);
+        /* and a change to a contact the parent holds in memory */
+        h_flow_req_t q = {
+            .g = g, .op = H_UPDATE, .ws = WS, .id = SHARED, .fields = "{\"name\":\"By the child\"}"};
+        late = h_flow(q);
+        ok = ok && late.status == 0 && write(ready[1], &late.version, sizeof(late.version)) > 0;
         h_flow_free(&late);
         h_group_free(g);
         free(h_conninfo);
@@ -647,10 +654,31 @@ static void test_two_processes(void)
     h_flow_t f = user_flow(H_FIND_USER, "late@example.com", NULL);
     CHECK_EQ_STR(f.code, "user_not_found");
     h_flow_free(&f);
-    if (write(go[1], "l", 1) != 1 || read(ready[0], &b, 1) != 1)
+    h_flow_req_t sq = {.g = g,
+                       .op = H_CREATE,
+                       .ws = WS,
+                       .fields = "{\"name\":\"Shared\"}",
+                       .opts = {.user_id = OWNER, .id = SHARED}};
+    f = h_flow(sq);
+    CHECK_EQ_INT(f.status, 0);
+    h_flow_free(&f);
+    int64_t theirs_v = 0;
+    if (write(go[1], "l", 1) != 1 || read(ready[0], &theirs_v, sizeof(theirs_v)) != sizeof(theirs_v))
         abort();
     f = user_flow(H_FIND_USER, "late@example.com", NULL);
     CHECK_EQ_INT(f.status, 0);
+    h_flow_free(&f);
+    /* If-Match with the version the other process made: accepted (not 412 from a stale actor) */
+    CHECK_EQ_INT(theirs_v, 2);
+    h_flow_req_t uq = {.g = g,
+                       .op = H_UPDATE,
+                       .ws = WS,
+                       .id = SHARED,
+                       .fields = "{\"name\":\"By the parent\"}",
+                       .opts = {.user_id = OWNER, .check_version = true, .expected_version = theirs_v}};
+    f = h_flow(uq);
+    CHECK_EQ_INT(f.status, 0);
+    CHECK_EQ_INT(f.version, 3);
     h_flow_free(&f);
     int status = 0;
     waitpid(child, &status, 0);
