@@ -265,12 +265,11 @@ static int map_error(CURLcode rc, bool too_big, bool sent)
 
 static void on_retry_timer(uv_timer_t *t);
 
+/* res points into the call's buffers: the call goes only after the callback returns. */
 static void call_finish(sb_http_call_t *call, sb_http_response_t *res)
 {
-    sb_http_cb cb = call->cb;
-    void *data = call->data;
+    call->cb(res, call->data);
     call_destroy(call);
-    cb(res, data);
 }
 
 /* One attempt ended (curl result rc, already removed from the multi handle). */

@@ -165,7 +165,7 @@ int sb_twilio_list_apps(const sb_twilio_t *tw, const char *friendly_name, const 
                         sb_twilio_cb cb, void *data, sb_twilio_req_t **reqp)
 {
     if (page_uri != NULL)
-        return sb_twilio_request(tw, "GET", page_uri, NULL, cb, data, reqp);
+        return page_uri[0] == '/' ? sb_twilio_request(tw, "GET", page_uri, NULL, cb, data, reqp) : SB_EINVAL;
     sb_buf_t q = SB_BUF_INIT;
     if (present(friendly_name))
         sb_form_add(&q, "FriendlyName", friendly_name);
@@ -181,7 +181,7 @@ int sb_twilio_list_numbers(const sb_twilio_t *tw, unsigned page_size, const char
                            void *data, sb_twilio_req_t **reqp)
 {
     if (page_uri != NULL)
-        return sb_twilio_request(tw, "GET", page_uri, NULL, cb, data, reqp);
+        return page_uri[0] == '/' ? sb_twilio_request(tw, "GET", page_uri, NULL, cb, data, reqp) : SB_EINVAL;
     if (page_size > 1000)
         return SB_EINVAL;
     char path[64];

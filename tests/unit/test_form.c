@@ -33,7 +33,8 @@ static void test_basic(void)
 static void test_decoding(void)
 {
     sb_form_t f;
-    if (!CHECK_EQ_INT(parse("Body=Hello+world%21+%2B1&To=%2B15551234567&e=%c3%A9%C3%A9&x%20y=a%3Db=c", &f), 0))
+    if (!CHECK_EQ_INT(parse("Body=Hello+world%21+%2B1&To=%2B15551234567&e=%c3%A9%C3%A9&x%20y=a%3Db=c", &f),
+                      0))
         return;
     CHECK_EQ_STR(sb_form_get(&f, "Body"), "Hello world! +1");
     CHECK_EQ_STR(sb_form_get(&f, "To"), "+15551234567");
@@ -73,11 +74,11 @@ static void test_malformed(void)
         const char *in;
         int rc;
     } cases[] = {
-        {"a=%", SB_EINVAL},         {"a=%4", SB_EINVAL},        {"a=%zz", SB_EINVAL},
-        {"a=%G1", SB_EINVAL},       {"%=1", SB_EINVAL},         {"a=1&b=%0", SB_EINVAL},
-        {"a=%00", SB_EINVAL},       {"%00=a", SB_EINVAL},       {"a=%C3%28", SB_EUTF8},
-        {"a=%ED%A0%80", SB_EUTF8},  {"a=%C0%AF", SB_EUTF8},     {"a=\xff", SB_EUTF8},
-        {"\xc3=1", SB_EUTF8},       {"a=%F4%90%80%80", SB_EUTF8}, {"ok=1&a=%E2%82", SB_EUTF8},
+        {"a=%", SB_EINVAL},        {"a=%4", SB_EINVAL},          {"a=%zz", SB_EINVAL},
+        {"a=%G1", SB_EINVAL},      {"%=1", SB_EINVAL},           {"a=1&b=%0", SB_EINVAL},
+        {"a=%00", SB_EINVAL},      {"%00=a", SB_EINVAL},         {"a=%C3%28", SB_EUTF8},
+        {"a=%ED%A0%80", SB_EUTF8}, {"a=%C0%AF", SB_EUTF8},       {"a=\xff", SB_EUTF8},
+        {"\xc3=1", SB_EUTF8},      {"a=%F4%90%80%80", SB_EUTF8}, {"ok=1&a=%E2%82", SB_EUTF8},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sb_form_t f = {(sb_form_field_t *)1, 99};
@@ -123,19 +124,21 @@ static void test_bounds(void)
 /* An inbound MMS as Twilio posts it. */
 static void test_twilio_webhook(void)
 {
-    const char *body = "ToCountry=US&MediaContentType0=image%2Fjpeg&ToState=CA&SmsMessageSid=MM0123456789abcdef"
-                       "0123456789abcdef&NumMedia=1&ToCity=&FromZip=94105&SmsSid=MM0123456789abcdef0123456789abcd"
-                       "ef&FromState=CA&SmsStatus=received&FromCity=SAN+FRANCISCO&Body=Photo+of+the+leak+%F0%9F%"
-                       "93%B7&FromCountry=US&To=%2B14155550100&MessagingServiceSid=&ToZip=&NumSegments=1&Message"
-                       "Sid=MM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From"
-                       "=%2B14155550199&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2F2010-04-01%2FAccounts%2FAC01%2FM"
-                       "essages%2FMM01%2FMedia%2FME01&ApiVersion=2010-04-01";
+    const char *body =
+        "ToCountry=US&MediaContentType0=image%2Fjpeg&ToState=CA&SmsMessageSid=MM0123456789abcdef"
+        "0123456789abcdef&NumMedia=1&ToCity=&FromZip=94105&SmsSid=MM0123456789abcdef0123456789abcd"
+        "ef&FromState=CA&SmsStatus=received&FromCity=SAN+FRANCISCO&Body=Photo+of+the+leak+%F0%9F%"
+        "93%B7&FromCountry=US&To=%2B14155550100&MessagingServiceSid=&ToZip=&NumSegments=1&Message"
+        "Sid=MM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From"
+        "=%2B14155550199&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2F2010-04-01%2FAccounts%2FAC01%2FM"
+        "essages%2FMM01%2FMedia%2FME01&ApiVersion=2010-04-01";
     sb_form_t f;
     if (!CHECK_EQ_INT(parse(body, &f), 0))
         return;
     CHECK_EQ_STR(sb_form_get(&f, "Body"), "Photo of the leak \xF0\x9F\x93\xB7");
     CHECK_EQ_STR(sb_form_get(&f, "From"), "+14155550199");
-    CHECK_EQ_STR(sb_form_get(&f, "MediaUrl0"), "https://api.twilio.com/2010-04-01/Accounts/AC01/Messages/MM01/Media/ME01");
+    CHECK_EQ_STR(sb_form_get(&f, "MediaUrl0"),
+                 "https://api.twilio.com/2010-04-01/Accounts/AC01/Messages/MM01/Media/ME01");
     CHECK_EQ_STR(sb_form_get(&f, "MessagingServiceSid"), "");
     CHECK_EQ_STR(sb_form_get(&f, "NumMedia"), "1");
     sb_form_free(&f);
@@ -149,8 +152,9 @@ static void test_encode(void)
     sb_form_add(&b, "MediaUrl", "https://x.example/1.jpg");
     sb_form_add(&b, "MediaUrl", "https://x.example/2.jpg");
     sb_form_add(&b, "Empty", NULL);
-    CHECK_EQ_STR(b.data, "To=%2B15551234567&Body=a+b%26c%3Dd%2B%C3%A9*-._%7E%2F%3F%25"
-                         "&MediaUrl=https%3A%2F%2Fx.example%2F1.jpg&MediaUrl=https%3A%2F%2Fx.example%2F2.jpg&Empty=");
+    CHECK_EQ_STR(b.data,
+                 "To=%2B15551234567&Body=a+b%26c%3Dd%2B%C3%A9*-._%7E%2F%3F%25"
+                 "&MediaUrl=https%3A%2F%2Fx.example%2F1.jpg&MediaUrl=https%3A%2F%2Fx.example%2F2.jpg&Empty=");
     sb_form_t f;
     if (CHECK_EQ_INT(sb_form_parse(b.data, b.len, &f), 0)) {
         CHECK_EQ_UINT(f.n, 5);

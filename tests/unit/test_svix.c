@@ -17,7 +17,8 @@ static const char *const SIG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 static int verify(const char *secret, const char *id, const char *ts, const char *sigs, const char *body,
                   int64_t now)
 {
-    return sb_svix_verify(secret, id, strlen(id), ts, strlen(ts), sigs, strlen(sigs), body, strlen(body), now);
+    return sb_svix_verify(secret, id, strlen(id), ts, strlen(ts), sigs, strlen(sigs), body, strlen(body),
+                          now);
 }
 
 static void test_vectors(void)
@@ -29,8 +30,9 @@ static void test_vectors(void)
     /* A secret whose base64 has padding, and a body with UTF-8. */
     const char *s2 = "whsec_dGVzdC1zZWNyZXQtZm9yLXJlc2VuZC13ZWJob29rcw==";
     const char *b2 = "{\"type\":\"email.delivered\",\"data\":{\"email_id\":\"\xc3\xa9\"}}";
-    CHECK_EQ_INT(verify(s2, "msg_2", "1700000000", "v1,bQdnK2gVUI0g8HVVbl3+y0s2SX6HM7h9P93HZVZ8BX8=", b2, 1700000000),
-                 0);
+    CHECK_EQ_INT(
+        verify(s2, "msg_2", "1700000000", "v1,bQdnK2gVUI0g8HVVbl3+y0s2SX6HM7h9P93HZVZ8BX8=", b2, 1700000000),
+        0);
     /* The prefix is optional, as in svix's libraries. */
     CHECK_EQ_INT(verify(SECRET + 6, ID, "1614265330", SIG, BODY, TS), 0);
 }
@@ -96,7 +98,8 @@ static void test_malformed(void)
     CHECK_EQ_INT(sb_svix_sign(SECRET, ID, strlen(ID), TS, "", 0, out), 0);
     char entry[64];
     snprintf(entry, sizeof entry, "v1,%s", out);
-    CHECK_EQ_INT(sb_svix_verify(SECRET, ID, strlen(ID), "1614265330", 10, entry, strlen(entry), NULL, 0, TS), 0);
+    CHECK_EQ_INT(sb_svix_verify(SECRET, ID, strlen(ID), "1614265330", 10, entry, strlen(entry), NULL, 0, TS),
+                 0);
 }
 
 int main(void)

@@ -61,14 +61,17 @@ static const struct {
     {"http://127.0.0.1:8080/webhooks/twilio/messaging", "", "y9c3yTclrm9pv83yoflEEFirf8k="},
     /* A repeated name: its distinct values, sorted. */
     {"https://sb.example.com/webhooks/twilio/messaging",
-     "MediaUrl=https%3A%2F%2Fb.example%2F2&MediaUrl=https%3A%2F%2Fa.example%2F1&MediaUrl=https%3A%2F%2Fb.example%2F2"
+     "MediaUrl=https%3A%2F%2Fb.example%2F2&MediaUrl=https%3A%2F%2Fa.example%2F1&MediaUrl=https%3A%2F%2Fb."
+     "example%2F2"
      "&Body=x&From=%2B15550001111",
      "QKHWnNp8KGhi2KLGlUvdgbxdx8E="},
     /* Case-sensitive name order (B < Ab < Body < a < b) and UTF-8 values. */
     {"https://sb.example.com/webhooks/twilio/messaging",
-     "a=1&B=2&b=3&Ab=4&Body=H%C3%A9llo+w%C3%B6rld+%F0%9F%91%8B+%26+%3D+%2B+%25", "d3BPDlpLDJQ3HU+6MzY8Q94yC8g="},
+     "a=1&B=2&b=3&Ab=4&Body=H%C3%A9llo+w%C3%B6rld+%F0%9F%91%8B+%26+%3D+%2B+%25",
+     "d3BPDlpLDJQ3HU+6MzY8Q94yC8g="},
     /* JavaScript's order: U+1F600 (a surrogate pair) sorts before U+FFFD, unlike byte order. */
-    {"https://sb.example.com/w", "a%F0%9F%98%80=emoji&a%EF%BF%BD=replacement", "DW+KNMPw/1gxiB8J9V8hnn3yz68="},
+    {"https://sb.example.com/w", "a%F0%9F%98%80=emoji&a%EF%BF%BD=replacement",
+     "DW+KNMPw/1gxiB8J9V8hnn3yz68="},
 };
 
 static void test_vectors(void)
@@ -120,11 +123,16 @@ static void test_tampering(void)
     const char *url = vectors[0].url, *body = vectors[0].body, *sig = vectors[0].sig;
     CHECK(check(url, body, sig));
     /* A changed, added or missing parameter, another URL, another token. */
-    CHECK(!check(url, "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1235&From=%2B12349013030&To=%2B18005551212",
+    CHECK(!check(
+        url,
+        "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1235&From=%2B12349013030&To=%2B18005551212",
+        sig));
+    CHECK(!check(url,
+                 "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%"
+                 "2B18005551212&X=1",
                  sig));
-    CHECK(!check(url, "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212&X=1",
-                 sig));
-    CHECK(!check(url, "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030", sig));
+    CHECK(
+        !check(url, "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030", sig));
     CHECK(!check("https://mycompany.com/myapp.php?foo=1&bar=3", body, sig));
     CHECK(!check("http://mycompany.com/myapp.php?foo=1&bar=2", body, sig));
     sb_form_t f;
@@ -142,12 +150,16 @@ static void test_tampering(void)
     CHECK(!sb_twilio_sig_check(TOKEN, url, strlen(url), &f, bad, strlen(bad)));
     /* Parameter order in the body does not matter. */
     sb_form_free(&f);
-    CHECK(check(url, "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=%2B12349013030&CallSid=CA1234567890ABCDE",
-                sig));
+    CHECK(check(
+        url,
+        "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=%2B12349013030&CallSid=CA1234567890ABCDE",
+        sig));
     /* Moving a value between names does. */
-    CHECK(!check(url, "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=&From=%2B12349013030&To=%2B18005551212"
-                      "1234",
-                 sig));
+    CHECK(
+        !check(url,
+               "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=&From=%2B12349013030&To=%2B18005551212"
+               "1234",
+               sig));
 }
 
 /* A repeated name signed in arrival order (every value, stable by name) is accepted too. */
@@ -160,7 +172,8 @@ static void test_repeated_arrival_order(void)
     sb_form_parse(body, strlen(body), &f);
     sb_form_t one = SB_FORM_INIT;
     /* The signed string as one parameter-less URL: same HMAC input. */
-    const char *signed_str = "https://sb.example.com/webhooks/twilio/messagingBodyxMediaUrlbMediaUrlaMediaUrlb";
+    const char *signed_str =
+        "https://sb.example.com/webhooks/twilio/messagingBodyxMediaUrlbMediaUrlaMediaUrlb";
     char sig[SB_TWILIO_SIG_LEN + 1];
     sb_twilio_sig_compute(TOKEN, signed_str, strlen(signed_str), &one, sig);
     CHECK(sb_twilio_sig_check(TOKEN, url, strlen(url), &f, sig, strlen(sig)));
@@ -199,8 +212,9 @@ static void oracle_line(json_t *in, json_t *out)
         }
         if (op[7] == 'c' && op[8] == 'h') {
             const char *sig = jstr(in, "sig");
-            json_object_set_new(out, "valid",
-                                json_boolean(sb_twilio_sig_check(token, url, strlen(url), &f, sig, strlen(sig))));
+            json_object_set_new(
+                out, "valid",
+                json_boolean(sb_twilio_sig_check(token, url, strlen(url), &f, sig, strlen(sig))));
         } else {
             char sig[SB_TWILIO_SIG_LEN + 1];
             sb_twilio_sig_compute(token, url, strlen(url), &f, sig);
@@ -208,7 +222,8 @@ static void oracle_line(json_t *in, json_t *out)
         }
         sb_form_free(&f);
     } else if (strcmp(op, "svix") == 0) {
-        const char *id = jstr(in, "id"), *ts = jstr(in, "ts"), *sigs = jstr(in, "sigs"), *body = jstr(in, "body");
+        const char *id = jstr(in, "id"), *ts = jstr(in, "ts"), *sigs = jstr(in, "sigs"),
+                   *body = jstr(in, "body");
         int rc = sb_svix_verify(jstr(in, "secret"), id, strlen(id), ts, strlen(ts), sigs, strlen(sigs), body,
                                 strlen(body), json_integer_value(json_object_get(in, "now")));
         json_object_set_new(out, "rc", json_string(rc == 0 ? "OK" : sb_errname(rc)));

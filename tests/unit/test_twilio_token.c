@@ -56,7 +56,8 @@ static json_t *segment(const char *tok, int which, sb_buf_t *raw)
     size_t n = end ? (size_t)(end - p) : strlen(p);
     unsigned char bin[1024];
     size_t len = 0;
-    if (sodium_base642bin(bin, sizeof bin, p, n, NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    if (sodium_base642bin(bin, sizeof bin, p, n, NULL, &len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
         return NULL;
     if (raw) {
         sb_buf_append(raw, bin, len);
@@ -101,7 +102,8 @@ static void test_fields(void)
         CHECK_EQ_STR(json_string_value(json_object_get(g, "identity")), "alice");
         json_t *v = json_object_get(g, "voice");
         CHECK(json_is_true(json_object_get(json_object_get(v, "incoming"), "allow")));
-        CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "outgoing"), "application_sid")), APP);
+        CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "outgoing"), "application_sid")),
+                     APP);
     }
     json_decref(h);
     json_decref(c);
