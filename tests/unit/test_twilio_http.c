@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -910,6 +911,60 @@ static void test_many(void)
     json_decref(recs);
 }
 
+/* ---- worker loops: one client per loop, closed by the loops' stop ------------------------------ */
+
+static char w_sid[64], w_token[64];
+static uv_sem_t w_sem;
+static sb_http_client_t *w_clients[2];
+static _Atomic int w_ok;
+
+static void on_worker_done(const sb_http_response_t *r, void *data)
+{
+    (void)data;
+    if (r->error == 0 && r->status == 201)
+        atomic_fetch_add(&w_ok, 1);
+    uv_sem_post(&w_sem);
+}
+
+static void on_worker_start(sb_loop_t *l, void *data)
+{
+    (void)data;
+    sb_http_client_t *c = sb_http_client_get(l);
+    w_clients[l->index] = c;
+    char url[1024];
+    snprintf(url, sizeof url, "%s/2010-04-01/Accounts/%s/Messages.json", fake_url, w_sid);
+    static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    const char *body = "To=%2B15551230001&From=%2B15559990000&Body=from+a+worker";
+    sb_http_request_t req = {.url = url,
+                             .headers = headers,
+                             .body = body,
+                             .body_len = strlen(body),
+                             .username = w_sid,
+                             .password = w_token};
+    for (int i = 0; i < 10; i++)
+        if (c == NULL || sb_http_request(c, &req, on_worker_done, NULL, NULL) != 0)
+            uv_sem_post(&w_sem);
+}
+
+static void test_worker_loops(void)
+{
+    reset_fake();
+    new_account(0, w_sid, w_token);
+    uv_sem_init(&w_sem, 0);
+    sb_loops_t g;
+    if (!CHECK_EQ_INT(sb_loops_init(&g, 2, on_worker_start, NULL), 0))
+        return;
+    CHECK_EQ_INT(sb_loops_start(&g), 0);
+    for (int i = 0; i < 20; i++)
+        uv_sem_wait(&w_sem);
+    CHECK_EQ_INT(atomic_load(&w_ok), 20);
+    CHECK(w_clients[0] != NULL && w_clients[1] != NULL && w_clients[0] != w_clients[1]);
+    sb_loops_stop(&g);
+    sb_loops_join(&g);
+    uv_sem_destroy(&w_sem);
+    sb_loop_set_current(&loop);
+}
+
 /* ---- shutdown, on a loop of its own ---------------------------------------------------------- */
 
 typedef struct {
@@ -1057,6 +1112,7 @@ int main(void)
     SBTEST_RUN(test_resend);
     SBTEST_RUN(test_cancel);
     SBTEST_RUN(test_many);
+    SBTEST_RUN(test_worker_loops);
     SBTEST_RUN(test_shutdown);
     SBTEST_RUN(test_retry_decision);
     sb_loop_close_standalone(&loop);
