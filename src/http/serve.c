@@ -40,10 +40,12 @@
 #include "events/follow.h"
 #include "http/app.h"
 #include "http/server.h"
+#include "http/sse.h"
 
 typedef struct {
     sb_app_t app;
     sb_http_server_t *http;
+    sb_sse_t *sse;
     const char *conninfo;
     bool migrated;
     /* start-up reports from the loops */
@@ -184,11 +186,15 @@ static void close_loop_parts(sb_loop_t *loop, serve_t *s)
 
 static void on_http_stopped(sb_loop_t *loop, void *data)
 {
+    serve_t *s = data;
+    sb_sse_loop_close(s->sse, loop);
     close_loop_parts(loop, data);
 }
 
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
+    serve_t *s = data;
+    sb_sse_loop_stop(s->sse, loop); /* ends the event streams, which would hold HTTP's drain */
     sb_http_stop(loop, on_http_stopped, data);
 }
 
@@ -210,9 +216,12 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
+        rc = sb_sse_loop_start(s->sse, loop);
+    if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
         sb_http_stop(loop, NULL, NULL);
+        sb_sse_loop_close(s->sse, loop);
         close_loop_parts(loop, s);
     }
     report(s, rc);
@@ -283,6 +292,17 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         goto out_conninfo;
     }
 
+    sb_sse_options_t sse_opts;
+    if (sb_sse_options_init(&sse_opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    if (sb_sse_create(&s.sse, &s.app, sb_http_server_router(s.http), cfg->threads, &sse_opts) != 0) {
+        fprintf(stderr, "switchboard: out of memory\n");
+        goto out_conninfo;
+    }
+    s.app.sse = s.sse;
+
     if (sb_http_server_listen(s.http, cfg->threads, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
         goto out_conninfo;
@@ -344,6 +364,7 @@ out_sync:
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
 out_conninfo:
+    sb_sse_free(s.sse);
     free(conninfo);
 out_cluster:
     if (cluster_started) {
