@@ -225,9 +225,21 @@ static void tw_free(tw_result_t *r)
 
 /* ---- tests ------------------------------------------------------------------------------------ */
 
+/* Names resolve without blocking the loop (libcurl's threaded resolver), and a name works. */
 static void test_async_dns(void)
 {
     CHECK(sb_http_async_dns());
+    const char *port = strrchr(fake_url, ':');
+    char url[256];
+    snprintf(url, sizeof url, "http://localhost%s/__admin/state", port);
+    sb_http_request_t req = {.url = url};
+    http_result_t r = {0};
+    CHECK_EQ_INT(sb_http_request(client, &req, on_http, &r, NULL), 0);
+    run_until(&r.done);
+    CHECK_EQ_INT(r.error, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(json_object_get(r.json, "accounts") != NULL);
+    http_result_free(&r);
 }
 
 static void test_send_message(void)
