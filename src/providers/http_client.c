@@ -131,9 +131,9 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s = calloc(1, sizeof(*s));
         if (s == NULL)
             return -1;
-        int r = uv_poll_init_socket(&c->loop->uv, &s->poll, fd);
-        if (r != 0) {
-            sb_log_error("http-client", "cannot watch socket fd=%d: %s", (int)fd, sb_strerror(r));
+        int ri = uv_poll_init_socket(&c->loop->uv, &s->poll, fd);
+        if (ri != 0) {
+            sb_log_error("http-client", "cannot watch socket fd=%d: %s", (int)fd, sb_strerror(ri));
             free(s);
             return -1;
         }
@@ -152,7 +152,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    int r = uv_poll_start(&s->poll, events, on_poll);
+    if (r != 0) {
+        sb_log_error("http-client", "cannot poll socket fd=%d: %s", (int)fd, sb_strerror(r));
+        return -1; /* curl fails the transfer */
+    }
     return 0;
 }
 
