@@ -237,6 +237,9 @@ bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts);
  * releases the key so a retry runs again. */
 void sb_api_idempotent(sb_api_call_t *c, sb_api_step_cb next);
 
+/* True when the call runs under an Idempotency-Key (after sb_api_idempotent). */
+bool sb_api_has_idempotency_key(const sb_api_call_t *c);
+
 /* The id for a resource the call creates: with an Idempotency-Key, a name-based uuid of (user,
  * key, purpose), so a retry after an unknown outcome names the same resource and the actor sees a
  * repeat; without one, a fresh v7 uuid. */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "actors/flows.h"
 #include "actors/kinds.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -32,7 +33,6 @@ typedef struct {
     char user_id[SB_UUID_STRLEN + 1];
     char ref[SB_UUID_STRLEN + 1];
     char credential_ref[8 + SB_UUID_STRLEN];
-    char claim_key[8 + SB_EMAIL_MAX];
     char hash[crypto_pwhash_STRBYTES];
     char token[SB__API_TOKEN_LEN + 1];
     char token_hex[65];
@@ -191,23 +191,9 @@ static json_t *session_json(auth_state_t *st, PGresult *r)
 
 /* ---- sign-up ------------------------------------------------------------------------------------------- */
 
-static void release_done(const sb_ask_reply_t *reply, void *data)
-{
-    if (reply->status != 0)
-        sb_log_warn("api", "could not release an e-mail claim after a failed sign-up: %s",
-                    sb_strerror(reply->status));
-}
-
-/* Gives back the e-mail claim of a sign-up that failed for sure (nothing registered). */
-static void release_claim(sb_api_call_t *c, auth_state_t *st)
-{
-    char stream[SB_CLAIM_STREAM_LEN], owner[8 + SB_UUID_STRLEN];
-    sb_claim_stream(st->claim_key, stream);
-    snprintf(owner, sizeof(owner), "user-%s", st->user_id);
-    sb_ask_opts_t o = {.source = "api", .correlation_id = c->request_id, .request_id = c->request_id};
-    sb_actor_ask(c->app->loops, stream, json_pack("{s:s, s:s}", "type", "Release", "owner", owner), &o,
-                 release_done, NULL);
-}
+/* The credential row is written first, inactive, under a reference the log's UserRegistered will
+ * carry; the user flow then claims the address and registers the user; the row is activated with
+ * the id the flow used (it may complete an earlier, crashed sign-up's user instead of ours). */
 
 static void signup_session_stored(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
@@ -217,26 +203,49 @@ static void signup_session_stored(sb_api_call_t *c, int status, PGresult *const 
                              "created_at", st->registered_at);
     json_t *body = session_json(st, results[1]);
     json_object_set_new(body, "user", user);
-    char loc[64];
-    snprintf(loc, sizeof(loc), "/v1/users/%s", st->user_id);
     sb_api_reply_json(c, 201, body);
 }
 
-static void signup_registered(sb_api_call_t *c, const sb_ask_reply_t *reply)
+static void signup_forgotten(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
-    auth_state_t *st = c->data;
-    if (reply->status != 0) {
-        if (reply->status != SB_EUNKNOWN)
-            release_claim(c, st);
-        sb_api_reply_ask_error(c, reply);
+    sb_api_reply_error(c, 409, "email_taken", "an account with this e-mail already exists", "email");
+}
+
+typedef struct {
+    sb_api_call_t *c;
+} user_link_t;
+
+static void signup_registered(const sb_flow_result_t *res, void *data)
+{
+    user_link_t *l = data;
+    sb_api_call_t *c = l->c;
+    free(l);
+    if (!sb_api_alive(c)) {
+        sb__api_drop(c);
         return;
     }
-    const char *at = reply->nevents > 0 && reply->events[0].data
-                         ? sb__api_str(reply->events[0].data, "registered_at")
-                         : NULL;
+    auth_state_t *st = c->data;
+    if (res->status == SB_EREJECTED && strcmp(res->err->code, "email_taken") == 0) {
+        sb_api_sql_t q = {
+            "api_cred_forget", "DELETE FROM auth_credentials WHERE ref = $1 AND NOT active", 1, {st->ref}};
+        sb_api_sql(c, &q, 1, false, signup_forgotten);
+        return;
+    }
+    if (res->status == SB_EREJECTED) {
+        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
+        return;
+    }
+    if (res->status != 0) {
+        sb_api_reply_errcode(c, res->status == SB_ETIMEOUT ? SB_EOVERLOAD : res->status, NULL);
+        return;
+    }
+    snprintf(st->user_id, sizeof(st->user_id), "%s", res->id);
+    const char *at = sb__api_str(res->state, "registered_at");
     snprintf(st->registered_at, sizeof(st->registered_at), "%s", at ? at : "");
-    sb_api_sql_t q[2] = {
-        {"api_cred_activate", "UPDATE auth_credentials SET active = true WHERE ref = $1", 1, {st->ref}}};
+    sb_api_sql_t q[2] = {{"api_cred_activate",
+                          "UPDATE auth_credentials SET user_id = $2, active = true WHERE ref = $1",
+                          2,
+                          {st->ref, st->user_id}}};
     new_session(c, st, &q[1]);
     sb_api_sql(c, q, 2, false, signup_session_stored);
 }
@@ -244,38 +253,21 @@ static void signup_registered(sb_api_call_t *c, const sb_ask_reply_t *reply)
 static void signup_credential_stored(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     auth_state_t *st = c->data;
-    char stream[8 + SB_UUID_STRLEN];
-    snprintf(stream, sizeof(stream), "user-%s", st->user_id);
     snprintf(st->credential_ref, sizeof(st->credential_ref), "cred:%s", st->ref);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.user_id = st->user_id;
-    sb_api_ask(c, stream,
-               json_pack("{s:s, s:s, s:s, s:s}", "type", "RegisterUser", "email", st->email, "name", st->name,
-                         "credential_ref", st->credential_ref),
-               &o, signup_registered);
-}
-
-static void signup_claimed(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    auth_state_t *st = c->data;
-    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "taken") == 0) {
-        sb_api_reply_error(c, 409, "email_taken", "an account with this e-mail already exists", "email");
+    sb_flow_opts_t o = {
+        .correlation_id = c->request_id, .request_id = c->request_id, .source = "api", .id = st->user_id};
+    user_link_t *l = malloc(sizeof(*l));
+    if (l == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
         return;
     }
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
+    l->c = c;
+    int rc = sb_flow_user_register(c->app->loops, st->email, st->name, st->credential_ref, &o,
+                                   signup_registered, l);
+    if (rc != 0) {
+        free(l);
+        sb_api_reply_errcode(c, rc, NULL);
     }
-    sb_uuid_t ref;
-    sb_uuid_v4(&ref);
-    sb_uuid_format(&ref, st->ref);
-    sb_api_sql_t q = {
-        "api_cred_insert",
-        "INSERT INTO auth_credentials (ref, user_id, email, password_hash) VALUES ($1, $2, $3, $4)",
-        4,
-        {st->ref, st->user_id, st->email, st->hash}};
-    sb_api_sql(c, &q, 1, false, signup_credential_stored);
 }
 
 static void signup_hashed(sb_api_call_t *c, int rc)
@@ -288,11 +280,14 @@ static void signup_hashed(sb_api_call_t *c, int rc)
     sb_uuid_t u;
     sb_uuid_v7(&u);
     sb_uuid_format(&u, st->user_id);
-    char stream[SB_CLAIM_STREAM_LEN], owner[8 + SB_UUID_STRLEN];
-    sb_claim_stream(st->claim_key, stream);
-    snprintf(owner, sizeof(owner), "user-%s", st->user_id);
-    sb_api_ask(c, stream, json_pack("{s:s, s:s, s:s}", "type", "Claim", "key", st->claim_key, "owner", owner),
-               NULL, signup_claimed);
+    sb_uuid_v4(&u);
+    sb_uuid_format(&u, st->ref);
+    sb_api_sql_t q = {
+        "api_cred_insert",
+        "INSERT INTO auth_credentials (ref, user_id, email, password_hash) VALUES ($1, $2, $3, $4)",
+        4,
+        {st->ref, st->user_id, st->email, st->hash}};
+    sb_api_sql(c, &q, 1, false, signup_credential_stored);
 }
 
 static int on_signup(h2o_req_t *req, const sb_route_params_t *params, void *data)
@@ -309,7 +304,6 @@ static int on_signup(h2o_req_t *req, const sb_route_params_t *params, void *data
         sb_api_reply_error(c, 400, "weak_password", "password must be at least 8 characters", "password");
         return 0;
     }
-    snprintf(st->claim_key, sizeof(st->claim_key), "email:%s", st->email);
     pw_start(c, pw, false, NULL, signup_hashed);
     return 0;
 }

@@ -59,6 +59,11 @@ void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value)
     json_object_set_new(c->_idem->headers, name, json_string(value));
 }
 
+bool sb_api_has_idempotency_key(const sb_api_call_t *c)
+{
+    return c->_idem != NULL;
+}
+
 void sb_api_new_id(const sb_api_call_t *c, const char *purpose, char out[SB_UUID_STRLEN + 1])
 {
     sb_uuid_t u;

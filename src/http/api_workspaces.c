@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/flows.h"
 #include "actors/kinds.h"
 #include "core/error.h"
 #include "core/phone.h"
@@ -327,49 +328,57 @@ static void add_done(sb_api_call_t *c, const sb_ask_reply_t *reply)
     member_reply(c, reply, reply->nevents > 0 ? 201 : 200);
 }
 
-static void add_got_user(sb_api_call_t *c, const sb_ask_reply_t *reply)
+typedef struct {
+    sb_api_call_t *c;
+} find_link_t;
+
+static void add_found_user(const sb_flow_result_t *res, void *data)
 {
-    ws_state_t *st = c->data;
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
+    find_link_t *l = data;
+    sb_api_call_t *c = l->c;
+    free(l);
+    if (!sb_api_alive(c)) {
+        sb__api_drop(c);
         return;
     }
-    if (!json_is_true(json_object_get(reply->state, "registered"))) {
+    ws_state_t *st = c->data;
+    if (res->status == SB_EREJECTED && res->err->status == 404) {
         sb_api_reply_error(c, 404, "user_not_found", "no user has this e-mail address", "email");
         return;
     }
+    if (res->status == SB_EREJECTED) {
+        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
+        return;
+    }
+    if (res->status != 0) {
+        sb_api_reply_errcode(c, res->status, NULL);
+        return;
+    }
+    snprintf(st->member_id, sizeof(st->member_id), "%s", res->id);
     char stream[16 + SB_UUID_STRLEN];
     stream_of("workspace", c->ws_id, stream, sizeof(stream));
     sb_api_ask(c, stream,
                json_pack("{s:s, s:s, s:s, s:s, s:O?}", "type", "AddMember", "user_id", st->member_id, "role",
-                         st->role, "email", st->email, "name", json_object_get(reply->state, "name")),
+                         st->role, "email", st->email, "name", json_object_get(res->state, "name")),
                NULL, add_done);
-}
-
-static void add_got_claim(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    ws_state_t *st = c->data;
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    const char *owner = sb__api_str(reply->state, "owner");
-    if (owner == NULL || strncmp(owner, "user-", 5) != 0 || !sb__api_uuid(owner + 5, st->member_id)) {
-        sb_api_reply_error(c, 404, "user_not_found", "no user has this e-mail address", "email");
-        return;
-    }
-    char stream[8 + SB_UUID_STRLEN];
-    stream_of("user", st->member_id, stream, sizeof(stream));
-    sb_api_get(c, stream, add_got_user);
 }
 
 static void add_keyed(sb_api_call_t *c)
 {
     ws_state_t *st = c->data;
-    char key[8 + SB_EMAIL_MAX], stream[SB_CLAIM_STREAM_LEN];
-    snprintf(key, sizeof(key), "email:%s", st->email);
-    sb_claim_stream(key, stream);
-    sb_api_get(c, stream, add_got_claim);
+    sb_flow_opts_t o = {
+        .user_id = c->user_id, .correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
+    find_link_t *l = malloc(sizeof(*l));
+    if (l == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    l->c = c;
+    int rc = sb_flow_user_find(c->app->loops, st->email, &o, add_found_user, l);
+    if (rc != 0) {
+        free(l);
+        sb_api_reply_errcode(c, rc, NULL);
+    }
 }
 
 static bool read_role(sb_api_call_t *c, const char **out)
