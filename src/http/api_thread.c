@@ -66,6 +66,12 @@ struct sb__api_threads_s {
     int64_t recent[RECENT_SLOTS];
     sb_sub_t *sub;
     int64_t start; /* the subscription delivers every event after this position */
+    /* Until the follower knows where the log ends, subscribing would replay every note ever
+     * written: this timer waits for that first. */
+    uv_timer_t wait;
+    bool waiting;
+    sb_loop_t *loop;
+    sb_follower_t *follower;
     /* Read by /metrics on other loops: written here only, relaxed. */
     _Atomic uint64_t hits, misses, fills, skipped, entries;
 };
@@ -364,21 +370,45 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
 /* ---- the loop's cache -----------------------------------------------------------------------------------
  */
 
+static void subscribe(sb__api_threads_t *c, int64_t head)
+{
+    static const char *const types[] = {"NoteAdded", "NoteEdited", "NoteDeleted", "ContactDeleted"};
+    sb_log_filter_t f = {.types = types, .ntypes = 4};
+    c->start = head;
+    c->sub = sb_follower_subscribe(c->follower, c->loop->db, head, &f, on_events, c);
+    if (c->sub == NULL)
+        sb_log_warn("api", "cannot follow notes: threads are read from the database");
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    sb__api_threads_t *c = t->data;
+    int64_t head = sb_follower_head(c->follower);
+    if (head < 0)
+        return;
+    uv_timer_stop(&c->wait);
+    subscribe(c, head);
+}
+
 sb__api_threads_t *sb__api_threads_start(sb_loop_t *loop, sb_follower_t *follower)
 {
     sb__api_threads_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->lru.next = c->lru.prev = &c->lru;
+    c->loop = loop;
+    c->follower = follower;
     if (follower == NULL || loop->db == NULL)
         return c; /* never fed: the cache stays empty and every read goes to the database */
-    static const char *const types[] = {"NoteAdded", "NoteEdited", "NoteDeleted", "ContactDeleted"};
-    sb_log_filter_t f = {.types = types, .ntypes = 4};
     int64_t head = sb_follower_head(follower);
-    c->start = head > 0 ? head : 0;
-    c->sub = sb_follower_subscribe(follower, loop->db, c->start, &f, on_events, c);
-    if (c->sub == NULL)
-        sb_log_warn("api", "cannot follow notes: threads are read from the database");
+    if (head >= 0) {
+        subscribe(c, head);
+        return c;
+    }
+    uv_timer_init(&loop->uv, &c->wait);
+    c->wait.data = c;
+    c->waiting = true;
+    uv_timer_start(&c->wait, on_wait, 20, 20);
     return c;
 }
 
@@ -386,6 +416,10 @@ void sb__api_threads_stop(sb__api_threads_t *c)
 {
     if (c == NULL)
         return;
+    if (c->waiting) {
+        uv_close((uv_handle_t *)&c->wait, NULL); /* the memory stays until sb__api_threads_free */
+        c->waiting = false;
+    }
     if (c->sub != NULL)
         sb_sub_close(c->sub);
     c->sub = NULL;
