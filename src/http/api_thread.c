@@ -286,10 +286,12 @@ static bool apply(sb__api_threads_t *c, thread_t *t, const sb_event_t *ev)
             int pos = t->n;
             while (pos > 0 && note_cmp(at, id, t->notes[pos - 1].at_us, t->notes[pos - 1].id) < 0)
                 pos--;
-            if (!t->complete && pos == t->n) {
-                /* after the notes held: beyond the first page's reach */
+            if (pos == t->n && (!t->complete || t->n == THREAD_NOTES)) {
+                /* After every note held, and the window is full: beyond the first page's reach. */
+                t->complete = false;
             } else {
                 if (t->n == THREAD_NOTES) {
+                    /* The last note leaves the window (pos < t->n: the new one sorts before it). */
                     t->bytes -= t->notes[t->n - 1].len;
                     c->bytes -= t->notes[t->n - 1].len;
                     note_free(&t->notes[--t->n]);

@@ -80,6 +80,8 @@ export async function startServer({ db, env = {}, threads = 2, tls = null }) {
       const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
       const [code, signal] = await exited;
       clearTimeout(timer);
+      // A server that did not exit cleanly (a sanitizer report, a crash): show why.
+      if (code !== 0) process.stderr.write(`--- server log (exit ${code ?? signal}) ---\n${log.split('\n').filter((l) => !l.includes(' info ')).slice(-200).join('\n')}\n`);
       return code ?? signal;
     },
   };
