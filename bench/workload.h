@@ -109,7 +109,7 @@ static inline void wl_actor_init(wl_actor_t *a, const char *category, const sb_k
 {
     memset(a, 0, sizeof(*a));
     sb_uuid_t u;
-    sb_uuid_v4(&u);
+    sb_uuid_v7(&u); /* as the API makes them: time-ordered */
     sb_uuid_format(&u, a->id);
     snprintf(a->stream, sizeof(a->stream), "%s-%s", category, a->id);
     a->state = kind->initial();

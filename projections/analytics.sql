@@ -33,7 +33,7 @@ CREATE TABLE message_index (
     channel      text NOT NULL,
     direction    text NOT NULL,
     status       text NOT NULL
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 50);  -- each message moves a few times: room for HOT updates
 
 CREATE TABLE awaiting (
     contact_id   uuid PRIMARY KEY,
@@ -77,7 +77,7 @@ WITH fresh AS (
            payload->>'channel',
            CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END,
            CASE type WHEN 'MessageReceived' THEN 'received' ELSE 'queued' END
-      FROM projection_events($1, $2, $3, $4, $5, $6, $7, $8)
+      FROM unnest($3, $5, $7) AS e(type, workspace, payload)
      WHERE type IN ('MessageReceived', 'MessageQueued') AND workspace IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING workspace_id, day, channel, direction, status)
@@ -91,7 +91,7 @@ WITH last AS (
     SELECT DISTINCT ON ((payload->>'message_id')::uuid) (payload->>'message_id')::uuid AS message_id,
            CASE type WHEN 'MessageSent' THEN 'sent' WHEN 'MessageDelivered' THEN 'delivered'
                      WHEN 'MessageRead' THEN 'read' ELSE payload->>'status' END AS status
-      FROM projection_events($1, $2, $3, $4, $5, $6, $7, $8)
+      FROM unnest($1, $3, $7) AS e(position, type, payload)
      WHERE type IN ('MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed')
      ORDER BY (payload->>'message_id')::uuid, position DESC),
 moving AS (
@@ -109,21 +109,46 @@ INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, status, 
 SELECT workspace_id, day, channel, direction, status, sum(n) FROM delta GROUP BY 1, 2, 3, 4, 5
 ON CONFLICT (workspace_id, day, channel, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
 
--- @on MessageReceived
-INSERT INTO awaiting (contact_id, workspace_id, since)
-VALUES (right($2, 36)::uuid, $5, ($7->>'received_at')::timestamptz)
-ON CONFLICT (contact_id) DO NOTHING;
-
--- @on MessageQueued
--- A reply a member wrote and sent now (a dispatched scheduled message carries queued_at).
-WITH answered AS (
-    DELETE FROM awaiting
-     WHERE $7->>'author_id' IS NOT NULL AND NOT $7 ? 'queued_at' AND contact_id = right($2, 36)::uuid
-    RETURNING workspace_id, contact_id, since)
-INSERT INTO responses (workspace_id, contact_id, inbound_at, replied_at, seconds)
-SELECT workspace_id, contact_id, since, ($7->>'created_at')::timestamptz,
-       greatest(extract(epoch FROM ($7->>'created_at')::timestamptz - since), 0)
-  FROM answered;
+-- @batch MessageReceived MessageQueued
+-- Response times, a batch at a time.  Per contact, number the events by how many replies came
+-- before them (g): the inbound messages of group g wait for reply g+1, from the first of them
+-- (or, for group 0, from the wait the contact was already in).  What is still waiting at the end
+-- of the batch stays in `awaiting`.
+WITH e AS (
+    SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
+           coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
+      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
+     WHERE type = 'MessageReceived'
+        OR (type = 'MessageQueued' AND payload->>'author_id' IS NOT NULL AND NOT payload ? 'queued_at')),
+g AS (
+    SELECT *, count(*) FILTER (WHERE NOT inbound)
+                  OVER (PARTITION BY contact_id ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS g
+      FROM e),
+first_in AS (
+    SELECT contact_id, g, min(at) AS since FROM g WHERE inbound GROUP BY contact_id, g),
+per_contact AS (
+    SELECT contact_id, (array_agg(workspace))[1] AS workspace, count(*) FILTER (WHERE NOT inbound) AS replies
+      FROM e GROUP BY contact_id),
+waiting AS (
+    SELECT a.contact_id, a.since FROM awaiting a JOIN per_contact p USING (contact_id)),
+answered AS (
+    INSERT INTO responses (workspace_id, contact_id, inbound_at, replied_at, seconds)
+    SELECT r.workspace, r.contact_id, w.since, r.at, greatest(extract(epoch FROM r.at - w.since), 0)
+      FROM g r
+      LEFT JOIN first_in f ON f.contact_id = r.contact_id AND f.g = r.g
+      LEFT JOIN waiting a ON a.contact_id = r.contact_id AND r.g = 0
+     CROSS JOIN LATERAL (SELECT coalesce(a.since, f.since) AS since) w
+     WHERE NOT r.inbound AND w.since IS NOT NULL),
+done AS (
+    DELETE FROM awaiting a USING per_contact p
+     WHERE a.contact_id = p.contact_id AND p.replies > 0
+       AND NOT EXISTS (SELECT 1 FROM first_in f WHERE f.contact_id = p.contact_id AND f.g = p.replies))
+INSERT INTO awaiting AS a (contact_id, workspace_id, since)
+SELECT p.contact_id, p.workspace, coalesce(CASE WHEN p.replies = 0 THEN w.since END, f.since)
+  FROM per_contact p
+  JOIN first_in f ON f.contact_id = p.contact_id AND f.g = p.replies
+  LEFT JOIN waiting w ON w.contact_id = p.contact_id
+ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
 
 -- @on ContactDeleted
 DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;

@@ -21,13 +21,6 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);
 CREATE INDEX conversations_unread ON conversations (workspace_id, last_message_at, contact_id) WHERE unread > 0;
 
--- The inbound messages nobody has read yet, so a read receipt knows whether it counts.
-CREATE TABLE unread (
-    message_id uuid PRIMARY KEY,
-    contact_id uuid NOT NULL
-);
-CREATE INDEX unread_contact ON unread (contact_id);
-
 -- @batch MessageReceived MessageQueued
 WITH e AS (
     SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type,
@@ -36,7 +29,7 @@ WITH e AS (
            payload->>'channel' AS channel,
            CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
            left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
-      FROM projection_events($1, $2, $3, $4, $5, $6, $7, $8)
+      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
      WHERE type IN ('MessageReceived', 'MessageQueued')),
 latest AS (SELECT DISTINCT ON (contact_id) * FROM e ORDER BY contact_id, position DESC),
 counts AS (SELECT contact_id, count(*) AS messages,
@@ -58,24 +51,17 @@ ON CONFLICT (contact_id) DO UPDATE
        unread = c.unread + excluded.unread,
        messages = c.messages + excluded.messages;
 
-INSERT INTO unread (message_id, contact_id)
-SELECT (payload->>'message_id')::uuid, right(stream, 36)::uuid
-  FROM projection_events($1, $2, $3, $4, $5, $6, $7, $8)
- WHERE type = 'MessageReceived'
-ON CONFLICT DO NOTHING;
-
 -- @batch MessageRead
--- Read receipts of outbound messages are not in `unread`, so they change nothing here.
-WITH d AS (
-    DELETE FROM unread u
-     USING projection_events($1, $2, $3, $4, $5, $6, $7, $8) AS e
-     WHERE e.type = 'MessageRead' AND u.message_id = (e.payload->>'message_id')::uuid
-    RETURNING u.contact_id)
+-- A message is read once.  Only an inbound message's MessageRead names the member who read it
+-- (`by`, which is null when the system marks it), so a read receipt of an outbound message, which
+-- has no `by`, changes nothing here.
 UPDATE conversations c
-   SET unread = greatest(c.unread - d.n, 0)
-  FROM (SELECT contact_id, count(*) AS n FROM d GROUP BY contact_id) d
- WHERE c.contact_id = d.contact_id;
+   SET unread = greatest(c.unread - r.n, 0)
+  FROM (SELECT right(stream, 36)::uuid AS contact_id, count(*) AS n
+          FROM unnest($2, $3, $7) AS e(stream, type, payload)
+         WHERE type = 'MessageRead' AND payload ? 'by'
+         GROUP BY 1) r
+ WHERE c.contact_id = r.contact_id;
 
 -- @on ContactDeleted
 DELETE FROM conversations WHERE contact_id = right($2, 36)::uuid;
-DELETE FROM unread WHERE contact_id = right($2, 36)::uuid;

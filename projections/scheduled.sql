@@ -22,10 +22,12 @@ VALUES (($7->>'message_id')::uuid, $5, right($2, 36)::uuid, $7->>'channel', ($7-
         ($7->>'created_at')::timestamptz)
 ON CONFLICT (id) DO NOTHING;
 
--- @on MessageQueued
--- Only a dispatched scheduled message carries queued_at; the test is on the parameter alone, so
--- PostgreSQL skips the scan for every other message.
-DELETE FROM messages WHERE $7 ? 'queued_at' AND id = ($7->>'message_id')::uuid;
+-- @batch MessageQueued
+-- Every message is queued once, but only a dispatched scheduled one carries queued_at: one
+-- statement per batch looks for those.
+DELETE FROM messages m
+ USING unnest($3, $7) AS e(type, payload)
+ WHERE e.type = 'MessageQueued' AND e.payload ? 'queued_at' AND m.id = (e.payload->>'message_id')::uuid;
 
 -- @on MessageScheduleCancelled MessageFailed
 DELETE FROM messages WHERE id = ($7->>'message_id')::uuid;

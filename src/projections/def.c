@@ -757,41 +757,64 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         any_on |= sec->kind == SB_PJ_ON;
-        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ", s + 1,
-                      sec->kind == SB_PJ_ON ? scalar_args : array_args);
+        /* A batch section plans afresh for each batch: it runs once per batch, and only a custom
+         * plan knows how many events the arrays hold (with the default guess of a hundred, joins
+         * over a batch of thousands become nested loops). */
+        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql %sAS ", s + 1,
+                      sec->kind == SB_PJ_ON ? scalar_args : array_args,
+                      sec->kind == SB_PJ_ON ? "" : "SET plan_cache_mode = force_custom_plan ");
         put_body(out, sec->sql, "section");
         sb_buf_puts(out, ";\n");
     }
 
     /* The dispatcher.  Its EXCEPTION block names the event (or section) that failed in the error
-     * the runner reports; it costs one subtransaction per batch, not per event. */
+     * the runner reports; it costs one subtransaction per batch, not per event.  Generic plans:
+     * a handler runs thousands of times with different parameters, and planning an INSERT into a
+     * table with several indexes can cost more than running it, which custom plans would do on
+     * every call when the planner finds them no dearer. */
     sb_buf_puts(out, "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
                      "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
-                     "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET search_path = ");
+                     "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
+                     "SET search_path = ");
     sb_pj_quote_ident(out, schema);
-    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    n int := "
-                     "coalesce(cardinality(p_position), 0);\n    t text;\n    sect text := '';\nBEGIN\n");
+    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect text := '';\nBEGIN\n");
     put_batch_calls(out, d, false, any_on);
     if (any_on) {
-        sb_buf_puts(out, "    sect := '';\n    i := 1;\n    WHILE i <= n LOOP\n        t := p_type[i];\n");
-        bool first = true;
+        /* The per-event pass visits only the events some @on section takes: the filtering and the
+         * type-to-branch mapping are done set-wise in C by the query, so events of other types
+         * (most of a batch, for many projections) cost nothing here. */
+        sb_buf_t list = SB_BUF_INIT;
+        int nhandled = 0;
+        sb_buf_puts(&list, "ARRAY[");
+        for (int k = 0; k < d->ntypes; k++) {
+            bool handled = false;
+            for (int s = 0; s < d->nsections && !handled; s++)
+                for (int j = 0; j < d->sections[s].ntypes && d->sections[s].kind == SB_PJ_ON && !handled; j++)
+                    handled = strcmp(d->sections[s].types[j], d->types[k]) == 0;
+            if (!handled)
+                continue;
+            if (nhandled++ > 0)
+                sb_buf_putc(&list, ',');
+            sb_pj_quote_literal(&list, d->types[k]);
+        }
+        sb_buf_puts(&list, "]::text[]");
+        sb_buf_printf(out,
+                      "    sect := '';\n"
+                      "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
+                      "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
+                      "        t := p_type[i];\n"
+                      "        CASE k\n",
+                      list.data, list.data);
+        int branch = 0;
         for (int k = 0; k < d->ntypes; k++) {
             const char *type = d->types[k];
             bool handled = false;
-            for (int s = 0; s < d->nsections && !handled; s++) {
-                const sb_pj_section_t *sec = &d->sections[s];
-                if (sec->kind != SB_PJ_ON)
-                    continue;
-                for (int j = 0; j < sec->ntypes; j++)
-                    if (strcmp(sec->types[j], type) == 0)
-                        handled = true;
-            }
+            for (int s = 0; s < d->nsections && !handled; s++)
+                for (int j = 0; j < d->sections[s].ntypes && d->sections[s].kind == SB_PJ_ON && !handled; j++)
+                    handled = strcmp(d->sections[s].types[j], type) == 0;
             if (!handled)
                 continue;
-            sb_buf_puts(out, first ? "        IF t = " : "        ELSIF t = ");
-            first = false;
-            sb_pj_quote_literal(out, type);
-            sb_buf_puts(out, " THEN\n");
+            sb_buf_printf(out, "        WHEN %d THEN\n", ++branch);
             for (int s = 0; s < d->nsections; s++) {
                 const sb_pj_section_t *sec = &d->sections[s];
                 if (sec->kind != SB_PJ_ON)
@@ -801,7 +824,8 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                         sb_buf_printf(out, "            PERFORM \"__section_%d\"(%s);\n", s + 1, event_args);
             }
         }
-        sb_buf_puts(out, "        END IF;\n        i := i + 1;\n    END LOOP;\n    i := 0;\n");
+        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
+        sb_buf_free(&list);
     }
     put_batch_calls(out, d, true, any_on);
     sb_buf_puts(out, "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("

@@ -33,7 +33,7 @@ typedef struct sb_projections_options_s {
     const char *dir;      /* projection files; copied */
     int partitions;       /* groups of projections applied in parallel, each on its own
                              connection; 0 = 2 */
-    int max_batch;        /* events per transaction at most; 0 = 5000 */
+    int max_batch;        /* events per transaction at most; 0 = 20000 */
 } sb_projections_options_t;
 
 /* Creates the catalog (projection_state and its functions) if needed and installs every projection

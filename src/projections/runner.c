@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK_MS 1000
+/* The tick records how far units skipped, every quarter second; the lease, the heartbeat and
+ * reconciling happen on every fourth and eighth tick. */
+#define TICK_MS 250
 #define DEFAULT_PARTITIONS 2
-#define DEFAULT_MAX_BATCH 5000
+#define DEFAULT_MAX_BATCH 20000
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 60000
 
@@ -953,7 +955,7 @@ static void on_tick(uv_timer_t *t)
     r->ticks++;
     switch (r->state) {
     case ST_STANDBY:
-        if (!r->lease_in_flight && r->units == NULL) {
+        if (r->ticks % 4 == 1 && !r->lease_in_flight && r->units == NULL) {
             r->lease_in_flight = true;
             sb_pg_req_init(&r->lease_req, "SELECT pg_try_advisory_lock(" SB_PJ_LEASE_LOCK ")", 0, NULL, on_lease, r);
             sb_pg_submit(r->lease, &r->lease_req);
@@ -965,12 +967,12 @@ static void on_tick(uv_timer_t *t)
         break;
     case ST_ACTIVE:
         /* A query now and then notices a dead lease connection even when nothing else uses it. */
-        if (!r->lease_in_flight) {
+        if (r->ticks % 4 == 0 && !r->lease_in_flight) {
             r->lease_in_flight = true;
             sb_pg_req_init(&r->lease_req, "SELECT 1", 0, NULL, on_heartbeat, r);
             sb_pg_submit(r->lease, &r->lease_req);
         }
-        if (r->ticks % 2 == 0)
+        if (r->ticks % 8 == 0)
             reconcile(r, false);
         for (pj_unit_t *u = r->units; u != NULL; u = u->next) {
             sb__pj_unit_kick(u, false);
