@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actors/replay.h"
 #include "core/config.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
@@ -19,6 +20,7 @@ static const command_t commands[] = {
     {"migrate", sb_cmd_migrate, "apply schema migrations; idempotent; reports what it applied"},
     {"db", sb_cmd_db, "start, stop or show the status of the embedded PostgreSQL cluster"},
     {"events", sb_cmd_events, "export the event log, or tail it live"},
+    {"replay", sb_cmd_replay, "print a stream's state folded from its events, as of a position or time"},
 };
 
 static void usage(FILE *out)

@@ -184,6 +184,8 @@ static void on_page(sb_read_t *r, int status, const sb_event_page_t *page)
     progress(x, x->after, !page->more);
     if (page->more)
         sb_read_log(x->pg, &x->read, x->after, &x->filter, PAGE, on_page, x);
+    else
+        uv_stop(&x->loop.uv); /* the connection's handles would keep the loop running */
 }
 
 static void on_tail(sb_sub_t *s, const sb_event_t *ev, int n, void *data)
