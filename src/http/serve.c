@@ -39,6 +39,7 @@
 #include "events/follow.h"
 #include "http/app.h"
 #include "http/server.h"
+#include "projections/projections.h"
 
 typedef struct {
     sb_app_t app;
@@ -169,6 +170,8 @@ sb_app_t *sb_app_current(void)
 /* Closes what on_loop_start opened below HTTP, in reverse order. */
 static void close_loop_parts(sb_loop_t *loop, serve_t *s)
 {
+    if (loop->index == 0 && s->app.projections != NULL)
+        sb_projections_stop(s->app.projections, NULL, NULL);
     if (loop->index == 0 && s->app.follower != NULL)
         sb_follower_stop(s->app.follower);
     if (loop->appender != NULL) {
@@ -200,6 +203,8 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     if (loop->db != NULL && loop->appender != NULL)
         rc = loop->index == 0 ? sb_follower_start(s->app.follower, loop) : 0;
     /* Subsystems above the event log start here, in dependency order. */
+    if (rc == 0 && loop->index == 0)
+        rc = sb_projections_start(s->app.projections, loop, s->app.follower);
     if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
@@ -266,6 +271,12 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "migrations applied count=%d", applied);
     else
         sb_log_info("serve", "schema up to date");
+    /* Read models: the catalog, and tables for projection files seen for the first time, exist
+     * before the first request; building them is the runner's (whichever process holds its lease). */
+    if (sb_projections_prepare(conninfo, cfg->projections_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: projections: %s\n", err);
+        goto out_conninfo;
+    }
     s.migrated = true;
     s.conninfo = conninfo;
 
@@ -294,7 +305,11 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     s.app.loops = &loops;
     s.app.http = s.http;
     s.app.follower = sb_follower_new(conninfo, cfg->threads);
-    int rc = s.app.follower != NULL ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s) : SB_ENOMEM;
+    sb_projections_options_t popts = {.conninfo = conninfo, .dir = cfg->projections_dir};
+    s.app.projections = sb_projections_new(&popts);
+    int rc = s.app.follower != NULL && s.app.projections != NULL
+                 ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s)
+                 : SB_ENOMEM;
     loops.app = &s.app;
     if (rc != 0) {
         fprintf(stderr, "switchboard: cannot create the worker loops: %s\n", sb_strerror(rc));
@@ -333,6 +348,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "stopped");
 
 out_sync:
+    sb_projections_free(s.app.projections);
     sb_follower_free(s.app.follower);
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);

@@ -56,7 +56,8 @@ static const char catalog_sql[] =
      * build (into <name>__build, replacing any earlier one).  Skips a live install someone else
      * finished first. */
     "CREATE OR REPLACE FUNCTION projection_install(p_name text, p_build boolean, p_hash text, "
-    "p_types text[], p_uses_metadata boolean, p_script text) RETURNS text LANGUAGE plpgsql AS $f$\n"
+    "p_types text[], p_uses_metadata boolean, p_script text) RETURNS text LANGUAGE plpgsql "
+    "SET client_min_messages = warning AS $f$\n"
     "DECLARE r projection_state;\n"
     "BEGIN\n"
     "    PERFORM pg_advisory_xact_lock(" SB_PJ_INSTALL_LOCK ");\n"
@@ -105,7 +106,7 @@ static const char catalog_sql[] =
      * until it commits and the new ones after.  The old schema is renamed, not dropped here, so
      * the swap never waits for readers still using the old tables. */
     "CREATE OR REPLACE FUNCTION projection_swap(p_names text[], p_position bigint) RETURNS void "
-    "LANGUAGE plpgsql AS $f$\n"
+    "LANGUAGE plpgsql SET client_min_messages = warning AS $f$\n"
     "DECLARE r record; n int := 0;\n"
     "BEGIN\n"
     "    FOR r IN SELECT * FROM projection_state WHERE name = ANY (p_names) ORDER BY name FOR UPDATE LOOP\n"
@@ -134,6 +135,16 @@ static const char catalog_sql[] =
     "        RAISE EXCEPTION 'projections % are not all in the catalog', array_to_string(p_names, ', ')\n"
     "            USING ERRCODE = '" SB_PJ_SQLSTATE_MOVED "';\n"
     "    END IF;\n"
+    "END $f$;\n"
+    /* Drops what the runner leaves behind: a replaced schema (<name>__old) or an abandoned build
+     * (<name>__build).  Nothing else. */
+    "CREATE OR REPLACE FUNCTION projection_drop(p_schema text) RETURNS void LANGUAGE plpgsql "
+    "SET client_min_messages = warning AS $f$\n"
+    "BEGIN\n"
+    "    IF p_schema !~ '__(old|build)$' THEN\n"
+    "        RAISE EXCEPTION 'projection_drop: % is not a schema the runner left behind', p_schema;\n"
+    "    END IF;\n"
+    "    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', p_schema);\n"
     "END $f$;\n"
     /* The events of a batch as rows, for @batch sections: FROM projection_events($1, ..., $8) e. */
     "CREATE OR REPLACE FUNCTION projection_events(bigint[], text[], text[], bigint[], uuid[], "

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The tick records how far units skipped, every quarter second; the lease, the heartbeat and
  * reconciling happen on every fourth and eighth tick. */
@@ -98,6 +99,8 @@ struct sb_projections_s {
     _Atomic bool active;
     sb_pg_t *lease;
     sb_pg_t *ctl;
+    char app_name[96];
+    const char *app_name_values[1];
     uv_timer_t tick;
     unsigned ticks;
     bool lease_in_flight;
@@ -423,8 +426,8 @@ static void on_swapped(sb_pg_req_t *req, int status)
         return;
     if (status != 0) {
         if (req->sqlstate == NULL || strcmp(req->sqlstate, SB_PJ_SQLSTATE_BEHIND) != 0)
-            sb_log_warn("projections", "swapping in %s failed, trying again: %s", b->p_names,
-                        req->error ? req->error : sb_strerror(status));
+            sb_log_warn("projections", "swapping in %.*s failed, trying again: %s", (int)strlen(b->p_names) - 2,
+                        b->p_names + 1, req->error ? req->error : sb_strerror(status));
         b->swap_pending = false; /* asked again at its next commit */
         update_holds(r);
         return;
@@ -441,9 +444,7 @@ static void on_swapped(sb_pg_req_t *req, int status)
         /* The old tables go in their own transaction: it may wait for readers still using them,
          * and nothing waits for it. */
         chore(r, "dropping the replaced tables",
-              "SELECT set_config('lock_timeout', '30s', true), "
-              "projection_exec(format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text))",
-              1, p);
+              "SELECT set_config('lock_timeout', '30s', true), projection_drop($1)", 1, p);
     }
     sb__pj_unit_promote(b);
     b->swap_pending = false;
@@ -486,8 +487,8 @@ void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u)
     int64_t head = sb_follower_head(r->f);
     if (u->build && !u->swap_pending && head >= 0 && sb__pj_unit_position(u) >= head) {
         u->swap_pending = true;
-        sb_log_info("projections", "%s: the rebuild caught up at position %" PRId64 "; swapping it in", u->p_names,
-                    u->committed);
+        sb_log_info("projections", "%.*s: the rebuild caught up at position %" PRId64 "; swapping it in",
+                    (int)strlen(u->p_names) - 2, u->p_names + 1, u->committed);
         update_holds(r);
     }
     for (pj_unit_t *b = r->units; b != NULL; b = b->next)
@@ -770,9 +771,7 @@ static void run_ops(pj_runner_t *r)
                        r->op_values, on_op, r);
     } else if (o->kind == OP_CANCEL_BUILD) {
         r->op_values[0] = o->name;
-        sb_pg_req_init(&r->op_req,
-                       "SELECT projection_exec(format('DROP SCHEMA IF EXISTS %I CASCADE', $1 || '__build'))", 1,
-                       r->op_values, on_op, r);
+        sb_pg_req_init(&r->op_req, "SELECT projection_drop($1 || '__build')", 1, r->op_values, on_op, r);
         sb_pg_stmt_t st = {.sql = "UPDATE projection_state SET build_hash = NULL, build_types = NULL, "
                                   "build_uses_metadata = NULL, build_position = NULL, build_started_at = NULL, "
                                   "build_error = NULL WHERE name = $1",
@@ -932,10 +931,25 @@ static void on_heartbeat(sb_pg_req_t *req, int status)
     r->lease_in_flight = false;
 }
 
+static void on_named(sb_pg_req_t *req, int status)
+{
+    free(req);
+}
+
 static void on_lease_state(sb_pg_t *pg, bool connected, void *data)
 {
     pj_runner_t *r = data;
-    if (connected || (r->state != ST_ACTIVE && r->state != ST_RESTARTING))
+    if (connected) {
+        /* So `projections status` (pg_stat_activity) can say which process holds the lease. */
+        sb_pg_req_t *req = calloc(1, sizeof(*req));
+        if (req == NULL)
+            return;
+        sb_pg_req_init(req, "SELECT set_config('application_name', $1, false)", 1, r->app_name_values, on_named,
+                       req);
+        sb_pg_submit(pg, req);
+        return;
+    }
+    if (r->state != ST_ACTIVE && r->state != ST_RESTARTING)
         return;
     /* The session held the lock: without it another process may already run the projections. */
     atomic_store(&r->active, false);
@@ -1077,6 +1091,10 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     }
     atomic_init(&r->active, false);
     r->state = ST_NEW;
+    char host[64] = "?";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(r->app_name, sizeof(r->app_name), "switchboard projections pid=%d host=%.40s", (int)getpid(), host);
+    r->app_name_values[0] = r->app_name;
     return r;
 }
 
