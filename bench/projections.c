@@ -110,7 +110,10 @@ int main(int argc, char **argv)
     char *ci = with_db(argv[1], name, base, sizeof(base));
     char err[512];
     if (sb_migrate(ci, NULL, err, sizeof(err)) < 0 ||
-        sb_projections_prepare(ci, getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections", err, sizeof(err)) != 0) {
+        sb_projections_prepare(ci,
+                               getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR")
+                                                               : SB_SOURCE_DIR "/projections",
+                               err, sizeof(err)) != 0) {
         fprintf(stderr, "bench_projections: %s\n", err);
         return 1;
     }
@@ -129,7 +132,8 @@ int main(int argc, char **argv)
 
     runner_t r;
     r.f = sb_follower_new(ci, 1);
-    const char *dir = getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
+    const char *dir =
+        getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
     sb_projections_options_t o = {.conninfo = ci, .dir = dir, .partitions = partitions};
     r.p = sb_projections_new(&o);
     sb_loops_t loops;
@@ -156,9 +160,11 @@ int main(int argc, char **argv)
     printf("projections_events=%lld\n", total);
     printf("projections_generate_seconds=%.1f\n", gen_s);
     printf("projections_partitions=%d\n", partitions);
-    printf("projections_read_models=%lld\n", num(c, "SELECT count(*) FROM projection_state WHERE state = 'live'"));
+    printf("projections_read_models=%lld\n",
+           num(c, "SELECT count(*) FROM projection_state WHERE state = 'live'"));
     if (left != 0) {
-        printf("projections_catchup=incomplete after %.1f s (slowest at %lld of %lld)\n", run_s, slowest, head);
+        printf("projections_catchup=incomplete after %.1f s (slowest at %lld of %lld)\n", run_s, slowest,
+               head);
         PQfinish(c);
         return 1;
     }

@@ -216,7 +216,8 @@ static inline void wl_setup(wl_t *w, int nworkspaces)
               json_pack("{s:s, s:s, s:s, s:s}", "type", "RegisterUser", "email", email, "name", name,
                         "credential_ref", "sealed:v1:workload"),
               u->id);
-        wl_do(w, u, &sb_kind_user, json_pack("{s:s, s:s}", "type", "ChangePresence", "presence", "online"), u->id);
+        wl_do(w, u, &sb_kind_user, json_pack("{s:s, s:s}", "type", "ChangePresence", "presence", "online"),
+              u->id);
     }
     static const char *const stages[] = {"Lead", "Qualified", "Proposal", "Customer"};
     for (int k = 0; k < nworkspaces; k++) {
@@ -227,20 +228,21 @@ static inline void wl_setup(wl_t *w, int nworkspaces)
         snprintf(name, sizeof(name), "Business %d", k);
         snprintf(owner_email, sizeof(owner_email), "user%d.%u@example.com", k * WL_MEMBERS, w->tag);
         wl_do(w, ws, &sb_kind_workspace,
-              json_pack("{s:s, s:s, s:s, s:s}", "type", "CreateWorkspace", "name", name, "owner_email", owner_email,
-                        "default_country", "US"),
+              json_pack("{s:s, s:s, s:s, s:s}", "type", "CreateWorkspace", "name", name, "owner_email",
+                        owner_email, "default_country", "US"),
               owner);
         for (int m = 1; m < WL_MEMBERS; m++) {
             char email[64];
             snprintf(email, sizeof(email), "user%d.%u@example.com", k * WL_MEMBERS + m, w->tag);
             wl_do(w, ws, &sb_kind_workspace,
-                  json_pack("{s:s, s:s, s:s, s:s}", "type", "AddMember", "user_id", w->users[k * WL_MEMBERS + m].id,
-                            "role", m == 1 ? "admin" : "agent", "email", email),
+                  json_pack("{s:s, s:s, s:s, s:s}", "type", "AddMember", "user_id",
+                            w->users[k * WL_MEMBERS + m].id, "role", m == 1 ? "admin" : "agent", "email",
+                            email),
                   owner);
         }
         for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]); s++)
-            wl_do(w, ws, &sb_kind_workspace, json_pack("{s:s, s:s}", "type", "AddPipelineStage", "name", stages[s]),
-                  owner);
+            wl_do(w, ws, &sb_kind_workspace,
+                  json_pack("{s:s, s:s}", "type", "AddPipelineStage", "name", stages[s]), owner);
         char number[20], sid[40];
         snprintf(number, sizeof(number), "+1628%07d", 2000000 + k);
         snprintf(sid, sizeof(sid), "PN%032d", k);
@@ -249,8 +251,8 @@ static inline void wl_setup(wl_t *w, int nworkspaces)
                         "AC00000000000000000000000000000001", "secret_ref", "sealed:v1:twilio"),
               owner);
         wl_do(w, ws, &sb_kind_workspace,
-              json_pack("{s:s, s:s, s:s, s:s}", "type", "AddPhoneNumber", "number", number, "sid", sid, "assigned_to",
-                        w->users[k * WL_MEMBERS + 2].id),
+              json_pack("{s:s, s:s, s:s, s:s}", "type", "AddPhoneNumber", "number", number, "sid", sid,
+                        "assigned_to", w->users[k * WL_MEMBERS + 2].id),
               owner);
         wl_do(w, ws, &sb_kind_workspace,
               json_pack("{s:s, s:s, s:s}", "type", "SetAutoReplyRule", "keyword", "hours", "reply",
@@ -319,7 +321,8 @@ static inline void wl_message_step(wl_t *w)
     } else {
         status = "read";
     }
-    json_t *cmd = json_pack("{s:s, s:s, s:s}", "type", "RecordMessageStatus", "message_id", m->id, "status", status);
+    json_t *cmd =
+        json_pack("{s:s, s:s, s:s}", "type", "RecordMessageStatus", "message_id", m->id, "status", status);
     if (pid[0])
         json_object_set_new(cmd, "provider_id", json_string(pid));
     if (strcmp(status, "failed") == 0 || strcmp(status, "undelivered") == 0) {
@@ -355,7 +358,8 @@ static inline void wl_call_step(wl_t *w)
         if (wl_do(w, call, &sb_kind_call,
                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "InitiateCall", "workspace_id",
                             w->workspaces[c->ws].id, "direction", inbound ? "inbound" : "outbound", "from",
-                            inbound ? c->phone : number, "to", inbound ? number : c->phone, "contact_id", c->id),
+                            inbound ? c->phone : number, "to", inbound ? number : c->phone, "contact_id",
+                            c->id),
                   NULL) < 0) {
             json_decref(call->state);
             return;
@@ -381,7 +385,8 @@ static inline void wl_call_step(wl_t *w)
         break;
     case 1:
         if (r < 25) {
-            cmd = json_pack("{s:s, s:s}", "type", "RecordCallStatus", "status", r < 12 ? "no-answer" : "busy");
+            cmd =
+                json_pack("{s:s, s:s}", "type", "RecordCallStatus", "status", r < 12 ? "no-answer" : "busy");
             end = true;
         } else {
             cmd = json_pack("{s:s, s:s}", "type", "AnswerCall", "agent_id", wl_member(w, call->ws));
@@ -453,10 +458,11 @@ static inline void wl_step(wl_t *w)
         wl_new_id(id);
         char pid[48];
         snprintf(pid, sizeof(pid), "SMin%.30s", id);
-        const char *body = wl_pick(w, 400) == 0 ? "STOP" : "Hi, is the quote still valid? Can we talk tomorrow?";
+        const char *body =
+            wl_pick(w, 400) == 0 ? "STOP" : "Hi, is the quote still valid? Can we talk tomorrow?";
         if (wl_do(w, c, &sb_kind_contact,
-                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "ReceiveMessage", "message_id", id, "channel",
-                            "sms", "from", c->phone, "body", body, "provider_id", pid),
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "ReceiveMessage", "message_id", id,
+                            "channel", "sms", "from", c->phone, "body", body, "provider_id", pid),
                   NULL) > 0) {
             w->messages_in++;
             wl_list_push(&w->unread, ci, id, 0);
@@ -464,9 +470,12 @@ static inline void wl_step(wl_t *w)
     } else if (r < 450) { /* outbound */
         wl_new_id(id);
         int ch = wl_pick(w, 10);
-        json_t *cmd = json_pack("{s:s, s:s, s:s, s:s}", "type", "SendMessage", "message_id", id, "channel",
-                                ch < 7 ? "sms" : ch < 9 ? "email" : "whatsapp", "body",
-                                "Thanks for reaching out! Your appointment is confirmed for Tuesday at 10am.");
+        json_t *cmd =
+            json_pack("{s:s, s:s, s:s, s:s}", "type", "SendMessage", "message_id", id, "channel",
+                      ch < 7   ? "sms"
+                      : ch < 9 ? "email"
+                               : "whatsapp",
+                      "body", "Thanks for reaching out! Your appointment is confirmed for Tuesday at 10am.");
         if (ch >= 7 && ch < 9)
             json_object_set_new(cmd, "subject", json_string("Your appointment"));
         if (wl_do(w, c, &sb_kind_contact, cmd, by) > 0) {
@@ -481,7 +490,8 @@ static inline void wl_step(wl_t *w)
             wl_msg_t *m = &w->unread.items[i];
             wl_actor_t *mc = &w->contacts[m->contact];
             wl_do(w, mc, &sb_kind_contact,
-                  json_pack("{s:s, s:s, s:s}", "type", "RecordMessageStatus", "message_id", m->id, "status", "read"),
+                  json_pack("{s:s, s:s, s:s}", "type", "RecordMessageStatus", "message_id", m->id, "status",
+                            "read"),
                   wl_member(w, mc->ws));
             wl_list_take(&w->unread, i);
         }
@@ -491,8 +501,9 @@ static inline void wl_step(wl_t *w)
             wl_msg_t *m = &w->scheduled.items[i];
             bool cancel = wl_pick(w, 4) == 0;
             wl_do(w, &w->contacts[m->contact], &sb_kind_contact,
-                  json_pack("{s:s, s:s}", "type", cancel ? "CancelScheduledMessage" : "DispatchScheduledMessage",
-                            "message_id", m->id),
+                  json_pack("{s:s, s:s}", "type",
+                            cancel ? "CancelScheduledMessage" : "DispatchScheduledMessage", "message_id",
+                            m->id),
                   cancel ? by : NULL);
             if (!cancel)
                 wl_list_push(&w->outbound, m->contact, m->id, 0);
@@ -502,8 +513,9 @@ static inline void wl_step(wl_t *w)
             char at[SB_RFC3339_LEN];
             sb_clock_format_rfc3339(w->now_us + 3600 * 1000000LL, at);
             if (wl_do(w, c, &sb_kind_contact,
-                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "SendMessage", "message_id", id, "channel", "sms",
-                                "body", "Reminder: your appointment is tomorrow.", "send_at", at),
+                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "SendMessage", "message_id", id,
+                                "channel", "sms", "body", "Reminder: your appointment is tomorrow.",
+                                "send_at", at),
                       by) > 0)
                 wl_list_push(&w->scheduled, ci, id, 0);
         }
@@ -516,7 +528,8 @@ static inline void wl_step(wl_t *w)
             bool del = wl_pick(w, 3) == 0;
             wl_do(w, nc, &sb_kind_contact,
                   del ? json_pack("{s:s, s:s}", "type", "DeleteNote", "note_id", n->id)
-                      : json_pack("{s:s, s:s, s:s}", "type", "EditNote", "note_id", n->id, "body", "Called back; left a voicemail."),
+                      : json_pack("{s:s, s:s, s:s}", "type", "EditNote", "note_id", n->id, "body",
+                                  "Called back; left a voicemail."),
                   NULL);
             if (del)
                 wl_list_take(&w->notes, i);
@@ -526,8 +539,8 @@ static inline void wl_step(wl_t *w)
             snprintf(body, sizeof(body), "Spoke with them about the quote, @user%d.%u follows up.",
                      c->ws * WL_MEMBERS + 1, w->tag);
             if (wl_do(w, c, &sb_kind_contact,
-                      json_pack("{s:s, s:s, s:s, s:b}", "type", "AddNote", "note_id", id, "body", body, "private",
-                                wl_pick(w, 5) == 0),
+                      json_pack("{s:s, s:s, s:s, s:b}", "type", "AddNote", "note_id", id, "body", body,
+                                "private", wl_pick(w, 5) == 0),
                       by) > 0)
                 wl_list_push(&w->notes, ci, id, 0);
         }

@@ -24,6 +24,9 @@ CREATE TABLE messages_daily (
     messages     bigint NOT NULL,
     PRIMARY KEY (workspace_id, day, channel, direction, status)
 );
+-- A cell a status change empties is removed, so the table does not depend on how the log was cut
+-- into batches (a message sent in the batch that queued it never fills the `queued` cell).
+CREATE INDEX messages_daily_empty ON messages_daily (workspace_id) WHERE messages = 0;
 
 -- Where each counted message sits in messages_daily, so a new status moves its count.
 CREATE TABLE message_index (
@@ -108,6 +111,7 @@ delta AS (
 INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, status, messages)
 SELECT workspace_id, day, channel, direction, status, sum(n) FROM delta GROUP BY 1, 2, 3, 4, 5
 ON CONFLICT (workspace_id, day, channel, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+DELETE FROM messages_daily WHERE messages = 0;
 
 -- @batch MessageReceived MessageQueued
 -- Response times, a batch at a time.  Per contact, number the events by how many replies came

@@ -38,6 +38,7 @@
 #include "events/append.h"
 #include "events/follow.h"
 #include "http/app.h"
+#include "http/response.h"
 #include "http/server.h"
 #include "projections/projections.h"
 
@@ -216,6 +217,18 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     report(s, rc);
 }
 
+/* GET /metrics, minimal: the projections' progress (docs/projections.md).  The API's fuller
+ * /metrics can take this route over and append sb_projections_metrics_text to its own. */
+static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    serve_t *s = data;
+    sb_buf_t b = SB_BUF_INIT;
+    sb_projections_metrics_text(s->app.projections, &b);
+    sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    sb_buf_free(&b);
+    return 0;
+}
+
 /* ---- main thread ---------------------------------------------------------------------------- */
 
 /* A SIGINT or SIGTERM that arrived while we were starting (they are blocked, so they wait). */
@@ -238,6 +251,13 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     sb_http_options_init(&opts, cfg);
     if (sb_http_server_create(&s.http, &opts, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
+        return 1;
+    }
+    /* SB_EEXIST: another module serves /metrics already. */
+    int mrc = sb_router_add(sb_http_server_router(s.http), "GET", "/metrics", on_metrics, &s);
+    if (mrc != 0 && mrc != SB_EEXIST) {
+        fprintf(stderr, "switchboard: cannot add /metrics: %s\n", sb_strerror(mrc));
+        sb_http_server_free(s.http);
         return 1;
     }
 

@@ -38,6 +38,9 @@ static const char catalog_sql[] =
     "p_to bigint, p_applied_at timestamptz) RETURNS void LANGUAGE plpgsql AS $f$\n"
     "DECLARE n int;\n"
     "BEGIN\n"
+    /* Rows locked in name order, as projection_swap does, so two transactions that move several
+     * checkpoints never wait for each other in a cycle. */
+    "    PERFORM 1 FROM projection_state WHERE name = ANY (p_names) ORDER BY name FOR UPDATE;\n"
     "    IF p_build THEN\n"
     "        UPDATE projection_state SET build_position = p_to, updated_at = now(), build_error = NULL\n"
     "         WHERE name = ANY (p_names) AND build_position = p_from AND build_hash IS NOT NULL;\n"
@@ -92,7 +95,8 @@ static const char catalog_sql[] =
     "p_error text) RETURNS void LANGUAGE plpgsql AS $f$\n"
     "BEGIN\n"
     "    IF NOT p_build THEN\n"
-    "        INSERT INTO projection_state (name, state, hash, error) VALUES (p_name, 'failed', p_hash, p_error)\n"
+    "        INSERT INTO projection_state (name, state, hash, error) VALUES (p_name, 'failed', p_hash, "
+    "p_error)\n"
     "        ON CONFLICT (name) DO UPDATE SET hash = p_hash, error = p_error, updated_at = now(),\n"
     "            rebuild_requested_at = NULL\n"
     "         WHERE projection_state.state = 'failed';\n"
@@ -224,15 +228,16 @@ int sb__pj_install_blocking(PGconn *c, const sb_pj_def_t *d, bool build, char *e
     snprintf(schema, sizeof(schema), build ? "%s__build" : "%s", d->name);
     sb_pj_install_sql(d, schema, build, &script);
     sb__pj_text_array(&types, d->types, d->ntypes);
-    const char *params[6] = {d->name, build ? "t" : "f", d->hash, types.data, d->uses_metadata ? "t" : "f",
+    const char *params[6] = {d->name,    build ? "t" : "f", d->hash, types.data, d->uses_metadata ? "t" : "f",
                              script.data};
-    PGresult *r = PQexecParams(c, "SELECT projection_install($1, $2, $3, $4, $5, $6)", 6, NULL, params, NULL,
-                               NULL, 0);
+    PGresult *r =
+        PQexecParams(c, "SELECT projection_install($1, $2, $3, $4, $5, $6)", 6, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                                        ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                                        : PQresultErrorMessage(r));
+        snprintf(err, errlen, "%s",
+                 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                     ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                     : PQresultErrorMessage(r));
         rc = SB_EDB;
     } else if (strcmp(PQgetvalue(r, 0, 0), "exists") == 0) {
         rc = SB_EEXIST;
@@ -287,7 +292,8 @@ int sb_projections_prepare(const char *conninfo, const char *dir, char *err, siz
         for (int k = 0; k < PQntuples(r); k++) {
             if (strcmp(PQgetvalue(r, k, 0), defs[i]->name) != 0)
                 continue;
-            known = strcmp(PQgetvalue(r, k, 1), "live") == 0 || strcmp(PQgetvalue(r, k, 2), defs[i]->hash) == 0;
+            known =
+                strcmp(PQgetvalue(r, k, 1), "live") == 0 || strcmp(PQgetvalue(r, k, 2), defs[i]->hash) == 0;
         }
         if (known)
             continue;

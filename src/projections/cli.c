@@ -106,16 +106,16 @@ static int snapshot(PGconn *c, const char *dir, snap_t *s, char *err, size_t err
     s->head = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     if (s->catalog) {
-        r = PQexec(c,
-                   "SELECT name, state, hash, position, build_hash IS NOT NULL AND build_position IS NOT NULL, "
-                   "coalesce(build_position, 0), build_hash IS NOT NULL AND build_position IS NULL, "
-                   "rebuild_requested_at IS NOT NULL, coalesce(error, ''), coalesce(build_error, ''), "
-                   "to_char(built_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                   "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                   "to_char(build_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                   "coalesce(extract(epoch FROM clock_timestamp() - (SELECT e.recorded_at FROM events e "
-                   "WHERE e.position > s.position ORDER BY e.position LIMIT 1)), 0), build_hash "
-                   "FROM projection_state s ORDER BY name");
+        r = PQexec(
+            c, "SELECT name, state, hash, position, build_hash IS NOT NULL AND build_position IS NOT NULL, "
+               "coalesce(build_position, 0), build_hash IS NOT NULL AND build_position IS NULL, "
+               "rebuild_requested_at IS NOT NULL, coalesce(error, ''), coalesce(build_error, ''), "
+               "to_char(built_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "to_char(build_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "coalesce(extract(epoch FROM clock_timestamp() - (SELECT e.recorded_at FROM events e "
+               "WHERE e.position > s.position ORDER BY e.position LIMIT 1)), 0), build_hash "
+               "FROM projection_state s ORDER BY name");
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             snprintf(err, errlen, "%s", PQresultErrorMessage(r));
             PQclear(r);
@@ -148,8 +148,8 @@ static int snapshot(PGconn *c, const char *dir, snap_t *s, char *err, size_t err
                       "AND l.classid = (" SB_PJ_LEASE_LOCK "::bigint >> 32)::oid "
                       "AND l.objid = (" SB_PJ_LEASE_LOCK "::bigint & 4294967295)::oid");
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
-            snprintf(s->runner, sizeof(s->runner), "database session pid %s (%s, %s), since %s", PQgetvalue(r, 0, 0),
-                     PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+            snprintf(s->runner, sizeof(s->runner), "database session pid %s (%s, %s), since %s",
+                     PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
         PQclear(r);
     }
     /* The files: which exist, and which differ from what the live tables were built from. */
@@ -196,7 +196,8 @@ static int cli_open(cli_t *x, sb_config_t *cfg)
 {
     char err[512];
     x->cfg = cfg;
-    if (cfg->database_url == NULL && sb_cluster_start(cfg->data_dir, &x->cluster_started, err, sizeof(err)) != 0) {
+    if (cfg->database_url == NULL &&
+        sb_cluster_start(cfg->data_dir, &x->cluster_started, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
         return 1;
     }
@@ -247,7 +248,8 @@ static int cmd_list(sb_config_t *cfg)
             snprintf(ck, sizeof(ck), "%" PRId64, i->position);
             snprintf(lag, sizeof(lag), "%" PRId64, s.head > i->position ? s.head - i->position : 0);
         }
-        printf("%-20s %-11s %12s %10s  %s%s\n", i->name, state_of(i), ck, lag, i->has_file ? i->file : "(no file)",
+        printf("%-20s %-11s %12s %10s  %s%s\n", i->name, state_of(i), ck, lag,
+               i->has_file ? i->file : "(no file)",
                i->changed ? " (changed: rebuilt when a runner starts)" : "");
     }
     free(s.items);
@@ -300,8 +302,8 @@ static int cmd_status(sb_config_t *cfg, char **names, int nnames)
         }
         if (i->building) {
             double pct = s.head > 0 ? 100.0 * (double)i->build_position / (double)s.head : 100.0;
-            printf("  rebuilding:  %" PRId64 " of %" PRId64 " (%.0f%%), started %s\n", i->build_position, s.head,
-                   pct > 100 ? 100 : pct, i->build_started_at);
+            printf("  rebuilding:  %" PRId64 " of %" PRId64 " (%.0f%%), started %s\n", i->build_position,
+                   s.head, pct > 100 ? 100 : pct, i->build_started_at);
         }
         if (i->requested)
             printf("  rebuild:     requested, waiting for the runner\n");
@@ -381,8 +383,7 @@ static int cmd_rebuild(sb_config_t *cfg, char **names, int nnames, bool all)
             char e[512];
             sb_pj_def_t *d = NULL;
             int rc = sb_pj_load(cfg->projections_dir, n, &d, e, sizeof(e));
-            fprintf(stderr, "switchboard: %s\n",
-                    rc == UV_ENOENT ? "no such projection file" : e);
+            fprintf(stderr, "switchboard: %s\n", rc == UV_ENOENT ? "no such projection file" : e);
             if (rc == UV_ENOENT)
                 fprintf(stderr, "switchboard: (looked for %s/%s.sql)\n", cfg->projections_dir, n);
             sb_pj_def_free(d);
@@ -398,6 +399,12 @@ static int cmd_rebuild(sb_config_t *cfg, char **names, int nnames, bool all)
         sb_pj_defs_free(defs, ndefs);
         return cli_close(&x, 1);
     }
+    /* From now on, what is (re)built counts as done (a file seen for the first time is installed
+     * just below, and builds from 0 without being asked). */
+    PGresult *r = PQexec(x.c, "SELECT now()");
+    char t0[64];
+    snprintf(t0, sizeof(t0), "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "now");
+    PQclear(r);
     /* The catalog, and any file seen for the first time installed: those build from 0 already. */
     snap_t before;
     if (sb__pj_ensure_catalog(x.c, err, sizeof(err)) != 0 ||
@@ -408,18 +415,16 @@ static int cmd_rebuild(sb_config_t *cfg, char **names, int nnames, bool all)
         sb_pj_defs_free(defs, ndefs);
         return cli_close(&x, 1);
     }
-    PGresult *r = PQexec(x.c, "SELECT now()");
-    char t0[64];
-    snprintf(t0, sizeof(t0), "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "now");
-    PQclear(r);
     bool ok = true;
     for (int i = 0; i < nwant && ok; i++) {
         info_t *b = snap_find(&before, want[i]);
         if (b == NULL || !b->in_catalog)
             continue; /* installed just now by prepare: it builds from 0 as a new projection */
         const char *p[2] = {want[i], t0};
-        r = PQexecParams(x.c, "UPDATE projection_state SET rebuild_requested_at = $2, build_error = NULL "
-                              "WHERE name = $1", 2, NULL, p, NULL, NULL, 0);
+        r = PQexecParams(x.c,
+                         "UPDATE projection_state SET rebuild_requested_at = $2, build_error = NULL "
+                         "WHERE name = $1",
+                         2, NULL, p, NULL, NULL, 0);
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             fprintf(stderr, "switchboard: %s", PQresultErrorMessage(r));
@@ -488,20 +493,24 @@ static int cmd_rebuild(sb_config_t *cfg, char **names, int nnames, bool all)
             bool fresh = in->in_catalog && in->live && in->built_at[0] && !in->building && !in->requested &&
                          !in->build_failed;
             if (fresh) {
-                r = PQexecParams(x.c, "SELECT built_at >= $2::timestamptz FROM projection_state WHERE name = $1", 2,
-                                 NULL, (const char *const[]){want[i], t0}, NULL, NULL, 0);
-                fresh = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+                r = PQexecParams(x.c,
+                                 "SELECT built_at >= $2::timestamptz FROM projection_state WHERE name = $1",
+                                 2, NULL, (const char *const[]){want[i], t0}, NULL, NULL, 0);
+                fresh = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                        PQgetvalue(r, 0, 0)[0] == 't';
                 PQclear(r);
             }
             if (fresh && in->position >= s.head) {
                 done[i] = true;
-                fprintf(stderr, "%s: rebuilt and swapped in at position %" PRId64 "\n", in->name, in->position);
+                fprintf(stderr, "%s: rebuilt and swapped in at position %" PRId64 "\n", in->name,
+                        in->position);
                 continue;
             }
-            const char *failure = in->build_failed ? in->build_error : !in->live ? in->error
-                                  : in->build_error[0]                ? in->build_error
-                                  : fresh && in->error[0]             ? in->error
-                                                                      : NULL;
+            const char *failure = in->build_failed        ? in->build_error
+                                  : !in->live             ? in->error
+                                  : in->build_error[0]    ? in->build_error
+                                  : fresh && in->error[0] ? in->error
+                                                          : NULL;
             if (failure != NULL) {
                 if (failing_since[i] == 0)
                     failing_since[i] = now;

@@ -189,7 +189,8 @@ bool sb_pj_name_is_valid(const char *name)
         if (c == '_' && name[i + 1] == '_')
             return false;
     }
-    if (strcmp(name, "public") == 0 || strcmp(name, "information_schema") == 0 || strncmp(name, "pg_", 3) == 0)
+    if (strcmp(name, "public") == 0 || strcmp(name, "information_schema") == 0 ||
+        strncmp(name, "pg_", 3) == 0)
         return false;
     return true;
 }
@@ -338,8 +339,8 @@ static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section
         while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
             i++;
         if (!type_is_valid(line + t, i - t)) {
-            snprintf(err, errlen, "line %d: '%.*s' is not an event type (PascalCase, letters and digits)", lineno,
-                     (int)(i - t), line + t);
+            snprintf(err, errlen, "line %d: '%.*s' is not an event type (PascalCase, letters and digits)",
+                     lineno, (int)(i - t), line + t);
             return SB_EINVAL;
         }
         bool dup = false;
@@ -361,7 +362,8 @@ static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section
         sec->ntypes++;
     }
     if (sec->ntypes == 0) {
-        snprintf(err, errlen, "line %d: @%s names no event type", lineno, sec->kind == SB_PJ_ON ? "on" : "batch");
+        snprintf(err, errlen, "line %d: @%s names no event type", lineno,
+                 sec->kind == SB_PJ_ON ? "on" : "batch");
         return SB_EINVAL;
     }
     return 0;
@@ -523,7 +525,8 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
     if ((rc = close_section(d, cur, text, body, len, err, errlen)) != 0)
         goto fail;
     if (d->nsections == 0) {
-        snprintf(err, errlen, "no '-- @on Type' or '-- @batch Type' section: the projection handles no event");
+        snprintf(err, errlen,
+                 "no '-- @on Type' or '-- @batch Type' section: the projection handles no event");
         rc = SB_EINVAL;
         goto fail;
     }
@@ -713,9 +716,11 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base)
 }
 
 static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
-static const char array_args[] = "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
-static const char event_args[] = "p_position[i], p_stream[i], t, p_version[i], p_workspace[i], p_recorded_at[i], "
-                                 "p_payload[i], p_metadata[i]";
+static const char array_args[] =
+    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
+static const char event_args[] =
+    "p_position[i], p_stream[i], t, p_version[i], p_workspace[i], p_recorded_at[i], "
+    "p_payload[i], p_metadata[i]";
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
 
@@ -725,13 +730,15 @@ static void put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, boo
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind != SB_PJ_BATCH || (any_on && sec->after != after) || (!any_on && after))
             continue;
-        sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ARRAY[", sec->line);
+        sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ARRAY[",
+                      sec->line);
         for (int k = 0; k < sec->ntypes; k++) {
             if (k > 0)
                 sb_buf_putc(out, ',');
             sb_pj_quote_literal(out, sec->types[k]);
         }
-        sb_buf_printf(out, "]::text[] THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1, batch_args);
+        sb_buf_printf(out, "]::text[] THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1,
+                      batch_args);
     }
 }
 
@@ -772,12 +779,14 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * a handler runs thousands of times with different parameters, and planning an INSERT into a
      * table with several indexes can cost more than running it, which custom plans would do on
      * every call when the planner finds them no dearer. */
-    sb_buf_puts(out, "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
-                     "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
-                     "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
-                     "SET search_path = ");
+    sb_buf_puts(out,
+                "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
+                "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
+                "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
+                "SET search_path = ");
     sb_pj_quote_ident(out, schema);
-    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect text := '';\nBEGIN\n");
+    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
+                     "text := '';\nBEGIN\n");
     put_batch_calls(out, d, false, any_on);
     if (any_on) {
         /* The per-event pass visits only the events some @on section takes: the filtering and the
@@ -798,13 +807,14 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
             sb_pj_quote_literal(&list, d->types[k]);
         }
         sb_buf_puts(&list, "]::text[]");
-        sb_buf_printf(out,
-                      "    sect := '';\n"
-                      "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
-                      "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
-                      "        t := p_type[i];\n"
-                      "        CASE k\n",
-                      list.data, list.data);
+        sb_buf_printf(
+            out,
+            "    sect := '';\n"
+            "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
+            "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
+            "        t := p_type[i];\n"
+            "        CASE k\n",
+            list.data, list.data);
         int branch = 0;
         for (int k = 0; k < d->ntypes; k++) {
             const char *type = d->types[k];
@@ -828,8 +838,9 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_free(&list);
     }
     put_batch_calls(out, d, true, any_on);
-    sb_buf_puts(out, "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("
-                     "'projection %s: %s: %s', ");
+    sb_buf_puts(out,
+                "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("
+                "'projection %s: %s: %s', ");
     sb_pj_quote_literal(out, d->name);
     sb_buf_puts(out, ", CASE WHEN i > 0 THEN format('event %s (%s %s v%s)', p_position[i], p_type[i], "
                      "p_stream[i], p_version[i]) ELSE sect END, SQLERRM);\nEND\n$sb_apply$;\n");

@@ -24,9 +24,9 @@
 
 #include "core/buf.h"
 
-#define SB_PJ_NAME_MAX 40     /* bytes of a projection name, without the NUL */
-#define SB_PJ_HASH_LEN 64     /* hex SHA-256 */
-#define SB_PJ_MAX_TYPES 256   /* distinct event types one projection handles */
+#define SB_PJ_NAME_MAX 40   /* bytes of a projection name, without the NUL */
+#define SB_PJ_HASH_LEN 64   /* hex SHA-256 */
+#define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)
 

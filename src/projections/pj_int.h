@@ -102,8 +102,6 @@ struct pj_unit_s {
     pj_unit_t *next;
 };
 
-
-
 /* unit.c */
 pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t position);
 void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m);

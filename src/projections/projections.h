@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/loop.h"
 #include "events/follow.h"
@@ -76,6 +77,11 @@ typedef struct sb_projection_metric_s {
 /* Copies up to cap projections' metrics into out, sorted by name, and returns how many there are
  * (which may exceed cap).  Empty while standing by.  Any thread. */
 int sb_projections_metrics(const sb_projections_t *p, sb_projection_metric_t *out, int cap);
+
+/* Appends the metrics in Prometheus text format: per projection
+ * switchboard_projection_{checkpoint,lag_events,lag_seconds,failing,rebuilding}{projection="..."},
+ * and switchboard_projections_active (1 in the process holding the lease).  Any thread. */
+void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out);
 
 /* `switchboard projections list|status|rebuild NAME...|--all`: argv[0] is "projections".  Returns
  * the exit code. */

@@ -350,7 +350,8 @@ static void start_fresh(pj_runner_t *r)
     for (; m != NULL; m = m->fresh_next) {
         pj_unit_t *u = NULL;
         for (int i = 0; i < nmade && u == NULL; i++)
-            if (made[i]->build == m->build && made[i]->partition == m->partition && made[i]->committed == m->start_at)
+            if (made[i]->build == m->build && made[i]->partition == m->partition &&
+                made[i]->committed == m->start_at)
                 u = made[i];
         if (u == NULL) {
             pj_unit_t **p = realloc(made, (size_t)(nmade + 1) * sizeof(*p));
@@ -370,7 +371,8 @@ static void start_fresh(pj_runner_t *r)
 static void on_chore(sb_pg_req_t *req, int status)
 {
     chore_t *c = req->data;
-    if (status != 0 && status != SB_ESHUTDOWN)
+    /* Closing the connection at shutdown fails what is in flight; a later start redoes it. */
+    if (status != 0 && status != SB_ESHUTDOWN && status != SB_EUNKNOWN)
         sb_log_warn("projections", "%s failed: %s", c->what, req->error ? req->error : sb_strerror(status));
     for (int i = 0; i < 4; i++)
         free(c->params[i]);
@@ -426,8 +428,9 @@ static void on_swapped(sb_pg_req_t *req, int status)
         return;
     if (status != 0) {
         if (req->sqlstate == NULL || strcmp(req->sqlstate, SB_PJ_SQLSTATE_BEHIND) != 0)
-            sb_log_warn("projections", "swapping in %.*s failed, trying again: %s", (int)strlen(b->p_names) - 2,
-                        b->p_names + 1, req->error ? req->error : sb_strerror(status));
+            sb_log_warn("projections", "swapping in %.*s failed, trying again: %s",
+                        (int)strlen(b->p_names) - 2, b->p_names + 1,
+                        req->error ? req->error : sb_strerror(status));
         b->swap_pending = false; /* asked again at its next commit */
         update_holds(r);
         return;
@@ -475,7 +478,8 @@ static void swap_try(pj_runner_t *r, pj_unit_t *b)
     snprintf(b->p_to, sizeof(b->p_to), "%" PRId64, b->committed);
     b->adv_values[0] = b->p_names;
     b->adv_values[1] = b->p_to;
-    sb_pg_req_init(&b->swap_req, "SELECT projection_swap($1::text[], $2::int8)", 2, b->adv_values, on_swapped, b);
+    sb_pg_req_init(&b->swap_req, "SELECT projection_swap($1::text[], $2::int8)", 2, b->adv_values, on_swapped,
+                   b);
     b->swap_in_flight = true;
     sb_pg_submit(b->pg, &b->swap_req);
 }
@@ -512,10 +516,22 @@ static pj_member_t *blamed(pj_unit_t *u, const char *error)
     return NULL;
 }
 
-void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u, int status, const char *sqlstate, const char *error)
+void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u, int status, const char *sqlstate,
+                               const char *error)
 {
     if (r->state != ST_ACTIVE || status == SB_ESHUTDOWN)
         return;
+    /* A deadlock, a serialization failure, a lock or statement timeout: the batch rolled back and
+     * can simply be tried again, from the same checkpoint. */
+    if (status == SB_EDB && sqlstate != NULL &&
+        (strncmp(sqlstate, "40", 2) == 0 || strcmp(sqlstate, "55P03") == 0 ||
+         strcmp(sqlstate, "57014") == 0)) {
+        sb_log_warn("projections", "%.*s: a batch rolled back (%s: %s); trying again",
+                    (int)strlen(u->p_names) - 2, u->p_names + 1, sqlstate, error ? error : "?");
+        unit_respawn(r, u, NULL, RETRY_MIN_MS);
+        update_holds(r);
+        return;
+    }
     pj_member_t *m = status == SB_EDB && (sqlstate == NULL || strcmp(sqlstate, SB_PJ_SQLSTATE_MOVED) != 0)
                          ? blamed(u, error)
                          : NULL;
@@ -651,8 +667,10 @@ static void act(pj_runner_t *r, bool defs_fresh)
         if (want_build && !row->requested && same && (row->build_running || row->build_failed)) {
             if (row->build_failed) {
                 if (r->full)
-                    sb_log_warn("projections", "%s: the rebuild of this version failed earlier; "
-                                               "see projections status", row->name);
+                    sb_log_warn("projections",
+                                "%s: the rebuild of this version failed earlier; "
+                                "see projections status",
+                                row->name);
                 continue;
             }
             want_build = false; /* resume it, below */
@@ -669,7 +687,8 @@ static void act(pj_runner_t *r, bool defs_fresh)
             continue;
         }
         if (row->has_build && row->build_running && bm == NULL) {
-            if (r->full && def != NULL && strcmp(def->hash, row->build_hash) != 0 && strcmp(def->hash, row->hash) == 0) {
+            if (r->full && def != NULL && strcmp(def->hash, row->build_hash) != 0 &&
+                strcmp(def->hash, row->hash) == 0) {
                 /* The file went back to the live version: the build is for nothing. */
                 push_op(r, OP_CANCEL_BUILD, NULL, true, row->name);
                 continue;
@@ -711,7 +730,8 @@ static void on_op(sb_pg_req_t *req, int status)
     if (o->kind == OP_INSTALL) {
         if (status == 0 && strcmp(PQgetvalue(req->results[0], 0, 0), "installed") == 0) {
             const sb_pj_def_t *d = o->def;
-            member_new(r, d->name, o->build, copy_types(d->types, d->ntypes), d->ntypes, d->uses_metadata, 0, 0);
+            member_new(r, d->name, o->build, copy_types(d->types, d->ntypes), d->ntypes, d->uses_metadata, 0,
+                       0);
             if (o->build)
                 sb_log_info("projections", "%s: rebuilding from position 0 into %s__build", d->name, d->name);
             else
@@ -721,7 +741,8 @@ static void on_op(sb_pg_req_t *req, int status)
         } else if (status == SB_EDB) {
             sb_log_error("projections", "cannot install %s%s: %s", o->def->name, o->build ? " (rebuild)" : "",
                          req->error ? req->error : "?");
-            const char *p[4] = {o->def->name, o->build ? "t" : "f", o->def->hash, req->error ? req->error : "?"};
+            const char *p[4] = {o->def->name, o->build ? "t" : "f", o->def->hash,
+                                req->error ? req->error : "?"};
             chore(r, "recording an install failure",
                   "SELECT projection_install_failed($1, $2::boolean, $3, $4)", 4, p);
         } else {
@@ -767,14 +788,16 @@ static void run_ops(pj_runner_t *r)
         r->op_values[3] = r->op_types;
         r->op_values[4] = d->uses_metadata ? "t" : "f";
         r->op_values[5] = r->op_script;
-        sb_pg_req_init(&r->op_req, "SELECT projection_install($1, $2::boolean, $3, $4::text[], $5::boolean, $6)", 6,
+        sb_pg_req_init(&r->op_req,
+                       "SELECT projection_install($1, $2::boolean, $3, $4::text[], $5::boolean, $6)", 6,
                        r->op_values, on_op, r);
     } else if (o->kind == OP_CANCEL_BUILD) {
         r->op_values[0] = o->name;
         sb_pg_req_init(&r->op_req, "SELECT projection_drop($1 || '__build')", 1, r->op_values, on_op, r);
-        sb_pg_stmt_t st = {.sql = "UPDATE projection_state SET build_hash = NULL, build_types = NULL, "
-                                  "build_uses_metadata = NULL, build_position = NULL, build_started_at = NULL, "
-                                  "build_error = NULL WHERE name = $1",
+        sb_pg_stmt_t st = {.sql =
+                               "UPDATE projection_state SET build_hash = NULL, build_types = NULL, "
+                               "build_uses_metadata = NULL, build_position = NULL, build_started_at = NULL, "
+                               "build_error = NULL WHERE name = $1",
                            .nparams = 1,
                            .values = r->op_values};
         sb_pg_req_add(&r->op_req, &st);
@@ -833,7 +856,8 @@ static void on_catalog(sb_pg_req_t *req, int status)
         return;
     }
     if (status != 0) {
-        sb_log_warn("projections", "cannot read the catalog: %s", req->error ? req->error : sb_strerror(status));
+        sb_log_warn("projections", "cannot read the catalog: %s",
+                    req->error ? req->error : sb_strerror(status));
         finish_reconcile(r);
         return;
     }
@@ -912,6 +936,11 @@ static void activate(pj_runner_t *r)
     atomic_store(&r->active, true);
     r->activated_us = sb_clock_now_us();
     sb_log_info("projections", "this process runs the projections (dir=%s)", r->dir);
+    /* Tables a swap replaced but could not drop (readers held them, or the process stopped). */
+    chore(r, "dropping replaced tables",
+          "SELECT projection_drop(s.nspname) FROM (SELECT set_config('lock_timeout', '30s', true)) AS t, "
+          "pg_namespace s JOIN projection_state p ON s.nspname = p.name || '__old'",
+          0, NULL);
     reconcile(r, true);
 }
 
@@ -944,8 +973,8 @@ static void on_lease_state(sb_pg_t *pg, bool connected, void *data)
         sb_pg_req_t *req = calloc(1, sizeof(*req));
         if (req == NULL)
             return;
-        sb_pg_req_init(req, "SELECT set_config('application_name', $1, false)", 1, r->app_name_values, on_named,
-                       req);
+        sb_pg_req_init(req, "SELECT set_config('application_name', $1, false)", 1, r->app_name_values,
+                       on_named, req);
         sb_pg_submit(pg, req);
         return;
     }
@@ -971,7 +1000,8 @@ static void on_tick(uv_timer_t *t)
     case ST_STANDBY:
         if (r->ticks % 4 == 1 && !r->lease_in_flight && r->units == NULL) {
             r->lease_in_flight = true;
-            sb_pg_req_init(&r->lease_req, "SELECT pg_try_advisory_lock(" SB_PJ_LEASE_LOCK ")", 0, NULL, on_lease, r);
+            sb_pg_req_init(&r->lease_req, "SELECT pg_try_advisory_lock(" SB_PJ_LEASE_LOCK ")", 0, NULL,
+                           on_lease, r);
             sb_pg_submit(r->lease, &r->lease_req);
         }
         break;
@@ -1067,6 +1097,51 @@ int sb_projections_metrics(const sb_projections_t *p, sb_projection_metric_t *ou
     return n;
 }
 
+void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out)
+{
+    sb_projection_metric_t m[128];
+    int n = sb_projections_metrics(p, m, 128);
+    if (n > 128)
+        n = 128;
+    static const struct {
+        const char *name, *help;
+    } series[] = {
+        {"switchboard_projection_checkpoint", "Position up to which every event is applied."},
+        {"switchboard_projection_lag_events", "Events in the log after the checkpoint."},
+        {"switchboard_projection_lag_seconds",
+         "Seconds since the read model was last complete (0 when caught up)."},
+        {"switchboard_projection_failing", "1 while the projection's handlers fail and are retried."},
+        {"switchboard_projection_rebuilding", "1 while a rebuild of the projection is under way."},
+    };
+    for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+        sb_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", series[k].name, series[k].help, series[k].name);
+        for (int i = 0; i < n; i++) {
+            sb_buf_printf(out, "%s{projection=\"%s\"} ", series[k].name, m[i].name);
+            switch (k) {
+            case 0:
+                sb_buf_printf(out, "%" PRId64 "\n", m[i].checkpoint);
+                break;
+            case 1:
+                sb_buf_printf(out, "%" PRId64 "\n", m[i].lag_positions);
+                break;
+            case 2:
+                sb_buf_printf(out, "%.3f\n", m[i].lag_seconds);
+                break;
+            case 3:
+                sb_buf_printf(out, "%d\n", m[i].failing ? 1 : 0);
+                break;
+            default:
+                sb_buf_printf(out, "%d\n", m[i].building ? 1 : 0);
+                break;
+            }
+        }
+    }
+    sb_buf_printf(out,
+                  "# HELP switchboard_projections_active 1 in the process that holds the projections lease.\n"
+                  "# TYPE switchboard_projections_active gauge\nswitchboard_projections_active %d\n",
+                  sb_projections_is_active(p) ? 1 : 0);
+}
+
 bool sb_projections_is_active(const sb_projections_t *p)
 {
     return atomic_load(&((pj_runner_t *)p)->active);
@@ -1093,7 +1168,8 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     r->state = ST_NEW;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);
-    snprintf(r->app_name, sizeof(r->app_name), "switchboard projections pid=%d host=%.40s", (int)getpid(), host);
+    snprintf(r->app_name, sizeof(r->app_name), "switchboard projections pid=%d host=%.40s", (int)getpid(),
+             host);
     r->app_name_values[0] = r->app_name;
     return r;
 }

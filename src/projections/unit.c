@@ -23,7 +23,7 @@
 /* PostgreSQL timestamps count microseconds from 2000-01-01 UTC. */
 #define PG_EPOCH_US 946684800000000LL
 
-static const uint32_t array_oids[8] = {SB_OID_INT8, SB_OID_TEXT, SB_OID_TEXT,        SB_OID_INT8,
+static const uint32_t array_oids[8] = {SB_OID_INT8, SB_OID_TEXT,        SB_OID_TEXT,  SB_OID_INT8,
                                        SB_OID_UUID, SB_OID_TIMESTAMPTZ, SB_OID_JSONB, SB_OID_JSONB};
 
 static void batch_reset(pj_batch_t *b)
@@ -51,8 +51,9 @@ static void add_jsonb(sb_pg_array_t *a, const char *mp, size_t len, int64_t posi
     char err[96];
     if (sb_codec_to_json(mp, len, &a->buf, err, sizeof(err)) != 0) {
         a->buf.len = at;
-        sb_log_warn("projections", "event %" PRId64 ": undecodable payload or metadata (%s); handlers get NULL",
-                    position, err);
+        sb_log_warn("projections",
+                    "event %" PRId64 ": undecodable payload or metadata (%s); handlers get NULL", position,
+                    err);
         sb_pg_array_add(a, NULL, -1);
         return;
     }
@@ -126,7 +127,8 @@ static void refresh(pj_unit_t *u)
     size_t o = 0;
     u->p_names[o++] = '{';
     for (int i = 0; i < u->nmembers; i++)
-        o += (size_t)snprintf(u->p_names + o, sizeof(u->p_names) - o, "%s%s", i ? "," : "", u->members[i]->name);
+        o += (size_t)snprintf(u->p_names + o, sizeof(u->p_names) - o, "%s%s", i ? "," : "",
+                              u->members[i]->name);
     snprintf(u->p_names + o, sizeof(u->p_names) - o, "}");
 }
 
@@ -317,8 +319,8 @@ static void on_applied(sb_pg_req_t *req, int status)
     for (int i = 0; i < u->nmembers; i++) {
         pj_member_t *m = u->members[i];
         if (m->error != NULL) {
-            sb_log_info("projections", "%s%s: applying again after %d failures", m->name, m->build ? " (build)" : "",
-                        m->failures);
+            sb_log_info("projections", "%s%s: applying again after %d failures", m->name,
+                        m->build ? " (build)" : "", m->failures);
             free(m->error);
             m->error = NULL;
             m->failures = 0;

@@ -136,8 +136,9 @@ static inline bool pjt_wait_caught_up(PGconn *c, int timeout_s)
 /* Copies the event log of from into to (same schema), preserving positions. */
 static inline bool pjt_copy_log(PGconn *from, PGconn *to)
 {
-    PGresult *r = PQexec(from, "COPY (SELECT position, stream, version, type, workspace_id, payload, metadata, "
-                               "recorded_at FROM events ORDER BY position) TO STDOUT (FORMAT binary)");
+    PGresult *r =
+        PQexec(from, "COPY (SELECT position, stream, version, type, workspace_id, payload, metadata, "
+                     "recorded_at FROM events ORDER BY position) TO STDOUT (FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_OUT)
         return false;
     PQclear(r);
@@ -166,9 +167,10 @@ static inline bool pjt_copy_log(PGconn *from, PGconn *to)
  * canonical order).  Checks fail naming the table that differs.  Returns the number of tables. */
 static inline int pjt_compare(PGconn *a, PGconn *b)
 {
-    PGresult *t = PQexec(a, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                            "JOIN projection_state s ON s.name = n.nspname WHERE c.relkind = 'r' "
-                            "ORDER BY 1, 2");
+    PGresult *t =
+        PQexec(a, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "JOIN projection_state s ON s.name = n.nspname WHERE c.relkind = 'r' "
+                  "ORDER BY 1, 2");
     int tables = 0;
     for (int i = 0; i < PQntuples(t); i++) {
         char sql[512];
@@ -177,8 +179,10 @@ static inline int pjt_compare(PGconn *a, PGconn *b)
                  "FROM \"%s\".\"%s\" x",
                  PQgetvalue(t, i, 0), PQgetvalue(t, i, 1));
         PGresult *ra = PQexec(a, sql), *rb = PQexec(b, sql);
-        const char *va = PQresultStatus(ra) == PGRES_TUPLES_OK ? PQgetvalue(ra, 0, 0) : PQresultErrorMessage(ra);
-        const char *vb = PQresultStatus(rb) == PGRES_TUPLES_OK ? PQgetvalue(rb, 0, 0) : PQresultErrorMessage(rb);
+        const char *va =
+            PQresultStatus(ra) == PGRES_TUPLES_OK ? PQgetvalue(ra, 0, 0) : PQresultErrorMessage(ra);
+        const char *vb =
+            PQresultStatus(rb) == PGRES_TUPLES_OK ? PQgetvalue(rb, 0, 0) : PQresultErrorMessage(rb);
         if (!CHECK_EQ_STR(va, vb))
             fprintf(stderr, "  table %s.%s differs\n", PQgetvalue(t, i, 0), PQgetvalue(t, i, 1));
         PQclear(ra);
