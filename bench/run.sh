@@ -47,6 +47,10 @@ echo "pgbench one_row_per_tx clients=32 rows_per_s=${one%.*}"
 echo "pgbench hundred_rows_per_tx clients=32 rows_per_s=$(echo "$hun * 100" | bc | cut -d. -f1)"
 rm -rf "$tmp"
 
+echo "## sse (append -> delivery latency while appending 5,000 events/s; server memory per idle client)"
+node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h1 || echo "(sse h1 failed)"
+node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h2 || echo "(sse h2 failed)"
+
 for b in "$BUILD"/bench_*; do
     case "$b" in */bench_append) continue ;; esac
     [ -x "$b" ] || continue

@@ -211,16 +211,31 @@ void sb_loops_join(sb_loops_t *g)
 {
     for (int i = 0; i < g->n; i++)
         uv_thread_join(&g->loops[i]->_thread);
+    /* Tasks posted after a loop stopped still run, here, on this thread: they may post to other
+     * loops in turn (a reply to an ask), so drain every queue until all are empty before freeing
+     * any loop. */
+    for (bool again = true; again;) {
+        again = false;
+        for (int i = 0; i < g->n; i++) {
+            sb_loop_t *l = g->loops[i];
+            sb_task_t *t;
+            current_loop = l;
+            while ((t = queue_pop(l)) != NULL) {
+                t->cb(t);
+                again = true;
+            }
+        }
+    }
+    current_loop = NULL;
     for (int i = 0; i < g->n; i++) {
         sb_loop_t *l = g->loops[i];
-        /* Run any task posted after the final stop, then close the wake handle. */
-        on_wake(&l->_wake);
         uv_close((uv_handle_t *)&l->_wake, on_wake_closed);
         uv_run(&l->uv, UV_RUN_DEFAULT);
         if (uv_loop_close(&l->uv) != 0)
             sb_log_warn("loop", "loop %d closed with handles still open", i);
-        free(l);
     }
+    for (int i = 0; i < g->n; i++)
+        free(g->loops[i]);
     free(g->loops);
     g->loops = NULL;
     g->n = 0;

@@ -18,6 +18,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SWEEP_MS 100
+#define DRAIN_MS 5000 /* how long sb_pg_close waits for outstanding requests */
 
 typedef struct poll_s {
     uv_poll_t h;
@@ -68,6 +69,7 @@ struct sb_pg_s {
     /* lifetime */
     int dispatch_depth;
     bool close_requested;
+    bool drain_expired; /* closing: stop waiting for queued and in-flight requests */
     int handles_open;
     void (*on_closed)(void *data);
     void *closed_data;
@@ -690,7 +692,8 @@ void sb_pg_submit(sb_pg_t *pg, sb_pg_req_t *req)
     req->failed_stmt = -1;
     memset(req->results, 0, sizeof(req->results));
     req->_deadline = now_ms(pg) + (req->timeout_ms ? req->timeout_ms : pg->default_timeout_ms);
-    assert(!pg->close_requested); /* submitting to a closing connection is a caller bug */
+    /* While closing, a request is still taken: sent if the connection drains, otherwise failed
+     * with SB_ESHUTDOWN when the connection is released (never from inside this call). */
     if (pg->queue_tail)
         pg->queue_tail->_next = req;
     else
@@ -779,6 +782,13 @@ static void teardown(sb_pg_t *pg)
     uv_close((uv_handle_t *)&pg->sweep_timer, on_handle_closed);
 }
 
+static void on_drain_timeout(uv_timer_t *t)
+{
+    sb_pg_t *pg = t->data;
+    pg->drain_expired = true;
+    maybe_finalize(pg);
+}
+
 void sb_pg_close(sb_pg_t *pg, void (*on_closed)(void *data), void *data)
 {
     if (pg->close_requested)
@@ -786,8 +796,11 @@ void sb_pg_close(sb_pg_t *pg, void (*on_closed)(void *data), void *data)
     pg->close_requested = true;
     pg->on_closed = on_closed;
     pg->closed_data = data;
-    if (pg->dispatch_depth == 0)
-        teardown(pg);
+    /* Connected with work outstanding: let it finish (bounded), so a shutdown does not turn
+     * requests that were about to succeed into failures. */
+    if (pg->state == ST_READY && pg->nqueued + pg->nflight > 0)
+        uv_timer_start(&pg->retry_timer, on_drain_timeout, DRAIN_MS, 0);
+    maybe_finalize(pg);
 }
 
 static void maybe_finalize(sb_pg_t *pg)
@@ -795,11 +808,17 @@ static void maybe_finalize(sb_pg_t *pg)
     if (!pg->close_requested || pg->dispatch_depth > 0)
         return;
     if (pg->state != ST_CLOSED) {
+        if (pg->state == ST_READY && pg->nqueued + pg->nflight > 0 && !pg->drain_expired)
+            return; /* draining: process_input calls back here as requests complete */
         teardown(pg);
         return;
     }
     if (pg->handles_open > 0)
         return;
+    /* Requests submitted after teardown. */
+    pg->dispatch_depth++;
+    fail_list(pg, &pg->queue_head, &pg->queue_tail, &pg->nqueued, SB_ESHUTDOWN, "connection closed");
+    pg->dispatch_depth--;
     void (*cb)(void *) = pg->on_closed;
     void *data = pg->closed_data;
     for (int i = 0; i < pg->capprepared; i++)

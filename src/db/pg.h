@@ -89,9 +89,12 @@ typedef struct sb_pg_stats_s {
  * outage, with the server's message). */
 sb_pg_t *sb_pg_open(uv_loop_t *loop, const char *conninfo, const char *name);
 
-/* Closes the connection: queued requests fail with SB_ESHUTDOWN, in-flight ones with SB_EUNKNOWN
- * (their callbacks fire before the memory is released).  on_closed, if given, fires once
- * everything is released. */
+/* Closes the connection.  When connected, requests already submitted are still sent and answered
+ * (for at most 5 s); then, or at once when not connected, whatever is left fails: queued requests
+ * with SB_ESHUTDOWN, in-flight ones with SB_EUNKNOWN (their callbacks fire before the memory is
+ * released).  A request submitted while closing is sent if the connection is still draining, else
+ * failed with SB_ESHUTDOWN.  on_closed, if given, fires once everything
+ * is released. */
 void sb_pg_close(sb_pg_t *pg, void (*on_closed)(void *data), void *data);
 
 /* Queues req.  The caller owns req and must keep it alive until req->cb fires. */

@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "actors/runtime.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg.h"
@@ -40,11 +41,13 @@
 #include "http/app.h"
 #include "http/response.h"
 #include "http/server.h"
+#include "http/sse.h"
 #include "projections/projections.h"
 
 typedef struct {
     sb_app_t app;
     sb_http_server_t *http;
+    sb_sse_t *sse;
     const char *conninfo;
     bool migrated;
     /* start-up reports from the loops */
@@ -187,11 +190,15 @@ static void close_loop_parts(sb_loop_t *loop, serve_t *s)
 
 static void on_http_stopped(sb_loop_t *loop, void *data)
 {
+    serve_t *s = data;
+    sb_sse_loop_close(s->sse, loop);
     close_loop_parts(loop, data);
 }
 
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
+    serve_t *s = data;
+    sb_sse_loop_stop(s->sse, loop); /* ends the event streams, which would hold HTTP's drain */
     sb_http_stop(loop, on_http_stopped, data);
 }
 
@@ -203,15 +210,25 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     loop->appender = sb_appender_open(&loop->uv, s->conninfo);
     if (loop->db != NULL && loop->appender != NULL)
         rc = loop->index == 0 ? sb_follower_start(s->app.follower, loop) : 0;
-    /* Subsystems above the event log start here, in dependency order. */
+    /* Subsystems above the event log start here, in dependency order.  Each registers its own
+     * stop hook; hooks run latest first, so they stop before the log's parts close. */
+    if (rc == 0) {
+        sb_runtime_config_t rtc = {0};
+        sb_runtime_config_from(&rtc, s->app.cfg);
+        rc = sb_runtime_start(loop, &rtc);
+    }
+    /* The projections runner (loop 0; stopped in close_loop_parts, before the follower). */
     if (rc == 0 && loop->index == 0)
         rc = sb_projections_start(s->app.projections, loop, s->app.follower);
     if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
+        rc = sb_sse_loop_start(s->sse, loop);
+    if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
         sb_http_stop(loop, NULL, NULL);
+        sb_sse_loop_close(s->sse, loop);
         close_loop_parts(loop, s);
     }
     report(s, rc);
@@ -307,6 +324,17 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         goto out_conninfo;
     }
 
+    sb_sse_options_t sse_opts;
+    if (sb_sse_options_init(&sse_opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    if (sb_sse_create(&s.sse, &s.app, sb_http_server_router(s.http), cfg->threads, &sse_opts) != 0) {
+        fprintf(stderr, "switchboard: out of memory\n");
+        goto out_conninfo;
+    }
+    s.app.sse = s.sse;
+
     if (sb_http_server_listen(s.http, cfg->threads, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
         goto out_conninfo;
@@ -373,6 +401,7 @@ out_sync:
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
 out_conninfo:
+    sb_sse_free(s.sse);
     free(conninfo);
 out_cluster:
     if (cluster_started) {

@@ -1,0 +1,360 @@
+/* Appending and reading the log against PostgreSQL: per-command atomicity, conflicts inside one
+ * batch, isolation of a failing command, validation, and reads by stream and by filters. */
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/loop.h"
+#include "core/uuid.h"
+#include "events/append.h"
+#include "events/read.h"
+#include "events/stream.h"
+#include "sbtest.h"
+#include "testdb.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXCMD 128
+
+static sb_loop_t loop;
+static sb_appender_t *ap;
+static sb_pg_t *pg;
+static PGconn *db;
+
+typedef struct {
+    sb_append_t a;
+    sb_new_event_t ev[SB_APPEND_MAX_EVENTS + 1];
+    char stream[SB_STREAM_NAME_MAX];
+    int status;
+    bool done;
+} cmd_t;
+
+static cmd_t cmds[MAXCMD];
+static int pending;
+
+static const char payload[] = {(char)0x81, (char)0xa1, 'x', 0x01};
+
+static void on_done(sb_append_t *a, int status)
+{
+    cmd_t *c = a->data;
+    c->status = status;
+    c->done = true;
+    if (--pending == 0)
+        uv_stop(&loop.uv);
+}
+
+static void new_stream(cmd_t *c, const char *category)
+{
+    sb_uuid_t id;
+    sb_uuid_v7(&id);
+    sb_stream_format(category, &id, c->stream);
+}
+
+/* Prepares command i on stream (copied) with n events of type, expecting version expected. */
+static cmd_t *prep(int i, const char *stream, int n, const char *type, int64_t expected)
+{
+    cmd_t *c = &cmds[i];
+    memset(c, 0, sizeof(*c));
+    if (stream != NULL)
+        snprintf(c->stream, sizeof(c->stream), "%s", stream);
+    else
+        new_stream(c, "thing");
+    for (int k = 0; k < n && k <= SB_APPEND_MAX_EVENTS; k++)
+        c->ev[k] = (sb_new_event_t){type, payload, sizeof(payload), NULL, 0};
+    c->a.stream = c->stream;
+    c->a.expected_version = expected;
+    c->a.events = c->ev;
+    c->a.nevents = n;
+    c->a.cb = on_done;
+    c->a.data = c;
+    return c;
+}
+
+/* Submits commands 0..n-1 in one loop turn (so they share a batch) and waits for every answer. */
+static void run(int n)
+{
+    pending = n;
+    for (int i = 0; i < n; i++)
+        sb_append(ap, &cmds[i].a);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+}
+
+static long count(const char *sql_where)
+{
+    char q[512];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM events WHERE %s", sql_where);
+    PGresult *r = PQexec(db, q);
+    long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+}
+
+static long count_stream(const char *stream)
+{
+    char w[128];
+    snprintf(w, sizeof(w), "stream = '%s'", stream);
+    return count(w);
+}
+
+static void test_append_and_conflict(void)
+{
+    cmd_t *c = prep(0, NULL, 2, "ThingMade", SB_VERSION_NO_STREAM);
+    run(1);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->a.version, 2);
+    CHECK(c->a.first_position > 0 && c->a.last_position >= c->a.first_position);
+    CHECK(c->a.recorded_at_us > 0);
+    char stream[SB_STREAM_NAME_MAX];
+    strcpy(stream, c->stream);
+
+    /* A wrong expected version stores nothing and reports the current one. */
+    long before = count("true");
+    c = prep(0, stream, 1, "ThingChanged", 1);
+    run(1);
+    CHECK_EQ_INT(c->status, SB_ECONFLICT);
+    CHECK_EQ_INT(c->a.version, 2);
+    CHECK_EQ_INT(count("true"), before);
+
+    /* "No stream" on an existing stream is a conflict too. */
+    c = prep(0, stream, 1, "ThingChanged", SB_VERSION_NO_STREAM);
+    run(1);
+    CHECK_EQ_INT(c->status, SB_ECONFLICT);
+
+    /* A three-event command that conflicts stores none of its three events. */
+    c = prep(0, stream, 3, "ThingChanged", 5);
+    run(1);
+    CHECK_EQ_INT(c->status, SB_ECONFLICT);
+    CHECK_EQ_INT(count_stream(stream), 2);
+
+    /* The right version appends, contiguously. */
+    c = prep(0, stream, 3, "ThingChanged", 2);
+    run(1);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->a.version, 5);
+    CHECK_EQ_INT(c->a.last_position - c->a.first_position >= 2, 1);
+    CHECK_EQ_INT(count_stream(stream), 5);
+
+    /* Any version appends after whatever is there. */
+    c = prep(0, stream, 1, "ThingChanged", SB_VERSION_ANY);
+    run(1);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->a.version, 6);
+}
+
+/* Many commands in one batch, every third one conflicting: the others all commit, in one
+ * transaction. */
+static void test_batch_with_conflicts(void)
+{
+    int n = 90;
+    sb_appender_stats_t s0, s1;
+    for (int i = 0; i < n; i++) {
+        int64_t expected = i % 3 == 0 ? 7 : SB_VERSION_NO_STREAM; /* 7: these streams are new */
+        prep(i, NULL, 1 + i % 3, "ThingMade", expected);
+    }
+    sb_appender_get_stats(ap, &s0);
+    run(n);
+    sb_appender_get_stats(ap, &s1);
+    CHECK_EQ_INT((long)(s1.batches - s0.batches), 1);
+    int ok = 0, conflicts = 0;
+    for (int i = 0; i < n; i++) {
+        if (i % 3 == 0) {
+            CHECK_EQ_INT(cmds[i].status, SB_ECONFLICT);
+            CHECK_EQ_INT(count_stream(cmds[i].stream), 0);
+            conflicts++;
+        } else {
+            CHECK_EQ_INT(cmds[i].status, 0);
+            CHECK_EQ_INT(count_stream(cmds[i].stream), 1 + i % 3);
+            CHECK_EQ_INT(cmds[i].a.version, 1 + i % 3);
+            ok++;
+        }
+    }
+    CHECK_EQ_INT(ok, 60);
+    CHECK_EQ_INT(conflicts, 30);
+
+    /* Two commands for one stream in one turn: the second waits for the first's events, so both
+     * succeed in order. */
+    prep(0, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM);
+    prep(1, cmds[0].stream, 1, "ThingChanged", 1);
+    run(2);
+    CHECK_EQ_INT(cmds[0].status, 0);
+    CHECK_EQ_INT(cmds[1].status, 0);
+    CHECK_EQ_INT(cmds[1].a.version, 2);
+}
+
+/* A command the database refuses (here: a trigger that rejects one event type) fails alone: its
+ * batch is retried one command per transaction. */
+static void test_failing_command_isolated(void)
+{
+    PGresult *r =
+        PQexec(db, "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN IF NEW.type = 'Poisoned' THEN RAISE EXCEPTION 'poisoned event'; END IF; "
+                   "RETURN NEW; END $$;"
+                   "CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    int n = 20;
+    for (int i = 0; i < n; i++)
+        prep(i, NULL, 2, i == 7 ? "Poisoned" : "ThingMade", SB_VERSION_NO_STREAM);
+    run(n);
+    for (int i = 0; i < n; i++) {
+        if (i == 7) {
+            CHECK_EQ_INT(cmds[i].status, SB_EDB);
+            CHECK_EQ_INT(count_stream(cmds[i].stream), 0);
+        } else {
+            CHECK_EQ_INT(cmds[i].status, 0);
+            CHECK_EQ_INT(count_stream(cmds[i].stream), 2);
+        }
+    }
+    PQclear(PQexec(db, "DROP TRIGGER poison ON events; DROP FUNCTION poison()"));
+}
+
+/* Invalid commands fail with a clear code, store nothing, and do not disturb the valid one. */
+static void test_validation(void)
+{
+    long before = count("true");
+    prep(0, "not a stream", 1, "ThingMade", SB_VERSION_ANY);
+    prep(1, NULL, 0, "ThingMade", SB_VERSION_ANY);
+    prep(2, NULL, SB_APPEND_MAX_EVENTS + 1, "ThingMade", SB_VERSION_ANY);
+    prep(3, NULL, 1, "lowercase", SB_VERSION_ANY);
+    cmd_t *bad = prep(4, NULL, 1, "ThingMade", SB_VERSION_ANY);
+    static const char truncated[] = {(char)0x81, (char)0xa1, 'x'};
+    bad->ev[0].payload = truncated;
+    bad->ev[0].payload_len = sizeof(truncated);
+    cmd_t *arr = prep(5, NULL, 1, "ThingMade", SB_VERSION_ANY);
+    static const char array[] = {(char)0x91, 0x01};
+    arr->ev[0].payload = array;
+    arr->ev[0].payload_len = sizeof(array);
+    prep(6, NULL, 1, "ThingMade", SB_VERSION_ANY);
+    prep(7, "Thing-00000000-0000-4000-8000-000000000001", 1, "ThingMade", SB_VERSION_ANY);
+    run(8);
+    CHECK_EQ_INT(cmds[0].status, SB_EINVAL);
+    CHECK_EQ_INT(cmds[1].status, SB_EINVAL);
+    CHECK_EQ_INT(cmds[2].status, SB_EINVAL);
+    CHECK_EQ_INT(cmds[3].status, SB_EINVAL);
+    CHECK_EQ_INT(cmds[4].status, SB_ECODEC);
+    CHECK_EQ_INT(cmds[5].status, SB_ECODEC);
+    CHECK_EQ_INT(cmds[6].status, 0);
+    CHECK_EQ_INT(cmds[7].status, SB_EINVAL);
+    CHECK_EQ_INT(count("true"), before + 1);
+}
+
+/* ---- reads ------------------------------------------------------------------------------- */
+
+typedef struct {
+    sb_read_t r;
+    int status;
+    int n;
+    bool more;
+    int64_t positions[64];
+    int64_t versions[64];
+    char types[64][32];
+} got_t;
+
+static void on_read(sb_read_t *r, int status, const sb_event_page_t *page)
+{
+    got_t *g = r->data;
+    g->status = status;
+    if (status == 0) {
+        g->n = page->n;
+        g->more = page->more;
+        for (int i = 0; i < page->n && i < 64; i++) {
+            g->positions[i] = page->events[i].position;
+            g->versions[i] = page->events[i].version;
+            snprintf(g->types[i], sizeof(g->types[i]), "%s", page->events[i].type);
+        }
+    }
+    uv_stop(&loop.uv);
+}
+
+static void test_reads(void)
+{
+    /* A stream of 5 events in a workspace, another stream in another workspace. */
+    sb_uuid_t ws1, ws2;
+    sb_uuid_v4(&ws1);
+    sb_uuid_v4(&ws2);
+    cmd_t *a = prep(0, NULL, 5, "ThingMade", SB_VERSION_NO_STREAM);
+    a->a.has_workspace = true;
+    a->a.workspace = ws1;
+    a->ev[2].type = "ThingChanged";
+    cmd_t *b = prep(1, NULL, 2, "ThingMade", SB_VERSION_NO_STREAM);
+    new_stream(b, "other");
+    b->a.has_workspace = true;
+    b->a.workspace = ws2;
+    run(2);
+    CHECK_EQ_INT(a->status, 0);
+    CHECK_EQ_INT(b->status, 0);
+
+    got_t g = {0};
+    sb_read_stream(pg, &g.r, a->stream, 2, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.status, 0);
+    CHECK_EQ_INT(g.n, 3);
+    CHECK_EQ_INT(g.versions[0], 3);
+    CHECK_EQ_STR(g.types[0], "ThingChanged");
+
+    /* Paging: limit 2 says there may be more. */
+    sb_read_stream(pg, &g.r, a->stream, 0, 2, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 2);
+    CHECK(g.more);
+
+    /* The log by position with filters. */
+    int64_t after = a->a.first_position - 1;
+    sb_log_filter_t f = {.has_workspace = true, .workspace = ws1};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 5);
+    for (int i = 1; i < g.n; i++)
+        CHECK(g.positions[i] > g.positions[i - 1]);
+
+    const char *types[] = {"ThingChanged"};
+    f = (sb_log_filter_t){.types = types, .ntypes = 1};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 1);
+
+    const char *cats[] = {"other"};
+    f = (sb_log_filter_t){.categories = cats, .ncategories = 1};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 2);
+
+    const char *streams[] = {a->stream, b->stream};
+    f = (sb_log_filter_t){.streams = streams, .nstreams = 2, .to_position = a->a.first_position + 1};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 2);
+
+    f = (sb_log_filter_t){.since_us = sb_clock_now_us() + 3600ll * 1000000};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 0);
+    f = (sb_log_filter_t){.since_us = a->a.recorded_at_us - 60ll * 1000000,
+                          .until_us = sb_clock_now_us() + 1000000};
+    sb_read_log(pg, &g.r, after, &f, 100, on_read, &g);
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(g.n, 7);
+}
+
+int main(void)
+{
+    char *ci = sbt_db_create("append");
+    if (ci == NULL || sbt_db_migrate(ci) < 0)
+        return 1;
+    db = PQconnectdb(ci);
+    sb_loop_init_standalone(&loop);
+    ap = sb_appender_open(&loop.uv, ci);
+    pg = sb_pg_open(&loop.uv, ci, "test");
+    SBTEST_RUN(test_append_and_conflict);
+    SBTEST_RUN(test_batch_with_conflicts);
+    SBTEST_RUN(test_failing_command_isolated);
+    SBTEST_RUN(test_validation);
+    SBTEST_RUN(test_reads);
+    sb_appender_close(ap, NULL, NULL);
+    sb_pg_close(pg, NULL, NULL);
+    sb_loop_close_standalone(&loop);
+    PQfinish(db);
+    sbt_db_drop("append");
+    free(ci);
+    return sbtest_summary();
+}
