@@ -68,7 +68,7 @@ insert 0 1999
 "$B" projections list >"$tmp/list.out" 2>"$tmp/list.err" || fail "list: exit $?"
 grep -q '^pings  *new  *- *- .*/pings.sql$' "$tmp/list.out" || fail "list before any runner: $(cat "$tmp/list.out")"
 
-"$B" projections rebuild --all >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "rebuild --all without a server: exit $?"
+timeout 120 "$B" projections rebuild --all >"$tmp/rebuild.out" 2>"$tmp/rebuild.err" || fail "rebuild --all without a server: exit $?"
 grep -q "no server is running the projections: rebuilding here" "$tmp/rebuild.err" || fail "rebuild did not run the projections itself"
 grep -q "^done in" "$tmp/rebuild.err" || fail "rebuild did not finish"
 [ "$(q 'SELECT count(*) FROM pings.pings')" = 2000 ] || fail "pings: $(q 'SELECT count(*) FROM pings.pings') rows, want 2000"
@@ -81,7 +81,7 @@ grep -q "^  lag:         0 events, 0.0 s\$" "$tmp/status.out" || fail "status la
 grep -q "^runner:   none" "$tmp/status.out" || fail "status runner: $(cat "$tmp/status.out")"
 
 # Rebuilding again gives the same tables (and a rebuild of what is there swaps, not appends).
-"$B" projections rebuild pings ping_total 2>"$tmp/rebuild2.err" || fail "second rebuild: exit $?"
+timeout 120 "$B" projections rebuild pings ping_total 2>"$tmp/rebuild2.err" || fail "second rebuild: exit $?"
 grep -q "^pings: rebuilt and swapped in at position $head\$" "$tmp/rebuild2.err" || fail "second rebuild: $(cat "$tmp/rebuild2.err")"
 [ "$(q 'SELECT count(*) FROM pings.pings')" = 2000 ] || fail "pings after a rebuild"
 [ "$(q 'SELECT n FROM ping_total.total')" = 2000 ] || fail "ping_total after a rebuild"
@@ -91,7 +91,7 @@ grep -q "^pings: rebuilt and swapped in at position $head\$" "$tmp/rebuild2.err"
 for args in "rebuild" "rebuild nosuch" "rebuild BadName" "rebuild pings --all" "status Bad-Name" "frobnicate" "list extra"; do
     rc=0
     # shellcheck disable=SC2086
-    "$B" projections $args >/dev/null 2>"$tmp/usage.err" || rc=$?
+    timeout 60 "$B" projections $args >/dev/null 2>"$tmp/usage.err" || rc=$?
     [ "$rc" = 2 ] || fail "projections $args: exit $rc, want 2"
 done
 "$B" projections --help | grep -q "rebuild NAME... | --all" || fail "help"
@@ -147,7 +147,7 @@ CREATE TABLE pings (n int PRIMARY KEY, stream text NOT NULL, position bigint NOT
 INSERT INTO pings VALUES (($7->>'n')::int, $2, $1);
 SQL
 "$B" projections list | grep -q '^pings .*(changed' || fail "list does not flag the changed file"
-"$B" projections rebuild pings 2>"$tmp/rebuild3.err" || fail "rebuild with a server: exit $?"
+timeout 120 "$B" projections rebuild pings 2>"$tmp/rebuild3.err" || fail "rebuild with a server: exit $?"
 grep -q "the runner (.*switchboard projections pid=$pid_a.*) rebuilds; waiting" "$tmp/rebuild3.err" || fail "rebuild did not leave it to the server: $(cat "$tmp/rebuild3.err")"
 [ "$(q 'SELECT count(*) FROM pings.pings WHERE position IS NOT NULL')" = 3000 ] || fail "pings rebuilt in the new shape"
 grep -q "pings: rebuilt and swapped in" "$tmp/a.log" || fail "the server did not log the swap"
@@ -170,6 +170,11 @@ wait_metric "$port_b" 'switchboard_projection_lag_events{projection="pings"}' 0
 "$B" projections status | grep -q "^runner:   .*switchboard projections pid=$pid_b" || fail "status names the new runner"
 
 kill -TERM "$pid_b"
+deadline=$(($(now_ms) + 60000))
+while kill -0 "$pid_b" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "server b still running 60 s after SIGTERM"
+    sleep 0.05
+done
 rc=0
 wait "$pid_b" || rc=$?
 pids=$(echo "$pids" | sed "s/ $pid_b\b//")
