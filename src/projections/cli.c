@@ -532,10 +532,13 @@ static int cmd_rebuild(sb_config_t *cfg, char **names, int nnames, bool all)
                 double pct = s.head > 0 ? 100.0 * (double)pos / (double)s.head : 100;
                 if (in->requested || (!in->building && !fresh))
                     fprintf(stderr, "%s: waiting for the runner\n", in->name);
-                else
-                    fprintf(stderr, "%s: %s %" PRId64 "/%" PRId64 " (%.0f%%)%s%.0f events/s\n", in->name,
+                else if (rate > 0)
+                    fprintf(stderr, "%s: %s %" PRId64 "/%" PRId64 " (%.0f%%), %.0f events/s\n", in->name,
                             in->building ? "rebuilding" : "building", pos, s.head, pct > 100 ? 100 : pct,
-                            rate > 0 ? ", " : "", rate > 0 ? rate : 0);
+                            rate);
+                else
+                    fprintf(stderr, "%s: %s %" PRId64 "/%" PRId64 " (%.0f%%)\n", in->name,
+                            in->building ? "rebuilding" : "building", pos, s.head, pct > 100 ? 100 : pct);
                 last_pos[i] = pos;
             }
         }

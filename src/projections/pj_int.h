@@ -83,6 +83,7 @@ struct pj_unit_s {
     bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
     bool swap_in_flight; /* its swap transaction is under way */
     bool was_held;
+    bool start_pending; /* waits for the follower to know the log's end */
     bool closing;
     int64_t flight_to;
     sb_pg_req_t req;
@@ -91,7 +92,7 @@ struct pj_unit_s {
     char *apply_sql;
     int gen;
     /* parameters of the request in flight */
-    char p_names[SB_PJ_NAME_MAX * 64];
+    char *p_names; /* the members' names as a text[] literal */
     char p_from[24], p_to[24], p_at[40];
     const char *adv_values[5];
     const char *apply_values[8];

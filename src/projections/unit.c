@@ -124,12 +124,13 @@ static void refresh(pj_unit_t *u)
     u->apply_sql = sb_buf_steal(&sql);
     /* A new name, so the connection prepares the new text (a prepared statement is per name). */
     snprintf(u->stmt_name, sizeof(u->stmt_name), "sb_pj_apply_%d_%d", u->id, ++u->gen);
-    size_t o = 0;
-    u->p_names[o++] = '{';
+    sb_buf_t names = SB_BUF_INIT;
+    sb_buf_putc(&names, '{');
     for (int i = 0; i < u->nmembers; i++)
-        o += (size_t)snprintf(u->p_names + o, sizeof(u->p_names) - o, "%s%s", i ? "," : "",
-                              u->members[i]->name);
-    snprintf(u->p_names + o, sizeof(u->p_names) - o, "}");
+        sb_buf_printf(&names, "%s%s", i ? "," : "", u->members[i]->name);
+    sb_buf_putc(&names, '}');
+    free(u->p_names);
+    u->p_names = sb_buf_steal(&names);
 }
 
 static int next_id;
@@ -342,6 +343,12 @@ void sb__pj_unit_start(pj_unit_t *u)
 {
     if (u->closing || u->sub != NULL)
         return;
+    /* Not before the follower knows the log's end: a subscription that finishes catching up
+     * before then cannot count the events its filter skipped up to the end, and an idle log would
+     * leave its checkpoint short of it.  The runner's tick tries again. */
+    u->start_pending = sb_follower_head(sb__pj_runner_follower(u->r)) < 0;
+    if (u->start_pending)
+        return;
     sb_log_filter_t filter = {.types = (const char *const *)u->types, .ntypes = u->ntypes};
     u->sub = sb_follower_subscribe(sb__pj_runner_follower(u->r), u->rpg, u->committed, &filter, on_events, u);
     if (u->sub == NULL)
@@ -382,6 +389,7 @@ static void on_part_closed(void *data)
             sb_pg_array_free(&u->bufs[i].a[k]);
     free_types(u);
     free(u->apply_sql);
+    free(u->p_names);
     free(u->members);
     sb__pj_runner_unit_closed(u->r, u);
     free(u);
