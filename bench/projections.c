@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 typedef struct {
@@ -126,6 +127,10 @@ int main(int argc, char **argv)
     if (wl_generate(&w, c, events - w.events, 10000) != 0)
         return 1;
     double gen_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
+    struct rusage gru;
+    getrusage(RUSAGE_SELF, &gru);
+    double gen_cpu = (double)gru.ru_utime.tv_sec + (double)gru.ru_utime.tv_usec / 1e6 + (double)gru.ru_stime.tv_sec +
+                     (double)gru.ru_stime.tv_usec / 1e6;
     long long total = num(c, "SELECT count(*) FROM events");
     long long head = num(c, "SELECT max(position) FROM events");
     PQclear(PQexec(c, "VACUUM ANALYZE events"));
@@ -134,7 +139,8 @@ int main(int argc, char **argv)
     r.f = sb_follower_new(ci, 1);
     const char *dir =
         getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
-    sb_projections_options_t o = {.conninfo = ci, .dir = dir, .partitions = partitions};
+    int max_batch = getenv("BENCH_MAX_BATCH") ? atoi(getenv("BENCH_MAX_BATCH")) : 0;
+    sb_projections_options_t o = {.conninfo = ci, .dir = dir, .partitions = partitions, .max_batch = max_batch};
     r.p = sb_projections_new(&o);
     sb_loops_t loops;
     if (r.f == NULL || r.p == NULL || sb_loops_init(&loops, 1, on_start, &r) != 0) {
@@ -152,6 +158,34 @@ int main(int argc, char **argv)
         usleep(20 * 1000);
     double run_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
     long long slowest = num(c, "SELECT min(position) FROM projection_state WHERE state = 'live'");
+    /* CPU spent by the database sessions of this database (the runner's; ours is idle) and by this
+     * process (its runner thread): a figure that holds on a busy machine, where wall time does not. */
+    double db_cpu = 0;
+    PGresult *pr = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND pid <> pg_backend_pid()");
+    long hz = sysconf(_SC_CLK_TCK);
+    for (int i = 0; PQresultStatus(pr) == PGRES_TUPLES_OK && i < PQntuples(pr); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%s/stat", PQgetvalue(pr, i, 0));
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        char line[1024];
+        if (fgets(line, sizeof(line), f) != NULL) {
+            const char *p = strrchr(line, ')');
+            unsigned long ut = 0, st = 0;
+            /* fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt
+             * majflt cmajflt utime stime */
+            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+                db_cpu += (double)(ut + st) / (double)hz;
+        }
+        fclose(f);
+    }
+    PQclear(pr);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                      (double)ru.ru_stime.tv_usec / 1e6 - gen_cpu;
     sb_loops_stop(&loops);
     sb_loops_join(&loops);
     sb_projections_free(r.p);
@@ -170,6 +204,11 @@ int main(int argc, char **argv)
     }
     printf("projections_catchup_seconds=%.2f\n", run_s);
     printf("projections_catchup_events_per_s=%.0f\n", (double)total / run_s);
+    /* The database's CPU is read just before the runner stops (its sessions end with it). */
+    printf("projections_db_cpu_seconds=%.2f\n", db_cpu);
+    printf("projections_runner_cpu_seconds=%.2f\n", self_cpu);
+    printf("projections_cpu_us_per_event=%.1f\n", (db_cpu + self_cpu) * 1e6 / (double)total);
+    printf("projections_events_per_s_2_idle_cores=%.0f\n", 2.0 * (double)total / (db_cpu + self_cpu));
     PQfinish(c);
     wl_free(&w);
     free(ci);

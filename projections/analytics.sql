@@ -1,11 +1,15 @@
 -- Analytics: GET /v1/workspaces/{ws}/analytics?from=&to= (SPEC §5), as daily roll-ups so a report
 -- reads days, not messages.  Days are UTC dates.
 --
---   messages by channel, status, day and direction: messages_daily counts each message once, on
---   the day it was received or queued, under its current status (a message that is delivered later
---   moves from `sent` to `delivered` on the day it was sent):
---     SELECT day, channel, direction, status, sum(messages) FROM analytics.messages_daily
+--   messages by channel, by day and direction: each message counts once, on the day it was
+--   received or queued (a scheduled message when it goes out):
+--     SELECT day, channel, direction, sum(messages) FROM analytics.messages_daily
 --      WHERE workspace_id = $ws AND day >= $from AND day < $to GROUP BY ...
+--   messages by status: how many messages reached each status (received, queued, sent,
+--   delivered, read, failed, undelivered) on each day; a message delivered the day after it was
+--   sent counts as sent one day and delivered the next, so a range's delivery rate is
+--   delivered / sent:
+--     SELECT status, sum(messages) FROM analytics.status_daily WHERE workspace_id = $ws AND ...
 --   response time, from a contact's first unanswered inbound message to the team's next reply
 --   (an outbound message a member wrote; automatic and scheduled sends do not count):
 --     SELECT avg(seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
@@ -14,29 +18,27 @@
 --   calls per day the call started: total, answered, missed (ended without an answer) and the
 --   total talk time (average = duration_seconds / answered):  analytics.calls_daily
 --   pipeline counts by stage: pipeline.counts (another projection).
+--
+-- Everything here is a counter or keyed by a new id, so batches add up in any grouping: the
+-- message sections work a batch at a time.
 
 CREATE TABLE messages_daily (
     workspace_id uuid NOT NULL,
     day          date NOT NULL,
     channel      text NOT NULL,
     direction    text NOT NULL,
-    status       text NOT NULL,
     messages     bigint NOT NULL,
-    PRIMARY KEY (workspace_id, day, channel, direction, status)
+    PRIMARY KEY (workspace_id, day, channel, direction)
 );
--- A cell a status change empties is removed, so the table does not depend on how the log was cut
--- into batches (a message sent in the batch that queued it never fills the `queued` cell).
-CREATE INDEX messages_daily_empty ON messages_daily (workspace_id) WHERE messages = 0;
 
--- Where each counted message sits in messages_daily, so a new status moves its count.
-CREATE TABLE message_index (
-    message_id   uuid PRIMARY KEY,
+CREATE TABLE status_daily (
     workspace_id uuid NOT NULL,
     day          date NOT NULL,
-    channel      text NOT NULL,
     direction    text NOT NULL,
-    status       text NOT NULL
-) WITH (fillfactor = 50);  -- each message moves a few times: room for HOT updates
+    status       text NOT NULL,
+    messages     bigint NOT NULL,
+    PRIMARY KEY (workspace_id, day, direction, status)
+);
 
 CREATE TABLE awaiting (
     contact_id   uuid PRIMARY KEY,
@@ -71,47 +73,33 @@ CREATE TABLE calls_daily (
     PRIMARY KEY (workspace_id, day, direction)
 );
 
--- @batch MessageReceived MessageQueued
-WITH fresh AS (
-    INSERT INTO message_index (message_id, workspace_id, day, channel, direction, status)
-    SELECT (payload->>'message_id')::uuid, workspace,
-           (coalesce(payload->>'received_at', payload->>'queued_at', payload->>'created_at')::timestamptz
-                AT TIME ZONE 'UTC')::date,
-           payload->>'channel',
-           CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END,
-           CASE type WHEN 'MessageReceived' THEN 'received' ELSE 'queued' END
+-- @batch MessageReceived MessageQueued MessageSent MessageDelivered MessageRead MessageFailed
+WITH e AS (
+    SELECT workspace, type, payload,
+           (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
+                     payload->>'created_at')::timestamptz AT TIME ZONE 'UTC')::date AS day
       FROM unnest($3, $5, $7) AS e(type, workspace, payload)
-     WHERE type IN ('MessageReceived', 'MessageQueued') AND workspace IS NOT NULL
-    ON CONFLICT DO NOTHING
-    RETURNING workspace_id, day, channel, direction, status)
-INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, status, messages)
-SELECT workspace_id, day, channel, direction, status, count(*) FROM fresh GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (workspace_id, day, channel, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
-
--- @batch MessageSent MessageDelivered MessageRead MessageFailed
--- Each message's last status in the batch; a message that changes leaves one cell for another.
-WITH last AS (
-    SELECT DISTINCT ON ((payload->>'message_id')::uuid) (payload->>'message_id')::uuid AS message_id,
-           CASE type WHEN 'MessageSent' THEN 'sent' WHEN 'MessageDelivered' THEN 'delivered'
-                     WHEN 'MessageRead' THEN 'read' ELSE payload->>'status' END AS status
-      FROM unnest($1, $3, $7) AS e(position, type, payload)
-     WHERE type IN ('MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed')
-     ORDER BY (payload->>'message_id')::uuid, position DESC),
-moving AS (
-    SELECT i.message_id, i.workspace_id, i.day, i.channel, i.direction, i.status AS old_status,
-           l.status AS new_status
-      FROM message_index i JOIN last l USING (message_id)
-     WHERE i.status <> l.status),
-moved AS (
-    UPDATE message_index i SET status = m.new_status FROM moving m WHERE i.message_id = m.message_id),
-delta AS (
-    SELECT workspace_id, day, channel, direction, old_status AS status, -1 AS n FROM moving
-    UNION ALL
-    SELECT workspace_id, day, channel, direction, new_status, 1 FROM moving)
-INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, status, messages)
-SELECT workspace_id, day, channel, direction, status, sum(n) FROM delta GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (workspace_id, day, channel, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
-DELETE FROM messages_daily WHERE messages = 0;
+     WHERE type IN ('MessageReceived', 'MessageQueued', 'MessageSent', 'MessageDelivered', 'MessageRead',
+                    'MessageFailed')
+       AND workspace IS NOT NULL),
+created AS (
+    INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, messages)
+    SELECT workspace, day, payload->>'channel', CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END,
+           count(*)
+      FROM e WHERE type IN ('MessageReceived', 'MessageQueued') GROUP BY 1, 2, 3, 4
+    ON CONFLICT (workspace_id, day, channel, direction) DO UPDATE SET messages = d.messages + excluded.messages)
+INSERT INTO status_daily AS d (workspace_id, day, direction, status, messages)
+SELECT workspace, day, direction, status, count(*)
+  FROM (SELECT workspace, day,
+               -- Only an inbound message's MessageRead names who read it (`by`).
+               CASE WHEN type = 'MessageReceived' OR (type = 'MessageRead' AND payload ? 'by') THEN 'inbound'
+                    ELSE 'outbound' END AS direction,
+               CASE type WHEN 'MessageReceived' THEN 'received' WHEN 'MessageQueued' THEN 'queued'
+                         WHEN 'MessageSent' THEN 'sent' WHEN 'MessageDelivered' THEN 'delivered'
+                         WHEN 'MessageRead' THEN 'read' ELSE payload->>'status' END AS status
+          FROM e) s
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
 
 -- @batch MessageReceived MessageQueued
 -- Response times, a batch at a time.  Per contact, number the events by how many replies came

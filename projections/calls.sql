@@ -3,7 +3,9 @@
 -- started_at, answered_at, ended_at, duration_seconds).
 --
 --   log, newest first:  WHERE workspace_id = $ws [AND status = $s]
---                       ORDER BY started_at DESC, id DESC                      (calls_page, calls_status)
+--                       ORDER BY started_at DESC, id DESC        (calls_page; no index on status:
+--                       a call changes status several times, and each change would then rewrite
+--                       every index entry of the row)
 --   live board:         SELECT * FROM calls.board WHERE workspace_id = $ws: ringing, in progress,
 --                       and parked calls with their slot and since when (parked_at)
 --   Twilio callbacks:   WHERE call_sid = $sid                                    (calls_sid)
@@ -34,7 +36,6 @@ CREATE TABLE calls (
     version             bigint NOT NULL
 ) WITH (fillfactor = 85);
 CREATE INDEX calls_page ON calls (workspace_id, started_at, id);
-CREATE INDEX calls_status ON calls (workspace_id, status, started_at);
 CREATE INDEX calls_sid ON calls (call_sid) WHERE call_sid IS NOT NULL;
 CREATE INDEX calls_contact ON calls (contact_id, started_at) WHERE contact_id IS NOT NULL;
 CREATE INDEX calls_live ON calls (workspace_id, started_at)

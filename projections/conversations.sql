@@ -2,8 +2,8 @@
 -- how many inbound messages are unread, and the channel it came on.
 --
 --   inbox:         WHERE workspace_id = $ws ORDER BY last_message_at DESC, contact_id DESC
---                  (conversations_inbox; add `AND unread > 0` for the unread view, which has its
---                  own partial index); join contacts.contacts for names and assignees.
+--                  (conversations_inbox; `AND unread > 0` for the unread view walks the same
+--                  index); join contacts.contacts for names and assignees.
 -- Counts cover messages that were queued or received: a scheduled message joins when it goes out.
 
 CREATE TABLE conversations (
@@ -19,7 +19,6 @@ CREATE TABLE conversations (
     messages        int NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
 CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);
-CREATE INDEX conversations_unread ON conversations (workspace_id, last_message_at, contact_id) WHERE unread > 0;
 
 -- @batch MessageReceived MessageQueued
 WITH e AS (
