@@ -101,6 +101,19 @@ SELECT workspace, day, direction, status, count(*)
  GROUP BY 1, 2, 3, 4
 ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
 
+-- @batch CallInitiated
+WITH c AS (
+    INSERT INTO call_index (call_id, workspace_id, day, direction)
+    SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid),
+           ((payload->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date, payload->>'direction'
+      FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+     WHERE type = 'CallInitiated'
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING workspace_id, day, direction)
+INSERT INTO calls_daily AS d (workspace_id, day, direction, calls)
+SELECT workspace_id, day, direction, count(*) FROM c GROUP BY 1, 2, 3
+ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + excluded.calls;
+
 -- @batch MessageReceived MessageQueued
 -- Response times, a batch at a time.  Per contact, number the events by how many replies came
 -- before them (g): the inbound messages of group g wait for reply g+1, from the first of them
@@ -144,16 +157,6 @@ ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
 
 -- @on ContactDeleted
 DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;
-
--- @on CallInitiated
-INSERT INTO call_index (call_id, workspace_id, day, direction)
-VALUES (right($2, 36)::uuid, coalesce($5, ($7->>'workspace_id')::uuid),
-        (($7->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date, $7->>'direction')
-ON CONFLICT (call_id) DO NOTHING;
-INSERT INTO calls_daily AS d (workspace_id, day, direction, calls)
-VALUES (coalesce($5, ($7->>'workspace_id')::uuid), (($7->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date,
-        $7->>'direction', 1)
-ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + 1;
 
 -- @on CallCompleted CallFailed
 -- A completed call that was never answered counts as missed, like a busy or unanswered one.

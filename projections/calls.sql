@@ -47,12 +47,16 @@ CREATE VIEW board AS
       FROM calls
      WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');
 
--- @on CallInitiated
+-- @batch CallInitiated
+-- New calls a batch at a time, before the per-event sections below move them along.
 INSERT INTO calls (id, workspace_id, contact_id, call_sid, direction, from_number, to_number, status, agent_id,
                    started_at, updated_at, version)
-VALUES (right($2, 36)::uuid, coalesce($5, ($7->>'workspace_id')::uuid), ($7->>'contact_id')::uuid,
-        $7->>'call_sid', $7->>'direction', $7->>'from', $7->>'to', 'queued', ($7->>'agent_id')::uuid,
-        ($7->>'started_at')::timestamptz, $6, $4)
+SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid),
+       (payload->>'contact_id')::uuid, payload->>'call_sid', payload->>'direction', payload->>'from',
+       payload->>'to', 'queued', (payload->>'agent_id')::uuid, (payload->>'started_at')::timestamptz, recorded_at,
+       version
+  FROM unnest($2, $3, $4, $5, $6, $7) AS e(stream, type, version, workspace, recorded_at, payload)
+ WHERE type = 'CallInitiated'
 ON CONFLICT (id) DO NOTHING;
 
 -- @on CallSidRecorded

@@ -20,15 +20,20 @@ CREATE TABLE notes (
 CREATE INDEX notes_contact ON notes (contact_id, created_at, id);
 CREATE INDEX notes_mentions ON notes USING gin (mentions);
 
--- Each handler gets the event as $1 position, $2 stream, $3 type, $4 version, $5 workspace,
--- $6 recorded_at, $7 payload (jsonb), $8 metadata (jsonb).  The contact's id is its stream's uuid.
-
--- @on NoteAdded
+-- New notes go in a batch at a time: the arrays $1..$8 hold the batch's events (stream, type,
+-- workspace and payload are $2, $3, $5 and $7), and this runs before the per-event sections.
+-- @batch NoteAdded
 INSERT INTO notes (id, workspace_id, contact_id, author_id, body, private, mentions, created_at)
-VALUES (($7->>'note_id')::uuid, $5, right($2, 36)::uuid, ($7->>'author_id')::uuid, $7->>'body',
-        coalesce(($7->>'private')::boolean, false),
-        ARRAY(SELECT jsonb_array_elements_text($7->'mentions'))::uuid[], ($7->>'at')::timestamptz)
+SELECT (payload->>'note_id')::uuid, workspace, right(stream, 36)::uuid, (payload->>'author_id')::uuid,
+       payload->>'body', coalesce((payload->>'private')::boolean, false),
+       ARRAY(SELECT jsonb_array_elements_text(payload->'mentions'))::uuid[], (payload->>'at')::timestamptz
+  FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+ WHERE type = 'NoteAdded'
 ON CONFLICT (id) DO NOTHING;
+
+-- Each per-event handler gets the event as $1 position, $2 stream, $3 type, $4 version,
+-- $5 workspace, $6 recorded_at, $7 payload (jsonb), $8 metadata (jsonb).  The contact's id is its
+-- stream's uuid.
 
 -- @on NoteEdited
 UPDATE notes

@@ -24,6 +24,14 @@ CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
 CREATE VIEW counts AS
     SELECT workspace_id, stage, count(*)::int AS contacts FROM contacts GROUP BY workspace_id, stage;
 
+-- @batch ContactCreated
+-- New contacts a batch at a time, before the per-event sections below (which may move them).
+INSERT INTO contacts (contact_id, workspace_id, stage)
+SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid), payload->>'stage'
+  FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+ WHERE type = 'ContactCreated'
+ON CONFLICT (contact_id) DO NOTHING;
+
 -- @on PipelineStageAdded
 UPDATE stages SET position = position + 1
  WHERE workspace_id = right($2, 36)::uuid AND position >= ($7->>'position')::int;
@@ -36,10 +44,6 @@ DELETE FROM stages WHERE workspace_id = right($2, 36)::uuid AND name = $7->>'nam
 UPDATE stages SET position = position - 1
  WHERE workspace_id = right($2, 36)::uuid AND position > ($7->>'position')::int;
 
--- @on ContactCreated
-INSERT INTO contacts (contact_id, workspace_id, stage)
-VALUES (right($2, 36)::uuid, coalesce($5, ($7->>'workspace_id')::uuid), $7->>'stage')
-ON CONFLICT (contact_id) DO NOTHING;
 
 -- @on ContactStageChanged
 UPDATE contacts SET stage = $7->>'to' WHERE contact_id = right($2, 36)::uuid;
