@@ -40,8 +40,10 @@
 #include "events/follow.h"
 #include "http/api.h"
 #include "http/app.h"
+#include "http/response.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "projections/projections.h"
 
 typedef struct {
     sb_app_t app;
@@ -174,6 +176,8 @@ sb_app_t *sb_app_current(void)
 /* Closes what on_loop_start opened below HTTP, in reverse order. */
 static void close_loop_parts(sb_loop_t *loop, serve_t *s)
 {
+    if (loop->index == 0 && s->app.projections != NULL)
+        sb_projections_stop(s->app.projections, NULL, NULL);
     if (loop->index == 0 && s->app.follower != NULL)
         sb_follower_stop(s->app.follower);
     if (loop->appender != NULL) {
@@ -216,6 +220,9 @@ static void on_loop_start(sb_loop_t *loop, void *data)
         sb_runtime_config_from(&rtc, s->app.cfg);
         rc = sb_runtime_start(loop, &rtc);
     }
+    /* The projections runner (loop 0; stopped in close_loop_parts, before the follower). */
+    if (rc == 0 && loop->index == 0)
+        rc = sb_projections_start(s->app.projections, loop, s->app.follower);
     if (rc == 0)
         rc = sb_api_loop_start(s->api, loop);
     if (rc == 0)
@@ -231,6 +238,18 @@ static void on_loop_start(sb_loop_t *loop, void *data)
         close_loop_parts(loop, s);
     }
     report(s, rc);
+}
+
+/* GET /metrics, minimal: the projections' progress (docs/projections.md).  The API's fuller
+ * /metrics can take this route over and append sb_projections_metrics_text to its own. */
+static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    serve_t *s = data;
+    sb_buf_t b = SB_BUF_INIT;
+    sb_projections_metrics_text(s->app.projections, &b);
+    sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    sb_buf_free(&b);
+    return 0;
 }
 
 /* ---- main thread ---------------------------------------------------------------------------- */
@@ -255,6 +274,13 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     sb_http_options_init(&opts, cfg);
     if (sb_http_server_create(&s.http, &opts, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
+        return 1;
+    }
+    /* SB_EEXIST: another module serves /metrics already. */
+    int mrc = sb_router_add(sb_http_server_router(s.http), "GET", "/metrics", on_metrics, &s);
+    if (mrc != 0 && mrc != SB_EEXIST) {
+        fprintf(stderr, "switchboard: cannot add /metrics: %s\n", sb_strerror(mrc));
+        sb_http_server_free(s.http);
         return 1;
     }
 
@@ -288,6 +314,12 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "migrations applied count=%d", applied);
     else
         sb_log_info("serve", "schema up to date");
+    /* Read models: the catalog, and tables for projection files seen for the first time, exist
+     * before the first request; building them is the runner's (whichever process holds its lease). */
+    if (sb_projections_prepare(conninfo, cfg->projections_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: projections: %s\n", err);
+        goto out_conninfo;
+    }
     s.migrated = true;
     s.conninfo = conninfo;
 
@@ -338,7 +370,11 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     s.app.loops = &loops;
     s.app.http = s.http;
     s.app.follower = sb_follower_new(conninfo, cfg->threads);
-    int rc = s.app.follower != NULL ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s) : SB_ENOMEM;
+    sb_projections_options_t popts = {.conninfo = conninfo, .dir = cfg->projections_dir};
+    s.app.projections = sb_projections_new(&popts);
+    int rc = s.app.follower != NULL && s.app.projections != NULL
+                 ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s)
+                 : SB_ENOMEM;
     loops.app = &s.app;
     if (rc != 0) {
         fprintf(stderr, "switchboard: cannot create the worker loops: %s\n", sb_strerror(rc));
@@ -377,6 +413,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "stopped");
 
 out_sync:
+    sb_projections_free(s.app.projections);
     sb_follower_free(s.app.follower);
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
