@@ -10,8 +10,8 @@
  *   switchboard_db_connections{role="query"|"append"}         gauge (connected now)
  *   switchboard_db_requests_total, _db_errors_total, _db_reconnects_total
  *   switchboard_auth_* and switchboard_idempotent_replays_total
- *   switchboard_projection_lag_positions / _seconds{projection} and switchboard_sse_clients when
- *   those subsystems run in this process.
+ *   switchboard_projection_* {projection} (checkpoint, lag in events and seconds, failing,
+ *   rebuilding; docs/projections.md) and switchboard_sse_* when those subsystems run.
  * Per-loop database figures are sampled on each loop once a second (its connections' counters are
  * the loop's own), so they may be a second old; everything else is read live. */
 #include <inttypes.h>
@@ -27,6 +27,7 @@
 #include "http/response.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "projections/projections.h"
 
 #define SAMPLE_MS 1000
 
@@ -285,6 +286,8 @@ static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *dat
     actor_metrics(&b, api);
     api_metrics(&b, api);
     sse_metrics(&b, api);
+    if (api->app->projections != NULL)
+        sb_projections_metrics_text(api->app->projections, &b);
     sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
     sb_buf_free(&b);
     return 0;
