@@ -40,7 +40,8 @@ typedef struct {
     char addr[INET6_ADDRSTRLEN + 8];
     char user_key[8 + SB_EMAIL_MAX];
     char window[24];
-    bool known; /* login: the e-mail has an active credential */
+    bool known;  /* login: the e-mail has a credential */
+    bool active; /* ... an active one */
     char registered_at[SB_RFC3339_LEN];
 } auth_state_t;
 
@@ -344,24 +345,89 @@ static void login_session_stored(sb_api_call_t *c, int status, PGresult *const *
 {
     auth_state_t *st = c->data;
     atomic_fetch_add_explicit(&c->api->logins, 1, memory_order_relaxed);
-    json_t *body = session_json(st, results[1]);
+    json_t *body = session_json(st, results[2]); /* after the failures' reset and the activation */
     json_object_set_new(body, "user_id", json_string(st->user_id));
     sb_api_reply_json(c, 200, body);
+}
+
+static void login_failed(sb_api_call_t *c)
+{
+    auth_state_t *st = c->data;
+    sb_api_sql_t q = {"api_login_failed", record_failure_sql, 3, {st->user_key, st->addr, st->window}};
+    sb_api_sql(c, &q, 1, false, login_failure_recorded);
+}
+
+static void login_succeeded(sb_api_call_t *c)
+{
+    auth_state_t *st = c->data;
+    sb_api_sql_t q[3] = {
+        {"api_login_ok", "DELETE FROM auth_login_failures WHERE key = $1", 1, {st->user_key}},
+    };
+    new_session(c, st, &q[1]);
+    q[2] = q[1];
+    /* Activating the credential is a no-op for an active one (see login_found_user). */
+    q[1] = (sb_api_sql_t){"api_cred_activate",
+                          "UPDATE auth_credentials SET user_id = $2, active = true WHERE ref = $1",
+                          2,
+                          {st->ref, st->user_id}};
+    sb_api_sql(c, q, 3, false, login_session_stored);
+}
+
+typedef struct {
+    sb_api_call_t *c;
+} login_link_t;
+
+/* A password that matches an inactive credential: a sign-up that crashed after registering the
+ * user but before activating the row.  The user's own UserRegistered names the credential it was
+ * registered with; only that one becomes active. */
+static void login_found_user(const sb_flow_result_t *res, void *data)
+{
+    login_link_t *l = data;
+    sb_api_call_t *c = l->c;
+    free(l);
+    if (!sb_api_alive(c)) {
+        sb__api_drop(c);
+        return;
+    }
+    auth_state_t *st = c->data;
+    char want[8 + SB_UUID_STRLEN];
+    snprintf(want, sizeof(want), "cred:%s", st->ref);
+    const char *ref = res->status == 0 ? sb__api_str(res->state, "credential_ref") : NULL;
+    if (res->status != 0 && !(res->status == SB_EREJECTED && res->err->status == 404)) {
+        sb_api_reply_errcode(c, res->status == SB_EREJECTED ? SB_EDBDOWN : res->status, NULL);
+        return;
+    }
+    if (ref == NULL || strcmp(ref, want) != 0) {
+        login_failed(c);
+        return;
+    }
+    snprintf(st->user_id, sizeof(st->user_id), "%s", res->id);
+    login_succeeded(c);
 }
 
 static void login_verified(sb_api_call_t *c, int rc)
 {
     auth_state_t *st = c->data;
     if (rc != 0 || !st->known) {
-        sb_api_sql_t q = {"api_login_failed", record_failure_sql, 3, {st->user_key, st->addr, st->window}};
-        sb_api_sql(c, &q, 1, false, login_failure_recorded);
+        login_failed(c);
         return;
     }
-    sb_api_sql_t q[2] = {
-        {"api_login_ok", "DELETE FROM auth_login_failures WHERE key = $1", 1, {st->user_key}},
-    };
-    new_session(c, st, &q[1]);
-    sb_api_sql(c, q, 2, false, login_session_stored);
+    if (st->active) {
+        login_succeeded(c);
+        return;
+    }
+    sb_flow_opts_t o = {.correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
+    login_link_t *l = malloc(sizeof(*l));
+    if (l == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    l->c = c;
+    int frc = sb_flow_user_find(c->app->loops, st->email, &o, login_found_user, l);
+    if (frc != 0) {
+        free(l);
+        sb_api_reply_errcode(c, frc, NULL);
+    }
 }
 
 static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *results, int n)
@@ -383,6 +449,8 @@ static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *resul
         st->known = true;
         snprintf(st->user_id, sizeof(st->user_id), "%s", PQgetvalue(results[2], 0, 0));
         snprintf(st->hash, sizeof(st->hash), "%s", PQgetvalue(results[2], 0, 1));
+        st->active = PQgetvalue(results[2], 0, 2)[0] == 't';
+        snprintf(st->ref, sizeof(st->ref), "%s", PQgetvalue(results[2], 0, 3));
         against = st->hash;
     }
     const char *pw = json_string_value(json_object_get(c->body, "password"));
@@ -405,7 +473,9 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
         {"api_login_failures", failures_sql, 2, {st->user_key, st->window}},
         {"api_login_failures", failures_sql, 2, {st->addr, st->window}},
         {"api_login_lookup",
-         "SELECT user_id::text, password_hash FROM auth_credentials WHERE email = $1 AND active",
+         /* the active credential, else the newest (a sign-up cut short: login_found_user) */
+         "SELECT user_id::text, password_hash, active, ref::text FROM auth_credentials WHERE email = $1 "
+         "ORDER BY active DESC, created_at DESC LIMIT 1",
          1,
          {st->email}},
     };

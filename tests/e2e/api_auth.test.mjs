@@ -197,3 +197,21 @@ test('bearer tokens: missing, malformed, unknown, and ?access_token= is not acce
   assert.equal((await anon.get(`/v1/me?access_token=${u.token}`)).status, 401);
   assert.equal((await anon.get('/v1/me', { headers: { authorization: `bearer ${u.token}` } })).status, 200);
 });
+
+test('a sign-up cut short after registering the user still logs in: the user names its credential', async () => {
+  const u = await signup(srv.url, { password: 'the right one' });
+  // As if the server had crashed between UserRegistered and activating the credential row.
+  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${u.user.id}'`);
+  const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.user_id, u.user.id);
+  assert.equal(sql(db, `SELECT active FROM auth_credentials WHERE user_id = '${u.user.id}'`), 't');
+  // A stray inactive credential that the user's UserRegistered does not name never logs in.
+  const v = await signup(srv.url, { password: 'the right one' });
+  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${v.user.id}'`);
+  sql(db, `INSERT INTO auth_credentials (ref, user_id, email, password_hash, created_at)
+           SELECT gen_random_uuid(), user_id, email, password_hash, now() + interval '1 second'
+             FROM auth_credentials WHERE user_id = '${v.user.id}'`);
+  const stray = await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' });
+  assert.equal(stray.status, 401);
+});
