@@ -112,7 +112,9 @@ test('TLS: ALPN h2 and http/1.1 with a generated certificate', async () => {
       assert.equal(me.status, 200);
       // HTTP/1.1 over TLS (ALPN http/1.1).
       const r1 = await new Promise((resolve, reject) => {
-        const req = https.request(`${s.url}/v1/me`, { ca, headers: { authorization: `Bearer ${token}` }, ALPNProtocols: ['http/1.1'] }, (res) => {
+        // No keep-alive: an idle HTTP/1.1 connection over TLS can hold serve's shutdown past its
+        // grace period (a known h2o-layer issue, reported separately); this test is about ALPN.
+        const req = https.request(`${s.url}/v1/me`, { ca, agent: false, headers: { authorization: `Bearer ${token}`, connection: 'close' }, ALPNProtocols: ['http/1.1'] }, (res) => {
           let d = '';
           const alpn = res.socket.alpnProtocol;
           res.on('data', (c) => (d += c));
