@@ -33,11 +33,12 @@ struct sb_loop_s {
     int index; /* 0..n-1 within its group */
     struct sb_loops_s *group;
     /* Per-loop subsystems, owned by the layers that set them (opaque here). */
-    void *db;       /* src/db: the loop's query connection */
-    void *appender; /* src/events: the loop's group-commit appender */
-    void *actors;   /* src/actors: the loop's actor registry */
-    void *http;     /* src/http: the loop's h2o context */
-    void *user;     /* free for tools and tests */
+    void *db;          /* src/db: the loop's query connection */
+    void *appender;    /* src/events: the loop's group-commit appender */
+    void *actors;      /* src/actors: the loop's actor registry */
+    void *http;        /* src/http: the loop's h2o context */
+    void *http_client; /* src/providers: the loop's outbound HTTP client (libcurl multi) */
+    void *user;        /* free for tools and tests */
     /* internal */
     uv_async_t _wake;
     _Atomic(sb_task_t *) _head; /* producers push here */

@@ -38,6 +38,7 @@
 #include "db/pg.h"
 #include "events/append.h"
 #include "events/follow.h"
+#include "http/api.h"
 #include "http/app.h"
 #include "http/response.h"
 #include "http/server.h"
@@ -47,6 +48,7 @@
 typedef struct {
     sb_app_t app;
     sb_http_server_t *http;
+    sb_api_t *api;
     sb_sse_t *sse;
     const char *conninfo;
     bool migrated;
@@ -198,6 +200,7 @@ static void on_http_stopped(sb_loop_t *loop, void *data)
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
     serve_t *s = data;
+    sb_api_loop_stop(s->api, loop);
     sb_sse_loop_stop(s->sse, loop); /* ends the event streams, which would hold HTTP's drain */
     sb_http_stop(loop, on_http_stopped, data);
 }
@@ -221,12 +224,15 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     if (rc == 0 && loop->index == 0)
         rc = sb_projections_start(s->app.projections, loop, s->app.follower);
     if (rc == 0)
+        rc = sb_api_loop_start(s->api, loop);
+    if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
         rc = sb_sse_loop_start(s->sse, loop);
     if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
+        sb_api_loop_stop(s->api, loop);
         sb_http_stop(loop, NULL, NULL);
         sb_sse_loop_close(s->sse, loop);
         close_loop_parts(loop, s);
@@ -324,6 +330,17 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         goto out_conninfo;
     }
 
+    /* The API's routes, registered before the router freezes. */
+    sb_api_options_t api_opts;
+    if (sb_api_options_init(&api_opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    if (sb_api_create(&s.api, &s.app, sb_http_server_router(s.http), cfg->threads, &api_opts) != 0) {
+        fprintf(stderr, "switchboard: cannot set up the API\n");
+        goto out_conninfo;
+    }
+
     sb_sse_options_t sse_opts;
     if (sb_sse_options_init(&sse_opts, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
@@ -402,6 +419,7 @@ out_sync:
     uv_mutex_destroy(&s.lock);
 out_conninfo:
     sb_sse_free(s.sse);
+    sb_api_free(s.api);
     free(conninfo);
 out_cluster:
     if (cluster_started) {

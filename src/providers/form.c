@@ -1,0 +1,161 @@
+#include "providers/form.h"
+
+#include "core/error.h"
+#include "events/codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int sb_form_decode(const char *s, size_t len, char *out, size_t *out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (len - i < 3)
+                goto bad;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                goto bad;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0')
+            goto bad;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return 0;
+bad:
+    out[0] = '\0';
+    *out_len = 0;
+    return SB_EINVAL;
+}
+
+int sb_form_parse(const char *s, size_t len, sb_form_t *out)
+{
+    out->fields = NULL;
+    out->n = 0;
+    if (len > SB_FORM_MAX_BYTES)
+        return SB_ETOOBIG;
+
+    /* First pass: count the non-empty pieces, so one allocation holds the field array and every
+     * decoded string (decoding never grows a piece; each field adds two NULs). */
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        const char *amp = memchr(s + i, '&', len - i);
+        size_t end = amp ? (size_t)(amp - s) : len;
+        if (end > i)
+            n++;
+        i = end + 1;
+    }
+    if (n > SB_FORM_MAX_FIELDS)
+        return SB_ETOOBIG;
+    if (n == 0)
+        return 0;
+
+    size_t arr = n * sizeof(sb_form_field_t);
+    char *mem = malloc(arr + len + 2 * n);
+    if (mem == NULL)
+        return SB_ENOMEM;
+    sb_form_field_t *fields = (sb_form_field_t *)mem;
+    char *store = mem + arr;
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < len;) {
+        const char *amp = memchr(s + i, '&', len - i);
+        size_t end = amp ? (size_t)(amp - s) : len;
+        if (end > i) {
+            const char *piece = s + i;
+            size_t plen = end - i;
+            const char *eq = memchr(piece, '=', plen);
+            size_t nlen = eq ? (size_t)(eq - piece) : plen;
+            const char *v = eq ? eq + 1 : piece + plen;
+            size_t vlen = eq ? plen - nlen - 1 : 0;
+            sb_form_field_t *f = &fields[k++];
+            f->name = store;
+            if ((rc = sb_form_decode(piece, nlen, store, &f->name_len)) != 0)
+                goto fail;
+            store += f->name_len + 1;
+            f->value = store;
+            if ((rc = sb_form_decode(v, vlen, store, &f->value_len)) != 0)
+                goto fail;
+            store += f->value_len + 1;
+            if (!sb_utf8_is_valid(f->name, f->name_len) || !sb_utf8_is_valid(f->value, f->value_len)) {
+                rc = SB_EUTF8;
+                goto fail;
+            }
+        }
+        i = end + 1;
+    }
+    out->fields = fields;
+    out->n = n;
+    return 0;
+fail:
+    free(mem);
+    return rc;
+}
+
+void sb_form_free(sb_form_t *f)
+{
+    free(f->fields); /* the strings live in the same allocation */
+    f->fields = NULL;
+    f->n = 0;
+}
+
+const char *sb_form_get(const sb_form_t *f, const char *name)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->fields[i].name, name) == 0)
+            return f->fields[i].value;
+    return NULL;
+}
+
+size_t sb_form_count(const sb_form_t *f, const char *name)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->fields[i].name, name) == 0)
+            c++;
+    return c;
+}
+
+static void encode(sb_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '*' ||
+            c == '-' || c == '.' || c == '_') {
+            sb_buf_putc(b, (char)c);
+        } else if (c == ' ') {
+            sb_buf_putc(b, '+');
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            sb_buf_append(b, esc, 3);
+        }
+    }
+}
+
+void sb_form_add(sb_buf_t *b, const char *name, const char *value)
+{
+    if (b->len > 0)
+        sb_buf_putc(b, '&');
+    encode(b, name);
+    sb_buf_putc(b, '=');
+    encode(b, value ? value : "");
+}

@@ -1,0 +1,264 @@
+#include "providers/twilio_sig.h"
+
+#include "core/buf.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- URL variants ------------------------------------------------------------------------------ */
+
+/* Splits "scheme://[userinfo@]host[:port]rest" the way Twilio's node validator does (no
+ * normalisation).  Returns false when url has no "scheme://". */
+static bool split_url(const char *u, size_t n, size_t *scheme_end, size_t *host_start, size_t *port_start,
+                      size_t *auth_end)
+{
+    size_t i = 0;
+    if (n == 0 || !((u[0] | 0x20) >= 'a' && (u[0] | 0x20) <= 'z'))
+        return false;
+    for (i = 1; i < n; i++) {
+        char c = u[i];
+        if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') && c != '+' && c != '.' &&
+            c != '-')
+            break;
+    }
+    if (n - i < 3 || memcmp(u + i, "://", 3) != 0)
+        return false;
+    *scheme_end = i + 3;
+    size_t a = *scheme_end, e = a;
+    while (e < n && u[e] != '/' && u[e] != '?' && u[e] != '#')
+        e++;
+    *auth_end = e;
+    size_t h = a;
+    for (size_t k = a; k < e; k++)
+        if (u[k] == '@')
+            h = k + 1;
+    *host_start = h;
+    size_t from = h;
+    for (size_t k = h; k < e; k++)
+        if (u[k] == ']')
+            from = k + 1;
+    *port_start = e;
+    for (size_t k = from; k < e; k++) {
+        if (u[k] == ':') {
+            *port_start = k;
+            break;
+        }
+    }
+    return true;
+}
+
+void sb_twilio_sig_url_variants(const char *url, size_t url_len, char *without, size_t *without_len,
+                                char *with, size_t *with_len)
+{
+    size_t se, hs, ps, ae;
+    if (!split_url(url, url_len, &se, &hs, &ps, &ae)) {
+        memcpy(without, url, url_len);
+        memcpy(with, url, url_len);
+        *without_len = *with_len = url_len;
+        return;
+    }
+    /* without: drop [ps, ae) */
+    memcpy(without, url, ps);
+    memcpy(without + ps, url + ae, url_len - ae);
+    *without_len = url_len - (ae - ps);
+    /* with: unchanged when a port is there, else the scheme's default before the rest */
+    if (ps < ae) {
+        memcpy(with, url, url_len);
+        *with_len = url_len;
+        return;
+    }
+    bool https = se == 8 && strncasecmp(url, "https://", 8) == 0;
+    const char *port = https ? ":443" : ":80";
+    size_t pl = strlen(port);
+    memcpy(with, url, ae);
+    memcpy(with + ae, port, pl);
+    memcpy(with + ae + pl, url + ae, url_len - ae);
+    *with_len = url_len + pl;
+}
+
+/* ---- ordering ---------------------------------------------------------------------------------- */
+
+/* Next UTF-16 code unit of valid UTF-8 s[*i..n); *pending carries a low surrogate between calls.
+ * Returns -1 at the end. */
+static int32_t next_unit(const unsigned char *s, size_t n, size_t *i, int32_t *pending)
+{
+    if (*pending >= 0) {
+        int32_t u = *pending;
+        *pending = -1;
+        return u;
+    }
+    if (*i >= n)
+        return -1;
+    unsigned char c = s[*i];
+    uint32_t cp;
+    size_t len;
+    if (c < 0x80) {
+        cp = c;
+        len = 1;
+    } else if ((c & 0xE0) == 0xC0) {
+        cp = c & 0x1F;
+        len = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+        cp = c & 0x0F;
+        len = 3;
+    } else {
+        cp = c & 0x07;
+        len = 4;
+    }
+    if (*i + len > n) /* cannot happen for valid UTF-8; fail safe by ending the string */
+        len = n - *i;
+    for (size_t k = 1; k < len; k++)
+        cp = cp << 6 | (s[*i + k] & 0x3F);
+    *i += len;
+    if (cp >= 0x10000) {
+        cp -= 0x10000;
+        *pending = (int32_t)(0xDC00 + (cp & 0x3FF));
+        return (int32_t)(0xD800 + (cp >> 10));
+    }
+    return (int32_t)cp;
+}
+
+/* Compares two UTF-8 strings as JavaScript compares strings. */
+static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t i = 0, j = 0;
+    int32_t pa = -1, pb = -1;
+    for (;;) {
+        int32_t x = next_unit((const unsigned char *)a, an, &i, &pa);
+        int32_t y = next_unit((const unsigned char *)b, bn, &j, &pb);
+        if (x != y)
+            return x < y ? -1 : 1; /* -1 (the end) sorts first */
+        if (x < 0)
+            return 0;
+    }
+}
+
+typedef struct {
+    const sb_form_field_t *f;
+    size_t index;
+} ref_t;
+
+static int by_name_then_value(const void *pa, const void *pb)
+{
+    const ref_t *a = pa, *b = pb;
+    int c = cmp_js(a->f->name, a->f->name_len, b->f->name, b->f->name_len);
+    if (c == 0)
+        c = cmp_js(a->f->value, a->f->value_len, b->f->value, b->f->value_len);
+    if (c == 0)
+        c = a->index < b->index ? -1 : a->index > b->index;
+    return c;
+}
+
+static int by_name_then_arrival(const void *pa, const void *pb)
+{
+    const ref_t *a = pa, *b = pb;
+    int c = cmp_js(a->f->name, a->f->name_len, b->f->name, b->f->name_len);
+    if (c == 0)
+        c = a->index < b->index ? -1 : a->index > b->index;
+    return c;
+}
+
+/* ---- signing ----------------------------------------------------------------------------------- */
+
+/* The parameter part of the signed string, in one of the two orders. */
+static void params_string(const sb_form_t *params, bool library_order, sb_buf_t *out)
+{
+    if (params == NULL || params->n == 0)
+        return;
+    ref_t *refs = malloc(params->n * sizeof(*refs));
+    if (refs == NULL)
+        abort(); /* at most SB_FORM_MAX_FIELDS small entries */
+    for (size_t i = 0; i < params->n; i++) {
+        refs[i].f = &params->fields[i];
+        refs[i].index = i;
+    }
+    qsort(refs, params->n, sizeof(*refs), library_order ? by_name_then_value : by_name_then_arrival);
+    for (size_t i = 0; i < params->n; i++) {
+        const sb_form_field_t *f = refs[i].f;
+        if (library_order && i > 0) {
+            const sb_form_field_t *p = refs[i - 1].f;
+            if (p->name_len == f->name_len && p->value_len == f->value_len &&
+                memcmp(p->name, f->name, f->name_len) == 0 && memcmp(p->value, f->value, f->value_len) == 0)
+                continue; /* the libraries take a repeated name's distinct values */
+        }
+        sb_buf_append(out, f->name, f->name_len);
+        sb_buf_append(out, f->value, f->value_len);
+    }
+    free(refs);
+}
+
+static void sign(const char *token, const char *url, size_t url_len, const char *ps, size_t ps_len,
+                 char out[SB_TWILIO_SIG_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    /* The signed string is url followed by ps; concatenate to use the one-shot HMAC. */
+    sb_buf_t data = SB_BUF_INIT;
+    sb_buf_append(&data, url, url_len);
+    sb_buf_append(&data, ps, ps_len);
+    HMAC(EVP_sha1(), token, (int)strlen(token), (const unsigned char *)data.data, data.len, md, &mdlen);
+    sb_buf_free(&data);
+    sodium_bin2base64(out, SB_TWILIO_SIG_LEN + 1, md, mdlen, sodium_base64_VARIANT_ORIGINAL);
+}
+
+void sb_twilio_sig_compute(const char *auth_token, const char *url, size_t url_len, const sb_form_t *params,
+                           char out[SB_TWILIO_SIG_LEN + 1])
+{
+    sb_buf_t ps = SB_BUF_INIT;
+    params_string(params, true, &ps);
+    sign(auth_token, url, url_len, ps.data ? ps.data : "", ps.len, out);
+    sb_buf_free(&ps);
+}
+
+static bool has_repeated_name(const sb_form_t *params)
+{
+    if (params == NULL)
+        return false;
+    for (size_t i = 0; i < params->n; i++)
+        for (size_t j = i + 1; j < params->n; j++)
+            if (params->fields[i].name_len == params->fields[j].name_len &&
+                memcmp(params->fields[i].name, params->fields[j].name, params->fields[i].name_len) == 0)
+                return true;
+    return false;
+}
+
+bool sb_twilio_sig_check(const char *auth_token, const char *url, size_t url_len, const sb_form_t *params,
+                         const char *sig, size_t sig_len)
+{
+    if (auth_token == NULL || auth_token[0] == '\0' || sig == NULL || sig_len != SB_TWILIO_SIG_LEN)
+        return false;
+    char *without = malloc(2 * (url_len + 8));
+    if (without == NULL)
+        abort();
+    char *with = without + url_len + 8;
+    size_t wo_len, w_len;
+    sb_twilio_sig_url_variants(url, url_len, without, &wo_len, with, &w_len);
+
+    sb_buf_t lib = SB_BUF_INIT, arrival = SB_BUF_INIT;
+    params_string(params, true, &lib);
+    bool repeated = has_repeated_name(params);
+    if (repeated)
+        params_string(params, false, &arrival);
+
+    const char *urls[2] = {without, with};
+    size_t lens[2] = {wo_len, w_len};
+    bool ok = false;
+    for (int u = 0; u < 2; u++) {
+        for (int order = 0; order < (repeated ? 2 : 1); order++) {
+            const sb_buf_t *ps = order == 0 ? &lib : &arrival;
+            char expect[SB_TWILIO_SIG_LEN + 1];
+            sign(auth_token, urls[u], lens[u], ps->data ? ps->data : "", ps->len, expect);
+            /* Every candidate is computed and compared, so timing does not tell which matched. */
+            ok |= sodium_memcmp(expect, sig, SB_TWILIO_SIG_LEN) == 0;
+        }
+    }
+    sb_buf_free(&lib);
+    sb_buf_free(&arrival);
+    free(without);
+    return ok;
+}
