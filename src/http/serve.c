@@ -240,18 +240,6 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     report(s, rc);
 }
 
-/* GET /metrics, minimal: the projections' progress (docs/projections.md).  The API's fuller
- * /metrics can take this route over and append sb_projections_metrics_text to its own. */
-static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
-{
-    serve_t *s = data;
-    sb_buf_t b = SB_BUF_INIT;
-    sb_projections_metrics_text(s->app.projections, &b);
-    sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
-    sb_buf_free(&b);
-    return 0;
-}
-
 /* ---- main thread ---------------------------------------------------------------------------- */
 
 /* A SIGINT or SIGTERM that arrived while we were starting (they are blocked, so they wait). */
@@ -276,13 +264,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         fprintf(stderr, "switchboard: %s\n", err);
         return 1;
     }
-    /* SB_EEXIST: another module serves /metrics already. */
-    int mrc = sb_router_add(sb_http_server_router(s.http), "GET", "/metrics", on_metrics, &s);
-    if (mrc != 0 && mrc != SB_EEXIST) {
-        fprintf(stderr, "switchboard: cannot add /metrics: %s\n", sb_strerror(mrc));
-        sb_http_server_free(s.http);
-        return 1;
-    }
+    /* GET /metrics is the API's (http/api_metrics.c), which includes the projections' progress. */
 
     if (cfg->database_url == NULL) {
         sb_log_info("serve", "starting the embedded cluster data_dir=%s", cfg->data_dir);
