@@ -450,7 +450,9 @@ static void test_files(void)
                "INSERT INTO t VALUES (1 / (SELECT count(*) - count(*) FROM t)::int);\n");
     CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
     CHECK_EQ_INT(wl_generate(&w, c, 2000, 2000), 0);
-    r = pjt_start(ci, d, 1, 1); /* one partition: the failing projection shares a unit at first */
+    /* Two partitions: the failing projection shares a unit at first, and a lane of its own; the
+     * other lane commits the batches the failing one rolls back, and the unit splits. */
+    r = pjt_start(ci, d, 1, 2);
     end = sb_clock_mono_ns() + 60000000000ull;
     while (sb_clock_mono_ns() < end &&
            pjt_num(c,
