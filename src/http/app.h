@@ -23,6 +23,7 @@ typedef struct sb_app_s {
     void *projections; /* src/projections */
     void *sse;         /* src/http/sse.c */
     void *reactors;    /* src/reactors */
+    void *secrets;     /* src/db/secrets.h: the sealed-secrets service (the master key) */
 } sb_app_t;
 
 /* The app of the calling loop's group, or NULL off the worker loops. */
