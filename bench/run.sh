@@ -51,6 +51,9 @@ echo "## sse (append -> delivery latency while appending 5,000 events/s; server 
 node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h1 || echo "(sse h1 failed)"
 node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h2 || echo "(sse h2 failed)"
 
+echo "## http api (h2load and wrk: a trivial handler, a contact's thread, adding a note)"
+bench/http_api.sh "$BUILD" "$DB" "$SECS" || echo "(http api failed)"
+
 for b in "$BUILD"/bench_*; do
     case "$b" in */bench_append) continue ;; esac
     [ -x "$b" ] || continue

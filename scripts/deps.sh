@@ -7,7 +7,7 @@ level=${1:-build}
 pkgs="cmake make gcc pkg-config libuv1-dev libh2o-dev libpq-dev libmsgpack-dev
 libcurl4-openssl-dev libssl-dev libsodium-dev libjansson-dev postgresql postgresql-contrib"
 if [ "$level" = test ] || [ "$level" = bench ]; then
-    pkgs="$pkgs curl nodejs npm clang-format clang libclang-rt-14-dev chromium"
+    pkgs="$pkgs curl openssl nodejs npm clang-format clang libclang-rt-14-dev chromium"
 fi
 if [ "$level" = bench ]; then
     pkgs="$pkgs nghttp2-client wrk"

@@ -8,6 +8,7 @@
 #include "db/migrate.h"
 #include "events/export.h"
 #include "http/serve.h"
+#include "projections/projections.h"
 
 typedef struct {
     const char *name;
@@ -21,6 +22,8 @@ static const command_t commands[] = {
     {"db", sb_cmd_db, "start, stop or show the status of the embedded PostgreSQL cluster"},
     {"events", sb_cmd_events, "export the event log, or tail it live"},
     {"replay", sb_cmd_replay, "print a stream's state folded from its events, as of a position or time"},
+    {"projections", sb_cmd_projections,
+     "list read models with their checkpoint and lag; rebuild them from the log"},
 };
 
 static void usage(FILE *out)

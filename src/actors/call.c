@@ -373,7 +373,7 @@ static int dispatch(const json_t *state, const json_t *cmd, const char *type, co
         return initiate(state, cmd, ctx, out, err);
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
         if (strcmp(handlers[i].type, type) == 0) {
-            if (!json_is_true(json_object_get(state, "created")))
+            if (!json_is_true(json_object_get(state, "created")) || sb__other_workspace(state, ctx))
                 return sb_reject(err, 404, "call_not_found", "", "no such call");
             return handlers[i].fn(state, cmd, ctx, out, err);
         }

@@ -576,6 +576,8 @@ static int dispatch(const json_t *state, const json_t *cmd, const char *type, co
             fn = handlers[i].fn;
     bool created = json_is_true(json_object_get(state, "created"));
     bool deleted = json_is_true(json_object_get(state, "deleted"));
+    if (created && sb__other_workspace(state, ctx))
+        return sb_reject(err, 404, "contact_not_found", "", "no such contact");
     if (fn != NULL) {
         if (!created)
             return sb_reject(err, 404, "contact_not_found", "", "no such contact");

@@ -228,6 +228,13 @@ int sb__need_actor_member(const sb_decide_ctx_t *ctx, sb_derror_t *err)
     return sb_reject(err, 403, "not_member", "", "you are not a member of this workspace");
 }
 
+bool sb__other_workspace(const json_t *state, const sb_decide_ctx_t *ctx)
+{
+    const char *mine = sb__str(state, "workspace_id");
+    const char *theirs = sb__str(ctx->context, "workspace_id");
+    return mine != NULL && theirs != NULL && strcmp(mine, theirs) != 0;
+}
+
 int sb__phone(const char *in, const char *country, const char *field, char out[SB_PHONE_MAX],
               sb_derror_t *err)
 {

@@ -56,6 +56,11 @@ const char *sb__ctx_country(const sb_decide_ctx_t *ctx);
 const json_t *sb__ctx_member(const sb_decide_ctx_t *ctx, const char *user_id);
 /* A non-system actor must be a member of the workspace: 403 not_member otherwise. */
 int sb__need_actor_member(const sb_decide_ctx_t *ctx, sb_derror_t *err);
+/* True when ctx->context names a workspace other than the one state belongs to: a command sent in
+ * one workspace's context to another workspace's actor, which the kind answers as unknown (404),
+ * so one workspace's ids reveal nothing to another's members.  False when either side has no
+ * workspace (the system without context, an actor not created yet). */
+bool sb__other_workspace(const json_t *state, const sb_decide_ctx_t *ctx);
 
 /* Normalises a phone number (field names it in errors): 400 invalid_phone. */
 int sb__phone(const char *in, const char *country, const char *field, char out[SB_PHONE_MAX],

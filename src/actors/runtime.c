@@ -148,6 +148,7 @@ static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opt
     m->skip_state = opts->skip_state;
     m->skip_event_data = opts->skip_event_data;
     m->check_version = opts->check_version;
+    m->refresh = opts->refresh;
     m->expected_version = opts->expected_version;
     m->has_workspace = has_ws;
     if (has_ws)

@@ -76,11 +76,18 @@ typedef struct sb_ask_opts_s {
      * creating event's payload["workspace_id"], else this uuid, else a workspace stream's own id. */
     const char *workspace_id;
     /* If-Match: decide only when the stream is at expected_version, else answer SB_ECONFLICT with
-     * precondition_failed set (and the current version). */
+     * precondition_failed set (and the current version).  A version ahead of the actor's makes it
+     * read the log first: another process may have written it (the client saw that version). */
     bool check_version;
     int64_t expected_version;
     bool skip_state;      /* do not copy the new state into the reply */
     bool skip_event_data; /* do not copy the events' payloads into the reply */
+    /* Read the log for events after the actor's version before deciding (or reading), unless the
+     * actor has read it since this message arrived.  An actor's state is otherwise only as fresh
+     * as its last load: another process's writes show up when an append conflicts, which a read,
+     * a rejection or a no-op never does.  Costs one query; for decisions that must see every
+     * process's writes (uniqueness claims, src/actors/flows.h). */
+    bool refresh;
 } sb_ask_opts_t;
 
 /* One event a command stored. */
@@ -111,7 +118,8 @@ typedef struct sb_ask_reply_s {
                         stream does not exist) */
     const sb_ask_event_t *events;
     int nevents;
-    json_t *state;            /* a copy of the state after the command, or NULL (skip_state, errors) */
+    json_t *state;            /* a copy of the state after the command (with SB_EREJECTED: the state it
+                                 was refused on), or NULL (skip_state, other errors) */
     const sb_derror_t *err;   /* with SB_EREJECTED, else NULL */
     const char *error;        /* detail for storage errors, or NULL */
     int attempts;             /* decides it took (> 1 after conflicts) */

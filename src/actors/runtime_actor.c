@@ -203,6 +203,7 @@ static void loaded(sb__actor_t *a)
     if (a->phase == SB__LOADING)
         SB__STAT_ADD(rt, activations, 1);
     a->phase = SB__READY;
+    a->fresh_seq = a->read_seq;
     set_mem(a, base_mem(a) + sb__json_size(a->state));
     actor_run(a);
 }
@@ -273,6 +274,7 @@ static void reload(sb__actor_t *a)
         return;
     }
     a->phase = SB__RELOADING;
+    a->read_seq++;
     read_more(a);
 }
 
@@ -449,9 +451,9 @@ static bool decide(sb__actor_t *a, sb__msg_t *m)
                 *m->err = err;
             else
                 r = SB_ENOMEM;
-        } else if (r == 0) {
-            fill_state(a, m);
         }
+        if (r == 0 || r == SB_EREJECTED)
+            fill_state(a, m); /* a rejection shows the state it was refused on */
         sb__msg_reply(m, r);
         return false;
     }
@@ -479,7 +481,7 @@ static void actor_run(sb__actor_t *a)
     while (a->phase == SB__READY) {
         sb__msg_t *m = a->cur;
         if (m != NULL) {
-            a->cur = NULL; /* decided again after a conflict */
+            a->cur = NULL; /* again after a conflict, or after a refresh */
         } else {
             m = a->mb_head;
             if (m == NULL)
@@ -494,6 +496,15 @@ static void actor_run(sb__actor_t *a)
         if (rt->stopping) {
             sb__msg_reply(m, SB_ESHUTDOWN);
             continue;
+        }
+        /* Read the log first, unless a read that began after m arrived has finished: when asked
+         * to (refresh), and when an If-Match names a version ahead of ours (another process wrote
+         * the stream; answering 412 from our stale state would be wrong). */
+        bool ahead = m->check_version && m->expected_version > a->version;
+        if ((m->refresh || ahead) && a->fresh_seq <= m->arrived_seq) {
+            a->cur = m;
+            reload(a);
+            return;
         }
         if (m->kind == SB__MSG_GET) {
             fill_state(a, m);
@@ -547,6 +558,7 @@ void sb__actor_deliver(sb__runtime_t *rt, sb__msg_t *m)
         set_mem(a, base_mem(a));
         a->mb_head = a->mb_tail = m;
         a->mb_len = 1;
+        m->arrived_seq = a->read_seq++;
         rt->store->ops->load_snapshot(rt->store, a->stream, on_snapshot, a);
         return;
     }
@@ -556,6 +568,7 @@ void sb__actor_deliver(sb__runtime_t *rt, sb__msg_t *m)
         return;
     }
     m->next = NULL;
+    m->arrived_seq = a->read_seq;
     if (a->mb_tail)
         a->mb_tail->next = m;
     else

@@ -31,6 +31,8 @@ typedef struct sb__msg_s {
     bool has_workspace;
     bool check_version;
     bool precondition_failed;
+    bool refresh;
+    uint64_t arrived_seq; /* the actor's read_seq when the message joined its mailbox */
     int64_t expected_version;
     sb_uuid_t workspace;
     json_t *cmd;
@@ -74,6 +76,8 @@ typedef struct sb__actor_s {
     struct sb__actor_s *lru_prev, *lru_next;
     sb__msg_t *mb_head, *mb_tail;
     int mb_len;
+    uint64_t read_seq;     /* log reads started (activation, reloads) */
+    uint64_t fresh_seq;    /* read_seq of the last read that finished */
     sb__msg_t *cur;        /* being handled: appending, or waiting for a reload to decide again */
     sb_devents_t *decided; /* cur's events while they are appended */
     uint8_t phase;

@@ -22,6 +22,7 @@ typedef struct sb_app_s {
     void *runtime;     /* src/actors */
     void *projections; /* src/projections */
     void *sse;         /* src/http/sse.c */
+    void *api;         /* src/http/api.c */
     void *reactors;    /* src/reactors */
     void *secrets;     /* src/db/secrets.h: the sealed-secrets service (the master key) */
 } sb_app_t;

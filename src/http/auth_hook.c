@@ -35,6 +35,11 @@ void sb_http_set_authorizer(const sb_http_authorizer_t *a)
     have_authorizer = a != NULL;
 }
 
+bool sb_http_has_authorizer(void)
+{
+    return have_authorizer;
+}
+
 static void on_link_dispose(void *p)
 {
     link_t *l = p;
@@ -122,6 +127,9 @@ void sb_http_send_auth_error(h2o_req_t *req, sb_http_auth_result_t result)
         break;
     case SB_HTTP_AUTH_FORBIDDEN:
         sb_http_send_error(req, 403, "forbidden", "not a member of this workspace", NULL);
+        break;
+    case SB_HTTP_AUTH_NOT_FOUND:
+        sb_http_send_error(req, 404, "workspace_not_found", "no such workspace", NULL);
         break;
     case SB_HTTP_AUTH_UNAVAILABLE:
         sb_http_send_error(req, 503, "unavailable", "cannot check authorization now", NULL);

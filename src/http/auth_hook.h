@@ -23,6 +23,8 @@ typedef enum sb_http_auth_result_e {
     SB_HTTP_AUTH_UNAUTHENTICATED, /* no token, or one that names no valid session: 401 */
     SB_HTTP_AUTH_FORBIDDEN,       /* a valid user who is not a member (or no such workspace): 403 */
     SB_HTTP_AUTH_UNAVAILABLE,     /* cannot decide now (database down, no authorizer): 503 */
+    SB_HTTP_AUTH_NOT_FOUND,       /* a valid user, but no such workspace for them: 404, so another
+                                     workspace's id reveals nothing (the API's authorizer) */
 } sb_http_auth_result_t;
 
 /* One pending check, owned by this module.  Valid from the authorizer's check call until its
@@ -43,6 +45,10 @@ typedef struct sb_http_authorizer_s {
  * start: loops read it without locking. */
 void sb_http_set_authorizer(const sb_http_authorizer_t *a);
 
+/* True once an authorizer is installed (a test tool may install its own before serve starts; the
+ * API then leaves it in place). */
+bool sb_http_has_authorizer(void);
+
 /* Ends a check.  user_id (may be NULL) is the authenticated user, passed on to the handler. */
 void sb_http_auth_finish(sb_http_auth_check_t *check, sb_http_auth_result_t result, const sb_uuid_t *user_id);
 
@@ -57,7 +63,7 @@ typedef void (*sb_http_auth_cb)(h2o_req_t *req, sb_http_auth_result_t result, co
 void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, const char *query_token,
                                  bool allow_query, sb_http_auth_cb cb, void *data);
 
-/* Answers req with the error for result: 401 (with WWW-Authenticate: Bearer), 403 or 503. */
+/* Answers req with the error for result: 401 (with WWW-Authenticate: Bearer), 403, 404 or 503. */
 void sb_http_send_auth_error(h2o_req_t *req, sb_http_auth_result_t result);
 
 #endif

@@ -182,6 +182,17 @@ static h2o_iovec_t dump_json(h2o_req_t *req, json_t *v)
     return h2o_iovec_init(s, strlen(s));
 }
 
+void sb_http_send_owned(h2o_req_t *req, int status, const char *content_type, char *body, size_t len)
+{
+    h2o_iovec_t b = h2o_iovec_init(NULL, 0);
+    if (body != NULL) {
+        char **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), free_adopted);
+        *holder = body;
+        b = h2o_iovec_init(body, len);
+    }
+    send_iovec(req, status, content_type, b);
+}
+
 void sb_http_send_json(h2o_req_t *req, int status, json_t *body)
 {
     h2o_iovec_t b = h2o_iovec_init(NULL, 0);

@@ -23,6 +23,10 @@ void sb_http_send_json(h2o_req_t *req, int status, json_t *body);
 /* Sends len bytes, copied, with the given content type (NULL: no Content-Type). */
 void sb_http_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 
+/* Sends len bytes of body, a malloc'd buffer the request takes over (freed with it; NULL: empty),
+ * without copying: for large bodies built elsewhere. */
+void sb_http_send_owned(h2o_req_t *req, int status, const char *content_type, char *body, size_t len);
+
 /* Sends {"error":{"code","message","field"}} with status.  code NULL picks the usual code for the
  * status (404 -> "not_found", ...); field may be NULL (sent as null).  429 and 503 get
  * "Retry-After: 1" unless a Retry-After header is already set on the response. */

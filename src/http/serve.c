@@ -39,13 +39,17 @@
 #include "db/secrets.h"
 #include "events/append.h"
 #include "events/follow.h"
+#include "http/api.h"
 #include "http/app.h"
+#include "http/response.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "projections/projections.h"
 
 typedef struct {
     sb_app_t app;
     sb_http_server_t *http;
+    sb_api_t *api;
     sb_sse_t *sse;
     sb_secrets_t *secrets;
     const char *conninfo;
@@ -174,6 +178,8 @@ sb_app_t *sb_app_current(void)
 /* Closes what on_loop_start opened below HTTP, in reverse order. */
 static void close_loop_parts(sb_loop_t *loop, serve_t *s)
 {
+    if (loop->index == 0 && s->app.projections != NULL)
+        sb_projections_stop(s->app.projections, NULL, NULL);
     if (loop->index == 0 && s->app.follower != NULL)
         sb_follower_stop(s->app.follower);
     if (loop->appender != NULL) {
@@ -196,6 +202,7 @@ static void on_http_stopped(sb_loop_t *loop, void *data)
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
     serve_t *s = data;
+    sb_api_loop_stop(s->api, loop);
     sb_sse_loop_stop(s->sse, loop); /* ends the event streams, which would hold HTTP's drain */
     sb_http_stop(loop, on_http_stopped, data);
 }
@@ -215,6 +222,11 @@ static void on_loop_start(sb_loop_t *loop, void *data)
         sb_runtime_config_from(&rtc, s->app.cfg);
         rc = sb_runtime_start(loop, &rtc);
     }
+    /* The projections runner (loop 0; stopped in close_loop_parts, before the follower). */
+    if (rc == 0 && loop->index == 0)
+        rc = sb_projections_start(s->app.projections, loop, s->app.follower);
+    if (rc == 0)
+        rc = sb_api_loop_start(s->api, loop);
     if (rc == 0)
         rc = sb_http_start(loop, s->http);
     if (rc == 0)
@@ -222,11 +234,24 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     if (rc == 0)
         rc = sb_loop_on_stop(loop, on_loop_stop, s);
     if (rc != 0) {
+        sb_api_loop_stop(s->api, loop);
         sb_http_stop(loop, NULL, NULL);
         sb_sse_loop_close(s->sse, loop);
         close_loop_parts(loop, s);
     }
     report(s, rc);
+}
+
+/* GET /metrics, minimal: the projections' progress (docs/projections.md).  The API's fuller
+ * /metrics can take this route over and append sb_projections_metrics_text to its own. */
+static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    serve_t *s = data;
+    sb_buf_t b = SB_BUF_INIT;
+    sb_projections_metrics_text(s->app.projections, &b);
+    sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    sb_buf_free(&b);
+    return 0;
 }
 
 /* ---- main thread ---------------------------------------------------------------------------- */
@@ -251,6 +276,13 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     sb_http_options_init(&opts, cfg);
     if (sb_http_server_create(&s.http, &opts, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchboard: %s\n", err);
+        return 1;
+    }
+    /* SB_EEXIST: another module serves /metrics already. */
+    int mrc = sb_router_add(sb_http_server_router(s.http), "GET", "/metrics", on_metrics, &s);
+    if (mrc != 0 && mrc != SB_EEXIST) {
+        fprintf(stderr, "switchboard: cannot add /metrics: %s\n", sb_strerror(mrc));
+        sb_http_server_free(s.http);
         return 1;
     }
 
@@ -284,6 +316,12 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "migrations applied count=%d", applied);
     else
         sb_log_info("serve", "schema up to date");
+    /* Read models: the catalog, and tables for projection files seen for the first time, exist
+     * before the first request; building them is the runner's (whichever process holds its lease). */
+    if (sb_projections_prepare(conninfo, cfg->projections_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: projections: %s\n", err);
+        goto out_conninfo;
+    }
     s.migrated = true;
     s.conninfo = conninfo;
 
@@ -298,6 +336,17 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     if (sig != 0) {
         sb_log_info("serve", "received %s during start-up, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         exit_code = 0;
+        goto out_conninfo;
+    }
+
+    /* The API's routes, registered before the router freezes. */
+    sb_api_options_t api_opts;
+    if (sb_api_options_init(&api_opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    if (sb_api_create(&s.api, &s.app, sb_http_server_router(s.http), cfg->threads, &api_opts) != 0) {
+        fprintf(stderr, "switchboard: cannot set up the API\n");
         goto out_conninfo;
     }
 
@@ -330,7 +379,11 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     s.app.loops = &loops;
     s.app.http = s.http;
     s.app.follower = sb_follower_new(conninfo, cfg->threads);
-    int rc = s.app.follower != NULL ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s) : SB_ENOMEM;
+    sb_projections_options_t popts = {.conninfo = conninfo, .dir = cfg->projections_dir};
+    s.app.projections = sb_projections_new(&popts);
+    int rc = s.app.follower != NULL && s.app.projections != NULL
+                 ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s)
+                 : SB_ENOMEM;
     loops.app = &s.app;
     if (rc != 0) {
         fprintf(stderr, "switchboard: cannot create the worker loops: %s\n", sb_strerror(rc));
@@ -369,12 +422,14 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "stopped");
 
 out_sync:
+    sb_projections_free(s.app.projections);
     sb_follower_free(s.app.follower);
     uv_cond_destroy(&s.cond);
     uv_mutex_destroy(&s.lock);
 out_conninfo:
     sb_sse_free(s.sse);
     sb_secrets_free(s.secrets);
+    sb_api_free(s.api);
     free(conninfo);
 out_cluster:
     if (cluster_started) {

@@ -78,6 +78,10 @@ static const dcase_t cases[] = {
      "'+14155550100'}",
      STRANGER, "{'error': [403, 'not_member']}"},
     {"commands before the call exists", NULL, STATUS("ringing"), NULL, "{'error': [404, 'call_not_found']}"},
+    {"another workspace's context: as if unknown", C(RINGING), STATUS("in-progress"), NULL,
+     "{'error': [404, 'call_not_found']}",
+     "{'workspace_id': '99999999-9999-7999-8999-999999999999', 'members': [], 'stages': []}"},
+
     {"unknown command", C(""), "{'type': 'Teleport'}", NULL, "{'error': [400, 'unknown_command']}"},
     /* Twilio's status callbacks */
     {"ringing", C(""), STATUS("ringing"), NULL, "[['CallRinging', {'at': '" T0 "'}]]"},

@@ -105,6 +105,12 @@ static const dcase_t cases[] = {
      "{'error': [404, 'contact_not_found']}"},
     {"messages before creation", NULL, SEND("'channel': 'sms', 'body': 'Hi'"), NULL,
      "{'error': [404, 'contact_not_found']}"},
+    {"another workspace's context: as if unknown", BASE, "{'type': 'TagContact', 'tag': 'x'}", NULL,
+     "{'error': [404, 'contact_not_found']}",
+     "{'workspace_id': '99999999-9999-7999-8999-999999999999', 'members': [], 'stages': []}"},
+    {"another workspace's context, a message command", BASE, SEND("'channel': 'sms', 'body': 'Hi'"), NULL,
+     "{'error': [404, 'contact_not_found']}",
+     "{'workspace_id': '99999999-9999-7999-8999-999999999999', 'members': [], 'stages': []}"},
     {"unknown command", BASE, "{'type': 'Befriend'}", NULL, "{'error': [400, 'unknown_command']}"},
     {"a command that is not an object", BASE, "['SendMessage']", NULL, "{'error': [400, 'required']}"},
     /* UpdateContact */

@@ -157,8 +157,9 @@ typedef struct {
     _Atomic int precondition;
     _Atomic int64_t max_version;
     uv_mutex_t mu;
-    json_t *last_state; /* from the reply with the highest version */
-    json_t *versions;   /* every acknowledged version, per stream: {stream: [v...]} */
+    json_t *last_state;     /* from the reply with the highest version */
+    json_t *rejected_state; /* from the last rejection */
+    json_t *versions;       /* every acknowledged version, per stream: {stream: [v...]} */
     char last_message[256];
     int last_attempts;
 } batch_t;
@@ -209,6 +210,7 @@ static void batch_free(batch_t *b)
     uv_sem_destroy(&b->done);
     uv_mutex_destroy(&b->mu);
     json_decref(b->last_state);
+    json_decref(b->rejected_state);
     json_decref(b->versions);
 }
 
@@ -243,6 +245,10 @@ static void on_reply(const sb_ask_reply_t *r, void *data)
         atomic_store(&b->max_version, r->version);
         json_decref(b->last_state);
         b->last_state = json_deep_copy(r->state); /* the main thread reads it: a private copy */
+    }
+    if (r->status == SB_EREJECTED) {
+        json_decref(b->rejected_state);
+        b->rejected_state = json_deep_copy(r->state);
     }
     if (r->err != NULL)
         snprintf(b->last_message, sizeof(b->last_message), "%s:%s", r->err->code, r->err->message);
@@ -831,6 +837,81 @@ static void test_stop(void)
     batch_free(&b);
 }
 
+/* Another process appends behind the actor's back.  A plain read answers from the actor's state;
+ * with refresh it reads the log first.  A rejection carries the state it was refused on. */
+static void test_refresh(void)
+{
+    sb_runtime_config_t rc = {0};
+    sb_loops_t *g = group_new(2, &rc);
+    char name[SB_STREAM_NAME_MAX];
+    stream_name(name, 11000);
+    batch_t b;
+    ask_and_wait(g, 0, &b, 11000, 2, "{\"type\":\"Inc\"}");
+    batch_free(&b);
+    CHECK(sb_memlog_append_external(memlog, name, 2, "Incremented", json_pack("{s:i}", "by", 40)) == 0);
+    int64_t v;
+    json_t *st = get_state(g, 11000, &v);
+    CHECK(v == 2 && state_n(st) == 2); /* stale, as documented */
+    json_decref(st);
+
+    sb_ask_opts_t fresh = {.refresh = true};
+    for (int round = 0; round < 2; round++) {
+        /* the second round: nothing new, the read still happens and changes nothing */
+        batch_init(&b, 3);
+        asks_t a = {
+            .g = g, .b = &b, .first_stream = 11000, .nstreams = 1, .count = 3, .get = true, .opts = &fresh};
+        run_on(g->loops[1], do_asks, &a);
+        batch_wait(&b);
+        CHECK(got(&b, 0) == 3);
+        CHECK(atomic_load(&b.max_version) == 3 && state_n(b.last_state) == 42);
+        batch_free(&b);
+    }
+
+    /* a rejection decided on the fresh state, which the reply carries */
+    CHECK(sb_memlog_append_external(memlog, name, 3, "Incremented", json_pack("{s:i}", "by", 1)) == 0);
+    batch_init(&b, 1);
+    asks_t f = {.g = g,
+                .b = &b,
+                .first_stream = 11000,
+                .nstreams = 1,
+                .count = 1,
+                .cmd_json = "{\"type\":\"Fail\"}",
+                .opts = &fresh};
+    run_on(g->loops[0], do_asks, &f);
+    batch_wait(&b);
+    CHECK(got(&b, SB_EREJECTED) == 1);
+    CHECK(strcmp(b.last_message, "nope:refused at n=43") == 0);
+    CHECK(state_n(b.rejected_state) == 43);
+    batch_free(&b);
+    /* If-Match naming a version another process wrote: read first, then decide (not 412) */
+    CHECK(sb_memlog_append_external(memlog, name, 4, "Incremented", json_pack("{s:i}", "by", 1)) == 0);
+    batch_init(&b, 1);
+    sb_ask_opts_t im = {.check_version = true, .expected_version = 5};
+    asks_t ia = {.g = g,
+                 .b = &b,
+                 .first_stream = 11000,
+                 .nstreams = 1,
+                 .count = 1,
+                 .cmd_json = "{\"type\":\"Inc\"}",
+                 .opts = &im};
+    run_on(g->loops[1], do_asks, &ia);
+    batch_wait(&b);
+    CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 6 && state_n(b.last_state) == 45);
+    batch_free(&b);
+    /* ... and one behind it is refused at once */
+    batch_init(&b, 1);
+    im.expected_version = 5;
+    run_on(g->loops[1], do_asks, &ia);
+    batch_wait(&b);
+    CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
+    batch_free(&b);
+    /* without refresh, a rejection carries the actor's (now current) state too */
+    ask_and_wait(g, 1, &b, 11000, 1, "{\"type\":\"Fail\"}");
+    CHECK(b.rejected_state != NULL && state_n(b.rejected_state) == 45);
+    batch_free(&b);
+    group_free(g);
+}
+
 int main(void)
 {
     memlog = sb_memlog_new();
@@ -845,6 +926,7 @@ int main(void)
     test_passivation();
     test_schedule();
     test_stop();
+    test_refresh();
     sb_memlog_free(memlog);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

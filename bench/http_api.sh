@@ -1,0 +1,126 @@
+#!/bin/sh
+# HTTP API throughput: h2load (HTTP/2, cleartext with prior knowledge) and wrk (HTTP/1.1) against
+#   trivial  GET /healthz: a handler that answers a static body, the ceiling for this binary;
+#   read     GET .../contacts/{id}/notes?limit=20: a contact's thread (token check, workspace
+#            membership, the first page: from the loop's thread cache, which the follower keeps
+#            current, after the first read from the notes read model);
+#   write    POST .../contacts/{id}/notes: a command decided by the contact actor and committed to
+#            the log (group commit) before the 201, spread over 500 contacts;
+# all in one run of one server, so the ratios compare like with like.  Prints key=value lines.
+#
+# Usage: bench/http_api.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
+# Needs h2load (nghttp2-client), wrk, curl and node (to pick a free port).
+set -eu
+BUILD=$1
+DB=$2
+SECS=${3:-10}
+BIN=$BUILD/switchboard
+CONTACTS=${BENCH_HTTP_CONTACTS:-500}
+THREADS=${BENCH_HTTP_THREADS:-$(nproc)}
+H2_CONNS=${BENCH_H2_CONNS:-32}
+H2_STREAMS=${BENCH_H2_STREAMS:-8}
+H1_CONNS=${BENCH_H1_CONNS:-128}
+
+for tool in h2load wrk curl node; do
+    command -v "$tool" >/dev/null || { echo "http_api: $tool not found (scripts/deps.sh bench)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+SWITCHBOARD_DATABASE_URL="$DB" SWITCHBOARD_LISTEN="127.0.0.1:$port" SWITCHBOARD_THREADS="$THREADS" \
+    SWITCHBOARD_LOG=warn "$BIN" serve >"$tmp/server.log" 2>&1 &
+pid=$!
+cleanup() {
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+U="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+    curl -sf "$U/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+json() { node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>console.log(JSON.parse(d)$1))"; }
+J='content-type: application/json'
+email="bench-$(date +%s%N)@example.com"
+TOKEN=$(curl -sf -XPOST "$U/v1/auth/signup" -H "$J" -d "{\"email\":\"$email\",\"password\":\"benchmark secret\",\"name\":\"Bench\"}" | json .token)
+A="authorization: Bearer $TOKEN"
+WS=$(curl -sf -XPOST "$U/v1/workspaces" -H "$J" -H "$A" -d '{"name":"Bench"}' | json .id)
+: >"$tmp/write_uris"
+for i in $(seq "$CONTACTS"); do
+    id=$(curl -sf -XPOST "$U/v1/workspaces/$WS/contacts" -H "$J" -H "$A" -d "{\"name\":\"Contact $i\"}" | json .id)
+    echo "$U/v1/workspaces/$WS/contacts/$id/notes" >>"$tmp/write_uris"
+    [ "$i" = 1 ] && THREAD="/v1/workspaces/$WS/contacts/$id/notes"
+done
+for i in $(seq 20); do
+    curl -sf -XPOST "$U$THREAD" -H "$J" -H "$A" -d "{\"body\":\"note $i: called back about the quote\"}" >/dev/null
+done
+# The thread is read from the notes read model: wait until it has caught up.
+for _ in $(seq 100); do
+    n=$(curl -sf "$U$THREAD?limit=20" -H "$A" | json .items.length)
+    [ "$n" = 20 ] && break
+    sleep 0.1
+done
+echo '{"body":"benchmark note: customer asked for a callback tomorrow morning"}' >"$tmp/note.json"
+cat >"$tmp/write.lua" <<EOF
+local paths = {}
+for line in io.lines("$tmp/write_uris") do paths[#paths + 1] = string.sub(line, string.len("$U") + 1) end
+local n = 0
+local body = io.open("$tmp/note.json"):read("*a")
+request = function()
+    n = n + 1
+    return wrk.format("POST", paths[(n % #paths) + 1], {["content-type"] = "application/json", ["authorization"] = "Bearer $TOKEN"}, body)
+end
+EOF
+cat >"$tmp/read.lua" <<EOF
+wrk.headers["authorization"] = "Bearer $TOKEN"
+EOF
+cat >"$tmp/done.lua" <<'EOF'
+done = function(summary, latency, requests)
+    local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+    io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n", summary.requests / (summary.duration / 1e6),
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad))
+end
+EOF
+cat "$tmp/done.lua" >>"$tmp/write.lua"
+cat "$tmp/done.lua" >>"$tmp/read.lua"
+cp "$tmp/done.lua" "$tmp/trivial.lua"
+
+# h2load: prints "finished in ..., N req/s", status codes and request times.
+h2() { # name, then h2load arguments
+    name=$1
+    shift
+    out=$(h2load -t 1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$SECS" --warm-up-time=1 "$@" 2>&1)
+    rps=$(printf '%s\n' "$out" | sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p')
+    ok=$(printf '%s\n' "$out" | sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p')
+    done_=$(printf '%s\n' "$out" | sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p')
+    mean=$(printf '%s\n' "$out" | sed -n 's/^time for request: *[^ ]* *[^ ]* *\([0-9.]*[mu]*s\).*/\1/p')
+    echo "http $name proto=h2 tool=h2load conns=$H2_CONNS streams=$H2_STREAMS rps=${rps%.*} non_2xx=$((done_ - ok)) mean_latency=$mean"
+    eval "RPS_h2_$name=${rps%.*}"
+}
+h1() { # name, lua script, url
+    out=$(wrk -t 1 -c "$H1_CONNS" -d "${SECS}s" -s "$2" "$3" 2>&1)
+    line=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')
+    rps=$(printf '%s\n' "$line" | sed -n 's/^rps=\([0-9]*\).*/\1/p')
+    echo "http $1 proto=h1 tool=wrk conns=$H1_CONNS $line"
+    eval "RPS_h1_$1=$rps"
+}
+
+echo "# server threads=$THREADS, one load-generator thread; $CONTACTS contacts take the writes; the read returns 20 notes"
+# Reads before writes: the write phases leave the projections runner busy catching up for a while.
+h1 trivial "$tmp/trivial.lua" "$U/healthz"
+h2 trivial "$U/healthz"
+h1 read "$tmp/read.lua" "$U$THREAD?limit=20"
+h2 read -H "$A" "$U$THREAD?limit=20"
+h1 write "$tmp/write.lua" "$U/"
+h2 write -H "$A" -H "$J" -d "$tmp/note.json" -i "$tmp/write_uris"
+ratio() { node -e "console.log(($1 / $2).toFixed(2))"; }
+echo "http read_vs_trivial proto=h1 ratio=$(ratio "$RPS_h1_read" "$RPS_h1_trivial") target=0.50"
+echo "http read_vs_trivial proto=h2 ratio=$(ratio "$RPS_h2_read" "$RPS_h2_trivial") target=0.50"
+echo "http write proto=h1 rps=$RPS_h1_write target=10000"
+echo "http write proto=h2 rps=$RPS_h2_write target=10000"
+if grep -q " error " "$tmp/server.log"; then
+    echo "# server errors:"
+    grep " error " "$tmp/server.log" | head -5
+fi

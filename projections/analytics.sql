@@ -1,0 +1,169 @@
+-- Analytics: GET /v1/workspaces/{ws}/analytics?from=&to= (SPEC §5), as daily roll-ups so a report
+-- reads days, not messages.  Days are UTC dates.
+--
+--   messages by channel, by day and direction: each message counts once, on the day it was
+--   received or queued (a scheduled message when it goes out):
+--     SELECT day, channel, direction, sum(messages) FROM analytics.messages_daily
+--      WHERE workspace_id = $ws AND day >= $from AND day < $to GROUP BY ...
+--   messages by status: how many messages reached each status (received, queued, sent,
+--   delivered, read, failed, undelivered) on each day; a message delivered the day after it was
+--   sent counts as sent one day and delivered the next, so a range's delivery rate is
+--   delivered / sent:
+--     SELECT status, sum(messages) FROM analytics.status_daily WHERE workspace_id = $ws AND ...
+--   response time, from a contact's first unanswered inbound message to the team's next reply
+--   (an outbound message a member wrote; automatic and scheduled sends do not count):
+--     SELECT avg(seconds), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
+--            percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds)
+--       FROM analytics.responses WHERE workspace_id = $ws AND replied_at >= $from AND replied_at < $to
+--   calls per day the call started: total, answered, missed (ended without an answer) and the
+--   total talk time (average = duration_seconds / answered):  analytics.calls_daily
+--   pipeline counts by stage: pipeline.counts (another projection).
+--
+-- Everything here is a counter or keyed by a new id, so batches add up in any grouping: the
+-- message sections work a batch at a time.
+
+CREATE TABLE messages_daily (
+    workspace_id uuid NOT NULL,
+    day          date NOT NULL,
+    channel      text NOT NULL,
+    direction    text NOT NULL,
+    messages     bigint NOT NULL,
+    PRIMARY KEY (workspace_id, day, channel, direction)
+);
+
+CREATE TABLE status_daily (
+    workspace_id uuid NOT NULL,
+    day          date NOT NULL,
+    direction    text NOT NULL,
+    status       text NOT NULL,
+    messages     bigint NOT NULL,
+    PRIMARY KEY (workspace_id, day, direction, status)
+);
+
+CREATE TABLE awaiting (
+    contact_id   uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    since        timestamptz NOT NULL
+);
+
+CREATE TABLE responses (
+    workspace_id uuid NOT NULL,
+    contact_id   uuid NOT NULL,
+    inbound_at   timestamptz NOT NULL,
+    replied_at   timestamptz NOT NULL,
+    seconds      double precision NOT NULL
+);
+CREATE INDEX responses_workspace ON responses (workspace_id, replied_at);
+
+CREATE TABLE call_index (
+    call_id      uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    day          date NOT NULL,
+    direction    text NOT NULL
+);
+
+CREATE TABLE calls_daily (
+    workspace_id     uuid NOT NULL,
+    day              date NOT NULL,
+    direction        text NOT NULL,
+    calls            bigint NOT NULL DEFAULT 0,
+    answered         bigint NOT NULL DEFAULT 0,
+    missed           bigint NOT NULL DEFAULT 0,
+    duration_seconds bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (workspace_id, day, direction)
+);
+
+-- @batch MessageReceived MessageQueued MessageSent MessageDelivered MessageRead MessageFailed
+WITH e AS (
+    SELECT workspace, type, payload,
+           (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
+                     payload->>'created_at')::timestamptz AT TIME ZONE 'UTC')::date AS day
+      FROM unnest($3, $5, $7) AS e(type, workspace, payload)
+     WHERE type IN ('MessageReceived', 'MessageQueued', 'MessageSent', 'MessageDelivered', 'MessageRead',
+                    'MessageFailed')
+       AND workspace IS NOT NULL),
+created AS (
+    INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, messages)
+    SELECT workspace, day, payload->>'channel', CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END,
+           count(*)
+      FROM e WHERE type IN ('MessageReceived', 'MessageQueued') GROUP BY 1, 2, 3, 4
+    ON CONFLICT (workspace_id, day, channel, direction) DO UPDATE SET messages = d.messages + excluded.messages)
+INSERT INTO status_daily AS d (workspace_id, day, direction, status, messages)
+SELECT workspace, day, direction, status, count(*)
+  FROM (SELECT workspace, day,
+               -- Only an inbound message's MessageRead names who read it (`by`).
+               CASE WHEN type = 'MessageReceived' OR (type = 'MessageRead' AND payload ? 'by') THEN 'inbound'
+                    ELSE 'outbound' END AS direction,
+               CASE type WHEN 'MessageReceived' THEN 'received' WHEN 'MessageQueued' THEN 'queued'
+                         WHEN 'MessageSent' THEN 'sent' WHEN 'MessageDelivered' THEN 'delivered'
+                         WHEN 'MessageRead' THEN 'read' ELSE payload->>'status' END AS status
+          FROM e) s
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+
+-- @batch CallInitiated
+WITH c AS (
+    INSERT INTO call_index (call_id, workspace_id, day, direction)
+    SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid),
+           ((payload->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date, payload->>'direction'
+      FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+     WHERE type = 'CallInitiated'
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING workspace_id, day, direction)
+INSERT INTO calls_daily AS d (workspace_id, day, direction, calls)
+SELECT workspace_id, day, direction, count(*) FROM c GROUP BY 1, 2, 3
+ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + excluded.calls;
+
+-- @batch MessageReceived MessageQueued
+-- Response times, a batch at a time.  Per contact, number the events by how many replies came
+-- before them (g): the inbound messages of group g wait for reply g+1, from the first of them
+-- (or, for group 0, from the wait the contact was already in).  What is still waiting at the end
+-- of the batch stays in `awaiting`.
+WITH e AS (
+    SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
+           coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
+      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
+     WHERE type = 'MessageReceived'
+        OR (type = 'MessageQueued' AND payload->>'author_id' IS NOT NULL AND NOT payload ? 'queued_at')),
+g AS (
+    SELECT *, count(*) FILTER (WHERE NOT inbound)
+                  OVER (PARTITION BY contact_id ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS g
+      FROM e),
+first_in AS (
+    SELECT contact_id, g, min(at) AS since FROM g WHERE inbound GROUP BY contact_id, g),
+per_contact AS (
+    SELECT contact_id, (array_agg(workspace))[1] AS workspace, count(*) FILTER (WHERE NOT inbound) AS replies
+      FROM e GROUP BY contact_id),
+waiting AS (
+    SELECT a.contact_id, a.since FROM awaiting a JOIN per_contact p USING (contact_id)),
+answered AS (
+    INSERT INTO responses (workspace_id, contact_id, inbound_at, replied_at, seconds)
+    SELECT r.workspace, r.contact_id, w.since, r.at, greatest(extract(epoch FROM r.at - w.since), 0)
+      FROM g r
+      LEFT JOIN first_in f ON f.contact_id = r.contact_id AND f.g = r.g
+      LEFT JOIN waiting a ON a.contact_id = r.contact_id AND r.g = 0
+     CROSS JOIN LATERAL (SELECT coalesce(a.since, f.since) AS since) w
+     WHERE NOT r.inbound AND w.since IS NOT NULL),
+done AS (
+    DELETE FROM awaiting a USING per_contact p
+     WHERE a.contact_id = p.contact_id AND p.replies > 0
+       AND NOT EXISTS (SELECT 1 FROM first_in f WHERE f.contact_id = p.contact_id AND f.g = p.replies))
+INSERT INTO awaiting AS a (contact_id, workspace_id, since)
+SELECT p.contact_id, p.workspace, coalesce(CASE WHEN p.replies = 0 THEN w.since END, f.since)
+  FROM per_contact p
+  JOIN first_in f ON f.contact_id = p.contact_id AND f.g = p.replies
+  LEFT JOIN waiting w ON w.contact_id = p.contact_id
+ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
+
+-- @on ContactDeleted
+DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;
+
+-- @on CallCompleted CallFailed
+-- A completed call that was never answered counts as missed, like a busy or unanswered one.
+UPDATE calls_daily d
+   SET answered = d.answered + CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 1 ELSE 0 END,
+       missed = d.missed + CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 0 ELSE 1 END,
+       duration_seconds = d.duration_seconds + coalesce(($7->>'duration_seconds')::int, 0)
+  FROM call_index i
+ WHERE i.call_id = right($2, 36)::uuid
+   AND d.workspace_id = i.workspace_id AND d.day = i.day AND d.direction = i.direction;

@@ -1,0 +1,66 @@
+-- Conversations: the inbox, one row per contact who has exchanged a message — the last message,
+-- how many inbound messages are unread, and the channel it came on.
+--
+--   inbox:         WHERE workspace_id = $ws ORDER BY last_message_at DESC, contact_id DESC
+--                  (conversations_inbox; `AND unread > 0` for the unread view walks the same
+--                  index); join contacts.contacts for names and assignees.
+-- Counts cover messages that were queued or received: a scheduled message joins when it goes out.
+
+CREATE TABLE conversations (
+    contact_id      uuid PRIMARY KEY,
+    workspace_id    uuid NOT NULL,
+    last_message_id uuid NOT NULL,
+    last_message_at timestamptz NOT NULL,
+    last_direction  text NOT NULL,
+    channel         text NOT NULL,        -- of the last message
+    last_preview    text NOT NULL,        -- its first 200 characters (or the e-mail subject)
+    last_inbound_at timestamptz,
+    unread          int NOT NULL DEFAULT 0,
+    messages        int NOT NULL DEFAULT 0
+) WITH (fillfactor = 80);
+CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);
+
+-- @batch MessageReceived MessageQueued
+WITH e AS (
+    SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type,
+           (payload->>'message_id')::uuid AS message_id,
+           coalesce(payload->>'received_at', payload->>'queued_at', payload->>'created_at')::timestamptz AS at,
+           payload->>'channel' AS channel,
+           CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
+           left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
+      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
+     WHERE type IN ('MessageReceived', 'MessageQueued')),
+latest AS (SELECT DISTINCT ON (contact_id) * FROM e ORDER BY contact_id, position DESC),
+counts AS (SELECT contact_id, count(*) AS messages,
+                  count(*) FILTER (WHERE direction = 'inbound') AS inbound,
+                  max(at) FILTER (WHERE direction = 'inbound') AS last_inbound_at
+             FROM e GROUP BY contact_id)
+INSERT INTO conversations AS c (contact_id, workspace_id, last_message_id, last_message_at, last_direction,
+                                channel, last_preview, last_inbound_at, unread, messages)
+SELECT l.contact_id, l.workspace, l.message_id, l.at, l.direction, l.channel, l.preview, k.last_inbound_at,
+       k.inbound, k.messages
+  FROM latest l JOIN counts k USING (contact_id)
+ON CONFLICT (contact_id) DO UPDATE
+   SET last_message_id = excluded.last_message_id,
+       last_message_at = excluded.last_message_at,
+       last_direction = excluded.last_direction,
+       channel = excluded.channel,
+       last_preview = excluded.last_preview,
+       last_inbound_at = coalesce(excluded.last_inbound_at, c.last_inbound_at),
+       unread = c.unread + excluded.unread,
+       messages = c.messages + excluded.messages;
+
+-- @batch MessageRead
+-- A message is read once.  Only an inbound message's MessageRead names the member who read it
+-- (`by`, which is null when the system marks it), so a read receipt of an outbound message, which
+-- has no `by`, changes nothing here.
+UPDATE conversations c
+   SET unread = greatest(c.unread - r.n, 0)
+  FROM (SELECT right(stream, 36)::uuid AS contact_id, count(*) AS n
+          FROM unnest($2, $3, $7) AS e(stream, type, payload)
+         WHERE type = 'MessageRead' AND payload ? 'by'
+         GROUP BY 1) r
+ WHERE c.contact_id = r.contact_id;
+
+-- @on ContactDeleted
+DELETE FROM conversations WHERE contact_id = right($2, 36)::uuid;

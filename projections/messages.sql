@@ -1,0 +1,119 @@
+-- Messages: a contact's thread, GET /v1/workspaces/{ws}/contacts/{id}/messages, shaped like
+-- SPEC §5's message object (id, contact_id, channel, direction, body, media_urls, status,
+-- created_at, send_at, provider_id, error).
+--
+--   thread, oldest first:  WHERE contact_id = $c AND (created_at, id) > ($cursor_at, $cursor_id)
+--                          ORDER BY created_at, id LIMIT $n                      (messages_thread)
+--   status callbacks:      WHERE provider_id = $sid AND direction = 'outbound' (messages_provider)
+-- status is one of queued, scheduled, sent, delivered, read, failed, undelivered, received,
+-- cancelled; the *_at columns say when each step happened.
+--
+-- Messages are the bulk of the log, so this file works a batch at a time (@batch sections: each
+-- runs once per batch, in file order, with the batch's events as arrays; unnest only the arrays
+-- a section reads, which is cheaper than all eight).  New messages go in first, then each message
+-- moves to its latest status.
+
+CREATE TABLE messages (
+    id           uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    contact_id   uuid NOT NULL,
+    channel      text NOT NULL,         -- sms, mms, whatsapp, email, chat
+    direction    text NOT NULL,         -- inbound, outbound
+    status       text NOT NULL,
+    body         text NOT NULL DEFAULT '',
+    subject      text,
+    media_urls   jsonb NOT NULL DEFAULT '[]',
+    from_address text,
+    to_address   text,
+    segments     int,
+    encoding     text,
+    author_id    uuid,
+    provider_id  text,
+    error        text,
+    error_code   text,
+    created_at   timestamptz NOT NULL,
+    send_at      timestamptz,
+    queued_at    timestamptz,
+    sent_at      timestamptz,
+    delivered_at timestamptz,
+    read_at      timestamptz,
+    failed_at    timestamptz,
+    cancelled_at timestamptz,
+    updated_at   timestamptz NOT NULL
+) WITH (fillfactor = 50);  -- an outbound message changes status two or three times: room for HOT
+CREATE INDEX messages_thread ON messages (contact_id, created_at, id);
+CREATE INDEX messages_provider ON messages (provider_id) WHERE direction = 'outbound' AND provider_id IS NOT NULL;
+-- The second guard against a provider's retry recorded twice (docs/events.md, "Bounded state").
+CREATE UNIQUE INDEX messages_inbound_provider ON messages (workspace_id, provider_id)
+    WHERE direction = 'inbound' AND provider_id IS NOT NULL;
+
+-- @batch MessageReceived
+INSERT INTO messages (id, workspace_id, contact_id, channel, direction, status, body, subject, media_urls,
+                      from_address, to_address, provider_id, created_at, updated_at)
+SELECT (payload->>'message_id')::uuid, workspace, right(stream, 36)::uuid, payload->>'channel', 'inbound',
+       'received', coalesce(payload->>'body', ''), payload->>'subject', coalesce(payload->'media_urls', '[]'),
+       payload->>'from', payload->>'to', payload->>'provider_id', (payload->>'received_at')::timestamptz,
+       recorded_at
+  FROM unnest($2, $3, $5, $6, $7) AS e(stream, type, workspace, recorded_at, payload)
+ WHERE type = 'MessageReceived'
+ON CONFLICT DO NOTHING;
+
+-- @batch MessageScheduled MessageQueued
+-- A scheduled message is queued again at send time: the last event of each message wins.
+INSERT INTO messages AS m (id, workspace_id, contact_id, channel, direction, status, body, subject, media_urls,
+                           from_address, to_address, segments, encoding, author_id, created_at, send_at,
+                           queued_at, updated_at)
+SELECT DISTINCT ON ((payload->>'message_id')::uuid)
+       (payload->>'message_id')::uuid, workspace, right(stream, 36)::uuid, payload->>'channel', 'outbound',
+       CASE type WHEN 'MessageScheduled' THEN 'scheduled' ELSE 'queued' END,
+       coalesce(payload->>'body', ''), payload->>'subject', coalesce(payload->'media_urls', '[]'),
+       payload->>'from', payload->>'to', (payload->>'segments')::int, payload->>'encoding',
+       (payload->>'author_id')::uuid, (payload->>'created_at')::timestamptz, (payload->>'send_at')::timestamptz,
+       CASE type WHEN 'MessageQueued' THEN coalesce(payload->>'queued_at', payload->>'created_at')::timestamptz END,
+       recorded_at
+  FROM unnest($1, $2, $3, $5, $6, $7) AS e(position, stream, type, workspace, recorded_at, payload)
+ WHERE type IN ('MessageScheduled', 'MessageQueued')
+ ORDER BY (payload->>'message_id')::uuid, position DESC
+ON CONFLICT (id) DO UPDATE
+   SET status = excluded.status, queued_at = excluded.queued_at, updated_at = excluded.updated_at
+ WHERE m.status = 'scheduled';
+
+-- @batch MessageSent MessageDelivered MessageRead MessageFailed MessageScheduleCancelled
+UPDATE messages m
+   SET status = s.status,
+       provider_id = coalesce(s.provider_id, m.provider_id),
+       sent_at = coalesce(s.sent_at, m.sent_at),
+       delivered_at = coalesce(s.delivered_at, m.delivered_at),
+       read_at = coalesce(s.read_at, m.read_at),
+       failed_at = coalesce(s.failed_at, m.failed_at),
+       cancelled_at = coalesce(s.cancelled_at, m.cancelled_at),
+       error = coalesce(s.error, m.error),
+       error_code = coalesce(s.error_code, m.error_code),
+       updated_at = s.updated_at
+  FROM (SELECT (payload->>'message_id')::uuid AS id,
+               (array_agg(CASE type WHEN 'MessageSent' THEN 'sent'
+                                    WHEN 'MessageDelivered' THEN 'delivered'
+                                    WHEN 'MessageRead' THEN 'read'
+                                    WHEN 'MessageFailed' THEN payload->>'status'
+                                    ELSE 'cancelled' END ORDER BY position DESC))[1] AS status,
+               (array_agg(payload->>'provider_id' ORDER BY position DESC)
+                    FILTER (WHERE payload->>'provider_id' IS NOT NULL))[1] AS provider_id,
+               max((payload->>'at')::timestamptz) FILTER (WHERE type = 'MessageSent') AS sent_at,
+               max((payload->>'at')::timestamptz) FILTER (WHERE type = 'MessageDelivered') AS delivered_at,
+               max((payload->>'at')::timestamptz) FILTER (WHERE type = 'MessageRead') AS read_at,
+               max((payload->>'at')::timestamptz) FILTER (WHERE type = 'MessageFailed') AS failed_at,
+               max((payload->>'at')::timestamptz) FILTER (WHERE type = 'MessageScheduleCancelled') AS cancelled_at,
+               max(payload->>'error') FILTER (WHERE type = 'MessageFailed') AS error,
+               max(payload->>'code') FILTER (WHERE type = 'MessageFailed') AS error_code,
+               max(recorded_at) AS updated_at
+          FROM unnest($1, $3, $6, $7) AS e(position, type, recorded_at, payload)
+         WHERE type IN ('MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed',
+                        'MessageScheduleCancelled')
+         GROUP BY 1) s
+ WHERE m.id = s.id;
+
+-- @on ContactDeleted
+-- Deleting a contact cancels its scheduled messages (they are listed in the event).
+UPDATE messages SET status = 'cancelled', cancelled_at = $6, updated_at = $6
+ WHERE id IN (SELECT x::uuid FROM jsonb_array_elements_text($7->'cancelled_message_ids') AS x)
+   AND status = 'scheduled';

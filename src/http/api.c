@@ -1,0 +1,859 @@
+/* The API's shared machinery: the service, calls and their lifetime, replies, bodies, asks, SQL,
+ * query parameters, If-Match and cursors (http/api.h). */
+#include "http/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "actors/kinds.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "events/codec.h"
+#include "http/api_int.h"
+#include "http/auth_hook.h"
+#include "http/response.h"
+
+#define MAX_BODY_DEPTH 32
+
+/* ---- roles -------------------------------------------------------------------------------------- */
+
+sb_role_t sb_role_parse(const char *s)
+{
+    if (s == NULL)
+        return SB_ROLE_NONE;
+    if (strcmp(s, "owner") == 0)
+        return SB_ROLE_OWNER;
+    if (strcmp(s, "admin") == 0)
+        return SB_ROLE_ADMIN;
+    if (strcmp(s, "agent") == 0)
+        return SB_ROLE_AGENT;
+    return SB_ROLE_NONE;
+}
+
+const char *sb_role_name(sb_role_t r)
+{
+    switch (r) {
+    case SB_ROLE_OWNER:
+        return "owner";
+    case SB_ROLE_ADMIN:
+        return "admin";
+    case SB_ROLE_AGENT:
+        return "agent";
+    default:
+        return "none";
+    }
+}
+
+/* ---- options and the service ------------------------------------------------------------------- */
+
+static int env_int(const char *name, long long min, long long max, long long *out, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (*end != '\0' || n < min || n > max) {
+        snprintf(err, errlen, "invalid %s '%s' (expected %lld..%lld)", name, v, min, max);
+        return SB_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    long long ttl = 30LL * 86400, cache = 2000, fu = 5, fa = 50, win = 900,
+              ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+    int rc = 0;
+    rc |= env_int("SWITCHBOARD_TOKEN_TTL_SECONDS", 1, 10LL * 365 * 86400, &ttl, err, errlen);
+    rc |= env_int("SWITCHBOARD_TOKEN_CACHE_MS", 0, 60000, &cache, err, errlen);
+    rc |= env_int("SWITCHBOARD_LOGIN_MAX_FAILURES", 1, 1000000, &fu, err, errlen);
+    rc |= env_int("SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR", 1, 1000000, &fa, err, errlen);
+    rc |= env_int("SWITCHBOARD_LOGIN_WINDOW_SECONDS", 1, 86400, &win, err, errlen);
+    rc |= env_int("SWITCHBOARD_PWHASH_OPS", crypto_pwhash_OPSLIMIT_MIN, 64, &ops, err, errlen);
+    rc |= env_int("SWITCHBOARD_PWHASH_MEM", 8192, 1LL << 30, &mem, err, errlen);
+    if (rc != 0)
+        return SB_EINVAL;
+    o->token_ttl_s = ttl;
+    o->token_cache_ms = cache;
+    o->login_max_failures_user = (int)fu;
+    o->login_max_failures_addr = (int)fa;
+    o->login_window_s = win;
+    o->pwhash_ops = (unsigned long long)ops;
+    o->pwhash_mem = (size_t)mem;
+    o->max_hash_jobs = 32;
+    o->idempotency_ttl_s = 86400;
+    return 0;
+}
+
+int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops, const sb_api_options_t *o)
+{
+    *out = NULL;
+    if (sodium_init() < 0 || nloops < 1)
+        return SB_EINVAL;
+    sb_api_t *api = calloc(1, sizeof(*api));
+    if (api == NULL)
+        return SB_ENOMEM;
+    api->app = app;
+    api->opts = *o;
+    api->router = router;
+    api->nloops = nloops;
+    api->loops = calloc((size_t)nloops, sizeof(*api->loops));
+    if (api->loops == NULL)
+        goto fail;
+    /* The stand-in hash for unknown accounts: same parameters, a password nobody knows. */
+    char pw[33];
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof(rnd));
+    sb__api_hex(rnd, sizeof(rnd), pw);
+    if (crypto_pwhash_str(api->dummy_hash, pw, strlen(pw), o->pwhash_ops, o->pwhash_mem) != 0)
+        goto fail;
+    int rc;
+    if ((rc = sb__api_auth_routes(router, api)) != 0 || (rc = sb__api_workspace_routes(router, api)) != 0 ||
+        (rc = sb__api_settings_routes(router, api)) != 0 || (rc = sb__api_contact_routes(router, api)) != 0 ||
+        (rc = sb__api_contact_list_routes(router, api)) != 0 ||
+        (rc = sb__api_analytics_routes(router, api)) != 0 || (rc = sb__api_note_routes(router, api)) != 0 ||
+        (rc = sb__api_event_routes(router, api)) != 0 || (rc = sb__api_metrics_routes(router, api)) != 0) {
+        sb_log_error("api", "cannot register routes: %s", sb_strerror(rc));
+        sb_api_free(api);
+        return rc;
+    }
+    sb__api_install_authorizer(api);
+    app->api = api;
+    *out = api;
+    return 0;
+fail:
+    free(api->loops);
+    free(api);
+    return SB_ENOMEM;
+}
+
+int sb_api_loop_start(sb_api_t *api, sb_loop_t *loop)
+{
+    if (loop->index < 0 || loop->index >= api->nloops)
+        return SB_EINVAL;
+    sb__api_loop_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return SB_ENOMEM;
+    l->loop = loop;
+    l->started = true;
+    api->loops[loop->index] = l;
+    sb__api_sampler_start(l);
+    sb__api_ws_cache_start(l, api);
+    l->threads = sb__api_threads_start(loop, api->app != NULL ? api->app->follower : NULL);
+    return 0;
+}
+
+void sb_api_loop_stop(sb_api_t *api, sb_loop_t *loop)
+{
+    /* Calls in flight finish through their own callbacks (the runtime and the database answer
+     * them with SB_ESHUTDOWN); the loop's state stays until sb_api_free. */
+    if (loop->index >= 0 && loop->index < api->nloops && api->loops[loop->index] != NULL &&
+        api->loops[loop->index]->started) {
+        api->loops[loop->index]->started = false;
+        sb__api_sampler_stop(api->loops[loop->index]);
+        sb__api_ws_cache_stop(api->loops[loop->index]);
+        sb__api_threads_stop(api->loops[loop->index]->threads);
+    }
+}
+
+void sb_api_free(sb_api_t *api)
+{
+    if (api == NULL)
+        return;
+    if (api->authorizer)
+        sb_http_set_authorizer(NULL);
+    for (int i = 0; i < api->nloops; i++) {
+        if (api->loops[i] != NULL)
+            sb__api_threads_free(api->loops[i]->threads);
+        free(api->loops[i]);
+    }
+    free(api->loops);
+    sodium_memzero(api->dummy_hash, sizeof(api->dummy_hash));
+    free(api);
+}
+
+sb__api_loop_t *sb__api_loop(const sb_api_call_t *c)
+{
+    return c->api->loops[c->loop->index];
+}
+
+/* ---- calls --------------------------------------------------------------------------------------- */
+
+/* Lives in the request's pool: when h2o disposes of the request, it tells the call. */
+typedef struct sb__api_link_s {
+    sb_api_call_t *call;
+} api_link_t;
+
+static void on_req_dispose(void *p)
+{
+    api_link_t *link = p;
+    if (link->call != NULL) {
+        link->call->req = NULL;
+        link->call->_link = NULL;
+    }
+}
+
+bool sb__api_uuid(const char *s, char out[SB_UUID_STRLEN + 1])
+{
+    sb_uuid_t u;
+    if (s == NULL || strlen(s) != SB_UUID_STRLEN || sb_uuid_parse(s, SB_UUID_STRLEN, &u) != 0)
+        return false;
+    sb_uuid_format(&u, out);
+    return true;
+}
+
+sb_api_call_t *sb_api_begin(h2o_req_t *req, const sb_route_params_t *params, size_t data_size)
+{
+    size_t head = (sizeof(sb_api_call_t) + 15) & ~(size_t)15;
+    sb_api_call_t *c = calloc(1, head + data_size);
+    if (c == NULL)
+        h2o_fatal("no memory");
+    c->req = req;
+    c->loop = sb_loop_current();
+    c->app = sb_app_current();
+    c->api = c->app != NULL ? c->app->api : NULL;
+    c->data = data_size ? (char *)c + head : NULL;
+    snprintf(c->_rid, sizeof(c->_rid), "%s", sb_http_request_id(req));
+    c->request_id = c->_rid;
+    for (int i = 0; params != NULL && i < params->n; i++) {
+        const char *name = params->names[i], *v = params->values[i];
+        if (strcmp(name, "ws") == 0) {
+            if (!sb__api_uuid(v, c->ws_id))
+                c->ws_id[0] = '\0';
+        } else if (strcmp(name, "id") == 0) {
+            if (!sb__api_uuid(v, c->id))
+                c->id[0] = '\0';
+        } else if (params->lens[i] < sizeof(c->sub)) {
+            memcpy(c->sub, v, params->lens[i] + 1);
+        } else {
+            c->sub[0] = '\0';
+        }
+    }
+    api_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_dispose);
+    link->call = c;
+    c->_link = link;
+    return c;
+}
+
+bool sb_api_alive(const sb_api_call_t *c)
+{
+    return c->req != NULL;
+}
+
+static void free_call(sb_api_call_t *c)
+{
+    if (c->cleanup != NULL)
+        c->cleanup(c);
+    if (c->_link != NULL)
+        c->_link->call = NULL;
+    json_decref(c->ws_state);
+    json_decref(c->ws_context);
+    json_decref(c->body);
+    sb__api_idem_free(c->_idem);
+    free(c->_resp.body);
+    free(c);
+}
+
+void sb__api_drop(sb_api_call_t *c)
+{
+    free_call(c);
+}
+
+/* Sends the pending response (when the client still waits) and ends the call. */
+static void deliver(sb_api_call_t *c)
+{
+    if (c->req != NULL) {
+        int status = c->_resp.status;
+        if (status == 429 || status == 503) {
+            if (h2o_find_header(&c->req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) < 0)
+                h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                               H2O_STRLIT("1"));
+        }
+        if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
+            h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer realm=\"switchboard\""));
+        /* The body goes to the request as it is (the request frees it). */
+        char *body = c->_resp.body;
+        c->_resp.body = NULL;
+        sb_http_send_owned(c->req, status, body != NULL ? "application/json" : NULL, body, c->_resp.len);
+    }
+    free_call(c);
+}
+
+static void respond(sb_api_call_t *c, int status, char *text)
+{
+    c->_resp.status = status;
+    c->_resp.body = text;
+    c->_resp.len = text != NULL ? strlen(text) : 0;
+    if (c->_idem != NULL)
+        sb__api_idem_finish(c, status, deliver);
+    else
+        deliver(c);
+}
+
+void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body)
+{
+    char *text = NULL;
+    if (body != NULL) {
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (text == NULL) {
+            sb_api_reply_error(c, 500, "internal", "response could not be encoded", NULL);
+            return;
+        }
+    }
+    respond(c, status, text);
+}
+
+void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text)
+{
+    respond(c, status, json_text);
+}
+
+static const char *default_message(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad request";
+    case 401:
+        return "authentication required";
+    case 403:
+        return "not permitted";
+    case 404:
+        return "not found";
+    case 409:
+        return "conflict";
+    case 412:
+        return "precondition failed";
+    case 413:
+        return "request body too large";
+    case 415:
+        return "unsupported content type";
+    case 422:
+        return "request rejected";
+    case 429:
+        return "too many requests";
+    case 503:
+        return "service unavailable";
+    default:
+        return status >= 500 ? "internal error" : "error";
+    }
+}
+
+void sb_api_reply_error(sb_api_call_t *c, int status, const char *code, const char *message,
+                        const char *field)
+{
+    if (code == NULL)
+        code = sb_http_status_code_word(status);
+    if (message == NULL)
+        message = default_message(status);
+    json_t *v = json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", message, "field",
+                          field != NULL && *field ? field : NULL);
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (text == NULL)
+        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"error\",\"field\":null}}");
+    respond(c, status, text);
+}
+
+void sb_api_reply_errcode(sb_api_call_t *c, int err, const char *field)
+{
+    int status = sb_http_status_for(err);
+    if (status == 500)
+        sb_log_error("api", "internal error id=%s err=%s", c->request_id, sb_errname(err));
+    const char *code;
+    switch (err) {
+    case SB_EINVAL:
+        code = "invalid_argument";
+        break;
+    case SB_ENOTFOUND:
+        code = "not_found";
+        break;
+    case SB_ECONFLICT:
+        code = "conflict";
+        break;
+    case SB_EOVERLOAD:
+        code = "overloaded";
+        break;
+    case SB_EDBDOWN:
+        code = "database_unavailable";
+        break;
+    case SB_ESHUTDOWN:
+        code = "shutting_down";
+        break;
+    case SB_EUNKNOWN:
+        code = "outcome_unknown";
+        break;
+    case SB_ETIMEOUT:
+        code = "timeout";
+        break;
+    default:
+        code = status == 500 ? "internal" : sb_http_status_code_word(status);
+    }
+    sb_api_reply_error(c, status, code, status == 500 ? "internal error" : sb_strerror(err), field);
+}
+
+void sb_api_header(sb_api_call_t *c, const char *name, const char *value)
+{
+    if (c->req != NULL)
+        sb_http_add_header(c->req, name, value);
+    if (c->_idem != NULL)
+        sb__api_idem_header(c, name, value);
+}
+
+void sb_api_etag(sb_api_call_t *c, int64_t version)
+{
+    char tag[32];
+    snprintf(tag, sizeof(tag), "\"%" PRId64 "\"", version);
+    sb_api_header(c, "etag", tag);
+}
+
+/* ---- bodies ---------------------------------------------------------------------------------------- */
+
+static bool is_json_content_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return false;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+    if (v.len < n || strncasecmp(v.base, want, n) != 0)
+        return false;
+    return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
+}
+
+static bool too_deep(const json_t *v, int depth)
+{
+    if (depth > MAX_BODY_DEPTH)
+        return true;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (too_deep(m, depth + 1))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+        {
+            if (too_deep(m, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool sb_api_read_body(sb_api_call_t *c, const char *const *allowed)
+{
+    h2o_req_t *req = c->req;
+    if (!is_json_content_type(req)) {
+        sb_api_reply_error(c, 415, "unsupported_media_type", "expected content-type application/json", NULL);
+        return false;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        sb_api_reply_error(c, 400, "invalid_json", "a JSON object body is required", NULL);
+        return false;
+    }
+    if (!sb_utf8_is_valid(req->entity.base, req->entity.len)) {
+        sb_api_reply_error(c, 400, "invalid_utf8", "the body is not valid UTF-8", NULL);
+        return false;
+    }
+    json_error_t jerr;
+    /* Nesting is refused by depth below; jansson's own limit (2048) bounds the parser's stack. */
+    json_t *v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        sb_api_reply_error(c, 400, "invalid_json", msg, NULL);
+        return false;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        sb_api_reply_error(c, 400, "invalid_json", "the body must be a JSON object", NULL);
+        return false;
+    }
+    if (too_deep(v, 1)) {
+        json_decref(v);
+        sb_api_reply_error(c, 400, "invalid_json", "the body nests too deeply", NULL);
+        return false;
+    }
+    if (allowed != NULL) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m)
+        {
+            bool ok = false;
+            for (const char *const *a = allowed; *a != NULL && !ok; a++)
+                ok = strcmp(*a, k) == 0;
+            if (!ok) {
+                char msg[160], field[64];
+                snprintf(field, sizeof(field), "%.60s", k);
+                /* a truncated key may split a character: keep the field valid UTF-8 */
+                while (!sb_utf8_is_valid(field, strlen(field)))
+                    field[strlen(field) - 1] = '\0';
+                snprintf(msg, sizeof(msg), "unknown field '%s'", field);
+                json_decref(v);
+                sb_api_reply_error(c, 400, "unknown_field", msg, field);
+                return false;
+            }
+        }
+    }
+    json_decref(c->body);
+    c->body = v;
+    return true;
+}
+
+size_t sb__api_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+const char *sb__api_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+json_t *sb__api_time(int64_t us)
+{
+    char buf[SB_RFC3339_LEN];
+    sb_clock_format_rfc3339(us, buf);
+    return json_string(buf);
+}
+
+bool sb__api_body_str(sb_api_call_t *c, const char *field, bool required, size_t min, size_t max,
+                      const char **out)
+{
+    json_t *v = json_object_get(c->body, field);
+    *out = NULL;
+    if (v == NULL || (json_is_null(v) && !required)) {
+        if (!required)
+            return true;
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s is required", field);
+        sb_api_reply_error(c, 400, "required", msg, field);
+        return false;
+    }
+    const char *s = json_string_value(v);
+    size_t n = s != NULL ? sb__api_utf8_len(s) : 0;
+    if (s == NULL || n < min || n > max) {
+        char msg[128];
+        if (s == NULL)
+            snprintf(msg, sizeof(msg), "%s must be a string", field);
+        else
+            snprintf(msg, sizeof(msg), "%s must be %zu to %zu characters", field, min, max);
+        sb_api_reply_error(c, 400, "invalid", msg, field);
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+/* ---- asks --------------------------------------------------------------------------------------------- */
+
+void sb_api_ask_opts(const sb_api_call_t *c, sb_ask_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->user_id = c->user_id[0] ? c->user_id : NULL;
+    opts->context = c->ws_context;
+    opts->correlation_id = c->request_id;
+    opts->request_id = c->request_id;
+    opts->source = "api";
+    opts->workspace_id = c->ws_id[0] ? c->ws_id : NULL;
+}
+
+typedef struct {
+    sb_api_call_t *c;
+    sb_api_ask_cb cb;
+} ask_t;
+
+static void on_ask_reply(const sb_ask_reply_t *reply, void *data)
+{
+    ask_t *a = data;
+    sb_api_call_t *c = a->c;
+    sb_api_ask_cb cb = a->cb;
+    free(a);
+    /* A committed change to a workspace: every loop reads it again before trusting its cache, and
+     * this happens before anyone is answered, so the caller's next request sees the change. */
+    if ((reply->nevents > 0 || reply->status == SB_EUNKNOWN) && reply->stream != NULL &&
+        strncmp(reply->stream, "workspace-", 10) == 0)
+        atomic_fetch_add(&c->api->ws_epoch, 1);
+    if (c->req == NULL) {
+        free_call(c);
+        return;
+    }
+    cb(c, reply);
+}
+
+static void ask(sb_api_call_t *c, const char *stream, json_t *cmd, const sb_ask_opts_t *opts,
+                sb_api_ask_cb cb)
+{
+    sb_ask_opts_t def;
+    if (opts == NULL) {
+        sb_api_ask_opts(c, &def);
+        opts = &def;
+    }
+    ask_t *a = malloc(sizeof(*a));
+    if (a == NULL) {
+        json_decref(cmd);
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    a->c = c;
+    a->cb = cb;
+    int rc = cmd != NULL ? sb_actor_ask(c->app->loops, stream, cmd, opts, on_ask_reply, a)
+                         : sb_actor_get(c->app->loops, stream, opts, on_ask_reply, a);
+    if (rc != 0) {
+        free(a);
+        sb_api_reply_errcode(c, rc, NULL);
+    }
+}
+
+void sb_api_ask(sb_api_call_t *c, const char *stream, json_t *cmd, const sb_ask_opts_t *opts,
+                sb_api_ask_cb cb)
+{
+    if (cmd == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    ask(c, stream, cmd, opts, cb);
+}
+
+void sb_api_get(sb_api_call_t *c, const char *stream, sb_api_ask_cb cb)
+{
+    sb_ask_opts_t opts;
+    sb_api_ask_opts(c, &opts);
+    opts.context = NULL;
+    opts.skip_event_data = true;
+    ask(c, stream, NULL, &opts, cb);
+}
+
+void sb_api_reply_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    switch (reply->status) {
+    case SB_EREJECTED:
+        sb_api_reply_error(c, reply->err->status, reply->err->code, reply->err->message, reply->err->field);
+        return;
+    case SB_ECONFLICT:
+        if (reply->precondition_failed) {
+            sb_api_etag(c, reply->version);
+            sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
+        } else {
+            sb_api_reply_error(c, 409, "conflict", "the resource kept changing; try again", NULL);
+        }
+        return;
+    case SB_ENOTFOUND:
+        sb_api_reply_error(c, 404, "not_found", "not found", NULL);
+        return;
+    default:
+        if (reply->error != NULL)
+            sb_log_warn("api", "ask failed id=%s stream=%s: %s (%s)", c->request_id, reply->stream,
+                        sb_strerror(reply->status), reply->error);
+        sb_api_reply_errcode(c, reply->status, NULL);
+    }
+}
+
+/* ---- SQL -------------------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    sb_pg_req_t req;
+    sb_api_call_t *c;
+    sb_api_query_cb cb;
+    bool want_errors;
+    char *copies[SB_PG_MAX_STMTS][16];
+    const char *values[SB_PG_MAX_STMTS][16];
+} api_sql_t;
+
+static void free_sql(api_sql_t *q)
+{
+    for (int s = 0; s < SB_PG_MAX_STMTS; s++)
+        for (int i = 0; i < 16; i++)
+            free(q->copies[s][i]);
+    free(q);
+}
+
+static void on_sql_done(sb_pg_req_t *req, int status)
+{
+    api_sql_t *q = req->data;
+    sb_api_call_t *c = q->c;
+    if (c->req == NULL) {
+        free_call(c);
+    } else if (status != 0 && !q->want_errors) {
+        if (status == SB_EDB)
+            sb_log_error("api", "query failed id=%s stmt=%d sqlstate=%s: %s", c->request_id, req->failed_stmt,
+                         req->sqlstate ? req->sqlstate : "?", req->error ? req->error : "?");
+        sb_api_reply_errcode(c, status == SB_EDB ? SB_EDB : status, NULL);
+    } else {
+        q->cb(c, status, req->results, req->nstmts);
+    }
+    free_sql(q);
+}
+
+void sb_api_sql(sb_api_call_t *c, const sb_api_sql_t *stmts, int nstmts, bool want_errors, sb_api_query_cb cb)
+{
+    if (nstmts < 1 || nstmts > SB_PG_MAX_STMTS || c->loop->db == NULL) {
+        sb_api_reply_errcode(c, SB_EDBDOWN, NULL);
+        return;
+    }
+    api_sql_t *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    q->c = c;
+    q->cb = cb;
+    q->want_errors = want_errors;
+    q->req.cb = on_sql_done;
+    q->req.data = q;
+    for (int s = 0; s < nstmts; s++) {
+        const sb_api_sql_t *st = &stmts[s];
+        for (int i = 0; i < st->nparams && i < 16; i++) {
+            if (st->params[i] == NULL)
+                continue;
+            q->copies[s][i] = strdup(st->params[i]);
+            if (q->copies[s][i] == NULL) {
+                free_sql(q);
+                sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+                return;
+            }
+            q->values[s][i] = q->copies[s][i];
+        }
+        sb_pg_stmt_t ps = {.name = st->name, .sql = st->sql, .nparams = st->nparams, .values = q->values[s]};
+        sb_pg_req_add(&q->req, &ps);
+    }
+    sb_pg_submit(c->loop->db, &q->req);
+}
+
+/* ---- query parameters ---------------------------------------------------------------------------------- */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes application/x-www-form-urlencoded text into the pool; "\x01" for a malformed value. */
+static const char *decode_query_value(h2o_mem_pool_t *pool, const char *p, size_t n)
+{
+    char *out = h2o_mem_alloc_pool(pool, n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            int hi, lo;
+            if (n - i < 3 || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
+                return "\x01";
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+            if (ch == '\0')
+                return "\x01";
+        }
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    if (!sb_utf8_is_valid(out, o))
+        return "\x01";
+    return out;
+}
+
+const char *sb_api_query(sb_api_call_t *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    if (req == NULL || req->query_at == SIZE_MAX)
+        return NULL;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        const char *kend = eq != NULL ? eq : e;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0)
+            return eq != NULL ? decode_query_value(&req->pool, eq + 1, (size_t)(e - eq - 1)) : "";
+        p = e + 1;
+    }
+    return NULL;
+}
+
+bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out)
+{
+    const char *v = sb_api_query(c, "limit");
+    *out = def;
+    if (v == NULL)
+        return true;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || n < 1 || n > max || v[0] == '+' || v[0] == ' ') {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "limit must be an integer from 1 to %d", max);
+        sb_api_reply_error(c, 400, "invalid", msg, "limit");
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+/* ---- If-Match
+ * ------------------------------------------------------------------------------------------------- */
+
+bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts)
+{
+    ssize_t i = h2o_find_header(&c->req->headers, H2O_TOKEN_IF_MATCH, -1);
+    if (i < 0)
+        return true;
+    h2o_iovec_t v = c->req->headers.entries[i].value;
+    char buf[128];
+    if (v.len >= sizeof(buf)) {
+        sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
+        return false;
+    }
+    memcpy(buf, v.base, v.len);
+    buf[v.len] = '\0';
+    char *p = buf;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    char *e = p + strlen(p);
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    if (strcmp(p, "*") == 0)
+        return true;
+    /* One strong tag "<version>".  A weak tag never matches (strong comparison), nor does a list:
+     * the runtime checks one expected version. */
+    size_t n = strlen(p);
+    if (n >= 3 && p[0] == '"' && p[n - 1] == '"') {
+        p[n - 1] = '\0';
+        char *end;
+        errno = 0;
+        long long ver = strtoll(p + 1, &end, 10);
+        if (*end == '\0' && end != p + 1 && errno == 0 && ver >= 0 && p[1] != '-' && p[1] != '+') {
+            opts->check_version = true;
+            opts->expected_version = ver;
+            return true;
+        }
+    }
+    sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
+    return false;
+}

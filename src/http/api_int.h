@@ -1,0 +1,172 @@
+/* Internal to the API handlers (src/http/api*.c): the service's state, per-loop state, and the
+ * helpers the resource files share beyond http/api.h. */
+#ifndef SB_HTTP_API_INT_H
+#define SB_HTTP_API_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "http/api.h"
+
+/* A loop's cache of verified tokens: direct-mapped by the token's SHA-256 (uniform, so its first
+ * bytes index the table), compared in constant time. */
+#define SB__API_TOKEN_SLOTS 2048
+
+typedef struct sb__api_token_slot_s {
+    uint8_t hash[32];
+    char user_id[SB_UUID_STRLEN + 1];
+    int64_t expires_us; /* the session's expiry */
+    uint64_t cached_ms; /* loop time when verified */
+    uint64_t epoch;     /* the service's revocation epoch then */
+    bool used;
+} sb__api_token_slot_t;
+
+/* What /metrics reports about a loop's database side, sampled on the loop (the appender's and the
+ * connection's counters are the loop's own, not safe to read from another thread). */
+typedef struct sb__api_sample_s {
+    _Atomic uint64_t events, commands, conflicts, batches, failures;
+    _Atomic uint64_t db_requests, db_errors, db_reconnects;
+    _Atomic int db_connected, appender_connected;
+} sb__api_sample_t;
+
+/* A loop's cache of workspace states (membership and roles for authorization, the context for
+ * contact decisions), direct-mapped by workspace id.  An entry is trusted only while the service's
+ * workspace epoch is the one it was filled under. */
+#define SB__API_WS_SLOTS 256
+
+typedef struct sb__api_ws_slot_s {
+    char ws[SB_UUID_STRLEN + 1];
+    json_t *state;   /* read-only once cached: shared by the requests of this loop */
+    json_t *context; /* sb_workspace_context(state), read-only; shared with owner loops of asks */
+    int64_t version;
+    uint64_t epoch;
+    uint64_t cached_ms;
+} sb__api_ws_slot_t;
+
+typedef struct sb__api_threads_s sb__api_threads_t;
+
+typedef struct sb__api_loop_s {
+    sb_loop_t *loop;
+    bool started;
+    sb__api_threads_t *threads; /* api_thread.c */
+    sb__api_ws_slot_t ws[SB__API_WS_SLOTS];
+    struct sb_sub_s *ws_sub; /* loop 0: workspace events from the follower */
+    uv_timer_t sampler;      /* every second: the sample below */
+    sb__api_sample_t sample;
+    sb__api_token_slot_t tokens[SB__API_TOKEN_SLOTS];
+} sb__api_loop_t;
+
+/* The workspace cache (api_principal.c): start subscribes loop 0 to workspace events; stop closes
+ * that subscription and releases every loop's cached states. */
+void sb__api_ws_cache_start(sb__api_loop_t *l, sb_api_t *api);
+void sb__api_ws_cache_stop(sb__api_loop_t *l);
+
+/* Contacts' note threads cached per loop and fed by the follower (api_thread.c). */
+sb__api_threads_t *sb__api_threads_start(sb_loop_t *loop, struct sb_follower_s *follower);
+void sb__api_threads_stop(sb__api_threads_t *c);
+void sb__api_threads_free(sb__api_threads_t *c);
+/* The reader's first page of contact's notes (limit 1..200) from the cache, or NULL on a miss.
+ * Caller frees. */
+char *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
+                           int limit);
+char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
+                           int limit, PGresult *rows, bool cacheable, bool *oom);
+/* A page from the page query's rows (no checkpoint column). */
+char *sb__api_notes_page(PGresult *rows, const char *contact, int limit);
+/* hits, misses, fills, fills not kept, entries. */
+void sb__api_threads_stats(const sb__api_threads_t *c, uint64_t out[5]);
+
+/* Starts and stops a loop's sampler (api_metrics.c). */
+void sb__api_sampler_start(sb__api_loop_t *l);
+void sb__api_sampler_stop(sb__api_loop_t *l);
+
+struct sb_api_s {
+    sb_app_t *app;
+    sb_api_options_t opts;
+    sb_router_t *router;
+    int nloops;
+    sb__api_loop_t **loops; /* by loop index */
+    /* Bumped by every logout: a cached token verified under an older epoch is checked again, so a
+     * revoked token stops working on every loop of this process at once. */
+    _Atomic uint64_t token_epoch;
+    /* Bumped whenever a workspace stream changes: by the API itself once a workspace command it
+     * sent has committed (before it answers), and by the follower for changes made elsewhere
+     * (other processes, reactors).  Every loop's cached workspace states are then read again. */
+    _Atomic uint64_t ws_epoch;
+    _Atomic int hash_jobs; /* password hashes queued or running */
+    bool authorizer;       /* installed as the HTTP layer's workspace authorizer */
+    /* A hash of a random password with the configured cost: a login for an unknown e-mail verifies
+     * against it, so it takes as long as a wrong password for a known one. */
+    char dummy_hash[crypto_pwhash_STRBYTES];
+    /* counters for /metrics (relaxed; any loop) */
+    _Atomic uint64_t signups, logins, login_failures, login_rate_limited, idempotent_replays;
+};
+
+sb__api_loop_t *sb__api_loop(const sb_api_call_t *c);
+/* Frees a call whose request is gone (no reply is possible). */
+void sb__api_drop(sb_api_call_t *c);
+
+/* Route registration, one function per resource file. */
+int sb__api_auth_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_workspace_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_settings_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_contact_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_contact_list_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_analytics_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_note_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_event_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_metrics_routes(sb_router_t *r, sb_api_t *api);
+
+/* ---- tokens (api_principal.c) ---- */
+
+#define SB__API_TOKEN_PREFIX "sbt_"
+#define SB__API_TOKEN_LEN (4 + 43) /* prefix + base64url of 32 random bytes */
+
+/* A fresh token (NUL-terminated) and its SHA-256. */
+void sb__api_token_new(char out[SB__API_TOKEN_LEN + 1], uint8_t hash[32]);
+/* 64 lowercase hex characters and a NUL. */
+void sb__api_hex(const uint8_t *p, size_t n, char *out);
+/* SHA-256 of the token text; false when the text cannot be a token (length, characters). */
+bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32]);
+/* The bearer token of the request (Authorization, else ?access_token= when allow_query), or
+ * NULL.  *len gets its length. */
+const char *sb__api_bearer(sb_api_call_t *c, bool allow_query, size_t *len);
+/* Installs the API as the HTTP layer's workspace authorizer (http/auth_hook.h) unless one is
+ * installed already. */
+void sb__api_install_authorizer(sb_api_t *api);
+/* Forgets every cached verification (after a logout). */
+void sb__api_tokens_revoked(sb_api_t *api);
+
+/* ---- idempotency (api_idem.c) ---- */
+
+/* Ends an idempotent call's key after the reply text is known: stores a 2xx response, releases the
+ * key otherwise; then runs deliver (which sends and frees the call) whether or not that worked. */
+void sb__api_idem_finish(sb_api_call_t *c, int status, void (*deliver)(sb_api_call_t *c));
+void sb__api_idem_free(struct sb__api_idem_s *idem);
+/* Records a response header for a replay (name lowercase). */
+void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value);
+
+/* ---- shapes shared by resource files ---- */
+
+/* The API's contact object from a contact actor's state. */
+json_t *sb__api_contact_json(const char *id, const json_t *state);
+
+/* ---- small JSON helpers ---- */
+
+/* The string at key, or NULL. */
+const char *sb__api_str(const json_t *o, const char *key);
+/* RFC 3339 text of microseconds since the epoch, as a new JSON string. */
+json_t *sb__api_time(int64_t us);
+/* A string field of the body: absent -> *out NULL and true (unless required: 400 "required");
+ * not a string or its length in characters outside min..max -> 400 "invalid" naming field. */
+bool sb__api_body_str(sb_api_call_t *c, const char *field, bool required, size_t min, size_t max,
+                      const char **out);
+/* Number of UTF-8 characters (code points) in s (valid UTF-8). */
+size_t sb__api_utf8_len(const char *s);
+/* True when s is a canonical uuid; writes its lowercase form into out. */
+bool sb__api_uuid(const char *s, char out[SB_UUID_STRLEN + 1]);
+
+#endif

@@ -1,0 +1,365 @@
+/* Notes on a contact:
+ *   POST   /v1/workspaces/{ws}/contacts/{id}/notes {body, private?}   -> 201 note
+ *   GET    /v1/workspaces/{ws}/contacts/{id}/notes?limit=&cursor=      -> page, oldest first (notes
+ *                                                                         read model)
+ *   PATCH  /v1/workspaces/{ws}/contacts/{id}/notes/{nid} {body}        -> note (author only)
+ *   DELETE /v1/workspaces/{ws}/contacts/{id}/notes/{nid}               -> 204 (author only)
+ * @mentions of members are recognised by the contact actor and stored with the note.  A private
+ * note is its author's alone: to anyone else it does not exist (absent from lists, 404 by id). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "http/api_int.h"
+
+#define NOTE_MAX_CHARS 10000
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 200
+
+typedef struct {
+    char stream[16 + SB_UUID_STRLEN];
+    char note_id[SB_UUID_STRLEN + 1];
+    int64_t cursor_at;
+    char cursor_id[SB_UUID_STRLEN + 1];
+    char cursor_at_s[24], limit_s[8];
+    int limit;
+    sb_ask_opts_t opts;
+    char *page; /* GET: the page's JSON text */
+} note_state_t;
+
+static void note_cleanup(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    free(st->page);
+}
+
+static json_t *note_json(const char *contact_id, const json_t *ev, const char *created_at)
+{
+    return json_pack("{s:O?, s:s, s:O?, s:O?, s:b, s:O?, s:s?, s:O?}", "id", json_object_get(ev, "note_id"),
+                     "contact_id", contact_id, "author_id", json_object_get(ev, "author_id"), "body",
+                     json_object_get(ev, "body"), "private", json_is_true(json_object_get(ev, "private")),
+                     "mentions", json_object_get(ev, "mentions"), "created_at", created_at, "edited_at",
+                     json_object_get(ev, "at"));
+}
+
+static void reply_contact_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
+                                          strcmp(reply->err->code, "contact_deleted") == 0)) {
+        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        return;
+    }
+    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0) {
+        sb_api_reply_error(c, 404, "note_not_found", "no such note", NULL);
+        return;
+    }
+    sb_api_reply_ask_error(c, reply);
+}
+
+static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
+{
+    if (c->id[0] == '\0') {
+        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        return false;
+    }
+    snprintf(st->stream, sizeof(st->stream), "contact-%s", c->id);
+    return true;
+}
+
+/* ---- POST ------------------------------------------------------------------------------------------------
+ */
+
+static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    note_state_t *st = c->data;
+    if (reply->status != 0) {
+        reply_contact_error(c, reply);
+        return;
+    }
+    json_t *note;
+    if (reply->nevents > 0) {
+        const json_t *ev = reply->events[0].data;
+        note = note_json(c->id, ev, sb__api_str(ev, "at"));
+        json_object_set_new(note, "edited_at", json_null());
+    } else {
+        /* A retry (same Idempotency-Key) of a note that was stored: answer with what we know. */
+        const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
+        note = json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:n, s:n}", "id", st->note_id, "contact_id",
+                         c->id, "author_id", json_object_get(n, "author_id"), "body",
+                         json_object_get(c->body, "body"), "private",
+                         json_is_true(json_object_get(n, "private")), "mentions", "created_at", "edited_at");
+    }
+    char loc[160];
+    snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
+    sb_api_header(c, "location", loc);
+    sb_api_reply_json(c, 201, note);
+}
+
+static void add_keyed(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    sb_api_new_id(c, "note", st->note_id);
+    json_t *priv = json_object_get(c->body, "private");
+    sb_ask_opts_t o;
+    sb_api_ask_opts(c, &o);
+    o.skip_state = true; /* the event says all the answer needs; a contact's state can be large */
+    sb_api_ask(c, st->stream,
+               json_pack("{s:s, s:s, s:O, s:b}", "type", "AddNote", "note_id", st->note_id, "body",
+                         json_object_get(c->body, "body"), "private", json_is_true(priv)),
+               &o, added);
+}
+
+static void add_loaded(sb_api_call_t *c)
+{
+    static const char *const fields[] = {"body", "private", NULL};
+    note_state_t *st = c->data;
+    const char *body;
+    if (!need_contact_id(c, st) || !sb_api_read_body(c, fields) ||
+        !sb__api_body_str(c, "body", true, 1, NOTE_MAX_CHARS, &body))
+        return;
+    json_t *priv = json_object_get(c->body, "private");
+    if (priv != NULL && !json_is_boolean(priv) && !json_is_null(priv)) {
+        sb_api_reply_error(c, 400, "invalid", "private must be true or false", "private");
+        return;
+    }
+    sb_api_idempotent(c, add_keyed);
+}
+
+static int on_add(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    sb_api_workspace(sb_api_begin(req, params, sizeof(note_state_t)), SB_ROLE_AGENT, add_loaded);
+    return 0;
+}
+
+/* ---- GET (the notes read model, and each loop's thread cache)
+ * ----------------------------------------------- */
+
+/* The contact must be a live contact of this workspace (else 404).  The first page comes from the
+ * loop's thread cache when it can (api_thread.c); otherwise one round trip reads the contacts read
+ * model and the notes, with the notes projection's checkpoint for the cache. */
+static const char contact_sql[] = "SELECT 1 FROM contacts.contacts WHERE id = $1 AND workspace_id = $2";
+#define NOTE_COLUMNS                                                                                         \
+    "n.id::text, n.author_id::text, n.body, n.private, array_to_json(n.mentions)::text, "                    \
+    "(extract(epoch FROM n.created_at) * 1000000)::int8, (extract(epoch FROM n.edited_at) * 1000000)::int8"
+static const char fill_sql[] =
+    "SELECT cp.position, " NOTE_COLUMNS " FROM (SELECT position FROM projection_state "
+    "WHERE name = 'notes') cp LEFT JOIN LATERAL (SELECT * FROM notes.notes "
+    "WHERE contact_id = $1 AND workspace_id = $2 ORDER BY created_at, id LIMIT 201) n "
+    "ON true ORDER BY n.created_at, n.id";
+static const char page_sql[] =
+    "SELECT " NOTE_COLUMNS " FROM notes.notes n WHERE contact_id = $1 AND workspace_id = $2 "
+    "AND (NOT private OR author_id = $3) AND (created_at, id) > ('epoch'::timestamptz + "
+    "$4::int8 * interval '1 microsecond', $5::uuid) ORDER BY created_at, id LIMIT $6::int";
+
+static void reply_page(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    char *text = st->page;
+    st->page = NULL;
+    sb_api_reply_raw(c, 200, text);
+}
+
+static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status != 0) {
+        reply_contact_error(c, reply);
+        return;
+    }
+    const json_t *s = reply->state;
+    const char *ws = sb__api_str(s, "workspace_id");
+    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
+        ws == NULL || strcmp(ws, c->ws_id) != 0) {
+        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        return;
+    }
+    reply_page(c);
+}
+
+/* The page is ready (st->page); the contact check decides whether it is the answer. */
+static void page_ready(sb_api_call_t *c, bool contact_listed)
+{
+    note_state_t *st = c->data;
+    if (st->page == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    if (contact_listed) {
+        reply_page(c);
+        return;
+    }
+    /* Not (yet) in the contacts read model: a contact created a moment ago may still be on its way
+     * there, so the actor, which is always current, decides between 404 and this page. */
+    sb_api_get(c, st->stream, list_contact_got);
+}
+
+static void paged(sb_api_call_t *c, int status, PGresult *const *results, int n)
+{
+    note_state_t *st = c->data;
+    st->page = sb__api_notes_page(results[1], c->id, st->limit);
+    page_ready(c, PQntuples(results[0]) == 1);
+}
+
+static void run_page_query(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    snprintf(st->cursor_at_s, sizeof(st->cursor_at_s), "%lld", (long long)st->cursor_at);
+    snprintf(st->limit_s, sizeof(st->limit_s), "%d", st->limit);
+    sb_api_sql_t q[2] = {
+        {"api_notes_contact", contact_sql, 2, {c->id, c->ws_id}},
+        {"api_notes_page",
+         page_sql,
+         6,
+         {c->id, c->ws_id, c->user_id, st->cursor_at_s, st->cursor_id, st->limit_s}},
+    };
+    sb_api_sql(c, q, 2, false, paged);
+}
+
+static void filled(sb_api_call_t *c, int status, PGresult *const *results, int n)
+{
+    note_state_t *st = c->data;
+    bool listed = PQntuples(results[0]) == 1, oom;
+    st->page = sb__api_threads_fill(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit,
+                                    results[1], listed, &oom);
+    if (st->page == NULL && !oom) {
+        /* More than the cached window holds, and too few of them visible to this reader: the
+         * first page, filtered by the database. */
+        st->cursor_at = -62135596800LL * 1000000; /* 0001-01-01, before every note */
+        snprintf(st->cursor_id, sizeof(st->cursor_id), "00000000-0000-0000-0000-000000000000");
+        run_page_query(c);
+        return;
+    }
+    page_ready(c, listed);
+}
+
+static void list_loaded(sb_api_call_t *c)
+{
+    note_state_t *st = c->data;
+    if (!need_contact_id(c, st) || !sb_api_page_limit(c, PAGE_DEFAULT, PAGE_MAX, &st->limit))
+        return;
+    const char *cur = sb_api_query(c, "cursor");
+    if (cur != NULL) {
+        if (sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
+            sb_api_reply_error(c, 400, "invalid", "cursor is not one this API gave out", "cursor");
+            return;
+        }
+        run_page_query(c);
+        return;
+    }
+    char *text = sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
+    if (text != NULL) {
+        sb_api_reply_raw(c, 200, text);
+        return;
+    }
+    sb_api_sql_t q[2] = {
+        {"api_notes_contact", contact_sql, 2, {c->id, c->ws_id}},
+        {"api_notes_fill", fill_sql, 2, {c->id, c->ws_id}},
+    };
+    sb_api_sql(c, q, 2, false, filled);
+}
+
+static int on_list(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    sb_api_call_t *c = sb_api_begin(req, params, sizeof(note_state_t));
+    c->cleanup = note_cleanup;
+    sb_api_workspace(c, SB_ROLE_AGENT, list_loaded);
+    return 0;
+}
+
+/* ---- PATCH / DELETE one note
+ * --------------------------------------------------------------------------------- */
+
+static void edited(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    note_state_t *st = c->data;
+    if (reply->status != 0) {
+        reply_contact_error(c, reply);
+        return;
+    }
+    const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
+    const json_t *ev = reply->nevents > 0 ? reply->events[0].data : NULL;
+    sb_api_reply_json(c, 200,
+                      json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:O?, s:O?}", "id", st->note_id, "contact_id",
+                                c->id, "author_id", json_object_get(n, "author_id"), "body",
+                                json_object_get(c->body, "body"), "private",
+                                json_is_true(json_object_get(n, "private")), "mentions",
+                                json_object_get(ev, "mentions"), "edited_at", json_object_get(ev, "at")));
+}
+
+static void removed(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status != 0) {
+        reply_contact_error(c, reply);
+        return;
+    }
+    sb_api_reply_json(c, 204, NULL);
+}
+
+/* The note must exist on a live contact of this workspace, and a private one be the caller's:
+ * anything else is 404, so nobody learns of another's private note. */
+static void one_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    note_state_t *st = c->data;
+    if (reply->status != 0) {
+        reply_contact_error(c, reply);
+        return;
+    }
+    const json_t *s = reply->state;
+    const char *ws = sb__api_str(s, "workspace_id");
+    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
+        ws == NULL || strcmp(ws, c->ws_id) != 0) {
+        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        return;
+    }
+    const json_t *n = json_object_get(json_object_get(s, "notes"), st->note_id);
+    const char *author = sb__api_str(n, "author_id");
+    if (n == NULL ||
+        (json_is_true(json_object_get(n, "private")) && (author == NULL || strcmp(author, c->user_id)))) {
+        sb_api_reply_error(c, 404, "note_not_found", "no such note", NULL);
+        return;
+    }
+    bool is_delete = c->req->method.len == 6;
+    json_t *cmd = is_delete ? json_pack("{s:s, s:s}", "type", "DeleteNote", "note_id", st->note_id)
+                            : json_pack("{s:s, s:s, s:O}", "type", "EditNote", "note_id", st->note_id, "body",
+                                        json_object_get(c->body, "body"));
+    sb_api_ask(c, st->stream, cmd, &st->opts, is_delete ? removed : edited);
+}
+
+static void one_loaded(sb_api_call_t *c)
+{
+    static const char *const fields[] = {"body", NULL};
+    note_state_t *st = c->data;
+    if (!need_contact_id(c, st))
+        return;
+    if (!sb__api_uuid(c->sub, st->note_id)) {
+        sb_api_reply_error(c, 404, "note_not_found", "no such note", NULL);
+        return;
+    }
+    sb_api_ask_opts(c, &st->opts);
+    if (!sb_api_if_match(c, &st->opts))
+        return;
+    const char *body;
+    bool is_delete = c->req->method.len == 6;
+    if (!is_delete &&
+        (!sb_api_read_body(c, fields) || !sb__api_body_str(c, "body", true, 1, NOTE_MAX_CHARS, &body)))
+        return;
+    sb_api_get(c, st->stream, one_got);
+}
+
+static int on_one(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    sb_api_workspace(sb_api_begin(req, params, sizeof(note_state_t)), SB_ROLE_AGENT, one_loaded);
+    return 0;
+}
+
+int sb__api_note_routes(sb_router_t *r, sb_api_t *api)
+{
+    int rc;
+    if ((rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/contacts/{id}/notes", on_add, api)) != 0 ||
+        (rc = sb_router_add(r, "GET", "/v1/workspaces/{ws}/contacts/{id}/notes", on_list, api)) != 0 ||
+        (rc = sb_router_add(r, "PATCH", "/v1/workspaces/{ws}/contacts/{id}/notes/{nid}", on_one, api)) != 0 ||
+        (rc = sb_router_add(r, "DELETE", "/v1/workspaces/{ws}/contacts/{id}/notes/{nid}", on_one, api)) != 0)
+        return rc;
+    return 0;
+}

@@ -1,0 +1,847 @@
+/* Projection files: parsing and the SQL installed for them (see def.h and docs/projections.md). */
+#include "projections/def.h"
+#include "core/error.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+/* ---- a small SQL scanner --------------------------------------------------------------------
+ * Just enough of PostgreSQL's lexical rules to know, at each byte, whether we are inside a
+ * string, a quoted identifier, a dollar-quoted body or a comment: directives are only recognised
+ * outside them, and so are parameter references and the statement-ending semicolon. */
+
+enum { S_TOP, S_SQUOTE, S_ESTRING, S_DQUOTE, S_DOLLAR, S_LINE, S_BLOCK };
+
+typedef struct {
+    const char *s;
+    size_t n;
+    size_t i;
+    int state;
+    int depth;       /* block comment nesting */
+    const char *tag; /* dollar-quote tag, including both '$' */
+    size_t taglen;
+} scan_t;
+
+static bool ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+/* Length of a dollar-quote opener at s[i] ("$$" or "$tag$"), or 0. */
+static size_t dollar_tag(const char *s, size_t n, size_t i)
+{
+    if (s[i] != '$')
+        return 0;
+    size_t j = i + 1;
+    if (j < n && (isalpha((unsigned char)s[j]) || s[j] == '_' || (unsigned char)s[j] >= 0x80)) {
+        while (j < n && (isalnum((unsigned char)s[j]) || s[j] == '_' || (unsigned char)s[j] >= 0x80))
+            j++;
+    }
+    if (j < n && s[j] == '$')
+        return j + 1 - i;
+    return 0;
+}
+
+/* Advances over one byte (or one token where needed).  Returns true when s[i] (before the step)
+ * was significant SQL at the top level: not whitespace, not inside a comment or quote opener. */
+static bool scan_step(scan_t *sc, bool *significant)
+{
+    const char *s = sc->s;
+    size_t n = sc->n, i = sc->i;
+    *significant = false;
+    if (i >= n)
+        return false;
+    char c = s[i];
+    switch (sc->state) {
+    case S_TOP:
+        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+            sc->state = S_LINE;
+            sc->i += 2;
+            return true;
+        }
+        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+            sc->state = S_BLOCK;
+            sc->depth = 1;
+            sc->i += 2;
+            return true;
+        }
+        *significant = !isspace((unsigned char)c);
+        if (c == '\'') {
+            bool e = i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e') && (i < 2 || !ident_char(s[i - 2]));
+            sc->state = e ? S_ESTRING : S_SQUOTE;
+        } else if (c == '"') {
+            sc->state = S_DQUOTE;
+        } else if (c == '$' && (i == 0 || !ident_char(s[i - 1]))) {
+            size_t t = dollar_tag(s, n, i);
+            if (t > 0) {
+                sc->state = S_DOLLAR;
+                sc->tag = s + i;
+                sc->taglen = t;
+                sc->i += t;
+                return true;
+            }
+        }
+        sc->i++;
+        return true;
+    case S_SQUOTE:
+    case S_ESTRING:
+        if (sc->state == S_ESTRING && c == '\\' && i + 1 < n) {
+            sc->i += 2;
+            return true;
+        }
+        if (c == '\'') {
+            if (i + 1 < n && s[i + 1] == '\'') {
+                sc->i += 2;
+                return true;
+            }
+            sc->state = S_TOP;
+        }
+        sc->i++;
+        return true;
+    case S_DQUOTE:
+        if (c == '"') {
+            if (i + 1 < n && s[i + 1] == '"') {
+                sc->i += 2;
+                return true;
+            }
+            sc->state = S_TOP;
+        }
+        sc->i++;
+        return true;
+    case S_DOLLAR:
+        if (c == '$' && n - i >= sc->taglen && memcmp(s + i, sc->tag, sc->taglen) == 0) {
+            sc->state = S_TOP;
+            sc->i += sc->taglen;
+            return true;
+        }
+        sc->i++;
+        return true;
+    case S_LINE:
+        if (c == '\n')
+            sc->state = S_TOP;
+        sc->i++;
+        return true;
+    case S_BLOCK:
+        if (c == '*' && i + 1 < n && s[i + 1] == '/') {
+            if (--sc->depth == 0)
+                sc->state = S_TOP;
+            sc->i += 2;
+            return true;
+        }
+        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+            sc->depth++;
+            sc->i += 2;
+            return true;
+        }
+        sc->i++;
+        return true;
+    }
+    return false;
+}
+
+/* The last significant byte of sql (outside comments and whitespace), or 0 when there is none. */
+static char last_significant(const char *sql)
+{
+    scan_t sc = {.s = sql, .n = strlen(sql), .state = S_TOP};
+    char last = 0;
+    bool sig;
+    size_t at = 0;
+    while ((at = sc.i, scan_step(&sc, &sig)))
+        if (sig)
+            last = sql[at];
+    /* A string or body still open at the end: whatever it is, it is not a semicolon. */
+    if (sc.state != S_TOP && sc.state != S_LINE)
+        return 'x';
+    return last;
+}
+
+/* True when sql references parameter $k (a single digit) outside strings and comments. */
+static bool mentions_param(const char *sql, char k)
+{
+    scan_t sc = {.s = sql, .n = strlen(sql), .state = S_TOP};
+    bool sig;
+    size_t at = 0;
+    while ((at = sc.i, scan_step(&sc, &sig)))
+        if (sig && sql[at] == '$' && at + 1 < sc.n && sql[at + 1] == k &&
+            (at + 2 >= sc.n || !isdigit((unsigned char)sql[at + 2])))
+            return true;
+    return false;
+}
+
+/* ---- names and quoting ----------------------------------------------------------------------- */
+
+bool sb_pj_name_is_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > SB_PJ_NAME_MAX || !(name[0] >= 'a' && name[0] <= 'z') || name[n - 1] == '_')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+        if (c == '_' && name[i + 1] == '_')
+            return false;
+    }
+    if (strcmp(name, "public") == 0 || strcmp(name, "information_schema") == 0 ||
+        strncmp(name, "pg_", 3) == 0)
+        return false;
+    return true;
+}
+
+static bool type_is_valid(const char *t, size_t n)
+{
+    if (n == 0 || n > 100 || !isupper((unsigned char)t[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)t[i]) && t[i] != '_')
+            return false;
+    return true;
+}
+
+void sb_pj_quote_ident(sb_buf_t *out, const char *s)
+{
+    sb_buf_putc(out, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            sb_buf_putc(out, '"');
+        sb_buf_putc(out, *s);
+    }
+    sb_buf_putc(out, '"');
+}
+
+void sb_pj_quote_literal(sb_buf_t *out, const char *s)
+{
+    sb_buf_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            sb_buf_putc(out, '\'');
+        sb_buf_putc(out, *s);
+    }
+    sb_buf_putc(out, '\'');
+}
+
+/* ---- parsing --------------------------------------------------------------------------------- */
+
+void sb_pj_def_free(sb_pj_def_t *d)
+{
+    if (d == NULL)
+        return;
+    for (int i = 0; i < d->nsections; i++) {
+        for (int k = 0; k < d->sections[i].ntypes; k++)
+            free(d->sections[i].types[k]);
+        free(d->sections[i].types);
+        free(d->sections[i].sql);
+    }
+    free(d->sections);
+    for (int k = 0; k < d->ntypes; k++)
+        free(d->types[k]);
+    free(d->types);
+    free(d->setup);
+    free(d->name);
+    free(d->path);
+    free(d);
+}
+
+void sb_pj_defs_free(sb_pj_def_t **defs, int n)
+{
+    for (int i = 0; i < n; i++)
+        sb_pj_def_free(defs[i]);
+    free(defs);
+}
+
+static char *dup_range(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+static bool only_space_and_comments(const char *sql)
+{
+    return last_significant(sql) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Is the comment text line[0..n) (after "--") a directive?  "@on" and "@batch" always are; another
+ * "@word" is treated as a misspelt directive (an error) when event types follow it, and as a plain
+ * comment ("-- @mentions are stored") otherwise. */
+static bool is_directive(const char *line, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (i >= n || line[i] != '@')
+        return false;
+    size_t w = ++i;
+    while (i < n && isalpha((unsigned char)line[i]))
+        i++;
+    if (i == w || (i < n && !isspace((unsigned char)line[i]) && line[i] != ','))
+        return false;
+    if ((i - w == 2 && memcmp(line + w, "on", 2) == 0) || (i - w == 5 && memcmp(line + w, "batch", 5) == 0))
+        return true;
+    int types = 0;
+    for (;;) {
+        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
+            i++;
+        if (i >= n)
+            break;
+        size_t t = i;
+        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
+            i++;
+        if (!type_is_valid(line + t, i - t))
+            return false;
+        types++;
+    }
+    return types > 0;
+}
+
+/* Parses the directive whose text (after "--") is line[0..n): fills sec's kind and types. */
+static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section_t *sec, char *err,
+                           size_t errlen)
+{
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)line[i]))
+        i++;
+    i++; /* '@' */
+    size_t w = i;
+    while (i < n && isalpha((unsigned char)line[i]))
+        i++;
+    if (i - w == 2 && memcmp(line + w, "on", 2) == 0) {
+        sec->kind = SB_PJ_ON;
+    } else if (i - w == 5 && memcmp(line + w, "batch", 5) == 0) {
+        sec->kind = SB_PJ_BATCH;
+    } else {
+        snprintf(err, errlen, "line %d: unknown directive '@%.*s' (expected @on or @batch)", lineno,
+                 (int)(i - w), line + w);
+        return SB_EINVAL;
+    }
+    sec->line = lineno;
+    for (;;) {
+        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
+            i++;
+        if (i >= n)
+            break;
+        size_t t = i;
+        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
+            i++;
+        if (!type_is_valid(line + t, i - t)) {
+            snprintf(err, errlen, "line %d: '%.*s' is not an event type (PascalCase, letters and digits)",
+                     lineno, (int)(i - t), line + t);
+            return SB_EINVAL;
+        }
+        bool dup = false;
+        for (int k = 0; k < sec->ntypes; k++)
+            if (strlen(sec->types[k]) == i - t && memcmp(sec->types[k], line + t, i - t) == 0)
+                dup = true;
+        if (dup)
+            continue;
+        if (sec->ntypes >= SB_PJ_MAX_TYPES) {
+            snprintf(err, errlen, "line %d: too many event types", lineno);
+            return SB_EINVAL;
+        }
+        char **p = realloc(sec->types, (size_t)(sec->ntypes + 1) * sizeof(*p));
+        if (p == NULL)
+            return SB_ENOMEM;
+        sec->types = p;
+        if ((sec->types[sec->ntypes] = dup_range(line + t, i - t)) == NULL)
+            return SB_ENOMEM;
+        sec->ntypes++;
+    }
+    if (sec->ntypes == 0) {
+        snprintf(err, errlen, "line %d: @%s names no event type", lineno,
+                 sec->kind == SB_PJ_ON ? "on" : "batch");
+        return SB_EINVAL;
+    }
+    return 0;
+}
+
+/* Ends the section being collected at text[from..to). */
+static int close_section(sb_pj_def_t *d, sb_pj_section_t *cur, const char *text, size_t from, size_t to,
+                         char *err, size_t errlen)
+{
+    char *sql = dup_range(text + from, to - from);
+    if (sql == NULL)
+        return SB_ENOMEM;
+    if (cur == NULL) {
+        d->setup = sql;
+        return 0;
+    }
+    if (only_space_and_comments(sql)) {
+        snprintf(err, errlen, "line %d: the section has no statements", cur->line);
+        free(sql);
+        return SB_EINVAL;
+    }
+    cur->sql = sql;
+    return 0;
+}
+
+int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!sb_pj_name_is_valid(name)) {
+        snprintf(err, errlen,
+                 "'%s' cannot name a projection (a-z, 0-9 and single underscores, starting with a letter, "
+                 "at most %d characters)",
+                 name, SB_PJ_NAME_MAX);
+        return SB_EINVAL;
+    }
+    if (len > SB_PJ_MAX_FILE) {
+        snprintf(err, errlen, "the file is larger than %d bytes", SB_PJ_MAX_FILE);
+        return SB_EINVAL;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(err, errlen, "the file contains a NUL byte");
+        return SB_EINVAL;
+    }
+    sb_pj_def_t *d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->name = strdup(name)) == NULL) {
+        free(d);
+        return SB_ENOMEM;
+    }
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)text, len);
+    sodium_bin2hex(d->hash, sizeof(d->hash), h, sizeof(h));
+
+    int rc = 0;
+    sb_pj_section_t *cur = NULL; /* NULL: the set-up */
+    size_t body = 0;             /* where the current part's text starts */
+    int lineno = 1;
+    bool seen_on = false;
+    scan_t sc = {.s = text, .n = len, .state = S_TOP};
+    bool sig;
+    size_t line_start = 0;
+    while (sc.i < len) {
+        size_t at = sc.i;
+        int state = sc.state;
+        if (state == S_TOP && text[at] == '-' && at + 1 < len && text[at + 1] == '-') {
+            /* A comment at the start of a line (after blanks) may be a directive. */
+            bool at_line_start = true;
+            for (size_t k = line_start; k < at; k++)
+                if (!isspace((unsigned char)text[k]))
+                    at_line_start = false;
+            size_t eol = at;
+            while (eol < len && text[eol] != '\n')
+                eol++;
+            if (at_line_start && is_directive(text + at + 2, eol - at - 2)) {
+                /* A directive right after another of the same kind continues its list of types. */
+                bool blank = true;
+                for (size_t j = body; j < line_start && blank; j++)
+                    blank = isspace((unsigned char)text[j]);
+                sb_pj_section_t probe = {0};
+                if (cur != NULL && blank &&
+                    (rc = parse_directive(text + at + 2, eol - at - 2, lineno, &probe, err, errlen)) == 0 &&
+                    probe.kind == cur->kind) {
+                    for (int t = 0; t < probe.ntypes; t++) {
+                        bool dup = false;
+                        for (int j = 0; j < cur->ntypes && !dup; j++)
+                            dup = strcmp(cur->types[j], probe.types[t]) == 0;
+                        if (dup || cur->ntypes >= SB_PJ_MAX_TYPES) {
+                            free(probe.types[t]);
+                            continue;
+                        }
+                        char **p = realloc(cur->types, (size_t)(cur->ntypes + 1) * sizeof(*p));
+                        if (p == NULL) {
+                            free(probe.types[t]);
+                            rc = SB_ENOMEM;
+                            continue;
+                        }
+                        cur->types = p;
+                        cur->types[cur->ntypes++] = probe.types[t];
+                    }
+                    free(probe.types);
+                    if (rc != 0)
+                        goto fail;
+                    body = eol < len ? eol + 1 : eol;
+                    sc.i = body;
+                    line_start = body;
+                    lineno++;
+                    continue;
+                }
+                for (int t = 0; t < probe.ntypes; t++)
+                    free(probe.types[t]);
+                free(probe.types);
+                if (rc == SB_ENOMEM || (rc != 0 && cur != NULL && blank))
+                    goto fail;
+                rc = 0;
+                if ((rc = close_section(d, cur, text, body, line_start, err, errlen)) != 0)
+                    goto fail;
+                if (d->nsections >= SB_PJ_MAX_SECTIONS) {
+                    snprintf(err, errlen, "line %d: too many sections", lineno);
+                    rc = SB_EINVAL;
+                    goto fail;
+                }
+                sb_pj_section_t *p = realloc(d->sections, (size_t)(d->nsections + 1) * sizeof(*p));
+                if (p == NULL) {
+                    rc = SB_ENOMEM;
+                    goto fail;
+                }
+                d->sections = p;
+                cur = &d->sections[d->nsections++];
+                memset(cur, 0, sizeof(*cur));
+                if ((rc = parse_directive(text + at + 2, eol - at - 2, lineno, cur, err, errlen)) != 0)
+                    goto fail;
+                if (cur->kind == SB_PJ_ON)
+                    seen_on = true;
+                else
+                    cur->after = seen_on;
+                body = eol < len ? eol + 1 : eol;
+                sc.i = body;
+                line_start = body;
+                lineno++;
+                continue;
+            }
+        }
+        scan_step(&sc, &sig);
+        for (size_t k = at; k < sc.i; k++) {
+            if (text[k] == '\n') {
+                lineno++;
+                line_start = k + 1;
+            }
+        }
+    }
+    if (sc.state != S_TOP && sc.state != S_LINE) {
+        snprintf(err, errlen, "line %d: the file ends inside a %s", lineno,
+                 sc.state == S_BLOCK    ? "comment"
+                 : sc.state == S_DOLLAR ? "dollar-quoted string"
+                 : sc.state == S_DQUOTE ? "quoted identifier"
+                                        : "string");
+        rc = SB_EINVAL;
+        goto fail;
+    }
+    if ((rc = close_section(d, cur, text, body, len, err, errlen)) != 0)
+        goto fail;
+    if (d->nsections == 0) {
+        snprintf(err, errlen,
+                 "no '-- @on Type' or '-- @batch Type' section: the projection handles no event");
+        rc = SB_EINVAL;
+        goto fail;
+    }
+
+    /* The union of the types, sorted and distinct. */
+    for (int i = 0; i < d->nsections; i++) {
+        for (int k = 0; k < d->sections[i].ntypes; k++) {
+            const char *t = d->sections[i].types[k];
+            bool dup = false;
+            for (int j = 0; j < d->ntypes; j++)
+                if (strcmp(d->types[j], t) == 0)
+                    dup = true;
+            if (dup)
+                continue;
+            if (d->ntypes >= SB_PJ_MAX_TYPES) {
+                snprintf(err, errlen, "more than %d event types", SB_PJ_MAX_TYPES);
+                rc = SB_EINVAL;
+                goto fail;
+            }
+            char **p = realloc(d->types, (size_t)(d->ntypes + 1) * sizeof(*p));
+            if (p == NULL || (p[d->ntypes] = strdup(t)) == NULL) {
+                if (p != NULL)
+                    d->types = p;
+                rc = SB_ENOMEM;
+                goto fail;
+            }
+            d->types = p;
+            d->ntypes++;
+        }
+        if (mentions_param(d->sections[i].sql, '8'))
+            d->uses_metadata = true;
+    }
+    qsort(d->types, (size_t)d->ntypes, sizeof(*d->types), cmp_str);
+    *out = d;
+    return 0;
+fail:
+    sb_pj_def_free(d);
+    return rc;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+static int read_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return e == ENOENT ? UV_ENOENT : uv_translate_sys_error(e);
+    }
+    sb_buf_t b = SB_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (b.len + n > SB_PJ_MAX_FILE) {
+            snprintf(err, errlen, "%s is larger than %d bytes", path, SB_PJ_MAX_FILE);
+            rc = SB_EINVAL;
+            break;
+        }
+        sb_buf_append(&b, chunk, n);
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "cannot read %s", path);
+        rc = SB_EINVAL;
+    }
+    fclose(f);
+    if (rc != 0) {
+        sb_buf_free(&b);
+        return rc;
+    }
+    *len = b.len;
+    sb_buf_putc(&b, '\0');
+    *text = sb_buf_steal(&b);
+    return 0;
+}
+
+int sb_pj_load(const char *dir, const char *name, sb_pj_def_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!sb_pj_name_is_valid(name)) {
+        snprintf(err, errlen, "'%s' cannot name a projection", name);
+        return SB_EINVAL;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.sql", dir, name);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    char perr[400];
+    rc = sb_pj_parse(name, text, len, out, perr, sizeof(perr));
+    free(text);
+    if (rc == SB_EINVAL)
+        snprintf(err, errlen, "%s: %s", path, perr);
+    else if (rc != 0)
+        snprintf(err, errlen, "%s: %s", path, sb_strerror(rc));
+    if (rc == 0 && ((*out)->path = strdup(path)) == NULL) {
+        sb_pj_def_free(*out);
+        *out = NULL;
+        return SB_ENOMEM;
+    }
+    return rc;
+}
+
+int sb_pj_load_dir(const char *dir, sb_pj_def_t ***out, int *n,
+                   void (*on_error)(const char *file, const char *msg, void *data), void *data, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *dh = opendir(dir);
+    if (dh == NULL) {
+        int e = errno;
+        snprintf(err, errlen, "cannot read the projections directory %s: %s", dir, strerror(e));
+        return uv_translate_sys_error(e);
+    }
+    char **names = NULL;
+    int nnames = 0, rc = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".sql") != 0 || de->d_name[0] == '.')
+            continue;
+        char **p = realloc(names, (size_t)(nnames + 1) * sizeof(*p));
+        if (p == NULL || (p[nnames] = dup_range(de->d_name, l - 4)) == NULL) {
+            if (p != NULL)
+                names = p;
+            rc = SB_ENOMEM;
+            break;
+        }
+        names = p;
+        nnames++;
+    }
+    closedir(dh);
+    if (rc == 0)
+        qsort(names, (size_t)nnames, sizeof(*names), cmp_str);
+    sb_pj_def_t **defs = rc == 0 && nnames > 0 ? calloc((size_t)nnames, sizeof(*defs)) : NULL;
+    if (rc == 0 && nnames > 0 && defs == NULL)
+        rc = SB_ENOMEM;
+    for (int i = 0; rc == 0 && i < nnames; i++) {
+        char msg[600];
+        sb_pj_def_t *d = NULL;
+        int r = sb_pj_load(dir, names[i], &d, msg, sizeof(msg));
+        if (r == SB_ENOMEM) {
+            rc = r;
+        } else if (r != 0) {
+            if (on_error != NULL)
+                on_error(names[i], msg, data);
+        } else {
+            defs[(*n)++] = d;
+        }
+    }
+    for (int i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    if (rc != 0) {
+        sb_pj_defs_free(defs, *n);
+        *n = 0;
+        snprintf(err, errlen, "%s", sb_strerror(rc));
+        return rc;
+    }
+    *out = defs;
+    return 0;
+}
+
+/* ---- the installed SQL ----------------------------------------------------------------------- */
+
+/* A dollar-quote tag that does not occur in body. */
+static void body_tag(const char *body, const char *base, char *tag, size_t cap)
+{
+    snprintf(tag, cap, "$%s$", base);
+    for (int k = 1; strstr(body, tag) != NULL; k++)
+        snprintf(tag, cap, "$%s%d$", base, k);
+}
+
+static void put_body(sb_buf_t *out, const char *sql, const char *base)
+{
+    char tag[64];
+    body_tag(sql, base, tag, sizeof(tag));
+    sb_buf_printf(out, "%s\nBEGIN\n%s", tag, sql);
+    /* PL/pgSQL wants each statement ended, and refuses an empty one. */
+    if (last_significant(sql) != ';')
+        sb_buf_puts(out, "\n;");
+    sb_buf_printf(out, "\nEND\n%s", tag);
+}
+
+static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
+static const char array_args[] =
+    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
+static const char event_args[] =
+    "p_position[i], p_stream[i], t, p_version[i], p_workspace[i], p_recorded_at[i], "
+    "p_payload[i], p_metadata[i]";
+static const char batch_args[] =
+    "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
+
+static void put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool any_on)
+{
+    for (int s = 0; s < d->nsections; s++) {
+        const sb_pj_section_t *sec = &d->sections[s];
+        if (sec->kind != SB_PJ_BATCH || (any_on && sec->after != after) || (!any_on && after))
+            continue;
+        sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ARRAY[",
+                      sec->line);
+        for (int k = 0; k < sec->ntypes; k++) {
+            if (k > 0)
+                sb_buf_putc(out, ',');
+            sb_pj_quote_literal(out, sec->types[k]);
+        }
+        sb_buf_printf(out, "]::text[] THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1,
+                      batch_args);
+    }
+}
+
+void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, sb_buf_t *out)
+{
+    if (replace) {
+        sb_buf_puts(out, "DROP SCHEMA IF EXISTS ");
+        sb_pj_quote_ident(out, schema);
+        sb_buf_puts(out, " CASCADE;\n");
+    }
+    sb_buf_puts(out, "CREATE SCHEMA ");
+    sb_pj_quote_ident(out, schema);
+    sb_buf_puts(out, ";\nSET LOCAL search_path = ");
+    sb_pj_quote_ident(out, schema);
+    sb_buf_puts(out, ", public;\n");
+    /* The set-up as written, closed so that what follows starts a new statement. */
+    sb_buf_puts(out, d->setup);
+    if (last_significant(d->setup) != 0 && last_significant(d->setup) != ';')
+        sb_buf_puts(out, "\n;");
+    sb_buf_puts(out, "\n");
+
+    bool any_on = false;
+    for (int s = 0; s < d->nsections; s++) {
+        const sb_pj_section_t *sec = &d->sections[s];
+        any_on |= sec->kind == SB_PJ_ON;
+        /* A batch section plans afresh for each batch: it runs once per batch, and only a custom
+         * plan knows how many events the arrays hold (with the default guess of a hundred, joins
+         * over a batch of thousands become nested loops). */
+        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql %sAS ", s + 1,
+                      sec->kind == SB_PJ_ON ? scalar_args : array_args,
+                      sec->kind == SB_PJ_ON ? "" : "SET plan_cache_mode = force_custom_plan ");
+        put_body(out, sec->sql, "section");
+        sb_buf_puts(out, ";\n");
+    }
+
+    /* The dispatcher.  Its EXCEPTION block names the event (or section) that failed in the error
+     * the runner reports; it costs one subtransaction per batch, not per event.  Generic plans:
+     * a handler runs thousands of times with different parameters, and planning an INSERT into a
+     * table with several indexes can cost more than running it, which custom plans would do on
+     * every call when the planner finds them no dearer. */
+    sb_buf_puts(out,
+                "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
+                "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
+                "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
+                "SET search_path = ");
+    sb_pj_quote_ident(out, schema);
+    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
+                     "text := '';\nBEGIN\n");
+    put_batch_calls(out, d, false, any_on);
+    if (any_on) {
+        /* The per-event pass visits only the events some @on section takes: the filtering and the
+         * type-to-branch mapping are done set-wise in C by the query, so events of other types
+         * (most of a batch, for many projections) cost nothing here. */
+        sb_buf_t list = SB_BUF_INIT;
+        int nhandled = 0;
+        sb_buf_puts(&list, "ARRAY[");
+        for (int k = 0; k < d->ntypes; k++) {
+            bool handled = false;
+            for (int s = 0; s < d->nsections && !handled; s++)
+                for (int j = 0; j < d->sections[s].ntypes && d->sections[s].kind == SB_PJ_ON && !handled; j++)
+                    handled = strcmp(d->sections[s].types[j], d->types[k]) == 0;
+            if (!handled)
+                continue;
+            if (nhandled++ > 0)
+                sb_buf_putc(&list, ',');
+            sb_pj_quote_literal(&list, d->types[k]);
+        }
+        sb_buf_puts(&list, "]::text[]");
+        sb_buf_printf(
+            out,
+            "    sect := '';\n"
+            "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
+            "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
+            "        t := p_type[i];\n"
+            "        CASE k\n",
+            list.data, list.data);
+        int branch = 0;
+        for (int k = 0; k < d->ntypes; k++) {
+            const char *type = d->types[k];
+            bool handled = false;
+            for (int s = 0; s < d->nsections && !handled; s++)
+                for (int j = 0; j < d->sections[s].ntypes && d->sections[s].kind == SB_PJ_ON && !handled; j++)
+                    handled = strcmp(d->sections[s].types[j], type) == 0;
+            if (!handled)
+                continue;
+            sb_buf_printf(out, "        WHEN %d THEN\n", ++branch);
+            for (int s = 0; s < d->nsections; s++) {
+                const sb_pj_section_t *sec = &d->sections[s];
+                if (sec->kind != SB_PJ_ON)
+                    continue;
+                for (int j = 0; j < sec->ntypes; j++)
+                    if (strcmp(sec->types[j], type) == 0)
+                        sb_buf_printf(out, "            PERFORM \"__section_%d\"(%s);\n", s + 1, event_args);
+            }
+        }
+        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
+        sb_buf_free(&list);
+    }
+    put_batch_calls(out, d, true, any_on);
+    sb_buf_puts(out,
+                "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("
+                "'projection %s: %s: %s', ");
+    sb_pj_quote_literal(out, d->name);
+    sb_buf_puts(out, ", CASE WHEN i > 0 THEN format('event %s (%s %s v%s)', p_position[i], p_type[i], "
+                     "p_stream[i], p_version[i]) ELSE sect END, SQLERRM);\nEND\n$sb_apply$;\n");
+}

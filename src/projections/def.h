@@ -1,0 +1,87 @@
+/* Projection files (projections/NAME.sql) and the SQL the runner installs for them.
+ *
+ * A file is set-up SQL (tables, indexes, views, helper functions) followed by sections, each
+ * introduced by a directive line at the start of a line outside any string or comment:
+ *
+ *   -- @on TypeA TypeB       statements run once per event of these types, in position order,
+ *                            with the event as $1..$8 (docs/projections.md lists them)
+ *   -- @batch TypeA TypeB    statements run once per batch holding any event of these types,
+ *                            with the batch's events as eight arrays in $1..$8
+ *
+ * Batch sections written before the first @on section run before the per-event pass, the others
+ * after it.  Any other "-- @word" directive is an error, so a typo never silently drops a handler.
+ *
+ * Installing a projection into a schema creates the schema, runs the set-up with the schema first
+ * on the search_path, and creates one PL/pgSQL function per section plus the dispatcher
+ * <schema>.__apply(positions, streams, types, versions, workspaces, recorded_ats, payloads,
+ * metadatas), which runs the sections over one batch.  The dispatcher's search_path is a
+ * function attribute naming its schema, so it can be called from any session. */
+#ifndef SB_PROJECTIONS_DEF_H
+#define SB_PROJECTIONS_DEF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+#define SB_PJ_NAME_MAX 40   /* bytes of a projection name, without the NUL */
+#define SB_PJ_HASH_LEN 64   /* hex SHA-256 */
+#define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
+#define SB_PJ_MAX_SECTIONS 256
+#define SB_PJ_MAX_FILE (4 << 20)
+
+enum { SB_PJ_ON = 1, SB_PJ_BATCH = 2 };
+
+typedef struct sb_pj_section_s {
+    int kind;   /* SB_PJ_ON or SB_PJ_BATCH */
+    bool after; /* a batch section that runs after the per-event pass */
+    int line;   /* of its directive, for messages */
+    char **types;
+    int ntypes;
+    char *sql;
+} sb_pj_section_t;
+
+typedef struct sb_pj_def_s {
+    char *name;
+    char *path; /* where it was read from, or NULL */
+    char hash[SB_PJ_HASH_LEN + 1];
+    char *setup;
+    sb_pj_section_t *sections;
+    int nsections;
+    char **types; /* every type any section takes: sorted, distinct */
+    int ntypes;
+    bool uses_metadata; /* some section mentions $8: the runner converts metadata only then */
+} sb_pj_def_t;
+
+/* True when name can name a projection: [a-z][a-z0-9_]*, at most SB_PJ_NAME_MAX bytes, no "__"
+ * (the runner's own suffixes use it), not ending in "_", and not a schema PostgreSQL reserves
+ * (public, information_schema, pg_*). */
+bool sb_pj_name_is_valid(const char *name);
+
+/* Parses the text of projection `name`.  0 with *out (free with sb_pj_def_free), or SB_EINVAL with
+ * one line in err naming the line at fault, or SB_ENOMEM. */
+int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **out, char *err, size_t errlen);
+
+/* Reads and parses dir/name.sql.  As sb_pj_parse; UV_ENOENT when the file does not exist. */
+int sb_pj_load(const char *dir, const char *name, sb_pj_def_t **out, char *err, size_t errlen);
+
+/* Every *.sql in dir, sorted by name.  Files that fail to parse are reported through on_error (if
+ * given) and skipped.  0 with *out (an array of *n, free with sb_pj_defs_free) or a negative code
+ * with err filled when the directory cannot be read. */
+int sb_pj_load_dir(const char *dir, sb_pj_def_t ***out, int *n,
+                   void (*on_error)(const char *file, const char *msg, void *data), void *data, char *err,
+                   size_t errlen);
+
+void sb_pj_def_free(sb_pj_def_t *d);
+void sb_pj_defs_free(sb_pj_def_t **defs, int n);
+
+/* Appends to out the SQL script that (re)creates schema with d's tables and functions: drops the
+ * schema first when replace is set.  The script runs inside the caller's transaction and leaves
+ * search_path changed for it (SET LOCAL). */
+void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, sb_buf_t *out);
+
+/* Appends s as a double-quoted SQL identifier / a single-quoted SQL literal. */
+void sb_pj_quote_ident(sb_buf_t *out, const char *s);
+void sb_pj_quote_literal(sb_buf_t *out, const char *s);
+
+#endif

@@ -1,0 +1,141 @@
+/* The runner's internals, shared by runner.c (lease, catalog, builds and swaps), unit.c (applying
+ * batches), catalog.c (blocking set-up) and cli.c.  Not a public contract. */
+#ifndef SB_PROJECTIONS_PJ_INT_H
+#define SB_PROJECTIONS_PJ_INT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "db/pg.h"
+#include "events/follow.h"
+#include "projections/def.h"
+#include "projections/projections.h"
+
+/* Advisory lock keys: the runner lease (session-level) and catalog changes (transaction-level). */
+#define SB_PJ_LEASE_LOCK "7318029347265510"
+#define SB_PJ_INSTALL_LOCK "7318029347265511"
+/* SQLSTATEs raised by the catalog functions. */
+#define SB_PJ_SQLSTATE_MOVED "SBP01"  /* a checkpoint is not where the runner thought */
+#define SB_PJ_SQLSTATE_BEHIND "SBP02" /* a build to swap in is behind its live tables */
+#define SB_PJ_NOTIFY_CHANNEL "sb_projections"
+
+#define SB_OID_TIMESTAMPTZ 1184
+#define SB_OID_JSONB 3802
+
+typedef struct sb_projections_s pj_runner_t;
+typedef struct pj_unit_s pj_unit_t;
+
+/* One projection as the runner runs it: its live tables, or a build of a new version. */
+typedef struct pj_member_s {
+    pj_runner_t *r;
+    pj_unit_t *unit;
+    char name[SB_PJ_NAME_MAX + 1];
+    char schema[SB_PJ_NAME_MAX + 16]; /* name, or name__build */
+    bool build;
+    char **types;
+    int ntypes;
+    bool uses_metadata;
+    int partition;
+    /* set while its handlers fail */
+    char *error;
+    int failures;
+    /* where a member created by a reconcile starts, until it joins a unit */
+    int64_t start_at;
+    int64_t start_applied_us;
+    struct pj_member_s *fresh_next;
+    struct pj_member_s *next; /* the runner's list */
+} pj_member_t;
+
+/* One batch being collected or applied, as the eight array parameters of __apply. */
+typedef struct pj_batch_s {
+    sb_pg_array_t a[8];
+    int n;
+    int64_t last_position;
+    int64_t last_recorded_us;
+} pj_batch_t;
+
+/* A group of projections at the same position that share one subscription, one connection and one
+ * transaction per batch. */
+struct pj_unit_s {
+    pj_runner_t *r;
+    int id;
+    bool build;
+    int partition;
+    pj_member_t **members;
+    int nmembers;
+    char **types; /* the union of the members' */
+    int ntypes;
+    bool uses_metadata;
+    sb_pg_t *pg;  /* applies */
+    sb_pg_t *rpg; /* reads the log while catching up */
+    sb_sub_t *sub;
+    int64_t committed;    /* the checkpoint in the catalog */
+    int64_t committed_us; /* recorded_at of the last event applied (0: unknown) */
+    int64_t caught_up_us; /* the last time committed >= the follower's head */
+    pj_batch_t bufs[2];
+    pj_batch_t *acc; /* collecting */
+    pj_batch_t *fly; /* in flight */
+    bool in_flight;
+    bool paused;
+    bool held;           /* a swap waits for it: no new batch */
+    bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
+    bool swap_in_flight; /* its swap transaction is under way */
+    bool was_held;
+    bool start_pending; /* waits for the follower to know the log's end */
+    bool closing;
+    int64_t flight_to;
+    sb_pg_req_t req;
+    sb_pg_req_t swap_req;
+    char stmt_name[64];
+    char *apply_sql;
+    int gen;
+    /* parameters of the request in flight */
+    char *p_names; /* the members' names as a text[] literal */
+    char p_from[24], p_to[24], p_at[40];
+    const char *adv_values[5];
+    const char *apply_values[8];
+    int apply_lengths[8];
+    int apply_formats[8];
+    uv_timer_t timer; /* a delayed start, or a retry */
+    int pending_closes;
+    pj_unit_t *next;
+};
+
+/* unit.c */
+pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t position);
+void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m);
+void sb__pj_unit_remove(pj_unit_t *u, pj_member_t *m);
+/* Subscribes from u->committed and starts applying. */
+void sb__pj_unit_start(pj_unit_t *u);
+/* Closes the subscription and connections; the runner frees u once closed (sb__pj_unit_closed). */
+void sb__pj_unit_close(pj_unit_t *u);
+/* Subscribes after delay_ms instead. */
+void sb__pj_unit_start_later(pj_unit_t *u, uint64_t delay_ms);
+/* Flushes what is collected (or, with nothing collected, records how far the filter skipped) if
+ * nothing is in flight and the unit is not held; force ignores the hold. */
+void sb__pj_unit_kick(pj_unit_t *u, bool force);
+/* After a swap: the unit's members now run the live tables. */
+void sb__pj_unit_promote(pj_unit_t *u);
+/* The position every event the unit needs up to which is applied. */
+int64_t sb__pj_unit_position(const pj_unit_t *u);
+
+/* runner.c: called by units */
+sb_follower_t *sb__pj_runner_follower(pj_runner_t *r);
+sb_loop_t *sb__pj_runner_loop(pj_runner_t *r);
+const char *sb__pj_runner_conninfo(pj_runner_t *r);
+int sb__pj_runner_max_batch(pj_runner_t *r);
+void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u);
+void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u, int status, const char *sqlstate,
+                               const char *error);
+void sb__pj_runner_unit_closed(pj_runner_t *r, pj_unit_t *u);
+
+/* catalog.c: blocking helpers for start-up and the CLI */
+PGconn *sb__pj_connect(const char *conninfo, char *err, size_t errlen);
+int sb__pj_ensure_catalog(PGconn *c, char *err, size_t errlen);
+/* Installs d live (build false) or as a build; SB_EEXIST when someone installed it first. */
+int sb__pj_install_blocking(PGconn *c, const sb_pj_def_t *d, bool build, char *err, size_t errlen);
+void sb__pj_text_array(sb_buf_t *out, char *const *items, int n);
+
+#endif

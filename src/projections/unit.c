@@ -1,0 +1,421 @@
+/* Units: a group of projections at one position, fed by one subscription and applied in one
+ * transaction per batch (pj_int.h).
+ *
+ * While a batch is in flight the next one is collected, so decoding and the database overlap;
+ * once it holds max_batch events the subscription pauses.  A batch is one pipelined request of
+ * two statements, committed together at its Sync:
+ *   1. projection_advance(names, build, from, to, applied_at): moves every member's checkpoint
+ *      from `from` to `to`, or raises if one is not at `from` (another runner got there first);
+ *   2. SELECT m1.__apply($1..$8), m2.__apply($1..$8), ...: the events as eight binary arrays,
+ *      converted once and read by every member.
+ * So the rows a batch writes and the checkpoints that say so commit or roll back together. */
+#include "projections/pj_int.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "events/codec.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* PostgreSQL timestamps count microseconds from 2000-01-01 UTC. */
+#define PG_EPOCH_US 946684800000000LL
+
+static const uint32_t array_oids[8] = {SB_OID_INT8, SB_OID_TEXT,        SB_OID_TEXT,  SB_OID_INT8,
+                                       SB_OID_UUID, SB_OID_TIMESTAMPTZ, SB_OID_JSONB, SB_OID_JSONB};
+
+static void batch_reset(pj_batch_t *b)
+{
+    for (int i = 0; i < 8; i++)
+        sb_pg_array_begin(&b->a[i], array_oids[i]);
+    b->n = 0;
+    b->last_position = 0;
+    b->last_recorded_us = 0;
+}
+
+static void put32(char *p, uint32_t v)
+{
+    v = htonl(v);
+    memcpy(p, &v, 4);
+}
+
+/* Appends msgpack as a binary jsonb element (version byte 1, then the JSON text), written straight
+ * into the array's buffer.  Undecodable bytes become NULL: a malformed event must not stall the
+ * projection, and handlers see the NULL. */
+static void add_jsonb(sb_pg_array_t *a, const char *mp, size_t len, int64_t position)
+{
+    size_t at = a->buf.len;
+    sb_buf_append(&a->buf, "\0\0\0\0\1", 5);
+    char err[96];
+    if (sb_codec_to_json(mp, len, &a->buf, err, sizeof(err)) != 0) {
+        a->buf.len = at;
+        sb_log_warn("projections",
+                    "event %" PRId64 ": undecodable payload or metadata (%s); handlers get NULL", position,
+                    err);
+        sb_pg_array_add(a, NULL, -1);
+        return;
+    }
+    put32(a->buf.data + at, (uint32_t)(a->buf.len - at - 4));
+    a->count++;
+}
+
+static void batch_add(pj_batch_t *b, const sb_event_t *e, bool metadata)
+{
+    sb_pg_array_add_int8(&b->a[0], e->position);
+    sb_pg_array_add(&b->a[1], e->stream, (int32_t)strlen(e->stream));
+    sb_pg_array_add(&b->a[2], e->type, (int32_t)strlen(e->type));
+    sb_pg_array_add_int8(&b->a[3], e->version);
+    if (e->has_workspace)
+        sb_pg_array_add(&b->a[4], e->workspace.b, 16);
+    else
+        sb_pg_array_add(&b->a[4], NULL, -1);
+    sb_pg_array_add_int8(&b->a[5], e->recorded_at_us - PG_EPOCH_US);
+    add_jsonb(&b->a[6], e->payload, e->payload_len, e->position);
+    if (metadata)
+        add_jsonb(&b->a[7], e->metadata, e->metadata_len, e->position);
+    b->n++;
+    b->last_position = e->position;
+    b->last_recorded_us = e->recorded_at_us;
+}
+
+/* ---- membership ------------------------------------------------------------------------------ */
+
+static void free_types(pj_unit_t *u)
+{
+    for (int i = 0; i < u->ntypes; i++)
+        free(u->types[i]);
+    free(u->types);
+    u->types = NULL;
+    u->ntypes = 0;
+}
+
+/* Recomputes the union of types and the apply statement after a membership or schema change. */
+static void refresh(pj_unit_t *u)
+{
+    free_types(u);
+    u->uses_metadata = false;
+    for (int i = 0; i < u->nmembers; i++) {
+        pj_member_t *m = u->members[i];
+        u->uses_metadata |= m->uses_metadata;
+        for (int k = 0; k < m->ntypes; k++) {
+            bool dup = false;
+            for (int j = 0; j < u->ntypes && !dup; j++)
+                dup = strcmp(u->types[j], m->types[k]) == 0;
+            if (dup)
+                continue;
+            char **p = realloc(u->types, (size_t)(u->ntypes + 1) * sizeof(*p));
+            if (p == NULL || (p[u->ntypes] = strdup(m->types[k])) == NULL)
+                abort(); /* a few short strings */
+            u->types = p;
+            u->ntypes++;
+        }
+    }
+    sb_buf_t sql = SB_BUF_INIT;
+    sb_buf_puts(&sql, "SELECT ");
+    for (int i = 0; i < u->nmembers; i++) {
+        if (i > 0)
+            sb_buf_puts(&sql, ", ");
+        sb_pj_quote_ident(&sql, u->members[i]->schema);
+        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8)");
+    }
+    free(u->apply_sql);
+    u->apply_sql = sb_buf_steal(&sql);
+    /* A new name, so the connection prepares the new text (a prepared statement is per name). */
+    snprintf(u->stmt_name, sizeof(u->stmt_name), "sb_pj_apply_%d_%d", u->id, ++u->gen);
+    sb_buf_t names = SB_BUF_INIT;
+    sb_buf_putc(&names, '{');
+    for (int i = 0; i < u->nmembers; i++)
+        sb_buf_printf(&names, "%s%s", i ? "," : "", u->members[i]->name);
+    sb_buf_putc(&names, '}');
+    free(u->p_names);
+    u->p_names = sb_buf_steal(&names);
+}
+
+static int next_id;
+
+pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t position)
+{
+    pj_unit_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        abort();
+    u->r = r;
+    u->id = ++next_id;
+    u->build = build;
+    u->partition = partition;
+    u->committed = position;
+    u->acc = &u->bufs[0];
+    u->fly = &u->bufs[1];
+    batch_reset(u->acc);
+    batch_reset(u->fly);
+    sb_loop_t *loop = sb__pj_runner_loop(r);
+    char name[64];
+    snprintf(name, sizeof(name), "projections-%d", u->id);
+    u->pg = sb_pg_open(&loop->uv, sb__pj_runner_conninfo(r), name);
+    snprintf(name, sizeof(name), "projections-%d-read", u->id);
+    u->rpg = sb_pg_open(&loop->uv, sb__pj_runner_conninfo(r), name);
+    if (u->pg == NULL || u->rpg == NULL)
+        abort();
+    /* A batch waits for the connection rather than failing while the database restarts. */
+    sb_pg_set_default_timeout(u->pg, 60000);
+    uv_timer_init(&loop->uv, &u->timer);
+    u->timer.data = u;
+    return u;
+}
+
+void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m)
+{
+    pj_member_t **p = realloc(u->members, (size_t)(u->nmembers + 1) * sizeof(*p));
+    if (p == NULL)
+        abort();
+    u->members = p;
+    u->members[u->nmembers++] = m;
+    m->unit = u;
+    refresh(u);
+}
+
+void sb__pj_unit_remove(pj_unit_t *u, pj_member_t *m)
+{
+    for (int i = 0; i < u->nmembers; i++) {
+        if (u->members[i] == m) {
+            memmove(&u->members[i], &u->members[i + 1], (size_t)(u->nmembers - i - 1) * sizeof(*u->members));
+            u->nmembers--;
+            break;
+        }
+    }
+    if (m->unit == u)
+        m->unit = NULL;
+    refresh(u);
+}
+
+/* ---- applying -------------------------------------------------------------------------------- */
+
+int64_t sb__pj_unit_position(const pj_unit_t *u)
+{
+    /* Events the filter skipped count as applied once nothing is pending. */
+    if (u->sub != NULL && !u->in_flight && u->acc->n == 0) {
+        int64_t p = sb_sub_position(u->sub);
+        return p > u->committed ? p : u->committed;
+    }
+    return u->committed;
+}
+
+static void on_applied(sb_pg_req_t *req, int status);
+
+static void submit(pj_unit_t *u)
+{
+    pj_batch_t *b = u->fly;
+    snprintf(u->p_from, sizeof(u->p_from), "%" PRId64, u->committed);
+    snprintf(u->p_to, sizeof(u->p_to), "%" PRId64, u->flight_to);
+    u->adv_values[0] = u->p_names;
+    u->adv_values[1] = u->build ? "t" : "f";
+    u->adv_values[2] = u->p_from;
+    u->adv_values[3] = u->p_to;
+    u->adv_values[4] = NULL;
+    if (b->n > 0) {
+        /* Seconds since the epoch, which timestamptz reads from text via to_timestamp. */
+        snprintf(u->p_at, sizeof(u->p_at), "%" PRId64 ".%06" PRId64, b->last_recorded_us / 1000000,
+                 b->last_recorded_us % 1000000);
+        u->adv_values[4] = u->p_at;
+    }
+    memset(&u->req, 0, sizeof(u->req));
+    /* synchronous_commit off: a crash may lose the last batches, but each with its checkpoint,
+     * so they are simply applied again; the commit need not wait for the disk. */
+    sb_pg_req_init(&u->req,
+                   "SELECT set_config('synchronous_commit', 'off', true), projection_advance($1::text[], "
+                   "$2::boolean, $3::int8, $4::int8, to_timestamp($5::float8))",
+                   5, u->adv_values, on_applied, u);
+    u->req.stmts[0].name = "sb_pj_advance";
+    if (b->n > 0) {
+        for (int i = 0; i < 8; i++) {
+            if (i == 7 && !u->uses_metadata) {
+                u->apply_values[i] = NULL;
+                u->apply_lengths[i] = 0;
+            } else {
+                sb_pg_array_finish(&b->a[i], &u->apply_values[i], &u->apply_lengths[i]);
+            }
+            u->apply_formats[i] = 1;
+        }
+        sb_pg_stmt_t st = {.name = u->stmt_name,
+                           .sql = u->apply_sql,
+                           .nparams = 8,
+                           .values = u->apply_values,
+                           .lengths = u->apply_lengths,
+                           .formats = u->apply_formats};
+        sb_pg_req_add(&u->req, &st);
+    }
+    sb_pg_submit(u->pg, &u->req);
+}
+
+/* Starts applying what has been collected; with nothing collected, records how far the filter
+ * skipped (so lag and restarts start from there).  Does nothing while a batch is in flight. */
+static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
+{
+    if (u->in_flight || (u->held && !force) || u->closing || u->sub == NULL || u->nmembers == 0)
+        return;
+    int64_t to = sb_sub_position(u->sub);
+    if (u->acc->n > 0 && u->acc->last_position > to)
+        to = u->acc->last_position;
+    if (u->acc->n == 0 && (!skipped_only_ok || to <= u->committed))
+        return;
+    pj_batch_t *t = u->fly;
+    u->fly = u->acc;
+    u->acc = t;
+    batch_reset(u->acc);
+    u->flight_to = to;
+    u->in_flight = true;
+    submit(u);
+}
+
+void sb__pj_unit_kick(pj_unit_t *u, bool force)
+{
+    flush(u, force, true);
+}
+
+static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
+{
+    pj_unit_t *u = data;
+    for (int i = 0; i < n; i++)
+        batch_add(u->acc, &events[i], u->uses_metadata);
+    if (!u->in_flight && !u->held) {
+        flush(u, false, false);
+        return;
+    }
+    if (u->acc->n >= sb__pj_runner_max_batch(u->r) && !u->paused) {
+        u->paused = true;
+        sb_sub_pause(s);
+    }
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    pj_unit_t *u = t->data;
+    if (u->closing || !u->in_flight)
+        return;
+    submit(u);
+}
+
+static void on_applied(sb_pg_req_t *req, int status)
+{
+    pj_unit_t *u = req->data;
+    if (u->closing) {
+        u->in_flight = false;
+        return;
+    }
+    if (status == SB_EDBDOWN) {
+        /* Nothing was sent: the same batch again, later. */
+        sb_log_warn("projections", "unit %d: database unavailable, retrying", u->id);
+        uv_timer_start(&u->timer, on_retry, 1000, 0);
+        return;
+    }
+    u->in_flight = false;
+    if (status != 0) {
+        sb__pj_runner_unit_failed(u->r, u, status, req->sqlstate, req->error);
+        return;
+    }
+    u->committed = u->flight_to;
+    if (u->fly->n > 0)
+        u->committed_us = u->fly->last_recorded_us;
+    for (int i = 0; i < u->nmembers; i++) {
+        pj_member_t *m = u->members[i];
+        if (m->error != NULL) {
+            sb_log_info("projections", "%s%s: applying again after %d failures", m->name,
+                        m->build ? " (build)" : "", m->failures);
+            free(m->error);
+            m->error = NULL;
+            m->failures = 0;
+        }
+    }
+    sb__pj_runner_committed(u->r, u);
+    if (u->closing)
+        return;
+    if (u->paused && u->acc->n < sb__pj_runner_max_batch(u->r)) {
+        u->paused = false;
+        sb_sub_resume(u->sub);
+    }
+    flush(u, false, false);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+void sb__pj_unit_start(pj_unit_t *u)
+{
+    if (u->closing || u->sub != NULL)
+        return;
+    /* Not before the follower knows the log's end: a subscription that finishes catching up
+     * before then cannot count the events its filter skipped up to the end, and an idle log would
+     * leave its checkpoint short of it.  The runner's tick tries again. */
+    u->start_pending = sb_follower_head(sb__pj_runner_follower(u->r)) < 0;
+    if (u->start_pending)
+        return;
+    sb_log_filter_t filter = {.types = (const char *const *)u->types, .ntypes = u->ntypes};
+    u->sub = sb_follower_subscribe(sb__pj_runner_follower(u->r), u->rpg, u->committed, &filter, on_events, u);
+    if (u->sub == NULL)
+        abort();
+    u->caught_up_us = 0;
+}
+
+static void on_start_timer(uv_timer_t *t)
+{
+    sb__pj_unit_start(t->data);
+}
+
+void sb__pj_unit_start_later(pj_unit_t *u, uint64_t delay_ms)
+{
+    if (delay_ms == 0)
+        sb__pj_unit_start(u);
+    else
+        uv_timer_start(&u->timer, on_start_timer, delay_ms, 0);
+}
+
+void sb__pj_unit_promote(pj_unit_t *u)
+{
+    u->build = false;
+    for (int i = 0; i < u->nmembers; i++) {
+        u->members[i]->build = false;
+        snprintf(u->members[i]->schema, sizeof(u->members[i]->schema), "%s", u->members[i]->name);
+    }
+    refresh(u);
+}
+
+static void on_part_closed(void *data)
+{
+    pj_unit_t *u = data;
+    if (--u->pending_closes > 0)
+        return;
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 8; k++)
+            sb_pg_array_free(&u->bufs[i].a[k]);
+    free_types(u);
+    free(u->apply_sql);
+    free(u->p_names);
+    free(u->members);
+    sb__pj_runner_unit_closed(u->r, u);
+    free(u);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    on_part_closed(h->data);
+}
+
+void sb__pj_unit_close(pj_unit_t *u)
+{
+    if (u->closing)
+        return;
+    u->closing = true;
+    if (u->sub != NULL) {
+        sb_sub_close(u->sub);
+        u->sub = NULL;
+    }
+    for (int i = 0; i < u->nmembers; i++)
+        if (u->members[i]->unit == u)
+            u->members[i]->unit = NULL;
+    u->nmembers = 0;
+    u->pending_closes = 3;
+    uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, on_timer_closed);
+    sb_pg_close(u->pg, on_part_closed, u);
+    sb_pg_close(u->rpg, on_part_closed, u);
+}

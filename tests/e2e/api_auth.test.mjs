@@ -1,0 +1,199 @@
+// Accounts and sessions end to end: sign-up, login, the same answer for an unknown e-mail and a
+// wrong password, rate limits per account and per address, token expiry, logout, /v1/me.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, createDb, dropDb, eventCount, signup, sql, startServer, uniqueEmail } from './api_support.mjs';
+
+const DB_NAME = 'e2e_api_auth';
+let db, srv, anon;
+
+before(async () => {
+  db = createDb(DB_NAME);
+  srv = await startServer({
+    db,
+    env: {
+      SWITCHBOARD_LOGIN_MAX_FAILURES: '3',
+      SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '1000',
+      SWITCHBOARD_LOGIN_WINDOW_SECONDS: '60',
+    },
+  });
+  anon = new Client(srv.url);
+});
+
+after(async () => {
+  const code = await srv?.stop();
+  dropDb(DB_NAME);
+  assert.equal(code, 0, 'server exits cleanly');
+});
+
+test('sign-up answers 201 {user, token}; the token works; the log holds no password hash', async () => {
+  const email = uniqueEmail('Ana');
+  const r = await anon.post('/v1/auth/signup', { email: email.toUpperCase(), password: 'a long secret', name: 'Ana' });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.user.email, email.toLowerCase());
+  assert.equal(r.json.user.name, 'Ana');
+  assert.match(r.json.user.id, /^[0-9a-f-]{36}$/);
+  assert.match(r.json.token, /^sbt_[A-Za-z0-9_-]{43}$/);
+  assert.match(r.json.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+  const me = await anon.as(r.json.token).get('/v1/me');
+  assert.equal(me.status, 200);
+  assert.equal(me.json.id, r.json.user.id);
+  assert.equal(me.json.email, email.toLowerCase());
+  // The UserRegistered event carries a credential reference, never the hash or the password.
+  const hash = sql(db, `SELECT password_hash FROM auth_credentials WHERE user_id = '${r.json.user.id}'`);
+  assert.match(hash, /^\$argon2id\$/);
+  const payloads = sql(db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${r.json.user.id}'`);
+  assert.ok(payloads.includes('cred:'), 'credential_ref is stored');
+  assert.ok(!payloads.includes('$argon2'), 'no hash in the log');
+  assert.ok(!payloads.includes('a long secret'), 'no password in the log');
+  // Only the token's hash is stored.
+  assert.equal(sql(db, `SELECT count(*) FROM auth_sessions WHERE token_hash = convert_to('${r.json.token}', 'UTF8')`), '0');
+});
+
+test('sign-up validation: each bad field is named, nothing is stored', async () => {
+  const before = eventCount(db);
+  const cases = [
+    [{ password: 'long enough', name: 'A' }, 400, 'email'],
+    [{ email: 'not-an-email', password: 'long enough', name: 'A' }, 400, 'email'],
+    [{ email: uniqueEmail(), password: 'short', name: 'A' }, 400, 'password'],
+    [{ email: uniqueEmail(), name: 'A' }, 400, 'password'],
+    [{ email: uniqueEmail(), password: 12345678, name: 'A' }, 400, 'password'],
+    [{ email: uniqueEmail(), password: 'long enough' }, 400, 'name'],
+    [{ email: uniqueEmail(), password: 'long enough', name: '' }, 400, 'name'],
+    [{ email: uniqueEmail(), password: 'long enough', name: 'x'.repeat(201) }, 400, 'name'],
+    [{ email: uniqueEmail(), password: 'x'.repeat(1025), name: 'A' }, 400, 'password'],
+    [{ email: uniqueEmail(), password: 'long enough', name: 'A', admin: true }, 400, 'admin'],
+  ];
+  for (const [body, status, field] of cases) {
+    const r = await anon.post('/v1/auth/signup', body);
+    assert.equal(r.status, status, JSON.stringify(body));
+    assert.equal(r.json.error.field, field, JSON.stringify(body));
+    assert.equal(typeof r.json.error.code, 'string');
+    assert.equal(typeof r.json.error.message, 'string');
+  }
+  assert.equal(eventCount(db), before);
+});
+
+test('one account per e-mail, even when sign-ups race', async () => {
+  const email = uniqueEmail('race');
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      anon.post('/v1/auth/signup', { email, password: 'a long secret', name: `Racer ${i}` }),
+    ),
+  );
+  const statuses = results.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+  for (const r of results.filter((x) => x.status === 409)) assert.equal(r.json.error.code, 'email_taken');
+  assert.equal(sql(db, `SELECT count(*) FROM auth_credentials WHERE email = '${email}' AND active`), '1');
+  assert.equal(sql(db, `SELECT count(*) FROM events WHERE type = 'UserRegistered' AND encode(payload, 'escape') LIKE '%${email}%'`), '1');
+});
+
+test('login: 200 with a new token; a wrong password and an unknown e-mail get the same 401', async () => {
+  const u = await signup(srv.url, { password: 'the right one' });
+  const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
+  assert.equal(ok.status, 200);
+  assert.notEqual(ok.json.token, u.token);
+  assert.equal(ok.json.user_id, u.user.id);
+  assert.equal((await anon.as(ok.json.token).get('/v1/me')).status, 200);
+
+  const wrong = await anon.post('/v1/auth/login', { email: u.email, password: 'the wrong one' });
+  const unknown = await anon.post('/v1/auth/login', { email: uniqueEmail('nobody'), password: 'the wrong one' });
+  assert.equal(wrong.status, 401);
+  assert.equal(unknown.status, 401);
+  assert.deepEqual(wrong.json, unknown.json);
+  assert.equal(wrong.json.error.code, 'invalid_credentials');
+});
+
+test('failed logins are limited per account: 429 with Retry-After, even with the right password', async () => {
+  const u = await signup(srv.url, { password: 'the right one' });
+  for (let i = 0; i < 3; i++) {
+    const r = await anon.post('/v1/auth/login', { email: u.email, password: `wrong ${i}` });
+    assert.equal(r.status, 401);
+  }
+  const limited = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
+  assert.equal(limited.status, 429);
+  assert.equal(limited.json.error.code, 'rate_limited');
+  const ra = Number(limited.headers.get('retry-after'));
+  assert.ok(ra >= 1 && ra <= 60, `Retry-After ${ra}`);
+  // Another account from the same address is not affected (the address limit is high here).
+  const v = await signup(srv.url, { password: 'the right one' });
+  assert.equal((await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' })).status, 200);
+});
+
+test('failed logins are limited per client address across accounts', async () => {
+  const db2 = createDb(`${DB_NAME}_addr`);
+  const s2 = await startServer({ db: db2, env: { SWITCHBOARD_LOGIN_MAX_FAILURES: '100', SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '4' } });
+  try {
+    const c = new Client(s2.url);
+    const u = await signup(s2.url, { password: 'the right one' });
+    for (let i = 0; i < 4; i++) {
+      const r = await c.post('/v1/auth/login', { email: uniqueEmail(`spray${i}`), password: 'guess' });
+      assert.equal(r.status, 401);
+    }
+    const r = await c.post('/v1/auth/login', { email: u.email, password: 'the right one' });
+    assert.equal(r.status, 429);
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  } finally {
+    assert.equal(await s2.stop(), 0);
+    dropDb(`${DB_NAME}_addr`);
+  }
+});
+
+test('logout revokes the token at once on every loop; other sessions stay valid', async () => {
+  const u = await signup(srv.url);
+  const other = await anon.post('/v1/auth/login', { email: u.email, password: u.password });
+  // Warm every loop's cache: many requests spread over connections.
+  const warm = await Promise.all(Array.from({ length: 16 }, () => u.client.get('/v1/me')));
+  assert.ok(warm.every((r) => r.status === 200));
+  const out = await u.client.post('/v1/auth/logout', undefined);
+  assert.equal(out.status, 204);
+  const after = await Promise.all(Array.from({ length: 16 }, () => u.client.get('/v1/me')));
+  assert.deepEqual(after.map((r) => r.status), Array(16).fill(401));
+  assert.equal(after[0].headers.get('www-authenticate')?.startsWith('Bearer'), true);
+  assert.equal((await anon.as(other.json.token).get('/v1/me')).status, 200);
+  assert.equal((await u.client.post('/v1/auth/logout', undefined)).status, 401);
+});
+
+test('tokens expire', async () => {
+  const db3 = createDb(`${DB_NAME}_ttl`);
+  const s3 = await startServer({ db: db3, env: { SWITCHBOARD_TOKEN_TTL_SECONDS: '2' } });
+  try {
+    const u = await signup(s3.url);
+    const c = new Client(s3.url, u.token);
+    assert.equal((await c.get('/v1/me')).status, 200);
+    const expiresAt = Date.parse((await new Client(s3.url).post('/v1/auth/login', { email: u.email, password: u.password })).json.expires_at);
+    assert.ok(expiresAt - Date.now() <= 2500, 'expires within the configured TTL');
+    // Wait for the clock to pass the expiry (the point of this test), then the token is refused.
+    const started = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - started < 10000) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await c.get('/v1/me')).status;
+    }
+    assert.equal(status, 401);
+    assert.ok(Date.now() - started >= 1000, 'not refused before it expired');
+  } finally {
+    assert.equal(await s3.stop(), 0);
+    dropDb(`${DB_NAME}_ttl`);
+  }
+});
+
+test('bearer tokens: missing, malformed, unknown, and ?access_token= is not accepted on the API', async () => {
+  const u = await signup(srv.url);
+  const cases = [
+    {},
+    { authorization: 'Bearer' },
+    { authorization: 'Basic dXNlcjpwYXNz' },
+    { authorization: 'Bearer not-a-token' },
+    { authorization: `Bearer sbt_${'A'.repeat(43)}` },
+    { authorization: `Bearer ${u.token}x` },
+    { authorization: `Bearer ${u.token.slice(0, -1)}` },
+  ];
+  for (const headers of cases) {
+    const r = await anon.get('/v1/me', { headers });
+    assert.equal(r.status, 401, JSON.stringify(headers));
+    assert.equal(r.json.error.code, 'unauthorized');
+  }
+  assert.equal((await anon.get(`/v1/me?access_token=${u.token}`)).status, 401);
+  assert.equal((await anon.get('/v1/me', { headers: { authorization: `bearer ${u.token}` } })).status, 200);
+});

@@ -1,0 +1,228 @@
+/* Projection files: names, parsing (sections, directives, strings and comments) and the installed
+ * SQL.  Whether the SQL runs is the integration tests' business (test_projections.c). */
+#include "projections/def.h"
+#include "core/error.h"
+#include "sbtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sb_pj_def_t *parse(const char *name, const char *text, char *err, size_t errlen)
+{
+    sb_pj_def_t *d = NULL;
+    int rc = sb_pj_parse(name, text, strlen(text), &d, err, errlen);
+    if (rc != 0)
+        return NULL;
+    return d;
+}
+
+static void test_names(void)
+{
+    CHECK(sb_pj_name_is_valid("contacts"));
+    CHECK(sb_pj_name_is_valid("a"));
+    CHECK(sb_pj_name_is_valid("type_counts2"));
+    CHECK(!sb_pj_name_is_valid(""));
+    CHECK(!sb_pj_name_is_valid("Contacts"));
+    CHECK(!sb_pj_name_is_valid("2fast"));
+    CHECK(!sb_pj_name_is_valid("a__build")); /* the runner's suffixes */
+    CHECK(!sb_pj_name_is_valid("trailing_"));
+    CHECK(!sb_pj_name_is_valid("public"));
+    CHECK(!sb_pj_name_is_valid("pg_stats"));
+    CHECK(!sb_pj_name_is_valid("information_schema"));
+    CHECK(!sb_pj_name_is_valid("has-dash"));
+    CHECK(!sb_pj_name_is_valid("x123456789x123456789x123456789x1234567890")); /* 41 */
+    CHECK(sb_pj_name_is_valid("x123456789x123456789x123456789x123456789"));   /* 40 */
+}
+
+static void test_sections(void)
+{
+    char err[256];
+    const char *text = "-- A report.\n"
+                       "CREATE TABLE t (id uuid PRIMARY KEY, n int);\n"
+                       "-- @batch NoteAdded\n"
+                       "INSERT INTO t SELECT 1;\n"
+                       "-- @on ContactCreated, ContactUpdated\n"
+                       "INSERT INTO t VALUES (right($2, 36)::uuid, 0)\n"
+                       "  -- @mentions in a comment are not directives\n"
+                       "ON CONFLICT DO NOTHING;\n"
+                       "  -- @on NoteAdded\n"
+                       "UPDATE t SET n = n + 1 WHERE $8->>'user_id' IS NOT NULL;\n"
+                       "-- @batch ContactDeleted MessageSent\n"
+                       "-- @batch NoteDeleted\n"
+                       "DELETE FROM t;\n";
+    sb_pj_def_t *d = parse("report", text, err, sizeof(err));
+    if (!CHECK(d != NULL)) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    CHECK_EQ_STR(d->name, "report");
+    CHECK_EQ_INT(strlen(d->hash), 64);
+    CHECK(strstr(d->setup, "CREATE TABLE t") != NULL);
+    CHECK(strstr(d->setup, "@batch") == NULL);
+    if (CHECK_EQ_INT(d->nsections, 4)) {
+        CHECK_EQ_INT(d->sections[0].kind, SB_PJ_BATCH);
+        CHECK(!d->sections[0].after); /* before the first @on */
+        CHECK_EQ_INT(d->sections[1].kind, SB_PJ_ON);
+        CHECK_EQ_INT(d->sections[1].ntypes, 2);
+        CHECK_EQ_STR(d->sections[1].types[1], "ContactUpdated");
+        CHECK(strstr(d->sections[1].sql, "ON CONFLICT") != NULL); /* the @mentions comment stayed inside */
+        CHECK_EQ_INT(d->sections[2].line, 9);
+        CHECK_EQ_INT(d->sections[3].kind, SB_PJ_BATCH);
+        CHECK(d->sections[3].after);
+        CHECK_EQ_INT(d->sections[3].ntypes, 3); /* continued on the next line */
+        CHECK_EQ_STR(d->sections[3].types[2], "NoteDeleted");
+    }
+    /* The union, sorted and distinct. */
+    if (CHECK_EQ_INT(d->ntypes, 6)) {
+        CHECK_EQ_STR(d->types[0], "ContactCreated");
+        CHECK_EQ_STR(d->types[5], "NoteDeleted");
+    }
+    CHECK(d->uses_metadata);
+    sb_pj_def_free(d);
+
+    /* Same content, same hash; any change, another. */
+    sb_pj_def_t *a = parse("x", "-- @on A\nSELECT 1;", err, sizeof(err));
+    sb_pj_def_t *b = parse("y", "-- @on A\nSELECT 1;", err, sizeof(err));
+    sb_pj_def_t *c = parse("x", "-- @on A\nSELECT 2;", err, sizeof(err));
+    if (CHECK(a && b && c)) {
+        CHECK_EQ_STR(a->hash, b->hash);
+        CHECK(strcmp(a->hash, c->hash) != 0);
+        CHECK(!a->uses_metadata);
+    }
+    sb_pj_def_free(a);
+    sb_pj_def_free(b);
+    sb_pj_def_free(c);
+}
+
+static void test_quoting(void)
+{
+    char err[256];
+    /* Directive-looking lines inside strings, dollar quotes and block comments are SQL. */
+    const char *text = "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $body$\n"
+                       "-- @on NotADirective\n"
+                       "SELECT 'x' $body$;\n"
+                       "/* a comment\n"
+                       "-- @on AlsoNot\n"
+                       "/* nested */ still comment */\n"
+                       "SELECT 'it''s\n"
+                       "-- @on StillAString';\n"
+                       "SELECT E'back\\'slash\n"
+                       "-- @on InAnEString';\n"
+                       "-- @on Real\n"
+                       "SELECT '$8', \"$8\"; -- $8 only in strings, identifiers and comments\n";
+    sb_pj_def_t *d = parse("q", text, err, sizeof(err));
+    if (!CHECK(d != NULL)) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    if (CHECK_EQ_INT(d->nsections, 1))
+        CHECK_EQ_STR(d->sections[0].types[0], "Real");
+    CHECK(!d->uses_metadata);
+    CHECK(strstr(d->setup, "StillAString") != NULL);
+    sb_pj_def_free(d);
+}
+
+static void expect_error(const char *name, const char *text, const char *needle)
+{
+    char err[256] = "";
+    sb_pj_def_t *d = NULL;
+    int rc = sb_pj_parse(name, text, strlen(text), &d, err, sizeof(err));
+    CHECK_EQ_INT(rc, SB_EINVAL);
+    CHECK(d == NULL);
+    if (!CHECK(strstr(err, needle) != NULL))
+        fprintf(stderr, "  error was: %s\n", err);
+}
+
+static void test_errors(void)
+{
+    expect_error("Bad", "-- @on A\nSELECT 1;", "cannot name a projection");
+    expect_error("x", "CREATE TABLE t (x int);\n", "no '-- @on Type'");
+    expect_error("x", "-- @onn ContactCreated\nSELECT 1;", "line 1: unknown directive '@onn'");
+    expect_error("x", "-- @on\nSELECT 1;", "line 1: @on names no event type");
+    expect_error("x", "-- @on contactCreated\nSELECT 1;", "'contactCreated' is not an event type");
+    expect_error("x", "SELECT 1;\n-- @on A\n  -- just a comment\n\n-- @on B\nSELECT 1;",
+                 "line 2: the section has no statements");
+    expect_error("x", "-- @on A\nSELECT 'open", "ends inside a string");
+    expect_error("x", "-- @on A\nSELECT $$open", "ends inside a dollar-quoted string");
+    expect_error("x", "/* open\n-- @on A\nSELECT 1;", "ends inside a comment");
+    char nul[] = "-- @on A\nSELECT 1;\0";
+    char err[128];
+    sb_pj_def_t *d = NULL;
+    CHECK_EQ_INT(sb_pj_parse("x", nul, sizeof(nul) - 1, &d, err, sizeof(err)), SB_EINVAL);
+    /* A directive of another kind right after a directive ends the first, which is empty. */
+    expect_error("x", "-- @on A\n-- @batch B\nSELECT 1;", "line 1: the section has no statements");
+}
+
+static void test_install_sql(void)
+{
+    char err[256];
+    const char *text = "CREATE TABLE t (n int)\n"
+                       "-- @batch B\n"
+                       "INSERT INTO t SELECT count(*) FROM unnest($3) -- no semicolon, then a comment\n"
+                       "-- @on A C\n"
+                       "INSERT INTO t VALUES ($$ $section$ $$::text::int);\n"
+                       "-- @on C\n"
+                       "DELETE FROM t\n";
+    sb_pj_def_t *d = parse("demo", text, err, sizeof(err));
+    if (!CHECK(d != NULL))
+        return;
+    sb_buf_t out = SB_BUF_INIT;
+    sb_pj_install_sql(d, "demo__build", true, &out);
+    const char *s = out.data;
+    CHECK(strstr(s, "DROP SCHEMA IF EXISTS \"demo__build\" CASCADE;") == s);
+    CHECK(strstr(s, "CREATE SCHEMA \"demo__build\";\nSET LOCAL search_path = \"demo__build\", public;") !=
+          NULL);
+    /* The set-up's last statement is closed before the functions. */
+    CHECK(strstr(s, "CREATE TABLE t (n int)\n\n;") != NULL);
+    /* Three sections, the dispatcher with the schema on its search_path and generic plans. */
+    CHECK(strstr(s, "CREATE FUNCTION \"__section_1\"(bigint[], text[]") != NULL);
+    CHECK(strstr(s, "SET plan_cache_mode = force_custom_plan") != NULL);
+    CHECK(
+        strstr(
+            s,
+            "CREATE FUNCTION \"__section_2\"(bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb)") !=
+        NULL);
+    CHECK(strstr(s, "CREATE FUNCTION \"__section_3\"") != NULL);
+    CHECK(strstr(s, "SET plan_cache_mode = force_generic_plan SET search_path = \"demo__build\", public") !=
+          NULL);
+    /* The body of section 2 holds "$section$", so its tag is another. */
+    CHECK(strstr(s, "$section1$") != NULL);
+    /* A section whose last statement lacks ';' gets one, after its trailing comment. */
+    CHECK(strstr(s, "-- no semicolon, then a comment\n\n;\nEND") != NULL);
+    CHECK(strstr(s, "DELETE FROM t\n\n;\nEND") != NULL);
+    /* The per-event pass takes only A and C; C runs both of its sections, in file order. */
+    CHECK(strstr(s, "WHERE e.ty = ANY (ARRAY['A','C']::text[])") != NULL);
+    const char *c = strstr(s, "WHEN 2 THEN");
+    if (CHECK(c != NULL)) {
+        const char *s2 = strstr(c, "\"__section_2\"");
+        const char *s3 = strstr(c, "\"__section_3\"");
+        CHECK(s2 != NULL && s3 != NULL && s2 < s3);
+    }
+    /* The batch section (written before any @on) runs before the per-event pass. */
+    CHECK(strstr(s, "\"__section_1\"(p_position") < strstr(s, "FOR i, k IN"));
+    CHECK(strstr(s, "'projection %s: %s: %s', 'demo'") != NULL);
+    sb_buf_free(&out);
+
+    /* Live installs do not drop anything. */
+    sb_pj_install_sql(d, "demo", false, &out);
+    CHECK(strstr(out.data, "DROP SCHEMA") == NULL);
+    sb_buf_free(&out);
+    sb_pj_def_free(d);
+
+    sb_buf_t q = SB_BUF_INIT;
+    sb_pj_quote_ident(&q, "a\"b");
+    sb_pj_quote_literal(&q, "it's");
+    CHECK_EQ_STR(q.data, "\"a\"\"b\"'it''s'");
+    sb_buf_free(&q);
+}
+
+int main(void)
+{
+    SBTEST_RUN(test_names);
+    SBTEST_RUN(test_sections);
+    SBTEST_RUN(test_quoting);
+    SBTEST_RUN(test_errors);
+    SBTEST_RUN(test_install_sql);
+    return sbtest_summary();
+}
