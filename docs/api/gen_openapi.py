@@ -200,7 +200,7 @@ nnum = {"type": ["number", "null"]}
 S["Analytics"] = {"type": "object", "required": ["from", "to", "totals", "messages_by_channel", "messages_by_status", "messages_by_day", "response_time_seconds", "calls", "pipeline"], "properties": {
     "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date", "description": "exclusive"},
     "totals": {"type": "object", "required": ["messages", "inbound", "outbound", "calls"], "properties": {k: count for k in ["messages", "inbound", "outbound", "calls"]}},
-    "messages_by_channel": counts, "messages_by_status": counts,
+    "messages_by_channel": counts, "messages_by_status": {**counts, "description": "how many messages reached each status (received, queued, sent, delivered, read, failed, undelivered) on days in the range"},
     "messages_by_day": {"type": "array", "items": {"type": "object", "required": ["date", "inbound", "outbound"], "properties": {"date": {"type": "string", "format": "date"}, "inbound": count, "outbound": count}}},
     "response_time_seconds": {"type": "object", "required": ["average", "median", "p90", "replies"], "description": "from a contact's first unanswered inbound message to the team's next reply", "properties": {"average": nnum, "median": nnum, "p90": nnum, "replies": count}},
     "calls": {"type": "object", "required": ["total", "answered", "missed", "average_duration_seconds"], "properties": {"total": count, "answered": count, "missed": count, "average_duration_seconds": nnum}},

@@ -11,8 +11,10 @@
  *    "calls": {"total", "answered", "missed", "average_duration_seconds"},
  *    "pipeline": [{"stage", "contacts"}]}
  *
- * Messages count once, on the day they were received or queued; by status, each message counts on
- * the day it reached each status (sent, delivered, read, failed, ...: projections/analytics.sql).
+ * Messages count once, on the day they were received or queued (by channel, by day, totals); by
+ * status, each status counts the messages that reached it on a day in the range (a message sent
+ * one day and delivered the next counts as sent on the first and delivered on the second, so
+ * delivered / sent is the range's delivery rate).
  * Response time runs from a contact's first unanswered inbound message to the team's next reply
  * (replies dated in the range).  Averages are null when there is nothing to average.  Pipeline
  * counts are today's (stages in pipeline order, then stages no longer in the pipeline, then no
@@ -35,6 +37,8 @@ typedef struct {
 static const char report_sql[] =
     "WITH m AS (SELECT day, channel, direction, messages FROM analytics.messages_daily "
     "WHERE workspace_id = $1 AND day >= $2::date AND day < $3::date AND messages > 0), "
+    "st AS (SELECT status, messages FROM analytics.status_daily "
+    "WHERE workspace_id = $1 AND day >= $2::date AND day < $3::date AND messages > 0), "
     "c AS (SELECT coalesce(sum(calls), 0)::int8 AS total, coalesce(sum(answered), 0)::int8 AS answered, "
     "coalesce(sum(missed), 0)::int8 AS missed, coalesce(sum(duration_seconds), 0)::int8 AS seconds "
     "FROM analytics.calls_daily WHERE workspace_id = $1 AND day >= $2::date AND day < $3::date), "
@@ -52,9 +56,7 @@ static const char report_sql[] =
     "'messages_by_channel', coalesce((SELECT json_object_agg(channel, n) FROM "
     "(SELECT channel, sum(messages)::int8 AS n FROM m GROUP BY channel ORDER BY channel) x), '{}'::json), "
     "'messages_by_status', coalesce((SELECT json_object_agg(status, n) FROM "
-    "(SELECT status, sum(messages)::int8 AS n FROM analytics.status_daily WHERE workspace_id = $1 "
-    "AND day >= $2::date AND day < $3::date GROUP BY status HAVING sum(messages) > 0 ORDER BY status) x), "
-    "'{}'::json), "
+    "(SELECT status, sum(messages)::int8 AS n FROM st GROUP BY status ORDER BY status) x), '{}'::json), "
     "'messages_by_day', coalesce((SELECT json_agg(json_build_object('date', day, 'inbound', i, 'outbound', "
     "o) "
     "ORDER BY day) FROM (SELECT day, coalesce(sum(messages) FILTER (WHERE direction = 'inbound'), 0)::int8 "

@@ -10,9 +10,8 @@
  *   switchboard_db_connections{role="query"|"append"}         gauge (connected now)
  *   switchboard_db_requests_total, _db_errors_total, _db_reconnects_total
  *   switchboard_auth_* and switchboard_idempotent_replays_total
- *   switchboard_projection_checkpoint, _lag_positions, _lag_seconds, _failing,
- *   _rebuilding{projection} and switchboard_projections_active (docs/projections.md), and
- *   switchboard_sse_clients, when those subsystems run in this process.
+ *   switchboard_projection_* {projection} (checkpoint, lag in events and seconds, failing,
+ *   rebuilding; docs/projections.md) and switchboard_sse_* when those subsystems run.
  * Per-loop database figures are sampled on each loop once a second (its connections' counters are
  * the loop's own), so they may be a second old; everything else is read live. */
 #include <inttypes.h>
@@ -278,13 +277,6 @@ static void sse_metrics(sb_buf_t *b, sb_api_t *api)
     counter(b, "switchboard_sse_events_sent_total", "SSE messages sent.", st.events_sent);
 }
 
-/* The projections' checkpoints, lags, failures and rebuilds (docs/projections.md). */
-static void projection_metrics(sb_buf_t *b, sb_api_t *api)
-{
-    if (api->app->projections != NULL)
-        sb_projections_metrics_text(api->app->projections, b);
-}
-
 static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
     sb_api_t *api = data;
@@ -294,7 +286,8 @@ static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *dat
     actor_metrics(&b, api);
     api_metrics(&b, api);
     sse_metrics(&b, api);
-    projection_metrics(&b, api);
+    if (api->app->projections != NULL)
+        sb_projections_metrics_text(api->app->projections, &b);
     sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
     sb_buf_free(&b);
     return 0;

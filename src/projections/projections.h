@@ -79,7 +79,7 @@ typedef struct sb_projection_metric_s {
 int sb_projections_metrics(const sb_projections_t *p, sb_projection_metric_t *out, int cap);
 
 /* Appends the metrics in Prometheus text format: per projection
- * switchboard_projection_{checkpoint,lag_positions,lag_seconds,failing,rebuilding}{projection="..."},
+ * switchboard_projection_{checkpoint,lag_events,lag_seconds,failing,rebuilding}{projection="..."},
  * and switchboard_projections_active (1 in the process holding the lease).  Any thread. */
 void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out);
 

@@ -1132,7 +1132,7 @@ void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out)
         const char *name, *help;
     } series[] = {
         {"switchboard_projection_checkpoint", "Position up to which every event is applied."},
-        {"switchboard_projection_lag_positions", "Events in the log after the checkpoint."},
+        {"switchboard_projection_lag_events", "Events in the log after the checkpoint."},
         {"switchboard_projection_lag_seconds",
          "Seconds since the read model was last complete (0 when caught up)."},
         {"switchboard_projection_failing", "1 while the projection's handlers fail and are retried."},

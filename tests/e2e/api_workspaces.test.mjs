@@ -1,7 +1,7 @@
 // Workspaces, members and roles, pipeline stages and auto-replies, end to end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, createDb, dropDb, eventCount, signup, startServer, workspace } from './api_support.mjs';
+import { Client, createDb, dropDb, eventCount, eventually, signup, startServer, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_workspaces';
 let db, srv;
@@ -244,7 +244,11 @@ test('the events page: position order, after= and limit=, stable while events ar
 test('GET /metrics speaks Prometheus text', async () => {
   const { ws, owner } = await workspace(srv.url);
   assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}`)).status, 200);
-  const r = await new Client(srv.url).get('/metrics');
+  // Loops sample their database connections once a second: wait for both to be seen up.
+  const r = await eventually(async () => {
+    const m = await new Client(srv.url).get('/metrics');
+    return /^switchboard_db_connections\{role="query"\} 2$/m.test(m.text) && m;
+  });
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   assert.match(r.text, /^switchboard_http_requests_total\{method="POST",route="\/v1\/workspaces",status="201"\} \d+$/m);
@@ -254,6 +258,8 @@ test('GET /metrics speaks Prometheus text', async () => {
   assert.match(r.text, /^switchboard_db_connections\{role="query"\} 2$/m);
   assert.match(r.text, /^switchboard_auth_signups_total [1-9]\d*$/m);
   assert.match(r.text, /^switchboard_sse_clients \d+$/m);
+  assert.match(r.text, /^switchboard_projection_lag_events\{projection="notes"\} \d+$/m);
+  assert.match(r.text, /^switchboard_projections_active 1$/m);
   for (const line of r.text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     assert.match(line, /^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+$/, line);

@@ -137,7 +137,7 @@ wait_metric "$port_a" 'switchboard_projections_active' 1
 # announce: wait for the checkpoint itself.)
 wait_metric "$port_a" 'switchboard_projection_checkpoint{projection="pings"}' "$head"
 wait_metric "$port_a" 'switchboard_projection_checkpoint{projection="ping_streams"}' "$head"
-wait_metric "$port_a" 'switchboard_projection_lag_positions{projection="pings"}' 0
+wait_metric "$port_a" 'switchboard_projection_lag_events{projection="pings"}' 0
 [ "$(q 'SELECT count(*) FROM pings.pings')" = 3000 ] || fail "pings live: $(q 'SELECT count(*) FROM pings.pings')"
 [ "$(q 'SELECT sum(pings) FROM ping_streams.streams')" = 3000 ] || fail "ping_streams built from 0"
 curl -s --max-time 10 "http://127.0.0.1:$port_a/metrics" | grep -q '^# TYPE switchboard_projection_lag_seconds gauge$' || fail "metrics text"
