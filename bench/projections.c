@@ -129,8 +129,8 @@ int main(int argc, char **argv)
     double gen_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
     struct rusage gru;
     getrusage(RUSAGE_SELF, &gru);
-    double gen_cpu = (double)gru.ru_utime.tv_sec + (double)gru.ru_utime.tv_usec / 1e6 + (double)gru.ru_stime.tv_sec +
-                     (double)gru.ru_stime.tv_usec / 1e6;
+    double gen_cpu = (double)gru.ru_utime.tv_sec + (double)gru.ru_utime.tv_usec / 1e6 +
+                     (double)gru.ru_stime.tv_sec + (double)gru.ru_stime.tv_usec / 1e6;
     long long total = num(c, "SELECT count(*) FROM events");
     long long head = num(c, "SELECT max(position) FROM events");
     PQclear(PQexec(c, "VACUUM ANALYZE events"));
@@ -140,7 +140,8 @@ int main(int argc, char **argv)
     const char *dir =
         getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
     int max_batch = getenv("BENCH_MAX_BATCH") ? atoi(getenv("BENCH_MAX_BATCH")) : 0;
-    sb_projections_options_t o = {.conninfo = ci, .dir = dir, .partitions = partitions, .max_batch = max_batch};
+    sb_projections_options_t o = {
+        .conninfo = ci, .dir = dir, .partitions = partitions, .max_batch = max_batch};
     r.p = sb_projections_new(&o);
     sb_loops_t loops;
     if (r.f == NULL || r.p == NULL || sb_loops_init(&loops, 1, on_start, &r) != 0) {
@@ -176,7 +177,8 @@ int main(int argc, char **argv)
             unsigned long ut = 0, st = 0;
             /* fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt
              * majflt cmajflt utime stime */
-            if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            if (p != NULL &&
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
                 db_cpu += (double)(ut + st) / (double)hz;
         }
         fclose(f);
@@ -184,8 +186,8 @@ int main(int argc, char **argv)
     PQclear(pr);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                      (double)ru.ru_stime.tv_usec / 1e6 - gen_cpu;
+    double self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6 - gen_cpu;
     sb_loops_stop(&loops);
     sb_loops_join(&loops);
     sb_projections_free(r.p);

@@ -24,6 +24,7 @@ typedef struct sb_app_s {
     void *sse;         /* src/http/sse.c */
     void *api;         /* src/http/api.c */
     void *reactors;    /* src/reactors */
+    void *secrets;     /* src/db/secrets.h: the sealed-secrets service (the master key) */
 } sb_app_t;
 
 /* The app of the calling loop's group, or NULL off the worker loops. */

@@ -36,6 +36,7 @@
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/pg.h"
+#include "db/secrets.h"
 #include "events/append.h"
 #include "events/follow.h"
 #include "http/api.h"
@@ -50,6 +51,7 @@ typedef struct {
     sb_http_server_t *http;
     sb_api_t *api;
     sb_sse_t *sse;
+    sb_secrets_t *secrets;
     const char *conninfo;
     bool migrated;
     /* start-up reports from the loops */
@@ -305,6 +307,13 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     s.migrated = true;
     s.conninfo = conninfo;
 
+    /* The master key: read (or generated on first run) before anything may need a secret. */
+    if (sb_secrets_new(cfg, &s.secrets, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchboard: %s\n", err);
+        goto out_conninfo;
+    }
+    s.app.secrets = s.secrets;
+
     int sig = pending_signal(signals);
     if (sig != 0) {
         sb_log_info("serve", "received %s during start-up, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -401,6 +410,7 @@ out_sync:
     uv_mutex_destroy(&s.lock);
 out_conninfo:
     sb_sse_free(s.sse);
+    sb_secrets_free(s.secrets);
     sb_api_free(s.api);
     free(conninfo);
 out_cluster:

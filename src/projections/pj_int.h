@@ -56,19 +56,49 @@ typedef struct pj_batch_s {
     int64_t last_recorded_us;
 } pj_batch_t;
 
-/* A group of projections at the same position that share one subscription, one connection and one
- * transaction per batch. */
+#define SB_PJ_MAX_LANES 16
+
+/* The projections of one partition within a unit: one connection and one transaction per batch.
+ * Lanes of a unit apply the same batches side by side (in parallel on the server) and stay at the
+ * same checkpoint. */
+typedef struct pj_lane_s {
+    pj_unit_t *u;
+    int partition;
+    sb_pg_t *pg;
+    pj_member_t **members;
+    int nmembers;
+    bool uses_metadata;
+    bool in_flight;
+    /* the outcome of the batch just applied */
+    int status;
+    char sqlstate[8];
+    char *error;
+    sb_pg_req_t req;
+    char stmt_name[64];
+    char *apply_sql;
+    int gen;
+    char *p_names; /* its members' names as a text[] literal */
+    char p_from[24], p_to[24], p_at[40];
+    const char *adv_values[5];
+    const char *apply_values[8];
+    int apply_lengths[8];
+    int apply_formats[8];
+} pj_lane_t;
+
+/* A group of projections at the same position that share one subscription and decode each batch
+ * once; their lanes apply it. */
 struct pj_unit_s {
     pj_runner_t *r;
     int id;
     bool build;
-    int partition;
     pj_member_t **members;
     int nmembers;
     char **types; /* the union of the members' */
     int ntypes;
     bool uses_metadata;
-    sb_pg_t *pg;  /* applies */
+    pj_lane_t *lanes[SB_PJ_MAX_LANES];
+    int nlanes;
+    int lanes_in_flight;
     sb_pg_t *rpg; /* reads the log while catching up */
     sb_sub_t *sub;
     int64_t committed;    /* the checkpoint in the catalog */
@@ -77,7 +107,9 @@ struct pj_unit_s {
     pj_batch_t bufs[2];
     pj_batch_t *acc; /* collecting */
     pj_batch_t *fly; /* in flight */
-    bool in_flight;
+    const char *fly_values[8];
+    int fly_lengths[8];
+    bool in_flight; /* some lane applies fly */
     bool paused;
     bool held;           /* a swap waits for it: no new batch */
     bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
@@ -86,25 +118,17 @@ struct pj_unit_s {
     bool start_pending; /* waits for the follower to know the log's end */
     bool closing;
     int64_t flight_to;
-    sb_pg_req_t req;
+    char *p_names; /* every member's name as a text[] literal */
     sb_pg_req_t swap_req;
-    char stmt_name[64];
-    char *apply_sql;
-    int gen;
-    /* parameters of the request in flight */
-    char *p_names; /* the members' names as a text[] literal */
-    char p_from[24], p_to[24], p_at[40];
-    const char *adv_values[5];
-    const char *apply_values[8];
-    int apply_lengths[8];
-    int apply_formats[8];
-    uv_timer_t timer; /* a delayed start, or a retry */
+    char swap_to[24];
+    const char *swap_values[2];
+    uv_timer_t timer; /* a delayed start */
     int pending_closes;
     pj_unit_t *next;
 };
 
 /* unit.c */
-pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t position);
+pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position);
 void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m);
 void sb__pj_unit_remove(pj_unit_t *u, pj_member_t *m);
 /* Subscribes from u->committed and starts applying. */
@@ -127,8 +151,8 @@ sb_loop_t *sb__pj_runner_loop(pj_runner_t *r);
 const char *sb__pj_runner_conninfo(pj_runner_t *r);
 int sb__pj_runner_max_batch(pj_runner_t *r);
 void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u);
-void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u, int status, const char *sqlstate,
-                               const char *error);
+/* Some lane of u failed its batch (the others may have committed it): lane->status etc. say how. */
+void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u);
 void sb__pj_runner_unit_closed(pj_runner_t *r, pj_unit_t *u);
 
 /* catalog.c: blocking helpers for start-up and the CLI */

@@ -292,39 +292,26 @@ static void member_drop(pj_runner_t *r, pj_member_t *m)
     member_free(m);
 }
 
-static pj_unit_t *unit_new(pj_runner_t *r, bool build, int partition, int64_t position, int64_t applied_us)
+static pj_unit_t *unit_new(pj_runner_t *r, bool build, int64_t position, int64_t applied_us)
 {
-    pj_unit_t *u = sb__pj_unit_new(r, build, partition, position);
+    pj_unit_t *u = sb__pj_unit_new(r, build, position);
     u->committed_us = applied_us;
     u->next = r->units;
     r->units = u;
     return u;
 }
 
-/* Moves the members of u (all, or all but `except`) into a fresh unit at the same checkpoint and
- * closes u.  The new unit subscribes after delay_ms.  Returns it (NULL if no member moved). */
-static pj_unit_t *unit_respawn(pj_runner_t *r, pj_unit_t *u, pj_member_t *except, uint64_t delay_ms)
+/* A new unit at position for the n members ms (no longer in any unit), subscribing after
+ * delay_ms.  NULL when n is 0. */
+static pj_unit_t *unit_of(pj_runner_t *r, bool build, pj_member_t **ms, int n, int64_t position,
+                          int64_t applied_us, uint64_t delay_ms)
 {
-    pj_unit_t *v = NULL;
-    int n = u->nmembers;
-    pj_member_t **ms = malloc((size_t)(n > 0 ? n : 1) * sizeof(*ms));
-    if (ms == NULL)
-        abort();
-    memcpy(ms, u->members, (size_t)n * sizeof(*ms));
-    int64_t committed = u->committed, committed_us = u->committed_us;
-    bool build = u->build;
-    int partition = u->partition;
-    sb__pj_unit_close(u);
-    for (int i = 0; i < n; i++) {
-        if (ms[i] == except)
-            continue;
-        if (v == NULL)
-            v = unit_new(r, build, partition, committed, committed_us);
+    if (n == 0)
+        return NULL;
+    pj_unit_t *v = unit_new(r, build, position, applied_us);
+    for (int i = 0; i < n; i++)
         sb__pj_unit_add(v, ms[i]);
-    }
-    free(ms);
-    if (v != NULL)
-        sb__pj_unit_start_later(v, delay_ms);
+    sb__pj_unit_start_later(v, delay_ms);
     return v;
 }
 
@@ -350,15 +337,14 @@ static void start_fresh(pj_runner_t *r)
     for (; m != NULL; m = m->fresh_next) {
         pj_unit_t *u = NULL;
         for (int i = 0; i < nmade && u == NULL; i++)
-            if (made[i]->build == m->build && made[i]->partition == m->partition &&
-                made[i]->committed == m->start_at)
+            if (made[i]->build == m->build && made[i]->committed == m->start_at)
                 u = made[i];
         if (u == NULL) {
             pj_unit_t **p = realloc(made, (size_t)(nmade + 1) * sizeof(*p));
             if (p == NULL)
                 abort();
             made = p;
-            u = made[nmade++] = unit_new(r, m->build, m->partition, m->start_at, m->start_applied_us);
+            u = made[nmade++] = unit_new(r, m->build, m->start_at, m->start_applied_us);
         }
         sb__pj_unit_add(u, m);
     }
@@ -475,13 +461,13 @@ static void swap_try(pj_runner_t *r, pj_unit_t *b)
         sb__pj_unit_kick(b, true);
         return;
     }
-    snprintf(b->p_to, sizeof(b->p_to), "%" PRId64, b->committed);
-    b->adv_values[0] = b->p_names;
-    b->adv_values[1] = b->p_to;
-    sb_pg_req_init(&b->swap_req, "SELECT projection_swap($1::text[], $2::int8)", 2, b->adv_values, on_swapped,
-                   b);
+    snprintf(b->swap_to, sizeof(b->swap_to), "%" PRId64, b->committed);
+    b->swap_values[0] = b->p_names;
+    b->swap_values[1] = b->swap_to;
+    sb_pg_req_init(&b->swap_req, "SELECT projection_swap($1::text[], $2::int8)", 2, b->swap_values,
+                   on_swapped, b);
     b->swap_in_flight = true;
-    sb_pg_submit(b->pg, &b->swap_req);
+    sb_pg_submit(b->lanes[0]->pg, &b->swap_req);
 }
 
 void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u)
@@ -503,74 +489,111 @@ void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u)
 
 /* ---- failures -------------------------------------------------------------------------------- */
 
-/* The member a dispatcher error names ("projection NAME: ..."), if it is in u. */
-static pj_member_t *blamed(pj_unit_t *u, const char *error)
+/* The member a dispatcher error names ("projection NAME: ..."), if it is among ms. */
+static pj_member_t *blamed(pj_member_t *const *ms, int count, const char *error)
 {
     if (error == NULL || strncmp(error, "projection ", 11) != 0)
         return NULL;
     const char *name = error + 11;
     size_t n = strcspn(name, ":");
-    for (int i = 0; i < u->nmembers; i++)
-        if (strlen(u->members[i]->name) == n && memcmp(u->members[i]->name, name, n) == 0)
-            return u->members[i];
+    for (int i = 0; i < count; i++)
+        if (strlen(ms[i]->name) == n && memcmp(ms[i]->name, name, n) == 0)
+            return ms[i];
     return NULL;
 }
 
-void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u, int status, const char *sqlstate,
-                               const char *error)
+static bool is_transient(int status, const char *sqlstate)
 {
-    if (r->state != ST_ACTIVE || status == SB_ESHUTDOWN)
+    /* Not connected in time (nothing was sent), or a deadlock, a serialization failure, a lock or
+     * statement timeout: the batch did not commit and can simply be tried again. */
+    if (status == SB_EDBDOWN)
+        return true;
+    return status == SB_EDB && sqlstate != NULL &&
+           (strncmp(sqlstate, "40", 2) == 0 || strcmp(sqlstate, "55P03") == 0 ||
+            strcmp(sqlstate, "57014") == 0);
+}
+
+void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
+{
+    if (r->state != ST_ACTIVE)
         return;
-    /* A deadlock, a serialization failure, a lock or statement timeout: the batch rolled back and
-     * can simply be tried again, from the same checkpoint. */
-    if (status == SB_EDB && sqlstate != NULL &&
-        (strncmp(sqlstate, "40", 2) == 0 || strcmp(sqlstate, "55P03") == 0 ||
-         strcmp(sqlstate, "57014") == 0)) {
-        sb_log_warn("projections", "%.*s: a batch rolled back (%s: %s); trying again",
-                    (int)strlen(u->p_names) - 2, u->p_names + 1, sqlstate, error ? error : "?");
-        unit_respawn(r, u, NULL, RETRY_MIN_MS);
-        update_holds(r);
-        return;
+    /* Anything but a failure that names its projection, or a transient one, and we cannot know
+     * what committed: restart everything from the catalog. */
+    for (int i = 0; i < u->nlanes; i++) {
+        pj_lane_t *l = u->lanes[i];
+        if (l->status == 0 || is_transient(l->status, l->sqlstate))
+            continue;
+        if (l->status == SB_ESHUTDOWN)
+            return;
+        bool named = l->status == SB_EDB && strcmp(l->sqlstate, SB_PJ_SQLSTATE_MOVED) != 0 &&
+                     blamed(l->members, l->nmembers, l->error) != NULL;
+        if (!named) {
+            char why[600];
+            snprintf(why, sizeof(why), "%s: %s", sb_strerror(l->status), l->error ? l->error : "no detail");
+            restart_all(r, ST_RESTARTING, why);
+            return;
+        }
     }
-    pj_member_t *m = status == SB_EDB && (sqlstate == NULL || strcmp(sqlstate, SB_PJ_SQLSTATE_MOVED) != 0)
-                         ? blamed(u, error)
-                         : NULL;
-    if (m == NULL) {
-        char why[600];
-        snprintf(why, sizeof(why), "%s: %s", sb_strerror(status), error ? error : "no detail");
-        restart_all(r, ST_RESTARTING, why);
-        return;
-    }
-    m->failures++;
-    free(m->error);
-    if ((m->error = strdup(error)) == NULL)
+    /* The lanes that committed are at flight_to; the others are where they were.  The unit splits
+     * accordingly, and a projection whose handler failed goes on alone, after a backoff. */
+    int n = u->nmembers, nok = 0, nlate = 0, nbad = 0;
+    pj_member_t **ok = calloc((size_t)n + 1, sizeof(*ok)), **late = calloc((size_t)n + 1, sizeof(*late));
+    pj_member_t **bad = calloc((size_t)u->nlanes + 1, sizeof(*bad));
+    uint64_t *bad_delay = calloc((size_t)u->nlanes + 1, sizeof(*bad_delay));
+    if (ok == NULL || late == NULL || bad == NULL || bad_delay == NULL)
         abort();
-    if (m->failures == 1 || m->failures % 20 == 0)
-        sb_log_error("projections", "%s%s stalls at position %" PRId64 " (attempt %d): %s", m->name,
-                     m->build ? " (rebuild)" : "", u->committed, m->failures, error);
-    const char *p[2] = {m->name, error};
-    chore(r, "recording a projection error",
-          m->build ? "UPDATE projection_state SET build_error = $2 WHERE name = $1"
-                   : "UPDATE projection_state SET error = $2 WHERE name = $1",
-          2, p);
-    uint64_t delay = RETRY_MIN_MS;
-    for (int i = 1; i < m->failures && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > RETRY_MAX_MS)
-        delay = RETRY_MAX_MS;
-    /* The others go on without it; it retries alone, later. */
-    bool alone = u->nmembers == 1;
-    int64_t committed = u->committed, committed_us = u->committed_us;
-    bool build = u->build;
-    int partition = u->partition;
-    if (alone) {
-        unit_respawn(r, u, NULL, delay);
-    } else {
-        unit_respawn(r, u, m, 0);
-        pj_unit_t *w = unit_new(r, build, partition, committed, committed_us);
-        sb__pj_unit_add(w, m);
-        sb__pj_unit_start_later(w, delay);
+    bool transient = false;
+    for (int i = 0; i < u->nlanes; i++) {
+        pj_lane_t *l = u->lanes[i];
+        pj_member_t *m = l->status != 0 && !is_transient(l->status, l->sqlstate)
+                             ? blamed(l->members, l->nmembers, l->error)
+                             : NULL;
+        if (l->status != 0 && m == NULL) {
+            transient = true;
+            sb_log_warn("projections", "%.*s: a batch rolled back (%s%s%s); trying again",
+                        (int)strlen(l->p_names) - 2, l->p_names + 1, l->sqlstate, l->sqlstate[0] ? ": " : "",
+                        l->error ? l->error : "?");
+        }
+        if (m != NULL) {
+            m->failures++;
+            free(m->error);
+            if ((m->error = strdup(l->error)) == NULL)
+                abort();
+            if (m->failures == 1 || m->failures % 20 == 0)
+                sb_log_error("projections", "%s%s stalls at position %" PRId64 " (attempt %d): %s", m->name,
+                             m->build ? " (rebuild)" : "", u->committed, m->failures, l->error);
+            const char *p[2] = {m->name, l->error};
+            chore(r, "recording a projection error",
+                  m->build ? "UPDATE projection_state SET build_error = $2 WHERE name = $1"
+                           : "UPDATE projection_state SET error = $2 WHERE name = $1",
+                  2, p);
+            uint64_t delay = RETRY_MIN_MS;
+            for (int k = 1; k < m->failures && delay < RETRY_MAX_MS; k++)
+                delay *= 2;
+            bad_delay[nbad] = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
+            bad[nbad++] = m;
+        }
+        for (int k = 0; k < l->nmembers; k++) {
+            if (l->members[k] == m)
+                continue;
+            if (l->status == 0)
+                ok[nok++] = l->members[k];
+            else
+                late[nlate++] = l->members[k];
+        }
     }
+    int64_t from = u->committed, to = u->flight_to;
+    int64_t from_us = u->committed_us, to_us = u->fly->n > 0 ? u->fly->last_recorded_us : u->committed_us;
+    bool build = u->build;
+    sb__pj_unit_close(u);
+    unit_of(r, build, ok, nok, to, to_us, 0);
+    unit_of(r, build, late, nlate, from, from_us, transient ? RETRY_MIN_MS : 0);
+    for (int i = 0; i < nbad; i++)
+        unit_of(r, build, &bad[i], 1, from, from_us, bad_delay[i]);
+    free(ok);
+    free(late);
+    free(bad);
+    free(bad_delay);
     update_holds(r);
     publish_metrics(r);
 }
@@ -1159,6 +1182,8 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     r->conninfo = strdup(o->conninfo);
     r->dir = strdup(o->dir);
     r->partitions = o->partitions > 0 ? o->partitions : DEFAULT_PARTITIONS;
+    if (r->partitions > SB_PJ_MAX_LANES)
+        r->partitions = SB_PJ_MAX_LANES;
     r->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
     if (r->conninfo == NULL || r->dir == NULL || uv_mutex_init(&r->mlock) != 0) {
         free(r->conninfo);

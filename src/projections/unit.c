@@ -1,20 +1,25 @@
-/* Units: a group of projections at one position, fed by one subscription and applied in one
- * transaction per batch (pj_int.h).
+/* Units: a group of projections at one position, fed by one subscription; each batch is decoded
+ * once and applied by the unit's lanes, one per partition, each in its own transaction on its own
+ * connection, side by side (pj_int.h).
  *
  * While a batch is in flight the next one is collected, so decoding and the database overlap;
- * once it holds max_batch events the subscription pauses.  A batch is one pipelined request of
- * two statements, committed together at its Sync:
- *   1. projection_advance(names, build, from, to, applied_at): moves every member's checkpoint
- *      from `from` to `to`, or raises if one is not at `from` (another runner got there first);
- *   2. SELECT m1.__apply($1..$8), m2.__apply($1..$8), ...: the events as eight binary arrays,
- *      converted once and read by every member.
- * So the rows a batch writes and the checkpoints that say so commit or roll back together. */
+ * once it holds max_batch events the subscription pauses.  In each lane a batch is one pipelined
+ * request of two statements, committed together at its Sync:
+ *   1. projection_advance(names, build, from, to, applied_at): moves the lane's members'
+ *      checkpoints from `from` to `to`, or raises if one is not at `from` (another runner got there
+ *      first);
+ *   2. SELECT m1.__apply($1..$8), m2.__apply($1..$8), ...: the events as eight binary arrays, the
+ *      same bytes for every lane.
+ * So the rows a batch writes and the checkpoints that say so commit or roll back together.  The
+ * next batch goes out once every lane has finished this one; if a lane failed, the runner splits
+ * the unit by where each member's checkpoint now is. */
 #include "projections/pj_int.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "events/codec.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +96,37 @@ static void free_types(pj_unit_t *u)
     u->ntypes = 0;
 }
 
-/* Recomputes the union of types and the apply statement after a membership or schema change. */
+static char *names_literal(pj_member_t *const *ms, int n)
+{
+    sb_buf_t names = SB_BUF_INIT;
+    sb_buf_putc(&names, '{');
+    for (int i = 0; i < n; i++)
+        sb_buf_printf(&names, "%s%s", i ? "," : "", ms[i]->name);
+    sb_buf_putc(&names, '}');
+    return sb_buf_steal(&names);
+}
+
+static void refresh_lane(pj_lane_t *l)
+{
+    l->uses_metadata = false;
+    sb_buf_t sql = SB_BUF_INIT;
+    sb_buf_puts(&sql, "SELECT ");
+    for (int i = 0; i < l->nmembers; i++) {
+        l->uses_metadata |= l->members[i]->uses_metadata;
+        if (i > 0)
+            sb_buf_puts(&sql, ", ");
+        sb_pj_quote_ident(&sql, l->members[i]->schema);
+        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8)");
+    }
+    free(l->apply_sql);
+    l->apply_sql = sb_buf_steal(&sql);
+    /* A new name, so the connection prepares the new text (a prepared statement is per name). */
+    snprintf(l->stmt_name, sizeof(l->stmt_name), "sb_pj_apply_%d_%d_%d", l->u->id, l->partition, ++l->gen);
+    free(l->p_names);
+    l->p_names = names_literal(l->members, l->nmembers);
+}
+
+/* Recomputes the union of types and the lanes' statements after a membership or schema change. */
 static void refresh(pj_unit_t *u)
 {
     free_types(u);
@@ -112,30 +147,15 @@ static void refresh(pj_unit_t *u)
             u->ntypes++;
         }
     }
-    sb_buf_t sql = SB_BUF_INIT;
-    sb_buf_puts(&sql, "SELECT ");
-    for (int i = 0; i < u->nmembers; i++) {
-        if (i > 0)
-            sb_buf_puts(&sql, ", ");
-        sb_pj_quote_ident(&sql, u->members[i]->schema);
-        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8)");
-    }
-    free(u->apply_sql);
-    u->apply_sql = sb_buf_steal(&sql);
-    /* A new name, so the connection prepares the new text (a prepared statement is per name). */
-    snprintf(u->stmt_name, sizeof(u->stmt_name), "sb_pj_apply_%d_%d", u->id, ++u->gen);
-    sb_buf_t names = SB_BUF_INIT;
-    sb_buf_putc(&names, '{');
-    for (int i = 0; i < u->nmembers; i++)
-        sb_buf_printf(&names, "%s%s", i ? "," : "", u->members[i]->name);
-    sb_buf_putc(&names, '}');
+    for (int i = 0; i < u->nlanes; i++)
+        refresh_lane(u->lanes[i]);
     free(u->p_names);
-    u->p_names = sb_buf_steal(&names);
+    u->p_names = names_literal(u->members, u->nmembers);
 }
 
 static int next_id;
 
-pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t position)
+pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position)
 {
     pj_unit_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -143,7 +163,6 @@ pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t po
     u->r = r;
     u->id = ++next_id;
     u->build = build;
-    u->partition = partition;
     u->committed = position;
     u->acc = &u->bufs[0];
     u->fly = &u->bufs[1];
@@ -151,17 +170,39 @@ pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int partition, int64_t po
     batch_reset(u->fly);
     sb_loop_t *loop = sb__pj_runner_loop(r);
     char name[64];
-    snprintf(name, sizeof(name), "projections-%d", u->id);
-    u->pg = sb_pg_open(&loop->uv, sb__pj_runner_conninfo(r), name);
     snprintf(name, sizeof(name), "projections-%d-read", u->id);
     u->rpg = sb_pg_open(&loop->uv, sb__pj_runner_conninfo(r), name);
-    if (u->pg == NULL || u->rpg == NULL)
+    if (u->rpg == NULL)
         abort();
-    /* A batch waits for the connection rather than failing while the database restarts. */
-    sb_pg_set_default_timeout(u->pg, 60000);
     uv_timer_init(&loop->uv, &u->timer);
     u->timer.data = u;
+    u->p_names = strdup("{}");
+    if (u->p_names == NULL)
+        abort();
     return u;
+}
+
+static pj_lane_t *lane_for(pj_unit_t *u, int partition)
+{
+    for (int i = 0; i < u->nlanes; i++)
+        if (u->lanes[i]->partition == partition)
+            return u->lanes[i];
+    /* More partitions than lanes cannot happen (partitions are at most SB_PJ_MAX_LANES). */
+    assert(u->nlanes < SB_PJ_MAX_LANES);
+    pj_lane_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        abort();
+    l->u = u;
+    l->partition = partition;
+    char name[64];
+    snprintf(name, sizeof(name), "projections-%d-%d", u->id, partition);
+    l->pg = sb_pg_open(&sb__pj_runner_loop(u->r)->uv, sb__pj_runner_conninfo(u->r), name);
+    if (l->pg == NULL)
+        abort();
+    /* A batch waits for the connection rather than failing while the database restarts. */
+    sb_pg_set_default_timeout(l->pg, 60000);
+    u->lanes[u->nlanes++] = l;
+    return l;
 }
 
 void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m)
@@ -172,18 +213,31 @@ void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m)
     u->members = p;
     u->members[u->nmembers++] = m;
     m->unit = u;
+    pj_lane_t *l = lane_for(u, m->partition);
+    p = realloc(l->members, (size_t)(l->nmembers + 1) * sizeof(*p));
+    if (p == NULL)
+        abort();
+    l->members = p;
+    l->members[l->nmembers++] = m;
     refresh(u);
+}
+
+static void remove_from(pj_member_t **ms, int *n, pj_member_t *m)
+{
+    for (int i = 0; i < *n; i++) {
+        if (ms[i] == m) {
+            memmove(&ms[i], &ms[i + 1], (size_t)(*n - i - 1) * sizeof(*ms));
+            (*n)--;
+            return;
+        }
+    }
 }
 
 void sb__pj_unit_remove(pj_unit_t *u, pj_member_t *m)
 {
-    for (int i = 0; i < u->nmembers; i++) {
-        if (u->members[i] == m) {
-            memmove(&u->members[i], &u->members[i + 1], (size_t)(u->nmembers - i - 1) * sizeof(*u->members));
-            u->nmembers--;
-            break;
-        }
-    }
+    remove_from(u->members, &u->nmembers, m);
+    for (int i = 0; i < u->nlanes; i++)
+        remove_from(u->lanes[i]->members, &u->lanes[i]->nmembers, m);
     if (m->unit == u)
         m->unit = NULL;
     refresh(u);
@@ -203,49 +257,74 @@ int64_t sb__pj_unit_position(const pj_unit_t *u)
 
 static void on_applied(sb_pg_req_t *req, int status);
 
+static void submit_lane(pj_lane_t *l)
+{
+    pj_unit_t *u = l->u;
+    pj_batch_t *b = u->fly;
+    snprintf(l->p_from, sizeof(l->p_from), "%" PRId64, u->committed);
+    snprintf(l->p_to, sizeof(l->p_to), "%" PRId64, u->flight_to);
+    l->adv_values[0] = l->p_names;
+    l->adv_values[1] = u->build ? "t" : "f";
+    l->adv_values[2] = l->p_from;
+    l->adv_values[3] = l->p_to;
+    l->adv_values[4] = NULL;
+    if (b->n > 0) {
+        /* Seconds since the epoch, which timestamptz reads from text via to_timestamp. */
+        snprintf(l->p_at, sizeof(l->p_at), "%" PRId64 ".%06" PRId64, b->last_recorded_us / 1000000,
+                 b->last_recorded_us % 1000000);
+        l->adv_values[4] = l->p_at;
+    }
+    memset(&l->req, 0, sizeof(l->req));
+    /* synchronous_commit off: a crash may lose the last batches, but each with its checkpoint,
+     * so they are simply applied again; the commit need not wait for the disk. */
+    sb_pg_req_init(&l->req,
+                   "SELECT set_config('synchronous_commit', 'off', true), projection_advance($1::text[], "
+                   "$2::boolean, $3::int8, $4::int8, to_timestamp($5::float8))",
+                   5, l->adv_values, on_applied, l);
+    l->req.stmts[0].name = "sb_pj_advance";
+    if (b->n > 0) {
+        for (int i = 0; i < 8; i++) {
+            /* Metadata only to lanes whose projections read it: less for the server to parse. */
+            bool skip = i == 7 && !l->uses_metadata;
+            l->apply_values[i] = skip ? NULL : u->fly_values[i];
+            l->apply_lengths[i] = skip ? 0 : u->fly_lengths[i];
+            l->apply_formats[i] = 1;
+        }
+        sb_pg_stmt_t st = {.name = l->stmt_name,
+                           .sql = l->apply_sql,
+                           .nparams = 8,
+                           .values = l->apply_values,
+                           .lengths = l->apply_lengths,
+                           .formats = l->apply_formats};
+        sb_pg_req_add(&l->req, &st);
+    }
+    l->status = 0;
+    l->sqlstate[0] = '\0';
+    free(l->error);
+    l->error = NULL;
+    l->in_flight = true;
+    u->lanes_in_flight++;
+    sb_pg_submit(l->pg, &l->req);
+}
+
+/* Sends fly (already swapped in) to every lane with members. */
 static void submit(pj_unit_t *u)
 {
     pj_batch_t *b = u->fly;
-    snprintf(u->p_from, sizeof(u->p_from), "%" PRId64, u->committed);
-    snprintf(u->p_to, sizeof(u->p_to), "%" PRId64, u->flight_to);
-    u->adv_values[0] = u->p_names;
-    u->adv_values[1] = u->build ? "t" : "f";
-    u->adv_values[2] = u->p_from;
-    u->adv_values[3] = u->p_to;
-    u->adv_values[4] = NULL;
-    if (b->n > 0) {
-        /* Seconds since the epoch, which timestamptz reads from text via to_timestamp. */
-        snprintf(u->p_at, sizeof(u->p_at), "%" PRId64 ".%06" PRId64, b->last_recorded_us / 1000000,
-                 b->last_recorded_us % 1000000);
-        u->adv_values[4] = u->p_at;
-    }
-    memset(&u->req, 0, sizeof(u->req));
-    /* synchronous_commit off: a crash may lose the last batches, but each with its checkpoint,
-     * so they are simply applied again; the commit need not wait for the disk. */
-    sb_pg_req_init(&u->req,
-                   "SELECT set_config('synchronous_commit', 'off', true), projection_advance($1::text[], "
-                   "$2::boolean, $3::int8, $4::int8, to_timestamp($5::float8))",
-                   5, u->adv_values, on_applied, u);
-    u->req.stmts[0].name = "sb_pj_advance";
-    if (b->n > 0) {
-        for (int i = 0; i < 8; i++) {
-            if (i == 7 && !u->uses_metadata) {
-                u->apply_values[i] = NULL;
-                u->apply_lengths[i] = 0;
-            } else {
-                sb_pg_array_finish(&b->a[i], &u->apply_values[i], &u->apply_lengths[i]);
-            }
-            u->apply_formats[i] = 1;
+    for (int i = 0; i < 8; i++) {
+        if (i == 7 && !u->uses_metadata) {
+            u->fly_values[i] = NULL;
+            u->fly_lengths[i] = 0;
+        } else {
+            sb_pg_array_finish(&b->a[i], &u->fly_values[i], &u->fly_lengths[i]);
         }
-        sb_pg_stmt_t st = {.name = u->stmt_name,
-                           .sql = u->apply_sql,
-                           .nparams = 8,
-                           .values = u->apply_values,
-                           .lengths = u->apply_lengths,
-                           .formats = u->apply_formats};
-        sb_pg_req_add(&u->req, &st);
     }
-    sb_pg_submit(u->pg, &u->req);
+    u->in_flight = true;
+    for (int i = 0; i < u->nlanes; i++)
+        if (u->lanes[i]->nmembers > 0)
+            submit_lane(u->lanes[i]);
+    if (u->lanes_in_flight == 0)
+        u->in_flight = false; /* no members: nothing to do */
 }
 
 /* Starts applying what has been collected; with nothing collected, records how far the filter
@@ -264,7 +343,6 @@ static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
     u->acc = t;
     batch_reset(u->acc);
     u->flight_to = to;
-    u->in_flight = true;
     submit(u);
 }
 
@@ -288,30 +366,27 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
     }
 }
 
-static void on_retry(uv_timer_t *t)
-{
-    pj_unit_t *u = t->data;
-    if (u->closing || !u->in_flight)
-        return;
-    submit(u);
-}
-
 static void on_applied(sb_pg_req_t *req, int status)
 {
-    pj_unit_t *u = req->data;
-    if (u->closing) {
-        u->in_flight = false;
-        return;
-    }
-    if (status == SB_EDBDOWN) {
-        /* Nothing was sent: the same batch again, later. */
-        sb_log_warn("projections", "unit %d: database unavailable, retrying", u->id);
-        uv_timer_start(&u->timer, on_retry, 1000, 0);
-        return;
-    }
-    u->in_flight = false;
+    pj_lane_t *l = req->data;
+    pj_unit_t *u = l->u;
+    l->in_flight = false;
+    u->lanes_in_flight--;
     if (status != 0) {
-        sb__pj_runner_unit_failed(u->r, u, status, req->sqlstate, req->error);
+        l->status = status;
+        snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", req->sqlstate ? req->sqlstate : "");
+        l->error = strdup(req->error ? req->error : sb_strerror(status));
+    }
+    if (u->lanes_in_flight > 0)
+        return; /* the others first */
+    u->in_flight = false;
+    if (u->closing)
+        return;
+    bool failed = false;
+    for (int i = 0; i < u->nlanes; i++)
+        failed |= u->lanes[i]->status != 0;
+    if (failed) {
+        sb__pj_runner_unit_failed(u->r, u);
         return;
     }
     u->committed = u->flight_to;
@@ -379,6 +454,15 @@ void sb__pj_unit_promote(pj_unit_t *u)
     refresh(u);
 }
 
+static void free_lane(pj_lane_t *l)
+{
+    free(l->members);
+    free(l->apply_sql);
+    free(l->p_names);
+    free(l->error);
+    free(l);
+}
+
 static void on_part_closed(void *data)
 {
     pj_unit_t *u = data;
@@ -387,8 +471,9 @@ static void on_part_closed(void *data)
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 8; k++)
             sb_pg_array_free(&u->bufs[i].a[k]);
+    for (int i = 0; i < u->nlanes; i++)
+        free_lane(u->lanes[i]);
     free_types(u);
-    free(u->apply_sql);
     free(u->p_names);
     free(u->members);
     sb__pj_runner_unit_closed(u->r, u);
@@ -413,9 +498,12 @@ void sb__pj_unit_close(pj_unit_t *u)
         if (u->members[i]->unit == u)
             u->members[i]->unit = NULL;
     u->nmembers = 0;
-    u->pending_closes = 3;
+    for (int i = 0; i < u->nlanes; i++)
+        u->lanes[i]->nmembers = 0;
+    u->pending_closes = 2 + u->nlanes;
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
-    sb_pg_close(u->pg, on_part_closed, u);
     sb_pg_close(u->rpg, on_part_closed, u);
+    for (int i = 0; i < u->nlanes; i++)
+        sb_pg_close(u->lanes[i]->pg, on_part_closed, u);
 }
