@@ -158,7 +158,7 @@ int sb_twilio_list_numbers(const sb_twilio_t *tw, unsigned page_size, const char
                            void *data, sb_twilio_req_t **reqp);
 
 typedef struct sb_twilio_number_update_s {
-    const char *voice_application_sid; /* NULL fields are left as they are */
+    const char *voice_application_sid; /* NULL fields are left as they are; "" clears one */
     const char *sms_url;
     const char *sms_method;
     const char *status_callback;

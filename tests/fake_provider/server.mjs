@@ -68,6 +68,7 @@ class State {
     this.emails = [];
     this.seq = 0;
     this.faultSeq = 0;
+    this.numberSeq = 0;
   }
 
   account(sid, token, register = false) {
@@ -332,6 +333,18 @@ function twilio(state, rec, segs, query) {
     return { status: 201, body: key };
   }
 
+  if (res === 'Keys' && sub && sub.endsWith('.json') && rest.length === 2) {
+    const ksid = sub.slice(0, -5);
+    const key = acct.keys.get(ksid);
+    if (!key) return notFound();
+    if (m === 'DELETE') {
+      acct.keys.delete(ksid);
+      return { status: 204, body: null };
+    }
+    const { secret, ...pub } = key;
+    return { status: 200, body: pub };
+  }
+
   if (res === 'Applications.json') {
     if (m === 'POST') {
       const name = first(f, 'FriendlyName');
@@ -513,7 +526,8 @@ function admin(state, rec, query, res) {
 function addAccount(state, { sid, token, numbers } = {}) {
   const a = state.account(sid || newSid('AC'), token || hex(16), true);
   if (typeof numbers === 'number') {
-    for (let i = 0; i < numbers; i++) state.addNumber(a, `+1555${String(1000000 + a.numbers.length).slice(1)}`);
+    // Unique across the fake's accounts, and valid North American numbers (+1 555 2xx xxxx).
+    for (let i = 0; i < numbers; i++) state.addNumber(a, `+1555${2000000 + state.numberSeq++}`);
   } else if (Array.isArray(numbers)) {
     for (const n of numbers) state.addNumber(a, n);
   }

@@ -1,0 +1,82 @@
+"""The messaging part of docs/api/openapi.json (docs/messaging.md): Twilio set-up, messages, e-mail,
+website chat, and the webhooks Twilio and Resend call.  gen_openapi.py calls add() before writing
+the document.
+
+Operations marked "x-signed" are requests a provider signs (X-Twilio-Signature, svix): the
+OpenAPI end-to-end test checks that they are served but does not call them with an example;
+tests/e2e/messaging_webhooks.test.mjs and messaging_email.test.mjs call them, signed."""
+
+
+def add(paths, S, params, responses, tags):
+    def ref(n): return {"$ref": f"#/components/schemas/{n}"}
+    def E(code): return {"$ref": f"#/components/responses/{code}"}
+    def P(n): return {"$ref": f"#/components/parameters/{n}"}
+    def errs(*codes): return {str(c): E(str(c)) for c in codes}
+    def resp(desc, schema=None, headers=None):
+        r = {"description": desc}
+        if schema is not None:
+            r["content"] = {"application/json": {"schema": schema}}
+        if headers:
+            r["headers"] = headers
+        return r
+    def jbody(schema, example):
+        return {"required": True, "content": {"application/json": {"schema": schema, "example": example}}}
+    def op(summary, responses_, params_=None, body=None, tag=None, security=True, desc=None, signed=False):
+        o = {"summary": summary, "responses": responses_}
+        if desc: o["description"] = desc
+        if params_: o["parameters"] = params_
+        if body: o["requestBody"] = body
+        if tag: o["tags"] = [tag]
+        if not security: o["security"] = []
+        if signed: o["x-signed"] = True
+        return o
+    etag_h = {"ETag": {"$ref": "#/components/headers/ETag"}}
+    uuid = {"type": "string", "format": "uuid"}
+    nuuid = {"type": ["string", "null"], "format": "uuid"}
+    sid = lambda p: {"type": "string", "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
+    nsid = lambda p: {"type": ["string", "null"], "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
+
+    tags += ["twilio", "webhooks"]
+    responses["502"] = {"description": "Twilio or Resend refused the request (provider_error) or could not be reached (provider_unavailable)",
+                        "content": {"application/json": {"schema": ref("Error")}}}
+
+    # ---- Twilio set-up ----
+    S["TwilioInput"] = {"type": "object", "additionalProperties": False, "required": ["account_sid", "auth_token"], "properties": {
+        "account_sid": sid("AC"), "auth_token": {"type": "string", "minLength": 1, "maxLength": 128, "description": "sealed before it is stored; never answered"}}}
+    S["TwilioConfig"] = {"type": "object", "required": ["configured", "numbers", "webhooks"], "properties": {
+        "configured": {"type": "boolean"}, "account_sid": nsid("AC"), "api_key_sid": nsid("SK"), "twiml_app_sid": nsid("AP"),
+        "numbers": {"type": "array", "items": {"type": "object", "required": ["number"], "properties": {"number": {"type": "string", "description": "E.164"}, "sid": nsid("PN"), "assigned_to": nuuid}}},
+        "webhooks": {"type": "object", "description": "the URLs configured at Twilio", "properties": {"messaging": {"type": "string"}, "messaging_status": {"type": "string"}, "voice": {"type": "string"}}},
+        "changes": {"type": "object", "additionalProperties": {"type": "string", "enum": ["configured", "unchanged", "taken", "invalid", "removed", "number_exists", "limit_reached"]},
+                    "description": "PUT only: what happened to each of the account's numbers (taken: another workspace has it)"}}}
+    paths["/v1/workspaces/{ws}/twilio"] = {
+        "parameters": [P("ws")],
+        "get": op("The workspace's Twilio configuration (never a secret)", {"200": resp("the configuration", ref("TwilioConfig"), etag_h), **errs(401, 404, 503)}, tag="twilio"),
+        "put": op("Set up Twilio (admin): check the credentials, configure the account, record the numbers", {"200": resp("the configuration", ref("TwilioConfig"), etag_h), **errs(400, 401, 403, 404, 415, 502, 503)},
+                  body=jbody(ref("TwilioInput"), {"account_sid": "AC" + "0123456789abcdef" * 2, "auth_token": "0123456789abcdef0123456789abcdef"}), tag="twilio",
+                  desc="Checks the credentials against Twilio (400 invalid_credentials), then creates an API key and a TwiML app whose voice URLs point at us, points each of the account's numbers' voice at the app and SMS at /webhooks/twilio/messaging, seals the auth token and the key's secret, and records the numbers (PhoneNumberAdded). A second PUT changes nothing that is already right, at Twilio or in the log. A number another workspace has is left alone and reported as taken."),
+        "delete": op("Undo the Twilio set-up (admin)", {"204": {"description": "cleared"}, **errs(401, 403, 404, 412, 503)}, params_=[P("IfMatch")], tag="twilio",
+                     desc="Clears the numbers' voice and SMS settings, deletes the TwiML app and the API key at Twilio (best effort), records TwilioCleared, releases the numbers and deletes the sealed secrets."),
+    }
+
+    # ---- webhooks ----
+    form = lambda desc: {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}, "description": desc}
+    twiml = {"description": "recorded (or a repeat)", "content": {"text/xml": {"schema": {"type": "string"}, "example": "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"}}}
+    sig_h = {"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+             "description": "HMAC-SHA1 with the workspace's auth token over SWITCHBOARD_PUBLIC_URL + path + query and every POST parameter sorted by name (SPEC §7)"}
+    wh_errs = {"400": E("400"), "403": {"description": "missing or wrong signature, another AccountSid, or a number no workspace has: nothing stored", "content": {"application/json": {"schema": ref("Error")}}},
+               "415": E("415"), "503": E("503")}
+    paths["/webhooks/twilio/messaging"] = {"post": op("Twilio: an inbound SMS, MMS or WhatsApp message", {"200": twiml, **wh_errs}, params_=[sig_h],
+        body=form("Twilio's messaging parameters: MessageSid, AccountSid, From, To (whatsapp: prefixed for WhatsApp), Body, NumMedia, MediaUrlN, ProfileName ..."),
+        tag="webhooks", security=False, signed=True,
+        desc="Routed by To; the contact for From is found or created (one, however many first messages arrive at once); MessageReceived is answered only once committed. Idempotent on MessageSid.")}
+    paths["/webhooks/twilio/messaging/status"] = {"post": op("Twilio: a message status callback", {"200": {"description": "recorded, a repeat, or a status that does not move the message forward"}, **wh_errs},
+        params_=[sig_h, {"name": "w", "in": "query", "schema": uuid, "description": "workspace (we set w, c and m in the StatusCallback URL of every message we send; they are covered by the signature)"},
+                 {"name": "c", "in": "query", "schema": uuid, "description": "contact"}, {"name": "m", "in": "query", "schema": uuid, "description": "message"}],
+        body=form("MessageSid, AccountSid, MessageStatus, ErrorCode, ErrorMessage ..."), tag="webhooks", security=False, signed=True,
+        desc="queued/sending/accepted record nothing; sent, delivered, read, failed and undelivered move the message forward only (a late 'sent' after 'delivered' changes nothing).")}
+    paths["/webhooks/resend"] = {"post": op("Resend: an e-mail event, svix-signed", {"200": {"description": "recorded, a repeat, or an event type that records nothing"}, **wh_errs},
+        params_=[{"name": n, "in": "header", "required": True, "schema": {"type": "string"}} for n in ["svix-id", "svix-timestamp", "svix-signature"]] +
+                [{"name": "workspace", "in": "query", "schema": uuid, "description": "the workspace whose webhook secret signs (the URL the e-mail set-up shows)"}],
+        body={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}, tag="webhooks", security=False, signed=True,
+        desc="email.sent/delivered/opened/clicked/bounced/failed move the message's status; email.complained opts the contact out of e-mail.")}
