@@ -36,7 +36,7 @@ def add(paths, S, params, responses, tags):
     sid = lambda p: {"type": "string", "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
     nsid = lambda p: {"type": ["string", "null"], "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
 
-    tags += ["twilio", "webhooks"]
+    tags += ["messages", "twilio", "webhooks"]
     responses["502"] = {"description": "Twilio or Resend refused the request (provider_error) or could not be reached (provider_unavailable)",
                         "content": {"application/json": {"schema": ref("Error")}}}
 
@@ -57,6 +57,37 @@ def add(paths, S, params, responses, tags):
                   desc="Checks the credentials against Twilio (400 invalid_credentials), then creates an API key and a TwiML app whose voice URLs point at us, points each of the account's numbers' voice at the app and SMS at /webhooks/twilio/messaging, seals the auth token and the key's secret, and records the numbers (PhoneNumberAdded). A second PUT changes nothing that is already right, at Twilio or in the log. A number another workspace has is left alone and reported as taken."),
         "delete": op("Undo the Twilio set-up (admin)", {"204": {"description": "cleared"}, **errs(401, 403, 404, 412, 503)}, params_=[P("IfMatch")], tag="twilio",
                      desc="Clears the numbers' voice and SMS settings, deletes the TwiML app and the API key at Twilio (best effort), records TwilioCleared, releases the numbers and deletes the sealed secrets."),
+    }
+
+    # ---- messages ----
+    params["message_id"] = {"name": "mid", "in": "path", "required": True, "schema": uuid, "description": "message id"}
+    ts = {"type": ["string", "null"], "format": "date-time"}
+    S["Message"] = {"type": "object", "required": ["id", "contact_id", "channel", "direction", "status"], "properties": {
+        "id": uuid, "contact_id": uuid, "channel": {"type": "string", "enum": ["sms", "mms", "whatsapp", "email", "chat"]},
+        "direction": {"type": "string", "enum": ["inbound", "outbound"]}, "body": {"type": ["string", "null"]}, "subject": {"type": ["string", "null"]},
+        "media_urls": {"type": ["array", "null"], "items": {"type": "string"}}, "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]},
+        "segments": {"type": ["integer", "null"], "description": "SMS parts (GSM-7: 160, then 153 each; UCS-2: 70, then 67 each); 1 for other channels"},
+        "status": {"type": "string", "enum": ["queued", "scheduled", "sent", "delivered", "read", "failed", "undelivered", "received", "cancelled"]},
+        "created_at": {"type": ["string", "null"], "format": "date-time"}, "send_at": ts, "provider_id": {"type": ["string", "null"], "description": "Twilio's MessageSid, Resend's id"},
+        "error": {"type": ["string", "null"], "description": "the provider's text when it failed"}, "error_code": {"type": ["string", "null"], "description": "the provider's code (e.g. 21610), or ours (opted_out, not_configured, provider_unavailable)"}}}
+    S["MessageList"] = {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": ref("Message")}, "next_cursor": {"type": ["string", "null"]}}}
+    S["MessageInput"] = {"type": "object", "additionalProperties": False, "required": ["channel", "body"], "properties": {
+        "channel": {"type": "string", "enum": ["sms", "mms", "whatsapp", "email", "chat"]},
+        "body": {"type": "string", "maxLength": 100000, "description": "1..1,600 characters (e-mail: up to 100,000); may be empty with media"},
+        "media_url": {"type": "string", "description": "an http(s) URL; an SMS with media goes as MMS"}, "media_urls": {"type": "array", "maxItems": 10, "items": {"type": "string"}},
+        "subject": {"type": "string", "description": "e-mail only"}, "send_at": {"type": "string", "format": "date-time", "description": "schedule it (up to a year ahead); in the past or absent: now"}}}
+    paths["/v1/workspaces/{ws}/contacts/{id}/messages"] = {
+        "parameters": [P("ws"), P("contact_id")],
+        "get": op("A contact's messages, oldest first", {"200": resp("a page", ref("MessageList")), **errs(400, 401, 404, 503)}, params_=[P("limit"), P("cursor")], tag="messages",
+                  desc="From the messages read model, which follows the log a moment behind."),
+        "post": op("Send a message (or schedule it with send_at)", {"202": resp("queued or scheduled", ref("Message"), {"Location": {"description": "the message", "schema": {"type": "string"}}}), **errs(400, 401, 404, 409, 415, 503)},
+                   params_=[P("IdempotencyKey")], body=jbody(ref("MessageInput"), {"channel": "chat", "body": "Thanks, see you at 9!"}), tag="messages",
+                   desc="The outbox sends a queued message once it is in the log (docs/messaging.md); a scheduled one is queued at its time, to the second. 409 opted_out when the contact opted out of the channel (STOP); 409 no_phone / no_email without an address; 409 too_many_pending past 500 waiting messages."),
+    }
+    paths["/v1/workspaces/{ws}/contacts/{id}/messages/{mid}"] = {
+        "parameters": [P("ws"), P("contact_id"), P("message_id")],
+        "delete": op("Cancel a scheduled message", {"204": {"description": "cancelled (or already)"}, **errs(401, 404, 409, 412, 503)}, params_=[P("IfMatch")], tag="messages",
+                     desc="409 not_scheduled when it went out already."),
     }
 
     # ---- webhooks ----

@@ -1015,8 +1015,3 @@ int sb__api_twilio_routes(sb_router_t *r, sb_api_t *api)
         return rc;
     return 0;
 }
-
-int sb_api_messaging_routes(sb_router_t *r, sb_api_t *api)
-{
-    return sb__api_twilio_routes(r, api);
-}

@@ -35,6 +35,7 @@ typedef struct sb_twilio_s {
     char secret[SB_TWILIO_SECRET_MAX + 1];
     const sb_http_retry_t *retry; /* NULL (the default): one attempt; must outlive the client */
     uint64_t timeout_ms;          /* 0: SB_HTTP_DEFAULT_TIMEOUT_MS */
+    bool fresh_connection;        /* each request on a connection of its own (http_client.h) */
 } sb_twilio_t;
 
 /* Fills tw for the account (HTTP basic auth with account_sid and auth_token).  api_base: e.g.

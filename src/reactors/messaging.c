@@ -6,13 +6,60 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "reactors/lease.h"
 #include "reactors/messaging_int.h"
+#include "reactors/outbox.h"
+#include "reactors/scheduler.h"
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (v == NULL || v[0] == '\0')
+        return dflt;
+    unsigned long long n = strtoull(v, &end, 10);
+    return *end == '\0' ? (uint64_t)n : dflt;
+}
 
 void sb_messaging_options_init(sb_messaging_options_t *o, const sb_config_t *cfg)
 {
     memset(o, 0, sizeof(*o));
     o->cfg = cfg;
     o->reactors = true;
+    o->reconcile_after_ms = env_u64("SWITCHBOARD_OUTBOX_RECONCILE_MS", 0);
+    o->retry.base_ms = env_u64("SWITCHBOARD_OUTBOX_RETRY_BASE_MS", 0);
+    o->retry.max_attempts = (int)env_u64("SWITCHBOARD_OUTBOX_ATTEMPTS", 0);
+}
+
+/* ---- the reactors, under the lease ------------------------------------------------------------- */
+
+static void stop_reactors(sb__msg_loop_t *ml)
+{
+    sb_outbox_stop(ml->outbox);
+    sb_scheduler_stop(ml->scheduler);
+    ml->outbox = NULL;
+    ml->scheduler = NULL;
+}
+
+static void on_lease(sb_lease_t *lease, bool held, void *data)
+{
+    sb__msg_loop_t *ml = data;
+    if (!held) {
+        sb_log_warn("messaging", "the reactors stop: the lease is lost");
+        stop_reactors(ml);
+        return;
+    }
+    sb_outbox_options_t oo = {.retry = ml->m->opts.retry,
+                              .reconcile_after_ms = ml->m->opts.reconcile_after_ms};
+    int rc = sb_outbox_start(&ml->outbox, &oo);
+    if (rc == 0)
+        rc = sb_scheduler_start(&ml->scheduler);
+    if (rc != 0) {
+        sb_log_error("messaging", "the reactors cannot start: %s", sb_strerror(rc));
+        stop_reactors(ml);
+        return;
+    }
+    sb_log_info("messaging", "the outbox and the scheduler run in this process");
 }
 
 int sb_messaging_new(sb_messaging_t **out, const sb_messaging_options_t *o)
@@ -41,8 +88,12 @@ int sb_messaging_new(sb_messaging_t **out, const sb_messaging_options_t *o)
 static void on_loop_stop(sb_loop_t *loop, void *data)
 {
     sb__msg_loop_t *ml = data;
-    if (loop->index == 0)
+    if (loop->index == 0) {
+        stop_reactors(ml);
+        sb_lease_stop(ml->lease, NULL, NULL);
+        ml->lease = NULL;
         sb__inval_stop(ml);
+    }
     sb__wsconf_loop_stop(ml);
 }
 
@@ -68,8 +119,15 @@ int sb_messaging_loop_start(sb_messaging_t *m, sb_loop_t *loop)
     }
     m->loops[loop->index] = ml;
     loop->messaging = ml;
-    if (loop->index == 0)
+    if (loop->index == 0) {
         sb__inval_start(ml);
+        if (m->opts.reactors && m->conninfo != NULL) {
+            ml->lease = sb_lease_start(loop, m->conninfo, SB_MESSAGING_LEASE_KEY, "switchboard-messaging",
+                                       1000, on_lease, ml);
+            if (ml->lease == NULL)
+                sb_log_error("messaging", "out of memory: the reactors do not run in this process");
+        }
+    }
     return 0;
 }
 

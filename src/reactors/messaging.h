@@ -23,17 +23,24 @@
 typedef struct sb_messaging_s sb_messaging_t;
 
 typedef struct sb_messaging_options_s {
-    const sb_config_t *cfg;  /* public_url, the providers' API bases; must outlive the service */
-    const char *conninfo;    /* for the reactors' lease connection; copied */
-    sb_loops_t *loops;       /* the group the service runs on */
-    sb_follower_t *follower; /* the process's follower (runs on loop 0) */
-    sb_secrets_t *secrets;   /* opens the workspaces' credentials; must outlive the service */
-    bool reactors;           /* run the outbox, scheduler and auto-replies (false: caches only) */
-    sb_http_retry_t retry;   /* the outbox's retry policy for provider calls; zero: 6 attempts,
-                                500 ms doubling, capped at 30 s */
+    const sb_config_t *cfg;      /* public_url, the providers' API bases; must outlive the service */
+    const char *conninfo;        /* for the reactors' lease connection; copied */
+    sb_loops_t *loops;           /* the group the service runs on */
+    sb_follower_t *follower;     /* the process's follower (runs on loop 0) */
+    sb_secrets_t *secrets;       /* opens the workspaces' credentials; must outlive the service */
+    bool reactors;               /* run the outbox, scheduler and auto-replies (false: caches only) */
+    sb_http_retry_t retry;       /* the outbox's retry policy for provider calls; zero: 6 attempts,
+                                    500 ms doubling, capped at 30 s */
+    uint64_t reconcile_after_ms; /* the outbox waits this long after an attempt of unknown outcome
+                                    before looking for it at Twilio; 0: 60 s */
 } sb_messaging_options_t;
 
-/* Fills o with the defaults for cfg (reactors on). */
+/* The advisory lock the messaging reactors' lease takes (one process per database runs them). */
+#define SB_MESSAGING_LEASE_KEY 7318029347265520LL /* migrate ...500, log ...501, projections ...510-511 */
+
+/* Fills o with the defaults for cfg (reactors on), then the environment's overrides, for tests and
+ * operations: SWITCHBOARD_OUTBOX_RECONCILE_MS, SWITCHBOARD_OUTBOX_RETRY_BASE_MS,
+ * SWITCHBOARD_OUTBOX_ATTEMPTS. */
 void sb_messaging_options_init(sb_messaging_options_t *o, const sb_config_t *cfg);
 
 /* Creates the service (nothing runs yet).  0, SB_EINVAL or SB_ENOMEM. */

@@ -29,6 +29,11 @@ typedef struct sb__msg_loop_s {
     sb__route_slot_t *routes; /* SB__ROUTE_SLOTS */
     sb__wsc_load_t *loads;    /* reads in flight */
     uint64_t inval_seq;       /* bumped by every invalidation on this loop */
+    /* loop 0: the reactors, while the lease is held */
+    struct sb_lease_s *lease;
+    struct sb_outbox_s *outbox;
+    struct sb_scheduler_s *scheduler;
+    struct sb_autoreply_s *autoreply;
     /* loop 0: following workspace events to invalidate every loop's entries */
     sb_sub_t *inval_sub;
     uv_timer_t inval_timer; /* waits for the follower to know the log's head */

@@ -109,7 +109,9 @@ test('every documented operation answers a documented 2xx with the documented sh
   const contact = (await c.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Fixture' })).json;
   const note = (await c.post(`/v1/workspaces/${ws.id}/contacts/${contact.id}/notes`, { body: 'fixture' })).json;
   await c.put(`/v1/workspaces/${ws.id}/auto-replies/hours`, { reply: 'fixture' });
-  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours' };
+  const later = new Date(Date.now() + 3600 * 1000).toISOString();
+  const message = (await c.post(`/v1/workspaces/${ws.id}/contacts/${contact.id}/messages`, { channel: 'chat', body: 'fixture', send_at: later })).json;
+  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours', mid: message.id };
   const fill = (p) => p.replace(/\{([^}]+)\}/g, (_, n) => values[n]);
 
   const ops = documented();

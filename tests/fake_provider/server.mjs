@@ -12,7 +12,7 @@
 // SIGTERM/SIGINT or when stdin closes.  The admin API (not recorded) is under /__admin:
 //   GET    /__admin/requests[?path=P&method=M]  -> {requests: [...]}
 //   DELETE /__admin/requests
-//   POST   /__admin/faults {method?, path? | pathPrefix?, times=1, action: "status"|"hang"|"drop"|
+//   POST   /__admin/faults {method?, path? | pathPrefix?, times=1, apply?, action: "status"|"hang"|"drop"|
 //          "delay", status?, body?, headers?, delayMs?, bodyBytes?}  -> {id}
 //   DELETE /__admin/faults
 //   POST   /__admin/accounts {sid?, token?, numbers?: count | ["+1555..."]}  -> the account
@@ -265,6 +265,19 @@ function twilio(state, rec, segs, query) {
     };
     acct.messages.set(msid, { ...msg, media_urls: media, status_callback: first(f, 'StatusCallback') || null });
     return { status: 201, body: msg };
+  }
+
+  if (res === 'Messages.json' && m === 'GET') {
+    // Newest first, as Twilio lists them; To, From and DateSent> (a date, inclusive) filter.
+    let list = [...acct.messages.values()].reverse();
+    const to = query.get('To'),
+      from = query.get('From'),
+      since = query.get('DateSent>');
+    if (to) list = list.filter((x) => x.to === to);
+    if (from) list = list.filter((x) => x.from === from);
+    if (since) list = list.filter((x) => new Date(x.date_created) >= new Date(`${since}T00:00:00Z`));
+    const pub = list.map(({ media_urls, status_callback, ...rest }) => rest);
+    return { status: 200, body: page(pub, 'messages', `${base}/Messages.json`, query) };
   }
 
   if (res === 'Calls.json' && m === 'POST') {
@@ -562,17 +575,21 @@ function handle(state, req, res, body, sockets) {
 
   rec.seq = ++state.seq;
   state.requests.push(rec);
-  const answer = () => {
+  const compute = () => {
     const segs = u.pathname.split('/').filter(Boolean);
     if (segs[0] === '2010-04-01' && segs[1] === 'Accounts' && segs.length >= 3)
-      return send(res, twilio(state, rec, segs, u.searchParams));
-    if (u.pathname === '/emails') return send(res, resend(state, rec));
-    return send(res, { status: 404, body: { code: 20404, message: 'Not found', status: 404 } });
+      return twilio(state, rec, segs, u.searchParams);
+    if (u.pathname === '/emails') return resend(state, rec);
+    return { status: 404, body: { code: 20404, message: 'Not found', status: 404 } };
   };
+  const answer = () => send(res, compute());
 
   const f = state.takeFault(req.method, u.pathname);
   if (!f) return answer();
   rec.fault = { id: f.id, action: f.action, status: f.status };
+  // apply: the request takes effect (a message is created...) and then the fault happens instead of
+  // the answer: what a crash or a lost connection after the provider acted looks like.
+  if (f.apply) rec.applied = compute();
   switch (f.action) {
     case 'hang':
       return; // never answer; the socket is destroyed when the server closes
