@@ -36,7 +36,7 @@ def add(paths, S, params, responses, tags):
     sid = lambda p: {"type": "string", "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
     nsid = lambda p: {"type": ["string", "null"], "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
 
-    tags += ["messages", "twilio", "webhooks"]
+    tags += ["messages", "twilio", "email", "webhooks"]
     responses["502"] = {"description": "Twilio or Resend refused the request (provider_error) or could not be reached (provider_unavailable)",
                         "content": {"application/json": {"schema": ref("Error")}}}
 
@@ -57,6 +57,23 @@ def add(paths, S, params, responses, tags):
                   desc="Checks the credentials against Twilio (400 invalid_credentials), then creates an API key and a TwiML app whose voice URLs point at us, points each of the account's numbers' voice at the app and SMS at /webhooks/twilio/messaging, seals the auth token and the key's secret, and records the numbers (PhoneNumberAdded). A second PUT changes nothing that is already right, at Twilio or in the log. A number another workspace has is left alone and reported as taken."),
         "delete": op("Undo the Twilio set-up (admin)", {"204": {"description": "cleared"}, **errs(401, 403, 404, 412, 503)}, params_=[P("IfMatch")], tag="twilio",
                      desc="Clears the numbers' voice and SMS settings, deletes the TwiML app and the API key at Twilio (best effort), records TwilioCleared, releases the numbers and deletes the sealed secrets."),
+    }
+
+    # ---- e-mail set-up ----
+    S["EmailInput"] = {"type": "object", "additionalProperties": False, "required": ["from", "api_key"], "properties": {
+        "from": {"type": "string", "description": "the sender address (a domain verified at Resend)"}, "from_name": {"type": ["string", "null"], "maxLength": 100},
+        "api_key": {"type": "string", "maxLength": 255, "description": "Resend API key; sealed, never answered"},
+        "webhook_secret": {"type": "string", "description": "Resend's webhook signing secret (whsec_...); sealed, never answered"}}}
+    S["EmailConfig"] = {"type": "object", "required": ["configured", "webhook_url"], "properties": {
+        "configured": {"type": "boolean"}, "from": {"type": ["string", "null"]}, "from_name": {"type": ["string", "null"]},
+        "webhook_url": {"type": "string", "description": "the URL to give Resend for its webhooks (it names the workspace)"}}}
+    paths["/v1/workspaces/{ws}/email"] = {
+        "parameters": [P("ws")],
+        "get": op("The workspace's e-mail sender (never the key)", {"200": resp("the configuration", ref("EmailConfig"), etag_h), **errs(401, 404, 503)}, tag="email"),
+        "put": op("Set the e-mail sender and Resend key (admin)", {"200": resp("the configuration", ref("EmailConfig"), etag_h), **errs(400, 401, 403, 404, 415, 503)},
+                  body=jbody(ref("EmailInput"), {"from": "hello@acme.example", "from_name": "Acme Plumbing", "api_key": "re_0123456789abcdef", "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}), tag="email",
+                  desc="The key and the webhook secret are sealed (EmailSenderSet carries a reference). The same values again change nothing."),
+        "delete": op("Clear the e-mail sender (admin)", {"204": {"description": "cleared"}, **errs(401, 403, 404, 412, 503)}, params_=[P("IfMatch")], tag="email"),
     }
 
     # ---- messages ----
