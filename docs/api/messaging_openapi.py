@@ -36,7 +36,7 @@ def add(paths, S, params, responses, tags):
     sid = lambda p: {"type": "string", "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
     nsid = lambda p: {"type": ["string", "null"], "pattern": f"^{p}[0-9a-fA-F]{{32}}$"}
 
-    tags += ["messages", "twilio", "email", "webhooks"]
+    tags += ["messages", "twilio", "email", "chat", "webhooks"]
     responses["502"] = {"description": "Twilio or Resend refused the request (provider_error) or could not be reached (provider_unavailable)",
                         "content": {"application/json": {"schema": ref("Error")}}}
 
@@ -105,6 +105,38 @@ def add(paths, S, params, responses, tags):
         "parameters": [P("ws"), P("contact_id"), P("message_id")],
         "delete": op("Cancel a scheduled message", {"204": {"description": "cancelled (or already)"}, **errs(401, 404, 409, 412, 503)}, params_=[P("IfMatch")], tag="messages",
                      desc="409 not_scheduled when it went out already."),
+    }
+
+    # ---- website chat ----
+    S["ChatSessionInput"] = {"type": "object", "additionalProperties": False, "properties": {"name": {"type": "string", "maxLength": 200}, "email": {"type": "string"}}}
+    S["ChatSession"] = {"type": "object", "required": ["token", "contact_id", "expires_at"], "properties": {
+        "token": {"type": "string", "description": "the visitor's bearer token (30 days): Authorization: Bearer, or ?access_token= for the stream"},
+        "contact_id": uuid, "expires_at": {"type": "string", "format": "date-time"}}}
+    S["ChatMessageInput"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 1600}}}
+    preflight = lambda: op("CORS preflight", {"204": {"description": "the allowed methods and headers, any origin"}}, tag="chat", security=False)
+    visitor_auth = [{"name": "Authorization", "in": "header", "schema": {"type": "string"}, "description": "Bearer <the session's token>"}]
+    ws_p = {"name": "ws", "in": "path", "required": True, "schema": uuid, "description": "workspace id"}
+    paths["/v1/chat/{ws}/sessions"] = {
+        "parameters": [ws_p],
+        "post": op("Start a website chat session (public)", {"201": resp("the session", ref("ChatSession")), **errs(400, 404, 415, 503)},
+                   body=jbody(ref("ChatSessionInput"), {"name": "Ana Visitor", "email": "ana@example.com"}), tag="chat", security=False,
+                   desc="The visitor becomes a contact of the workspace (named after them, or 'Website visitor'); agents answer with POST .../contacts/{id}/messages {channel: chat}."),
+        "options": preflight(),
+    }
+    paths["/v1/chat/{ws}/messages"] = {
+        "parameters": [ws_p],
+        "post": {**op("A visitor's message (visitor token)", {"202": resp("received", ref("Message")), **errs(400, 401, 415, 503)}, params_=visitor_auth,
+                      body=jbody(ref("ChatMessageInput"), {"body": "Hi, do you fix boilers?"}), tag="chat", security=False,
+                      desc="MessageReceived on the visitor's contact, channel chat."), "x-visitor-token": True},
+        "options": preflight(),
+    }
+    paths["/v1/chat/{ws}/stream"] = {
+        "parameters": [ws_p],
+        "get": {**op("The visitor's own conversation as Server-Sent Events (visitor token)", {"200": {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, **errs(400, 401, 503)},
+                     params_=[{"name": "access_token", "in": "query", "schema": {"type": "string"}, "description": "the session's token (EventSource cannot set headers)"},
+                              {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}], tag="chat", security=False,
+                     desc="The message events (MessageReceived, MessageQueued, MessageSent, MessageDelivered, MessageRead, MessageFailed) of the visitor's contact only, in the shape of the workspace stream (docs/sse.md); resume with Last-Event-ID or ?after=."), "x-visitor-token": True},
+        "options": preflight(),
     }
 
     # ---- webhooks ----

@@ -19,5 +19,6 @@ int sb_api_messaging_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_twilio_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_message_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_email_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_chat_routes(sb_router_t *r, sb_api_t *api);
 
 #endif
