@@ -58,6 +58,9 @@ UPDATE workspaces
 -- @on EmailSenderSet
 UPDATE workspaces SET email_from = $7->>'from', email_from_name = $7->>'from_name' WHERE id = right($2, 36)::uuid;
 
+-- @on EmailSenderCleared
+UPDATE workspaces SET email_from = NULL, email_from_name = NULL WHERE id = right($2, 36)::uuid;
+
 -- @on ParkingLimitSet
 UPDATE workspaces SET parking_limit_seconds = ($7->>'seconds')::int WHERE id = right($2, 36)::uuid;
 
@@ -71,7 +74,7 @@ DELETE FROM auto_replies WHERE workspace_id = right($2, 36)::uuid AND keyword = 
 
 -- Every event of a workspace stream moves its version (the ETag) and updated_at, once per batch.
 -- @batch WorkspaceCreated WorkspaceRenamed DefaultCountryChanged TwilioConfigured TwilioCleared
--- @batch EmailSenderSet ParkingLimitSet AutoReplyRuleSet AutoReplyRuleRemoved MemberAdded
+-- @batch EmailSenderSet EmailSenderCleared ParkingLimitSet AutoReplyRuleSet AutoReplyRuleRemoved MemberAdded
 -- @batch PhoneNumberAdded PhoneNumberRemoved PhoneNumberAssigned PipelineStageAdded
 -- @batch PipelineStageRemoved MemberRoleChanged MemberRemoved
 UPDATE workspaces w

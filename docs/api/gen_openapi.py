@@ -231,12 +231,19 @@ params = {
     "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "retries with the same key (per user, kept 24 h) get the first response again and store nothing twice; the same key with a different request gets 422, one still in flight 409"},
 }
 
+tags = ["auth", "workspaces", "members", "pipeline", "auto-replies", "contacts", "notes", "analytics", "events", "operations"]
+# The messaging routes and webhooks live in their own file (docs/api/messaging_openapi.py).
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import messaging_openapi
+messaging_openapi.add(paths, S, params, responses, tags)
+
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "Switchboard API", "version": "1.0.0", "description": INTRO},
     "servers": [{"url": "http://127.0.0.1:8080"}],
     "security": [{"bearer": []}],
-    "tags": [{"name": t} for t in ["auth", "workspaces", "members", "pipeline", "auto-replies", "contacts", "notes", "analytics", "events", "operations"]],
+    "tags": [{"name": t} for t in tags],
     "paths": paths,
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "a token from sign-up or login"}},
                    "schemas": S, "responses": responses, "parameters": params,

@@ -14,8 +14,8 @@
 #define SB_CONTACT_MAX_NOTES 2000
 
 /* Decides a message command (SendMessage, DispatchScheduledMessage, CancelScheduledMessage,
- * RecordMessageStatus, ReceiveMessage) on a created contact.  Returns 1 when type is not a message
- * command, else as decide. */
+ * RecordMessageStatus, ReceiveMessage, RecordSendAttempt) on a created contact.  Returns 1 when type is not a
+ * message command, else as decide. */
 int sb__contact_message_decide(const json_t *state, const json_t *cmd, const char *type,
                                const sb_decide_ctx_t *ctx, sb_devents_t *out, sb_derror_t *err);
 /* Applies a message event; false when ev is not one. */

@@ -8,7 +8,8 @@
  * sideways, or repeats what is known, decides nothing (zero events, not an error).
  *
  * State kept per contact (bounded; docs/events.md says why the bounds are safe):
- *   "messages": {"<id>": {"channel", "direction", "status", "provider_id", "content"?}} holding every
+ *   "messages": {"<id>": {"channel", "direction", "status", "provider_id", "content"?, "attempts"?,
+ *       "attempted_at"?}} holding every
  *       pending message (scheduled or queued: the scheduler and the outbox will move each on; a
  *       scheduled one keeps its content, to queue at send time) and the newest settled ones;
  *   "settled": [ids], oldest first: messages that left pending, at most SB_CONTACT_SETTLED_WINDOW;
@@ -388,6 +389,38 @@ static int record_status(const json_t *state, const json_t *cmd, const sb_decide
                           json_pack("{s:s, s:s?, s:s}", "message_id", id, "provider_id", pid, "at", now));
 }
 
+/* The outbox, just before it asks a provider to send: records the attempt, so that after a crash
+ * the next outbox knows the provider may already have the message and reconciles before sending
+ * again.  The attempt number must be the next one: two outboxes (a lease changing hands) cannot
+ * both own one attempt. */
+static int record_attempt(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                          sb_devents_t *out, sb_derror_t *err)
+{
+    const char *id;
+    const json_t *m;
+    char now[SB_RFC3339_LEN];
+    SB_TRY(read_message(state, cmd, &id, &m, err));
+    const json_t *a = json_object_get(cmd, "attempt");
+    if (!json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > 1000)
+        return sb_reject(err, 400, "invalid", "attempt", "attempt must be an integer from 1 to 1000");
+    if (m == NULL)
+        return sb_reject(err, 404, "unknown_message", "message_id", "no such message");
+    if (!sb__eq(sb__str(m, "status"), "queued"))
+        return sb_reject(err, 409, "not_queued", "message_id", "the message is %s, not waiting to be sent",
+                         sb__str(m, "status") ? sb__str(m, "status") : "unknown");
+    if (opted_out(state, sb__str(m, "channel")))
+        return sb_reject(err, 409, "opted_out", "channel", "the contact opted out of %s",
+                         sb__str(m, "channel"));
+    json_int_t done = json_integer_value(json_object_get(m, "attempts"));
+    if (json_integer_value(a) != done + 1)
+        return sb_reject(err, 409, "attempt_conflict", "attempt", "attempt %lld was recorded already",
+                         (long long)done);
+    sb__now(ctx, now);
+    return sb_devents_add(
+        out, "MessageSendAttempted",
+        json_pack("{s:s, s:I, s:s}", "message_id", id, "attempt", json_integer_value(a), "at", now));
+}
+
 static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                    sb_derror_t *err)
 {
@@ -468,6 +501,8 @@ int sb__contact_message_decide(const json_t *state, const json_t *cmd, const cha
         fn = cancel_scheduled;
     else if (strcmp(type, "ReceiveMessage") == 0)
         fn = receive;
+    else if (strcmp(type, "RecordSendAttempt") == 0)
+        fn = record_attempt;
     else
         return 1;
     if (deleted)
@@ -561,6 +596,11 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         if (sb__eq(sb__str(m, "status"), "scheduled")) {
             move(state, id, "queued", NULL);
             json_object_del(m, "content");
+        }
+    } else if (strcmp(t, "MessageSendAttempted") == 0) {
+        if (m != NULL && json_is_integer(json_object_get(d, "attempt"))) {
+            json_object_set(m, "attempts", json_object_get(d, "attempt"));
+            sb__set(m, "attempted_at", json_object_get(d, "at"));
         }
     } else if (strcmp(t, "MessageScheduleCancelled") == 0) {
         move(state, id, "cancelled", NULL);

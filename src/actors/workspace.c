@@ -5,7 +5,7 @@
  *         "members": {"<user id>": {"role", "email", "name"}},
  *         "twilio": null | {"account_sid", "api_key_sid", "twiml_app_sid", "secret_ref"},
  *         "numbers": {"<e164>": {"sid", "assigned_to"}}, "stages": ["Lead", ...],
- *         "auto_replies": {"<keyword>": "<reply>"}, "email_from", "email_from_name",
+ *         "auto_replies": {"<keyword>": "<reply>"}, "email_from", "email_from_name", "email_secret_ref"?,
  *         "parking_limit_seconds"} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
@@ -458,9 +458,26 @@ static int set_email_sender(const json_t *state, const json_t *cmd, const sb_dec
     if (name != NULL && strpbrk(name, "<>\"\r\n") != NULL)
         return sb_reject(err, 400, "invalid", "from_name",
                          "from_name must not contain <, >, quotes or newlines");
-    if (sb__eq(sb__str(state, "email_from"), from) && sb__eq(sb__str(state, "email_from_name"), name))
+    /* The Resend key (and webhook secret), sealed: a reference, never a key ("re_..."). */
+    const char *ref;
+    SB_TRY(sb__opt_str(cmd, "secret_ref", 1, 512, &ref, err));
+    if (ref != NULL && strncmp(ref, "secret:", 7) != 0)
+        return sb_reject(err, 400, "secret_not_sealed", "secret_ref",
+                         "secret_ref must be a reference to a sealed secret (secret:...)");
+    if (sb__eq(sb__str(state, "email_from"), from) && sb__eq(sb__str(state, "email_from_name"), name) &&
+        (ref == NULL || sb__eq(sb__str(state, "email_secret_ref"), ref)))
         return 0;
-    return emit(out, "EmailSenderSet", json_pack("{s:s, s:s?}", "from", from, "from_name", name));
+    return emit(out, "EmailSenderSet",
+                json_pack("{s:s, s:s?, s:s?}", "from", from, "from_name", name, "secret_ref", ref));
+}
+
+static int clear_email_sender(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                              sb_devents_t *out, sb_derror_t *err)
+{
+    SB_TRY(need_manager(state, ctx, err));
+    if (sb__str(state, "email_from") == NULL && sb__str(state, "email_secret_ref") == NULL)
+        return 0;
+    return emit(out, "EmailSenderCleared", json_object());
 }
 
 static int set_parking_limit(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
@@ -485,14 +502,15 @@ static const struct {
     const char *type;
     handler_fn fn;
 } handlers[] = {
-    {"RenameWorkspace", rename_ws},        {"AddMember", add_member},
-    {"RemoveMember", remove_member},       {"ChangeMemberRole", change_role},
-    {"ConfigureTwilio", configure_twilio}, {"ClearTwilio", clear_twilio},
-    {"AddPhoneNumber", add_number},        {"RemovePhoneNumber", remove_number},
-    {"AssignPhoneNumber", assign_number},  {"AddPipelineStage", add_stage},
-    {"RemovePipelineStage", remove_stage}, {"SetAutoReplyRule", set_rule},
-    {"RemoveAutoReplyRule", remove_rule},  {"ChangeDefaultCountry", change_country},
-    {"SetEmailSender", set_email_sender},  {"SetParkingLimit", set_parking_limit},
+    {"RenameWorkspace", rename_ws},         {"AddMember", add_member},
+    {"RemoveMember", remove_member},        {"ChangeMemberRole", change_role},
+    {"ConfigureTwilio", configure_twilio},  {"ClearTwilio", clear_twilio},
+    {"AddPhoneNumber", add_number},         {"RemovePhoneNumber", remove_number},
+    {"AssignPhoneNumber", assign_number},   {"AddPipelineStage", add_stage},
+    {"RemovePipelineStage", remove_stage},  {"SetAutoReplyRule", set_rule},
+    {"RemoveAutoReplyRule", remove_rule},   {"ChangeDefaultCountry", change_country},
+    {"SetEmailSender", set_email_sender},   {"ClearEmailSender", clear_email_sender},
+    {"SetParkingLimit", set_parking_limit},
 };
 
 static int dispatch(const json_t *state, const json_t *cmd, const char *type, const sb_decide_ctx_t *ctx,
@@ -606,6 +624,12 @@ static void ws_evolve(json_t *state, const sb_devent_t *ev)
     } else if (strcmp(t, "EmailSenderSet") == 0) {
         sb__set(state, "email_from", json_object_get(d, "from"));
         sb__set(state, "email_from_name", json_object_get(d, "from_name"));
+        if (json_is_string(json_object_get(d, "secret_ref")))
+            sb__set(state, "email_secret_ref", json_object_get(d, "secret_ref"));
+    } else if (strcmp(t, "EmailSenderCleared") == 0) {
+        json_object_set_new(state, "email_from", json_null());
+        json_object_set_new(state, "email_from_name", json_null());
+        json_object_del(state, "email_secret_ref");
     } else if (strcmp(t, "ParkingLimitSet") == 0) {
         sb__set(state, "parking_limit_seconds", json_object_get(d, "seconds"));
     }

@@ -38,6 +38,7 @@ struct sb_loop_s {
     void *actors;      /* src/actors: the loop's actor registry */
     void *http;        /* src/http: the loop's h2o context */
     void *http_client; /* src/providers: the loop's outbound HTTP client (libcurl multi) */
+    void *messaging;   /* src/reactors: the loop's part of the messaging service */
     void *user;        /* free for tools and tests */
     /* internal */
     uv_async_t _wake;

@@ -1,6 +1,7 @@
 /* Secrets at rest: sealed values in the secrets table.  See secrets.h. */
 #include "db/secrets.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,5 +280,45 @@ int sb_secrets_delete(sb_secrets_t *s, sb_pg_t *pg, const char *workspace_id, co
     sb_pg_req_init(&op->req, sql, 3, op->params, on_done, op);
     op->req.stmts[0].name = "sb_secrets_delete";
     sb_pg_submit(pg, &op->req);
+    return 0;
+}
+
+/* ---- tokens ------------------------------------------------------------------------------------- */
+
+#define TOKEN_VALUE_MAX 512
+
+int sb_secrets_seal_token(const sb_secrets_t *s, const char *context, const void *value, size_t len,
+                          char *out, size_t cap)
+{
+    uint8_t sealed[SB_SEAL_OVERHEAD + TOKEN_VALUE_MAX];
+    if (len > TOKEN_VALUE_MAX ||
+        cap < sodium_base64_ENCODED_LEN(sb_seal_len(len), sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+        return SB_EINVAL;
+    int rc = sb_seal(s->key, context, value, len, sealed);
+    if (rc != 0)
+        return rc;
+    sodium_bin2base64(out, cap, sealed, sb_seal_len(len), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(sealed, sizeof(sealed));
+    return 0;
+}
+
+int sb_secrets_open_token(const sb_secrets_t *s, const char *context, const char *token, size_t token_len,
+                          char *out, size_t cap, size_t *len)
+{
+    uint8_t sealed[SB_SEAL_OVERHEAD + TOKEN_VALUE_MAX];
+    size_t n = 0;
+    const char *end;
+    *len = 0;
+    if (token_len == 0 || token_len > SB_SECRETS_TOKEN_MAX ||
+        sodium_base642bin(sealed, sizeof(sealed), token, token_len, NULL, &n, &end,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        end != token + token_len)
+        return SB_EINVAL;
+    if (n < SB_SEAL_OVERHEAD || n - SB_SEAL_OVERHEAD >= cap)
+        return SB_EINVAL;
+    int rc = sb_seal_open(s->key, context, sealed, n, out, len);
+    if (rc != 0)
+        return rc == SB_ECODEC ? SB_EINVAL : rc;
+    out[*len] = '\0';
     return 0;
 }

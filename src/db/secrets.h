@@ -72,4 +72,16 @@ typedef void (*sb_secrets_done_cb)(int status, int deleted, void *data);
 int sb_secrets_delete(sb_secrets_t *s, sb_pg_t *pg, const char *workspace_id, const char *kind,
                       const char *keep, sb_secrets_done_cb cb, void *data);
 
+/* Tokens: value sealed under the master key for context (the token opens only with the same
+ * context), as URL-safe base64 without padding, into out (cap bytes).  For bearer tokens that need
+ * no table (the website chat's visitor tokens).  0, or SB_EINVAL (a value over 512 bytes, out too
+ * small). */
+#define SB_SECRETS_TOKEN_MAX 1024
+int sb_secrets_seal_token(const sb_secrets_t *s, const char *context, const void *value, size_t len,
+                          char *out, size_t cap);
+/* Opens a token sealed by sb_secrets_seal_token for context into out (cap bytes, NUL-terminated).
+ * 0, or SB_EPERM (not ours, another context, changed), SB_EINVAL (not a token, too long). */
+int sb_secrets_open_token(const sb_secrets_t *s, const char *context, const char *token, size_t token_len,
+                          char *out, size_t cap, size_t *len);
+
 #endif

@@ -44,6 +44,9 @@
 #include "http/response.h"
 #include "http/server.h"
 #include "http/sse.h"
+#include "http/api_messaging.h"
+#include "http/webhooks.h"
+#include "reactors/messaging.h"
 #include "projections/projections.h"
 
 typedef struct {
@@ -52,6 +55,7 @@ typedef struct {
     sb_api_t *api;
     sb_sse_t *sse;
     sb_secrets_t *secrets;
+    sb_messaging_t *messaging;
     const char *conninfo;
     bool migrated;
     /* start-up reports from the loops */
@@ -225,6 +229,10 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     /* The projections runner (loop 0; stopped in close_loop_parts, before the follower). */
     if (rc == 0 && loop->index == 0)
         rc = sb_projections_start(s->app.projections, loop, s->app.follower);
+    /* Messaging (the workspace configuration cache the webhooks read, and the reactors that send
+     * and schedule): after the runtime, before the API and HTTP. */
+    if (rc == 0)
+        rc = sb_messaging_loop_start(s->messaging, loop);
     if (rc == 0)
         rc = sb_api_loop_start(s->api, loop);
     if (rc == 0)
@@ -331,6 +339,11 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         fprintf(stderr, "switchboard: cannot set up the API\n");
         goto out_conninfo;
     }
+    if (sb_api_messaging_routes(sb_http_server_router(s.http), s.api) != 0 ||
+        sb_webhooks_register(sb_http_server_router(s.http), cfg) != 0) {
+        fprintf(stderr, "switchboard: cannot register the messaging routes\n");
+        goto out_conninfo;
+    }
 
     sb_sse_options_t sse_opts;
     if (sb_sse_options_init(&sse_opts, err, sizeof(err)) != 0) {
@@ -367,6 +380,16 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
                  ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s)
                  : SB_ENOMEM;
     loops.app = &s.app;
+    if (rc == 0) {
+        sb_messaging_options_t mo;
+        sb_messaging_options_init(&mo, cfg);
+        mo.conninfo = conninfo;
+        mo.loops = &loops;
+        mo.follower = s.app.follower;
+        mo.secrets = s.secrets;
+        rc = sb_messaging_new(&s.messaging, &mo);
+        s.app.reactors = s.messaging;
+    }
     if (rc != 0) {
         fprintf(stderr, "switchboard: cannot create the worker loops: %s\n", sb_strerror(rc));
         goto out_sync;
@@ -404,6 +427,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
         sb_log_info("serve", "stopped");
 
 out_sync:
+    sb_messaging_free(s.messaging);
     sb_projections_free(s.app.projections);
     sb_follower_free(s.app.follower);
     uv_cond_destroy(&s.cond);

@@ -640,6 +640,33 @@ static int on_stream_req(h2o_req_t *req, const sb_route_params_t *params, void *
     return 0;
 }
 
+int sb_sse_serve(sb_sse_t *sse, h2o_req_t *req, const sb_uuid_t *workspace, const char *query, size_t qlen)
+{
+    pending_t *pd = h2o_mem_alloc_shared(&req->pool, sizeof(*pd), on_pending_dispose);
+    memset(pd, 0, sizeof(*pd));
+    pd->sse = sse;
+    pd->ws = *workspace;
+    const char *lei = NULL;
+    size_t lei_len = 0;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    if (i >= 0) {
+        lei = req->headers.entries[i].value.base;
+        lei_len = req->headers.entries[i].value.len;
+    }
+    const char *field = NULL;
+    char err[160];
+    int rc = sb_sse_params_parse(query, qlen, lei, lei_len, &pd->params, &field, err, sizeof(err));
+    if (rc == SB_EINVAL) {
+        sb_http_send_error(req, 400, "invalid_argument", err, field);
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    pd->params_owned = true;
+    on_authorized(req, SB_HTTP_AUTH_OK, NULL, pd);
+    return 0;
+}
+
 /* ---- the hub's tick: heartbeats, stalled sends, retries ------------------------------------- */
 
 static void on_tick(uv_timer_t *t)

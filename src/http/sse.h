@@ -75,6 +75,13 @@ typedef struct sb_sse_stats_s {
 /* Sums every loop's counters.  Any thread, at any time between create and free. */
 void sb_sse_get_stats(const sb_sse_t *sse, sb_sse_stats_t *out);
 
+/* Serves req (on its loop, after sb_sse_loop_start) as an event stream of workspace, for a request
+ * its caller has authorized by other means (the website chat's visitor tokens): query is the
+ * stream's parameters as ?types=, ?streams=, ?categories=, ?after= give them (the caller builds it,
+ * so it decides what the client sees), and Last-Event-ID is read from req.  Answers req itself (400
+ * for malformed parameters) and returns 0, or a negative code without answering. */
+int sb_sse_serve(sb_sse_t *sse, h2o_req_t *req, const sb_uuid_t *workspace, const char *query, size_t qlen);
+
 /* SSE clients connected now, for /metrics (switchboard_sse_clients). */
 uint64_t sb_sse_clients(const sb_sse_t *sse);
 

@@ -57,6 +57,10 @@ typedef struct sb_http_request_s {
     uint64_t timeout_ms;          /* whole attempt; 0: SB_HTTP_DEFAULT_TIMEOUT_MS */
     size_t max_response;          /* response body bound; 0: SB_HTTP_DEFAULT_MAX_RESPONSE */
     const sb_http_retry_t *retry; /* copied; NULL: one attempt */
+    /* A connection of its own, closed after: libcurl silently sends a request again when a reused
+     * keep-alive connection turns out dead before any answer, so a request that must not be repeated
+     * (sending a message) takes a fresh one. */
+    bool fresh_connection;
 } sb_http_request_t;
 
 /* What came back, valid only during the callback. */

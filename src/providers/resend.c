@@ -104,6 +104,19 @@ static void on_http(const sb_http_response_t *r, void *d)
     json_decref(j);
 }
 
+/* Resend's rule for tag names and values: ASCII letters, digits, '_' and '-', 1..256 of them. */
+static bool tag_is_valid(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > 256)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
 /* json_string refuses invalid UTF-8 (NULL); the caller reports SB_EUTF8. */
 static int set_str(json_t *o, const char *key, const char *v)
 {
@@ -130,6 +143,11 @@ int sb_resend_send(const sb_resend_t *rs, const sb_resend_email_t *e, sb_resend_
             if ((unsigned char)e->idempotency_key[i] < 0x21 || (unsigned char)e->idempotency_key[i] > 0x7e)
                 return SB_EINVAL;
     }
+    if (e->n_tags > SB_RESEND_MAX_TAGS || (e->n_tags > 0 && e->tags == NULL))
+        return SB_EINVAL;
+    for (size_t i = 0; i < e->n_tags; i++)
+        if (!tag_is_valid(e->tags[i].name) || !tag_is_valid(e->tags[i].value))
+            return SB_EINVAL;
     int rc = 0;
     json_t *o = json_object();
     json_t *to = json_array();
@@ -149,6 +167,13 @@ int sb_resend_send(const sb_resend_t *rs, const sb_resend_email_t *e, sb_resend_
         (e->html && (rc = set_str(o, "html", e->html)) != 0) ||
         (e->reply_to && (rc = set_str(o, "reply_to", e->reply_to)) != 0))
         goto out_json;
+    if (e->n_tags > 0) {
+        json_t *tags = json_array();
+        for (size_t i = 0; i < e->n_tags; i++)
+            json_array_append_new(
+                tags, json_pack("{s:s, s:s}", "name", e->tags[i].name, "value", e->tags[i].value));
+        json_object_set_new(o, "tags", tags);
+    }
 
     char *body = json_dumps(o, JSON_COMPACT);
     if (body == NULL)

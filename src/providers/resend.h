@@ -34,6 +34,14 @@ int sb_resend_init(sb_resend_t *rs, sb_http_client_t *http, const char *api_base
 /* Wipes the key. */
 void sb_resend_clear(sb_resend_t *rs);
 
+/* A tag Resend keeps with the email and sends back in its webhook events ([A-Za-z0-9_-], at most
+ * 256 characters each). */
+typedef struct sb_resend_tag_s {
+    const char *name;
+    const char *value;
+} sb_resend_tag_t;
+#define SB_RESEND_MAX_TAGS 10
+
 typedef struct sb_resend_email_s {
     const char *from; /* "Name <a@b>" or "a@b" */
     const char *const *to;
@@ -43,6 +51,8 @@ typedef struct sb_resend_email_s {
     const char *html;
     const char *reply_to;        /* NULL: none */
     const char *idempotency_key; /* NULL: none; printable ASCII, at most SB_RESEND_IDEMPOTENCY_MAX */
+    const sb_resend_tag_t *tags; /* NULL: none */
+    size_t n_tags;               /* at most SB_RESEND_MAX_TAGS */
 } sb_resend_email_t;
 
 typedef struct sb_resend_result_s {

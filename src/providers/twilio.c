@@ -198,6 +198,7 @@ int sb_twilio_request(const sb_twilio_t *tw, const char *method, const char *pat
         .timeout_ms = tw->timeout_ms,
         .max_response = SB_TWILIO_MAX_RESPONSE,
         .retry = tw->retry,
+        .fresh_connection = tw->fresh_connection,
     };
     rc = sb_http_request(tw->http, &hr, on_http, req, &req->call);
     if (rc != 0) {

@@ -35,6 +35,7 @@ typedef struct sb_twilio_s {
     char secret[SB_TWILIO_SECRET_MAX + 1];
     const sb_http_retry_t *retry; /* NULL (the default): one attempt; must outlive the client */
     uint64_t timeout_ms;          /* 0: SB_HTTP_DEFAULT_TIMEOUT_MS */
+    bool fresh_connection;        /* each request on a connection of its own (http_client.h) */
 } sb_twilio_t;
 
 /* Fills tw for the account (HTTP basic auth with account_sid and auth_token).  api_base: e.g.
@@ -158,7 +159,7 @@ int sb_twilio_list_numbers(const sb_twilio_t *tw, unsigned page_size, const char
                            void *data, sb_twilio_req_t **reqp);
 
 typedef struct sb_twilio_number_update_s {
-    const char *voice_application_sid; /* NULL fields are left as they are */
+    const char *voice_application_sid; /* NULL fields are left as they are; "" clears one */
     const char *sms_url;
     const char *sms_method;
     const char *status_callback;

@@ -196,7 +196,8 @@ int sb_twilio_update_number(const sb_twilio_t *tw, const char *number_sid, const
                             sb_twilio_cb cb, void *data, sb_twilio_req_t **reqp)
 {
     if (!sb_twilio_sid_is_valid(number_sid, "PN") ||
-        (u->voice_application_sid != NULL && !sb_twilio_sid_is_valid(u->voice_application_sid, "AP")))
+        (u->voice_application_sid != NULL && u->voice_application_sid[0] != '\0' &&
+         !sb_twilio_sid_is_valid(u->voice_application_sid, "AP")))
         return SB_EINVAL;
     sb_buf_t f = SB_BUF_INIT;
     add_opt(&f, "VoiceApplicationSid", u->voice_application_sid);

@@ -12,7 +12,7 @@
 // SIGTERM/SIGINT or when stdin closes.  The admin API (not recorded) is under /__admin:
 //   GET    /__admin/requests[?path=P&method=M]  -> {requests: [...]}
 //   DELETE /__admin/requests
-//   POST   /__admin/faults {method?, path? | pathPrefix?, times=1, action: "status"|"hang"|"drop"|
+//   POST   /__admin/faults {method?, path? | pathPrefix?, times=1, apply?, action: "status"|"hang"|"drop"|
 //          "delay", status?, body?, headers?, delayMs?, bodyBytes?}  -> {id}
 //   DELETE /__admin/faults
 //   POST   /__admin/accounts {sid?, token?, numbers?: count | ["+1555..."]}  -> the account
@@ -68,6 +68,7 @@ class State {
     this.emails = [];
     this.seq = 0;
     this.faultSeq = 0;
+    this.numberSeq = 0;
   }
 
   account(sid, token, register = false) {
@@ -266,6 +267,19 @@ function twilio(state, rec, segs, query) {
     return { status: 201, body: msg };
   }
 
+  if (res === 'Messages.json' && m === 'GET') {
+    // Newest first, as Twilio lists them; To, From and DateSent> (a date, inclusive) filter.
+    let list = [...acct.messages.values()].reverse();
+    const to = query.get('To'),
+      from = query.get('From'),
+      since = query.get('DateSent>');
+    if (to) list = list.filter((x) => x.to === to);
+    if (from) list = list.filter((x) => x.from === from);
+    if (since) list = list.filter((x) => new Date(x.date_created) >= new Date(`${since}T00:00:00Z`));
+    const pub = list.map(({ media_urls, status_callback, ...rest }) => rest);
+    return { status: 200, body: page(pub, 'messages', `${base}/Messages.json`, query) };
+  }
+
   if (res === 'Calls.json' && m === 'POST') {
     const to = first(f, 'To'),
       from = first(f, 'From');
@@ -330,6 +344,18 @@ function twilio(state, rec, segs, query) {
     };
     acct.keys.set(ksid, key);
     return { status: 201, body: key };
+  }
+
+  if (res === 'Keys' && sub && sub.endsWith('.json') && rest.length === 2) {
+    const ksid = sub.slice(0, -5);
+    const key = acct.keys.get(ksid);
+    if (!key) return notFound();
+    if (m === 'DELETE') {
+      acct.keys.delete(ksid);
+      return { status: 204, body: null };
+    }
+    const { secret, ...pub } = key;
+    return { status: 200, body: pub };
   }
 
   if (res === 'Applications.json') {
@@ -513,7 +539,8 @@ function admin(state, rec, query, res) {
 function addAccount(state, { sid, token, numbers } = {}) {
   const a = state.account(sid || newSid('AC'), token || hex(16), true);
   if (typeof numbers === 'number') {
-    for (let i = 0; i < numbers; i++) state.addNumber(a, `+1555${String(1000000 + a.numbers.length).slice(1)}`);
+    // Unique across the fake's accounts, and valid North American numbers (+1 555 2xx xxxx).
+    for (let i = 0; i < numbers; i++) state.addNumber(a, `+1555${2000000 + state.numberSeq++}`);
   } else if (Array.isArray(numbers)) {
     for (const n of numbers) state.addNumber(a, n);
   }
@@ -548,17 +575,21 @@ function handle(state, req, res, body, sockets) {
 
   rec.seq = ++state.seq;
   state.requests.push(rec);
-  const answer = () => {
+  const compute = () => {
     const segs = u.pathname.split('/').filter(Boolean);
     if (segs[0] === '2010-04-01' && segs[1] === 'Accounts' && segs.length >= 3)
-      return send(res, twilio(state, rec, segs, u.searchParams));
-    if (u.pathname === '/emails') return send(res, resend(state, rec));
-    return send(res, { status: 404, body: { code: 20404, message: 'Not found', status: 404 } });
+      return twilio(state, rec, segs, u.searchParams);
+    if (u.pathname === '/emails') return resend(state, rec);
+    return { status: 404, body: { code: 20404, message: 'Not found', status: 404 } };
   };
+  const answer = () => send(res, compute());
 
   const f = state.takeFault(req.method, u.pathname);
   if (!f) return answer();
   rec.fault = { id: f.id, action: f.action, status: f.status };
+  // apply: the request takes effect (a message is created...) and then the fault happens instead of
+  // the answer: what a crash or a lost connection after the provider acted looks like.
+  if (f.apply) rec.applied = compute();
   switch (f.action) {
     case 'hang':
       return; // never answer; the socket is destroyed when the server closes

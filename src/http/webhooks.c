@@ -1,0 +1,149 @@
+/* The webhooks' shared parts: pending state tied to the request, answers, counters.  See
+ * webhooks.h. */
+#include "http/webhooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "http/response.h"
+#include "http/webhooks_int.h"
+
+sb__wh_stats_t sb__wh_stats;
+
+struct sb__wh_link_s {
+    sb__wh_t *w;
+};
+
+static void on_dispose(void *p)
+{
+    sb__wh_link_t *l = p;
+    if (l->w != NULL) {
+        l->w->req = NULL;
+        l->w->link = NULL;
+    }
+}
+
+void sb__wh_attach(sb__wh_t *w, h2o_req_t *req, const sb_config_t *cfg)
+{
+    w->req = req;
+    w->cfg = cfg;
+    w->link = h2o_mem_alloc_shared(&req->pool, sizeof(*w->link), on_dispose);
+    w->link->w = w;
+    snprintf(w->request_id, sizeof(w->request_id), "%s", sb_http_request_id(req));
+}
+
+void sb__wh_detach(sb__wh_t *w)
+{
+    if (w->link != NULL)
+        w->link->w = NULL;
+    w->link = NULL;
+    w->req = NULL;
+}
+
+bool sb__wh_content_type_is(h2o_req_t *req, const char *type)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return false;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = strlen(type);
+    if (v.len < n || strncasecmp(v.base, type, n) != 0)
+        return false;
+    return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
+}
+
+const char *sb__wh_header(h2o_req_t *req, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == n && strncasecmp(h->name->base, name, n) == 0) {
+            *len = h->value.len;
+            return h->value.base;
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+char *sb__wh_url(h2o_req_t *req, const sb_config_t *cfg, size_t *len)
+{
+    size_t base = strlen(cfg->public_url);
+    char *url = malloc(base + req->path.len + 1);
+    if (url == NULL)
+        return NULL;
+    memcpy(url, cfg->public_url, base);
+    memcpy(url + base, req->path.base, req->path.len);
+    url[base + req->path.len] = '\0';
+    *len = base + req->path.len;
+    return url;
+}
+
+void sb__wh_reply_twiml(sb__wh_t *w)
+{
+    static const char twiml[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
+    if (w->req == NULL)
+        return;
+    sb_http_send_body(w->req, 200, "text/xml", twiml, sizeof(twiml) - 1);
+}
+
+void sb__wh_reply_ok(sb__wh_t *w)
+{
+    if (w->req == NULL)
+        return;
+    sb_http_send_body(w->req, 200, NULL, "", 0);
+}
+
+void sb__wh_reply_error(sb__wh_t *w, int status, const char *code, const char *message, const char *field)
+{
+    if (status == 403)
+        atomic_fetch_add_explicit(&sb__wh_stats.forbidden, 1, memory_order_relaxed);
+    else if (status == 400 || status == 415)
+        atomic_fetch_add_explicit(&sb__wh_stats.malformed, 1, memory_order_relaxed);
+    else if (status >= 500)
+        atomic_fetch_add_explicit(&sb__wh_stats.failed, 1, memory_order_relaxed);
+    if (w->req == NULL)
+        return;
+    sb_http_send_error(w->req, status, code, message, field);
+}
+
+void sb__wh_reply_errcode(sb__wh_t *w, int err)
+{
+    /* Failures that pass: the provider retries, and the retry stores nothing twice. */
+    bool transient = err == SB_EOVERLOAD || err == SB_EDBDOWN || err == SB_ESHUTDOWN || err == SB_EUNKNOWN ||
+                     err == SB_ETIMEOUT || err == SB_ECONFLICT || err == SB_EDB;
+    if (!transient)
+        sb_log_error("webhooks", "request failed: %s id=%s", sb_strerror(err), w->request_id);
+    sb__wh_reply_error(w, transient ? 503 : 500, NULL, sb_strerror(err), NULL);
+}
+
+void sb__wh_reply_ask_error(sb__wh_t *w, const sb_ask_reply_t *reply)
+{
+    if (reply->status == SB_EREJECTED && reply->err != NULL) {
+        const sb_derror_t *e = reply->err;
+        sb__wh_reply_error(w, e->status, e->code, e->message, e->field[0] ? e->field : NULL);
+        return;
+    }
+    sb__wh_reply_errcode(w, reply->status);
+}
+
+int sb_webhooks_register(sb_router_t *r, const sb_config_t *cfg)
+{
+    int rc = sb__wh_twilio_routes(r, cfg);
+    if (rc == 0)
+        rc = sb__wh_resend_routes(r, cfg);
+    return rc;
+}
+
+void sb_webhooks_get_stats(sb_webhooks_stats_t *out)
+{
+    out->inbound = atomic_load_explicit(&sb__wh_stats.inbound, memory_order_relaxed);
+    out->statuses = atomic_load_explicit(&sb__wh_stats.statuses, memory_order_relaxed);
+    out->email_events = atomic_load_explicit(&sb__wh_stats.email_events, memory_order_relaxed);
+    out->forbidden = atomic_load_explicit(&sb__wh_stats.forbidden, memory_order_relaxed);
+    out->malformed = atomic_load_explicit(&sb__wh_stats.malformed, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&sb__wh_stats.failed, memory_order_relaxed);
+}

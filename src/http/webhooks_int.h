@@ -1,0 +1,61 @@
+/* Internal to the webhook handlers (webhooks_twilio.c, webhooks_resend.c): a request's pending
+ * state that survives the request's disposal, and the shared answers. */
+#ifndef SB_HTTP_WEBHOOKS_INT_H
+#define SB_HTTP_WEBHOOKS_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <h2o.h>
+
+#include "actors/runtime.h"
+#include "core/config.h"
+#include "http/webhooks.h"
+
+typedef struct sb__wh_link_s sb__wh_link_t;
+
+/* The head of every handler's pending state (heap-allocated: an HTTP/2 reset disposes the request,
+ * and its pool, at once, while an actor's answer may still be on its way). */
+typedef struct sb__wh_s {
+    h2o_req_t *req; /* NULL once h2o has disposed the request */
+    sb__wh_link_t *link;
+    const sb_config_t *cfg;
+    char request_id[132];
+} sb__wh_t;
+
+/* Ties w to req: when h2o disposes req, w->req becomes NULL. */
+void sb__wh_attach(sb__wh_t *w, h2o_req_t *req, const sb_config_t *cfg);
+/* Unties w (call before freeing it while the request may still be alive). */
+void sb__wh_detach(sb__wh_t *w);
+
+/* True when req's Content-Type is type (parameters after ';' ignored; case-insensitive). */
+bool sb__wh_content_type_is(h2o_req_t *req, const char *type);
+
+/* The value of request header name (lowercase), or NULL; *len gets its length. */
+const char *sb__wh_header(h2o_req_t *req, const char *name, size_t *len);
+
+/* The URL Twilio requested: cfg->public_url + the path and query as received.  malloc'd; NULL on
+ * allocation failure. */
+char *sb__wh_url(h2o_req_t *req, const sb_config_t *cfg, size_t *len);
+
+/* Answers: Twilio's empty TwiML; an empty 200; errors in SPEC §5's shape (counted). */
+void sb__wh_reply_twiml(sb__wh_t *w);
+void sb__wh_reply_ok(sb__wh_t *w);
+void sb__wh_reply_error(sb__wh_t *w, int status, const char *code, const char *message, const char *field);
+/* The answer for a failed ask: the decider's rejection, or 503 / 500 for the runtime's failures. */
+void sb__wh_reply_ask_error(sb__wh_t *w, const sb_ask_reply_t *reply);
+/* The answer for a negative code (SB_EOVERLOAD, SB_EDBDOWN ... -> 503; others 500). */
+void sb__wh_reply_errcode(sb__wh_t *w, int err);
+
+/* Counters (webhooks.h). */
+typedef struct {
+    _Atomic unsigned long long inbound, statuses, email_events, forbidden, malformed, failed;
+} sb__wh_stats_t;
+extern sb__wh_stats_t sb__wh_stats;
+
+/* Route registration per file. */
+int sb__wh_twilio_routes(sb_router_t *r, const sb_config_t *cfg);
+int sb__wh_resend_routes(sb_router_t *r, const sb_config_t *cfg);
+
+#endif

@@ -1,0 +1,400 @@
+/* Twilio's messaging webhooks: inbound messages and status callbacks (SPEC §7).
+ *
+ * Inbound:  form -> route by To (the number's claim; reactors/wsconf.h) -> AccountSid and
+ *           X-Twilio-Signature against the workspace's credentials -> the contact for From, found or
+ *           created (actors/flows.h: exactly one, however many first messages arrive at once, in
+ *           any process) -> ReceiveMessage -> 200 TwiML once committed.
+ * Status:   form -> our ids from the StatusCallback URL (?w=&c=&m=, signed with it) -> AccountSid
+ *           and signature -> RecordMessageStatus -> 200 once committed.
+ *
+ * The message id of an inbound message is named by its MessageSid, so Twilio's retries name the
+ * same message and the contact decider records it once.  A signature that does not verify against
+ * a cached configuration is checked once more against a fresh read (the token may just have
+ * changed) before the 403. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/flows.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "http/response.h"
+#include "http/webhooks_int.h"
+#include "http/webhooks_parse.h"
+#include "providers/twilio_sig.h"
+#include "reactors/messaging.h"
+#include "reactors/wsconf.h"
+
+typedef enum { KIND_INBOUND, KIND_STATUS } kind_t;
+
+typedef struct {
+    sb__wh_t h;
+    kind_t kind;
+    sb_form_t form;
+    sb_wh_inbound_t in;
+    sb_wh_status_t st;
+    sb_wh_ids_t ids;
+    bool has_ids;
+    char *url;
+    size_t url_len;
+    char sig[64];
+    size_t sig_len;
+    const sb_wsconf_t *conf; /* referenced once verified */
+    bool reloaded;
+    int tries;
+    char message_id[SB_UUID_STRLEN + 1];
+    char contact_id[SB_UUID_STRLEN + 1];
+} twh_t;
+
+static void twh_free(twh_t *t)
+{
+    sb__wh_detach(&t->h);
+    sb_form_free(&t->form);
+    free(t->url);
+    if (t->conf != NULL)
+        sb_wsconf_unref(t->conf);
+    free(t);
+}
+
+/* Common start: the form and the signature header.  Answers and returns NULL on a bad request. */
+static twh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
+{
+    sb__wh_t tmp = {0};
+    tmp.req = req;
+    if (!sb__wh_content_type_is(req, "application/x-www-form-urlencoded")) {
+        sb__wh_reply_error(&tmp, 415, NULL, "expected content-type application/x-www-form-urlencoded", NULL);
+        return NULL;
+    }
+    twh_t *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        sb__wh_reply_errcode(&tmp, SB_ENOMEM);
+        return NULL;
+    }
+    t->kind = kind;
+    sb__wh_attach(&t->h, req, cfg);
+    int rc = sb_form_parse(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &t->form);
+    if (rc != 0) {
+        sb__wh_reply_error(&t->h, rc == SB_ETOOBIG ? 413 : 400, "invalid_form",
+                           rc == SB_EUTF8 ? "the body is not UTF-8" : "the body is not a valid form", NULL);
+        goto fail;
+    }
+    const char *field = NULL;
+    rc = kind == KIND_INBOUND ? sb_wh_parse_inbound(&t->form, &t->in, &field)
+                              : sb_wh_parse_status(&t->form, &t->st, &field);
+    if (rc != 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s is missing or malformed", field);
+        sb__wh_reply_error(&t->h, 400, "invalid", msg, field);
+        goto fail;
+    }
+    size_t n;
+    const char *sig = sb__wh_header(req, "x-twilio-signature", &n);
+    if (sig == NULL || n == 0 || n >= sizeof(t->sig)) {
+        sb__wh_reply_error(&t->h, 403, "invalid_signature", "X-Twilio-Signature is missing", NULL);
+        goto fail;
+    }
+    memcpy(t->sig, sig, n);
+    t->sig_len = n;
+    t->url = sb__wh_url(req, cfg, &t->url_len);
+    if (t->url == NULL) {
+        sb__wh_reply_errcode(&t->h, SB_ENOMEM);
+        goto fail;
+    }
+    return t;
+fail:
+    twh_free(t);
+    return NULL;
+}
+
+static void forbidden(twh_t *t, const char *why)
+{
+    sb_log_info("webhooks", "twilio %s refused: %s id=%s", t->kind == KIND_INBOUND ? "message" : "status",
+                why, t->h.request_id);
+    sb__wh_reply_error(&t->h, 403, "invalid_signature", "the request could not be verified", NULL);
+    twh_free(t);
+}
+
+/* ---- inbound ------------------------------------------------------------------------------------ */
+
+static void find_contact(twh_t *t);
+
+static void on_received(const sb_ask_reply_t *reply, void *data)
+{
+    twh_t *t = data;
+    if (t->h.req == NULL) {
+        twh_free(t);
+        return;
+    }
+    if (reply->status == 0) {
+        atomic_fetch_add_explicit(&sb__wh_stats.inbound, 1, memory_order_relaxed);
+        sb__wh_reply_twiml(&t->h);
+        twh_free(t);
+        return;
+    }
+    /* Deleted between finding and recording: find (or create) the number's contact again. */
+    if (reply->status == SB_EREJECTED && reply->err != NULL && reply->err->status == 404 && t->tries < 3) {
+        find_contact(t);
+        return;
+    }
+    sb__wh_reply_ask_error(&t->h, reply);
+    twh_free(t);
+}
+
+static void receive(twh_t *t)
+{
+    const sb_wh_inbound_t *in = &t->in;
+    json_t *media = json_array();
+    for (int i = 0; i < in->n_media; i++)
+        json_array_append_new(media, json_string(in->media[i]));
+    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type", "ReceiveMessage",
+                            "message_id", t->message_id, "channel", in->channel, "from", in->from, "to",
+                            in->to, "body", in->body, "media_urls", media, "provider_id", in->message_sid);
+    char stream[SB_UUID_STRLEN + 16];
+    snprintf(stream, sizeof(stream), "contact-%s", t->contact_id);
+    sb_ask_opts_t opts = {
+        .context = t->conf->context,
+        .correlation_id = t->h.request_id,
+        .request_id = t->h.request_id,
+        .source = "webhook:twilio",
+        .workspace_id = t->conf->workspace_id,
+        .skip_state = true,
+        .skip_event_data = true,
+    };
+    int rc = cmd != NULL ? sb_actor_ask(sb_messaging_loops(sb_messaging_current()), stream, cmd, &opts,
+                                        on_received, t)
+                         : SB_ENOMEM;
+    if (rc != 0) {
+        sb__wh_reply_errcode(&t->h, rc);
+        twh_free(t);
+    }
+}
+
+static void on_contact(const sb_flow_result_t *res, void *data)
+{
+    twh_t *t = data;
+    if (t->h.req == NULL) {
+        twh_free(t);
+        return;
+    }
+    if (res->status != 0 || res->id == NULL) {
+        if (res->status == SB_EREJECTED && res->err != NULL)
+            sb__wh_reply_error(&t->h, res->err->status == 404 ? 503 : res->err->status, res->err->code,
+                               res->err->message, res->err->field[0] ? res->err->field : NULL);
+        else
+            sb__wh_reply_errcode(&t->h, res->status != 0 ? res->status : SB_EINVAL);
+        twh_free(t);
+        return;
+    }
+    snprintf(t->contact_id, sizeof(t->contact_id), "%s", res->id);
+    receive(t);
+}
+
+static void find_contact(twh_t *t)
+{
+    t->tries++;
+    json_t *fields = json_pack("{s:s}", "phone", t->in.from);
+    if (fields != NULL && t->in.profile_name != NULL)
+        json_object_set_new(fields, "name", json_string(t->in.profile_name));
+    sb_flow_opts_t opts = {
+        .correlation_id = t->h.request_id,
+        .request_id = t->h.request_id,
+        .source = "webhook:twilio",
+    };
+    int rc = fields != NULL
+                 ? sb_flow_contact_create(sb_messaging_loops(sb_messaging_current()), t->conf->workspace_id,
+                                          fields, SB_FLOW_FIND_OR_CREATE, &opts, on_contact, t)
+                 : SB_ENOMEM;
+    json_decref(fields);
+    if (rc != 0) {
+        sb__wh_reply_errcode(&t->h, rc);
+        twh_free(t);
+    }
+}
+
+/* ---- status ------------------------------------------------------------------------------------- */
+
+static void on_recorded(const sb_ask_reply_t *reply, void *data)
+{
+    twh_t *t = data;
+    if (t->h.req == NULL) {
+        twh_free(t);
+        return;
+    }
+    /* A status for a message we no longer know, or one that does not move it forward, is still an
+     * answer Twilio should not retry. */
+    bool settled = reply->status == 0 || (reply->status == SB_EREJECTED && reply->err != NULL &&
+                                          (reply->err->status == 404 || reply->err->status == 409));
+    if (settled) {
+        if (reply->status != 0)
+            sb_log_debug("webhooks", "status %s for message %s recorded nothing: %s", t->st.twilio_status,
+                         t->ids.message, reply->err->code);
+        atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
+        sb__wh_reply_ok(&t->h);
+    } else {
+        sb__wh_reply_ask_error(&t->h, reply);
+    }
+    twh_free(t);
+}
+
+static void record_status(twh_t *t)
+{
+    const sb_wh_status_t *st = &t->st;
+    if (st->status == NULL || !t->has_ids) {
+        /* Twilio's intermediate states record nothing; a callback without our ids names no message
+         * we sent (we always give them), so there is nothing to record either. */
+        if (st->status != NULL)
+            sb_log_info("webhooks", "status %s for %s without our ids: ignored", st->twilio_status,
+                        st->message_sid);
+        atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
+        sb__wh_reply_ok(&t->h);
+        twh_free(t);
+        return;
+    }
+    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "type", "RecordMessageStatus", "message_id",
+                            t->ids.message, "status", st->status, "provider_id", st->message_sid,
+                            "error_code", st->error_code, "error", st->error);
+    char stream[SB_UUID_STRLEN + 16];
+    snprintf(stream, sizeof(stream), "contact-%s", t->ids.contact);
+    sb_ask_opts_t opts = {
+        .context = t->conf->context,
+        .correlation_id = t->h.request_id,
+        .request_id = t->h.request_id,
+        .source = "webhook:twilio",
+        .workspace_id = t->conf->workspace_id,
+        .skip_state = true,
+        .skip_event_data = true,
+    };
+    int rc = cmd != NULL ? sb_actor_ask(sb_messaging_loops(sb_messaging_current()), stream, cmd, &opts,
+                                        on_recorded, t)
+                         : SB_ENOMEM;
+    if (rc != 0) {
+        sb__wh_reply_errcode(&t->h, rc);
+        twh_free(t);
+    }
+}
+
+/* ---- verification --------------------------------------------------------------------------------- */
+
+static void on_conf(int status, const sb_wsconf_t *conf, void *data);
+
+static bool reload(twh_t *t)
+{
+    if (t->reloaded)
+        return false;
+    t->reloaded = true;
+    int rc = t->has_ids ? sb_wsconf_get(t->ids.workspace, SB_WSCONF_RELOAD, on_conf, t)
+                        : sb_wsconf_route(t->kind == KIND_INBOUND ? t->in.to : t->st.from, SB_WSCONF_RELOAD,
+                                          on_conf, t);
+    return rc == 0;
+}
+
+/* Checks the request against conf; carries on, reloads once (may_reload: conf is a cached entry
+ * old enough that reading it again is worth it), or answers 403. */
+static void verify(twh_t *t, const sb_wsconf_t *conf, bool may_reload)
+{
+    const char *account = t->kind == KIND_INBOUND ? t->in.account_sid : t->st.account_sid;
+    const char *why = NULL;
+    if (!conf->twilio)
+        why = "twilio is not configured for the workspace";
+    else if (strcmp(conf->account_sid, account) != 0)
+        why = "AccountSid is not the workspace's account";
+    else if (!sb_twilio_sig_check(conf->auth_token, t->url, t->url_len, &t->form, t->sig, t->sig_len))
+        why = "X-Twilio-Signature does not match";
+    if (why != NULL) {
+        if (!may_reload || !reload(t))
+            forbidden(t, why);
+        return;
+    }
+    t->conf = conf;
+    sb_wsconf_ref(conf);
+    if (t->kind == KIND_STATUS) {
+        record_status(t);
+        return;
+    }
+    sb_wh_inbound_message_id("twilio", t->in.message_sid, t->message_id);
+    find_contact(t);
+}
+
+static void on_conf(int status, const sb_wsconf_t *conf, void *data)
+{
+    twh_t *t = data;
+    if (t->h.req == NULL) {
+        twh_free(t);
+        return;
+    }
+    if (status == SB_ENOTFOUND || status == SB_EPERM) {
+        forbidden(t, status == SB_ENOTFOUND ? "no workspace has the number"
+                                            : "the credentials cannot be opened");
+        return;
+    }
+    if (status != 0) {
+        sb__wh_reply_errcode(&t->h, status);
+        twh_free(t);
+        return;
+    }
+    t->reloaded = true;
+    verify(t, conf, false);
+}
+
+/* A cached configuration is read again for a request that does not verify against it (the
+ * credentials may have just changed) at most once a second: forged requests must not turn into a
+ * stream of reads. */
+static bool old_enough(const sb_wsconf_t *conf)
+{
+    sb_loop_t *loop = sb_loop_current();
+    return loop != NULL && uv_now(&loop->uv) - conf->_loaded_ms >= 1000;
+}
+
+/* Finds the configuration: cached (answered now), else read (answered in on_conf). */
+static void route(twh_t *t)
+{
+    const sb_wsconf_t *conf;
+    int rc;
+    if (t->has_ids) {
+        conf = sb_wsconf_peek(t->ids.workspace);
+        rc = conf != NULL ? 0 : sb_wsconf_get(t->ids.workspace, 0, on_conf, t);
+    } else {
+        const char *number = t->kind == KIND_INBOUND ? t->in.to : t->st.from;
+        if (number[0] == '\0') {
+            forbidden(t, "no number to route by");
+            return;
+        }
+        conf = sb_wsconf_route_peek(number);
+        rc = conf != NULL ? 0 : sb_wsconf_route(number, 0, on_conf, t);
+    }
+    if (conf != NULL) {
+        verify(t, conf, old_enough(conf));
+    } else if (rc != 0) {
+        sb__wh_reply_errcode(&t->h, rc);
+        twh_free(t);
+    }
+}
+
+/* ---- handlers ------------------------------------------------------------------------------------- */
+
+static int on_inbound(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    twh_t *t = begin(req, data, KIND_INBOUND);
+    if (t != NULL)
+        route(t);
+    return 0;
+}
+
+static int on_status(h2o_req_t *req, const sb_route_params_t *params, void *data)
+{
+    twh_t *t = begin(req, data, KIND_STATUS);
+    if (t == NULL)
+        return 0;
+    if (req->query_at != SIZE_MAX)
+        t->has_ids =
+            sb_wh_parse_ids(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, &t->ids);
+    route(t);
+    return 0;
+}
+
+int sb__wh_twilio_routes(sb_router_t *r, const sb_config_t *cfg)
+{
+    int rc = sb_router_add(r, "POST", "/webhooks/twilio/messaging", on_inbound, (void *)cfg);
+    if (rc == 0)
+        rc = sb_router_add(r, "POST", "/webhooks/twilio/messaging/status", on_status, (void *)cfg);
+    return rc;
+}
