@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "actors/kinds.h"
 #include "core/clock.h"
@@ -272,11 +271,7 @@ static void deliver(sb_api_call_t *c)
 {
     if (c->req != NULL) {
         int status = c->_resp.status;
-        if (status == 429 || status == 503) {
-            if (h2o_find_header(&c->req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) < 0)
-                h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
-                               H2O_STRLIT("1"));
-        }
+        /* The sender adds Retry-After to a 429 or 503. */
         if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
             h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                            H2O_STRLIT("Bearer realm=\"switchboard\""));
@@ -318,50 +313,14 @@ void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text)
     respond(c, status, json_text);
 }
 
-static const char *default_message(int status)
-{
-    switch (status) {
-    case 400:
-        return "bad request";
-    case 401:
-        return "authentication required";
-    case 403:
-        return "not permitted";
-    case 404:
-        return "not found";
-    case 409:
-        return "conflict";
-    case 412:
-        return "precondition failed";
-    case 413:
-        return "request body too large";
-    case 415:
-        return "unsupported content type";
-    case 422:
-        return "request rejected";
-    case 429:
-        return "too many requests";
-    case 503:
-        return "service unavailable";
-    default:
-        return status >= 500 ? "internal error" : "error";
-    }
-}
-
 void sb_api_reply_error(sb_api_call_t *c, int status, const char *code, const char *message,
                         const char *field)
 {
     if (code == NULL)
         code = sb_http_status_code_word(status);
     if (message == NULL)
-        message = default_message(status);
-    json_t *v = json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", message, "field",
-                          field != NULL && *field ? field : NULL);
-    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (text == NULL)
-        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"error\",\"field\":null}}");
-    respond(c, status, text);
+        message = sb_http_status_message(status);
+    respond(c, status, sb_http_error_text(code, message, field != NULL && *field ? field : NULL));
 }
 
 void sb_api_reply_errcode(sb_api_call_t *c, int err, const char *field)
@@ -418,76 +377,12 @@ void sb_api_etag(sb_api_call_t *c, int64_t version)
 
 /* ---- bodies ---------------------------------------------------------------------------------------- */
 
-static bool is_json_content_type(h2o_req_t *req)
-{
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (i < 0)
-        return false;
-    h2o_iovec_t v = req->headers.entries[i].value;
-    static const char want[] = "application/json";
-    size_t n = sizeof(want) - 1;
-    if (v.len < n || strncasecmp(v.base, want, n) != 0)
-        return false;
-    return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
-}
-
-static bool too_deep(const json_t *v, int depth)
-{
-    if (depth > MAX_BODY_DEPTH)
-        return true;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *m;
-        json_object_foreach((json_t *)v, k, m)
-        {
-            if (too_deep(m, depth + 1))
-                return true;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *m;
-        json_array_foreach(v, i, m)
-        {
-            if (too_deep(m, depth + 1))
-                return true;
-        }
-    }
-    return false;
-}
-
 bool sb_api_read_body(sb_api_call_t *c, const char *const *allowed)
 {
-    h2o_req_t *req = c->req;
-    if (!is_json_content_type(req)) {
-        sb_api_reply_error(c, 415, "unsupported_media_type", "expected content-type application/json", NULL);
-        return false;
-    }
-    if (req->entity.base == NULL || req->entity.len == 0) {
-        sb_api_reply_error(c, 400, "invalid_json", "a JSON object body is required", NULL);
-        return false;
-    }
-    if (!sb_utf8_is_valid(req->entity.base, req->entity.len)) {
-        sb_api_reply_error(c, 400, "invalid_utf8", "the body is not valid UTF-8", NULL);
-        return false;
-    }
-    json_error_t jerr;
-    /* Nesting is refused by depth below; jansson's own limit (2048) bounds the parser's stack. */
-    json_t *v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (v == NULL) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        sb_api_reply_error(c, 400, "invalid_json", msg, NULL);
-        return false;
-    }
-    if (!json_is_object(v)) {
-        json_decref(v);
-        sb_api_reply_error(c, 400, "invalid_json", "the body must be a JSON object", NULL);
-        return false;
-    }
-    if (too_deep(v, 1)) {
-        json_decref(v);
-        sb_api_reply_error(c, 400, "invalid_json", "the body nests too deeply", NULL);
+    json_t *v;
+    sb_http_body_problem_t why;
+    if (sb_http_parse_json_object(c->req, MAX_BODY_DEPTH, &v, &why) != 0) {
+        sb_api_reply_error(c, why.status, why.code, why.message, NULL);
         return false;
     }
     if (allowed != NULL) {
