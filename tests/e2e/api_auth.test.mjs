@@ -1,29 +1,20 @@
 // Accounts and sessions end to end: sign-up, login, the same answer for an unknown e-mail and a
 // wrong password, rate limits per account and per address, token expiry, logout, /v1/me.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, createDb, dropDb, eventCount, signup, sql, startServer, uniqueEmail } from './api_support.mjs';
+import { Client, createDb, dropDb, eventCount, serverFixture, signup, sql, startServer, uniqueEmail } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_auth';
-let db, srv, anon;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({
-    db,
-    env: {
-      SWITCHBOARD_LOGIN_MAX_FAILURES: '3',
-      SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '1000',
-      SWITCHBOARD_LOGIN_WINDOW_SECONDS: '60',
-    },
-  });
-  anon = new Client(srv.url);
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
+let anon;
+const fx = serverFixture(DB_NAME, {
+  env: {
+    SWITCHBOARD_LOGIN_MAX_FAILURES: '3',
+    SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '1000',
+    SWITCHBOARD_LOGIN_WINDOW_SECONDS: '60',
+  },
+  setup: ({ srv }) => {
+    anon = new Client(srv.url);
+  },
 });
 
 test('sign-up answers 201 {user, token}; the token works; the log holds no password hash', async () => {
@@ -40,18 +31,18 @@ test('sign-up answers 201 {user, token}; the token works; the log holds no passw
   assert.equal(me.json.id, r.json.user.id);
   assert.equal(me.json.email, email.toLowerCase());
   // The UserRegistered event carries a credential reference, never the hash or the password.
-  const hash = sql(db, `SELECT password_hash FROM auth_credentials WHERE user_id = '${r.json.user.id}'`);
+  const hash = sql(fx.db, `SELECT password_hash FROM auth_credentials WHERE user_id = '${r.json.user.id}'`);
   assert.match(hash, /^\$argon2id\$/);
-  const payloads = sql(db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${r.json.user.id}'`);
+  const payloads = sql(fx.db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${r.json.user.id}'`);
   assert.ok(payloads.includes('cred:'), 'credential_ref is stored');
   assert.ok(!payloads.includes('$argon2'), 'no hash in the log');
   assert.ok(!payloads.includes('a long secret'), 'no password in the log');
   // Only the token's hash is stored.
-  assert.equal(sql(db, `SELECT count(*) FROM auth_sessions WHERE token_hash = convert_to('${r.json.token}', 'UTF8')`), '0');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_sessions WHERE token_hash = convert_to('${r.json.token}', 'UTF8')`), '0');
 });
 
 test('sign-up validation: each bad field is named, nothing is stored', async () => {
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   const cases = [
     [{ password: 'long enough', name: 'A' }, 400, 'email'],
     [{ email: 'not-an-email', password: 'long enough', name: 'A' }, 400, 'email'],
@@ -71,7 +62,7 @@ test('sign-up validation: each bad field is named, nothing is stored', async () 
     assert.equal(typeof r.json.error.code, 'string');
     assert.equal(typeof r.json.error.message, 'string');
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
 });
 
 test('one account per e-mail, even when sign-ups race', async () => {
@@ -84,12 +75,12 @@ test('one account per e-mail, even when sign-ups race', async () => {
   const statuses = results.map((r) => r.status).sort();
   assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
   for (const r of results.filter((x) => x.status === 409)) assert.equal(r.json.error.code, 'email_taken');
-  assert.equal(sql(db, `SELECT count(*) FROM auth_credentials WHERE email = '${email}' AND active`), '1');
-  assert.equal(sql(db, `SELECT count(*) FROM events WHERE type = 'UserRegistered' AND encode(payload, 'escape') LIKE '%${email}%'`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE email = '${email}' AND active`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM events WHERE type = 'UserRegistered' AND encode(payload, 'escape') LIKE '%${email}%'`), '1');
 });
 
 test('login: 200 with a new token; a wrong password and an unknown e-mail get the same 401', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
   assert.equal(ok.status, 200);
   assert.notEqual(ok.json.token, u.token);
@@ -105,7 +96,7 @@ test('login: 200 with a new token; a wrong password and an unknown e-mail get th
 });
 
 test('failed logins are limited per account: 429 with Retry-After, even with the right password', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   for (let i = 0; i < 3; i++) {
     const r = await anon.post('/v1/auth/login', { email: u.email, password: `wrong ${i}` });
     assert.equal(r.status, 401);
@@ -116,7 +107,7 @@ test('failed logins are limited per account: 429 with Retry-After, even with the
   const ra = Number(limited.headers.get('retry-after'));
   assert.ok(ra >= 1 && ra <= 60, `Retry-After ${ra}`);
   // Another account from the same address is not affected (the address limit is high here).
-  const v = await signup(srv.url, { password: 'the right one' });
+  const v = await signup(fx.srv.url, { password: 'the right one' });
   assert.equal((await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' })).status, 200);
 });
 
@@ -140,7 +131,7 @@ test('failed logins are limited per client address across accounts', async () =>
 });
 
 test('logout revokes the token at once on every loop; other sessions stay valid', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const other = await anon.post('/v1/auth/login', { email: u.email, password: u.password });
   // Warm every loop's cache: many requests spread over connections.
   const warm = await Promise.all(Array.from({ length: 16 }, () => u.client.get('/v1/me')));
@@ -179,7 +170,7 @@ test('tokens expire', async () => {
 });
 
 test('bearer tokens: missing, malformed, unknown, and ?access_token= is not accepted on the API', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const cases = [
     {},
     { authorization: 'Bearer' },
@@ -199,17 +190,17 @@ test('bearer tokens: missing, malformed, unknown, and ?access_token= is not acce
 });
 
 test('a sign-up cut short after registering the user still logs in: the user names its credential', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   // As if the server had crashed between UserRegistered and activating the credential row.
-  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${u.user.id}'`);
+  sql(fx.db, `UPDATE auth_credentials SET active = false WHERE user_id = '${u.user.id}'`);
   const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.json.user_id, u.user.id);
-  assert.equal(sql(db, `SELECT active FROM auth_credentials WHERE user_id = '${u.user.id}'`), 't');
+  assert.equal(sql(fx.db, `SELECT active FROM auth_credentials WHERE user_id = '${u.user.id}'`), 't');
   // A stray inactive credential that the user's UserRegistered does not name never logs in.
-  const v = await signup(srv.url, { password: 'the right one' });
-  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${v.user.id}'`);
-  sql(db, `INSERT INTO auth_credentials (ref, user_id, email, password_hash, created_at)
+  const v = await signup(fx.srv.url, { password: 'the right one' });
+  sql(fx.db, `UPDATE auth_credentials SET active = false WHERE user_id = '${v.user.id}'`);
+  sql(fx.db, `INSERT INTO auth_credentials (ref, user_id, email, password_hash, created_at)
            SELECT gen_random_uuid(), user_id, email, password_hash, now() + interval '1 second'
              FROM auth_credentials WHERE user_id = '${v.user.id}'`);
   const stray = await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' });

@@ -1,25 +1,14 @@
 // Contacts and notes end to end: phones in E.164 and unique per workspace (under concurrency
 // too), ETag/If-Match, Idempotency-Key, notes with mentions and private notes.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, dropDb, eventCount, signup, sql, startServer, workspace } from './api_support.mjs';
+import { eventCount, serverFixture, signup, sql, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_contacts';
-let db, srv;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
-});
+const fx = serverFixture(DB_NAME);
 
 test('create: 201 with the contact, phones in E.164 read in the workspace\'s country, ETag and Location', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   await owner.client.patch(`/v1/workspaces/${ws.id}`, { default_country: 'GB' });
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Lead' });
   const r = await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, {
@@ -51,8 +40,8 @@ test('create: 201 with the contact, phones in E.164 read in the workspace\'s cou
 });
 
 test('create: validation names the field and stores nothing', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const before = eventCount(db);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const before = eventCount(fx.db);
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const cases = [
     [{}, 400, 'required'],
@@ -76,11 +65,11 @@ test('create: validation names the field and stores nothing', async () => {
     assert.equal(r.json.error.code, code, JSON.stringify(body));
     if (field) assert.equal(r.json.error.field, field, JSON.stringify(body));
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
 });
 
 test('a phone number belongs to one contact per workspace, even when creates race', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const forms = ['+14155550123', '(415) 555-0123', '415.555.0123', '+1 415 555 0123', '1-415-555-0123', 'tel:+14155550123'];
   const results = await Promise.all(forms.map((phone, i) => owner.client.post(base, { name: `Racer ${i}`, phone })));
@@ -90,9 +79,9 @@ test('a phone number belongs to one contact per workspace, even when creates rac
     assert.equal(r.status, 409);
     assert.equal(r.json.error.code, 'phone_taken');
   }
-  assert.equal(sql(db, `SELECT count(*) FROM events WHERE type = 'ContactCreated' AND workspace_id = '${ws.id}'`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM events WHERE type = 'ContactCreated' AND workspace_id = '${ws.id}'`), '1');
   // Another workspace may have a contact with the same number.
-  const other = await workspace(srv.url);
+  const other = await workspace(fx.srv.url);
   assert.equal((await other.owner.client.post(`/v1/workspaces/${other.ws.id}/contacts`, { name: 'Same', phone: '+14155550123' })).status, 201);
   // Giving the number up frees it; deleting a contact frees its numbers.
   const holder = ok[0].json;
@@ -107,7 +96,7 @@ test('a phone number belongs to one contact per workspace, even when creates rac
 });
 
 test('PATCH and DELETE with If-Match: 412 on a stale ETag, and the ETag moves with each change', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Lead' });
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Won' });
   const base = `/v1/workspaces/${ws.id}/contacts`;
@@ -138,9 +127,9 @@ test('PATCH and DELETE with If-Match: 412 on a stale ETag, and the ETag moves wi
 });
 
 test('Idempotency-Key on contact and note creation: one contact, one note, the same answers', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   const h = { headers: { 'idempotency-key': 'contact-1' } };
   const a = await owner.client.post(base, { name: 'Dee', phone: '+14155550177' }, h);
   const b = await owner.client.post(base, { name: 'Dee', phone: '+14155550177' }, h);
@@ -153,12 +142,12 @@ test('Idempotency-Key on contact and note creation: one contact, one note, the s
   assert.equal(n1.status, 201);
   assert.equal(n2.text, n1.text);
   // ContactCreated, NoteAdded, and the phone's Claimed: once each.
-  assert.equal(eventCount(db), before + 3);
+  assert.equal(eventCount(fx.db), before + 3);
 });
 
 test('notes: mentions of members are recognised; only the author edits; a private note is the author\'s alone', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const agent = await signup(srv.url, { name: 'Ana Agent' });
+  const { ws, owner } = await workspace(fx.srv.url);
+  const agent = await signup(fx.srv.url, { name: 'Ana Agent' });
   await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const c = (await owner.client.post(base, { name: 'Eve' })).json;

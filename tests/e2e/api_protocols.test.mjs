@@ -1,7 +1,7 @@
 // The API over HTTP/1.1 and HTTP/2 on one port: cleartext HTTP/2 with prior knowledge (node's
 // http2 and curl --http2-prior-knowledge), and TLS with ALPN h2 / http/1.1 using a certificate this
 // test generates.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,22 +9,15 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { createDb, dropDb, signup, startServer } from './api_support.mjs';
+import { createDb, dropDb, serverFixture, signup, startServer } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_protocols';
-let db, srv, tmp;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-tls-'));
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  assert.equal(code, 0, 'server exits cleanly');
+let tmp;
+const fx = serverFixture(DB_NAME, {
+  setup: () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-tls-'));
+  },
+  teardown: () => fs.rmSync(tmp, { recursive: true, force: true }),
 });
 
 // Resolves to {status, headers, body} for one HTTP/2 request on session.
@@ -47,9 +40,9 @@ function h2req(session, method, p, { headers = {}, body } = {}) {
 }
 
 test('h2c with prior knowledge: 100 concurrent streams on one connection, reads and writes', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const ws = (await u.client.post('/v1/workspaces', { name: 'H2' })).json;
-  const session = http2.connect(srv.url);
+  const session = http2.connect(fx.srv.url);
   try {
     const auth = { authorization: `Bearer ${u.token}` };
     const writes = Array.from({ length: 50 }, (_, i) =>
@@ -81,12 +74,12 @@ test('h2c with prior knowledge: 100 concurrent streams on one connection, reads 
 });
 
 test('curl --http2-prior-knowledge and plain HTTP/1.1 on the same port', async () => {
-  const u = await signup(srv.url);
-  const out2 = execFileSync('curl', ['-s', '--http2-prior-knowledge', '-H', `Authorization: Bearer ${u.token}`, '-w', '\n%{http_version} %{http_code}', `${srv.url}/v1/me`], { encoding: 'utf8' });
+  const u = await signup(fx.srv.url);
+  const out2 = execFileSync('curl', ['-s', '--http2-prior-knowledge', '-H', `Authorization: Bearer ${u.token}`, '-w', '\n%{http_version} %{http_code}', `${fx.srv.url}/v1/me`], { encoding: 'utf8' });
   const [body2, meta2] = out2.split('\n');
   assert.equal(meta2, '2 200');
   assert.equal(JSON.parse(body2).id, u.user.id);
-  const out1 = execFileSync('curl', ['-s', '--http1.1', '-H', `Authorization: Bearer ${u.token}`, '-w', '\n%{http_version} %{http_code}', `${srv.url}/v1/me`], { encoding: 'utf8' });
+  const out1 = execFileSync('curl', ['-s', '--http1.1', '-H', `Authorization: Bearer ${u.token}`, '-w', '\n%{http_version} %{http_code}', `${fx.srv.url}/v1/me`], { encoding: 'utf8' });
   assert.equal(out1.split('\n')[1], '1.1 200');
 });
 
