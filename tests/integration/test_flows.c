@@ -637,7 +637,7 @@ static void test_two_processes(void)
         late = h_flow(q);
         ok = ok && late.status == 0 && write(ready[1], &late.version, sizeof(late.version)) > 0;
         h_flow_free(&late);
-        h_group_free(g);
+        sbtest_group_free(g);
         free(h_conninfo);
         _exit(ok ? 0 : 4);
     }
@@ -722,7 +722,7 @@ int main(void)
     SBTEST_RUN(test_orphans);
     SBTEST_RUN(test_concurrent_contacts);
     SBTEST_RUN(test_users);
-    h_group_free(g);
+    sbtest_group_free(g);
     PQfinish(h_db);
     free(h_conninfo);
     return sbtest_summary();
