@@ -2,7 +2,6 @@
  * query parameters, If-Match and cursors (http/api.h). */
 #include "http/api.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -714,41 +713,91 @@ bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out)
 /* ---- If-Match
  * ------------------------------------------------------------------------------------------------- */
 
+/* Parses one If-Match field value (RFC 9110 §13.1.1: "*" / #entity-tag) into vers.  Sets *any for
+ * "*".  Weak tags and opaque tags that are not a version are valid but can never match (strong
+ * comparison), so they add nothing.  Returns false for a malformed value or more than max
+ * distinct versions. */
+static bool parse_if_match(const char *p, size_t len, int64_t *vers, int *n, int max, bool *any)
+{
+    const char *end = p + len;
+    bool element = false; /* a list needs at least one element */
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            return element;
+        element = true;
+        if (*p == '*') {
+            *any = true;
+            p++;
+            continue;
+        }
+        bool weak = false;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+            weak = true;
+            p += 2;
+        }
+        if (p == end || *p != '"')
+            return false;
+        const char *tag = ++p;
+        while (p < end && *p != '"') {
+            /* etagc: %x21 / %x23-7E / obs-text */
+            if ((unsigned char)*p < 0x21 || *p == 0x7f)
+                return false;
+            p++;
+        }
+        if (p == end)
+            return false;
+        size_t tlen = (size_t)(p - tag);
+        p++;
+        if (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            return false;
+        if (weak || tlen == 0 || tlen > 18)
+            continue;
+        int64_t v = 0;
+        size_t k = 0;
+        for (; k < tlen && tag[k] >= '0' && tag[k] <= '9'; k++)
+            v = v * 10 + (tag[k] - '0');
+        if (k != tlen)
+            continue; /* not one of our tags: it matches nothing */
+        bool dup = false;
+        for (int j = 0; j < *n && !dup; j++)
+            dup = vers[j] == v;
+        if (dup)
+            continue;
+        if (*n == max)
+            return false;
+        vers[(*n)++] = v;
+    }
+}
+
 bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts)
 {
-    ssize_t i = h2o_find_header(&c->req->headers, H2O_TOKEN_IF_MATCH, -1);
-    if (i < 0)
+    int64_t vers[SB_ASK_MAX_VERSIONS];
+    int n = 0;
+    bool any = false, seen = false;
+    /* Several If-Match fields make one list (RFC 9110 §5.3). */
+    for (ssize_t i = -1; (i = h2o_find_header(&c->req->headers, H2O_TOKEN_IF_MATCH, i)) >= 0;) {
+        seen = true;
+        h2o_iovec_t v = c->req->headers.entries[i].value;
+        if (!parse_if_match(v.base, v.len, vers, &n, SB_ASK_MAX_VERSIONS, &any)) {
+            /* A condition that cannot be read is not met: nothing changes. */
+            sb_api_reply_error(c, 412, "precondition_failed",
+                               "If-Match must be \"*\" or a list of at most 8 entity tags", NULL);
+            return false;
+        }
+    }
+    /* "*" matches any current representation: a missing resource answers 404 as it would without
+     * the condition (RFC 9110 §13.2.1). */
+    if (!seen || any)
         return true;
-    h2o_iovec_t v = c->req->headers.entries[i].value;
-    char buf[128];
-    if (v.len >= sizeof(buf)) {
+    if (n == 0) {
         sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
         return false;
     }
-    memcpy(buf, v.base, v.len);
-    buf[v.len] = '\0';
-    char *p = buf;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    char *e = p + strlen(p);
-    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-        *--e = '\0';
-    if (strcmp(p, "*") == 0)
-        return true;
-    /* One strong tag "<version>".  A weak tag never matches (strong comparison), nor does a list:
-     * the runtime checks one expected version. */
-    size_t n = strlen(p);
-    if (n >= 3 && p[0] == '"' && p[n - 1] == '"') {
-        p[n - 1] = '\0';
-        char *end;
-        errno = 0;
-        long long ver = strtoll(p + 1, &end, 10);
-        if (*end == '\0' && end != p + 1 && errno == 0 && ver >= 0 && p[1] != '-' && p[1] != '+') {
-            opts->check_version = true;
-            opts->expected_version = ver;
-            return true;
-        }
-    }
-    sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
-    return false;
+    opts->check_version = true;
+    opts->expected_version = vers[0];
+    opts->n_more_versions = n - 1;
+    memcpy(opts->more_versions, vers + 1, (size_t)(n - 1) * sizeof(int64_t));
+    return true;
 }

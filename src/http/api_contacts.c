@@ -319,6 +319,8 @@ static bool flow_if_match(sb_api_call_t *c, sb_flow_opts_t *o)
         return false;
     o->check_version = ao.check_version;
     o->expected_version = ao.expected_version;
+    o->n_more_versions = ao.n_more_versions;
+    memcpy(o->more_versions, ao.more_versions, sizeof(o->more_versions));
     return true;
 }
 

@@ -212,7 +212,7 @@ static void patch_step(sb_api_call_t *c, const sb_ask_reply_t *reply);
 
 /* Applies the body's changes one command at a time (rename, then the country); the first is
  * conditional on If-Match when the request has one. */
-static void patch_next(sb_api_call_t *c, bool conditional, int64_t expected)
+static void patch_next(sb_api_call_t *c, const sb_ask_opts_t *cond)
 {
     ws_state_t *st = c->data;
     char stream[16 + SB_UUID_STRLEN];
@@ -220,8 +220,12 @@ static void patch_next(sb_api_call_t *c, bool conditional, int64_t expected)
     sb_ask_opts_t o;
     sb_api_ask_opts(c, &o);
     o.context = NULL;
-    o.check_version = conditional;
-    o.expected_version = expected;
+    if (cond != NULL) {
+        o.check_version = cond->check_version;
+        o.expected_version = cond->expected_version;
+        o.n_more_versions = cond->n_more_versions;
+        memcpy(o.more_versions, cond->more_versions, sizeof(o.more_versions));
+    }
     while (st->step < 2) {
         int s = st->step++;
         json_t *v = json_object_get(c->body, s == 0 ? "name" : "default_country");
@@ -247,7 +251,7 @@ static void patch_step(sb_api_call_t *c, const sb_ask_reply_t *reply)
     json_decref(st->last_state);
     st->last_state = json_incref(reply->state);
     st->last_version = reply->version;
-    patch_next(c, false, 0);
+    patch_next(c, NULL);
 }
 
 static void patch_loaded(sb_api_call_t *c)
@@ -258,7 +262,7 @@ static void patch_loaded(sb_api_call_t *c)
     if (!sb_api_read_body(c, fields) || !sb__api_body_str(c, "name", false, 1, 200, &name) ||
         !read_country(c) || !sb_api_if_match(c, &o))
         return;
-    patch_next(c, o.check_version, o.expected_version);
+    patch_next(c, &o);
 }
 
 static int on_patch(h2o_req_t *req, const sb_route_params_t *params, void *data)

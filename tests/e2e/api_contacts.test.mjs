@@ -126,6 +126,48 @@ test('PATCH and DELETE with If-Match: 412 on a stale ETag, and the ETag moves wi
   assert.equal((await owner.client.del(`${base}/${c.id}`)).status, 404);
 });
 
+test('If-Match lists and "*" (RFC 9110): any listed strong tag matches; weak and foreign tags never do', async () => {
+  const { ws, owner } = await workspace(fx.srv.url);
+  const base = `/v1/workspaces/${ws.id}/contacts`;
+  const c = (await owner.client.post(base, { name: 'Lia' })).json;
+  const url = `${base}/${c.id}`;
+  const patch = (body, ifMatch) => owner.client.patch(url, body, { headers: { 'if-match': ifMatch } });
+  // The contact is at version 1.
+  let r = await patch({ name: 'Lia A' }, '"7", "1"');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers.get('etag'), '"2"');
+  r = await patch({ name: 'Lia B' }, '"1", "3"');
+  assert.equal(r.status, 412);
+  assert.equal(r.headers.get('etag'), '"2"');
+  assert.equal(r.json.error.code, 'precondition_failed');
+  // Weak tags and tags that are not ours never match, even listed with a stale one.
+  r = await patch({ name: 'Lia B' }, 'W/"2", "abc", "1"');
+  assert.equal(r.status, 412);
+  // A tag's characters may include a comma; the list still parses.
+  r = await patch({ name: 'Lia B' }, '"x,y" ,"2"');
+  assert.equal(r.status, 200, r.text);
+  r = await patch({ name: 'Lia C' }, '*');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('etag'), '"4"');
+  // Malformed lists and lists naming too many versions change nothing.
+  for (const bad of ['"4', '"4" x', ',', '"1","2","3","5","6","7","8","9","10"']) {
+    r = await patch({ name: 'Never' }, bad);
+    assert.equal(r.status, 412, `If-Match: ${bad}`);
+  }
+  assert.equal((await owner.client.get(url)).json.name, 'Lia C');
+  // The same on a resource written by its actor directly (the workspace), and on DELETE.
+  const w = await owner.client.get(`/v1/workspaces/${ws.id}`);
+  const v = Number(JSON.parse(w.headers.get('etag')));
+  r = await owner.client.patch(`/v1/workspaces/${ws.id}`, { name: 'Listed' }, { headers: { 'if-match': `"${v + 5}", "${v}"` } });
+  assert.equal(r.status, 200, r.text);
+  r = await owner.client.patch(`/v1/workspaces/${ws.id}`, { name: 'Stale' }, { headers: { 'if-match': `"${v}", "${v + 5}"` } });
+  assert.equal(r.status, 412);
+  assert.equal((await owner.client.del(url, { headers: { 'if-match': '"1", "2"' } })).status, 412);
+  assert.equal((await owner.client.del(url, { headers: { 'if-match': '"1", "4"' } })).status, 204);
+  // "*" on a missing resource: 404, as without the condition (RFC 9110 §13.2.1).
+  assert.equal((await owner.client.patch(url, { name: 'Gone' }, { headers: { 'if-match': '*' } })).status, 404);
+});
+
 test('Idempotency-Key on contact and note creation: one contact, one note, the same answers', async () => {
   const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;

@@ -473,6 +473,28 @@ static void test_decisions(void)
         batch_free(&b);
     }
     CHECK(sb_memlog_version(memlog, name) == 4);
+    /* If-Match with a list: decided at any listed version (here 4, the current one), not at others */
+    for (int round = 0; round < 2; round++) {
+        batch_init(&b, 1);
+        sb_ask_opts_t im = {.check_version = true, .expected_version = 9, .n_more_versions = 2};
+        im.more_versions[0] = round == 0 ? 4 : 3;
+        im.more_versions[1] = 1;
+        asks_t ia = {.g = g,
+                     .b = &b,
+                     .first_stream = 4000,
+                     .nstreams = 1,
+                     .count = 1,
+                     .cmd_json = "{\"type\":\"Inc\"}",
+                     .opts = &im};
+        sbtest_run_on(g->loops[round], do_asks, &ia);
+        batch_wait(&b);
+        if (round == 0)
+            CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 5);
+        else
+            CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
+        batch_free(&b);
+    }
+    CHECK(sb_memlog_version(memlog, name) == 5);
 
     /* unknown category: answered, not refused synchronously */
     batch_init(&b, 1);
