@@ -118,7 +118,8 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
         (rc = sb__api_settings_routes(router, api)) != 0 || (rc = sb__api_contact_routes(router, api)) != 0 ||
         (rc = sb__api_contact_list_routes(router, api)) != 0 ||
         (rc = sb__api_analytics_routes(router, api)) != 0 || (rc = sb__api_note_routes(router, api)) != 0 ||
-        (rc = sb__api_event_routes(router, api)) != 0 || (rc = sb__api_metrics_routes(router, api)) != 0) {
+        (rc = sb__api_event_routes(router, api)) != 0 || (rc = sb__api_metrics_routes(router, api)) != 0 ||
+        (rc = sb__api_me_routes(router, api)) != 0) {
         sb_log_error("api", "cannot register routes: %s", sb_strerror(rc));
         sb_api_free(api);
         return rc;

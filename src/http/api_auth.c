@@ -1,4 +1,5 @@
-/* Accounts and sessions: POST /v1/auth/signup, POST /v1/auth/login, POST /v1/auth/logout, GET /v1/me.
+/* Accounts and sessions: POST /v1/auth/signup, POST /v1/auth/login, POST /v1/auth/logout (the
+ * account itself, GET and PATCH /v1/me: api_me.c).
  *
  * Passwords are hashed with argon2id (libsodium crypto_pwhash_str) on the libuv thread pool, never
  * on a loop; at most opts.max_hash_jobs hashes are queued or running per process, more get 503.
@@ -54,8 +55,6 @@ static void auth_cleanup(sb_api_call_t *c)
 
 /* ---- password hashing on the thread pool --------------------------------------------------------- */
 
-typedef void (*pw_done_cb)(sb_api_call_t *c, int rc);
-
 typedef struct {
     uv_work_t work;
     sb_api_call_t *c;
@@ -65,7 +64,8 @@ typedef struct {
     size_t pwlen;
     char hash[crypto_pwhash_STRBYTES]; /* in for verify, out for hash */
     int rc;
-    pw_done_cb done;
+    char *hash_out; /* hash: where the new hash goes (crypto_pwhash_STRBYTES) */
+    sb__api_pw_cb done;
 } pw_job_t;
 
 static void pw_work(uv_work_t *w)
@@ -93,16 +93,15 @@ static void pw_after(uv_work_t *w, int status)
         sb_api_reply_errcode(c, SB_ESHUTDOWN, NULL);
     } else {
         if (!j->verify && j->rc == 0)
-            memcpy(((auth_state_t *)c->data)->hash, j->hash, sizeof(j->hash));
+            memcpy(j->hash_out, j->hash, sizeof(j->hash));
         j->done(c, j->rc);
     }
     sodium_memzero(j->hash, sizeof(j->hash));
     free(j);
 }
 
-/* Hashes (verify false) or verifies against against_hash; done runs on the loop afterwards. */
-static void pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
-                     pw_done_cb done)
+void sb__api_pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
+                      char *hash_out, sb__api_pw_cb done)
 {
     sb_api_t *api = c->api;
     if (atomic_fetch_add(&api->hash_jobs, 1) >= api->opts.max_hash_jobs) {
@@ -128,6 +127,7 @@ static void pw_start(sb_api_call_t *c, const char *password, bool verify, const 
     j->password = pw;
     j->pwlen = n;
     j->done = done;
+    j->hash_out = hash_out;
     if (verify)
         snprintf(j->hash, sizeof(j->hash), "%s", against_hash);
     int rc = uv_queue_work(&c->loop->uv, &j->work, pw_work, pw_after);
@@ -142,19 +142,20 @@ static void pw_start(sb_api_call_t *c, const char *password, bool verify, const 
 
 /* ---- shared ------------------------------------------------------------------------------------------ */
 
-static bool read_email(sb_api_call_t *c, auth_state_t *st)
+bool sb__api_body_email(sb_api_call_t *c, bool required, char out[SB_EMAIL_MAX])
 {
     const char *email;
-    if (!sb__api_body_str(c, "email", true, 3, 254, &email))
+    out[0] = '\0';
+    if (!sb__api_body_str(c, "email", required, 3, 254, &email))
         return false;
-    if (sb_email_normalize(email, strlen(email), st->email) != 0) {
+    if (email != NULL && sb_email_normalize(email, strlen(email), out) != 0) {
         sb_api_reply_error(c, 400, "invalid_email", "email is not a valid address", "email");
         return false;
     }
     return true;
 }
 
-static bool read_password(sb_api_call_t *c, const char **out)
+bool sb__api_body_password(sb_api_call_t *c, const char **out)
 {
     json_t *v = json_object_get(c->body, "password");
     if (v == NULL || json_is_null(v)) {
@@ -298,14 +299,14 @@ static int on_signup(h2o_req_t *req, const sb_route_params_t *params, void *data
     auth_state_t *st = c->data;
     c->cleanup = auth_cleanup;
     const char *pw;
-    if (!sb_api_read_body(c, fields) || !read_email(c, st) || !read_password(c, &pw) ||
-        !sb__api_body_str(c, "name", true, 1, 200, &st->name))
+    if (!sb_api_read_body(c, fields) || !sb__api_body_email(c, true, st->email) ||
+        !sb__api_body_password(c, &pw) || !sb__api_body_str(c, "name", true, 1, 200, &st->name))
         return 0;
     if (strlen(pw) < PASSWORD_MIN) {
         sb_api_reply_error(c, 400, "weak_password", "password must be at least 8 characters", "password");
         return 0;
     }
-    pw_start(c, pw, false, NULL, signup_hashed);
+    sb__api_pw_start(c, pw, false, NULL, st->hash, signup_hashed);
     return 0;
 }
 
@@ -365,9 +366,11 @@ static void login_succeeded(sb_api_call_t *c)
     };
     new_session(c, st, &q[1]);
     q[2] = q[1];
-    /* Activating the credential is a no-op for an active one (see login_found_user). */
-    q[1] = (sb_api_sql_t){"api_cred_activate",
-                          "UPDATE auth_credentials SET user_id = $2, active = true WHERE ref = $1",
+    /* Activating the credential is a no-op for an active one (see login_found_user); activating
+     * an inactive one retires the user's others (an e-mail change cut short: api_me.c). */
+    q[1] = (sb_api_sql_t){"api_cred_activate_only",
+                          "UPDATE auth_credentials SET user_id = $2, active = (ref = $1) "
+                          "WHERE ref = $1 OR (user_id = $2 AND active)",
                           2,
                           {st->ref, st->user_id}};
     sb_api_sql(c, q, 3, false, login_session_stored);
@@ -454,7 +457,7 @@ static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *resul
         against = st->hash;
     }
     const char *pw = json_string_value(json_object_get(c->body, "password"));
-    pw_start(c, pw, true, against, login_verified);
+    sb__api_pw_start(c, pw, true, against, NULL, login_verified);
 }
 
 static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
@@ -464,7 +467,8 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
     auth_state_t *st = c->data;
     c->cleanup = auth_cleanup;
     const char *pw;
-    if (!sb_api_read_body(c, fields) || !read_email(c, st) || !read_password(c, &pw))
+    if (!sb_api_read_body(c, fields) || !sb__api_body_email(c, true, st->email) ||
+        !sb__api_body_password(c, &pw))
         return 0;
     client_addr(req, st->addr, sizeof(st->addr));
     snprintf(st->user_key, sizeof(st->user_key), "user:%s", st->email);
@@ -483,8 +487,7 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
     return 0;
 }
 
-/* ---- logout and me
- * ------------------------------------------------------------------------------------------ */
+/* ---- logout ------------------------------------------------------------------------------------------ */
 
 static void logout_done(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
@@ -518,47 +521,12 @@ static int on_logout(h2o_req_t *req, const sb_route_params_t *params, void *data
     return 0;
 }
 
-static void me_got_user(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    const json_t *u = reply->state;
-    if (!json_is_true(json_object_get(u, "registered"))) {
-        /* A session whose user never registered: treat as no session. */
-        sb_api_reply_error(c, 401, "unauthorized", "the token's account does not exist", NULL);
-        return;
-    }
-    sb_api_etag(c, reply->version);
-    sb_api_reply_json(c, 200,
-                      json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "id", c->user_id, "email",
-                                json_object_get(u, "email"), "name", json_object_get(u, "name"), "presence",
-                                json_object_get(u, "presence"), "created_at",
-                                json_object_get(u, "registered_at")));
-}
-
-static void me_authenticated(sb_api_call_t *c)
-{
-    char stream[8 + SB_UUID_STRLEN];
-    snprintf(stream, sizeof(stream), "user-%s", c->user_id);
-    sb_api_get(c, stream, me_got_user);
-}
-
-static int on_me(h2o_req_t *req, const sb_route_params_t *params, void *data)
-{
-    sb_api_call_t *c = sb_api_begin(req, params, 0);
-    sb_api_authenticate(c, false, me_authenticated);
-    return 0;
-}
-
 int sb__api_auth_routes(sb_router_t *r, sb_api_t *api)
 {
     int rc;
     if ((rc = sb_router_add(r, "POST", "/v1/auth/signup", on_signup, api)) != 0 ||
         (rc = sb_router_add(r, "POST", "/v1/auth/login", on_login, api)) != 0 ||
-        (rc = sb_router_add(r, "POST", "/v1/auth/logout", on_logout, api)) != 0 ||
-        (rc = sb_router_add(r, "GET", "/v1/me", on_me, api)) != 0)
+        (rc = sb_router_add(r, "POST", "/v1/auth/logout", on_logout, api)) != 0)
         return rc;
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "core/phone.h"
 #include "http/api.h"
 
 /* A loop's cache of verified tokens: direct-mapped by the token's SHA-256 (uniform, so its first
@@ -119,6 +120,7 @@ int sb__api_analytics_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_note_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_event_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_metrics_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_me_routes(sb_router_t *r, sb_api_t *api);
 
 /* ---- tokens (api_principal.c) ---- */
 
@@ -148,6 +150,21 @@ void sb__api_idem_finish(sb_api_call_t *c, int status, void (*deliver)(sb_api_ca
 void sb__api_idem_free(struct sb__api_idem_s *idem);
 /* Records a response header for a replay (name lowercase). */
 void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value);
+
+/* ---- passwords and e-mail addresses (api_auth.c) ---- */
+
+typedef void (*sb__api_pw_cb)(sb_api_call_t *c, int rc);
+/* Hashes password (verify false; the hash goes to hash_out, crypto_pwhash_STRBYTES bytes in the
+ * call's state) or verifies it against against_hash (0, or SB_EPERM when it does not match), with
+ * argon2id on the libuv thread pool; done runs on the call's loop afterwards.  Answers 503 itself
+ * when too many hashes are queued (done never runs then). */
+void sb__api_pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
+                      char *hash_out, sb__api_pw_cb done);
+/* The body's "email", normalised into out ("" when absent and not required); false after
+ * answering 400. */
+bool sb__api_body_email(sb_api_call_t *c, bool required, char out[SB_EMAIL_MAX]);
+/* The body's "password": a string of at most 1024 bytes, required; false after answering 400. */
+bool sb__api_body_password(sb_api_call_t *c, const char **out);
 
 /* ---- shapes shared by resource files ---- */
 

@@ -206,3 +206,82 @@ test('a sign-up cut short after registering the user still logs in: the user nam
   const stray = await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' });
   assert.equal(stray.status, 401);
 });
+
+test('PATCH /v1/me changes the name and, with the password, the e-mail address through its claim', async () => {
+  const u = await signup(fx.srv.url, { name: 'Ann', password: 'the right one' });
+  const other = await signup(fx.srv.url);
+  const me = () => u.client.get('/v1/me');
+  const etag0 = (await me()).headers.get('etag');
+  const before = eventCount(fx.db);
+  const newEmail = uniqueEmail('Ann.New');
+
+  // Refused: no password, a wrong one, another account's address, a stale If-Match.
+  let r = await u.client.patch('/v1/me', { email: newEmail });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.field, 'password');
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'wrong' });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.code, 'wrong_password');
+  r = await u.client.patch('/v1/me', { email: other.email.toUpperCase(), password: 'the right one' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'email_taken');
+  assert.equal(r.json.error.field, 'email');
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one' }, { headers: { 'if-match': '"99"' } });
+  assert.equal(r.status, 412);
+  r = await u.client.patch('/v1/me', { email: 'not-an-address', password: 'the right one' });
+  assert.equal(r.status, 400);
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one', role: 'owner' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, 'unknown_field');
+  assert.equal(eventCount(fx.db), before, 'nothing stored');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE user_id = '${u.user.id}'`), '1', 'no stray credential');
+
+  // Changed: name and address at once, conditional on the ETag.
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one', name: 'Ann B' }, { headers: { 'if-match': etag0 } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.email, newEmail.toLowerCase());
+  assert.equal(r.json.name, 'Ann B');
+  assert.notEqual(r.headers.get('etag'), etag0);
+  assert.equal((await me()).headers.get('etag'), r.headers.get('etag'));
+  assert.equal((await me()).json.email, newEmail.toLowerCase());
+  // The token still works; the login follows the address.
+  assert.equal((await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' })).status, 401);
+  const again = await anon.post('/v1/auth/login', { email: newEmail, password: 'the right one' });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.user_id, u.user.id);
+  // The old address is free again, the new one taken.
+  assert.equal((await anon.post('/v1/auth/signup', { email: u.email, password: 'long enough', name: 'Newcomer' })).status, 201);
+  assert.equal((await anon.post('/v1/auth/signup', { email: newEmail, password: 'long enough', name: 'Late' })).status, 409);
+  const types = sql(fx.db, `SELECT string_agg(type, ',' ORDER BY position) FROM events WHERE stream = 'user-${u.user.id}'`);
+  assert.match(types, /UserProfileUpdated/);
+  assert.match(types, /UserCredentialChanged/);
+  const payloads = sql(fx.db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${u.user.id}'`);
+  assert.ok(!payloads.includes('$argon2'), 'no hash in the log');
+
+  // The name alone needs no password; an empty patch changes nothing.
+  r = await u.client.patch('/v1/me', { name: 'Ann C' });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.name, 'Ann C');
+  const n = eventCount(fx.db);
+  r = await u.client.patch('/v1/me', {});
+  assert.equal(r.status, 200);
+  assert.equal(r.json.name, 'Ann C');
+  // The same address again: nothing to claim.
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'anything' });
+  assert.equal(r.status, 200);
+  assert.equal(eventCount(fx.db), n);
+  assert.equal((await anon.patch('/v1/me', { name: 'x' })).status, 401);
+});
+
+test('an e-mail change cut short before its credential became active logs in with the new address', async () => {
+  const u = await signup(fx.srv.url, { password: 'the right one' });
+  const newEmail = uniqueEmail('moved');
+  const r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one' });
+  assert.equal(r.status, 200, r.text);
+  // As if the server had stopped after UserCredentialChanged, before switching the rows.
+  sql(fx.db, `UPDATE auth_credentials SET active = NOT active WHERE user_id = '${u.user.id}'`);
+  const ok = await anon.post('/v1/auth/login', { email: newEmail, password: 'the right one' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(sql(fx.db, `SELECT email FROM auth_credentials WHERE user_id = '${u.user.id}' AND active`), newEmail.toLowerCase());
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE user_id = '${u.user.id}' AND active`), '1');
+});
