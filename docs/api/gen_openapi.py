@@ -58,7 +58,12 @@ paths["/v1/auth/login"] = {"post": op("Log in", {"200": resp("a new session", re
     body=jbody(ref("LoginInput"), {"email": "ana@example.com", "password": "correct horse battery"}), tags=["auth"], security=False,
     desc="A wrong password and an unknown e-mail get the same 401 invalid_credentials. Failed logins are limited per account and per client address (429 with Retry-After).")}
 paths["/v1/auth/logout"] = {"post": op("Revoke the bearer token", {"204": {"description": "revoked"}, **errs(401, 503)}, tags=["auth"])}
-paths["/v1/me"] = {"get": op("The caller's account", {"200": resp("the user", ref("User"), etag_h), **errs(401, 503)}, tags=["auth"])}
+paths["/v1/me"] = {
+    "get": op("The caller's account", {"200": resp("the user", ref("User"), etag_h), **errs(401, 503)}, tags=["auth"]),
+    "patch": op("Change one's name or e-mail address", {"200": resp("the user", ref("User"), etag_h), **errs(400, 401, 403, 409, 412, 415, 503)},
+                params=[P("IfMatch")], body=jbody(ref("MePatch"), {"email": "ana.new@example.com", "password": "correct horse battery"}), tags=["auth"],
+                desc="A new e-mail address needs the current password (400 required without it, 403 wrong_password when it is wrong) and must not belong to another account (409 email_taken); once changed, the old address is free and logins use the new one. Sessions stay valid. The name alone needs no password; an address equal to the current one changes nothing."),
+}
 
 paths["/v1/workspaces"] = {
     "get": op("The caller's workspaces", {"200": resp("a list", ref("WorkspaceList")), **errs(401, 503)}, tags=["workspaces"],
@@ -164,6 +169,7 @@ S["Error"] = {"type": "object", "required": ["error"], "properties": {"error": {
 ts = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
 uuid = {"type": "string", "format": "uuid"}
 nuuid = {"type": ["string", "null"], "format": "uuid"}
+S["MePatch"] = {"type": "object", "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "email": {"type": "string", "format": "email", "maxLength": 254}, "password": {"type": "string", "maxLength": 1024, "description": "the current password; required with email"}}}
 S["User"] = {"type": "object", "required": ["id", "email", "name"], "properties": {"id": uuid, "email": {"type": "string"}, "name": {"type": "string"}, "presence": {"type": "string", "enum": ["online", "away", "offline"]}, "created_at": ts}}
 S["SignupInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "password", "name"], "properties": {"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "name": {"type": "string", "minLength": 1, "maxLength": 200}}}
 S["LoginInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string", "maxLength": 1024}}}
@@ -227,7 +233,7 @@ params = {
     "user_id": {"name": "user_id", "in": "path", "required": True, "schema": uuid, "description": "the member's user id"},
     "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
     "cursor": {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
-    "IfMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "an ETag (\"<version>\") or *: the change happens only if the resource is still at that version, else 412. Weak tags and lists never match."},
+    "IfMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "* or a list of ETags (\"<version>\", RFC 9110): the change happens only if the resource is still at one of those versions, else 412. Weak tags, and tags that are not versions, never match; a malformed value or more than 8 versions is a condition that fails (412). * makes no condition (a missing resource still answers 404)."},
     "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "retries with the same key (per user, kept 24 h) get the first response again and store nothing twice; the same key with a different request gets 422, one still in flight 409"},
 }
 
