@@ -30,6 +30,8 @@ E = lambda d: {"$ref": f"#/components/responses/{d}"}
 etag_h = {"ETag": {"$ref": "#/components/headers/ETag"}}
 loc_h = {"Location": {"description": "the created resource's path", "schema": {"type": "string"}}}
 P = lambda n: {"$ref": f"#/components/parameters/{n}"}
+# Notes live on their contact's stream: their ETag, and what If-Match on a note compares, is the contact's version.
+note_etag_h = {"ETag": {"description": "the contact's version (notes are kept on the contact's stream); If-Match on a note compares it", "schema": {"type": "string"}}}
 
 def op(summary, responses, params=None, body=None, tags=None, security=True, desc=None):
     o = {"summary": summary, "responses": responses}
@@ -134,12 +136,12 @@ paths["/v1/workspaces/{ws}/contacts/{id}/notes"] = {
     "parameters": [P("ws"), P("contact_id")],
     "get": op("Notes on a contact, oldest first (private notes only to their author)", {"200": resp("a page", ref("NoteList")), **errs(400, 401, 404, 503)},
               params=[P("limit"), P("cursor")], tags=["notes"]),
-    "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), loc_h), **errs(400, 401, 404, 409, 415, 422, 503)},
+    "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), {**note_etag_h, **loc_h}), **errs(400, 401, 404, 409, 415, 422, 503)},
                params=[P("IdempotencyKey")], body=jbody(ref("NoteInput"), {"body": "Called back; wants a quote by Friday.", "private": False}), tags=["notes"]),
 }
 paths["/v1/workspaces/{ws}/contacts/{id}/notes/{note_id}"] = {
     "parameters": [P("ws"), P("contact_id"), P("note_id")],
-    "patch": op("Edit a note (its author only)", {"200": resp("the note", ref("Note")), **errs(400, 401, 403, 404, 412, 415, 503)},
+    "patch": op("Edit a note (its author only)", {"200": resp("the note", ref("Note"), note_etag_h), **errs(400, 401, 403, 404, 412, 415, 503)},
                 params=[P("IfMatch")], body=jbody(ref("NoteEdit"), {"body": "Called back; quote sent."}), tags=["notes"]),
     "delete": op("Delete a note (its author only)", {"204": {"description": "deleted"}, **errs(401, 403, 404, 412, 503)}, params=[P("IfMatch")], tags=["notes"]),
 }
@@ -211,7 +213,7 @@ S["Analytics"] = {"type": "object", "required": ["from", "to", "totals", "messag
     "response_time_seconds": {"type": "object", "required": ["average", "median", "p90", "replies"], "description": "from a contact's first unanswered inbound message to the team's next reply", "properties": {"average": nnum, "median": nnum, "p90": nnum, "replies": count}},
     "calls": {"type": "object", "required": ["total", "answered", "missed", "average_duration_seconds"], "properties": {"total": count, "answered": count, "missed": count, "average_duration_seconds": nnum}},
     "pipeline": {"type": "array", "description": "contacts per stage now", "items": {"type": "object", "required": ["stage", "contacts"], "properties": {"stage": {"type": ["string", "null"]}, "contacts": count}}}}}
-S["Note"] = {"type": "object", "required": ["id", "contact_id", "body", "private"], "properties": {"id": uuid, "contact_id": uuid, "author_id": nuuid, "body": {"type": "string"}, "private": {"type": "boolean"}, "mentions": {"type": "array", "items": uuid}, "created_at": ts, "edited_at": {"type": ["string", "null"], "format": "date-time"}}}
+S["Note"] = {"type": "object", "required": ["id", "contact_id", "body", "private", "created_at"], "properties": {"id": uuid, "contact_id": uuid, "author_id": nuuid, "body": {"type": "string"}, "private": {"type": "boolean"}, "mentions": {"type": "array", "items": uuid}, "created_at": ts, "edited_at": {"type": ["string", "null"], "format": "date-time"}}}
 S["NoteList"] = listof("Note")
 S["NoteInput"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 10000}, "private": {"type": "boolean", "default": False}}}
 S["NoteEdit"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 10000}}}

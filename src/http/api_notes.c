@@ -86,11 +86,14 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
     } else {
         /* A retry (same Idempotency-Key) of a note that was stored: answer with what we know. */
         const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
-        note = json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:n, s:n}", "id", st->note_id, "contact_id",
-                         c->id, "author_id", json_object_get(n, "author_id"), "body",
-                         json_object_get(c->body, "body"), "private",
-                         json_is_true(json_object_get(n, "private")), "mentions", "created_at", "edited_at");
+        note =
+            json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:O?, s:n}", "id", st->note_id, "contact_id", c->id,
+                      "author_id", json_object_get(n, "author_id"), "body", json_object_get(c->body, "body"),
+                      "private", json_is_true(json_object_get(n, "private")), "mentions", "created_at",
+                      json_object_get(n, "created_at"), "edited_at");
     }
+    /* Notes live on the contact's stream: its version is what If-Match on the note compares. */
+    sb_api_etag(c, reply->version);
     char loc[160];
     snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
     sb_api_header(c, "location", loc);
@@ -104,7 +107,9 @@ static void add_keyed(sb_api_call_t *c)
     json_t *priv = json_object_get(c->body, "private");
     sb_ask_opts_t o;
     sb_api_ask_opts(c, &o);
-    o.skip_state = true; /* the event says all the answer needs; a contact's state can be large */
+    /* The event says all a first answer needs; a retry's answer reads the state (a contact's state
+     * can be large). */
+    o.skip_state = !sb_api_has_idempotency_key(c);
     sb_api_ask(c, st->stream,
                json_pack("{s:s, s:s, s:O, s:b}", "type", "AddNote", "note_id", st->note_id, "body",
                          json_object_get(c->body, "body"), "private", json_is_true(priv)),
@@ -279,12 +284,14 @@ static void edited(sb_api_call_t *c, const sb_ask_reply_t *reply)
     }
     const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
     const json_t *ev = reply->nevents > 0 ? reply->events[0].data : NULL;
+    sb_api_etag(c, reply->version);
     sb_api_reply_json(c, 200,
-                      json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:O?, s:O?}", "id", st->note_id, "contact_id",
-                                c->id, "author_id", json_object_get(n, "author_id"), "body",
+                      json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:O?, s:O?, s:O?}", "id", st->note_id,
+                                "contact_id", c->id, "author_id", json_object_get(n, "author_id"), "body",
                                 json_object_get(c->body, "body"), "private",
                                 json_is_true(json_object_get(n, "private")), "mentions",
-                                json_object_get(ev, "mentions"), "edited_at", json_object_get(ev, "at")));
+                                json_object_get(ev, "mentions"), "created_at",
+                                json_object_get(n, "created_at"), "edited_at", json_object_get(ev, "at")));
 }
 
 static void removed(sb_api_call_t *c, const sb_ask_reply_t *reply)

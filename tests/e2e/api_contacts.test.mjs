@@ -200,13 +200,23 @@ test('notes: mentions of members are recognised; only the author edits; a privat
   assert.equal(r.json.author_id, owner.user.id);
   assert.equal(r.json.private, false);
   assert.equal(r.json.contact_id, c.id);
+  assert.equal(r.headers.get('etag'), (await owner.client.get(`${base}/${c.id}`)).headers.get('etag'));
   const shared = r.json;
   r = await agent.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'mine now' });
   assert.equal(r.status, 403);
   assert.equal(r.json.error.code, 'not_author');
-  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'edited' });
+  // A note's ETag is its contact's version, and If-Match on the note compares it.
+  const noteTag = (await owner.client.get(`${base}/${c.id}`)).headers.get('etag');
+  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'stale' }, { headers: { 'if-match': '"1"' } });
+  assert.equal(r.status, 412);
+  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'edited' }, { headers: { 'if-match': noteTag } });
   assert.equal(r.status, 200);
   assert.equal(r.json.body, 'edited');
+  // The edited note answers in the same shape as the created one, with its creation time.
+  assert.equal(r.json.created_at, shared.created_at);
+  assert.match(r.json.edited_at, /Z$/);
+  assert.equal(r.headers.get('etag'), `"${Number(JSON.parse(noteTag)) + 1}"`);
+  assert.equal((await owner.client.get(`${base}/${c.id}`)).headers.get('etag'), r.headers.get('etag'));
 
   const priv = (await owner.client.post(`${base}/${c.id}/notes`, { body: 'between us', private: true })).json;
   assert.equal(priv.private, true);
