@@ -183,14 +183,14 @@ S["WorkspaceInput"] = {"type": "object", "additionalProperties": False, "require
 S["WorkspacePatch"] = {"type": "object", "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "default_country": {"type": "string", "minLength": 2, "maxLength": 2}}}
 def listof(n): return {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": ref(n)}, "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= (or ?after= for events) for the next page; null on the last"}}}
 S["WorkspaceList"] = listof("Workspace")
-S["Member"] = {"type": "object", "required": ["user_id", "email", "role"], "properties": {"user_id": uuid, "email": {"type": "string"}, "name": {"type": ["string", "null"]}, "role": role}}
+S["Member"] = {"type": "object", "required": ["id", "user_id", "email", "role"], "properties": {"id": {**uuid, "description": "the member's user id (as user_id)"}, "user_id": uuid, "email": {"type": "string"}, "name": {"type": ["string", "null"]}, "role": role}}
 S["MemberList"] = listof("Member")
 S["MemberInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "role"], "properties": {"email": {"type": "string"}, "role": role}}
 S["RoleInput"] = {"type": "object", "additionalProperties": False, "required": ["role"], "properties": {"role": role}}
-S["Stage"] = {"type": "object", "required": ["name", "position"], "properties": {"name": {"type": "string"}, "position": {"type": "integer", "minimum": 0}}}
+S["Stage"] = {"type": "object", "required": ["id", "name", "position"], "properties": {"id": {"type": "string", "description": "the stage's name, which names it in paths"}, "name": {"type": "string"}, "position": {"type": "integer", "minimum": 0}}}
 S["StageList"] = listof("Stage")
 S["StageInput"] = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}, "position": {"type": "integer", "minimum": 0, "description": "0-based; default the end"}}}
-S["AutoReply"] = {"type": "object", "required": ["keyword", "reply"], "properties": {"keyword": {"type": "string"}, "reply": {"type": "string"}}}
+S["AutoReply"] = {"type": "object", "required": ["id", "keyword", "reply"], "properties": {"id": {"type": "string", "description": "the keyword, which names the rule in paths"}, "keyword": {"type": "string"}, "reply": {"type": "string"}}}
 S["AutoReplyList"] = listof("AutoReply")
 S["AutoReplyInput"] = {"type": "object", "additionalProperties": False, "required": ["reply"], "properties": {"reply": {"type": "string", "minLength": 1, "maxLength": 1600}}}
 strs = lambda n, m: {"type": "array", "maxItems": n, "items": {"type": "string", "maxLength": m}}

@@ -44,10 +44,12 @@ static json_t *workspace_json(const char *id, const json_t *s, sb_role_t role)
                      sb_role_name(role));
 }
 
+/* A member is named by its user's id: "id" (SPEC §5: every resource has one) and "user_id". */
 static json_t *member_json(const char *user_id, const json_t *m)
 {
-    return json_pack("{s:s, s:O?, s:O?, s:O?}", "user_id", user_id, "email", json_object_get(m, "email"),
-                     "name", json_object_get(m, "name"), "role", json_object_get(m, "role"));
+    return json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "id", user_id, "user_id", user_id, "email",
+                     json_object_get(m, "email"), "name", json_object_get(m, "name"), "role",
+                     json_object_get(m, "role"));
 }
 
 static void stream_of(const char *category, const char *id, char *out, size_t cap)

@@ -23,7 +23,7 @@ test('create a workspace: 201, the creator is its owner, ETag and Location', asy
   assert.equal(g.headers.get('etag'), r.headers.get('etag'));
   const m = await u.client.get(`/v1/workspaces/${r.json.id}/members`);
   assert.deepEqual(m.json, {
-    items: [{ user_id: u.user.id, email: u.email, name: 'Olivia Owner', role: 'owner' }],
+    items: [{ id: u.user.id, user_id: u.user.id, email: u.email, name: 'Olivia Owner', role: 'owner' }],
     next_cursor: null,
   });
   // Defaults and validation
@@ -75,7 +75,7 @@ test('members: add by e-mail, roles decide what each may do, anyone may leave', 
 
   let r = await owner.client.post(`${base}/members`, { email: admin.email.toUpperCase(), role: 'admin' });
   assert.equal(r.status, 201);
-  assert.deepEqual(r.json, { user_id: admin.user.id, email: admin.email, name: 'Adam Admin', role: 'admin' });
+  assert.deepEqual(r.json, { id: admin.user.id, user_id: admin.user.id, email: admin.email, name: 'Adam Admin', role: 'admin' });
   r = await owner.client.post(`${base}/members`, { email: admin.email, role: 'admin' });
   assert.equal(r.status, 200, 'a repeat is not an error');
   r = await owner.client.post(`${base}/members`, { email: admin.email, role: 'agent' });
@@ -120,7 +120,7 @@ test('pipeline stages and auto-replies', async () => {
   assert.equal((await owner.client.post(`${base}/pipeline/stages`, { name: 'Lead' })).status, 201);
   assert.equal((await owner.client.post(`${base}/pipeline/stages`, { name: 'Won' })).status, 201);
   const mid = await owner.client.post(`${base}/pipeline/stages`, { name: 'Qualified', position: 1 });
-  assert.deepEqual(mid.json, { name: 'Qualified', position: 1 });
+  assert.deepEqual(mid.json, { id: 'Qualified', name: 'Qualified', position: 1 });
   const dup = await owner.client.post(`${base}/pipeline/stages`, { name: 'lead' });
   assert.equal(dup.status, 409);
   assert.equal(dup.json.error.code, 'stage_exists');
@@ -135,14 +135,14 @@ test('pipeline stages and auto-replies', async () => {
 
   let r = await owner.client.put(`${base}/auto-replies/HOURS`, { reply: 'We open at 9.' });
   assert.equal(r.status, 201);
-  assert.deepEqual(r.json, { keyword: 'hours', reply: 'We open at 9.' });
+  assert.deepEqual(r.json, { id: 'hours', keyword: 'hours', reply: 'We open at 9.' });
   r = await owner.client.put(`${base}/auto-replies/hours`, { reply: 'We open at 8.' });
   assert.equal(r.status, 200);
-  assert.deepEqual((await owner.client.get(`${base}/auto-replies/hours`)).json, { keyword: 'hours', reply: 'We open at 8.' });
+  assert.deepEqual((await owner.client.get(`${base}/auto-replies/hours`)).json, { id: 'hours', keyword: 'hours', reply: 'We open at 8.' });
   assert.equal((await owner.client.put(`${base}/auto-replies/stop`, { reply: 'no' })).json.error.code, 'reserved_keyword');
   assert.equal((await owner.client.put(`${base}/auto-replies/two%20words`, { reply: 'no' })).status, 400);
   assert.equal((await owner.client.put(`${base}/auto-replies/x`, { reply: '' })).status, 400);
-  assert.deepEqual((await owner.client.get(`${base}/auto-replies`)).json.items, [{ keyword: 'hours', reply: 'We open at 8.' }]);
+  assert.deepEqual((await owner.client.get(`${base}/auto-replies`)).json.items, [{ id: 'hours', keyword: 'hours', reply: 'We open at 8.' }]);
   assert.equal((await owner.client.del(`${base}/auto-replies/hours`)).status, 204);
   assert.equal((await owner.client.get(`${base}/auto-replies/hours`)).status, 404);
   assert.equal((await owner.client.del(`${base}/auto-replies/hours`)).status, 404);
@@ -253,4 +253,25 @@ test('GET /metrics speaks Prometheus text', async () => {
     if (!line || line.startsWith('#')) continue;
     assert.match(line, /^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+$/, line);
   }
+});
+
+test('every created resource answers with an id (SPEC §5): members, stages and auto-replies too', async () => {
+  const { ws, owner } = await workspace(fx.srv.url);
+  const ben = await signup(fx.srv.url);
+  const m = await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: ben.email, role: 'agent' });
+  assert.equal(m.status, 201, m.text);
+  assert.equal(m.json.id, ben.user.id);
+  assert.equal(m.json.user_id, ben.user.id);
+  const members = (await owner.client.get(`/v1/workspaces/${ws.id}/members`)).json.items;
+  for (const x of members) assert.equal(x.id, x.user_id);
+  const st = await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Quoted' });
+  assert.equal(st.status, 201);
+  assert.equal(st.json.id, 'Quoted');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/pipeline/stages`)).json.items[0].id, 'Quoted');
+  const ar = await owner.client.put(`/v1/workspaces/${ws.id}/auto-replies/HOURS`, { reply: 'nine to five' });
+  assert.equal(ar.status, 201);
+  assert.equal(ar.json.id, 'hours');
+  assert.equal(ar.json.keyword, 'hours');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/auto-replies`)).json.items[0].id, 'hours');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/auto-replies/${ar.json.id}`)).status, 200);
 });
