@@ -688,20 +688,13 @@ HANDLER(on_recording, K_RECORDING)
 
 int sb__wh_voice_routes(sb_router_t *r, const sb_config_t *cfg)
 {
-    static const struct {
-        const char *path;
-        sb_route_cb cb;
-    } routes[] = {
-        {"/webhooks/twilio/voice", on_voice},
-        {"/webhooks/twilio/voice/dial", on_dial},
-        {"/webhooks/twilio/voice/hold", on_hold},
-        {"/webhooks/twilio/voice/status", on_status},
-        {"/webhooks/twilio/voice/recording", on_recording},
-    };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = sb_router_add(r, "POST", routes[i].path, routes[i].cb, (void *)cfg);
-        if (rc != 0)
-            return rc;
-    }
+    void *d = (void *)cfg;
+    int rc;
+    if ((rc = sb_router_add(r, "POST", "/webhooks/twilio/voice", on_voice, d)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/dial", on_dial, d)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/hold", on_hold, d)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/status", on_status, d)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/recording", on_recording, d)) != 0)
+        return rc;
     return 0;
 }
