@@ -118,7 +118,7 @@ def add(paths, S, params, responses, tags):
         "Twilio: a call to one of our numbers, or a browser's call through the TwiML app",
         twiml("TwiML routing the call", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial timeout=\"20\" action=\"...\"><Client>w..._u...</Client></Dial></Response>"),
         "CallSid, AccountSid, From, To, CallStatus, Direction ...",
-        "CallInitiated (idempotent on CallSid) once the caller's contact is found or created, then: the number's member online -> <Dial timeout action record><Client>identity</Client></Dial>; otherwise <Enqueue waitUrl>the workspace queue</Enqueue>. From client:<identity> (a browser): <Dial callerId=the member's number><Number>To</Number></Dial>. docs/voice.md.")
+        "CallInitiated (idempotent on CallSid) once the caller's contact is found or created, then: the number's member online -> <Dial timeout action record><Client>identity</Client></Dial>; otherwise <Enqueue waitUrl>the workspace queue</Enqueue>. From client:<identity> (a browser): <Dial callerId=the member's number><Number>To</Number></Dial>, or with To=queue <Dial><Queue url>the workspace queue</Queue></Dial> (take the next waiting caller). docs/voice.md.")
     paths["/webhooks/twilio/voice/dial"] = wh(
         "Twilio: the <Dial>'s end (its action URL)", twiml("what follows: <Hangup/>, or the queue", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>"),
         "CallSid, AccountSid, DialCallStatus, DialCallSid, DialCallDuration ...",
@@ -126,6 +126,10 @@ def add(paths, S, params, responses, tags):
     paths["/webhooks/twilio/voice/hold"] = wh(
         "Twilio: what a caller in the queue hears (the <Enqueue> waitUrl)", twiml("<Say> and hold music", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>...</Say><Play loop=\"0\">...</Play></Response>"),
         "CallSid, AccountSid, QueueSid, QueuePosition ...", "Stores nothing.", ids)
+    paths["/webhooks/twilio/voice/dequeued"] = wh(
+        "Twilio: a waiting caller is about to be connected to the agent who took the queue (the <Queue> url)", twiml("nothing to play", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"),
+        "CallSid (the caller's), AccountSid, QueueSid, QueueTime, DequeingCallSid ...",
+        "AnswerCall on the caller's call, by the agent in ?a= (a browser's call to To=queue dials <Dial><Queue url>). Once only.", ids)
     paths["/webhooks/twilio/voice/status"] = wh(
         "Twilio: a call status callback", {"description": "recorded, a repeat, or a status the call has moved past"},
         "CallSid, AccountSid, CallStatus, ParentCallSid (a leg our <Dial> placed), CallDuration ...",

@@ -14,6 +14,8 @@
  *   status     CallStatus of the call (RecordCallStatus with its CallSid) or of the leg our <Dial>
  *              placed (ParentCallSid: ringing -> RecordCallStatus ringing, answered -> AnswerCall).
  *   recording  a finished recording -> RecordCallRecording.
+ *   dequeued   the <Queue> url of an agent who takes the next waiting caller (a browser's call to
+ *              "queue"): the caller's call is answered by that agent -> AnswerCall.
  *
  * The callback URLs we give Twilio carry our ids (?w=<workspace>&call=<call>&a=<agent>), which are
  * signed with them; the TwiML app's own callbacks (voice, status) carry none and are routed by the
@@ -34,9 +36,10 @@
 #include "reactors/messaging.h"
 #include "reactors/wsconf.h"
 
-typedef enum { K_VOICE, K_DIAL, K_HOLD, K_STATUS, K_RECORDING } kind_t;
+typedef enum { K_VOICE, K_DIAL, K_HOLD, K_STATUS, K_RECORDING, K_DEQUEUED } kind_t;
 
-static const char *const kind_names[] = {"call", "dial action", "hold", "call status", "recording"};
+static const char *const kind_names[] = {"call",        "dial action", "hold",
+                                         "call status", "recording",   "dequeue"};
 
 typedef struct {
     sb__wh_t h;
@@ -337,6 +340,16 @@ static void start_call(vwh_t *t)
             return;
         }
         const char *to = t->call.to;
+        if (strcmp(to, SB_WH_VOICE_TAKE_QUEUE) == 0) {
+            /* The agent takes the next waiting caller: nothing to record until Twilio connects
+             * them (the dequeued callback names the caller's call). */
+            sb_wh_voice_ctx_t v = {t->h.cfg->public_url, t->conf->workspace_id, NULL};
+            char *xml = NULL;
+            size_t len = 0;
+            int rc = sb_wh_twiml_take_queue(&v, t->client_user, &xml, &len);
+            reply_twiml(t, rc, xml, len);
+            return;
+        }
         if (sb_phone_normalize(to, strlen(to), t->conf->default_country, t->party) != 0) {
             hang_up(t, "The number you dialled is not a valid phone number.");
             return;
@@ -398,6 +411,34 @@ static void dial_ended(vwh_t *t)
         cmd = json_pack("{s:s, s:s, s:s}", "type", "EnqueueCall", "queue", queue, "reason", s);
     }
     ask_call(t, cmd, NULL, on_dial_recorded);
+}
+
+/* ---- a caller taken from the queue ------------------------------------------------------------- */
+
+static void on_dequeued(const sb_ask_reply_t *reply, void *data)
+{
+    vwh_t *t = data;
+    if (gone(t))
+        return;
+    if (!settled(reply)) {
+        sb__wh_reply_ask_error(&t->h, reply);
+        vwh_free(t);
+        return;
+    }
+    sb__wh_reply_twiml(&t->h); /* nothing to play: connect them */
+    vwh_free(t);
+}
+
+/* Twilio asks the <Queue> url for the waiting caller's call just before connecting it to the agent
+ * who dialled the queue: the caller is answered, by that agent. */
+static void dequeued(vwh_t *t)
+{
+    if (t->ids.agent[0] == '\0') {
+        sb__wh_reply_error(&t->h, 400, "invalid", "the agent is missing from the URL", "a");
+        vwh_free(t);
+        return;
+    }
+    ask_call(t, json_pack("{s:s, s:s}", "type", "AnswerCall", "agent_id", t->ids.agent), NULL, on_dequeued);
 }
 
 /* ---- status and recording callbacks ---------------------------------------------------------------- */
@@ -500,6 +541,9 @@ static void proceed(vwh_t *t)
         return;
     case K_RECORDING:
         recording_callback(t);
+        return;
+    case K_DEQUEUED:
+        dequeued(t);
         return;
     }
 }
@@ -685,6 +729,7 @@ HANDLER(on_dial, K_DIAL)
 HANDLER(on_hold, K_HOLD)
 HANDLER(on_status, K_STATUS)
 HANDLER(on_recording, K_RECORDING)
+HANDLER(on_dequeued_req, K_DEQUEUED)
 
 int sb__wh_voice_routes(sb_router_t *r, const sb_config_t *cfg)
 {
@@ -694,7 +739,8 @@ int sb__wh_voice_routes(sb_router_t *r, const sb_config_t *cfg)
         (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/dial", on_dial, d)) != 0 ||
         (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/hold", on_hold, d)) != 0 ||
         (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/status", on_status, d)) != 0 ||
-        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/recording", on_recording, d)) != 0)
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/recording", on_recording, d)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/dequeued", on_dequeued_req, d)) != 0)
         return rc;
     return 0;
 }

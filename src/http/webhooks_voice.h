@@ -14,8 +14,9 @@
 #include "core/uuid.h"
 #include "providers/form.h"
 
-#define SB_WH_VOICE_ADDR_MAX 160    /* a From / To we accept: a phone number or client:<identity> */
-#define SB_WH_VOICE_DIAL_TIMEOUT 20 /* seconds an agent's browser rings before the caller queues */
+#define SB_WH_VOICE_ADDR_MAX 160       /* a From / To we accept: a phone number or client:<identity> */
+#define SB_WH_VOICE_DIAL_TIMEOUT 20    /* seconds an agent's browser rings before the caller queues */
+#define SB_WH_VOICE_TAKE_QUEUE "queue" /* a browser's To that takes the next waiting caller */
 
 /* A voice request: the call webhook, a <Dial> action, a status or recording callback, a waitUrl
  * request.  Only CallSid and AccountSid are always required. */
@@ -78,6 +79,11 @@ int sb_wh_twiml_enqueue(const sb_wh_voice_ctx_t *v, char **xml, size_t *len);
  * </Number></Dial>.  agent_id: the caller. */
 int sb_wh_twiml_dial_number(const sb_wh_voice_ctx_t *v, const char *agent_id, const char *caller_id,
                             const char *number, char **xml, size_t *len);
+
+/* An agent's browser takes the next caller waiting in the workspace's queue:
+ * <Dial><Queue url=".../voice/dequeued?w=...&a=agent">ws_...</Queue></Dial>.  Twilio asks the url,
+ * for the caller's call, just before it connects them: that is when the call is answered. */
+int sb_wh_twiml_take_queue(const sb_wh_voice_ctx_t *v, const char *agent_id, char **xml, size_t *len);
 
 /* What a waiting caller hears (the <Enqueue> waitUrl): a short message, then hold music. */
 int sb_wh_twiml_hold(char **xml, size_t *len);

@@ -222,6 +222,24 @@ int sb_wh_twiml_dial_number(const sb_wh_voice_ctx_t *v, const char *agent_id, co
     return sb_twiml_finish(&t, xml, len);
 }
 
+int sb_wh_twiml_take_queue(const sb_wh_voice_ctx_t *v, const char *agent_id, char **xml, size_t *len)
+{
+    char queue[SB_VOICE_QUEUE_LEN + 1];
+    sb_uuid_t u;
+    if (!ctx_ok(v, false) || agent_id == NULL || sb_uuid_parse(agent_id, strlen(agent_id), &u) != 0 ||
+        sb_voice_queue(v->workspace_id, queue) != 0)
+        return SB_EINVAL;
+    sb_wh_voice_ctx_t noc = {v->base, v->workspace_id, NULL};
+    char *url = callback_url(&noc, "dequeued", agent_id, false);
+    sb_twiml_t t;
+    sb_twiml_init(&t);
+    sb_twiml_open(&t, "Dial", NULL);
+    sb_twiml_leaf(&t, "Queue", queue, "url", url, "method", "POST", NULL);
+    sb_twiml_close(&t, "Dial");
+    free(url);
+    return sb_twiml_finish(&t, xml, len);
+}
+
 int sb_wh_twiml_hold(char **xml, size_t *len)
 {
     sb_twiml_t t;

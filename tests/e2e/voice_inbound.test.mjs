@@ -227,6 +227,42 @@ test('nobody answers: the dial action puts the caller in the queue (CallEnqueued
   assert.equal(done[0].data.answered_at ?? null, null);
 });
 
+test('an agent takes the next caller from the queue: the caller\'s call is answered by them', async () => {
+  await presence(agent, 'away');
+  const p = callParams({ from: newPhone(), to: numQueue });
+  const waiting = await call(p);
+  checkEnqueue(waiting.doc);
+  await presence(agent, 'online');
+  // The agent's browser dials "queue".
+  const me = `client:${identityOf(agent.user.id)}`;
+  const leg = { AccountSid: W.acct.sid, ApiVersion: '2010-04-01', CallSid: callSid(), CallStatus: 'ringing', Direction: 'inbound', From: me, Caller: me, To: 'queue' };
+  const n = inWs();
+  const r = await post(VOICE, leg);
+  assert.equal(r.status, 200, r.text);
+  const doc = parseTwiml(r.text);
+  assert.deepEqual(doc.children.map((v) => v.tag), ['Dial']);
+  const q = doc.children[0].children[0];
+  assert.equal(q.tag, 'Queue');
+  assert.equal(q.text, `ws_${hex(W.ws.id)}`);
+  assert.equal(q.attrs.url, `${PUBLIC_URL}${VOICE}/dequeued?w=${W.ws.id}&a=${agent.user.id}`);
+  assert.equal(inWs(), n, 'the agent\'s own leg records nothing');
+  // Twilio asks the url for the waiting caller's call, just before connecting them (twice: a retry).
+  const dq = { ...p, CallStatus: 'in-progress', QueueSid: 'QU' + 'd'.repeat(32), QueueTime: '12', DequeingCallSid: leg.CallSid };
+  for (let i = 0; i < 2; i++) {
+    const a = await postTo(q.attrs.url, dq);
+    assert.equal(a.status, 200, a.text);
+    assert.deepEqual(parseTwiml(a.text).children, []);
+  }
+  const evs = callEvents(p.CallSid, ['CallAnswered']);
+  assert.equal(evs.length, 1);
+  assert.equal(evs[0].data.agent_id, agent.user.id);
+  // A forged dequeue (another signature) answers nothing.
+  assert.equal((await postTo(q.attrs.url, { ...dq, CallSid: callSid() }, { sign: 'AAAA' })).status, 403);
+  assert.equal((await post(`${VOICE}/status`, { ...p, CallStatus: 'completed' })).status, 200);
+  const done = callEvents(p.CallSid, ['CallCompleted']);
+  assert.equal(done[0].data.answered_at, evs[0].data.answered_at);
+});
+
 test('answered: status and recording callbacks, duplicated and out of order, record each fact once', async () => {
   await presence(agent, 'online');
   const p = callParams({ from: newPhone(), to: numAgent });

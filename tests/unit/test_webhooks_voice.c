@@ -207,6 +207,14 @@ static void test_twiml(void)
     CHECK(strstr(xml, "\">+14155550100</Number></Dial></Response>") != NULL);
     free(xml);
 
+    sb_wh_voice_ctx_t nocall = {BASE, WS, NULL};
+    CHECK_EQ_INT(sb_wh_twiml_take_queue(&nocall, USER, &xml, &len), 0);
+    CHECK_EQ_STR(xml, DECL
+                 "<Response><Dial><Queue url=\"" BASE "/webhooks/twilio/voice/dequeued?w=" WS "&amp;a=" USER
+                 "\" method=\"POST\">ws_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b</Queue></Dial></Response>");
+    free(xml);
+    CHECK_EQ_INT(sb_wh_twiml_take_queue(&nocall, "x", &xml, &len), SB_EINVAL);
+
     CHECK_EQ_INT(sb_wh_twiml_hangup("Bye <now> & \"then\"", &xml, &len), 0);
     CHECK_EQ_STR(xml, DECL "<Response><Say>Bye &lt;now&gt; &amp; &quot;then&quot;</Say><Hangup/></Response>");
     free(xml);
@@ -219,7 +227,6 @@ static void test_twiml(void)
     free(xml);
 
     /* Missing pieces are refused, never written half. */
-    sb_wh_voice_ctx_t nocall = {BASE, WS, NULL};
     xml = NULL;
     CHECK_EQ_INT(sb_wh_twiml_ring_agent(&nocall, USER, &xml, &len), SB_EINVAL);
     CHECK_EQ_INT(sb_wh_twiml_ring_agent(&v, "bob", &xml, &len), SB_EINVAL);
