@@ -383,6 +383,27 @@ test('a browser\'s call to a number dials out with the agent\'s number as caller
   assert.equal(o.started.data.agent_id, W.owner.user.id);
 });
 
+test('at once: Twilio\'s concurrent retries store one call; calls from one new number make one contact', async () => {
+  await presence(agent, 'online');
+  const p = callParams({ from: newPhone(), to: numAgent });
+  const answers = await Promise.all(Array.from({ length: 12 }, () => post(VOICE, p)));
+  for (const a of answers) assert.equal(a.status, 200, a.text);
+  assert.equal(new Set(answers.map((a) => a.text)).size, 1, 'every retry is answered alike');
+  const started = exportEvents(env.db, { workspace: W.ws.id, types: ['CallInitiated'] }).filter((e) => e.data.call_sid === p.CallSid);
+  assert.equal(started.length, 1);
+
+  const from = newPhone();
+  const many = Array.from({ length: 8 }, (_, i) => callParams({ from, to: [numAgent, numQueue][i % 2] }));
+  const rs = await Promise.all(many.map((x) => post(VOICE, x)));
+  for (const r of rs) assert.equal(r.status, 200, r.text);
+  const evs = exportEvents(env.db, { workspace: W.ws.id, types: ['ContactCreated', 'CallInitiated'] });
+  const contacts = evs.filter((e) => e.type === 'ContactCreated' && e.data.phones.includes(from));
+  assert.equal(contacts.length, 1);
+  const calls = evs.filter((e) => e.type === 'CallInitiated' && e.data.from === from);
+  assert.equal(calls.length, 8);
+  for (const c of calls) assert.equal(c.data.contact_id, contacts[0].stream.slice(8));
+});
+
 test('bad, missing or foreign signatures, and numbers of nobody: 403 and nothing stored', async () => {
   const n = countEvents(env.db, 'true');
   const p = callParams({ from: newPhone(), to: numAgent });
