@@ -239,8 +239,11 @@ static void find_contact(vwh_t *t)
         return;
     }
     json_t *fields = json_pack("{s:s}", "phone", t->party);
-    sb_flow_opts_t o = {
-        .correlation_id = t->h.request_id, .request_id = t->h.request_id, .source = "webhook:twilio"};
+    /* A browser's call files its callee as created by the agent who called. */
+    sb_flow_opts_t o = {.user_id = t->outgoing ? t->client_user : NULL,
+                        .correlation_id = t->h.request_id,
+                        .request_id = t->h.request_id,
+                        .source = "webhook:twilio"};
     int rc = fields != NULL ? sb_flow_contact_create(loops(), t->conf->workspace_id, fields,
                                                      SB_FLOW_FIND_OR_CREATE, &o, on_contact, t)
                             : SB_ENOMEM;
