@@ -37,8 +37,17 @@ static void token_conf(int status, const sb_wsconf_t *conf, void *data)
         sb__api_drop(c);
         return;
     }
+    if (status == SB_ENOTFOUND) { /* deleted since it was loaded */
+        sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
+        return;
+    }
+    if (status == SB_EPERM) {
+        sb_api_reply_error(c, 500, "secrets_unreadable",
+                           "the workspace's Twilio secrets are sealed under another master key", NULL);
+        return;
+    }
     if (status != 0) {
-        sb_api_reply_errcode(c, status == SB_ENOTFOUND ? SB_EUNKNOWN : status, NULL);
+        sb_api_reply_errcode(c, status, NULL);
         return;
     }
     if (!conf->twilio || conf->api_key_sid[0] == '\0' || conf->api_key_secret[0] == '\0' ||
