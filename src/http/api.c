@@ -574,6 +574,79 @@ void sb_api_reply_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
     }
 }
 
+/* ---- flows ------------------------------------------------------------------------------------------- */
+
+/* Flows keep nothing of ours: the call comes back through this link. */
+struct sb__api_flow_s {
+    sb_api_call_t *c;
+    sb__api_flow_cb done;
+};
+
+void sb__api_flow_opts(const sb_api_call_t *c, sb_flow_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->user_id = c->user_id[0] ? c->user_id : NULL;
+    o->correlation_id = c->request_id;
+    o->request_id = c->request_id;
+    o->source = "api";
+}
+
+sb__api_flow_t *sb__api_flow_link(sb_api_call_t *c, sb__api_flow_cb done)
+{
+    sb__api_flow_t *l = malloc(sizeof(*l));
+    if (l == NULL)
+        h2o_fatal("no memory");
+    l->c = c;
+    l->done = done;
+    return l;
+}
+
+void sb__api_on_flow(const sb_flow_result_t *res, void *data)
+{
+    sb__api_flow_t *l = data;
+    sb_api_call_t *c = l->c;
+    sb__api_flow_cb done = l->done;
+    free(l);
+    if (c->req == NULL) {
+        free_call(c);
+        return;
+    }
+    done(c, res);
+}
+
+void sb__api_flow_started(sb_api_call_t *c, sb__api_flow_t *link, int rc)
+{
+    if (rc != 0) {
+        free(link);
+        sb_api_reply_errcode(c, rc, NULL);
+    }
+}
+
+void sb__api_reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res)
+{
+    switch (res->status) {
+    case SB_EREJECTED:
+        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
+        return;
+    case SB_ECONFLICT:
+        if (res->precondition_failed) {
+            sb_api_etag(c, res->version);
+            sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
+        } else {
+            sb_api_reply_error(c, 409, "conflict", "the resource kept changing; try again", NULL);
+        }
+        return;
+    case SB_ETIMEOUT:
+        sb_api_reply_error(c, 503, "timeout", "the change could not be made in time; try again", NULL);
+        return;
+    default:
+        if (res->error != NULL)
+            sb_log_warn("api", "flow failed id=%s: %s (%s)", c->request_id, sb_strerror(res->status),
+                        res->error);
+        sb_api_reply_errcode(c, res->status, NULL);
+    }
+}
+
 /* ---- SQL -------------------------------------------------------------------------------------------------
  */
 

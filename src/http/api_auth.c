@@ -211,19 +211,8 @@ static void signup_forgotten(sb_api_call_t *c, int status, PGresult *const *resu
     sb_api_reply_error(c, 409, "email_taken", "an account with this e-mail already exists", "email");
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} user_link_t;
-
-static void signup_registered(const sb_flow_result_t *res, void *data)
+static void signup_registered(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    user_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     auth_state_t *st = c->data;
     if (res->status == SB_EREJECTED && strcmp(res->err->code, "email_taken") == 0) {
         sb_api_sql_t q = {
@@ -254,20 +243,13 @@ static void signup_credential_stored(sb_api_call_t *c, int status, PGresult *con
 {
     auth_state_t *st = c->data;
     snprintf(st->credential_ref, sizeof(st->credential_ref), "cred:%s", st->ref);
-    sb_flow_opts_t o = {
-        .correlation_id = c->request_id, .request_id = c->request_id, .source = "api", .id = st->user_id};
-    user_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int rc = sb_flow_user_register(c->app->loops, st->email, st->name, st->credential_ref, &o,
-                                   signup_registered, l);
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    o.id = st->user_id;
+    sb__api_flow_t *l = sb__api_flow_link(c, signup_registered);
+    sb__api_flow_started(c, l,
+                         sb_flow_user_register(c->app->loops, st->email, st->name, st->credential_ref, &o,
+                                               sb__api_on_flow, l));
 }
 
 static void signup_hashed(sb_api_call_t *c, int rc)
@@ -360,22 +342,11 @@ static void login_succeeded(sb_api_call_t *c)
     sb_api_sql(c, q, 3, false, login_session_stored);
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} login_link_t;
-
 /* A password that matches an inactive credential: a sign-up that crashed after registering the
  * user but before activating the row.  The user's own UserRegistered names the credential it was
  * registered with; only that one becomes active. */
-static void login_found_user(const sb_flow_result_t *res, void *data)
+static void login_found_user(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    login_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     auth_state_t *st = c->data;
     char want[8 + SB_UUID_STRLEN];
     snprintf(want, sizeof(want), "cred:%s", st->ref);
@@ -403,18 +374,10 @@ static void login_verified(sb_api_call_t *c, int rc)
         login_succeeded(c);
         return;
     }
-    sb_flow_opts_t o = {.correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
-    login_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int frc = sb_flow_user_find(c->app->loops, st->email, &o, login_found_user, l);
-    if (frc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, frc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    sb__api_flow_t *l = sb__api_flow_link(c, login_found_user);
+    sb__api_flow_started(c, l, sb_flow_user_find(c->app->loops, st->email, &o, sb__api_on_flow, l));
 }
 
 static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *results, int n)

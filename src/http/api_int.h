@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "actors/flows.h"
 #include "core/phone.h"
 #include "http/api.h"
 #include "http/ratelimit.h"
@@ -154,6 +155,25 @@ void sb__api_idem_finish(sb_api_call_t *c, int status, void (*deliver)(sb_api_ca
 void sb__api_idem_free(struct sb__api_idem_s *idem);
 /* Records a response header for a replay (name lowercase). */
 void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value);
+
+/* ---- flows (actors/flows.h) from handlers (api.c) ---- */
+
+typedef void (*sb__api_flow_cb)(sb_api_call_t *c, const sb_flow_result_t *res);
+typedef struct sb__api_flow_s sb__api_flow_t;
+/* The options of a flow the call starts: the acting user (none before sign-in), the request id as
+ * correlation id, source "api".  Callers add If-Match or an id. */
+void sb__api_flow_opts(const sb_api_call_t *c, sb_flow_opts_t *o);
+/* Links a flow to the call: start the flow with sb__api_on_flow and the link as its callback and
+ * data, then pass what it returned to sb__api_flow_started.  done runs once the flow answers, when
+ * the request is still there (a call whose request went away is dropped instead). */
+sb__api_flow_t *sb__api_flow_link(sb_api_call_t *c, sb__api_flow_cb done);
+void sb__api_on_flow(const sb_flow_result_t *res, void *data);
+/* A flow that failed to start (rc != 0) frees its link and answers rc's error. */
+void sb__api_flow_started(sb_api_call_t *c, sb__api_flow_t *link, int rc);
+/* Answers a failed flow: the deciders' and the flow's rejections as they are, 412 with the current
+ * ETag for a failed If-Match, 409 when the subject kept changing, 503 when claims timed out, else
+ * the status's error. */
+void sb__api_reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res);
 
 /* ---- passwords and e-mail addresses (api_auth.c) ---- */
 

@@ -33,12 +33,9 @@ typedef struct {
     bool changed; /* a change was stored: If-Match no longer applies to the next */
     json_t *state;
     int64_t version;
-    struct { /* why the e-mail flow failed, kept while its credential row is deleted */
-        int status, http_status;
-        char code[40], field[48], message[200];
-        bool precondition_failed;
-        int64_t version;
-    } failed;
+    /* why the e-mail flow failed, kept while its credential row is deleted */
+    sb_flow_result_t failed;
+    sb_derror_t failed_err;
 } me_state_t;
 
 static void me_cleanup(sb_api_call_t *c)
@@ -167,45 +164,23 @@ static void credential_named(sb_api_call_t *c, const sb_ask_reply_t *reply)
     sb_api_sql(c, &q, 1, false, credential_activated);
 }
 
-/* The flow keeps nothing of ours: the call comes back through this link, which knows whether the
- * request is still there. */
-typedef struct {
-    sb_api_call_t *c;
-} flow_link_t;
-
 static void reply_flow_failure(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     me_state_t *st = c->data;
-    if (st->failed.status == SB_EREJECTED) {
-        sb_api_reply_error(c, st->failed.http_status, st->failed.code, st->failed.message, st->failed.field);
-    } else if (st->failed.status == SB_ECONFLICT && st->failed.precondition_failed) {
-        sb_api_etag(c, st->failed.version);
-        sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
-    } else {
-        sb_api_reply_errcode(c, st->failed.status == SB_ETIMEOUT ? SB_EOVERLOAD : st->failed.status, NULL);
-    }
+    sb__api_reply_flow_error(c, &st->failed);
 }
 
-static void email_changed(const sb_flow_result_t *res, void *data)
+static void email_changed(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    flow_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     me_state_t *st = c->data;
     if (res->status != 0) {
         /* Keep what to answer, forget the new credential row, then answer. */
-        st->failed.status = res->status;
-        st->failed.precondition_failed = res->precondition_failed;
-        st->failed.version = res->version;
+        /* only what sb__api_reply_flow_error reads: the rest is the flow's, gone after this */
+        st->failed = (sb_flow_result_t){
+            .status = res->status, .version = res->version, .precondition_failed = res->precondition_failed};
         if (res->err != NULL) {
-            st->failed.http_status = res->err->status;
-            snprintf(st->failed.code, sizeof(st->failed.code), "%s", res->err->code);
-            snprintf(st->failed.field, sizeof(st->failed.field), "%s", res->err->field);
-            snprintf(st->failed.message, sizeof(st->failed.message), "%s", res->err->message);
+            st->failed_err = *res->err;
+            st->failed.err = &st->failed_err;
         }
         sb_api_sql_t q = {"api_cred_forget",
                           "DELETE FROM auth_credentials WHERE ref = $1 AND NOT active",
@@ -225,25 +200,15 @@ static void email_changed(const sb_flow_result_t *res, void *data)
 static void credential_stored(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     me_state_t *st = c->data;
-    sb_flow_opts_t o = {.user_id = c->user_id,
-                        .correlation_id = c->request_id,
-                        .request_id = c->request_id,
-                        .source = "api",
-                        .check_version = st->cond.check_version,
-                        .expected_version = st->cond.expected_version,
-                        .n_more_versions = st->cond.n_more_versions};
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    o.check_version = st->cond.check_version;
+    o.expected_version = st->cond.expected_version;
+    o.n_more_versions = st->cond.n_more_versions;
     memcpy(o.more_versions, st->cond.more_versions, sizeof(o.more_versions));
-    flow_link_t *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int rc = sb_flow_user_change_email(c->app->loops, c->user_id, st->email, &o, email_changed, l);
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
+    sb__api_flow_t *l = sb__api_flow_link(c, email_changed);
+    sb__api_flow_started(
+        c, l, sb_flow_user_change_email(c->app->loops, c->user_id, st->email, &o, sb__api_on_flow, l));
 }
 
 static void password_checked(sb_api_call_t *c, int rc)

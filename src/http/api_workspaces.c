@@ -334,30 +334,15 @@ static void add_done(sb_api_call_t *c, const sb_ask_reply_t *reply)
     member_reply(c, reply, reply->nevents > 0 ? 201 : 200);
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} find_link_t;
-
-static void add_found_user(const sb_flow_result_t *res, void *data)
+static void add_found_user(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    find_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     ws_state_t *st = c->data;
     if (res->status == SB_EREJECTED && res->err->status == 404) {
         sb_api_reply_error(c, 404, "user_not_found", "no user has this e-mail address", "email");
         return;
     }
-    if (res->status == SB_EREJECTED) {
-        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
-        return;
-    }
     if (res->status != 0) {
-        sb_api_reply_errcode(c, res->status, NULL);
+        sb__api_reply_flow_error(c, res);
         return;
     }
     snprintf(st->member_id, sizeof(st->member_id), "%s", res->id);
@@ -372,19 +357,10 @@ static void add_found_user(const sb_flow_result_t *res, void *data)
 static void add_keyed(sb_api_call_t *c)
 {
     ws_state_t *st = c->data;
-    sb_flow_opts_t o = {
-        .user_id = c->user_id, .correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
-    find_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int rc = sb_flow_user_find(c->app->loops, st->email, &o, add_found_user, l);
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    sb__api_flow_t *l = sb__api_flow_link(c, add_found_user);
+    sb__api_flow_started(c, l, sb_flow_user_find(c->app->loops, st->email, &o, sb__api_on_flow, l));
 }
 
 static bool read_role(sb_api_call_t *c, const char **out)
