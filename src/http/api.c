@@ -886,3 +886,13 @@ bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts)
     memcpy(opts->more_versions, vers + 1, (size_t)(n - 1) * sizeof(int64_t));
     return true;
 }
+
+bool sb_api_if_match_holds(const sb_ask_opts_t *opts, int64_t version)
+{
+    if (!opts->check_version || opts->expected_version == version)
+        return true;
+    for (int i = 0; i < opts->n_more_versions; i++)
+        if (opts->more_versions[i] == version)
+            return true;
+    return false;
+}

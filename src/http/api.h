@@ -233,6 +233,9 @@ void sb_api_etag(sb_api_call_t *c, int64_t version);
  * a malformed value or one naming more than SB_ASK_MAX_VERSIONS versions (a condition that cannot
  * be evaluated is not met).  Returns true, or false after answering. */
 bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts);
+/* Whether a resource at version meets the If-Match that sb_api_if_match read into opts (true
+ * without one): for a request that ends up changing nothing, which answers 412 all the same. */
+bool sb_api_if_match_holds(const sb_ask_opts_t *opts, int64_t version);
 
 /* Idempotency-Key on POST: when the request carries the header (1..255 visible ASCII characters),
  * looks the key up among the caller's (authenticate first): a completed request with the same

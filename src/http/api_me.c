@@ -91,6 +91,18 @@ static int on_me(h2o_req_t *req, const sb_route_params_t *params, void *data)
 
 /* ---- PATCH: the name -------------------------------------------------------------------------------- */
 
+/* Nothing to change: the account as it is, if the condition holds. */
+static void unchanged_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    me_state_t *st = c->data;
+    if (reply->status == 0 && !sb_api_if_match_holds(&st->cond, reply->version)) {
+        sb_api_etag(c, reply->version);
+        sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
+        return;
+    }
+    me_got_user(c, reply);
+}
+
 static void patch_done(sb_api_call_t *c)
 {
     me_state_t *st = c->data;
@@ -98,7 +110,9 @@ static void patch_done(sb_api_call_t *c)
         reply_me(c, st->state, st->version);
         return;
     }
-    me_authenticated(c); /* nothing changed: the account as it is */
+    char stream[8 + SB_UUID_STRLEN];
+    user_stream(c, stream);
+    sb_api_get(c, stream, unchanged_got);
 }
 
 static void name_changed(sb_api_call_t *c, const sb_ask_reply_t *reply)

@@ -266,6 +266,9 @@ test('PATCH /v1/me changes the name and, with the password, the e-mail address t
   r = await u.client.patch('/v1/me', {});
   assert.equal(r.status, 200);
   assert.equal(r.json.name, 'Ann C');
+  // Changing nothing still honours If-Match.
+  assert.equal((await u.client.patch('/v1/me', {}, { headers: { 'if-match': '"1"' } })).status, 412);
+  assert.equal((await u.client.patch('/v1/me', {}, { headers: { 'if-match': r.headers.get('etag') } })).status, 200);
   // The same address again: nothing to claim.
   r = await u.client.patch('/v1/me', { email: newEmail, password: 'anything' });
   assert.equal(r.status, 200);
