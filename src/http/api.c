@@ -15,6 +15,7 @@
 #include "http/api_int.h"
 #include "http/auth_hook.h"
 #include "http/response.h"
+#include "providers/form.h"
 
 #define MAX_BODY_DEPTH 32
 
@@ -721,39 +722,12 @@ void sb_api_sql(sb_api_call_t *c, const sb_api_sql_t *stmts, int nstmts, bool wa
 
 /* ---- query parameters ---------------------------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded text into the pool; "\x01" for a malformed value. */
 static const char *decode_query_value(h2o_mem_pool_t *pool, const char *p, size_t n)
 {
     char *out = h2o_mem_alloc_pool(pool, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            int hi, lo;
-            if (n - i < 3 || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
-                return "\x01";
-            ch = (char)(hi << 4 | lo);
-            i += 2;
-            if (ch == '\0')
-                return "\x01";
-        }
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    if (!sb_utf8_is_valid(out, o))
+    size_t o;
+    if (sb_form_decode(p, n, out, &o) != 0 || !sb_utf8_is_valid(out, o))
         return "\x01";
     return out;
 }
