@@ -43,17 +43,25 @@ json_t *sb__api_contact_json(const char *id, const json_t *s)
                      "opted_out", opted);
 }
 
-/* True when the actor state is a live contact of the call's workspace. */
-static bool is_ours(const sb_api_call_t *c, const json_t *s)
+bool sb__api_is_live_contact(const sb_api_call_t *c, const json_t *s)
 {
     const char *ws = sb__api_str(s, "workspace_id");
     return json_is_true(json_object_get(s, "created")) && !json_is_true(json_object_get(s, "deleted")) &&
            ws != NULL && strcmp(ws, c->ws_id) == 0;
 }
 
-static void reply_not_found(sb_api_call_t *c)
+void sb__api_reply_no_contact(sb_api_call_t *c)
 {
     sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+}
+
+void sb__api_reply_contact_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
+                                          strcmp(reply->err->code, "contact_deleted") == 0))
+        sb__api_reply_no_contact(c);
+    else
+        sb_api_reply_ask_error(c, reply);
 }
 
 /* ---- validation ------------------------------------------------------------------------------------ */
@@ -106,7 +114,7 @@ static bool read_contact_body(sb_api_call_t *c)
 static void reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res)
 {
     if (res->status == SB_EREJECTED && strcmp(res->err->code, "contact_deleted") == 0)
-        reply_not_found(c);
+        sb__api_reply_no_contact(c);
     else if (res->status == SB_ECONFLICT && !res->precondition_failed)
         sb_api_reply_error(c, 409, "conflict", "the contact kept changing; try again", NULL);
     else if (res->status == SB_ETIMEOUT)
@@ -135,7 +143,7 @@ static void create_reread(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    if (!is_ours(c, reply->state)) {
+    if (!sb__api_is_live_contact(c, reply->state)) {
         sb_api_reply_error(c, 409, "contact_exists", "this contact already exists", NULL);
         return;
     }
@@ -199,8 +207,8 @@ static void got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    if (!is_ours(c, reply->state)) {
-        reply_not_found(c);
+    if (!sb__api_is_live_contact(c, reply->state)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     sb_api_etag(c, reply->version);
@@ -210,7 +218,7 @@ static void got(sb_api_call_t *c, const sb_ask_reply_t *reply)
 static void get_loaded(sb_api_call_t *c)
 {
     if (c->id[0] == '\0') {
-        reply_not_found(c);
+        sb__api_reply_no_contact(c);
         return;
     }
     char stream[16 + SB_UUID_STRLEN];
@@ -263,7 +271,7 @@ static void change_loaded(sb_api_call_t *c)
 {
     bool is_delete = c->req->method.len == 6;
     if (c->id[0] == '\0') {
-        reply_not_found(c);
+        sb__api_reply_no_contact(c);
         return;
     }
     sb_flow_opts_t o;

@@ -194,6 +194,14 @@ bool sb__api_body_password(sb_api_call_t *c, const char **out);
 
 /* The API's contact object from a contact actor's state. */
 json_t *sb__api_contact_json(const char *id, const json_t *state);
+/* True when a contact actor's state is a live contact (created, not deleted) of the call's
+ * workspace: anything else answers 404 contact_not_found, revealing nothing. */
+bool sb__api_is_live_contact(const sb_api_call_t *c, const json_t *state);
+/* Answers 404 contact_not_found. */
+void sb__api_reply_no_contact(sb_api_call_t *c);
+/* Answers a failed ask to a contact: its 404s (not found, deleted) as 404 contact_not_found, the
+ * rest as sb_api_reply_ask_error. */
+void sb__api_reply_contact_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply);
 
 /* ---- small JSON helpers ---- */
 

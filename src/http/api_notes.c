@@ -46,22 +46,16 @@ static json_t *note_json(const char *contact_id, const json_t *ev, const char *c
 
 static void reply_contact_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
-    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
-                                          strcmp(reply->err->code, "contact_deleted") == 0)) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
-        return;
-    }
-    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0) {
+    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0)
         sb_api_reply_error(c, 404, "note_not_found", "no such note", NULL);
-        return;
-    }
-    sb_api_reply_ask_error(c, reply);
+    else
+        sb__api_reply_contact_ask_error(c, reply);
 }
 
 static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
 {
     if (c->id[0] == '\0') {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        sb__api_reply_no_contact(c);
         return false;
     }
     snprintf(st->stream, sizeof(st->stream), "contact-%s", c->id);
@@ -173,10 +167,8 @@ static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         return;
     }
     const json_t *s = reply->state;
-    const char *ws = sb__api_str(s, "workspace_id");
-    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
-        ws == NULL || strcmp(ws, c->ws_id) != 0) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+    if (!sb__api_is_live_contact(c, s)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     reply_page(c);
@@ -313,10 +305,8 @@ static void one_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         return;
     }
     const json_t *s = reply->state;
-    const char *ws = sb__api_str(s, "workspace_id");
-    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
-        ws == NULL || strcmp(ws, c->ws_id) != 0) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+    if (!sb__api_is_live_contact(c, s)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     const json_t *n = json_object_get(json_object_get(s, "notes"), st->note_id);
