@@ -3,7 +3,9 @@
  * Inbound:  form -> route by To (the number's claim; reactors/wsconf.h) -> AccountSid and
  *           X-Twilio-Signature against the workspace's credentials -> the contact for From, found or
  *           created (actors/flows.h: exactly one, however many first messages arrive at once, in
- *           any process) -> ReceiveMessage -> 200 TwiML once committed.
+ *           any process), or remembered by the loop from an earlier message (wsconf.h, senders) ->
+ *           ReceiveMessage with from_listed (the contact refuses a number it no longer has, and
+ *           the flow finds the number's contact again) -> 200 TwiML once committed.
  * Status:   form -> our ids from the StatusCallback URL (?w=&c=&m=, signed with it) -> AccountSid
  *           and signature -> RecordMessageStatus -> 200 once committed.
  *
@@ -40,7 +42,6 @@ typedef struct {
     size_t sig_len;
     const sb_wsconf_t *conf; /* referenced once verified */
     bool reloaded;
-    bool hinted; /* contact_id came from the loop's memory of senders, not from the flow */
     int tries;
     char message_id[SB_UUID_STRLEN + 1];
     char contact_id[SB_UUID_STRLEN + 1];
@@ -136,7 +137,6 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
     if (reply->status == SB_EREJECTED && reply->err != NULL &&
         (reply->err->status == 404 || strcmp(reply->err->code, "sender_not_listed") == 0) && t->tries < 3) {
         sb_wsconf_sender_forget(t->conf->workspace_id, t->in.from);
-        t->hinted = false;
         find_contact(t);
         return;
     }
@@ -323,7 +323,6 @@ static void verify(twh_t *t, const sb_wsconf_t *conf, bool may_reload)
     sb_wh_inbound_message_id("twilio", t->in.message_sid, t->message_id);
     /* A sender seen before on this loop: straight to its contact (one ask, no claim reads). */
     if (sb_wsconf_sender_peek(conf->workspace_id, t->in.from, t->contact_id)) {
-        t->hinted = true;
         receive(t);
         return;
     }
