@@ -551,6 +551,32 @@ bool sb_wsconf_sender_peek(const char *workspace_id, const char *e164, char cont
     return true;
 }
 
+static void sender_store(sb__msg_loop_t *ml, const sb_uuid_t *ws, const char *e164, const sb_uuid_t *contact)
+{
+    if (ml->stopping)
+        return;
+    if (ml->senders == NULL && (ml->senders = calloc(SB__SENDER_SLOTS, sizeof(*ml->senders))) == NULL)
+        return; /* only a hint */
+    sb__sender_slot_t *slot = sender_of(ml, ws, e164);
+    snprintf(slot->number, sizeof(slot->number), "%s", e164);
+    slot->workspace = *ws;
+    slot->contact = *contact;
+}
+
+/* A sender learnt on one loop, told to another: the next message may arrive on any loop. */
+typedef struct {
+    sb_task_t task;
+    sb__msg_loop_t *ml;
+    sb__sender_slot_t s;
+} sender_task_t;
+
+static void on_sender(sb_task_t *task)
+{
+    sender_task_t *st = container_of(task, sender_task_t, task);
+    sender_store(st->ml, &st->s.workspace, st->s.number, &st->s.contact);
+    free(st);
+}
+
 void sb_wsconf_sender_remember(const char *workspace_id, const char *e164, const char *contact_id)
 {
     sb__msg_loop_t *ml = sb__msg_loop();
@@ -558,12 +584,22 @@ void sb_wsconf_sender_remember(const char *workspace_id, const char *e164, const
     if (ml == NULL || ml->stopping || e164 == NULL || !sb_phone_is_e164(e164) ||
         !parse_uuid(workspace_id, &ws) || !parse_uuid(contact_id, &contact))
         return;
-    if (ml->senders == NULL && (ml->senders = calloc(SB__SENDER_SLOTS, sizeof(*ml->senders))) == NULL)
-        return; /* only a hint */
-    sb__sender_slot_t *slot = sender_of(ml, &ws, e164);
-    snprintf(slot->number, sizeof(slot->number), "%s", e164);
-    slot->workspace = ws;
-    slot->contact = contact;
+    sender_store(ml, &ws, e164, &contact);
+    sb_messaging_t *m = ml->m;
+    for (int k = 0; k < m->nloops; k++) {
+        sb__msg_loop_t *other = m->loops[k];
+        if (other == NULL || other == ml)
+            continue;
+        sender_task_t *st = malloc(sizeof(*st));
+        if (st == NULL)
+            continue; /* that loop finds the contact itself */
+        st->task.cb = on_sender;
+        st->ml = other;
+        snprintf(st->s.number, sizeof(st->s.number), "%s", e164);
+        st->s.workspace = ws;
+        st->s.contact = contact;
+        sb_loop_post(other->loop, &st->task);
+    }
 }
 
 void sb_wsconf_sender_forget(const char *workspace_id, const char *e164)
