@@ -5,7 +5,8 @@ int sb_api_messaging_routes(sb_router_t *r, sb_api_t *api)
 {
     int rc;
     if ((rc = sb__api_twilio_routes(r, api)) != 0 || (rc = sb__api_message_routes(r, api)) != 0 ||
-        (rc = sb__api_email_routes(r, api)) != 0 || (rc = sb__api_chat_routes(r, api)) != 0)
+        (rc = sb__api_email_routes(r, api)) != 0 || (rc = sb__api_chat_routes(r, api)) != 0 ||
+        (rc = sb__api_voice_routes(r, api)) != 0)
         return rc;
     return 0;
 }
