@@ -12,7 +12,8 @@
  * State: {"created", "call_id", "workspace_id", "call_sid", "direction", "from", "to", "contact_id",
  *         "agent_id", "status", "started_at", "answered_at", "ended_at", "duration_seconds",
  *         "parked": null | {"slot", "parked_by", "parked_at"}, "transfers", "hangup_requested",
- *         "recordings": [url, ...]} */
+ *         "recordings": [url, ...], "last_transfer"?: {"mode", "to_agent", "to_number", "from_agent",
+ *         "failed"}, "dial_attempts"?: [ref, ...]} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
 #include "core/error.h"
@@ -307,9 +308,10 @@ static int transfer(const json_t *state, const json_t *cmd, const sb_decide_ctx_
     char now[SB_RFC3339_LEN];
     sb__now(ctx, now);
     return sb_devents_add(out, "CallTransferred",
-                          json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s}", "mode", mode, "to_agent", agent,
-                                    "to_number", number[0] ? number : NULL, "from_agent",
-                                    sb__str(state, "agent_id"), "by", ctx->user_id, "at", now));
+                          json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:I}", "mode", mode, "to_agent",
+                                    agent, "to_number", number[0] ? number : NULL, "from_agent",
+                                    sb__str(state, "agent_id"), "by", ctx->user_id, "at", now, "transfer",
+                                    json_integer_value(json_object_get(state, "transfers")) + 1));
 }
 
 static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -324,6 +326,51 @@ static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     sb__now(ctx, now);
     return sb_devents_add(out, "CallHangupRequested",
                           json_pack("{s:s?, s:s}", "by", ctx->user_id, "at", now));
+}
+
+/* Call control records each Twilio request that creates a call leg (dialling the customer, ringing
+ * an agent or a transfer target) before it goes out: a ref names the request, and a second attempt
+ * with a ref already recorded is refused, so a leg is never created twice for one decision, even
+ * when a reactor restarts after the request went out. */
+static int dial_attempt(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                        sb_derror_t *err)
+{
+    const char *ref;
+    SB_TRY(sb__need_str(cmd, "ref", 1, 120, &ref, err));
+    const json_t *done = json_object_get(state, "dial_attempts");
+    if (sb__array_find(done, ref, false) >= 0)
+        return sb_reject(err, 409, "attempted", "ref", "this request was attempted already");
+    if (json_array_size(done) >= 200)
+        return sb_reject(err, 409, "limit_reached", "ref", "too many call legs for one call");
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallDialAttempted", json_pack("{s:s, s:s}", "ref", ref, "at", now));
+}
+
+/* A transfer target did not answer (or was busy, or failed): the call goes back to the agent who
+ * had it.  transfer names which transfer (the call's count after it), so a late report about an
+ * older one changes nothing. */
+static int transfer_failed(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                           sb_devents_t *out, sb_derror_t *err)
+{
+    const char *reason;
+    SB_TRY(sb__need_str(cmd, "reason", 1, 40, &reason, err));
+    const json_t *n = json_object_get(cmd, "transfer");
+    if (!json_is_integer(n) || json_integer_value(n) < 1)
+        return sb_reject(err, 400, "invalid", "transfer", "transfer must be a positive whole number");
+    const json_t *last = json_object_get(state, "last_transfer");
+    if (!sb__eq(sb__str(state, "status"), "in-progress") || !json_is_object(last) ||
+        json_integer_value(json_object_get(state, "transfers")) != json_integer_value(n) ||
+        json_is_true(json_object_get(last, "failed")))
+        return 0; /* over, superseded, or reported already */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallTransferFailed",
+                          json_pack("{s:O?, s:I, s:O?, s:O?, s:O?, s:s, s:s}", "mode",
+                                    json_object_get(last, "mode"), "transfer", json_integer_value(n),
+                                    "to_agent", json_object_get(last, "to_agent"), "to_number",
+                                    json_object_get(last, "to_number"), "back_to",
+                                    json_object_get(last, "from_agent"), "reason", reason, "at", now));
 }
 
 static int recording(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -363,6 +410,8 @@ static const struct {
     {"TransferCall", transfer},
     {"HangupCall", hangup},
     {"RecordCallRecording", recording},
+    {"RecordDialAttempt", dial_attempt},
+    {"FailTransfer", transfer_failed},
 };
 
 static int dispatch(const json_t *state, const json_t *cmd, const char *type, const sb_decide_ctx_t *ctx,
@@ -426,6 +475,25 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         sb__set(state, "agent_id", json_object_get(d, "to_agent"));
         json_object_set_new(state, "transfers",
                             json_integer(json_integer_value(json_object_get(state, "transfers")) + 1));
+        json_object_set_new(state, "last_transfer",
+                            json_pack("{s:o, s:o, s:o, s:o, s:b}", "mode",
+                                      sb__copy(json_object_get(d, "mode")), "to_agent",
+                                      sb__copy(json_object_get(d, "to_agent")), "to_number",
+                                      sb__copy(json_object_get(d, "to_number")), "from_agent",
+                                      sb__copy(json_object_get(d, "from_agent")), "failed", 0));
+    } else if (strcmp(t, "CallTransferFailed") == 0) {
+        sb__set(state, "agent_id", json_object_get(d, "back_to"));
+        json_t *last = json_object_get(state, "last_transfer");
+        if (json_is_object(last))
+            json_object_set_new(last, "failed", json_true());
+    } else if (strcmp(t, "CallDialAttempted") == 0) {
+        json_t *a = json_object_get(state, "dial_attempts");
+        if (!json_is_array(a)) {
+            a = json_array();
+            json_object_set_new(state, "dial_attempts", a);
+        }
+        if (json_is_string(json_object_get(d, "ref")))
+            json_array_append_new(a, sb__copy(json_object_get(d, "ref")));
     } else if (strcmp(t, "CallHangupRequested") == 0) {
         json_object_set_new(state, "hangup_requested", json_true());
     } else if (strcmp(t, "CallRecordingAvailable") == 0) {
