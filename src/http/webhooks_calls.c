@@ -341,9 +341,12 @@ static void verify(cwh_t *t, const sb_wsconf_t *conf)
     else if (!sb_twilio_sig_check(conf->auth_token, t->url, t->url_len, &t->form, t->sig, t->sig_len))
         why = "X-Twilio-Signature does not match";
     if (why != NULL) {
-        if (t->reloaded || sb_wsconf_get(t->ws, SB_WSCONF_RELOAD, on_conf, t) != 0)
-            forbidden(t, why);
-        t->reloaded = true;
+        if (!t->reloaded) {
+            t->reloaded = true;
+            if (sb_wsconf_get(t->ws, SB_WSCONF_RELOAD, on_conf, t) == 0)
+                return;
+        }
+        forbidden(t, why);
         return;
     }
     t->conf = conf;
