@@ -22,6 +22,10 @@
 #define COMPLETED ", ['CallCompleted', {'ended_at': '" T1 "', 'duration_seconds': 125}]"
 #define FAILED(r) ", ['CallFailed', {'reason': '" r "', 'ended_at': '" T0 "'}]"
 #define C(extra) "[" INIT extra "]"
+#define XFER1                                                                                                \
+    ", ['CallTransferred', {'mode': 'warm', 'to_agent': '" ADMIN                                             \
+    "', 'to_number': null, 'from_agent': '" AGENT "', 'transfer': 1}]"
+#define XFER1_FAILED ", ['CallTransferFailed', {'mode': 'warm', 'transfer': 1, 'back_to': '" AGENT "'}]"
 
 #define STATUS(s) "{'type': 'RecordCallStatus', 'status': '" s "'}"
 #define ERR409 "{'error': [409, 'invalid_transition']}"
@@ -216,6 +220,42 @@ static const dcase_t cases[] = {
     {"a recording that is not a URL", C(ANSWERED),
      "{'type': 'RecordCallRecording', 'url': 'file:///etc/passwd', 'duration_seconds': 1}", NULL,
      "{'error': [400, 'invalid']}"},
+    /* TransferCall numbers each transfer */
+    {"the first transfer is number 1", C(ANSWERED),
+     "{'type': 'TransferCall', 'mode': 'warm', 'to_agent': '" ADMIN "'}", AGENT,
+     "[['CallTransferred', {'transfer': 1}]]"},
+    {"the second is number 2", C(ANSWERED XFER1),
+     "{'type': 'TransferCall', 'mode': 'cold', 'to_agent': '" AGENT "'}", ADMIN,
+     "[['CallTransferred', {'transfer': 2, 'from_agent': '" ADMIN "'}]]"},
+    /* FailTransfer: the target did not answer */
+    {"a transfer fails: back to the first agent", C(ANSWERED XFER1),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL,
+     "[['CallTransferFailed', {'mode': 'warm', 'transfer': 1, 'to_agent': '" ADMIN "', 'back_to': '" AGENT
+     "', 'reason': 'no-answer'}]]"},
+    {"the same failure twice: nothing", C(ANSWERED XFER1 XFER1_FAILED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'busy'}", NULL, "[]"},
+    {"a late failure of an older transfer: nothing",
+     C(ANSWERED XFER1 ", ['CallTransferred', {'mode': 'cold', 'to_agent': '" AGENT "', 'from_agent': '" ADMIN
+                      "', 'transfer': 2}]"),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure without a transfer: nothing", C(ANSWERED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure after the end: nothing", C(ANSWERED XFER1 COMPLETED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure without its number", C(ANSWERED XFER1), "{'type': 'FailTransfer', 'reason': 'no-answer'}",
+     NULL, "{'error': [400, 'invalid', 'transfer']}"},
+    /* RecordDialAttempt: each leg at most once */
+    {"a dial attempt", C(""), "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
+     "[['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]]"},
+    {"the same attempt again", C(", ['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]"),
+     "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL, "{'error': [409, 'attempted', 'ref']}"},
+    {"another leg", C(", ['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]"),
+     "{'type': 'RecordDialAttempt', 'ref': 'unpark:7'}", NULL,
+     "[['CallDialAttempted', {'ref': 'unpark:7'}]]"},
+    {"an attempt without a ref", C(""), "{'type': 'RecordDialAttempt'}", NULL,
+     "{'error': [400, 'required', 'ref']}"},
+    {"an attempt on an unknown call", NULL, "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
+     "{'error': [404, 'call_not_found']}"},
 };
 
 /* ---- property: a call driven by random callbacks and commands ---------------------------------- */
