@@ -13,7 +13,7 @@
  *         "agent_id", "status", "started_at", "answered_at", "ended_at", "duration_seconds",
  *         "parked": null | {"slot", "parked_by", "parked_at"}, "transfers", "hangup_requested",
  *         "recordings": [url, ...], "last_transfer"?: {"mode", "to_agent", "to_number", "from_agent",
- *         "failed"}, "dial_attempts"?: [ref, ...]} */
+ *         "failed"}, "dial_attempts"?: [ref, ...], "last_unpark"?: {"slot", "parked_by", "at"}} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
 #include "core/error.h"
@@ -283,9 +283,10 @@ static int unpark(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     char now[SB_RFC3339_LEN];
     sb__now(ctx, now);
     return sb_devents_add(out, "CallUnparked",
-                          json_pack("{s:s, s:O, s:I, s:s?, s:s}", "agent_id", agent, "slot",
+                          json_pack("{s:s, s:O, s:I, s:s?, s:s, s:O?}", "agent_id", agent, "slot",
                                     json_object_get(parked, "slot"), "parked_seconds", (json_int_t)secs, "by",
-                                    ctx->user_id, "unparked_at", now));
+                                    ctx->user_id, "unparked_at", now, "parked_by",
+                                    json_object_get(parked, "parked_by")));
 }
 
 static int transfer(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -326,6 +327,26 @@ static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     sb__now(ctx, now);
     return sb_devents_add(out, "CallHangupRequested",
                           json_pack("{s:s?, s:s}", "by", ctx->user_id, "at", now));
+}
+
+/* The agent who unparked a call did not answer their browser: the call goes back to the lot, in
+ * its slot, still the parker's.  unparked_at names the unparking, so a late report about an older
+ * one (or one after the call moved on: transferred, parked again, ended) changes nothing. */
+static int return_to_lot(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                         sb_devents_t *out, sb_derror_t *err)
+{
+    const char *at;
+    SB_TRY(sb__need_str(cmd, "unparked_at", 1, 40, &at, err));
+    const json_t *last = json_object_get(state, "last_unpark");
+    if (!sb__eq(sb__str(state, "status"), "in-progress") || !json_is_object(last) ||
+        !sb__eq(sb__str(last, "at"), at))
+        return 0;
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallParked",
+                          json_pack("{s:O?, s:O?, s:s, s:b}", "slot", json_object_get(last, "slot"),
+                                    "parked_by", json_object_get(last, "parked_by"), "parked_at", now,
+                                    "returned", 1));
 }
 
 /* Call control records each Twilio request that creates a call leg (dialling the customer, ringing
@@ -412,6 +433,7 @@ static const struct {
     {"RecordCallRecording", recording},
     {"RecordDialAttempt", dial_attempt},
     {"FailTransfer", transfer_failed},
+    {"ReturnToLot", return_to_lot},
 };
 
 static int dispatch(const json_t *state, const json_t *cmd, const char *type, const sb_decide_ctx_t *ctx,
@@ -462,6 +484,7 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         sb__set(state, "answered_at", json_object_get(d, "answered_at"));
     } else if (strcmp(t, "CallParked") == 0) {
         json_object_set_new(state, "status", json_string("parked"));
+        json_object_del(state, "last_unpark");
         json_object_set_new(state, "parked",
                             json_pack("{s:o, s:o, s:o}", "slot", sb__copy(json_object_get(d, "slot")),
                                       "parked_by", sb__copy(json_object_get(d, "parked_by")), "parked_at",
@@ -470,9 +493,14 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         json_object_set_new(state, "status", json_string("in-progress"));
         json_object_set_new(state, "parked", json_null());
         sb__set(state, "agent_id", json_object_get(d, "agent_id"));
+        json_object_set_new(state, "last_unpark",
+                            json_pack("{s:o, s:o, s:o}", "slot", sb__copy(json_object_get(d, "slot")),
+                                      "parked_by", sb__copy(json_object_get(d, "parked_by")), "at",
+                                      sb__copy(json_object_get(d, "unparked_at"))));
     } else if (strcmp(t, "CallTransferred") == 0) {
         /* The call is now with the new agent, or with no agent when it went to an outside number. */
         sb__set(state, "agent_id", json_object_get(d, "to_agent"));
+        json_object_del(state, "last_unpark");
         json_object_set_new(state, "transfers",
                             json_integer(json_integer_value(json_object_get(state, "transfers")) + 1));
         json_object_set_new(state, "last_transfer",

@@ -540,24 +540,16 @@ static int on_settings_put(h2o_req_t *req, const sb_route_params_t *params, void
 
 int sb_api_call_routes(sb_router_t *r, sb_api_t *api)
 {
-    static const struct {
-        const char *method, *path;
-        sb_route_cb cb;
-    } routes[] = {
-        {"POST", "/v1/workspaces/{ws}/calls", on_post},
-        {"GET", "/v1/workspaces/{ws}/calls", on_list},
-        {"GET", "/v1/workspaces/{ws}/calls/settings", on_settings},
-        {"PUT", "/v1/workspaces/{ws}/calls/settings", on_settings_put},
-        {"GET", "/v1/workspaces/{ws}/calls/{id}", on_get},
-        {"POST", "/v1/workspaces/{ws}/calls/{id}/park", on_park},
-        {"POST", "/v1/workspaces/{ws}/calls/{id}/unpark", on_unpark},
-        {"POST", "/v1/workspaces/{ws}/calls/{id}/transfer", on_transfer},
-        {"POST", "/v1/workspaces/{ws}/calls/{id}/hangup", on_hangup},
-    };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = sb_router_add(r, routes[i].method, routes[i].path, routes[i].cb, api);
-        if (rc != 0)
-            return rc;
-    }
+    int rc;
+    if ((rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/calls", on_post, api)) != 0 ||
+        (rc = sb_router_add(r, "GET", "/v1/workspaces/{ws}/calls", on_list, api)) != 0 ||
+        (rc = sb_router_add(r, "GET", "/v1/workspaces/{ws}/calls/settings", on_settings, api)) != 0 ||
+        (rc = sb_router_add(r, "PUT", "/v1/workspaces/{ws}/calls/settings", on_settings_put, api)) != 0 ||
+        (rc = sb_router_add(r, "GET", "/v1/workspaces/{ws}/calls/{id}", on_get, api)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/calls/{id}/park", on_park, api)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/calls/{id}/unpark", on_unpark, api)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/calls/{id}/transfer", on_transfer, api)) != 0 ||
+        (rc = sb_router_add(r, "POST", "/v1/workspaces/{ws}/calls/{id}/hangup", on_hangup, api)) != 0)
+        return rc;
     return 0;
 }

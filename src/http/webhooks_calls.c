@@ -12,6 +12,9 @@
  *                                                     the customer back to the first agent)
  *   /webhooks/twilio/voice/calls/reclaim?w=&c=&a=     the parker answered the parking-limit ring:
  *                                                     UnparkCall for them, TwiML joining that call
+ *   /webhooks/twilio/voice/calls/unanswered?w=&c=&u=  the leg ringing an unparking agent ended
+ *                                                     unanswered: ReturnToLot (the call is parked
+ *                                                     again, same slot and parker)
  *
  * w and c (the workspace and the call) are ours, in the URL Twilio signs: the signature is checked
  * with the workspace's auth token and AccountSid must be its account, else 403 and nothing is
@@ -31,7 +34,7 @@
 #include "reactors/messaging.h"
 #include "reactors/wsconf.h"
 
-typedef enum { K_CONNECT, K_FALLBACK, K_TARGET, K_RECLAIM } kind_t;
+typedef enum { K_CONNECT, K_FALLBACK, K_TARGET, K_RECLAIM, K_UNANSWERED } kind_t;
 
 typedef struct {
     sb__wh_t h;
@@ -41,6 +44,7 @@ typedef struct {
     char call[SB_UUID_STRLEN + 1];
     char agent[SB_UUID_STRLEN + 1]; /* a= */
     long transfer;                  /* t=, 0 when absent */
+    char unparked_at[40];           /* u= */
     int stage;                      /* s= */
     char *url;
     size_t url_len;
@@ -100,6 +104,15 @@ static bool parse_query(cwh_t *t, const char *q, size_t len)
         case 'a':
             if (!uuid_value(v, n, t->agent))
                 return false;
+            break;
+        case 'u':
+            if (n == 0 || n >= sizeof t->unparked_at)
+                return false;
+            for (size_t i = 0; i < n; i++)
+                if (strchr("0123456789-:.TZ", v[i]) == NULL || v[i] == '\0')
+                    return false;
+            memcpy(t->unparked_at, v, n);
+            t->unparked_at[n] = '\0';
             break;
         case 't':
         case 's': {
@@ -268,6 +281,35 @@ static void on_target(cwh_t *t)
         on_fallback_recorded);
 }
 
+/* ---- unanswered: the unparking agent did not pick up -------------------------------------------------- */
+
+static void on_returned(const sb_ask_reply_t *reply, void *data)
+{
+    cwh_t *t = data;
+    if (t->h.req == NULL) {
+        cwh_free(t);
+        return;
+    }
+    if (transient(reply))
+        sb__wh_reply_ask_error(&t->h, reply);
+    else
+        sb__wh_reply_ok(&t->h);
+    cwh_free(t);
+}
+
+static void on_unanswered(cwh_t *t)
+{
+    const char *st = sb_form_get(&t->form, "CallStatus");
+    bool unanswered = st != NULL && (strcmp(st, "no-answer") == 0 || strcmp(st, "busy") == 0 ||
+                                     strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
+    if (!unanswered || t->unparked_at[0] == '\0') {
+        sb__wh_reply_ok(&t->h);
+        cwh_free(t);
+        return;
+    }
+    ask(t, json_pack("{s:s, s:s}", "type", "ReturnToLot", "unparked_at", t->unparked_at), on_returned);
+}
+
 /* ---- reclaim: the parker answered the parking-limit ring ---------------------------------------------- */
 
 static void on_reclaimed(const sb_ask_reply_t *reply, void *data)
@@ -309,6 +351,9 @@ static void verified(cwh_t *t)
         return;
     case K_TARGET:
         on_target(t);
+        return;
+    case K_UNANSWERED:
+        on_unanswered(t);
         return;
     case K_RECLAIM:
         if (t->agent[0] == '\0') {
@@ -446,6 +491,11 @@ static int on_target_req(h2o_req_t *req, const sb_route_params_t *p, void *data)
     return handle(req, data, K_TARGET);
 }
 
+static int on_unanswered_req(h2o_req_t *req, const sb_route_params_t *p, void *data)
+{
+    return handle(req, data, K_UNANSWERED);
+}
+
 static int on_reclaim(h2o_req_t *req, const sb_route_params_t *p, void *data)
 {
     return handle(req, data, K_RECLAIM);
@@ -460,5 +510,8 @@ int sb__wh_calls_routes(sb_router_t *r, const sb_config_t *cfg)
         rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/calls/target", on_target_req, (void *)cfg);
     if (rc == 0)
         rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/calls/reclaim", on_reclaim, (void *)cfg);
+    if (rc == 0)
+        rc = sb_router_add(r, "POST", "/webhooks/twilio/voice/calls/unanswered", on_unanswered_req,
+                           (void *)cfg);
     return rc;
 }

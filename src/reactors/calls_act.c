@@ -344,9 +344,13 @@ static void next_step(sb__cc_job_t *j)
         const char *agent = str(d, "agent_id");
         if (step > 0 || agent == NULL || !sb_twilio_calls_client(agent, to, sizeof to))
             goto done;
+        const char *at = str(d, "unparked_at");
         sb_twilio_calls_park_room(j->call_id, room);
         snprintf(ref, sizeof ref, "unpark:%lld", (long long)j->version);
-        create_leg(j, ref, to, sb_twiml_calls_join(room, true), NULL, NULL);
+        /* If the agent does not answer, the call goes back to the lot (calls/unanswered). */
+        snprintf(extra, sizeof extra, "&u=%s", at != NULL && strlen(at) < 40 ? at : "");
+        url(j, "calls/unanswered", extra, link);
+        create_leg(j, ref, to, sb_twiml_calls_join(room, true), NULL, at != NULL ? link : NULL);
         return;
     }
     if (strcmp(type, "CallTransferred") == 0) {

@@ -224,16 +224,39 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   b = await onBoard(call.id, (x) => x.status === 'in-progress' && x.agent_id === agentB.id);
   assert.equal(b.parked_slot, null);
 
+  // B does not pick up: the call goes back to the lot, in its slot, still the owner's.
+  assert.ok(form(leg).StatusCallback.startsWith(`${PUBLIC_URL}/webhooks/twilio/voice/calls/unanswered?w=${W.ws.id}&c=${call.id}&u=`), form(leg).StatusCallback);
+  assert.match(form(leg).StatusCallback, /&u=\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+  assert.deepEqual(formAll(leg, 'StatusCallbackEvent'), ['completed']);
+  const legSid = env.fake.snapshot().accounts[W.acct.sid].calls.find((c) => c.to === `client:${identity(agentB.id)}`).sid;
+  let a = await fetchTwiml(form(leg).StatusCallback, { CallSid: legSid, CallStatus: 'no-answer' });
+  assert.equal(a.status, 200, a.text);
+  b = await onBoard(call.id, (x) => x.status === 'parked');
+  assert.equal(b.parked_slot, slot);
+  assert.equal(b.parked_by, W.owner.user.id);
+  const u1b = await eventually(() => updates(call.sid)[1]);
+  assert.equal(only(only(parseTwiml(form(u1b).Twiml), 'Dial'), 'Conference').textContent, `park-${call.id}`);
+  // A repeat of that report, or one after B answered the next ring, changes nothing.
+  n = countEvents(env.db, `stream = 'call-${call.id}'`);
+  await fetchTwiml(form(leg).StatusCallback, { CallSid: legSid, CallStatus: 'no-answer' });
+  assert.equal(countEvents(env.db, `stream = 'call-${call.id}'`), n);
+  r = await asB().post(`${url}/unpark`, {});
+  assert.equal(r.status, 200, r.text);
+  await eventually(() => creates(`client:${identity(agentB.id)}`)[1]);
+  await onBoard(call.id, (x) => x.status === 'in-progress' && x.agent_id === agentB.id);
+  await fetchTwiml(form(leg).StatusCallback, { CallSid: legSid, CallStatus: 'no-answer' });
+  assert.equal((await api().get(url)).json.status, 'in-progress', 'an older unparking does not send it back');
+
   // Cold transfer to the owner: the customer's leg dials them; nobody answers: back to B, then the queue.
   r = await asB().post(`${url}/transfer`, { to_agent: W.owner.user.id, mode: 'cold' });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.agent_id, W.owner.user.id);
-  const u2 = await eventually(() => updates(call.sid)[1]);
+  const u2 = await eventually(() => updates(call.sid)[2]);
   let dial = only(parseTwiml(form(u2).Twiml), 'Dial');
   assert.equal(only(dial, 'Client').textContent, identity(W.owner.user.id));
   assert.equal(dial.getAttribute('action'), `${PUBLIC_URL}/webhooks/twilio/voice/calls/fallback?w=${W.ws.id}&c=${call.id}&t=1&s=1`);
   await onBoard(call.id, (x) => x.agent_id === W.owner.user.id);
-  let a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'no-answer' });
+  a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'no-answer' });
   assert.equal(a.status, 200, a.text);
   dial = only(parseTwiml(a.text), 'Dial');
   assert.equal(only(dial, 'Client').textContent, identity(agentB.id), 'back to the first agent');
@@ -246,11 +269,11 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   const target = newPhone();
   r = await asB().post(`${url}/transfer`, { to_number: target, mode: 'warm' });
   assert.equal(r.status, 200, r.text);
-  const u3 = await eventually(() => updates(call.sid)[2]);
+  const u3 = await eventually(() => updates(call.sid)[3]);
   conf = only(only(parseTwiml(form(u3).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'false');
-  const first = await eventually(() => creates(`client:${identity(agentB.id)}`)[1]);
+  const first = await eventually(() => creates(`client:${identity(agentB.id)}`)[2]);
   conf = only(only(parseTwiml(form(first).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'true');
@@ -264,7 +287,7 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   const tsid = env.fake.snapshot().accounts[W.acct.sid].calls.find((c) => c.to === target).sid;
   a = await fetchTwiml(form(tleg).StatusCallback, { CallSid: tsid, CallStatus: 'no-answer' });
   assert.equal(a.status, 200, a.text);
-  const u4 = await eventually(() => updates(call.sid)[3]);
+  const u4 = await eventually(() => updates(call.sid)[4]);
   dial = only(parseTwiml(form(u4).Twiml), 'Dial');
   assert.equal(only(dial, 'Client').textContent, identity(agentB.id));
   await onBoard(call.id, (x) => x.agent_id === agentB.id);
@@ -276,11 +299,36 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   // Hang up.
   r = await asB().post(`${url}/hangup`);
   assert.equal(r.status, 200, r.text);
-  const u5 = await eventually(() => updates(call.sid)[4]);
+  const u5 = await eventually(() => updates(call.sid)[5]);
   assert.equal(form(u5).Status, 'completed');
   assert.equal(form(u5).Twiml, undefined);
   await new Promise((res) => setTimeout(res, 300));
-  assert.equal(updates(call.sid).length, 5, 'one request per change');
+  assert.equal(updates(call.sid).length, 6, 'one request per change');
+});
+
+test('Twilio failing: a live-call update is retried until it goes through; a dial is made once across a crash', async () => {
+  const call = await liveCall();
+  const path = `/2010-04-01/Accounts/${W.acct.sid}/Calls/${call.sid}.json`;
+  env.fake.fault({ method: 'POST', path, status: 500, times: 2 });
+  const r = await api().post(`${callsPath()}/${call.id}/park`, {});
+  assert.equal(r.status, 200, r.text);
+  const ok = await eventually(() => updates(call.sid).find((q) => !q.fault), { timeoutMs: 15000 });
+  assert.equal(updates(call.sid).filter((q) => q.fault).length, 2, 'two failures, then the retry');
+  assert.equal(only(only(parseTwiml(form(ok).Twiml), 'Dial'), 'Conference').textContent, `park-${call.id}`);
+
+  // Twilio takes the call and the answer never comes; the server dies.  After the restart the
+  // call is not dialled again: its attempt is in the log.
+  const phone = newPhone();
+  env.fake.fault({ method: 'POST', path: CALLS(), action: 'hang', apply: true });
+  const c = await api().post(callsPath(), { to: phone });
+  assert.equal(c.status, 201, c.text);
+  await eventually(() => creates(phone)[0]);
+  await env.srv.kill();
+  await env.restart();
+  // Something after it in the log is acted on: call control has gone past the dial.
+  const probe = await liveCall();
+  assert.ok(probe.sid);
+  assert.equal(creates(phone).length, 1, 'dialled once');
 });
 
 test('a call that never connected: transfer, park and hang-up are 409, nothing stored', async () => {

@@ -4,6 +4,7 @@
 #define SID "CA0123456789abcdef0123456789abcdef"
 #define SID2 "CAffffffffffffffffffffffffffffffff"
 #define T1 "2026-03-01T12:02:05.500000Z" /* 125.5 s after T0 */
+#define T2 "2026-03-01T12:03:00.000000Z"
 
 #define INIT                                                                                                 \
     "['CallInitiated', {'call_id': '" CALL "', 'workspace_id': '" WS "', 'call_sid': '" SID                  \
@@ -25,6 +26,9 @@
 #define XFER1                                                                                                \
     ", ['CallTransferred', {'mode': 'warm', 'to_agent': '" ADMIN                                             \
     "', 'to_number': null, 'from_agent': '" AGENT "', 'transfer': 1}]"
+#define UNPARKED_BY_ADMIN                                                                                    \
+    ", ['CallUnparked', {'agent_id': '" ADMIN "', 'slot': 2, 'parked_by': '" AGENT "', 'unparked_at': '" T1  \
+    "'}]"
 #define XFER1_FAILED ", ['CallTransferFailed', {'mode': 'warm', 'transfer': 1, 'back_to': '" AGENT "'}]"
 
 #define STATUS(s) "{'type': 'RecordCallStatus', 'status': '" s "'}"
@@ -244,6 +248,20 @@ static const dcase_t cases[] = {
      "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
     {"a failure without its number", C(ANSWERED XFER1), "{'type': 'FailTransfer', 'reason': 'no-answer'}",
      NULL, "{'error': [400, 'invalid', 'transfer']}"},
+    /* ReturnToLot: the unparking agent did not answer */
+    {"unparked, unanswered: back in the slot, still the parker's", C(ANSWERED PARKED UNPARKED_BY_ADMIN),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL,
+     "[['CallParked', {'slot': 2, 'parked_by': '" AGENT "', 'returned': true}]]", NULL, T2},
+    {"an older unparking: nothing", C(ANSWERED PARKED UNPARKED_BY_ADMIN),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T0 "'}", NULL, "[]"},
+    {"after a transfer: nothing",
+     C(ANSWERED PARKED UNPARKED_BY_ADMIN ", ['CallTransferred', {'mode': 'cold', 'to_agent': '" AGENT
+                                         "', 'from_agent': '" ADMIN "', 'transfer': 1}]"),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL, "[]"},
+    {"parked again already: nothing", C(ANSWERED PARKED UNPARKED_BY_ADMIN PARKED),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL, "[]"},
+    {"the unparking names its parker", C(ANSWERED PARKED), "{'type': 'UnparkCall'}", ADMIN,
+     "[['CallUnparked', {'agent_id': '" ADMIN "', 'parked_by': '" AGENT "'}]]"},
     /* RecordDialAttempt: each leg at most once */
     {"a dial attempt", C(""), "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
      "[['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]]"},
