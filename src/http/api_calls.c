@@ -123,7 +123,11 @@ static void reply_call(sb_api_call_t *c, int status, const char *id, const sb_as
 static void initiated(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
     call_state_t *st = c->data;
-    if (reply->status != 0) {
+    /* A retry (same Idempotency-Key) after an outcome nobody knew: the call it made is the answer. */
+    bool retried = reply->status == SB_EREJECTED && reply->err != NULL &&
+                   strcmp(reply->err->code, "call_exists") == 0 && sb_api_has_idempotency_key(c) &&
+                   reply->state != NULL && mine(c, reply->state);
+    if (reply->status != 0 && !retried) {
         sb_api_reply_ask_error(c, reply);
         return;
     }
@@ -349,7 +353,7 @@ static void list_loaded(sb_api_call_t *c)
         return;
     }
     const char *cur = sb_api_query(c, "cursor");
-    st->cursor_at = INT64_MAX / 2; /* after every call */
+    st->cursor_at = 253402300799000000LL; /* 9999-12-31T23:59:59Z: after every call */
     snprintf(st->cursor_id, sizeof st->cursor_id, "ffffffff-ffff-ffff-ffff-ffffffffffff");
     if (cur != NULL && sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
         sb_api_reply_error(c, 400, "invalid", "cursor is not one this API gave out", "cursor");
