@@ -134,6 +134,8 @@ static bool parse_query(cwh_t *t, const char *q, size_t len)
             return false;
         }
         q = stop + (amp ? 1 : 0);
+        if (amp != NULL && q == end)
+            return false; /* a trailing '&': not a URL we wrote */
     }
     return t->ws[0] != '\0' && t->call[0] != '\0';
 }
