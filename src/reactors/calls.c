@@ -269,6 +269,16 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
             sb_log_error("calls", "event %lld is not a call event we can act on", (long long)ev->position);
             continue;
         }
+        /* Most calls never need call control: inbound calls (and browser calls) arrive with their
+         * CallSid, and a cold transfer's way back is the <Dial> action's answer.  No job for them. */
+        const char *dir = json_string_value(json_object_get(p, "direction"));
+        const char *mode = json_string_value(json_object_get(p, "mode"));
+        if ((strcmp(ev->type, "CallInitiated") == 0 && (dir == NULL || strcmp(dir, "outbound") != 0 ||
+                                                        json_is_string(json_object_get(p, "call_sid")))) ||
+            (strcmp(ev->type, "CallTransferFailed") == 0 && (mode == NULL || strcmp(mode, "warm") != 0))) {
+            json_decref(p);
+            continue;
+        }
         char ws[SB_UUID_STRLEN + 1];
         sb_uuid_format(&ev->workspace, ws);
         sb__cc_add(cc, ev->position, ev->version, ev->type, ev->stream + 5, ws, p);
