@@ -71,7 +71,7 @@ def add(paths, S, params, responses, tags):
                   desc="From the calls read model, which follows the log a moment behind."),
         "post": op("Call a customer (outbound)", {**call_r("the call, queued", "201"), **errs(400, 401, 404, 409, 415, 503)},
                    params_=[P("IdempotencyKey")], body=jbody(ref("CallInput"), {"to": "+14155550142"}), live=True,
-                   desc="Records CallInitiated; call control then asks Twilio's Calls.json to call the customer from the agent's number (else the workspace's first), with our connect URL: when the customer answers, the agent's browser is dialled (then the workspace's queue if they do not answer). StatusCallback is /webhooks/twilio/voice/status?w=&c= with initiated, ringing, answered and completed. 409 twilio_not_configured, no_number; 404 contact_not_found; 409 no_phone."),
+                   desc="Records CallInitiated; call control then asks Twilio's Calls.json to call the customer from the agent's number (else the workspace's first), with our connect URL: when the customer answers, the agent's browser is dialled (then the workspace's queue if they do not answer). StatusCallback is /webhooks/twilio/voice/status?w=&call= with initiated, ringing, answered and completed. 409 twilio_not_configured, no_number; 404 contact_not_found; 409 no_phone."),
     }
     paths["/v1/workspaces/{ws}/calls/settings"] = {
         "parameters": [P("ws")],

@@ -180,8 +180,8 @@ static bool transient(const sb_ask_reply_t *reply)
 
 static void back(cwh_t *t, const char *agent)
 {
-    char endpoint[64], action[512], queue[SB_CALLS_NAME_MAX];
-    if (agent != NULL && t->stage < 2 && sb_twilio_calls_client(agent, endpoint, sizeof endpoint)) {
+    char endpoint[96], action[512], queue[SB_CALLS_NAME_MAX];
+    if (agent != NULL && t->stage < 2 && sb_twilio_calls_client(t->ws, agent, endpoint, sizeof endpoint)) {
         snprintf(action, sizeof action, "%s/webhooks/twilio/voice/calls/fallback?w=%s&c=%s&s=2",
                  t->h.cfg->public_url, t->ws, t->call);
         reply_xml(t, sb_twiml_calls_dial(endpoint, NULL, action));

@@ -7,56 +7,64 @@
 
 #include "providers/twiml.h"
 
-static bool is_uuid(const char *s)
+/* The 32 lowercase hex digits of a uuid string; false when s is not one. */
+static bool hex_of(const char *s, char out[33])
 {
     if (s == NULL || strlen(s) != SB_UUID_STRLEN)
         return false;
+    int o = 0;
     for (int i = 0; i < SB_UUID_STRLEN; i++) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+        if (dash) {
+            if (s[i] != '-')
+                return false;
+            continue;
+        }
+        if (!isxdigit((unsigned char)s[i]))
             return false;
+        out[o++] = (char)tolower((unsigned char)s[i]);
     }
+    out[o] = '\0';
     return true;
 }
 
-bool sb_twilio_calls_identity(const char *user_id, char out[SB_CALLS_IDENTITY_LEN + 1])
+bool sb_twilio_calls_identity(const char *workspace_id, const char *user_id,
+                              char out[SB_CALLS_IDENTITY_LEN + 1])
 {
-    if (!is_uuid(user_id))
+    char w[33], u[33];
+    if (!hex_of(workspace_id, w) || !hex_of(user_id, u))
         return false;
-    char *o = out + 6;
-    memcpy(out, "agent_", 6);
-    for (const char *p = user_id; *p; p++)
-        if (*p != '-')
-            *o++ = (char)tolower((unsigned char)*p);
-    *o = '\0';
+    snprintf(out, SB_CALLS_IDENTITY_LEN + 1, "w%s_u%s", w, u);
     return true;
 }
 
-bool sb_twilio_calls_client(const char *user_id, char *out, size_t cap)
+bool sb_twilio_calls_client(const char *workspace_id, const char *user_id, char *out, size_t cap)
 {
     char id[SB_CALLS_IDENTITY_LEN + 1];
-    if (cap < 7 + sizeof id || !sb_twilio_calls_identity(user_id, id))
+    if (cap < 7 + sizeof id || !sb_twilio_calls_identity(workspace_id, user_id, id))
         return false;
     snprintf(out, cap, "client:%s", id);
     return true;
 }
 
-bool sb_twilio_calls_member(const char *identity, char out[SB_UUID_STRLEN + 1])
+bool sb_twilio_calls_member(const char *identity, const char *workspace_id, char out[SB_UUID_STRLEN + 1])
 {
-    if (identity == NULL)
+    char w[33];
+    if (identity == NULL || !hex_of(workspace_id, w))
         return false;
     if (strncmp(identity, "client:", 7) == 0)
         identity += 7;
-    if (strlen(identity) != SB_CALLS_IDENTITY_LEN || strncmp(identity, "agent_", 6) != 0)
+    if (strlen(identity) != SB_CALLS_IDENTITY_LEN || identity[0] != 'w' || memcmp(identity + 1, w, 32) != 0 ||
+        memcmp(identity + 33, "_u", 2) != 0)
         return false;
-    const char *h = identity + 6;
+    const char *h = identity + 35;
     int o = 0;
     for (int i = 0; i < 32; i++) {
-        if (!isxdigit((unsigned char)h[i]))
+        if (!isxdigit((unsigned char)h[i]) || isupper((unsigned char)h[i]))
             return false;
         if (i == 8 || i == 12 || i == 16 || i == 20)
             out[o++] = '-';
-        out[o++] = (char)tolower((unsigned char)h[i]);
+        out[o++] = h[i];
     }
     out[o] = '\0';
     return true;
@@ -74,7 +82,11 @@ void sb_twilio_calls_room(const char *call_id, char out[SB_CALLS_NAME_MAX])
 
 void sb_twilio_calls_queue(const char *workspace_id, char out[SB_CALLS_NAME_MAX])
 {
-    snprintf(out, SB_CALLS_NAME_MAX, "queue-%s", workspace_id);
+    char w[33];
+    if (hex_of(workspace_id, w))
+        snprintf(out, SB_CALLS_NAME_MAX, "ws_%s", w);
+    else
+        out[0] = '\0';
 }
 
 static char *finish(sb_twiml_t *t)

@@ -17,22 +17,26 @@
 
 #include "core/uuid.h"
 
-/* "agent_" and the member's uuid as 32 hex digits: only letters, digits and the underscore, so it
- * is a valid Twilio Client identity and reads back to the member (sb_twilio_calls_member). */
-#define SB_CALLS_IDENTITY_LEN (6 + 32)
+/* A member's browser: the Twilio Client identity "w<workspace hex>_u<user hex>" (the two uuids
+ * without dashes: letters, digits and the underscore), the one the voice token grants and inbound
+ * routing dials (docs/voice.md, providers/twilio_voice.h), so one person in two workspaces has a
+ * client per workspace. */
+#define SB_CALLS_IDENTITY_LEN 67
 /* Twilio's name for a conference or queue of ours: a prefix and a uuid. */
 #define SB_CALLS_NAME_MAX 48
 #define SB_CALLS_RING_SECONDS 20 /* how long an agent or a transfer target rings */
 
-/* The Client identity of member user_id (a uuid); false when user_id is not one. */
-bool sb_twilio_calls_identity(const char *user_id, char out[SB_CALLS_IDENTITY_LEN + 1]);
-/* "client:<identity>" for a member, into out (at least 7 + SB_CALLS_IDENTITY_LEN + 1 bytes). */
-bool sb_twilio_calls_client(const char *user_id, char *out, size_t cap);
-/* The member (uuid, lower case) an identity names; false when it names none. */
-bool sb_twilio_calls_member(const char *identity, char out[SB_UUID_STRLEN + 1]);
+/* The identity of member user_id of workspace_id; false when either is not a uuid. */
+bool sb_twilio_calls_identity(const char *workspace_id, const char *user_id,
+                              char out[SB_CALLS_IDENTITY_LEN + 1]);
+/* "client:<identity>", into out (at least 7 + SB_CALLS_IDENTITY_LEN + 1 bytes). */
+bool sb_twilio_calls_client(const char *workspace_id, const char *user_id, char *out, size_t cap);
+/* The member (uuid, lower case) an identity (with or without "client:") of workspace_id names;
+ * false when it names none, or a member of another workspace. */
+bool sb_twilio_calls_member(const char *identity, const char *workspace_id, char out[SB_UUID_STRLEN + 1]);
 
 /* Names: the parking room of a call ("park-<call id>"), the conference of a warm transfer
- * ("call-<call id>"), the workspace's waiting queue ("queue-<workspace id>"). */
+ * ("call-<call id>"), the workspace's waiting queue ("ws_<workspace hex>", the inbound side's). */
 void sb_twilio_calls_park_room(const char *call_id, char out[SB_CALLS_NAME_MAX]);
 void sb_twilio_calls_room(const char *call_id, char out[SB_CALLS_NAME_MAX]);
 void sb_twilio_calls_queue(const char *workspace_id, char out[SB_CALLS_NAME_MAX]);

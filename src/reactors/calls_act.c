@@ -43,6 +43,14 @@ static void url(const sb__cc_job_t *j, const char *path, const char *extra, char
              j->workspace_id, j->call_id, extra);
 }
 
+/* A URL of another handler's, which names the workspace and the call with its own keys. */
+static void url_ids(const sb__cc_job_t *j, const char *path, const char *wk, const char *ck,
+                    char out[URL_MAX])
+{
+    snprintf(out, URL_MAX, "%s/webhooks/twilio/voice/%s?%s=%s&%s=%s", cfg()->public_url, path, wk,
+             j->workspace_id, ck, j->call_id);
+}
+
 /* The workspace's side of the call: the number it was made from or to, else the first number. */
 static const char *our_number(const sb__cc_job_t *j)
 {
@@ -145,7 +153,7 @@ static void dial(sb__cc_job_t *j)
     static const char *const events[] = {"initiated", "ringing", "answered", "completed"};
     const char *from = our_number(j), *to = str(j->state, "to");
     url(j, "calls/connect", "", connect);
-    url(j, "status", "", status);
+    url_ids(j, "status", "w", "call", status);
     sb_twilio_call_t c = {.to = to,
                           .from = from,
                           .url = connect,
@@ -281,8 +289,8 @@ static void update(sb__cc_job_t *j, char *twiml, bool hangup)
 /* The customer back with agent (a member id, or NULL): ringing them, then the queue. */
 static char *back_to(const sb__cc_job_t *j, const char *agent)
 {
-    char endpoint[64], action[URL_MAX], queue[SB_CALLS_NAME_MAX];
-    if (agent != NULL && sb_twilio_calls_client(agent, endpoint, sizeof endpoint)) {
+    char endpoint[96], action[URL_MAX], queue[SB_CALLS_NAME_MAX];
+    if (agent != NULL && sb_twilio_calls_client(j->workspace_id, agent, endpoint, sizeof endpoint)) {
         url(j, "calls/fallback", "&s=2", action);
         return sb_twiml_calls_dial(endpoint, NULL, action);
     }
@@ -291,11 +299,11 @@ static char *back_to(const sb__cc_job_t *j, const char *agent)
 }
 
 /* The endpoint of a transfer target: a member's browser or a number. */
-static bool target(const json_t *d, char *out, size_t cap)
+static bool target(const sb__cc_job_t *j, const json_t *d, char *out, size_t cap)
 {
     const char *agent = str(d, "to_agent"), *number = str(d, "to_number");
     if (agent != NULL)
-        return sb_twilio_calls_client(agent, out, cap);
+        return sb_twilio_calls_client(j->workspace_id, agent, out, cap);
     if (number != NULL && strlen(number) < cap) {
         snprintf(out, cap, "%s", number);
         return true;
@@ -309,7 +317,7 @@ static void next_step(sb__cc_job_t *j)
     int step = j->step++;
     const json_t *d = j->data, *st = j->state;
     const char *type = j->type, *status = str(st, "status");
-    char room[SB_CALLS_NAME_MAX], endpoint[64], to[64], extra[64], ref[96], link[URL_MAX];
+    char room[SB_CALLS_NAME_MAX], endpoint[96], to[96], extra[64], ref[96], link[URL_MAX];
 
     if (strcmp(type, "CallInitiated") == 0) {
         if (step > 0)
@@ -342,7 +350,7 @@ static void next_step(sb__cc_job_t *j)
     }
     if (strcmp(type, "CallUnparked") == 0) {
         const char *agent = str(d, "agent_id");
-        if (step > 0 || agent == NULL || !sb_twilio_calls_client(agent, to, sizeof to))
+        if (step > 0 || agent == NULL || !sb_twilio_calls_client(j->workspace_id, agent, to, sizeof to))
             goto done;
         const char *at = str(d, "unparked_at");
         sb_twilio_calls_park_room(j->call_id, room);
@@ -356,7 +364,7 @@ static void next_step(sb__cc_job_t *j)
     if (strcmp(type, "CallTransferred") == 0) {
         long long n = (long long)json_integer_value(json_object_get(d, "transfer"));
         bool warm = eq(str(d, "mode"), "warm");
-        if (!target(d, endpoint, sizeof endpoint))
+        if (!target(j, d, endpoint, sizeof endpoint))
             goto done;
         if (!warm) {
             if (step > 0)
@@ -375,7 +383,7 @@ static void next_step(sb__cc_job_t *j)
             return;
         }
         if (step == 1) {
-            if (first == NULL || !sb_twilio_calls_client(first, to, sizeof to)) {
+            if (first == NULL || !sb_twilio_calls_client(j->workspace_id, first, to, sizeof to)) {
                 next_step(j);
                 return;
             }
@@ -410,7 +418,7 @@ static void next_step(sb__cc_job_t *j)
         const json_t *parked = json_object_get(st, "parked");
         const char *parker = str(d, "parked_by");
         if (step > 0 || !eq(status, "parked") || !eq(str(parked, "parked_at"), str(d, "parked_at")) ||
-            parker == NULL || !sb_twilio_calls_client(parker, to, sizeof to))
+            parker == NULL || !sb_twilio_calls_client(j->workspace_id, parker, to, sizeof to))
             goto done;
         snprintf(extra, sizeof extra, "&a=%s", parker);
         url(j, "calls/reclaim", extra, link);

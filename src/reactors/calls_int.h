@@ -40,7 +40,7 @@ struct sb__cc_job_s {
     int step;  /* within a job of several requests (a warm transfer) */
     char ref[96];
     /* the leg being created (after its attempt is recorded) */
-    char leg_to[64];
+    char leg_to[96];
     char *leg_twiml; /* malloc'd, or NULL */
     char leg_url[512];
     char leg_cb[512]; /* StatusCallback ("completed" only), or "" */

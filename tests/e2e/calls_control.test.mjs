@@ -25,7 +25,9 @@ let env, W, agentB;
 let phoneSeq = 0;
 const newPhone = () => `+1415557${String(1000 + ++phoneSeq).padStart(4, '0')}`;
 
-const identity = (userId) => 'agent_' + userId.replace(/-/g, '');
+// A member's browser identity in W's workspace (docs/voice.md): w<workspace hex>_u<user hex>.
+const hex = (u) => u.replace(/-/g, '');
+const identity = (userId) => `w${hex(W.ws.id)}_u${hex(userId)}`;
 
 before(async () => {
   env = await startAll(DB);
@@ -121,7 +123,7 @@ test('outbound: Calls.json to the customer, the CallSid recorded, the agent dial
   const f = form(req);
   assert.equal(f.From, r.json.from);
   assert.equal(f.Url, `${PUBLIC_URL}/webhooks/twilio/voice/calls/connect?w=${W.ws.id}&c=${r.json.id}`);
-  assert.equal(f.StatusCallback, `${PUBLIC_URL}/webhooks/twilio/voice/status?w=${W.ws.id}&c=${r.json.id}`);
+  assert.equal(f.StatusCallback, `${PUBLIC_URL}/webhooks/twilio/voice/status?w=${W.ws.id}&call=${r.json.id}`);
   assert.deepEqual(formAll(req, 'StatusCallbackEvent'), ['initiated', 'ringing', 'answered', 'completed']);
   assert.equal(f.Twiml, undefined);
   assert.ok(req.auth.user.startsWith('SK'), 'the workspace API key authenticates');
@@ -262,7 +264,7 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   assert.equal(only(dial, 'Client').textContent, identity(agentB.id), 'back to the first agent');
   await onBoard(call.id, (x) => x.agent_id === agentB.id);
   a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'busy' });
-  assert.equal(only(parseTwiml(a.text), 'Enqueue').textContent, `queue-${W.ws.id}`, 'then the queue');
+  assert.equal(only(parseTwiml(a.text), 'Enqueue').textContent, `ws_${hex(W.ws.id)}`, 'then the queue');
 
   // Warm transfer to a number: a conference with the first agent and the target; the target does
   // not answer: the customer goes back to the first agent.

@@ -16,26 +16,34 @@ static void check_doc(char *xml, const char *want)
     free(xml);
 }
 
+#define WS "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0009"
+#define IDENT "w0190aaaabbbb7ccc8dddeeeeffff0009_u0190aaaabbbb7ccc8dddeeeeffff0001"
+
 static void test_identity(void)
 {
-    char id[SB_CALLS_IDENTITY_LEN + 1], back[SB_UUID_STRLEN + 1], client[64];
-    CHECK(sb_twilio_calls_identity(USER, id));
-    CHECK_EQ_STR(id, "agent_0190aaaabbbb7ccc8dddeeeeffff0001");
-    CHECK(sb_twilio_calls_member(id, back));
+    char id[SB_CALLS_IDENTITY_LEN + 1], back[SB_UUID_STRLEN + 1], client[96];
+    CHECK(sb_twilio_calls_identity(WS, USER, id));
+    CHECK_EQ_STR(id, IDENT);
+    CHECK(sb_twilio_calls_member(id, WS, back));
     CHECK_EQ_STR(back, USER);
-    CHECK(sb_twilio_calls_identity("0190AAAA-BBBB-7CCC-8DDD-EEEEFFFF0001", id));
-    CHECK_EQ_STR(id, "agent_0190aaaabbbb7ccc8dddeeeeffff0001");
-    CHECK(sb_twilio_calls_client(USER, client, sizeof client));
-    CHECK_EQ_STR(client, "client:agent_0190aaaabbbb7ccc8dddeeeeffff0001");
-    CHECK(sb_twilio_calls_member(client, back));
+    CHECK(!sb_twilio_calls_member(id, USER, back)); /* another workspace's member */
+    CHECK(sb_twilio_calls_identity("0190AAAA-BBBB-7CCC-8DDD-EEEEFFFF0009",
+                                   "0190AAAA-BBBB-7CCC-8DDD-EEEEFFFF0001", id));
+    CHECK_EQ_STR(id, IDENT);
+    CHECK(sb_twilio_calls_client(WS, USER, client, sizeof client));
+    CHECK_EQ_STR(client, "client:" IDENT);
+    CHECK(sb_twilio_calls_member(client, WS, back));
     CHECK_EQ_STR(back, USER);
-    CHECK(!sb_twilio_calls_client(USER, client, 20)); /* too small */
-    CHECK(!sb_twilio_calls_identity("not-a-uuid", id));
-    CHECK(!sb_twilio_calls_identity(NULL, id));
-    CHECK(!sb_twilio_calls_member("agent_0190", back));
-    CHECK(!sb_twilio_calls_member("agent_0190aaaabbbb7ccc8dddeeeeffff000g", back));
-    CHECK(!sb_twilio_calls_member("alice", back));
-    CHECK(!sb_twilio_calls_member(NULL, back));
+    CHECK(!sb_twilio_calls_client(WS, USER, client, 40)); /* too small */
+    CHECK(!sb_twilio_calls_identity(WS, "not-a-uuid", id));
+    CHECK(!sb_twilio_calls_identity(NULL, USER, id));
+    CHECK(!sb_twilio_calls_member("w0190", WS, back));
+    CHECK(!sb_twilio_calls_member("w0190aaaabbbb7ccc8dddeeeeffff0009_u0190aaaabbbb7ccc8dddeeeeffff000g", WS,
+                                  back));
+    CHECK(!sb_twilio_calls_member("w0190aaaabbbb7ccc8dddeeeeffff0009_x0190aaaabbbb7ccc8dddeeeeffff0001", WS,
+                                  back));
+    CHECK(!sb_twilio_calls_member("alice", WS, back));
+    CHECK(!sb_twilio_calls_member(NULL, WS, back));
 }
 
 static void test_names(void)
@@ -45,8 +53,10 @@ static void test_names(void)
     CHECK_EQ_STR(n, "park-" USER);
     sb_twilio_calls_room(USER, n);
     CHECK_EQ_STR(n, "call-" USER);
-    sb_twilio_calls_queue(USER, n);
-    CHECK_EQ_STR(n, "queue-" USER);
+    sb_twilio_calls_queue(WS, n);
+    CHECK_EQ_STR(n, "ws_0190aaaabbbb7ccc8dddeeeeffff0009");
+    sb_twilio_calls_queue("nope", n);
+    CHECK_EQ_STR(n, "");
 }
 
 static void test_documents(void)
