@@ -333,6 +333,24 @@ test('Twilio failing: a live-call update is retried until it goes through; a dia
   assert.equal(creates(phone).length, 1, 'dialled once');
 });
 
+test('two agents unpark one call at once: one gets it, and only their browser is rung', async () => {
+  const call = await liveCall();
+  const url = `${callsPath()}/${call.id}`;
+  assert.equal((await api().post(`${url}/park`, {})).status, 200);
+  const legsBefore = (id) => creates(`client:${identity(id)}`).filter((q) => (form(q).Twiml || '').includes(`park-${call.id}`)).length;
+  const [a, b] = await Promise.all([api().post(`${url}/unpark`, {}), asB().post(`${url}/unpark`, {})]);
+  assert.deepEqual([a.status, b.status].sort(), [200, 409], `${a.text} ${b.text}`);
+  const winner = a.status === 200 ? W.owner.user.id : agentB.id;
+  const loser = winner === agentB.id ? W.owner.user.id : agentB.id;
+  // Call control handles a call's events in order: once the hang-up after them is sent, every
+  // leg the unparking asked for has been created.
+  assert.equal((await api().post(`${url}/hangup`)).status, 200);
+  await eventually(() => updates(call.sid).find((q) => form(q).Status === 'completed'));
+  assert.equal(legsBefore(winner), 1, 'the winner is rung once');
+  assert.equal(legsBefore(loser), 0, 'the other is not rung');
+  assert.equal((await api().get(url)).json.agent_id, winner);
+});
+
 test('a call that never connected: transfer, park and hang-up are 409, nothing stored', async () => {
   const phone = newPhone();
   env.fake.fault({ method: 'POST', path: CALLS(), status: 400, body: { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 } });
