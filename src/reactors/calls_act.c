@@ -333,12 +333,24 @@ static void next_step(sb__cc_job_t *j)
             sb_log_warn("calls", "call %s: not dialled in time, left alone", j->call_id);
             goto done;
         }
+        if (!j->conf->twilio) {
+            /* Twilio was cleared since the call was asked for: it cannot be placed. */
+            sb_log_info("calls", "call %s: Twilio is not set up any more, the call fails", j->call_id);
+            j->ref[0] = '\0';
+            record_dial(j);
+            return;
+        }
         snprintf(j->ref, sizeof j->ref, "dial");
         sb__cc_ask(j, json_pack("{s:s, s:s}", "type", "RecordDialAttempt", "ref", "dial"), on_attempt);
         return;
     }
     if (is_final(status))
         goto done; /* over: nothing to change at Twilio */
+    if (!j->conf->twilio) {
+        sb_log_info("calls", "call %s: %s needs Twilio, which the workspace has not set up", j->call_id,
+                    j->type);
+        goto done;
+    }
 
     if (strcmp(type, "CallParked") == 0) {
         const json_t *parked = json_object_get(st, "parked");
