@@ -1,6 +1,5 @@
 /* Call control at Twilio: what each job does once its call's state and its workspace's
  * configuration are loaded.  See calls.h and docs/voice_control.md. */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +136,7 @@ static void on_dialled(const sb_twilio_result_t *res, void *data)
         return;
     }
     failed_request(j, "dialling the customer", res);
-    if (res->http != NULL && res->http->error != 0 && res->http->sent) {
+    if (res->error == SB_ECODEC || (res->http != NULL && res->http->error != 0 && res->http->sent)) {
         /* It may have been placed: its status callbacks (which name our call) will say so. */
         sb__cc_done(j);
         return;
