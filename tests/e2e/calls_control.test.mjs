@@ -331,6 +331,17 @@ test('Twilio failing: a live-call update is retried until it goes through; a dia
   const probe = await liveCall();
   assert.ok(probe.sid);
   assert.equal(creates(phone).length, 1, 'dialled once');
+
+  // A park whose redirect was on its way when the server died is sent again after the restart
+  // (redirects are idempotent; the checkpoint had not passed it).
+  const p2 = `/2010-04-01/Accounts/${W.acct.sid}/Calls/${probe.sid}.json`;
+  env.fake.fault({ method: 'POST', path: p2, action: 'hang' });
+  assert.equal((await api().post(`${callsPath()}/${probe.id}/park`, {})).status, 200);
+  await eventually(() => updates(probe.sid)[0]);
+  await env.srv.kill();
+  await env.restart();
+  const again = await eventually(() => updates(probe.sid)[1], { timeoutMs: 15000 });
+  assert.equal(only(only(parseTwiml(form(again).Twiml), 'Dial'), 'Conference').textContent, `park-${probe.id}`);
 });
 
 test('two agents unpark one call at once: one gets it, and only their browser is rung', async () => {
