@@ -73,6 +73,10 @@ UPDATE calls
        updated_at = $6, version = $4
  WHERE id = right($2, 36)::uuid;
 
+-- @on CallEnqueued
+-- Nobody took the call: the caller waits in the workspace queue, with no agent.
+UPDATE calls SET status = 'queued', agent_id = NULL, updated_at = $6, version = $4 WHERE id = right($2, 36)::uuid;
+
 -- @on CallParked
 UPDATE calls
    SET status = 'parked', parked_slot = ($7->>'slot')::int, parked_at = ($7->>'parked_at')::timestamptz,

@@ -12,8 +12,9 @@
  * State: {"created", "call_id", "workspace_id", "call_sid", "direction", "from", "to", "contact_id",
  *         "agent_id", "status", "started_at", "answered_at", "ended_at", "duration_seconds",
  *         "parked": null | {"slot", "parked_by", "parked_at"}, "transfers", "hangup_requested",
- *         "recordings": [url, ...], "last_transfer"?: {"mode", "to_agent", "to_number", "from_agent",
- *         "failed"}, "dial_attempts"?: [ref, ...], "last_unpark"?: {"slot", "parked_by", "at"}} */
+ *         "recordings": [url, ...], "queue" (set once queued by EnqueueCall), "last_transfer"?: {"mode",
+ *         "to_agent", "to_number", "from_agent", "failed"}, "dial_attempts"?: [ref, ...], "last_unpark"?:
+ *         {"slot", "parked_by", "at"}} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
 #include "core/error.h"
@@ -224,6 +225,26 @@ static int answer(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     return answered(state, agent, NULL, ctx, out);
 }
 
+/* No agent took the call (nobody online, or the agent's browser did not answer): the caller waits in
+ * the workspace's queue.  Only a call still waiting for someone can be queued; a late report about
+ * a call already answered or over decides nothing. */
+static int enqueue(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                   sb_derror_t *err)
+{
+    const char *queue, *reason, *cur = sb__str(state, "status");
+    SB_TRY(sb__need_str(cmd, "queue", 1, 64, &queue, err));
+    SB_TRY(sb__opt_str(cmd, "reason", 1, 32, &reason, err));
+    if (is_final(cur) || is_live(cur))
+        return 0;
+    if (sb__eq(cur, "queued") && sb__str(state, "agent_id") == NULL && sb__eq(sb__str(state, "queue"), queue))
+        return 0; /* already waiting there */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallEnqueued",
+                          json_pack("{s:s, s:s?, s:s?, s:s}", "queue", queue, "reason", reason, "from_agent",
+                                    sb__str(state, "agent_id"), "at", now));
+}
+
 static int park(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                 sb_derror_t *err)
 {
@@ -426,6 +447,7 @@ static const struct {
 } handlers[] = {
     {"RecordCallStatus", record_status},
     {"AnswerCall", answer},
+    {"EnqueueCall", enqueue},
     {"ParkCall", park},
     {"UnparkCall", unpark},
     {"TransferCall", transfer},
@@ -482,6 +504,10 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         json_object_set_new(state, "status", json_string("in-progress"));
         sb__set(state, "agent_id", json_object_get(d, "agent_id"));
         sb__set(state, "answered_at", json_object_get(d, "answered_at"));
+    } else if (strcmp(t, "CallEnqueued") == 0) {
+        json_object_set_new(state, "status", json_string("queued"));
+        json_object_set_new(state, "agent_id", json_null());
+        sb__set(state, "queue", json_object_get(d, "queue"));
     } else if (strcmp(t, "CallParked") == 0) {
         json_object_set_new(state, "status", json_string("parked"));
         json_object_del(state, "last_unpark");

@@ -17,6 +17,8 @@ before(async () => {
   db = createDb(DB_NAME);
   // Operations that talk to Twilio or Resend (the Twilio set-up) talk to the fake.
   fake = await startFakeProvider();
+  // The account the Twilio set-up's example names, with one number (for the voice number routes).
+  fake.addAccount({ sid: 'AC0123456789abcdef0123456789abcdef', token: '0123456789abcdef0123456789abcdef', numbers: ['+15552000001'] });
   srv = await startServer({ db, env: { SWITCHBOARD_TWILIO_API_BASE: fake.url, SWITCHBOARD_RESEND_API_BASE: fake.url } });
 });
 
@@ -111,7 +113,7 @@ test('every documented operation answers a documented 2xx with the documented sh
   await c.put(`/v1/workspaces/${ws.id}/auto-replies/hours`, { reply: 'fixture' });
   const later = new Date(Date.now() + 3600 * 1000).toISOString();
   const message = (await c.post(`/v1/workspaces/${ws.id}/contacts/${contact.id}/messages`, { channel: 'chat', body: 'fixture', send_at: later })).json;
-  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours', mid: message.id };
+  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours', mid: message.id, number: '+15552000001' };
   const fill = (p) => p.replace(/\{([^}]+)\}/g, (_, n) => values[n]);
 
   const ops = documented();

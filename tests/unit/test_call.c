@@ -140,6 +140,20 @@ static const dcase_t cases[] = {
      NULL, "[]"},
     {"answered by a stranger", C(RINGING), "{'type': 'AnswerCall', 'agent_id': '" STRANGER "'}", NULL,
      "{'error': [400, 'unknown_member']}"},
+    /* EnqueueCall */
+    {"nobody answered: the queue", C(", ['CallInitiated', {'agent_id': '" AGENT "'}]" RINGING),
+     "{'type': 'EnqueueCall', 'queue': 'ws_1', 'reason': 'no-answer'}", NULL,
+     "[['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': '" AGENT "', 'at': '" T0
+     "'}]]"},
+    {"queued twice: nothing", C(", ['CallEnqueued', {'queue': 'ws_1'}]"),
+     "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"a late queue after the answer: nothing", C(ANSWERED), "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"a late queue after the end: nothing", C(COMPLETED), "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"a queue needs a name", C(""), "{'type': 'EnqueueCall'}", NULL, "{'error': [400, 'required']}"},
+    {"queued, then rung and answered", C(", ['CallEnqueued', {'queue': 'ws_1'}]"), STATUS("in-progress"),
+     NULL, "[['CallAnswered', {'agent_id': null}]]"},
     /* ParkCall */
     {"park in the lowest free slot", C(ANSWERED), "{'type': 'ParkCall'}", AGENT,
      "[['CallParked', {'slot': 2, 'parked_by': '" AGENT "', 'parked_at': '" T0 "'}]]",
@@ -304,6 +318,8 @@ static json_t *gen(const json_t *state, int step, const char **user)
     case 6:
         return json_pack("{s:s, s:s}", "type", "AnswerCall", "agent_id", agents[h_rand(3)]);
     case 7:
+        if (h_rand(4) == 0)
+            return json_pack("{s:s, s:s}", "type", "EnqueueCall", "queue", "ws_1");
         return json_pack("{s:s}", "type", h_rand(3) ? "RecordCallStatus" : "HangupCall", "status", "ringing");
     default:
         return json_pack("{s:s, s:s, s:i}", "type", "RecordCallRecording", "url",
