@@ -245,6 +245,27 @@ static int enqueue(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
                                     sb__str(state, "agent_id"), "at", now));
 }
 
+/* Call control sent the caller back to the workspace's queue (a transfer target and the first agent
+ * did not answer, or an outbound call's agent did not): unlike EnqueueCall, which is about a call
+ * nobody has taken yet, this is about a live call, which waits again with no agent.  A call that
+ * ended, or that is parked, decides nothing. */
+static int requeue(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                   sb_derror_t *err)
+{
+    const char *queue, *reason, *cur = sb__str(state, "status");
+    SB_TRY(sb__need_str(cmd, "queue", 1, 64, &queue, err));
+    SB_TRY(sb__opt_str(cmd, "reason", 1, 32, &reason, err));
+    if (is_final(cur) || sb__eq(cur, "parked"))
+        return 0;
+    if (sb__eq(cur, "queued") && sb__str(state, "agent_id") == NULL && sb__eq(sb__str(state, "queue"), queue))
+        return 0; /* already waiting there */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallEnqueued",
+                          json_pack("{s:s, s:s?, s:s?, s:s, s:b}", "queue", queue, "reason", reason,
+                                    "from_agent", sb__str(state, "agent_id"), "at", now, "requeued", 1));
+}
+
 static int park(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                 sb_derror_t *err)
 {
@@ -456,6 +477,7 @@ static const struct {
     {"RecordDialAttempt", dial_attempt},
     {"FailTransfer", transfer_failed},
     {"ReturnToLot", return_to_lot},
+    {"RequeueCall", requeue},
 };
 
 static int dispatch(const json_t *state, const json_t *cmd, const char *type, const sb_decide_ctx_t *ctx,

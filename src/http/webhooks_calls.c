@@ -178,6 +178,27 @@ static bool transient(const sb_ask_reply_t *reply)
     return reply->status != 0 && reply->status != SB_EREJECTED;
 }
 
+static void on_requeued(const sb_ask_reply_t *reply, void *data)
+{
+    cwh_t *t = data;
+    if (t->h.req == NULL) {
+        cwh_free(t);
+        return;
+    }
+    if (transient(reply)) {
+        sb__wh_reply_ask_error(&t->h, reply);
+        cwh_free(t);
+        return;
+    }
+    char queue[SB_CALLS_NAME_MAX], wait[512];
+    sb_twilio_calls_queue(t->ws, queue);
+    snprintf(wait, sizeof wait, "%s/webhooks/twilio/voice/hold?w=%s", t->h.cfg->public_url, t->ws);
+    reply_xml(t, sb_twiml_calls_enqueue(queue, wait));
+}
+
+/* The caller back with agent (a member, or NULL): ringing their browser (a dial whose own fallback
+ * is the queue), or, at the second stage or without an agent, the workspace's queue, where the
+ * call waits again with no agent (RequeueCall). */
 static void back(cwh_t *t, const char *agent)
 {
     char endpoint[96], action[512], queue[SB_CALLS_NAME_MAX];
@@ -187,8 +208,11 @@ static void back(cwh_t *t, const char *agent)
         reply_xml(t, sb_twiml_calls_dial(endpoint, NULL, action));
         return;
     }
+    const char *why = sb_form_get(&t->form, "DialCallStatus");
+    if (why == NULL || why[0] == '\0' || strlen(why) > 32)
+        why = "no-answer";
     sb_twilio_calls_queue(t->ws, queue);
-    reply_xml(t, sb_twiml_calls_enqueue(queue));
+    ask(t, json_pack("{s:s, s:s, s:s}", "type", "RequeueCall", "queue", queue, "reason", why), on_requeued);
 }
 
 /* ---- connect: the customer of an outbound call answered ----------------------------------------------- */

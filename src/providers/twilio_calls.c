@@ -1,41 +1,15 @@
 /* Call control's TwiML and names: see twilio_calls.h. */
 #include "providers/twilio_calls.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "providers/twiml.h"
 
-/* The 32 lowercase hex digits of a uuid string; false when s is not one. */
-static bool hex_of(const char *s, char out[33])
-{
-    if (s == NULL || strlen(s) != SB_UUID_STRLEN)
-        return false;
-    int o = 0;
-    for (int i = 0; i < SB_UUID_STRLEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash) {
-            if (s[i] != '-')
-                return false;
-            continue;
-        }
-        if (!isxdigit((unsigned char)s[i]))
-            return false;
-        out[o++] = (char)tolower((unsigned char)s[i]);
-    }
-    out[o] = '\0';
-    return true;
-}
-
 bool sb_twilio_calls_identity(const char *workspace_id, const char *user_id,
                               char out[SB_CALLS_IDENTITY_LEN + 1])
 {
-    char w[33], u[33];
-    if (!hex_of(workspace_id, w) || !hex_of(user_id, u))
-        return false;
-    snprintf(out, SB_CALLS_IDENTITY_LEN + 1, "w%s_u%s", w, u);
-    return true;
+    return sb_voice_identity(workspace_id, user_id, out) == 0;
 }
 
 bool sb_twilio_calls_client(const char *workspace_id, const char *user_id, char *out, size_t cap)
@@ -49,25 +23,13 @@ bool sb_twilio_calls_client(const char *workspace_id, const char *user_id, char 
 
 bool sb_twilio_calls_member(const char *identity, const char *workspace_id, char out[SB_UUID_STRLEN + 1])
 {
-    char w[33];
-    if (identity == NULL || !hex_of(workspace_id, w))
+    char ws[SB_UUID_STRLEN + 1], want[SB_CALLS_IDENTITY_LEN + 1];
+    /* The identity's workspace must be this one: compare in the identity's own (canonical) form. */
+    if (!sb_voice_identity_parse(identity, ws, out) || sb_voice_identity(workspace_id, out, want) != 0)
         return false;
     if (strncmp(identity, "client:", 7) == 0)
         identity += 7;
-    if (strlen(identity) != SB_CALLS_IDENTITY_LEN || identity[0] != 'w' || memcmp(identity + 1, w, 32) != 0 ||
-        memcmp(identity + 33, "_u", 2) != 0)
-        return false;
-    const char *h = identity + 35;
-    int o = 0;
-    for (int i = 0; i < 32; i++) {
-        if (!isxdigit((unsigned char)h[i]) || isupper((unsigned char)h[i]))
-            return false;
-        if (i == 8 || i == 12 || i == 16 || i == 20)
-            out[o++] = '-';
-        out[o++] = h[i];
-    }
-    out[o] = '\0';
-    return true;
+    return strcmp(identity, want) == 0;
 }
 
 void sb_twilio_calls_park_room(const char *call_id, char out[SB_CALLS_NAME_MAX])
@@ -82,11 +44,8 @@ void sb_twilio_calls_room(const char *call_id, char out[SB_CALLS_NAME_MAX])
 
 void sb_twilio_calls_queue(const char *workspace_id, char out[SB_CALLS_NAME_MAX])
 {
-    char w[33];
-    if (hex_of(workspace_id, w))
-        snprintf(out, SB_CALLS_NAME_MAX, "ws_%s", w);
-    else
-        out[0] = '\0';
+    char q[SB_VOICE_QUEUE_LEN + 1];
+    snprintf(out, SB_CALLS_NAME_MAX, "%s", sb_voice_queue(workspace_id, q) == 0 ? q : "");
 }
 
 static char *finish(sb_twiml_t *t)
@@ -148,13 +107,13 @@ char *sb_twiml_calls_dial(const char *endpoint, const char *caller_id, const cha
     return finish(&t);
 }
 
-char *sb_twiml_calls_enqueue(const char *queue)
+char *sb_twiml_calls_enqueue(const char *queue, const char *wait_url)
 {
     if (!present(queue))
         return NULL;
     sb_twiml_t t;
     sb_twiml_init(&t);
-    sb_twiml_leaf(&t, "Enqueue", queue, NULL);
+    sb_twiml_leaf(&t, "Enqueue", queue, "waitUrl", wait_url, "waitUrlMethod", wait_url ? "POST" : NULL, NULL);
     return finish(&t);
 }
 

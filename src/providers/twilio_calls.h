@@ -16,12 +16,13 @@
 #include <stddef.h>
 
 #include "core/uuid.h"
+#include "providers/twilio_voice.h"
 
 /* A member's browser: the Twilio Client identity "w<workspace hex>_u<user hex>" (the two uuids
  * without dashes: letters, digits and the underscore), the one the voice token grants and inbound
- * routing dials (docs/voice.md, providers/twilio_voice.h), so one person in two workspaces has a
- * client per workspace. */
-#define SB_CALLS_IDENTITY_LEN 67
+ * routing dials: these wrap providers/twilio_voice.h (docs/voice.md), so one person in two
+ * workspaces has a client per workspace. */
+#define SB_CALLS_IDENTITY_LEN SB_VOICE_IDENTITY_LEN
 /* Twilio's name for a conference or queue of ours: a prefix and a uuid. */
 #define SB_CALLS_NAME_MAX 48
 #define SB_CALLS_RING_SECONDS 20 /* how long an agent or a transfer target rings */
@@ -54,8 +55,10 @@ char *sb_twiml_calls_join(const char *room, bool end_on_exit);
  * action (may be NULL) is fetched when the dial ends; caller_id (may be NULL) shows on a number. */
 char *sb_twiml_calls_dial(const char *endpoint, const char *caller_id, const char *action);
 
-/* The workspace's queue (hold music until an agent takes the call). */
-char *sb_twiml_calls_enqueue(const char *queue);
+/* The workspace's queue: <Enqueue waitUrl="wait_url" waitUrlMethod="POST">queue</Enqueue> (the
+ * inbound side's hold URL, /webhooks/twilio/voice/hold?w=, plays what waiting callers hear; NULL:
+ * Twilio's default music). */
+char *sb_twiml_calls_enqueue(const char *queue, const char *wait_url);
 
 /* Says text, then hangs up (an agent who answered a call that is gone). */
 char *sb_twiml_calls_gone(const char *text);

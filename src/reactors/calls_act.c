@@ -293,8 +293,23 @@ static char *back_to(const sb__cc_job_t *j, const char *agent)
         url(j, "calls/fallback", "&s=2", action);
         return sb_twiml_calls_dial(endpoint, NULL, action);
     }
+    char wait[URL_MAX];
+    snprintf(wait, sizeof wait, "%s/webhooks/twilio/voice/hold?w=%s", cfg()->public_url, j->workspace_id);
     sb_twilio_calls_queue(j->workspace_id, queue);
-    return sb_twiml_calls_enqueue(queue);
+    return sb_twiml_calls_enqueue(queue, wait);
+}
+
+static void on_requeued(const sb_ask_reply_t *reply, void *data)
+{
+    sb__cc_job_t *j = data;
+    if (!sb__cc_back(j))
+        return;
+    if (reply->status != 0 && reply->status != SB_EREJECTED) {
+        j->step--; /* record it again */
+        sb__cc_later(j, RETRY_LATER_MS, next_step);
+        return;
+    }
+    next_step(j);
 }
 
 /* The endpoint of a transfer target: a member's browser or a number. */
@@ -414,10 +429,22 @@ static void next_step(sb__cc_job_t *j)
     if (strcmp(type, "CallTransferFailed") == 0) {
         /* A cold transfer's <Dial> action answers with the way back itself; a warm one's target
          * leg is separate, so the customer is redirected. */
-        if (step > 0 || !eq(str(d, "mode"), "warm"))
+        if (!eq(str(d, "mode"), "warm"))
             goto done;
-        update(j, back_to(j, str(d, "back_to")), false);
-        return;
+        if (step == 0) {
+            update(j, back_to(j, str(d, "back_to")), false);
+            return;
+        }
+        if (step == 1 && str(d, "back_to") == NULL) {
+            /* Nobody to go back to: the caller waits in the queue, with no agent. */
+            char queue[SB_CALLS_NAME_MAX];
+            sb_twilio_calls_queue(j->workspace_id, queue);
+            sb__cc_ask(
+                j, json_pack("{s:s, s:s, s:s}", "type", "RequeueCall", "queue", queue, "reason", "no-answer"),
+                on_requeued);
+            return;
+        }
+        goto done;
     }
     if (strcmp(type, "CallHangupRequested") == 0) {
         if (step > 0)

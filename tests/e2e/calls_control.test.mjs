@@ -263,8 +263,8 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   dial = only(parseTwiml(a.text), 'Dial');
   assert.equal(only(dial, 'Client').textContent, identity(agentB.id), 'back to the first agent');
   await onBoard(call.id, (x) => x.agent_id === agentB.id);
-  a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'busy' });
-  assert.equal(only(parseTwiml(a.text), 'Enqueue').textContent, `ws_${hex(W.ws.id)}`, 'then the queue');
+  assert.equal(dial.getAttribute('action'), `${PUBLIC_URL}/webhooks/twilio/voice/calls/fallback?w=${W.ws.id}&c=${call.id}&s=2`);
+  // (B answers: the call goes on with B.)
 
   // Warm transfer to a number: a conference with the first agent and the target; the target does
   // not answer: the customer goes back to the first agent.
@@ -342,6 +342,31 @@ test('Twilio failing: a live-call update is retried until it goes through; a dia
   await env.restart();
   const again = await eventually(() => updates(probe.sid)[1], { timeoutMs: 15000 });
   assert.equal(only(only(parseTwiml(form(again).Twiml), 'Dial'), 'Conference').textContent, `park-${probe.id}`);
+});
+
+test('a cold transfer nobody answers: back to the first agent, then the queue, with no agent', async () => {
+  const call = await liveCall();
+  let r = await api().post(`${callsPath()}/${call.id}/transfer`, { to_agent: agentB.id, mode: 'cold' });
+  assert.equal(r.status, 200, r.text);
+  const u = await eventually(() => updates(call.sid)[0]);
+  let dial = only(parseTwiml(form(u).Twiml), 'Dial');
+  let a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'no-answer' });
+  dial = only(parseTwiml(a.text), 'Dial');
+  assert.equal(only(dial, 'Client').textContent, identity(W.owner.user.id), 'back to the owner');
+  a = await fetchTwiml(dial.getAttribute('action'), { CallSid: call.sid, DialCallStatus: 'busy' });
+  assert.equal(a.status, 200, a.text);
+  const enq = only(parseTwiml(a.text), 'Enqueue');
+  assert.equal(enq.textContent, `ws_${hex(W.ws.id)}`, 'the workspace queue');
+  assert.equal(enq.getAttribute('waitUrl'), `${PUBLIC_URL}/webhooks/twilio/voice/hold?w=${W.ws.id}`);
+  const b = await onBoard(call.id, (x) => x.status === 'queued');
+  assert.equal(b.agent_id, null);
+  // The queue's hold URL is served (by the inbound side) and signed like the rest.
+  const hold = await fetchTwiml(enq.getAttribute('waitUrl'), { CallSid: call.sid, QueueSid: 'QU' + '0'.repeat(32) });
+  assert.equal(hold.status, 200, hold.text);
+  parseTwiml(hold.text);
+  // A transfer from the queue is refused: nobody has the call.
+  r = await api().post(`${callsPath()}/${call.id}/transfer`, { to_agent: agentB.id, mode: 'cold' });
+  assert.equal(r.status, 409, r.text);
 });
 
 test('two agents unpark one call at once: one gets it, and only their browser is rung', async () => {

@@ -276,6 +276,19 @@ static const dcase_t cases[] = {
      "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL, "[]"},
     {"the unparking names its parker", C(ANSWERED PARKED), "{'type': 'UnparkCall'}", ADMIN,
      "[['CallUnparked', {'agent_id': '" ADMIN "', 'parked_by': '" AGENT "'}]]"},
+    /* RequeueCall: call control sent a live caller back to the queue */
+    {"a live call back to the queue", C(ANSWERED),
+     "{'type': 'RequeueCall', 'queue': 'ws_1', 'reason': 'no-answer'}", NULL,
+     "[['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': '" AGENT
+     "', 'requeued': true}]]"},
+    {"already waiting there: nothing",
+     C(", ['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': null, 'at': '" T0 "'}]"),
+     "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"a parked call stays in the lot", C(ANSWERED PARKED), "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"an ended call: nothing", C(ANSWERED COMPLETED), "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"requeue without a queue", C(ANSWERED), "{'type': 'RequeueCall'}", NULL,
+     "{'error': [400, 'required', 'queue']}"},
     /* RecordDialAttempt: each leg at most once */
     {"a dial attempt", C(""), "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
      "[['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]]"},

@@ -77,7 +77,10 @@ static void test_documents(void)
     check_doc(sb_twiml_calls_dial("+14155550142", "+14155550100", NULL), DECL
               "<Response><Dial timeout=\"20\" callerId=\"+14155550100\"><Number>+14155550142</Number></Dial>"
               "</Response>");
-    check_doc(sb_twiml_calls_enqueue("queue-1"), DECL "<Response><Enqueue>queue-1</Enqueue></Response>");
+    check_doc(sb_twiml_calls_enqueue("ws_1", NULL), DECL "<Response><Enqueue>ws_1</Enqueue></Response>");
+    check_doc(
+        sb_twiml_calls_enqueue("ws_1", "https://x/hold?w=1"), DECL
+        "<Response><Enqueue waitUrl=\"https://x/hold?w=1\" waitUrlMethod=\"POST\">ws_1</Enqueue></Response>");
     check_doc(sb_twiml_calls_gone("Gone <now>"),
               DECL "<Response><Say>Gone &lt;now&gt;</Say><Hangup/></Response>");
     check_doc(sb_twiml_calls_hangup(), DECL "<Response><Hangup/></Response>");
@@ -91,7 +94,7 @@ static void test_refusals(void)
     CHECK(sb_twiml_calls_dial(NULL, NULL, NULL) == NULL);
     CHECK(sb_twiml_calls_dial("client:", NULL, NULL) == NULL);
     CHECK(sb_twiml_calls_dial("4155550142", NULL, NULL) == NULL); /* not E.164 */
-    CHECK(sb_twiml_calls_enqueue("") == NULL);
+    CHECK(sb_twiml_calls_enqueue("", NULL) == NULL);
 }
 
 int main(void)
