@@ -306,6 +306,22 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   assert.equal(form(u5).Twiml, undefined);
   await new Promise((res) => setTimeout(res, 300));
   assert.equal(updates(call.sid).length, 6, 'one request per change');
+
+  // Twilio reports the end through the StatusCallback the dial gave it (the inbound side's status
+  // webhook, which our ids route); then the call is over: a transfer is 409 and stores nothing.
+  const st = await fetchTwiml(form(call.req).StatusCallback, { CallSid: call.sid, CallStatus: 'completed', CallDuration: '42', From: form(call.req).From, To: call.phone, Direction: 'outbound-api' });
+  assert.equal(st.status, 200, st.text);
+  await eventually(async () => !(await board()).some((x) => x.id === call.id));
+  const done = await api().get(url);
+  assert.equal(done.json.status, 'completed');
+  assert.ok(done.json.duration_seconds >= 0);
+  n = countEvents(env.db, `stream = 'call-${call.id}'`);
+  r = await asB().post(`${url}/transfer`, { to_number: newPhone(), mode: 'cold' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'invalid_transition');
+  assert.equal((await asB().post(`${url}/hangup`)).status, 409);
+  assert.equal(countEvents(env.db, `stream = 'call-${call.id}'`), n, 'nothing stored');
+  assert.equal(updates(call.sid).length, 6, 'nothing more sent to Twilio');
 });
 
 test('Twilio failing: a live-call update is retried until it goes through; a dial is made once across a crash', async () => {
