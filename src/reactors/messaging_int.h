@@ -43,6 +43,7 @@ typedef struct sb__msg_loop_s {
     struct sb_outbox_s *outbox;
     struct sb_scheduler_s *scheduler;
     struct sb_autoreply_s *autoreply;
+    struct sb_calls_s *calls; /* call control (calls.h) */
     /* loop 0: following workspace events to invalidate every loop's entries */
     sb_sub_t *inval_sub;
     uv_timer_t inval_timer; /* waits for the follower to know the log's head */
