@@ -120,9 +120,10 @@ test('every documented operation answers a documented 2xx with the documented sh
   const ordered = [...ops.filter((o) => o.method !== 'DELETE'), ...ops.filter((o) => o.method === 'DELETE').reverse()];
   for (const { method, path: p, op } of ordered) {
     const where = `${method} ${p}`;
-    // Requests a provider signs (webhooks), and the chat visitor's, which need a visitor's session
-    // token, are called by the messaging tests instead.
-    if (op['x-signed'] || op['x-visitor-token']) continue;
+    // Requests a provider signs (webhooks), the chat visitor's, which need a visitor's session
+    // token, and call control's, which need a live call (x-live-call), are called by the messaging
+    // and calls tests instead.
+    if (op['x-signed'] || op['x-visitor-token'] || op['x-live-call']) continue;
     const example = op.requestBody?.content?.['application/json']?.example;
     let client = c;
     if (p === '/v1/auth/logout') {
