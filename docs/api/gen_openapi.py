@@ -53,9 +53,9 @@ paths["/readyz"] = {"get": op("Readiness: database reachable and migrations appl
 paths["/metrics"] = {"get": op("Prometheus metrics (text format 0.0.4)", {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}, security=False, tags=["operations"],
     desc="Requests by route and status, latency histograms, events appended, actors active, database connections, SSE clients, projection lag (when projections run in this process), auth counters.")}
 
-paths["/v1/auth/signup"] = {"post": op("Create an account", {"201": resp("the account and a session", ref("SignupResult")), **errs(400, 409, 415, 503)},
+paths["/v1/auth/signup"] = {"post": op("Create an account", {"201": resp("the account and a session", ref("SignupResult")), **errs(400, 409, 415, 429, 503)},
     body=jbody(ref("SignupInput"), {"email": "ana@example.com", "password": "correct horse battery", "name": "Ana Agent"}), tags=["auth"], security=False,
-    desc="The password is hashed with argon2id off the event loops. The e-mail must not belong to another account (409 email_taken). Idempotency-Key is not used here: the e-mail itself makes a retry safe.")}
+    desc="The password is hashed with argon2id off the event loops. The e-mail must not belong to another account (409 email_taken). Idempotency-Key is not used here: the e-mail itself makes a retry safe. Limited per client address (SWITCHBOARD_SIGNUPS_PER_MINUTE): past it, 429 with Retry-After.")}
 paths["/v1/auth/login"] = {"post": op("Log in", {"200": resp("a new session", ref("Session")), **errs(400, 401, 415, 429, 503)},
     body=jbody(ref("LoginInput"), {"email": "ana@example.com", "password": "correct horse battery"}), tags=["auth"], security=False,
     desc="A wrong password and an unknown e-mail get the same 401 invalid_credentials. Failed logins are limited per account and per client address (429 with Retry-After).")}

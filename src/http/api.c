@@ -70,7 +70,7 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
     memset(o, 0, sizeof(*o));
     long long ttl = 30LL * 86400, cache = 2000, fu = 5, fa = 50, win = 900,
               ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, mem = crypto_pwhash_MEMLIMIT_INTERACTIVE,
-              chat_sessions = 10, chat_messages = 30;
+              chat_sessions = 10, chat_messages = 30, signups = 5;
     int rc = 0;
     rc |= env_int("SWITCHBOARD_TOKEN_TTL_SECONDS", 1, 10LL * 365 * 86400, &ttl, err, errlen);
     rc |= env_int("SWITCHBOARD_TOKEN_CACHE_MS", 0, 60000, &cache, err, errlen);
@@ -80,6 +80,7 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
     rc |= env_int("SWITCHBOARD_PWHASH_OPS", crypto_pwhash_OPSLIMIT_MIN, 64, &ops, err, errlen);
     rc |= env_int("SWITCHBOARD_PWHASH_MEM", 8192, 1LL << 30, &mem, err, errlen);
     rc |= env_int("SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE", 1, 1000000, &chat_sessions, err, errlen);
+    rc |= env_int("SWITCHBOARD_SIGNUPS_PER_MINUTE", 1, 1000000, &signups, err, errlen);
     rc |= env_int("SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE", 1, 1000000, &chat_messages, err, errlen);
     if (rc != 0)
         return SB_EINVAL;
@@ -93,6 +94,7 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
     o->max_hash_jobs = 32;
     o->idempotency_ttl_s = 86400;
     o->chat_sessions_per_minute = (int)chat_sessions;
+    o->signups_per_minute = (int)signups;
     o->chat_messages_per_minute = (int)chat_messages;
     return 0;
 }
@@ -112,7 +114,9 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
     api->loops = calloc((size_t)nloops, sizeof(*api->loops));
     api->chat_sessions = sb_ratelimit_new(o->chat_sessions_per_minute, 2 * o->chat_sessions_per_minute, 4096);
     api->chat_messages = sb_ratelimit_new(o->chat_messages_per_minute, 2 * o->chat_messages_per_minute, 4096);
-    if (api->loops == NULL || api->chat_sessions == NULL || api->chat_messages == NULL)
+    api->signups_limit = sb_ratelimit_new(o->signups_per_minute, 2 * o->signups_per_minute, 4096);
+    if (api->loops == NULL || api->chat_sessions == NULL || api->chat_messages == NULL ||
+        api->signups_limit == NULL)
         goto fail;
     /* The stand-in hash for unknown accounts: same parameters, a password nobody knows. */
     char pw[33];
@@ -139,6 +143,7 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
 fail:
     sb_ratelimit_free(api->chat_sessions);
     sb_ratelimit_free(api->chat_messages);
+    sb_ratelimit_free(api->signups_limit);
     free(api->loops);
     free(api);
     return SB_ENOMEM;
@@ -187,8 +192,23 @@ void sb_api_free(sb_api_t *api)
     free(api->loops);
     sb_ratelimit_free(api->chat_sessions);
     sb_ratelimit_free(api->chat_messages);
+    sb_ratelimit_free(api->signups_limit);
     sodium_memzero(api->dummy_hash, sizeof(api->dummy_hash));
     free(api);
+}
+
+bool sb__api_within_limit(sb_api_call_t *c, sb_ratelimit_t *rl, const char *key, const char *what,
+                          _Atomic uint64_t *refused)
+{
+    int wait = sb_ratelimit_take(rl, key, uv_now(&c->loop->uv));
+    if (wait == 0)
+        return true;
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", wait);
+    sb_api_header(c, "retry-after", ra);
+    atomic_fetch_add_explicit(refused, 1, memory_order_relaxed);
+    sb_api_reply_error(c, 429, "rate_limited", what, NULL);
+    return false;
 }
 
 sb__api_loop_t *sb__api_loop(const sb_api_call_t *c)

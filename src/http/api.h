@@ -79,6 +79,9 @@ typedef struct sb_api_options_s {
      * per minute (token buckets, bursts of twice that; per process, src/http/ratelimit.h).
      * SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE, 10; SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE, 30. */
     int chat_sessions_per_minute;
+    /* Sign-ups per client address per minute (bursts of twice that); SWITCHBOARD_SIGNUPS_PER_MINUTE,
+     * 5.  Each costs an argon2id hash and makes an account. */
+    int signups_per_minute;
     int chat_messages_per_minute;
 } sb_api_options_t;
 

@@ -282,6 +282,11 @@ static int on_signup(h2o_req_t *req, const sb_route_params_t *params, void *data
     if (!sb_api_read_body(c, fields) || !sb__api_body_email(c, true, st->email) ||
         !sb__api_body_password(c, &pw) || !sb__api_body_str(c, "name", true, 1, 200, &st->name))
         return 0;
+    sb_ratelimit_client_key(req, st->addr, sizeof(st->addr));
+    if (!sb__api_within_limit(c, c->api->signups_limit, st->addr,
+                              "too many sign-ups from this address; try again later",
+                              &c->api->signup_rate_limited))
+        return 0;
     if (strlen(pw) < PASSWORD_MIN) {
         sb_api_reply_error(c, 400, "weak_password", "password must be at least 8 characters", "password");
         return 0;

@@ -39,9 +39,12 @@ typedef struct {
     int64_t expires;
 } chat_t;
 
+/* Idempotent: a path may add it before an answer that adds it again. */
 static void cors(sb_api_call_t *c)
 {
-    sb_api_header(c, "access-control-allow-origin", "*");
+    static const char name[] = "access-control-allow-origin";
+    if (c->req == NULL || h2o_find_header_by_str(&c->req->res.headers, name, sizeof(name) - 1, -1) < 0)
+        sb_api_header(c, name, "*");
 }
 
 static void token_context(const char *ws, char out[16 + SB_UUID_STRLEN])
@@ -87,19 +90,11 @@ static bool visitor(sb_api_call_t *c, bool allow_query, char contact[SB_UUID_STR
     return true;
 }
 
-/* Spends one request of key from rl; false (having answered 429 with Retry-After) when none is left. */
+/* The public endpoints' limits: the 429 carries CORS like every chat answer. */
 static bool within_limit(sb_api_call_t *c, sb_ratelimit_t *rl, const char *key, const char *what)
 {
-    int wait = sb_ratelimit_take(rl, key, uv_now(&c->loop->uv));
-    if (wait == 0)
-        return true;
-    char ra[16];
-    snprintf(ra, sizeof(ra), "%d", wait);
     cors(c);
-    sb_api_header(c, "retry-after", ra);
-    atomic_fetch_add_explicit(&c->api->chat_rate_limited, 1, memory_order_relaxed);
-    sb_api_reply_error(c, 429, "rate_limited", what, NULL);
-    return false;
+    return sb__api_within_limit(c, rl, key, what, &c->api->chat_rate_limited);
 }
 
 /* ---- sessions --------------------------------------------------------------------------------- */

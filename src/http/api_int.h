@@ -109,6 +109,8 @@ struct sb_api_s {
     _Atomic uint64_t chat_rate_limited;
     sb_ratelimit_t *chat_sessions; /* per client address */
     sb_ratelimit_t *chat_messages; /* per visitor */
+    sb_ratelimit_t *signups_limit; /* per client address */
+    _Atomic uint64_t signup_rate_limited;
 };
 
 sb__api_loop_t *sb__api_loop(const sb_api_call_t *c);
@@ -136,6 +138,11 @@ int sb__api_me_routes(sb_router_t *r, sb_api_t *api);
 void sb__api_token_new(char out[SB__API_TOKEN_LEN + 1], uint8_t hash[32]);
 /* 64 lowercase hex characters and a NUL. */
 void sb__api_hex(const uint8_t *p, size_t n, char *out);
+/* Spends one request of key from rl (src/http/ratelimit.h).  True when allowed; otherwise answers
+ * 429 rate_limited with Retry-After and the message what, counts it in *refused, and returns
+ * false. */
+bool sb__api_within_limit(sb_api_call_t *c, sb_ratelimit_t *rl, const char *key, const char *what,
+                          _Atomic uint64_t *refused);
 /* SHA-256 of the token text; false when the text cannot be a token (length, characters). */
 bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32]);
 /* The bearer token of the request (Authorization, else ?access_token= when allow_query), or

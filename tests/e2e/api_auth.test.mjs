@@ -111,6 +111,32 @@ test('failed logins are limited per account: 429 with Retry-After, even with the
   assert.equal((await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' })).status, 200);
 });
 
+test('sign-ups are limited per client address: 429 with Retry-After, nothing stored', async () => {
+  const db4 = createDb(`${DB_NAME}_signups`);
+  const s4 = await startServer({ db: db4, env: { SWITCHBOARD_SIGNUPS_PER_MINUTE: '1' } });
+  try {
+    const c = new Client(s4.url);
+    // A burst of twice the rate per minute.
+    for (let i = 0; i < 2; i++)
+      assert.equal((await c.post('/v1/auth/signup', { email: uniqueEmail(`burst${i}`), password: 'a long secret', name: 'B' })).status, 201);
+    const before = eventCount(db4);
+    const email = uniqueEmail('third');
+    const r = await c.post('/v1/auth/signup', { email, password: 'a long secret', name: 'C' });
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.json.error.code, 'rate_limited');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(eventCount(db4), before, 'nothing stored');
+    assert.equal((await c.post('/v1/auth/login', { email, password: 'a long secret' })).status, 401);
+    // Malformed sign-ups are refused before they count.
+    assert.equal((await c.post('/v1/auth/signup', { email: 'not an address', password: 'a long secret', name: 'D' })).status, 400);
+    const m = await (await fetch(`${s4.url}/metrics`)).text();
+    assert.match(m, /^switchboard_auth_signup_rate_limited_total 1$/m);
+  } finally {
+    assert.equal(await s4.stop(), 0);
+    dropDb(`${DB_NAME}_signups`);
+  }
+});
+
 test('failed logins are limited per client address across accounts', async () => {
   const db2 = createDb(`${DB_NAME}_addr`);
   const s2 = await startServer({ db: db2, env: { SWITCHBOARD_LOGIN_MAX_FAILURES: '100', SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '4' } });
