@@ -465,3 +465,55 @@ test('a call parked past the limit rings the agent who parked it, across a resta
   assert.equal(again.status, 200);
   assert.ok(children(parseTwiml(again.text)).some((e) => e.nodeName === 'Hangup'));
 });
+
+test('parking slots are unique: ten parks at once get ten slots; a held slot is 409; an unpark frees its slot at once', async () => {
+  const calls = [];
+  for (let i = 0; i < 13; i++) calls.push(await liveCall());
+  const lot = calls.slice(0, 10);
+  const slotsInUse = async () => (await board()).filter((c) => c.status === 'parked').map((c) => c.parked_slot);
+  const before = new Set(await slotsInUse());
+
+  // Ten at once, by two agents: the slots are claimed, not read from the (lagging) board.
+  const rs = await Promise.all(lot.map((c, i) => (i % 2 ? asB() : api()).post(`${callsPath()}/${c.id}/park`, {})));
+  for (const r of rs) assert.equal(r.status, 200, r.text);
+  const slots = rs.map((r) => r.json.parked_slot);
+  assert.equal(new Set(slots).size, 10, `distinct slots: ${slots}`);
+  for (const s of slots) assert.ok(Number.isInteger(s) && s >= 1 && !before.has(s), `slot ${s}`);
+  for (const [i, c] of lot.entries()) await onBoard(c.id, (x) => x.status === 'parked' && x.parked_slot === slots[i]);
+  const inUse = await slotsInUse();
+  assert.equal(new Set(inUse).size, inUse.length, `no slot twice on the board: ${inUse}`);
+
+  // A slot another call holds: 409 slot_taken, nothing stored.
+  const [x, y, z] = calls.slice(10);
+  let n = countEvents(env.db, `stream = 'call-${x.id}'`);
+  let r = await api().post(`${callsPath()}/${x.id}/park`, { slot: slots[3] });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'slot_taken');
+  assert.equal(countEvents(env.db, `stream = 'call-${x.id}'`), n, 'nothing stored');
+  r = await api().post(`${callsPath()}/${x.id}/park`, { slot: 1000 });
+  assert.equal(r.status, 400, r.text);
+
+  // Unparked: its slot is free at once (before the board has caught up), for a slot asked by name.
+  r = await asB().post(`${callsPath()}/${lot[3].id}/unpark`, {});
+  assert.equal(r.status, 200, r.text);
+  r = await api().post(`${callsPath()}/${x.id}/park`, { slot: slots[3] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.parked_slot, slots[3]);
+
+  // The unparking agent's browser does not answer: the call goes back to the lot, to a free slot
+  // (its old one is x's now).
+  const leg = await eventually(() => creates(`client:${identity(agentB.id)}`).find((q) => (form(q).Twiml || '').includes(`park-${lot[3].id}`)));
+  const legSid = env.fake.snapshot().accounts[W.acct.sid].calls.filter((c) => c.to === `client:${identity(agentB.id)}`).at(-1).sid;
+  const a = await fetchTwiml(form(leg).StatusCallback, { CallSid: legSid, CallStatus: 'no-answer' });
+  assert.equal(a.status, 200, a.text);
+  const back = await onBoard(lot[3].id, (c) => c.status === 'parked');
+  assert.ok(!slots.includes(back.parked_slot), `back in a free slot, not ${back.parked_slot}`);
+  const all = await slotsInUse();
+  assert.equal(new Set(all).size, all.length, `no slot twice on the board: ${all}`);
+
+  // Two calls asking for one free slot at once: one gets it.
+  const free = Math.max(...all, ...before, 0) + 5;
+  const two = await Promise.all([api().post(`${callsPath()}/${y.id}/park`, { slot: free }), asB().post(`${callsPath()}/${z.id}/park`, { slot: free })]);
+  assert.deepEqual(two.map((t) => t.status).sort(), [200, 409], two.map((t) => t.text).join(' '));
+  assert.equal(two.find((t) => t.status === 409).json.error.code, 'slot_taken');
+});
