@@ -392,9 +392,8 @@ static int return_to_lot(const json_t *state, const json_t *cmd, const sb_decide
     sb__now(ctx, now);
     return sb_devents_add(out, "CallParked",
                           json_pack("{s:O?, s:O?, s:s, s:b}", "slot",
-                                    json_is_integer(s) ? s : json_object_get(last, "slot"),
-                                    "parked_by", json_object_get(last, "parked_by"), "parked_at", now,
-                                    "returned", 1));
+                                    json_is_integer(s) ? s : json_object_get(last, "slot"), "parked_by",
+                                    json_object_get(last, "parked_by"), "parked_at", now, "returned", 1));
 }
 
 /* Call control records each Twilio request that creates a call leg (dialling the customer, ringing

@@ -191,7 +191,8 @@ static void ask(park_t *p, const char *stream, json_t *cmd, bool call_opts, bool
     if (strncmp(stream, "claim-", 6) == 0)
         o.user_id = NULL;
     p->next = next;
-    int rc = cmd ? sb_actor_ask(p->g, stream, cmd, &o, on_reply, p) : sb_actor_get(p->g, stream, &o, on_reply, p);
+    int rc =
+        cmd ? sb_actor_ask(p->g, stream, cmd, &o, on_reply, p) : sb_actor_get(p->g, stream, &o, on_reply, p);
     if (rc != 0) {
         p->next = NULL;
         finish(p, rc);
@@ -222,8 +223,12 @@ static void on_command(park_t *p, const sb_ask_reply_t *r)
     /* Not parked in our slot: give it back at once rather than let it look taken until it ages. */
     char owner[SB_STREAM_NAME_MAX];
     snprintf(owner, sizeof owner, "call-%s", p->call);
-    sb_ask_opts_t o = {.source = p->source, .workspace_id = p->ws, .check_version = true,
-                       .expected_version = p->claim_version, .skip_state = true, .skip_event_data = true};
+    sb_ask_opts_t o = {.source = p->source,
+                       .workspace_id = p->ws,
+                       .check_version = true,
+                       .expected_version = p->claim_version,
+                       .skip_state = true,
+                       .skip_event_data = true};
     if (sb_actor_ask(p->g, p->claim, json_pack("{s:s, s:s}", "type", "Release", "owner", owner), &o,
                      on_released_after, p) != 0)
         park_free(p);
@@ -300,7 +305,8 @@ static void on_claimed(park_t *p, const sb_ask_reply_t *r)
 {
     char me[SB_STREAM_NAME_MAX];
     snprintf(me, sizeof me, "call-%s", p->call);
-    if (r->status == SB_EREJECTED && r->err != NULL && strcmp(r->err->code, "taken") == 0 && r->state != NULL) {
+    if (r->status == SB_EREJECTED && r->err != NULL && strcmp(r->err->code, "taken") == 0 &&
+        r->state != NULL) {
         const char *owner = sb__str(r->state, "owner");
         if (owner == NULL || strlen(owner) >= sizeof p->holder || strncmp(owner, "call-", 5) != 0) {
             /* Not a call's: nothing we know how to judge; leave the slot alone. */

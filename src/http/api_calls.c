@@ -414,7 +414,8 @@ static void parked(const sb_ask_reply_t *reply, void *data)
         return;
     }
     if (reply->status == SB_ETIMEOUT) {
-        sb_api_reply_error(c, 503, "timeout", "the parking slot could not be claimed in time; try again", NULL);
+        sb_api_reply_error(c, 503, "timeout", "the parking slot could not be claimed in time; try again",
+                           NULL);
         return;
     }
     if (reply->status == SB_ECONFLICT && !reply->precondition_failed) {
