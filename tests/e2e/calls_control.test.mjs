@@ -383,6 +383,17 @@ test('a cold transfer nobody answers: back to the first agent, then the queue, w
   // A transfer from the queue is refused: nobody has the call.
   r = await api().post(`${callsPath()}/${call.id}/transfer`, { to_agent: agentB.id, mode: 'cold' });
   assert.equal(r.status, 409, r.text);
+  // B takes the next caller from the queue: Twilio asks the <Queue> url for this (outbound) call,
+  // whose id is not derived from its CallSid: it is found by its sid and answered by B (twice: a retry).
+  const dq = `${PUBLIC_URL}/webhooks/twilio/voice/dequeued?w=${W.ws.id}&a=${agentB.id}`;
+  for (let i = 0; i < 2; i++) {
+    a = await fetchTwiml(dq, { CallSid: call.sid, CallStatus: 'in-progress', QueueSid: 'QU' + 'd'.repeat(32), QueueTime: '3', DequeingCallSid: newSid('CA') });
+    assert.equal(a.status, 200, a.text);
+    assert.equal(children(parseTwiml(a.text)).length, 0, 'connected at once');
+  }
+  const taken = await onBoard(call.id, (x) => x.status === 'in-progress');
+  assert.equal(taken.agent_id, agentB.id);
+  assert.equal(countEvents(env.db, `stream = 'call-${call.id}' AND type = 'CallAnswered'`), 2, 'answered by the customer, then by B once');
 });
 
 test('two agents unpark one call at once: one gets it, and only their browser is rung', async () => {
