@@ -10,7 +10,8 @@
  *              browser's call dials the number with the workspace's number as caller id.
  *   dial       the <Dial>'s end (DialCallStatus): answered -> AnswerCall, hang up; not answered ->
  *              EnqueueCall and the queue (a browser's call: RecordCallStatus, hang up).
- *   hold       the <Enqueue> waitUrl: a message and hold music.
+ *   hold       the <Enqueue> waitUrl: a message and hold music; with k=room, the waitUrl of a
+ *              conference room (a parked call, a warm transfer): "Please hold." and the music.
  *   status     CallStatus of the call (RecordCallStatus with its CallSid) or of the leg our <Dial>
  *              placed (ParentCallSid: ringing -> RecordCallStatus ringing, answered -> AnswerCall).
  *   recording  a finished recording -> RecordCallRecording.
@@ -580,7 +581,7 @@ static void proceed(vwh_t *t)
     case K_HOLD: {
         char *xml = NULL;
         size_t len = 0;
-        int rc = sb_wh_twiml_hold(&xml, &len);
+        int rc = t->ids.room ? sb_wh_twiml_hold_room(&xml, &len) : sb_wh_twiml_hold(&xml, &len);
         reply_twiml(t, rc, xml, len);
         return;
     }

@@ -50,6 +50,13 @@ static void url_ids(const sb__cc_job_t *j, const char *path, const char *wk, con
              j->workspace_id, ck, j->call_id);
 }
 
+/* What the customer hears while waiting in a room (parked, or at the start of a warm transfer): the
+ * workspace's hold URL, in its room version (no word of a queue). */
+static void room_wait(const sb__cc_job_t *j, char out[URL_MAX])
+{
+    snprintf(out, URL_MAX, "%s/webhooks/twilio/voice/hold?w=%s&k=room", cfg()->public_url, j->workspace_id);
+}
+
 /* The workspace's side of the call: the number it was made from or to, else the first number. */
 static const char *our_number(const sb__cc_job_t *j)
 {
@@ -371,7 +378,8 @@ static void next_step(sb__cc_job_t *j)
         if (step > 0 || !eq(status, "parked") || !eq(str(parked, "parked_at"), str(d, "parked_at")))
             goto done; /* unparked (or parked again) since: a later job says where it is */
         sb_twilio_calls_park_room(j->call_id, room);
-        update(j, sb_twiml_calls_hold(room), false);
+        room_wait(j, link);
+        update(j, sb_twiml_calls_hold(room, link), false);
         return;
     }
     if (strcmp(type, "CallUnparked") == 0) {
@@ -405,7 +413,8 @@ static void next_step(sb__cc_job_t *j)
         sb_twilio_calls_room(j->call_id, room);
         const char *first = str(d, "from_agent");
         if (step == 0) {
-            update(j, sb_twiml_calls_hold(room), false);
+            room_wait(j, link);
+            update(j, sb_twiml_calls_hold(room, link), false);
             return;
         }
         if (step == 1) {

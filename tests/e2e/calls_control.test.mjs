@@ -90,6 +90,24 @@ async function fetchTwiml(url, params) {
   return r;
 }
 
+// A room's waitUrl: the workspace's hold URL, room version, fetched with POST and signed.
+async function checkRoomWait(conf) {
+  const wait = conf.getAttribute('waitUrl');
+  assert.equal(wait, `${PUBLIC_URL}/webhooks/twilio/voice/hold?w=${W.ws.id}&k=room`);
+  assert.equal(conf.getAttribute('waitMethod'), 'POST');
+  const params = { CallSid: newSid('CA'), ConferenceSid: 'CF' + '0'.repeat(32) };
+  const h = await fetchTwiml(wait, params);
+  assert.equal(h.status, 200, h.text);
+  const doc = children(parseTwiml(h.text));
+  assert.deepEqual(doc.map((e) => e.nodeName), ['Say', 'Play']);
+  assert.equal(doc[0].textContent, 'Please hold.');
+  assert.equal(doc[1].getAttribute('loop'), '0');
+  assert.match(doc[1].textContent, /^https:\/\//);
+  const { path, query } = ours(wait);
+  const forged = await postTwilio(env.srv, path, { AccountSid: W.acct.sid, ...params }, { token: 'f'.repeat(32), query });
+  assert.equal(forged.status, 403, 'a wrong signature is refused');
+}
+
 async function board(status = 'live') {
   const r = await api().get(`${callsPath()}?status=${status}`);
   assert.equal(r.status, 200, r.text);
@@ -200,6 +218,9 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   assert.equal(conf.textContent, `park-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'false');
   assert.equal(conf.getAttribute('endConferenceOnExit'), 'true');
+  // The customer hears the workspace's hold URL (signed, like every URL Twilio fetches), not
+  // Twilio's default music; its room version speaks of no queue.
+  await checkRoomWait(conf);
   let b = await onBoard(call.id, (x) => x.status === 'parked');
   assert.equal(b.parked_slot, slot);
   assert.equal(b.parked_by, W.owner.user.id);
@@ -275,6 +296,7 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   conf = only(only(parseTwiml(form(u3).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'false');
+  await checkRoomWait(conf);
   const first = await eventually(() => creates(`client:${identity(agentB.id)}`)[2]);
   conf = only(only(parseTwiml(form(first).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
