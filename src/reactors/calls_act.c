@@ -81,6 +81,14 @@ static bool client(sb__cc_job_t *j, sb_twilio_t *tw, const sb_http_retry_t *retr
     return true;
 }
 
+/* A request came back: it counts, with the attempts it took after its first. */
+static void count_request(sb__cc_job_t *j, const sb_twilio_result_t *res)
+{
+    j->cc->stats.requests++;
+    if (res->http != NULL && res->http->attempts > 1)
+        j->cc->stats.retries += (uint64_t)(res->http->attempts - 1);
+}
+
 static void failed_request(sb__cc_job_t *j, const char *what, const sb_twilio_result_t *res)
 {
     j->cc->stats.failures++;
@@ -98,6 +106,7 @@ static void on_leg(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
+    count_request(j, res);
     if (res->error == 0)
         sb_log_debug("calls", "call %s: leg %s created sid=%s", j->call_id, j->ref, res->sid ? res->sid : "");
     else
@@ -136,7 +145,7 @@ static void on_dialled(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
-    j->cc->stats.requests++;
+    count_request(j, res);
     if (res->error == 0 && sb_twilio_sid_is_valid(res->sid, "CA")) {
         snprintf(j->ref, sizeof j->ref, "%s", res->sid);
         record_dial(j);
@@ -223,7 +232,6 @@ static void on_attempt(const sb_ask_reply_t *reply, void *data)
         return;
     }
     j->busy = true;
-    j->cc->stats.requests++;
     int rc = sb_twilio_create_call(&tw, &c, on_leg, j, &j->tw);
     sb_twilio_clear(&tw);
     if (rc != 0) {
@@ -259,7 +267,7 @@ static void on_updated(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
-    j->cc->stats.requests++;
+    count_request(j, res);
     if (res->error != 0)
         failed_request(j, j->type, res); /* 404: the call ended meanwhile; others: retries are spent */
     next_step(j);

@@ -550,3 +550,45 @@ test('parking slots are unique: ten parks at once get ten slots; a held slot is 
   assert.deepEqual(two.map((t) => t.status).sort(), [200, 409], two.map((t) => t.text).join(' '));
   assert.equal(two.find((t) => t.status === 409).json.error.code, 'slot_taken');
 });
+
+test("/metrics: call control's counters (requests, retries, failures, parking rings, jobs pending)", async () => {
+  const read = async () => {
+    const text = await (await fetch(`${env.srv.url}/metrics`)).text();
+    const v = (name) => {
+      const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+      assert.ok(m, `${name} in /metrics`);
+      return Number(m[1]);
+    };
+    return {
+      leader: v('switchboard_reactors_leader'),
+      requests: v('switchboard_calls_requests_total'),
+      retries: v('switchboard_calls_retries_total'),
+      failures: v('switchboard_calls_failures_total'),
+      rings: v('switchboard_calls_parking_rings_total'),
+      pending: v('switchboard_calls_jobs_pending'),
+      parked: v('switchboard_calls_parked'),
+      jobs: v('switchboard_calls_jobs_total'),
+      sent: v('switchboard_outbox_sent_total'),
+    };
+  };
+  const m0 = await eventually(async () => {
+    const m = await read();
+    return m.leader === 1 && m.rings >= 1 ? m : null; // the ring of the test before, in this process
+  });
+  // One redirect that Twilio fails once, then takes; one that fails for good (the call is gone: 404).
+  const call = await liveCall();
+  env.fake.fault({ method: 'POST', path: `/2010-04-01/Accounts/${W.acct.sid}/Calls/${call.sid}.json`, status: 500, times: 1 });
+  assert.equal((await api().post(`${callsPath()}/${call.id}/park`, {})).status, 200);
+  await eventually(() => updates(call.sid).find((q) => !q.fault), { timeoutMs: 15000 });
+  const gone = await liveCall();
+  env.fake.fault({ method: 'POST', path: `/2010-04-01/Accounts/${W.acct.sid}/Calls/${gone.sid}.json`, status: 404, body: { code: 20404, message: 'not found', status: 404 }, times: 1 });
+  assert.equal((await api().post(`${callsPath()}/${gone.id}/park`, {})).status, 200);
+  const m1 = await eventually(async () => {
+    const m = await read();
+    return m.failures >= m0.failures + 1 && m.pending === 0 ? m : null;
+  });
+  assert.ok(m1.requests >= m0.requests + 4, `two dials and two redirects: ${m0.requests} -> ${m1.requests}`);
+  assert.ok(m1.retries >= m0.retries + 1, `the 500 was retried: ${m0.retries} -> ${m1.retries}`);
+  assert.ok(m1.jobs >= m0.jobs + 4);
+  assert.ok(m1.parked >= 2, 'both calls are on the parking timers');
+});
