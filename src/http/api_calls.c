@@ -1,4 +1,4 @@
-/* Calls and their control (SPEC §5; docs/voice_control.md):
+/* Calls and their control (SPEC §5; docs/voice.md, "Call control"):
  *
  *   POST /v1/workspaces/{ws}/calls {to | contact_id, agent_id?}    (agent) -> 201 the call, queued
  *   GET  /v1/workspaces/{ws}/calls?status=&limit=&cursor=          (agent) -> {items, next_cursor}

@@ -1,4 +1,4 @@
-/* The TwiML URLs call control gives Twilio (docs/voice_control.md), all POST, form-encoded, signed:
+/* The TwiML URLs call control gives Twilio (docs/voice.md, "Call control"), all POST, form-encoded, signed:
  *
  *   /webhooks/twilio/voice/calls/connect?w=&c=        an outbound call's customer answered: the call
  *                                                     is answered (RecordCallStatus in-progress);

@@ -1,4 +1,4 @@
-/* Call control's side of Twilio (docs/voice_control.md): the TwiML a live call is redirected with,
+/* Call control's side of Twilio (docs/voice.md, "Call control"): the TwiML a live call is redirected with,
  * the names Twilio knows our agents and rooms by, and the URLs it is told to fetch.  Pure functions
  * of their arguments: no I/O, so every document is unit-tested as it will go out.
  *

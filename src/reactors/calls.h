@@ -1,4 +1,4 @@
-/* Call control (DESIGN "Reactors"; docs/voice_control.md): the team's decisions about calls,
+/* Call control (DESIGN "Reactors"; docs/voice.md, "Call control"): the team's decisions about calls,
  * once they are events in the log, become Twilio requests on the live calls.
  *
  *   CallInitiated (outbound, no CallSid yet)  -> Calls.json to the customer (Url: our connect TwiML,

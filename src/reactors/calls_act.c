@@ -1,5 +1,5 @@
 /* Call control at Twilio: what each job does once its call's state and its workspace's
- * configuration are loaded.  See calls.h and docs/voice_control.md. */
+ * configuration are loaded.  See calls.h and docs/voice.md, "Call control". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

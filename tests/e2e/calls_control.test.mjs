@@ -1,4 +1,4 @@
-// Call control end to end (SPEC §5, §8; docs/voice_control.md), against the fake Twilio: the
+// Call control end to end (SPEC §5, §8; docs/voice.md, "Call control"), against the fake Twilio: the
 // Calls.json request of an outbound call and the live-call updates of park, unpark, cold and warm
 // transfer and hang-up, each TwiML document parsed with a real XML parser; Twilio fetching our
 // TwiML URLs (signed as Twilio signs them); illegal operations answered 409 with nothing stored;
