@@ -1,4 +1,4 @@
-"""The call-control part of docs/api/openapi.json (docs/voice_control.md): outbound calls, the call
+"""The call-control part of docs/api/openapi.json (docs/voice.md, "Call control"): outbound calls, the call
 log and the board, park, unpark, transfer, hang-up, the parking limit, and the TwiML URLs Twilio
 fetches for them.  gen_openapi.py calls add() after the messaging part.
 
@@ -86,7 +86,7 @@ def add(paths, S, params, responses, tags):
     ctl = lambda path, summary, body, example, desc: {"parameters": [P("ws"), P("call_id")], "post": op(summary, {**call_r("the call after the change"), **ctl_errs},
         params_=[P("IfMatch")], body=jbody(ref(body), example, required=False) if body else None, live=True, desc=desc)}
     paths["/v1/workspaces/{ws}/calls/{call_id}/park"] = ctl("park", "Park a call in the lot", "ParkInput", {},
-        "Only a call in progress (409 invalid_transition); 409 slot_taken, no_free_slot. The customer's leg is redirected (Calls/{Sid}.json, Twiml) into a conference of its own, park-<call id>, where they hear hold music until an agent comes in. A call parked past the parking limit rings the agent who parked it.")
+        "Only a call in progress (409 invalid_transition). The slot (given, 1..999, else the lowest free) is claimed: no two parked calls of a workspace share one, however close together the parks; 409 slot_taken (another call holds the slot asked for), no_free_slot; 503 timeout (the claim could not be used in time: nothing parked, retry). The customer's leg is redirected (Calls/{Sid}.json, Twiml) into a conference of its own, park-<call id>, where they hear the workspace's hold URL (waitUrl .../voice/hold?k=room) until an agent comes in. A call parked past the parking limit rings the agent who parked it.")
     paths["/v1/workspaces/{ws}/calls/{call_id}/unpark"] = ctl("unpark", "Take a call out of the lot", "UnparkInput", {},
         "Only a parked call (409 invalid_transition). The agent's browser is called (Calls.json) into exactly that call's conference. If they do not answer, the call goes back to the lot.")
     paths["/v1/workspaces/{ws}/calls/{call_id}/transfer"] = ctl("transfer", "Transfer a call, cold or warm", "TransferInput", {"to_number": "+14155550143", "mode": "cold"},
@@ -117,4 +117,4 @@ def add(paths, S, params, responses, tags):
         desc="Unparks the call to them and joins them to it; a call that left the lot meanwhile: <Say> and <Hangup/>.")}
     paths["/webhooks/twilio/voice/calls/unanswered"] = {"post": op("Twilio: an unparking agent's leg ended", {"200": {"description": "recorded"}, **wh_errs},
         params_=ids + [q("u", "when the call was unparked (the CallUnparked event's unparked_at)", {"type": "string"})], body=form("CallStatus, CallSid, AccountSid ..."), security=False, signed=True,
-        desc="no-answer, busy, failed, canceled: the call goes back to the lot (CallParked, the same slot and parker).")}
+        desc="no-answer, busy, failed, canceled: the call goes back to the lot (CallParked, the same parker; its old slot when still free, else the lowest free one).")}

@@ -54,7 +54,7 @@ def add(paths, S, params, responses, tags):
     paths["/v1/me/presence"] = {
         "put": op("Set the caller's presence", {"200": resp("the presence now", ref("Presence"), etag_h), **errs(400, 401, 412, 415, 503)},
                   params_=[P("IfMatch")], body=jbody(ref("PresenceInput"), {"presence": "online"}),
-                  desc="online: calls to the member's numbers ring their browser; away or offline: those calls wait in the workspace queue. One presence per user, in every workspace (UserPresenceChanged). The ETag is the user stream's version (GET /v1/me shows it too)."),
+                  desc="online: calls to the member's numbers ring their browser; away or offline: those calls wait in the workspace queue. One presence per user, in every workspace (UserPresenceChanged); each of the user's workspaces notes it too (MemberPresenceChanged on presence-<workspace>, in the workspace's event stream), before the answer. The ETag is the user stream's version (GET /v1/me shows it too)."),
     }
 
     S["Agent"] = {"type": "object", "required": ["user_id", "role", "presence", "identity", "numbers", "active_call"], "properties": {
@@ -110,7 +110,7 @@ def add(paths, S, params, responses, tags):
     ids = [{"name": "w", "in": "query", "schema": uuid, "description": "workspace (set by us in the URLs our TwiML gives Twilio; covered by the signature)"},
            {"name": "call", "in": "query", "schema": uuid, "description": "our call id (without it, the call is the one its CallSid names)"},
            {"name": "a", "in": "query", "schema": uuid, "description": "the agent the <Dial> rang"},
-           {"name": "k", "in": "query", "schema": {"type": "string", "enum": ["in", "out"]}, "description": "out: the <Dial> of a browser's call"}]
+           {"name": "k", "in": "query", "schema": {"type": "string", "enum": ["in", "out", "room"]}, "description": "out: the <Dial> of a browser's call; room (hold): the waitUrl of a conference room"}]
     wh_errs = {"400": E("400"), "403": {"description": "missing or wrong signature, another AccountSid, or a number or identity no workspace has: nothing stored", "content": {"application/json": {"schema": ref("Error")}}},
                "415": E("415"), "503": E("503")}
     wh = lambda summary, ok, body_desc, desc, extra=(): {"post": op(summary, {"200": ok, **wh_errs}, params_=[sig_h, *extra], body=form(body_desc), tag="webhooks", security=False, desc=desc, signed=True)}
@@ -124,12 +124,12 @@ def add(paths, S, params, responses, tags):
         "CallSid, AccountSid, DialCallStatus, DialCallSid, DialCallDuration ...",
         "answered/completed: AnswerCall and hang up; busy, no-answer, failed, canceled: EnqueueCall and <Enqueue> (a browser's call: RecordCallStatus and hang up).", ids)
     paths["/webhooks/twilio/voice/hold"] = wh(
-        "Twilio: what a caller in the queue hears (the <Enqueue> waitUrl)", twiml("<Say> and hold music", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>...</Say><Play loop=\"0\">...</Play></Response>"),
+        "Twilio: what a caller in the queue hears (the <Enqueue> waitUrl); with k=room, what a customer in a parking room or a warm transfer's room hears (the <Conference> waitUrl)", twiml("<Say> and hold music", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>...</Say><Play loop=\"0\">...</Play></Response>"),
         "CallSid, AccountSid, QueueSid, QueuePosition ...", "Stores nothing.", ids)
     paths["/webhooks/twilio/voice/dequeued"] = wh(
         "Twilio: a waiting caller is about to be connected to the agent who took the queue (the <Queue> url)", twiml("nothing to play", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"),
         "CallSid (the caller's), AccountSid, QueueSid, QueueTime, DequeingCallSid ...",
-        "AnswerCall on the caller's call, by the agent in ?a= (a browser's call to To=queue dials <Dial><Queue url>). Once only.", ids)
+        "AnswerCall on the caller's call, by the agent in ?a= (a browser's call to To=queue dials <Dial><Queue url>). Once only. A call whose id is not derived from its CallSid (an outbound call sent back to the queue) is found by its CallSid in the calls read model.", ids)
     paths["/webhooks/twilio/voice/status"] = wh(
         "Twilio: a call status callback", {"description": "recorded, a repeat, or a status the call has moved past"},
         "CallSid, AccountSid, CallStatus, ParentCallSid (a leg our <Dial> placed), CallDuration ...",

@@ -14,7 +14,7 @@
  *         "parked": null | {"slot", "parked_by", "parked_at"}, "transfers", "hangup_requested",
  *         "recordings": [url, ...], "queue" (set once queued by EnqueueCall), "last_transfer"?: {"mode",
  *         "to_agent", "to_number", "from_agent", "failed"}, "dial_attempts"?: [ref, ...], "last_unpark"?:
- *         {"slot", "parked_by", "at"}} */
+ *         {"slot", "parked_by", "at"}, "left_lot_at"?: the last CallUnparked's unparked_at} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
 #include "core/error.h"
@@ -372,13 +372,18 @@ static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
 }
 
 /* The agent who unparked a call did not answer their browser: the call goes back to the lot, in
- * its slot, still the parker's.  unparked_at names the unparking, so a late report about an older
+ * its slot (or the slot given: the parking flow's, src/actors/park.h, when the old one was taken
+ * meanwhile), still the parker's.  unparked_at names the unparking, so a late report about an older
  * one (or one after the call moved on: transferred, parked again, ended) changes nothing. */
 static int return_to_lot(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
                          sb_devents_t *out, sb_derror_t *err)
 {
     const char *at;
     SB_TRY(sb__need_str(cmd, "unparked_at", 1, 40, &at, err));
+    const json_t *s = json_object_get(cmd, "slot");
+    if (s != NULL && !json_is_null(s) &&
+        (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > MAX_SLOT))
+        return sb_reject(err, 400, "invalid", "slot", "slot must be 1 to %d", MAX_SLOT);
     const json_t *last = json_object_get(state, "last_unpark");
     if (!sb__eq(sb__str(state, "status"), "in-progress") || !json_is_object(last) ||
         !sb__eq(sb__str(last, "at"), at))
@@ -386,9 +391,9 @@ static int return_to_lot(const json_t *state, const json_t *cmd, const sb_decide
     char now[SB_RFC3339_LEN];
     sb__now(ctx, now);
     return sb_devents_add(out, "CallParked",
-                          json_pack("{s:O?, s:O?, s:s, s:b}", "slot", json_object_get(last, "slot"),
-                                    "parked_by", json_object_get(last, "parked_by"), "parked_at", now,
-                                    "returned", 1));
+                          json_pack("{s:O?, s:O?, s:s, s:b}", "slot",
+                                    json_is_integer(s) ? s : json_object_get(last, "slot"), "parked_by",
+                                    json_object_get(last, "parked_by"), "parked_at", now, "returned", 1));
 }
 
 /* Call control records each Twilio request that creates a call leg (dialling the customer, ringing
@@ -545,6 +550,8 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
                             json_pack("{s:o, s:o, s:o}", "slot", sb__copy(json_object_get(d, "slot")),
                                       "parked_by", sb__copy(json_object_get(d, "parked_by")), "at",
                                       sb__copy(json_object_get(d, "unparked_at"))));
+        /* When it left the lot: a slot claimed before then is free again (src/actors/park.h). */
+        sb__set(state, "left_lot_at", json_object_get(d, "unparked_at"));
     } else if (strcmp(t, "CallTransferred") == 0) {
         /* The call is now with the new agent, or with no agent when it went to an outside number. */
         sb__set(state, "agent_id", json_object_get(d, "to_agent"));

@@ -45,7 +45,7 @@ int sb_reject(sb_derror_t *err, int status, const char *code, const char *field,
 }
 
 static const sb_kind_t *const all_kinds[] = {
-    &sb_kind_workspace, &sb_kind_user, &sb_kind_contact, &sb_kind_call, &sb_kind_claim,
+    &sb_kind_workspace, &sb_kind_user, &sb_kind_contact, &sb_kind_call, &sb_kind_claim, &sb_kind_presence,
 };
 
 const sb_kind_t *sb_kind_find(const char *category)

@@ -18,6 +18,7 @@ extern const sb_kind_t sb_kind_user;      /* category "user" */
 extern const sb_kind_t sb_kind_contact;   /* category "contact" */
 extern const sb_kind_t sb_kind_call;      /* category "call" */
 extern const sb_kind_t sb_kind_claim;     /* category "claim" */
+extern const sb_kind_t sb_kind_presence;  /* category "presence": members' presence, per workspace */
 
 /* The context a contact or call decision needs, built from a workspace's state:
  * {"workspace_id", "default_country", "members": [{"user_id", "role", "name", "email"}],

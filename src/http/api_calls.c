@@ -1,4 +1,4 @@
-/* Calls and their control (SPEC §5; docs/voice_control.md):
+/* Calls and their control (SPEC §5; docs/voice.md, "Call control"):
  *
  *   POST /v1/workspaces/{ws}/calls {to | contact_id, agent_id?}    (agent) -> 201 the call, queued
  *   GET  /v1/workspaces/{ws}/calls?status=&limit=&cursor=          (agent) -> {items, next_cursor}
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "actors/kinds.h"
+#include "actors/park.h"
 #include "core/error.h"
 #include "core/phone.h"
 #include "http/api_calls.h"
@@ -35,7 +36,6 @@ typedef struct {
     char from[SB_PHONE_MAX];
     char contact_id[SB_UUID_STRLEN + 1];
     const char *command;
-    json_t *context; /* owned: the workspace context with parked_slots */
     int limit;
     int64_t cursor_at;
     char cursor_id[SB_UUID_STRLEN + 1];
@@ -43,15 +43,8 @@ typedef struct {
     const char *status;
 } call_state_t;
 
-static void cleanup(sb_api_call_t *c)
-{
-    call_state_t *st = c->data;
-    json_decref(st->context);
-}
-
 static call_state_t *state_of(sb_api_call_t *c)
 {
-    c->cleanup = cleanup;
     return c->data;
 }
 
@@ -398,8 +391,6 @@ static void send_command(sb_api_call_t *c)
     json_object_set_new(cmd, "type", json_string(st->command));
     sb_ask_opts_t o;
     sb_api_ask_opts(c, &o);
-    if (st->context != NULL)
-        o.context = st->context;
     if (!sb_api_if_match(c, &o)) {
         json_decref(cmd);
         return;
@@ -407,23 +398,66 @@ static void send_command(sb_api_call_t *c)
     sb_api_ask(c, st->stream, cmd, &o, commanded);
 }
 
-/* A park needs the slots in use across the workspace (the decider picks the lowest free one).  The
- * read model may be a moment behind: two parks within that moment could pick one slot; the board
- * shows both, and docs/voice_control.md says so. */
+/* A park: the slot is claimed (src/actors/park.h), so two parks never share one, however close
+ * together.  The read model's parked slots are only a hint of which slots to try last. */
+typedef struct {
+    sb_api_call_t *c;
+} park_link_t;
+
+static void parked(const sb_ask_reply_t *reply, void *data)
+{
+    park_link_t *l = data;
+    sb_api_call_t *c = l->c;
+    free(l);
+    if (!sb_api_alive(c)) {
+        sb__api_drop(c);
+        return;
+    }
+    if (reply->status == SB_ETIMEOUT) {
+        sb_api_reply_error(c, 503, "timeout", "the parking slot could not be claimed in time; try again",
+                           NULL);
+        return;
+    }
+    if (reply->status == SB_ECONFLICT && !reply->precondition_failed) {
+        sb_api_reply_error(c, 409, "conflict", "the parking lot kept changing; try again", "slot");
+        return;
+    }
+    commanded(c, reply);
+}
+
 static void got_slots(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
-    call_state_t *st = c->data;
-    st->context = json_deep_copy(c->ws_context);
-    json_t *slots = json_array();
-    if (st->context == NULL || slots == NULL) {
-        json_decref(slots);
+    json_t *hint = json_array();
+    park_link_t *l = malloc(sizeof(*l));
+    if (hint == NULL || l == NULL) {
+        json_decref(hint);
+        free(l);
         sb_api_reply_errcode(c, SB_ENOMEM, NULL);
         return;
     }
     for (int i = 0; i < PQntuples(results[0]); i++)
-        json_array_append_new(slots, json_integer(strtoll(PQgetvalue(results[0], i, 0), NULL, 10)));
-    json_object_set_new(st->context, "parked_slots", slots);
-    send_command(c);
+        json_array_append_new(hint, json_integer(strtoll(PQgetvalue(results[0], i, 0), NULL, 10)));
+    const json_t *slot = json_object_get(c->body, "slot");
+    sb_park_req_t req = {
+        .workspace_id = c->ws_id,
+        .call_id = c->id,
+        .command = "ParkCall",
+        .slot = json_is_integer(slot) ? (int)json_integer_value(slot) : 0,
+        .hint = hint,
+    };
+    sb_api_ask_opts(c, &req.opts);
+    if (!sb_api_if_match(c, &req.opts)) {
+        json_decref(hint);
+        free(l);
+        return;
+    }
+    l->c = c;
+    int rc = sb_park_call(c->app->loops, &req, parked, l);
+    json_decref(hint);
+    if (rc != 0) {
+        free(l);
+        sb_api_reply_errcode(c, rc, NULL);
+    }
 }
 
 static void command_loaded(sb_api_call_t *c, const char *command, const char *const *fields)
@@ -436,6 +470,13 @@ static void command_loaded(sb_api_call_t *c, const char *command, const char *co
     if (has_body && !sb_api_read_body(c, fields))
         return;
     if (strcmp(command, "ParkCall") == 0) {
+        const json_t *slot = json_object_get(c->body, "slot");
+        if (slot != NULL && !json_is_null(slot) &&
+            (!json_is_integer(slot) || json_integer_value(slot) < 1 ||
+             json_integer_value(slot) > SB_PARK_MAX_SLOT)) {
+            sb_api_reply_error(c, 400, "invalid", "slot must be 1 to 999", "slot");
+            return;
+        }
         sb_api_sql_t q = {"api_calls_slots",
                           "SELECT parked_slot FROM calls.calls WHERE workspace_id = $1 AND status = 'parked' "
                           "AND parked_slot IS NOT NULL AND id <> $2::uuid",

@@ -1,4 +1,4 @@
-/* Calls and call control in the JSON API (api_calls.c; SPEC §5, docs/voice_control.md), on top of
+/* Calls and call control in the JSON API (api_calls.c; SPEC §5, docs/voice.md, "Call control"), on top of
  * http/api.h.  Registered with the messaging routes (api_messaging.c). */
 #ifndef SB_HTTP_API_CALLS_H
 #define SB_HTTP_API_CALLS_H

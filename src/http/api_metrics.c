@@ -12,6 +12,9 @@
  *   switchboard_auth_* and switchboard_idempotent_replays_total
  *   switchboard_projection_* {projection} (checkpoint, lag in events and seconds, failing,
  *   rebuilding; docs/projections.md) and switchboard_sse_* when those subsystems run.
+ *   switchboard_reactors_leader, switchboard_outbox_*, switchboard_scheduler_*, switchboard_calls_*
+ *                                                             the messaging reactors and call control
+ *                                                             (sampled on loop 0 once a second)
  * Per-loop database figures are sampled on each loop once a second (its connections' counters are
  * the loop's own), so they may be a second old; everything else is read live. */
 #include <inttypes.h>
@@ -28,6 +31,7 @@
 #include "http/server.h"
 #include "http/sse.h"
 #include "projections/projections.h"
+#include "reactors/messaging.h"
 
 #define SAMPLE_MS 1000
 
@@ -282,6 +286,41 @@ static void sse_metrics(sb_buf_t *b, sb_api_t *api)
     counter(b, "switchboard_sse_events_sent_total", "SSE messages sent.", st.events_sent);
 }
 
+static void reactor_metrics(sb_buf_t *b)
+{
+    sb_messaging_t *m = sb_messaging_current();
+    if (m == NULL)
+        return;
+    sb_messaging_stats_t s;
+    sb_messaging_get_stats(m, &s);
+    gauge(b, "switchboard_reactors_leader", "1 while this process holds the lease and runs the reactors.",
+          s.leader);
+    counter(b, "switchboard_outbox_jobs_total", "Outbox jobs started.", s.outbox_jobs);
+    counter(b, "switchboard_outbox_sent_total", "Messages the providers accepted.", s.outbox_sent);
+    counter(b, "switchboard_outbox_failed_total", "Messages that failed for good.", s.outbox_failed);
+    counter(b, "switchboard_outbox_attempts_total", "Send attempts, retries included.", s.outbox_attempts);
+    counter(b, "switchboard_outbox_retries_total", "Send attempts after the first.", s.outbox_retries);
+    counter(b, "switchboard_outbox_reconciled_total", "Sends of unknown outcome looked up at the provider.",
+            s.outbox_reconciled);
+    gauge(b, "switchboard_scheduler_pending", "Scheduled messages waiting for their time.",
+          s.scheduler_pending);
+    counter(b, "switchboard_scheduler_dispatched_total", "Scheduled messages dispatched.",
+            s.scheduler_dispatched);
+    counter(b, "switchboard_calls_jobs_total", "Call control jobs started (events acted on, parking rings).",
+            s.calls_jobs);
+    gauge(b, "switchboard_calls_jobs_pending", "Call control jobs waiting or running.", s.calls_pending);
+    counter(b, "switchboard_calls_requests_total",
+            "Twilio requests call control made (calls and live updates).", s.calls_requests);
+    counter(b, "switchboard_calls_retries_total", "Attempts of call control's requests after the first.",
+            s.calls_retries);
+    counter(b, "switchboard_calls_failures_total", "Call control requests and jobs that failed for good.",
+            s.calls_failures);
+    counter(b, "switchboard_calls_parking_rings_total", "Parkers rung for a call parked past the limit.",
+            s.calls_rung);
+    gauge(b, "switchboard_calls_parked", "Calls parked now (call control's parking-limit timers).",
+          s.calls_parked);
+}
+
 static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
     sb_api_t *api = data;
@@ -291,6 +330,7 @@ static int on_metrics(h2o_req_t *req, const sb_route_params_t *params, void *dat
     actor_metrics(&b, api);
     api_metrics(&b, api);
     sse_metrics(&b, api);
+    reactor_metrics(&b);
     if (api->app->projections != NULL)
         sb_projections_metrics_text(api->app->projections, &b);
     sb_http_send_body(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/phone.h"
 #include "http/api_int.h"
 #include "http/api_messaging.h"
@@ -103,20 +104,120 @@ static int on_token(h2o_req_t *req, const sb_route_params_t *params, void *data)
 
 /* ---- presence ------------------------------------------------------------------------------------------ */
 
+/* Presence is a person's (the user stream, which routing reads); each of their workspaces notes
+ * it too (NotePresence on "presence-<workspace>": MemberPresenceChanged), so that the workspace's
+ * live board (SSE) and event page show the change.  Noting is idempotent and done on every PUT,
+ * changed or not, so a PUT repeated after a failure or a crash between the two brings the
+ * workspaces up to date.  The workspaces come from the members read model (a workspace joined a
+ * moment ago may be missed until the next change); at most MAX_NOTED. */
+#define MAX_NOTED 200
+
+typedef struct {
+    json_t *answer; /* {presence, changed_at} */
+    int64_t version;
+    char *workspaces; /* MAX_NOTED uuids, SB_UUID_STRLEN + 1 apart */
+    int n, at;
+} presence_state_t;
+
+static void presence_cleanup(sb_api_call_t *c)
+{
+    presence_state_t *st = c->data;
+    json_decref(st->answer);
+    free(st->workspaces);
+}
+
+static void presence_answer(sb_api_call_t *c)
+{
+    presence_state_t *st = c->data;
+    sb_api_etag(c, st->version);
+    sb_api_reply_json(c, 200, json_incref(st->answer));
+}
+
+static void note_next(sb_api_call_t *c);
+
+static void noted(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    presence_state_t *st = c->data;
+    if (reply->status != 0)
+        sb_log_warn("api", "presence of %s not noted in workspace %s: %s id=%s", c->user_id,
+                    st->workspaces + (size_t)(st->at - 1) * (SB_UUID_STRLEN + 1),
+                    reply->err != NULL ? reply->err->code : sb_strerror(reply->status), c->request_id);
+    note_next(c);
+}
+
+static void note_next(sb_api_call_t *c)
+{
+    presence_state_t *st = c->data;
+    if (st->at >= st->n) {
+        presence_answer(c);
+        return;
+    }
+    const char *ws = st->workspaces + (size_t)st->at++ * (SB_UUID_STRLEN + 1);
+    char stream[16 + SB_UUID_STRLEN];
+    snprintf(stream, sizeof stream, "presence-%s", ws);
+    sb_ask_opts_t o;
+    sb_api_ask_opts(c, &o);
+    o.context = NULL;
+    o.workspace_id = ws;
+    o.skip_state = true;
+    o.skip_event_data = true;
+    sb_api_ask(c, stream,
+               json_pack("{s:s, s:s, s:O}", "type", "NotePresence", "user_id", c->user_id, "presence",
+                         json_object_get(st->answer, "presence")),
+               &o, noted);
+}
+
+static void got_workspaces(sb_api_call_t *c, int status, PGresult *const *results, int n)
+{
+    presence_state_t *st = c->data;
+    if (status != 0) {
+        sb_log_warn("api", "presence of %s: its workspaces cannot be read: %s id=%s", c->user_id,
+                    sb_strerror(status), c->request_id);
+        presence_answer(c);
+        return;
+    }
+    int rows = PQntuples(results[0]);
+    st->workspaces = calloc((size_t)(rows > 0 ? rows : 1), SB_UUID_STRLEN + 1);
+    if (st->workspaces == NULL) {
+        presence_answer(c);
+        return;
+    }
+    for (int i = 0; i < rows; i++) {
+        if (PQgetlength(results[0], i, 0) != SB_UUID_STRLEN)
+            continue;
+        memcpy(st->workspaces + (size_t)st->n++ * (SB_UUID_STRLEN + 1), PQgetvalue(results[0], i, 0),
+               SB_UUID_STRLEN);
+    }
+    note_next(c);
+}
+
 static void presence_done(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
+    presence_state_t *st = c->data;
     if (reply->status != 0) {
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    sb_api_etag(c, reply->version);
-    sb_api_reply_json(c, 200,
-                      json_pack("{s:O?, s:O?}", "presence", json_object_get(reply->state, "presence"),
-                                "changed_at", json_object_get(reply->state, "presence_changed_at")));
+    st->version = reply->version;
+    st->answer = json_pack("{s:O?, s:O?}", "presence", json_object_get(reply->state, "presence"),
+                           "changed_at", json_object_get(reply->state, "presence_changed_at"));
+    if (st->answer == NULL || !json_is_string(json_object_get(st->answer, "presence"))) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", MAX_NOTED);
+    sb_api_sql_t q = {"api_presence_workspaces",
+                      "SELECT workspace_id::text FROM members.members WHERE user_id = $1::uuid "
+                      "ORDER BY workspace_id LIMIT $2::int",
+                      2,
+                      {c->user_id, limit}};
+    sb_api_sql(c, &q, 1, true, got_workspaces);
 }
 
 static void presence_authenticated(sb_api_call_t *c)
 {
+    c->cleanup = presence_cleanup;
     static const char *const fields[] = {"presence", NULL};
     const char *p;
     if (!sb_api_read_body(c, fields) || !sb__api_body_str(c, "presence", true, 1, 16, &p))
@@ -141,7 +242,7 @@ static void presence_authenticated(sb_api_call_t *c)
 
 static int on_presence(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    sb_api_authenticate(sb_api_begin(req, params, 0), false, presence_authenticated);
+    sb_api_authenticate(sb_api_begin(req, params, sizeof(presence_state_t)), false, presence_authenticated);
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/* The TwiML URLs call control gives Twilio (docs/voice_control.md), all POST, form-encoded, signed:
+/* The TwiML URLs call control gives Twilio (docs/voice.md, "Call control"), all POST, form-encoded, signed:
  *
  *   /webhooks/twilio/voice/calls/connect?w=&c=        an outbound call's customer answered: the call
  *                                                     is answered (RecordCallStatus in-progress);
@@ -14,7 +14,7 @@
  *                                                     UnparkCall for them, TwiML joining that call
  *   /webhooks/twilio/voice/calls/unanswered?w=&c=&u=  the leg ringing an unparking agent ended
  *                                                     unanswered: ReturnToLot (the call is parked
- *                                                     again, same slot and parker)
+ *                                                     again, same slot if still free, same parker)
  *
  * w and c (the workspace and the call) are ours, in the URL Twilio signs: the signature is checked
  * with the workspace's auth token and AccountSid must be its account, else 403 and nothing is
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/park.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "http/response.h"
@@ -333,7 +334,22 @@ static void on_unanswered(cwh_t *t)
         cwh_free(t);
         return;
     }
-    ask(t, json_pack("{s:s, s:s}", "type", "ReturnToLot", "unparked_at", t->unparked_at), on_returned);
+    /* Back to the lot through the parking flow: its old slot may have been taken meanwhile. */
+    sb_park_req_t req = {
+        .workspace_id = t->ws,
+        .call_id = t->call,
+        .command = "ReturnToLot",
+        .unparked_at = t->unparked_at,
+        .opts = {.context = t->conf->context,
+                 .correlation_id = t->call,
+                 .request_id = t->h.request_id,
+                 .source = "webhook:twilio"},
+    };
+    int rc = sb_park_call(sb_messaging_loops(sb_messaging_current()), &req, on_returned, t);
+    if (rc != 0) {
+        sb__wh_reply_errcode(&t->h, rc);
+        cwh_free(t);
+    }
 }
 
 /* ---- reclaim: the parker answered the parking-limit ring ---------------------------------------------- */

@@ -10,7 +10,8 @@
  *              browser's call dials the number with the workspace's number as caller id.
  *   dial       the <Dial>'s end (DialCallStatus): answered -> AnswerCall, hang up; not answered ->
  *              EnqueueCall and the queue (a browser's call: RecordCallStatus, hang up).
- *   hold       the <Enqueue> waitUrl: a message and hold music.
+ *   hold       the <Enqueue> waitUrl: a message and hold music; with k=room, the waitUrl of a
+ *              conference room (a parked call, a warm transfer): "Please hold." and the music.
  *   status     CallStatus of the call (RecordCallStatus with its CallSid) or of the leg our <Dial>
  *              placed (ParentCallSid: ringing -> RecordCallStatus ringing, answered -> AnswerCall).
  *   recording  a finished recording -> RecordCallRecording.
@@ -28,6 +29,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/phone.h"
+#include "db/pg.h"
 #include "http/response.h"
 #include "http/webhooks_int.h"
 #include "http/webhooks_voice.h"
@@ -66,6 +68,10 @@ typedef struct {
     char agent[SB_UUID_STRLEN + 1];
     char party[SB_PHONE_MAX];     /* the other party: the caller (inbound) or the callee (outgoing) */
     char caller_id[SB_PHONE_MAX]; /* outgoing: the workspace number the callee sees */
+    /* dequeued: the caller's call looked up by its CallSid in the calls read model */
+    sb_pg_req_t req;
+    const char *params[2]; /* borrowed from form and conf until the reply */
+    bool looked_up;
 } vwh_t;
 
 static void vwh_free(vwh_t *t)
@@ -418,11 +424,60 @@ static void dial_ended(vwh_t *t)
 
 /* ---- a caller taken from the queue ------------------------------------------------------------- */
 
+static void on_dequeued(const sb_ask_reply_t *reply, void *data);
+
+static void on_call_by_sid(sb_pg_req_t *req, int status)
+{
+    vwh_t *t = req->data;
+    if (gone(t))
+        return;
+    if (status != 0) {
+        fail(t, status);
+        return;
+    }
+    PGresult *r = req->results[0];
+    if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != SB_UUID_STRLEN) {
+        sb__wh_reply_twiml(&t->h); /* a caller we do not know: connect them all the same */
+        vwh_free(t);
+        return;
+    }
+    snprintf(t->call_id, sizeof(t->call_id), "%s", PQgetvalue(r, 0, 0));
+    ask_call(t, json_pack("{s:s, s:s}", "type", "AnswerCall", "agent_id", t->ids.agent), NULL, on_dequeued);
+}
+
+/* A call whose id is not derived from its CallSid (an outbound call, placed through Calls.json,
+ * that call control sent back to the queue): found through the calls read model's call_sid index.
+ * Its sid was recorded when it was dialled, long before it could wait in the queue, so the read
+ * model has it. */
+static void find_by_sid(vwh_t *t)
+{
+    const char *sid = t->call.call_sid;
+    sb_loop_t *loop = sb_loop_current();
+    if (sid == NULL || loop == NULL || loop->db == NULL) {
+        sb__wh_reply_twiml(&t->h);
+        vwh_free(t);
+        return;
+    }
+    t->looked_up = true;
+    t->params[0] = sid;
+    t->params[1] = t->conf->workspace_id;
+    sb_pg_req_init(&t->req,
+                   "SELECT id::text FROM calls.calls WHERE call_sid = $1 AND workspace_id = $2::uuid "
+                   "ORDER BY started_at DESC LIMIT 1",
+                   2, t->params, on_call_by_sid, t);
+    t->req.stmts[0].name = "voice_call_by_sid";
+    sb_pg_submit(loop->db, &t->req);
+}
+
 static void on_dequeued(const sb_ask_reply_t *reply, void *data)
 {
     vwh_t *t = data;
     if (gone(t))
         return;
+    if (!t->looked_up && reply->status == SB_EREJECTED && reply->err != NULL && reply->err->status == 404) {
+        find_by_sid(t);
+        return;
+    }
     if (!settled(reply)) {
         sb__wh_reply_ask_error(&t->h, reply);
         vwh_free(t);
@@ -526,7 +581,7 @@ static void proceed(vwh_t *t)
     case K_HOLD: {
         char *xml = NULL;
         size_t len = 0;
-        int rc = sb_wh_twiml_hold(&xml, &len);
+        int rc = t->ids.room ? sb_wh_twiml_hold_room(&xml, &len) : sb_wh_twiml_hold(&xml, &len);
         reply_twiml(t, rc, xml, len);
         return;
     }

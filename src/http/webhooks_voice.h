@@ -50,6 +50,7 @@ typedef struct sb_wh_voice_ids_s {
     char call[SB_UUID_STRLEN + 1];
     char agent[SB_UUID_STRLEN + 1];
     bool outgoing; /* k=out: the <Dial> of a call the team placed */
+    bool room;     /* k=room: the hold URL of a conference room (a parked call, a warm transfer) */
 } sb_wh_voice_ids_t;
 void sb_wh_parse_voice_ids(const char *query, size_t len, sb_wh_voice_ids_t *out);
 
@@ -87,6 +88,9 @@ int sb_wh_twiml_take_queue(const sb_wh_voice_ctx_t *v, const char *agent_id, cha
 
 /* What a waiting caller hears (the <Enqueue> waitUrl): a short message, then hold music. */
 int sb_wh_twiml_hold(char **xml, size_t *len);
+/* What a customer waiting in a conference room hears (its waitUrl, ".../voice/hold?w=...&k=room"):
+ * a short message that speaks of no queue, then the same hold music. */
+int sb_wh_twiml_hold_room(char **xml, size_t *len);
 
 /* <Say>message</Say><Hangup/> (message NULL: just <Hangup/>). */
 int sb_wh_twiml_hangup(const char *message, char **xml, size_t *len);

@@ -119,8 +119,10 @@ void sb_wh_parse_voice_ids(const char *query, size_t len, sb_wh_voice_ids_t *out
                 take_uuid(v, vn, out->call);
             else if (kn == 1 && p[0] == 'a')
                 take_uuid(v, vn, out->agent);
-            else if (kn == 1 && p[0] == 'k')
+            else if (kn == 1 && p[0] == 'k') {
                 out->outgoing = vn == 3 && memcmp(v, "out", 3) == 0;
+                out->room = vn == 4 && memcmp(v, "room", 4) == 0;
+            }
         }
         p = stop + 1;
     }
@@ -245,6 +247,15 @@ int sb_wh_twiml_hold(char **xml, size_t *len)
     sb_twiml_t t;
     sb_twiml_init(&t);
     sb_twiml_leaf(&t, "Say", "Thanks for calling. Please hold: the next available person will answer.", NULL);
+    sb_twiml_leaf(&t, "Play", SB_WH_HOLD_MUSIC, "loop", "0", NULL);
+    return sb_twiml_finish(&t, xml, len);
+}
+
+int sb_wh_twiml_hold_room(char **xml, size_t *len)
+{
+    sb_twiml_t t;
+    sb_twiml_init(&t);
+    sb_twiml_leaf(&t, "Say", "Please hold.", NULL);
     sb_twiml_leaf(&t, "Play", SB_WH_HOLD_MUSIC, "loop", "0", NULL);
     return sb_twiml_finish(&t, xml, len);
 }

@@ -60,15 +60,19 @@ static bool present(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
-char *sb_twiml_calls_hold(const char *room)
+char *sb_twiml_calls_hold(const char *room, const char *wait_url)
 {
     if (!present(room))
         return NULL;
     sb_twiml_t t;
     sb_twiml_init(&t);
     sb_twiml_open(&t, "Dial", NULL);
-    sb_twiml_leaf(&t, "Conference", room, "startConferenceOnEnter", "false", "endConferenceOnExit", "true",
-                  "beep", "false", NULL);
+    if (present(wait_url))
+        sb_twiml_leaf(&t, "Conference", room, "startConferenceOnEnter", "false", "endConferenceOnExit",
+                      "true", "beep", "false", "waitUrl", wait_url, "waitMethod", "POST", NULL);
+    else
+        sb_twiml_leaf(&t, "Conference", room, "startConferenceOnEnter", "false", "endConferenceOnExit",
+                      "true", "beep", "false", NULL);
     sb_twiml_close(&t, "Dial");
     return finish(&t);
 }

@@ -1,4 +1,4 @@
-/* Call control's side of Twilio (docs/voice_control.md): the TwiML a live call is redirected with,
+/* Call control's side of Twilio (docs/voice.md, "Call control"): the TwiML a live call is redirected with,
  * the names Twilio knows our agents and rooms by, and the URLs it is told to fetch.  Pure functions
  * of their arguments: no I/O, so every document is unit-tested as it will go out.
  *
@@ -42,9 +42,10 @@ void sb_twilio_calls_park_room(const char *call_id, char out[SB_CALLS_NAME_MAX])
 void sb_twilio_calls_room(const char *call_id, char out[SB_CALLS_NAME_MAX]);
 void sb_twilio_calls_queue(const char *workspace_id, char out[SB_CALLS_NAME_MAX]);
 
-/* The customer's leg waits in room: hold music (Twilio's default waitUrl) until an agent comes in;
- * the customer hanging up ends the room.  For parking and the start of a warm transfer. */
-char *sb_twiml_calls_hold(const char *room);
+/* The customer's leg waits in room, hearing wait_url (waitUrl, fetched with POST: the workspace's
+ * hold URL, /webhooks/twilio/voice/hold?w=<ws>&k=room; NULL: Twilio's default music) until an agent
+ * comes in; the customer hanging up ends the room.  For parking and the start of a warm transfer. */
+char *sb_twiml_calls_hold(const char *room, const char *wait_url);
 
 /* An agent's leg joins room and starts it (the music stops).  end_on_exit: the room ends when this
  * agent leaves (unparking: the agent's hang-up is the call's end); false for a warm transfer, where

@@ -442,5 +442,6 @@ void sb_calls_stop(sb_calls_t *cc)
 void sb_calls_get_stats(const sb_calls_t *cc, sb_calls_stats_t *out)
 {
     *out = cc->stats;
+    out->pending = cc->njobs > 0 ? (uint64_t)cc->njobs : 0;
     out->checkpoint = cc->saved;
 }

@@ -1,4 +1,4 @@
-/* Call control (DESIGN "Reactors"; docs/voice_control.md): the team's decisions about calls,
+/* Call control (DESIGN "Reactors"; docs/voice.md, "Call control"): the team's decisions about calls,
  * once they are events in the log, become Twilio requests on the live calls.
  *
  *   CallInitiated (outbound, no CallSid yet)  -> Calls.json to the customer (Url: our connect TwiML,
@@ -45,7 +45,13 @@ int sb_calls_start(sb_calls_t **out);
 void sb_calls_stop(sb_calls_t *cc);
 
 typedef struct sb_calls_stats_s {
-    uint64_t jobs, requests, retries, failures, rung, parked;
+    uint64_t jobs;     /* jobs started (one per event acted on, and per parking-limit ring) */
+    uint64_t requests; /* Twilio requests made (Calls.json and Calls/{Sid}.json) */
+    uint64_t retries;  /* attempts of those requests after the first (5xx, 429, network errors) */
+    uint64_t failures; /* requests that failed for good, and jobs given up */
+    uint64_t rung;     /* parkers rung because a call stayed parked past the limit */
+    uint64_t parked;   /* calls parked now, as the parking-limit timers know them */
+    uint64_t pending;  /* jobs waiting or running now */
     int64_t checkpoint;
 } sb_calls_stats_t;
 void sb_calls_get_stats(const sb_calls_t *cc, sb_calls_stats_t *out);

@@ -1,5 +1,5 @@
 /* Call control at Twilio: what each job does once its call's state and its workspace's
- * configuration are loaded.  See calls.h and docs/voice_control.md. */
+ * configuration are loaded.  See calls.h and docs/voice.md, "Call control". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +50,13 @@ static void url_ids(const sb__cc_job_t *j, const char *path, const char *wk, con
              j->workspace_id, ck, j->call_id);
 }
 
+/* What the customer hears while waiting in a room (parked, or at the start of a warm transfer): the
+ * workspace's hold URL, in its room version (no word of a queue). */
+static void room_wait(const sb__cc_job_t *j, char out[URL_MAX])
+{
+    snprintf(out, URL_MAX, "%s/webhooks/twilio/voice/hold?w=%s&k=room", cfg()->public_url, j->workspace_id);
+}
+
 /* The workspace's side of the call: the number it was made from or to, else the first number. */
 static const char *our_number(const sb__cc_job_t *j)
 {
@@ -74,6 +81,14 @@ static bool client(sb__cc_job_t *j, sb_twilio_t *tw, const sb_http_retry_t *retr
     return true;
 }
 
+/* A request came back: it counts, with the attempts it took after its first. */
+static void count_request(sb__cc_job_t *j, const sb_twilio_result_t *res)
+{
+    j->cc->stats.requests++;
+    if (res->http != NULL && res->http->attempts > 1)
+        j->cc->stats.retries += (uint64_t)(res->http->attempts - 1);
+}
+
 static void failed_request(sb__cc_job_t *j, const char *what, const sb_twilio_result_t *res)
 {
     j->cc->stats.failures++;
@@ -91,6 +106,7 @@ static void on_leg(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
+    count_request(j, res);
     if (res->error == 0)
         sb_log_debug("calls", "call %s: leg %s created sid=%s", j->call_id, j->ref, res->sid ? res->sid : "");
     else
@@ -129,7 +145,7 @@ static void on_dialled(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
-    j->cc->stats.requests++;
+    count_request(j, res);
     if (res->error == 0 && sb_twilio_sid_is_valid(res->sid, "CA")) {
         snprintf(j->ref, sizeof j->ref, "%s", res->sid);
         record_dial(j);
@@ -216,7 +232,6 @@ static void on_attempt(const sb_ask_reply_t *reply, void *data)
         return;
     }
     j->busy = true;
-    j->cc->stats.requests++;
     int rc = sb_twilio_create_call(&tw, &c, on_leg, j, &j->tw);
     sb_twilio_clear(&tw);
     if (rc != 0) {
@@ -252,7 +267,7 @@ static void on_updated(const sb_twilio_result_t *res, void *data)
     j->tw = NULL;
     if (!sb__cc_back(j))
         return;
-    j->cc->stats.requests++;
+    count_request(j, res);
     if (res->error != 0)
         failed_request(j, j->type, res); /* 404: the call ended meanwhile; others: retries are spent */
     next_step(j);
@@ -371,7 +386,8 @@ static void next_step(sb__cc_job_t *j)
         if (step > 0 || !eq(status, "parked") || !eq(str(parked, "parked_at"), str(d, "parked_at")))
             goto done; /* unparked (or parked again) since: a later job says where it is */
         sb_twilio_calls_park_room(j->call_id, room);
-        update(j, sb_twiml_calls_hold(room), false);
+        room_wait(j, link);
+        update(j, sb_twiml_calls_hold(room, link), false);
         return;
     }
     if (strcmp(type, "CallUnparked") == 0) {
@@ -405,7 +421,8 @@ static void next_step(sb__cc_job_t *j)
         sb_twilio_calls_room(j->call_id, room);
         const char *first = str(d, "from_agent");
         if (step == 0) {
-            update(j, sb_twiml_calls_hold(room), false);
+            room_wait(j, link);
+            update(j, sb_twiml_calls_hold(room, link), false);
             return;
         }
         if (step == 1) {

@@ -33,10 +33,79 @@ void sb_messaging_options_init(sb_messaging_options_t *o, const sb_config_t *cfg
     o->retry.max_attempts = (int)env_u64("SWITCHBOARD_OUTBOX_ATTEMPTS", 0);
 }
 
+/* ---- the reactors' figures ---------------------------------------------------------------------- */
+
+#define STATS_MS 1000
+
+/* The running reactors' figures on top of the totals of those that stopped (loop 0). */
+static void current_stats(const sb__msg_loop_t *ml, sb_messaging_stats_t *s)
+{
+    *s = ml->m->base;
+    s->leader = ml->outbox != NULL ? 1 : 0;
+    s->scheduler_pending = s->calls_pending = s->calls_parked = 0;
+    if (ml->outbox != NULL) {
+        sb_outbox_stats_t o;
+        sb_outbox_get_stats(ml->outbox, &o);
+        s->outbox_jobs += o.jobs;
+        s->outbox_sent += o.sent;
+        s->outbox_failed += o.failed;
+        s->outbox_attempts += o.attempts;
+        s->outbox_retries += o.retries;
+        s->outbox_reconciled += o.reconciled;
+    }
+    if (ml->scheduler != NULL) {
+        sb_scheduler_stats_t o;
+        sb_scheduler_get_stats(ml->scheduler, &o);
+        s->scheduler_pending = o.pending;
+        s->scheduler_dispatched += o.dispatched;
+    }
+    if (ml->calls != NULL) {
+        sb_calls_stats_t o;
+        sb_calls_get_stats(ml->calls, &o);
+        s->calls_jobs += o.jobs;
+        s->calls_requests += o.requests;
+        s->calls_retries += o.retries;
+        s->calls_failures += o.failures;
+        s->calls_rung += o.rung;
+        s->calls_pending = o.pending;
+        s->calls_parked = o.parked;
+    }
+}
+
+static void publish(const sb__msg_loop_t *ml, const sb_messaging_stats_t *s)
+{
+    uint64_t w[sizeof(*s) / sizeof(uint64_t)];
+    memcpy(w, s, sizeof w);
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        atomic_store_explicit(&ml->m->stats[i], w[i], memory_order_relaxed);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    sb__msg_loop_t *ml = t->data;
+    sb_messaging_stats_t s;
+    current_stats(ml, &s);
+    publish(ml, &s);
+}
+
+void sb_messaging_get_stats(const sb_messaging_t *m, sb_messaging_stats_t *out)
+{
+    uint64_t w[sizeof(*out) / sizeof(uint64_t)];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        w[i] = atomic_load_explicit(&((sb_messaging_t *)m)->stats[i], memory_order_relaxed);
+    memcpy(out, w, sizeof w);
+}
+
 /* ---- the reactors, under the lease ------------------------------------------------------------- */
 
 static void stop_reactors(sb__msg_loop_t *ml)
 {
+    /* Their counters become the base the next ones add to. */
+    sb_messaging_stats_t s;
+    current_stats(ml, &s);
+    s.leader = s.scheduler_pending = s.calls_pending = s.calls_parked = 0;
+    ml->m->base = s;
+    publish(ml, &s);
     sb_outbox_stop(ml->outbox);
     sb_scheduler_stop(ml->scheduler);
     sb_autoreply_stop(ml->autoreply);
@@ -99,6 +168,10 @@ static void on_loop_stop(sb_loop_t *loop, void *data)
 {
     sb__msg_loop_t *ml = data;
     if (loop->index == 0) {
+        if (ml->stats_timer_open) {
+            uv_close((uv_handle_t *)&ml->stats_timer, NULL);
+            ml->stats_timer_open = false;
+        }
         stop_reactors(ml);
         sb_lease_stop(ml->lease, NULL, NULL);
         ml->lease = NULL;
@@ -131,6 +204,12 @@ int sb_messaging_loop_start(sb_messaging_t *m, sb_loop_t *loop)
     loop->messaging = ml;
     if (loop->index == 0) {
         sb__inval_start(ml);
+        if (uv_timer_init(&loop->uv, &ml->stats_timer) == 0) {
+            ml->stats_timer.data = ml;
+            ml->stats_timer_open = true;
+            uv_timer_start(&ml->stats_timer, on_stats_timer, STATS_MS, STATS_MS);
+            uv_unref((uv_handle_t *)&ml->stats_timer);
+        }
         if (m->opts.reactors && m->conninfo != NULL) {
             ml->lease = sb_lease_start(loop, m->conninfo, SB_MESSAGING_LEASE_KEY, "switchboard-messaging",
                                        1000, on_lease, ml);

@@ -56,6 +56,24 @@ void sb_messaging_free(sb_messaging_t *m);
 /* The service of the calling loop, or NULL when none runs there. */
 sb_messaging_t *sb_messaging_current(void);
 
+/* The reactors' figures, for /metrics.  Counters are this process's totals (they carry on across
+ * lease changes); gauges are 0 while another process runs the reactors.  Sampled on loop 0 once a
+ * second, so they may be a second old. */
+typedef struct sb_messaging_stats_s {
+    uint64_t leader; /* 1 while this process holds the lease and runs the reactors */
+    /* the outbox (counters) */
+    uint64_t outbox_jobs, outbox_sent, outbox_failed, outbox_attempts, outbox_retries, outbox_reconciled;
+    /* the scheduler */
+    uint64_t scheduler_pending;    /* gauge */
+    uint64_t scheduler_dispatched; /* counter */
+    /* call control (reactors/calls.h): counters, then gauges */
+    uint64_t calls_jobs, calls_requests, calls_retries, calls_failures, calls_rung;
+    uint64_t calls_pending, calls_parked;
+} sb_messaging_stats_t;
+
+/* Any thread, while the service exists. */
+void sb_messaging_get_stats(const sb_messaging_t *m, sb_messaging_stats_t *out);
+
 /* Shared parts, for the webhooks and API handlers. */
 const sb_config_t *sb_messaging_config(const sb_messaging_t *m);
 sb_secrets_t *sb_messaging_secrets(const sb_messaging_t *m);

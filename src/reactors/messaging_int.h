@@ -44,6 +44,9 @@ typedef struct sb__msg_loop_s {
     struct sb_scheduler_s *scheduler;
     struct sb_autoreply_s *autoreply;
     struct sb_calls_s *calls; /* call control (calls.h) */
+    /* loop 0: the reactors' figures, sampled into the service once a second */
+    uv_timer_t stats_timer;
+    bool stats_timer_open;
     /* loop 0: following workspace events to invalidate every loop's entries */
     sb_sub_t *inval_sub;
     uv_timer_t inval_timer; /* waits for the follower to know the log's head */
@@ -57,6 +60,10 @@ struct sb_messaging_s {
     sb__msg_loop_t **loops; /* by loop index */
     /* Caching is off until loop 0 follows the log: before that an invalidation could be missed. */
     _Atomic bool cache_live;
+    /* The reactors' figures (sb_messaging_stats_t as words): written by loop 0, read by any loop. */
+    _Atomic uint64_t stats[sizeof(sb_messaging_stats_t) / sizeof(uint64_t)];
+    /* loop 0 only: the counters of reactors that have stopped, so totals carry on */
+    sb_messaging_stats_t base;
 };
 
 sb__msg_loop_t *sb__msg_loop(void);

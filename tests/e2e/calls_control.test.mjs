@@ -1,4 +1,4 @@
-// Call control end to end (SPEC §5, §8; docs/voice_control.md), against the fake Twilio: the
+// Call control end to end (SPEC §5, §8; docs/voice.md, "Call control"), against the fake Twilio: the
 // Calls.json request of an outbound call and the live-call updates of park, unpark, cold and warm
 // transfer and hang-up, each TwiML document parsed with a real XML parser; Twilio fetching our
 // TwiML URLs (signed as Twilio signs them); illegal operations answered 409 with nothing stored;
@@ -88,6 +88,24 @@ async function fetchTwiml(url, params) {
   const { path, query } = ours(url);
   const r = await postTwilio(env.srv, path, { AccountSid: W.acct.sid, ApiVersion: '2010-04-01', ...params }, { token: W.acct.token, query });
   return r;
+}
+
+// A room's waitUrl: the workspace's hold URL, room version, fetched with POST and signed.
+async function checkRoomWait(conf) {
+  const wait = conf.getAttribute('waitUrl');
+  assert.equal(wait, `${PUBLIC_URL}/webhooks/twilio/voice/hold?w=${W.ws.id}&k=room`);
+  assert.equal(conf.getAttribute('waitMethod'), 'POST');
+  const params = { CallSid: newSid('CA'), ConferenceSid: 'CF' + '0'.repeat(32) };
+  const h = await fetchTwiml(wait, params);
+  assert.equal(h.status, 200, h.text);
+  const doc = children(parseTwiml(h.text));
+  assert.deepEqual(doc.map((e) => e.nodeName), ['Say', 'Play']);
+  assert.equal(doc[0].textContent, 'Please hold.');
+  assert.equal(doc[1].getAttribute('loop'), '0');
+  assert.match(doc[1].textContent, /^https:\/\//);
+  const { path, query } = ours(wait);
+  const forged = await postTwilio(env.srv, path, { AccountSid: W.acct.sid, ...params }, { token: 'f'.repeat(32), query });
+  assert.equal(forged.status, 403, 'a wrong signature is refused');
 }
 
 async function board(status = 'live') {
@@ -200,6 +218,9 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   assert.equal(conf.textContent, `park-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'false');
   assert.equal(conf.getAttribute('endConferenceOnExit'), 'true');
+  // The customer hears the workspace's hold URL (signed, like every URL Twilio fetches), not
+  // Twilio's default music; its room version speaks of no queue.
+  await checkRoomWait(conf);
   let b = await onBoard(call.id, (x) => x.status === 'parked');
   assert.equal(b.parked_slot, slot);
   assert.equal(b.parked_by, W.owner.user.id);
@@ -275,6 +296,7 @@ test('park, unpark, cold transfer (with the way back), warm transfer, hang up; t
   conf = only(only(parseTwiml(form(u3).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
   assert.equal(conf.getAttribute('startConferenceOnEnter'), 'false');
+  await checkRoomWait(conf);
   const first = await eventually(() => creates(`client:${identity(agentB.id)}`)[2]);
   conf = only(only(parseTwiml(form(first).Twiml), 'Dial'), 'Conference');
   assert.equal(conf.textContent, `call-${call.id}`);
@@ -383,6 +405,17 @@ test('a cold transfer nobody answers: back to the first agent, then the queue, w
   // A transfer from the queue is refused: nobody has the call.
   r = await api().post(`${callsPath()}/${call.id}/transfer`, { to_agent: agentB.id, mode: 'cold' });
   assert.equal(r.status, 409, r.text);
+  // B takes the next caller from the queue: Twilio asks the <Queue> url for this (outbound) call,
+  // whose id is not derived from its CallSid: it is found by its sid and answered by B (twice: a retry).
+  const dq = `${PUBLIC_URL}/webhooks/twilio/voice/dequeued?w=${W.ws.id}&a=${agentB.id}`;
+  for (let i = 0; i < 2; i++) {
+    a = await fetchTwiml(dq, { CallSid: call.sid, CallStatus: 'in-progress', QueueSid: 'QU' + 'd'.repeat(32), QueueTime: '3', DequeingCallSid: newSid('CA') });
+    assert.equal(a.status, 200, a.text);
+    assert.equal(children(parseTwiml(a.text)).length, 0, 'connected at once');
+  }
+  const taken = await onBoard(call.id, (x) => x.status === 'in-progress');
+  assert.equal(taken.agent_id, agentB.id);
+  assert.equal(countEvents(env.db, `stream = 'call-${call.id}' AND type = 'CallAnswered'`), 2, 'answered by the customer, then by B once');
 });
 
 test('two agents unpark one call at once: one gets it, and only their browser is rung', async () => {
@@ -464,4 +497,98 @@ test('a call parked past the limit rings the agent who parked it, across a resta
   const again = await fetchTwiml(f.Url, { CallSid: newSid('CA'), CallStatus: 'in-progress' });
   assert.equal(again.status, 200);
   assert.ok(children(parseTwiml(again.text)).some((e) => e.nodeName === 'Hangup'));
+});
+
+test('parking slots are unique: ten parks at once get ten slots; a held slot is 409; an unpark frees its slot at once', async () => {
+  const calls = [];
+  for (let i = 0; i < 13; i++) calls.push(await liveCall());
+  const lot = calls.slice(0, 10);
+  const slotsInUse = async () => (await board()).filter((c) => c.status === 'parked').map((c) => c.parked_slot);
+  const before = new Set(await slotsInUse());
+
+  // Ten at once, by two agents: the slots are claimed, not read from the (lagging) board.
+  const rs = await Promise.all(lot.map((c, i) => (i % 2 ? asB() : api()).post(`${callsPath()}/${c.id}/park`, {})));
+  for (const r of rs) assert.equal(r.status, 200, r.text);
+  const slots = rs.map((r) => r.json.parked_slot);
+  assert.equal(new Set(slots).size, 10, `distinct slots: ${slots}`);
+  for (const s of slots) assert.ok(Number.isInteger(s) && s >= 1 && !before.has(s), `slot ${s}`);
+  for (const [i, c] of lot.entries()) await onBoard(c.id, (x) => x.status === 'parked' && x.parked_slot === slots[i]);
+  const inUse = await slotsInUse();
+  assert.equal(new Set(inUse).size, inUse.length, `no slot twice on the board: ${inUse}`);
+
+  // A slot another call holds: 409 slot_taken, nothing stored.
+  const [x, y, z] = calls.slice(10);
+  let n = countEvents(env.db, `stream = 'call-${x.id}'`);
+  let r = await api().post(`${callsPath()}/${x.id}/park`, { slot: slots[3] });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'slot_taken');
+  assert.equal(countEvents(env.db, `stream = 'call-${x.id}'`), n, 'nothing stored');
+  r = await api().post(`${callsPath()}/${x.id}/park`, { slot: 1000 });
+  assert.equal(r.status, 400, r.text);
+
+  // Unparked: its slot is free at once (before the board has caught up), for a slot asked by name.
+  r = await asB().post(`${callsPath()}/${lot[3].id}/unpark`, {});
+  assert.equal(r.status, 200, r.text);
+  r = await api().post(`${callsPath()}/${x.id}/park`, { slot: slots[3] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.parked_slot, slots[3]);
+
+  // The unparking agent's browser does not answer: the call goes back to the lot, to a free slot
+  // (its old one is x's now).
+  const leg = await eventually(() => creates(`client:${identity(agentB.id)}`).find((q) => (form(q).Twiml || '').includes(`park-${lot[3].id}`)));
+  const legSid = env.fake.snapshot().accounts[W.acct.sid].calls.filter((c) => c.to === `client:${identity(agentB.id)}`).at(-1).sid;
+  const a = await fetchTwiml(form(leg).StatusCallback, { CallSid: legSid, CallStatus: 'no-answer' });
+  assert.equal(a.status, 200, a.text);
+  const back = await onBoard(lot[3].id, (c) => c.status === 'parked');
+  assert.ok(!slots.includes(back.parked_slot), `back in a free slot, not ${back.parked_slot}`);
+  const all = await slotsInUse();
+  assert.equal(new Set(all).size, all.length, `no slot twice on the board: ${all}`);
+
+  // Two calls asking for one free slot at once: one gets it.
+  const free = Math.max(...all, ...before, 0) + 5;
+  const two = await Promise.all([api().post(`${callsPath()}/${y.id}/park`, { slot: free }), asB().post(`${callsPath()}/${z.id}/park`, { slot: free })]);
+  assert.deepEqual(two.map((t) => t.status).sort(), [200, 409], two.map((t) => t.text).join(' '));
+  assert.equal(two.find((t) => t.status === 409).json.error.code, 'slot_taken');
+});
+
+test("/metrics: call control's counters (requests, retries, failures, parking rings, jobs pending)", async () => {
+  const read = async () => {
+    const text = await (await fetch(`${env.srv.url}/metrics`)).text();
+    const v = (name) => {
+      const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+      assert.ok(m, `${name} in /metrics`);
+      return Number(m[1]);
+    };
+    return {
+      leader: v('switchboard_reactors_leader'),
+      requests: v('switchboard_calls_requests_total'),
+      retries: v('switchboard_calls_retries_total'),
+      failures: v('switchboard_calls_failures_total'),
+      rings: v('switchboard_calls_parking_rings_total'),
+      pending: v('switchboard_calls_jobs_pending'),
+      parked: v('switchboard_calls_parked'),
+      jobs: v('switchboard_calls_jobs_total'),
+      sent: v('switchboard_outbox_sent_total'),
+    };
+  };
+  const m0 = await eventually(async () => {
+    const m = await read();
+    return m.leader === 1 && m.rings >= 1 ? m : null; // the ring of the test before, in this process
+  });
+  // One redirect that Twilio fails once, then takes; one that fails for good (the call is gone: 404).
+  const call = await liveCall();
+  env.fake.fault({ method: 'POST', path: `/2010-04-01/Accounts/${W.acct.sid}/Calls/${call.sid}.json`, status: 500, times: 1 });
+  assert.equal((await api().post(`${callsPath()}/${call.id}/park`, {})).status, 200);
+  await eventually(() => updates(call.sid).find((q) => !q.fault), { timeoutMs: 15000 });
+  const gone = await liveCall();
+  env.fake.fault({ method: 'POST', path: `/2010-04-01/Accounts/${W.acct.sid}/Calls/${gone.sid}.json`, status: 404, body: { code: 20404, message: 'not found', status: 404 }, times: 1 });
+  assert.equal((await api().post(`${callsPath()}/${gone.id}/park`, {})).status, 200);
+  const m1 = await eventually(async () => {
+    const m = await read();
+    return m.failures >= m0.failures + 1 && m.pending === 0 ? m : null;
+  });
+  assert.ok(m1.requests >= m0.requests + 4, `two dials and two redirects: ${m0.requests} -> ${m1.requests}`);
+  assert.ok(m1.retries >= m0.retries + 1, `the 500 was retried: ${m0.retries} -> ${m1.retries}`);
+  assert.ok(m1.jobs >= m0.jobs + 4);
+  assert.ok(m1.parked >= 2, 'both calls are on the parking timers');
 });

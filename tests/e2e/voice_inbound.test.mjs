@@ -18,6 +18,7 @@ import {
 } from './messaging_support.mjs';
 import { signup } from './api_support.mjs';
 import { parseTwiml } from './twiml_support.mjs';
+import { openEventSource, streamPath } from './sse_support.mjs';
 
 const DB = 'e2e_voice_inbound';
 const VOICE = '/webhooks/twilio/voice';
@@ -454,4 +455,26 @@ test('the agents board shows presence, identity, numbers and live calls; analyti
   assert.equal(bad.json.error.field, 'presence');
   assert.equal((await agent.client.put('/v1/me/presence', { presence: 'online', extra: 1 })).status, 400);
   assert.equal((await new (agent.client.constructor)(env.srv.url).put('/v1/me/presence', { presence: 'online' })).status, 401);
+});
+
+test("presence changes are live on the workspace's stream (MemberPresenceChanged), once per change", async () => {
+  await presence(agent, 'offline');
+  const es = openEventSource(`${env.srv.url}${streamPath(W.ws.id)}`, { token: W.owner.token, types: ['MemberPresenceChanged'] });
+  try {
+    await new Promise((res) => es.es.addEventListener('open', res, { once: true }));
+    const mine = () => es.events.filter((e) => e.data.data.user_id === agent.user.id);
+    await presence(agent, 'away');
+    await es.until(() => mine().some((e) => e.data.data.presence === 'away'), 10000, 'away');
+    await presence(agent, 'away'); // the same again: nothing new
+    await presence(agent, 'online');
+    await es.until(() => mine().some((e) => e.data.data.presence === 'online'), 10000, 'online');
+    const evs = mine().filter((e) => e.data.data.presence !== 'offline');
+    assert.deepEqual(evs.map((e) => e.data.data.presence), ['away', 'online'], 'the repeated away is not an event');
+    assert.equal(evs[1].data.data.from, 'away');
+    assert.equal(evs[1].data.workspace, W.ws.id);
+    assert.equal(evs[1].data.stream, `presence-${W.ws.id}`);
+    assert.ok(Date.parse(evs[1].data.data.at) > 0);
+  } finally {
+    es.close();
+  }
 });

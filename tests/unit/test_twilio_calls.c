@@ -61,9 +61,15 @@ static void test_names(void)
 
 static void test_documents(void)
 {
-    check_doc(sb_twiml_calls_hold("park-1"), DECL
+    check_doc(sb_twiml_calls_hold("park-1", NULL), DECL
               "<Response><Dial><Conference startConferenceOnEnter=\"false\" endConferenceOnExit=\"true\" "
               "beep=\"false\">park-1</Conference></Dial></Response>");
+    /* The workspace's hold URL as the room's waitUrl (its & escaped). */
+    check_doc(
+        sb_twiml_calls_hold("park-1", "https://x/hold?w=1&k=room"), DECL
+        "<Response><Dial><Conference startConferenceOnEnter=\"false\" endConferenceOnExit=\"true\" "
+        "beep=\"false\" waitUrl=\"https://x/hold?w=1&amp;k=room\" waitMethod=\"POST\">park-1</Conference>"
+        "</Dial></Response>");
     check_doc(sb_twiml_calls_join("park-1", true),
               DECL "<Response><Dial><Conference startConferenceOnEnter=\"true\" endConferenceOnExit=\"true\" "
                    "beep=\"false\">park-1</Conference></Dial></Response>");
@@ -88,8 +94,8 @@ static void test_documents(void)
 
 static void test_refusals(void)
 {
-    CHECK(sb_twiml_calls_hold(NULL) == NULL);
-    CHECK(sb_twiml_calls_hold("") == NULL);
+    CHECK(sb_twiml_calls_hold(NULL, NULL) == NULL);
+    CHECK(sb_twiml_calls_hold("", "https://x/hold") == NULL);
     CHECK(sb_twiml_calls_join(NULL, true) == NULL);
     CHECK(sb_twiml_calls_dial(NULL, NULL, NULL) == NULL);
     CHECK(sb_twiml_calls_dial("client:", NULL, NULL) == NULL);

@@ -120,6 +120,11 @@ static void test_ids(void)
     CHECK_EQ_STR(ids.call, CALL);
     CHECK_EQ_STR(ids.agent, USER);
     CHECK(ids.outgoing);
+    CHECK(!ids.room);
+    q = "w=" WS "&k=room";
+    sb_wh_parse_voice_ids(q, strlen(q), &ids);
+    CHECK(ids.room);
+    CHECK(!ids.outgoing);
     /* Upper case is read lower case; junk, repeats of nothing, and unknown names are ignored. */
     q = "x=1&w=0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B&call=nope&&a&k=in";
     sb_wh_parse_voice_ids(q, strlen(q), &ids);
@@ -127,6 +132,7 @@ static void test_ids(void)
     CHECK_EQ_STR(ids.call, "");
     CHECK_EQ_STR(ids.agent, "");
     CHECK(!ids.outgoing);
+    CHECK(!ids.room);
     /* Only len bytes are read. */
     q = "w=" WS "&call=" CALL;
     sb_wh_parse_voice_ids(q, 2 + 36, &ids);
@@ -224,6 +230,10 @@ static void test_twiml(void)
 
     CHECK_EQ_INT(sb_wh_twiml_hold(&xml, &len), 0);
     CHECK(strstr(xml, "<Play loop=\"0\">" SB_WH_HOLD_MUSIC "</Play></Response>") != NULL);
+    free(xml);
+    CHECK_EQ_INT(sb_wh_twiml_hold_room(&xml, &len), 0);
+    CHECK_EQ_STR(xml, DECL "<Response><Say>Please hold.</Say><Play loop=\"0\">" SB_WH_HOLD_MUSIC
+                           "</Play></Response>");
     free(xml);
 
     /* Missing pieces are refused, never written half. */
