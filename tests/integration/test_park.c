@@ -63,7 +63,7 @@ typedef struct {
     int status;
     char code[40];
     int parked_slot; /* 0 when not parked */
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } park_t;
 
 static void on_parked(const sb_ask_reply_t *r, void *data)
@@ -73,7 +73,7 @@ static void on_parked(const sb_ask_reply_t *r, void *data)
     snprintf(p->code, sizeof p->code, "%s", r->err ? r->err->code : "");
     const json_t *parked = r->state ? json_object_get(r->state, "parked") : NULL;
     p->parked_slot = json_is_object(parked) ? (int)json_integer_value(json_object_get(parked, "slot")) : 0;
-    h_wait_one(p->w);
+    sbtest_wait_one(p->w);
 }
 
 static void start_park(void *arg)
@@ -96,13 +96,13 @@ static void start_park(void *arg)
 /* n parks at once, spread over the loops; waits for all. */
 static void parks(park_t *ps, int n)
 {
-    h_wait_t w;
-    h_wait_init(&w, n);
+    sbtest_wait_t w;
+    sbtest_wait_init(&w, n);
     for (int i = 0; i < n; i++) {
         ps[i].w = &w;
-        h_run_on(g->loops[i % LOOPS], start_park, &ps[i]);
+        sbtest_run_on(g->loops[i % LOOPS], start_park, &ps[i]);
     }
-    h_wait_all(&w);
+    sbtest_wait_all(&w);
 }
 
 static park_t park(int call, int slot)
@@ -274,7 +274,7 @@ int main(void)
     SBTEST_RUN(test_concurrent);
     SBTEST_RUN(test_unpark_and_end_free_at_once);
     SBTEST_RUN(test_crashed_park);
-    h_group_free(g);
+    sbtest_group_free(g);
     json_decref(ctx);
     PQfinish(h_db);
     free(h_conninfo);
