@@ -247,9 +247,12 @@ static void list_loaded(sb_api_call_t *c)
         run_page_query(c);
         return;
     }
-    char *text = sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
-    if (text != NULL) {
-        sb_api_reply_raw(c, 200, text);
+    sb__api_page_t *pg =
+        sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
+    if (pg != NULL) {
+        size_t len;
+        const char *text = sb__api_page_text(pg, &len);
+        sb_api_reply_borrowed(c, 200, text, len, sb__api_page_release, pg);
         return;
     }
     sb_api_sql_t q[2] = {
