@@ -41,27 +41,48 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-json() { node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>console.log(JSON.parse(d)$1))"; }
-J='content-type: application/json'
-email="bench-$(date +%s%N)@example.com"
-TOKEN=$(curl -sf -XPOST "$U/v1/auth/signup" -H "$J" -d "{\"email\":\"$email\",\"password\":\"benchmark secret\",\"name\":\"Bench\"}" | json .token)
+# Set-up in one node process, 16 requests at a time: a user, a workspace, the contacts, the read
+# thread's 20 notes; then it waits until the notes read model has caught up.  Prints the token and
+# the thread's path, and writes one note URL per contact to write_uris.
+setup=$(node - "$U" "$CONTACTS" "$tmp/write_uris" <<'EOF'
+const [url, contacts, out] = process.argv.slice(2);
+const fs = require('fs');
+async function call(method, path, token, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(url + path, { method, headers, body: body && JSON.stringify(body) });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+async function pool(n, width, fn) {
+  const res = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) { const i = next++; res[i] = await fn(i); }
+  }));
+  return res;
+}
+(async () => {
+  const email = `bench-${process.hrtime.bigint()}@example.com`;
+  const { token } = await call('POST', '/v1/auth/signup', null, { email, password: 'benchmark secret', name: 'Bench' });
+  const ws = (await call('POST', '/v1/workspaces', token, { name: 'Bench' })).id;
+  const ids = await pool(+contacts, 16, async (i) => (await call('POST', `/v1/workspaces/${ws}/contacts`, token, { name: `Contact ${i + 1}` })).id);
+  const paths = ids.map((id) => `/v1/workspaces/${ws}/contacts/${id}/notes`);
+  fs.writeFileSync(out, paths.map((p) => url + p).join('\n') + '\n');
+  const thread = paths[0];
+  for (let i = 1; i <= 20; i++) await call('POST', thread, token, { body: `note ${i}: called back about the quote` });
+  for (let k = 0; k < 100; k++) {
+    if ((await call('GET', `${thread}?limit=20`, token)).items.length === 20) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(`${token} ${thread}`);
+})().catch((e) => { console.error(`http_api: set-up failed: ${e.message}`); process.exit(1); });
+EOF
+)
+TOKEN=${setup%% *}
+THREAD=${setup#* }
 A="authorization: Bearer $TOKEN"
-WS=$(curl -sf -XPOST "$U/v1/workspaces" -H "$J" -H "$A" -d '{"name":"Bench"}' | json .id)
-: >"$tmp/write_uris"
-for i in $(seq "$CONTACTS"); do
-    id=$(curl -sf -XPOST "$U/v1/workspaces/$WS/contacts" -H "$J" -H "$A" -d "{\"name\":\"Contact $i\"}" | json .id)
-    echo "$U/v1/workspaces/$WS/contacts/$id/notes" >>"$tmp/write_uris"
-    [ "$i" = 1 ] && THREAD="/v1/workspaces/$WS/contacts/$id/notes"
-done
-for i in $(seq 20); do
-    curl -sf -XPOST "$U$THREAD" -H "$J" -H "$A" -d "{\"body\":\"note $i: called back about the quote\"}" >/dev/null
-done
-# The thread is read from the notes read model: wait until it has caught up.
-for _ in $(seq 100); do
-    n=$(curl -sf "$U$THREAD?limit=20" -H "$A" | json .items.length)
-    [ "$n" = 20 ] && break
-    sleep 0.1
-done
+J='content-type: application/json'
 echo '{"body":"benchmark note: customer asked for a callback tomorrow morning"}' >"$tmp/note.json"
 cat >"$tmp/write.lua" <<EOF
 local paths = {}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "http/api_int.h"
@@ -33,15 +34,6 @@ static void note_cleanup(sb_api_call_t *c)
 {
     note_state_t *st = c->data;
     free(st->page);
-}
-
-static json_t *note_json(const char *contact_id, const json_t *ev, const char *created_at)
-{
-    return json_pack("{s:O?, s:s, s:O?, s:O?, s:b, s:O?, s:s?, s:O?}", "id", json_object_get(ev, "note_id"),
-                     "contact_id", contact_id, "author_id", json_object_get(ev, "author_id"), "body",
-                     json_object_get(ev, "body"), "private", json_is_true(json_object_get(ev, "private")),
-                     "mentions", json_object_get(ev, "mentions"), "created_at", created_at, "edited_at",
-                     json_object_get(ev, "at"));
 }
 
 static void reply_contact_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
@@ -71,6 +63,49 @@ static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
 /* ---- POST ------------------------------------------------------------------------------------------------
  */
 
+static void put_str_or_null(sb_buf_t *b, const json_t *v)
+{
+    if (json_is_string(v))
+        sb_buf_put_json_string(b, json_string_value(v), json_string_length(v));
+    else
+        sb_buf_puts(b, "null");
+}
+
+/* The note object from its NoteAdded event, written directly rather than built as a tree and
+ * dumped: id, contact_id, author_id, body, private, mentions, created_at (the event's time) and
+ * edited_at (null), the keys a thread page's notes have (api_thread.c). */
+static char *added_text(const char *contact_id, const json_t *ev)
+{
+    sb_buf_t b = SB_BUF_INIT;
+    sb_buf_puts(&b, "{\"id\":");
+    put_str_or_null(&b, json_object_get(ev, "note_id"));
+    sb_buf_puts(&b, ",\"contact_id\":");
+    sb_buf_put_json_string(&b, contact_id, strlen(contact_id));
+    sb_buf_puts(&b, ",\"author_id\":");
+    put_str_or_null(&b, json_object_get(ev, "author_id"));
+    sb_buf_puts(&b, ",\"body\":");
+    put_str_or_null(&b, json_object_get(ev, "body"));
+    sb_buf_puts(&b,
+                json_is_true(json_object_get(ev, "private")) ? ",\"private\":true" : ",\"private\":false");
+    sb_buf_puts(&b, ",\"mentions\":");
+    const json_t *m = json_object_get(ev, "mentions");
+    if (json_is_array(m)) {
+        sb_buf_putc(&b, '[');
+        for (size_t i = 0; i < json_array_size(m); i++) {
+            if (i)
+                sb_buf_putc(&b, ',');
+            put_str_or_null(&b, json_array_get(m, i));
+        }
+        sb_buf_putc(&b, ']');
+    } else {
+        sb_buf_puts(&b, "null");
+    }
+    sb_buf_puts(&b, ",\"created_at\":");
+    put_str_or_null(&b, json_object_get(ev, "at"));
+    sb_buf_puts(&b, ",\"edited_at\":null}");
+    return sb_buf_steal(&b);
+}
+
 static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
     note_state_t *st = c->data;
@@ -78,12 +113,15 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
         reply_contact_error(c, reply);
         return;
     }
-    json_t *note;
+    char loc[160];
+    snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
+    sb_api_header(c, "location", loc);
     if (reply->nevents > 0) {
-        const json_t *ev = reply->events[0].data;
-        note = note_json(c->id, ev, sb__api_str(ev, "at"));
-        json_object_set_new(note, "edited_at", json_null());
-    } else {
+        sb_api_reply_raw(c, 201, added_text(c->id, reply->events[0].data));
+        return;
+    }
+    json_t *note;
+    {
         /* A retry (same Idempotency-Key) of a note that was stored: answer with what we know. */
         const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
         note = json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:n, s:n}", "id", st->note_id, "contact_id",
@@ -91,9 +129,6 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
                          json_object_get(c->body, "body"), "private",
                          json_is_true(json_object_get(n, "private")), "mentions", "created_at", "edited_at");
     }
-    char loc[160];
-    snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
-    sb_api_header(c, "location", loc);
     sb_api_reply_json(c, 201, note);
 }
 
