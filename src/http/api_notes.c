@@ -77,6 +77,9 @@ static void put_str_or_null(sb_buf_t *b, const json_t *v)
 static char *added_text(const char *contact_id, const json_t *ev)
 {
     sb_buf_t b = SB_BUF_INIT;
+    const json_t *body = json_object_get(ev, "body");
+    if (sb_buf_reserve(&b, 384 + json_string_length(body)) != 0)
+        return NULL;
     sb_buf_puts(&b, "{\"id\":");
     put_str_or_null(&b, json_object_get(ev, "note_id"));
     sb_buf_puts(&b, ",\"contact_id\":");
@@ -84,7 +87,7 @@ static char *added_text(const char *contact_id, const json_t *ev)
     sb_buf_puts(&b, ",\"author_id\":");
     put_str_or_null(&b, json_object_get(ev, "author_id"));
     sb_buf_puts(&b, ",\"body\":");
-    put_str_or_null(&b, json_object_get(ev, "body"));
+    put_str_or_null(&b, body);
     sb_buf_puts(&b,
                 json_is_true(json_object_get(ev, "private")) ? ",\"private\":true" : ",\"private\":false");
     sb_buf_puts(&b, ",\"mentions\":");
@@ -117,7 +120,11 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
     snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
     sb_api_header(c, "location", loc);
     if (reply->nevents > 0) {
-        sb_api_reply_raw(c, 201, added_text(c->id, reply->events[0].data));
+        char *text = added_text(c->id, reply->events[0].data);
+        if (text == NULL)
+            sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        else
+            sb_api_reply_raw(c, 201, text);
         return;
     }
     json_t *note;
