@@ -2,6 +2,8 @@
 # `make bench`: runs every benchmark against a throwaway PostgreSQL started by the binary's own
 # `db start` (fsync on, default settings), and prints the figures docs/benchmarks.md reports.
 # Usage: bench/run.sh BUILD_DIR [SECONDS]
+#   BENCH_ONLY="webhooks http_api ..." runs only those sections (append, sse, http_api, webhooks,
+#   and the bench_* binaries by name without the prefix).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-release}
@@ -24,6 +26,9 @@ echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/104857
 echo "# cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $SECS s per run, PostgreSQL $(psql -X -At "$DB" -c 'SHOW server_version')"
 
+want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
+
+if want append; then
 echo "## append (group commit, single-event commands)"
 for n in 1 16 256 1024; do
     "$BUILD/bench_append" "$DB" "$n" "$SECS" "$(nproc)"
@@ -46,17 +51,28 @@ hun=$(pgbench -n -c 32 -j "$(nproc)" -T "$SECS" -f "$tmp/hundred.sql" "$DB" 2>/d
 echo "pgbench one_row_per_tx clients=32 rows_per_s=${one%.*}"
 echo "pgbench hundred_rows_per_tx clients=32 rows_per_s=$(echo "$hun * 100" | bc | cut -d. -f1)"
 rm -rf "$tmp"
+fi
 
+if want sse; then
 echo "## sse (append -> delivery latency while appending 5,000 events/s; server memory per idle client)"
 node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h1 || echo "(sse h1 failed)"
 node bench/sse.mjs "$BUILD" "$DB" --clients 1000,10000 --seconds "$SECS" --proto h2 || echo "(sse h2 failed)"
+fi
 
+if want http_api; then
 echo "## http api (h2load and wrk: a trivial handler, a contact's thread, adding a note)"
 bench/http_api.sh "$BUILD" "$DB" "$SECS" || echo "(http api failed)"
+fi
+
+if want webhooks; then
+echo "## webhooks (signed inbound Twilio messages, acknowledged after commit; pgbench baseline)"
+bench/webhooks.sh "$BUILD" "$DB" "$SECS" || echo "(webhooks failed)"
+fi
 
 for b in "$BUILD"/bench_*; do
     case "$b" in */bench_append) continue ;; esac
     [ -x "$b" ] || continue
+    want "${b##*/bench_}" || continue
     echo "## $(basename "$b")"
     "$b" "$DB" "$SECS" || echo "($(basename "$b") failed)"
 done

@@ -17,6 +17,9 @@
 --       FROM analytics.responses WHERE workspace_id = $ws AND replied_at >= $from AND replied_at < $to
 --   calls per day the call started: total, answered, missed (ended without an answer) and the
 --   total talk time (average = duration_seconds / answered):  analytics.calls_daily
+--   calls per agent and day the call started: the agent the call was last with (rung, answered,
+--   unparked or transferred to; a call that went back to the queue stays with the agent who
+--   missed it), calls, answered, missed, talk time:  analytics.calls_agents_daily
 --   pipeline counts by stage: pipeline.counts (another projection).
 --
 -- Everything here is a counter or keyed by a new id, so batches add up in any grouping: the
@@ -60,6 +63,23 @@ CREATE TABLE call_index (
     workspace_id uuid NOT NULL,
     day          date NOT NULL,
     direction    text NOT NULL
+);
+
+-- The agent a call is with, for the per-agent counts (NULL: nobody yet).
+CREATE TABLE call_agents (
+    call_id  uuid PRIMARY KEY,
+    agent_id uuid
+);
+
+CREATE TABLE calls_agents_daily (
+    workspace_id     uuid NOT NULL,
+    day              date NOT NULL,
+    agent_id         uuid NOT NULL,
+    calls            bigint NOT NULL DEFAULT 0,
+    answered         bigint NOT NULL DEFAULT 0,
+    missed           bigint NOT NULL DEFAULT 0,
+    duration_seconds bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (workspace_id, day, agent_id)
 );
 
 CREATE TABLE calls_daily (
@@ -167,3 +187,24 @@ UPDATE calls_daily d
   FROM call_index i
  WHERE i.call_id = right($2, 36)::uuid
    AND d.workspace_id = i.workspace_id AND d.day = i.day AND d.direction = i.direction;
+
+-- @on CallInitiated CallAnswered CallUnparked CallTransferred
+-- Who the call is with: an event that names an agent moves it to them.  (CallInitiated may run
+-- here before the batch section above has indexed the call: only call_agents is touched.)
+INSERT INTO call_agents (call_id, agent_id)
+VALUES (right($2, 36)::uuid, coalesce(($7->>'agent_id')::uuid, ($7->>'to_agent')::uuid))
+ON CONFLICT (call_id) DO UPDATE
+   SET agent_id = coalesce(excluded.agent_id, call_agents.agent_id);
+
+-- @on CallCompleted CallFailed
+-- The ended call counts for the agent it was last with.
+INSERT INTO calls_agents_daily AS d (workspace_id, day, agent_id, calls, answered, missed, duration_seconds)
+SELECT i.workspace_id, i.day, a.agent_id, 1,
+       CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 1 ELSE 0 END,
+       CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 0 ELSE 1 END,
+       coalesce(($7->>'duration_seconds')::int, 0)
+  FROM call_index i JOIN call_agents a ON a.call_id = i.call_id
+ WHERE i.call_id = right($2, 36)::uuid AND a.agent_id IS NOT NULL
+ON CONFLICT (workspace_id, day, agent_id) DO UPDATE
+   SET calls = d.calls + 1, answered = d.answered + excluded.answered, missed = d.missed + excluded.missed,
+       duration_seconds = d.duration_seconds + excluded.duration_seconds;

@@ -43,7 +43,7 @@ CREATE INDEX calls_live ON calls (workspace_id, started_at)
 
 CREATE VIEW board AS
     SELECT id, workspace_id, contact_id, direction, from_number, to_number, status, agent_id, parked_slot,
-           parked_at, started_at, answered_at
+           parked_at, parked_by, started_at, answered_at
       FROM calls
      WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');
 
@@ -73,6 +73,10 @@ UPDATE calls
        updated_at = $6, version = $4
  WHERE id = right($2, 36)::uuid;
 
+-- @on CallEnqueued
+-- Nobody took the call: the caller waits in the workspace queue, with no agent.
+UPDATE calls SET status = 'queued', agent_id = NULL, updated_at = $6, version = $4 WHERE id = right($2, 36)::uuid;
+
 -- @on CallParked
 UPDATE calls
    SET status = 'parked', parked_slot = ($7->>'slot')::int, parked_at = ($7->>'parked_at')::timestamptz,
@@ -90,6 +94,13 @@ UPDATE calls
    SET status = 'in-progress', agent_id = ($7->>'to_agent')::uuid, transfers = transfers + 1,
        parked_slot = NULL, parked_at = NULL, parked_by = NULL, updated_at = $6, version = $4
  WHERE id = right($2, 36)::uuid;
+
+-- @on CallTransferFailed
+-- The target did not answer: the call is back with the agent who had it.
+UPDATE calls SET agent_id = ($7->>'back_to')::uuid, updated_at = $6, version = $4 WHERE id = right($2, 36)::uuid;
+
+-- @on CallDialAttempted
+UPDATE calls SET updated_at = $6, version = $4 WHERE id = right($2, 36)::uuid;
 
 -- @on CallHangupRequested
 UPDATE calls SET hangup_requested_at = ($7->>'at')::timestamptz, updated_at = $6, version = $4

@@ -237,6 +237,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import messaging_openapi
 messaging_openapi.add(paths, S, params, responses, tags)
+# The voice routes and webhooks (docs/api/voice_openapi.py).
+import voice_openapi
+voice_openapi.add(paths, S, params, responses, tags)
+# Calls and call control (docs/api/calls_openapi.py).
+import calls_openapi
+calls_openapi.add(paths, S, params, responses, tags)
 
 doc = {
     "openapi": "3.1.0",

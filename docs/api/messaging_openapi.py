@@ -118,16 +118,17 @@ def add(paths, S, params, responses, tags):
     ws_p = {"name": "ws", "in": "path", "required": True, "schema": uuid, "description": "workspace id"}
     paths["/v1/chat/{ws}/sessions"] = {
         "parameters": [ws_p],
-        "post": op("Start a website chat session (public)", {"201": resp("the session", ref("ChatSession")), **errs(400, 404, 415, 503)},
+        "post": op("Start a website chat session (public)", {"201": resp("the session", ref("ChatSession")), **errs(400, 404, 415, 429, 503)},
                    body=jbody(ref("ChatSessionInput"), {"name": "Ana Visitor", "email": "ana@example.com"}), tag="chat", security=False,
-                   desc="The visitor becomes a contact of the workspace (named after them, or 'Website visitor'); agents answer with POST .../contacts/{id}/messages {channel: chat}."),
+                   desc="The visitor becomes a contact of the workspace (named after them, or 'Website visitor'); agents answer with POST .../contacts/{id}/messages {channel: chat}. "
+                        "Limited per client address (SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE): past it, 429 with Retry-After."),
         "options": preflight(),
     }
     paths["/v1/chat/{ws}/messages"] = {
         "parameters": [ws_p],
-        "post": {**op("A visitor's message (visitor token)", {"202": resp("received", ref("Message")), **errs(400, 401, 415, 503)}, params_=visitor_auth,
+        "post": {**op("A visitor's message (visitor token)", {"202": resp("received", ref("Message")), **errs(400, 401, 415, 429, 503)}, params_=visitor_auth,
                       body=jbody(ref("ChatMessageInput"), {"body": "Hi, do you fix boilers?"}), tag="chat", security=False,
-                      desc="MessageReceived on the visitor's contact, channel chat."), "x-visitor-token": True},
+                      desc="MessageReceived on the visitor's contact, channel chat. Limited per visitor (SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE): past it, 429 with Retry-After."), "x-visitor-token": True},
         "options": preflight(),
     }
     paths["/v1/chat/{ws}/stream"] = {

@@ -12,7 +12,9 @@
  * State: {"created", "call_id", "workspace_id", "call_sid", "direction", "from", "to", "contact_id",
  *         "agent_id", "status", "started_at", "answered_at", "ended_at", "duration_seconds",
  *         "parked": null | {"slot", "parked_by", "parked_at"}, "transfers", "hangup_requested",
- *         "recordings": [url, ...]} */
+ *         "recordings": [url, ...], "queue" (set once queued by EnqueueCall), "last_transfer"?: {"mode",
+ *         "to_agent", "to_number", "from_agent", "failed"}, "dial_attempts"?: [ref, ...], "last_unpark"?:
+ *         {"slot", "parked_by", "at"}} */
 #include "actors/dutil.h"
 #include "actors/kinds.h"
 #include "core/error.h"
@@ -223,6 +225,47 @@ static int answer(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     return answered(state, agent, NULL, ctx, out);
 }
 
+/* No agent took the call (nobody online, or the agent's browser did not answer): the caller waits in
+ * the workspace's queue.  Only a call still waiting for someone can be queued; a late report about
+ * a call already answered or over decides nothing. */
+static int enqueue(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                   sb_derror_t *err)
+{
+    const char *queue, *reason, *cur = sb__str(state, "status");
+    SB_TRY(sb__need_str(cmd, "queue", 1, 64, &queue, err));
+    SB_TRY(sb__opt_str(cmd, "reason", 1, 32, &reason, err));
+    if (is_final(cur) || is_live(cur))
+        return 0;
+    if (sb__eq(cur, "queued") && sb__str(state, "agent_id") == NULL && sb__eq(sb__str(state, "queue"), queue))
+        return 0; /* already waiting there */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallEnqueued",
+                          json_pack("{s:s, s:s?, s:s?, s:s}", "queue", queue, "reason", reason, "from_agent",
+                                    sb__str(state, "agent_id"), "at", now));
+}
+
+/* Call control sent the caller back to the workspace's queue (a transfer target and the first agent
+ * did not answer, or an outbound call's agent did not): unlike EnqueueCall, which is about a call
+ * nobody has taken yet, this is about a live call, which waits again with no agent.  A call that
+ * ended, or that is parked, decides nothing. */
+static int requeue(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                   sb_derror_t *err)
+{
+    const char *queue, *reason, *cur = sb__str(state, "status");
+    SB_TRY(sb__need_str(cmd, "queue", 1, 64, &queue, err));
+    SB_TRY(sb__opt_str(cmd, "reason", 1, 32, &reason, err));
+    if (is_final(cur) || sb__eq(cur, "parked"))
+        return 0;
+    if (sb__eq(cur, "queued") && sb__str(state, "agent_id") == NULL && sb__eq(sb__str(state, "queue"), queue))
+        return 0; /* already waiting there */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallEnqueued",
+                          json_pack("{s:s, s:s?, s:s?, s:s, s:b}", "queue", queue, "reason", reason,
+                                    "from_agent", sb__str(state, "agent_id"), "at", now, "requeued", 1));
+}
+
 static int park(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                 sb_derror_t *err)
 {
@@ -282,9 +325,10 @@ static int unpark(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     char now[SB_RFC3339_LEN];
     sb__now(ctx, now);
     return sb_devents_add(out, "CallUnparked",
-                          json_pack("{s:s, s:O, s:I, s:s?, s:s}", "agent_id", agent, "slot",
+                          json_pack("{s:s, s:O, s:I, s:s?, s:s, s:O?}", "agent_id", agent, "slot",
                                     json_object_get(parked, "slot"), "parked_seconds", (json_int_t)secs, "by",
-                                    ctx->user_id, "unparked_at", now));
+                                    ctx->user_id, "unparked_at", now, "parked_by",
+                                    json_object_get(parked, "parked_by")));
 }
 
 static int transfer(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -307,9 +351,10 @@ static int transfer(const json_t *state, const json_t *cmd, const sb_decide_ctx_
     char now[SB_RFC3339_LEN];
     sb__now(ctx, now);
     return sb_devents_add(out, "CallTransferred",
-                          json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s}", "mode", mode, "to_agent", agent,
-                                    "to_number", number[0] ? number : NULL, "from_agent",
-                                    sb__str(state, "agent_id"), "by", ctx->user_id, "at", now));
+                          json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:I}", "mode", mode, "to_agent",
+                                    agent, "to_number", number[0] ? number : NULL, "from_agent",
+                                    sb__str(state, "agent_id"), "by", ctx->user_id, "at", now, "transfer",
+                                    json_integer_value(json_object_get(state, "transfers")) + 1));
 }
 
 static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -324,6 +369,71 @@ static int hangup(const json_t *state, const json_t *cmd, const sb_decide_ctx_t 
     sb__now(ctx, now);
     return sb_devents_add(out, "CallHangupRequested",
                           json_pack("{s:s?, s:s}", "by", ctx->user_id, "at", now));
+}
+
+/* The agent who unparked a call did not answer their browser: the call goes back to the lot, in
+ * its slot, still the parker's.  unparked_at names the unparking, so a late report about an older
+ * one (or one after the call moved on: transferred, parked again, ended) changes nothing. */
+static int return_to_lot(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                         sb_devents_t *out, sb_derror_t *err)
+{
+    const char *at;
+    SB_TRY(sb__need_str(cmd, "unparked_at", 1, 40, &at, err));
+    const json_t *last = json_object_get(state, "last_unpark");
+    if (!sb__eq(sb__str(state, "status"), "in-progress") || !json_is_object(last) ||
+        !sb__eq(sb__str(last, "at"), at))
+        return 0;
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallParked",
+                          json_pack("{s:O?, s:O?, s:s, s:b}", "slot", json_object_get(last, "slot"),
+                                    "parked_by", json_object_get(last, "parked_by"), "parked_at", now,
+                                    "returned", 1));
+}
+
+/* Call control records each Twilio request that creates a call leg (dialling the customer, ringing
+ * an agent or a transfer target) before it goes out: a ref names the request, and a second attempt
+ * with a ref already recorded is refused, so a leg is never created twice for one decision, even
+ * when a reactor restarts after the request went out. */
+static int dial_attempt(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
+                        sb_derror_t *err)
+{
+    const char *ref;
+    SB_TRY(sb__need_str(cmd, "ref", 1, 120, &ref, err));
+    const json_t *done = json_object_get(state, "dial_attempts");
+    if (sb__array_find(done, ref, false) >= 0)
+        return sb_reject(err, 409, "attempted", "ref", "this request was attempted already");
+    if (json_array_size(done) >= 200)
+        return sb_reject(err, 409, "limit_reached", "ref", "too many call legs for one call");
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallDialAttempted", json_pack("{s:s, s:s}", "ref", ref, "at", now));
+}
+
+/* A transfer target did not answer (or was busy, or failed): the call goes back to the agent who
+ * had it.  transfer names which transfer (the call's count after it), so a late report about an
+ * older one changes nothing. */
+static int transfer_failed(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx,
+                           sb_devents_t *out, sb_derror_t *err)
+{
+    const char *reason;
+    SB_TRY(sb__need_str(cmd, "reason", 1, 40, &reason, err));
+    const json_t *n = json_object_get(cmd, "transfer");
+    if (!json_is_integer(n) || json_integer_value(n) < 1)
+        return sb_reject(err, 400, "invalid", "transfer", "transfer must be a positive whole number");
+    const json_t *last = json_object_get(state, "last_transfer");
+    if (!sb__eq(sb__str(state, "status"), "in-progress") || !json_is_object(last) ||
+        json_integer_value(json_object_get(state, "transfers")) != json_integer_value(n) ||
+        json_is_true(json_object_get(last, "failed")))
+        return 0; /* over, superseded, or reported already */
+    char now[SB_RFC3339_LEN];
+    sb__now(ctx, now);
+    return sb_devents_add(out, "CallTransferFailed",
+                          json_pack("{s:O?, s:I, s:O?, s:O?, s:O?, s:s, s:s}", "mode",
+                                    json_object_get(last, "mode"), "transfer", json_integer_value(n),
+                                    "to_agent", json_object_get(last, "to_agent"), "to_number",
+                                    json_object_get(last, "to_number"), "back_to",
+                                    json_object_get(last, "from_agent"), "reason", reason, "at", now));
 }
 
 static int recording(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
@@ -358,11 +468,16 @@ static const struct {
 } handlers[] = {
     {"RecordCallStatus", record_status},
     {"AnswerCall", answer},
+    {"EnqueueCall", enqueue},
     {"ParkCall", park},
     {"UnparkCall", unpark},
     {"TransferCall", transfer},
     {"HangupCall", hangup},
     {"RecordCallRecording", recording},
+    {"RecordDialAttempt", dial_attempt},
+    {"FailTransfer", transfer_failed},
+    {"ReturnToLot", return_to_lot},
+    {"RequeueCall", requeue},
 };
 
 static int dispatch(const json_t *state, const json_t *cmd, const char *type, const sb_decide_ctx_t *ctx,
@@ -411,8 +526,13 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         json_object_set_new(state, "status", json_string("in-progress"));
         sb__set(state, "agent_id", json_object_get(d, "agent_id"));
         sb__set(state, "answered_at", json_object_get(d, "answered_at"));
+    } else if (strcmp(t, "CallEnqueued") == 0) {
+        json_object_set_new(state, "status", json_string("queued"));
+        json_object_set_new(state, "agent_id", json_null());
+        sb__set(state, "queue", json_object_get(d, "queue"));
     } else if (strcmp(t, "CallParked") == 0) {
         json_object_set_new(state, "status", json_string("parked"));
+        json_object_del(state, "last_unpark");
         json_object_set_new(state, "parked",
                             json_pack("{s:o, s:o, s:o}", "slot", sb__copy(json_object_get(d, "slot")),
                                       "parked_by", sb__copy(json_object_get(d, "parked_by")), "parked_at",
@@ -421,11 +541,35 @@ static void call_evolve(json_t *state, const sb_devent_t *ev)
         json_object_set_new(state, "status", json_string("in-progress"));
         json_object_set_new(state, "parked", json_null());
         sb__set(state, "agent_id", json_object_get(d, "agent_id"));
+        json_object_set_new(state, "last_unpark",
+                            json_pack("{s:o, s:o, s:o}", "slot", sb__copy(json_object_get(d, "slot")),
+                                      "parked_by", sb__copy(json_object_get(d, "parked_by")), "at",
+                                      sb__copy(json_object_get(d, "unparked_at"))));
     } else if (strcmp(t, "CallTransferred") == 0) {
         /* The call is now with the new agent, or with no agent when it went to an outside number. */
         sb__set(state, "agent_id", json_object_get(d, "to_agent"));
+        json_object_del(state, "last_unpark");
         json_object_set_new(state, "transfers",
                             json_integer(json_integer_value(json_object_get(state, "transfers")) + 1));
+        json_object_set_new(state, "last_transfer",
+                            json_pack("{s:o, s:o, s:o, s:o, s:b}", "mode",
+                                      sb__copy(json_object_get(d, "mode")), "to_agent",
+                                      sb__copy(json_object_get(d, "to_agent")), "to_number",
+                                      sb__copy(json_object_get(d, "to_number")), "from_agent",
+                                      sb__copy(json_object_get(d, "from_agent")), "failed", 0));
+    } else if (strcmp(t, "CallTransferFailed") == 0) {
+        sb__set(state, "agent_id", json_object_get(d, "back_to"));
+        json_t *last = json_object_get(state, "last_transfer");
+        if (json_is_object(last))
+            json_object_set_new(last, "failed", json_true());
+    } else if (strcmp(t, "CallDialAttempted") == 0) {
+        json_t *a = json_object_get(state, "dial_attempts");
+        if (!json_is_array(a)) {
+            a = json_array();
+            json_object_set_new(state, "dial_attempts", a);
+        }
+        if (json_is_string(json_object_get(d, "ref")))
+            json_array_append_new(a, sb__copy(json_object_get(d, "ref")));
     } else if (strcmp(t, "CallHangupRequested") == 0) {
         json_object_set_new(state, "hangup_requested", json_true());
     } else if (strcmp(t, "CallRecordingAvailable") == 0) {

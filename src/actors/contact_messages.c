@@ -453,8 +453,18 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
         if (to_in != NULL)
             strcpy(to, to_in);
     }
+    const json_t *listed = json_object_get(cmd, "from_listed");
+    if (listed != NULL && !json_is_boolean(listed))
+        return sb_reject(err, 400, "invalid", "from_listed", "from_listed must be a boolean");
     if (m != NULL || (pid != NULL && sb__array_find(json_object_get(state, "provider_ids"), pid, false) >= 0))
         return 0; /* the provider retried */
+    /* from_listed: the sender named this contact from a hint (the webhooks' per-loop memory of
+     * senders) that may be out of date; the contact's own numbers decide. */
+    if (json_is_true(listed) &&
+        (strcmp(channel, "chat") == 0 ||
+         sb__array_find(json_object_get(state, phone ? "phones" : "emails"), from, !phone) < 0))
+        return sb_reject(err, 409, "sender_not_listed", "from", "the sender is not one of the contact's %s",
+                         phone ? "numbers" : "addresses");
     SB_TRY(read_media(cmd, &media, err));
     if (body[0] == '\0' && json_array_size(media) == 0 && subject == NULL) {
         json_decref(media);

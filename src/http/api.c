@@ -70,7 +70,8 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
 {
     memset(o, 0, sizeof(*o));
     long long ttl = 30LL * 86400, cache = 2000, fu = 5, fa = 50, win = 900,
-              ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+              ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, mem = crypto_pwhash_MEMLIMIT_INTERACTIVE,
+              chat_sessions = 10, chat_messages = 30;
     int rc = 0;
     rc |= env_int("SWITCHBOARD_TOKEN_TTL_SECONDS", 1, 10LL * 365 * 86400, &ttl, err, errlen);
     rc |= env_int("SWITCHBOARD_TOKEN_CACHE_MS", 0, 60000, &cache, err, errlen);
@@ -79,6 +80,8 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
     rc |= env_int("SWITCHBOARD_LOGIN_WINDOW_SECONDS", 1, 86400, &win, err, errlen);
     rc |= env_int("SWITCHBOARD_PWHASH_OPS", crypto_pwhash_OPSLIMIT_MIN, 64, &ops, err, errlen);
     rc |= env_int("SWITCHBOARD_PWHASH_MEM", 8192, 1LL << 30, &mem, err, errlen);
+    rc |= env_int("SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE", 1, 1000000, &chat_sessions, err, errlen);
+    rc |= env_int("SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE", 1, 1000000, &chat_messages, err, errlen);
     if (rc != 0)
         return SB_EINVAL;
     o->token_ttl_s = ttl;
@@ -90,6 +93,8 @@ int sb_api_options_init(sb_api_options_t *o, char *err, size_t errlen)
     o->pwhash_mem = (size_t)mem;
     o->max_hash_jobs = 32;
     o->idempotency_ttl_s = 86400;
+    o->chat_sessions_per_minute = (int)chat_sessions;
+    o->chat_messages_per_minute = (int)chat_messages;
     return 0;
 }
 
@@ -106,7 +111,9 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
     api->router = router;
     api->nloops = nloops;
     api->loops = calloc((size_t)nloops, sizeof(*api->loops));
-    if (api->loops == NULL)
+    api->chat_sessions = sb_ratelimit_new(o->chat_sessions_per_minute, 2 * o->chat_sessions_per_minute, 4096);
+    api->chat_messages = sb_ratelimit_new(o->chat_messages_per_minute, 2 * o->chat_messages_per_minute, 4096);
+    if (api->loops == NULL || api->chat_sessions == NULL || api->chat_messages == NULL)
         goto fail;
     /* The stand-in hash for unknown accounts: same parameters, a password nobody knows. */
     char pw[33];
@@ -131,6 +138,8 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
     *out = api;
     return 0;
 fail:
+    sb_ratelimit_free(api->chat_sessions);
+    sb_ratelimit_free(api->chat_messages);
     free(api->loops);
     free(api);
     return SB_ENOMEM;
@@ -177,6 +186,8 @@ void sb_api_free(sb_api_t *api)
         free(api->loops[i]);
     }
     free(api->loops);
+    sb_ratelimit_free(api->chat_sessions);
+    sb_ratelimit_free(api->chat_messages);
     sodium_memzero(api->dummy_hash, sizeof(api->dummy_hash));
     sodium_memzero(api->token_key, sizeof(api->token_key));
     free(api);

@@ -75,6 +75,11 @@ typedef struct sb_api_options_s {
     size_t pwhash_mem;
     int max_hash_jobs;         /* password hashes queued or running at once; more get 503; 32 */
     int64_t idempotency_ttl_s; /* how long responses to Idempotency-Key requests are kept; 24 h */
+    /* Website chat is public: new visitor sessions per client address and messages per visitor,
+     * per minute (token buckets, bursts of twice that; per process, src/http/ratelimit.h).
+     * SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE, 10; SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE, 30. */
+    int chat_sessions_per_minute;
+    int chat_messages_per_minute;
 } sb_api_options_t;
 
 /* Defaults overridden by the environment variables above.  0, or SB_EINVAL with one line in err. */

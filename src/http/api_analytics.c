@@ -8,7 +8,8 @@
  *    "messages_by_channel": {"sms": n, ...}, "messages_by_status": {"delivered": n, ...},
  *    "messages_by_day": [{"date", "inbound", "outbound"}],
  *    "response_time_seconds": {"average", "median", "p90", "replies"},
- *    "calls": {"total", "answered", "missed", "average_duration_seconds"},
+ *    "calls": {"total", "answered", "missed", "average_duration_seconds",
+ *              "by_agent": [{"agent_id", "total", "answered", "missed", "average_duration_seconds"}]},
  *    "pipeline": [{"stage", "contacts"}]}
  *
  * Messages count once, on the day they were received or queued (by channel, by day, totals); by
@@ -16,7 +17,9 @@
  * one day and delivered the next counts as sent on the first and delivered on the second, so
  * delivered / sent is the range's delivery rate).
  * Response time runs from a contact's first unanswered inbound message to the team's next reply
- * (replies dated in the range).  Averages are null when there is nothing to average.  Pipeline
+ * (replies dated in the range).  Calls count on the day they started; a call counts for the agent it
+ * was last with (rung, answered, unparked or transferred to), so a call an agent missed and the
+ * queue then took is one of their missed calls.  Averages are null when there is nothing to average. Pipeline
  * counts are today's (stages in pipeline order, then stages no longer in the pipeline, then no
  * stage), not the range's. */
 #include <stdio.h>
@@ -66,7 +69,14 @@ static const char report_sql[] =
     "'response_time_seconds', json_build_object('average', r.average, 'median', r.median, 'p90', r.p90, "
     "'replies', r.replies), "
     "'calls', json_build_object('total', c.total, 'answered', c.answered, 'missed', c.missed, "
-    "'average_duration_seconds', CASE WHEN c.answered > 0 THEN c.seconds::float8 / c.answered END), "
+    "'average_duration_seconds', CASE WHEN c.answered > 0 THEN c.seconds::float8 / c.answered END, "
+    "'by_agent', coalesce((SELECT json_agg(json_build_object('agent_id', agent_id, 'total', t, 'answered', "
+    "a, "
+    "'missed', m, 'average_duration_seconds', CASE WHEN a > 0 THEN s::float8 / a END) ORDER BY t DESC, "
+    "agent_id) "
+    "FROM (SELECT agent_id, sum(calls)::int8 AS t, sum(answered)::int8 AS a, sum(missed)::int8 AS m, "
+    "sum(duration_seconds)::int8 AS s FROM analytics.calls_agents_daily WHERE workspace_id = $1 "
+    "AND day >= $2::date AND day < $3::date GROUP BY agent_id) x), '[]'::json)), "
     "'pipeline', coalesce((SELECT json_agg(json_build_object('stage', p.stage, 'contacts', p.contacts) "
     "ORDER BY s.position NULLS LAST, p.stage NULLS LAST) FROM pipeline.counts p LEFT JOIN pipeline.stages s "
     "ON s.workspace_id = p.workspace_id AND s.name = p.stage WHERE p.workspace_id = $1), '[]'::json))::text "

@@ -7,13 +7,11 @@
  * counted per account and per client address in the database (shared by every process); past the
  * limits a login answers 429 with Retry-After, before any hashing.  An unknown e-mail costs the
  * same hash as a wrong password, and both answer the same 401. */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "actors/flows.h"
 #include "actors/kinds.h"
@@ -321,20 +319,6 @@ static const char record_failure_sql[] =
     "AND at < now() - make_interval(secs => $3::int)) "
     "INSERT INTO auth_login_failures (key) VALUES ($1), ($2)";
 
-static void client_addr(h2o_req_t *req, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    snprintf(out, cap, "addr:unknown");
-    if (len == 0)
-        return;
-    char ip[INET6_ADDRSTRLEN];
-    const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    if (inet_ntop(ss.ss_family, a, ip, sizeof(ip)) != NULL)
-        snprintf(out, cap, "addr:%s", ip);
-}
-
 static void login_failure_recorded(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     atomic_fetch_add_explicit(&c->api->login_failures, 1, memory_order_relaxed);
@@ -466,7 +450,7 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
     const char *pw;
     if (!sb_api_read_body(c, fields) || !read_email(c, st) || !read_password(c, &pw))
         return 0;
-    client_addr(req, st->addr, sizeof(st->addr));
+    sb_ratelimit_client_key(req, st->addr, sizeof(st->addr));
     snprintf(st->user_key, sizeof(st->user_key), "user:%s", st->email);
     snprintf(st->window, sizeof(st->window), "%lld", (long long)c->api->opts.login_window_s);
     sb_api_sql_t q[3] = {

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 
 #include "actors/flows.h"
 #include "core/clock.h"
@@ -85,6 +87,21 @@ static bool visitor(sb_api_call_t *c, bool allow_query, char contact[SB_UUID_STR
     return true;
 }
 
+/* Spends one request of key from rl; false (having answered 429 with Retry-After) when none is left. */
+static bool within_limit(sb_api_call_t *c, sb_ratelimit_t *rl, const char *key, const char *what)
+{
+    int wait = sb_ratelimit_take(rl, key, uv_now(&c->loop->uv));
+    if (wait == 0)
+        return true;
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", wait);
+    cors(c);
+    sb_api_header(c, "retry-after", ra);
+    atomic_fetch_add_explicit(&c->api->chat_rate_limited, 1, memory_order_relaxed);
+    sb_api_reply_error(c, 429, "rate_limited", what, NULL);
+    return false;
+}
+
 /* ---- sessions --------------------------------------------------------------------------------- */
 
 static void on_contact(const sb_flow_result_t *res, void *data)
@@ -131,6 +148,11 @@ static void on_session(sb_api_call_t *c)
         sb_api_reply_error(c, 404, "not_found", "no such workspace", NULL);
         return;
     }
+    char key[INET6_ADDRSTRLEN + 8];
+    sb_ratelimit_client_key(c->req, key, sizeof(key));
+    if (!within_limit(c, c->api->chat_sessions, key,
+                      "too many new chat sessions from this address; try again later"))
+        return;
     if (c->req->entity.len > 0 && !sb_api_read_body(c, fields))
         return;
     const char *name = sb__api_str(c->body, "name");
@@ -183,7 +205,12 @@ static void on_message(sb_api_call_t *c)
 {
     static const char *const fields[] = {"body", NULL};
     chat_t *st = c->data;
-    if (!visitor(c, false, st->contact) || !sb_api_read_body(c, fields))
+    if (!visitor(c, false, st->contact))
+        return;
+    char key[16 + SB_UUID_STRLEN];
+    snprintf(key, sizeof(key), "visitor:%s", st->contact);
+    if (!within_limit(c, c->api->chat_messages, key, "too many chat messages; slow down") ||
+        !sb_api_read_body(c, fields))
         return;
     const char *body = sb__api_str(c->body, "body");
     if (body == NULL || body[0] == '\0' || sb__api_utf8_len(body) > BODY_MAX) {

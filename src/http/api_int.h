@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "http/api.h"
+#include "http/ratelimit.h"
 
 /* A loop's cache of verified tokens: direct-mapped by a keyed hash of the token (SipHash-2-4 with
  * 128-bit output under a random per-process key: uniform, and nobody without the key can make two
@@ -111,6 +112,9 @@ struct sb_api_s {
     char dummy_hash[crypto_pwhash_STRBYTES];
     /* counters for /metrics (relaxed; any loop) */
     _Atomic uint64_t signups, logins, login_failures, login_rate_limited, idempotent_replays;
+    _Atomic uint64_t chat_rate_limited;
+    sb_ratelimit_t *chat_sessions; /* per client address */
+    sb_ratelimit_t *chat_messages; /* per visitor */
 };
 
 sb__api_loop_t *sb__api_loop(const sb_api_call_t *c);

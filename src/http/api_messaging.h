@@ -4,6 +4,7 @@
  *   PUT/GET/DELETE /v1/workspaces/{ws}/email           e-mail sender and Resend key (api_email.c)
  *   GET/POST /v1/workspaces/{ws}/contacts/{id}/messages, DELETE .../messages/{mid} (api_messages.c)
  *   /v1/chat/{ws}/...                                   the website chat widget (api_chat.c)
+ *   .../voice/token, /v1/me/presence, .../voice/agents|numbers, .../contacts/{id}/calls (api_voice.c)
  *
  * Registered by serve.c after sb_api_create, on the same router. */
 #ifndef SB_HTTP_API_MESSAGING_H
@@ -20,5 +21,6 @@ int sb__api_twilio_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_message_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_email_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_chat_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_voice_routes(sb_router_t *r, sb_api_t *api);
 
 #endif

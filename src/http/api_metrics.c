@@ -261,6 +261,9 @@ static void api_metrics(sb_buf_t *b, sb_api_t *api)
             load(&api->login_rate_limited));
     counter(b, "switchboard_idempotent_replays_total", "Responses replayed for a repeated Idempotency-Key.",
             load(&api->idempotent_replays));
+    counter(b, "switchboard_chat_rate_limited_total",
+            "Website chat sessions and messages refused by the per-address and per-visitor limits.",
+            load(&api->chat_rate_limited));
 }
 
 static void sse_metrics(sb_buf_t *b, sb_api_t *api)

@@ -135,6 +135,10 @@ int sb_webhooks_register(sb_router_t *r, const sb_config_t *cfg)
     int rc = sb__wh_twilio_routes(r, cfg);
     if (rc == 0)
         rc = sb__wh_resend_routes(r, cfg);
+    if (rc == 0)
+        rc = sb__wh_voice_routes(r, cfg);
+    if (rc == 0)
+        rc = sb__wh_calls_routes(r, cfg);
     return rc;
 }
 

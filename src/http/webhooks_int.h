@@ -57,5 +57,7 @@ extern sb__wh_stats_t sb__wh_stats;
 /* Route registration per file. */
 int sb__wh_twilio_routes(sb_router_t *r, const sb_config_t *cfg);
 int sb__wh_resend_routes(sb_router_t *r, const sb_config_t *cfg);
+int sb__wh_voice_routes(sb_router_t *r, const sb_config_t *cfg);
+int sb__wh_calls_routes(sb_router_t *r, const sb_config_t *cfg); /* webhooks_calls.c */
 
 #endif

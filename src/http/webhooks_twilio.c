@@ -3,7 +3,9 @@
  * Inbound:  form -> route by To (the number's claim; reactors/wsconf.h) -> AccountSid and
  *           X-Twilio-Signature against the workspace's credentials -> the contact for From, found or
  *           created (actors/flows.h: exactly one, however many first messages arrive at once, in
- *           any process) -> ReceiveMessage -> 200 TwiML once committed.
+ *           any process), or remembered by the loop from an earlier message (wsconf.h, senders) ->
+ *           ReceiveMessage with from_listed (the contact refuses a number it no longer has, and
+ *           the flow finds the number's contact again) -> 200 TwiML once committed.
  * Status:   form -> our ids from the StatusCallback URL (?w=&c=&m=, signed with it) -> AccountSid
  *           and signature -> RecordMessageStatus -> 200 once committed.
  *
@@ -130,8 +132,11 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
         twh_free(t);
         return;
     }
-    /* Deleted between finding and recording: find (or create) the number's contact again. */
-    if (reply->status == SB_EREJECTED && reply->err != NULL && reply->err->status == 404 && t->tries < 3) {
+    /* Deleted, or the number moved to another contact, between finding (or remembering) and
+     * recording: find (or create) the number's contact again. */
+    if (reply->status == SB_EREJECTED && reply->err != NULL &&
+        (reply->err->status == 404 || strcmp(reply->err->code, "sender_not_listed") == 0) && t->tries < 3) {
+        sb_wsconf_sender_forget(t->conf->workspace_id, t->in.from);
         find_contact(t);
         return;
     }
@@ -145,9 +150,13 @@ static void receive(twh_t *t)
     json_t *media = json_array();
     for (int i = 0; i < in->n_media; i++)
         json_array_append_new(media, json_string(in->media[i]));
-    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "type", "ReceiveMessage",
-                            "message_id", t->message_id, "channel", in->channel, "from", in->from, "to",
-                            in->to, "body", in->body, "media_urls", media, "provider_id", in->message_sid);
+    /* from_listed: the contact refuses the message unless the number is still one of its own (the
+     * contact may have been named by the loop's memory of senders, or have changed since the flow
+     * found it); on_received then finds the number's contact again. */
+    json_t *cmd =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "type", "ReceiveMessage", "message_id",
+                  t->message_id, "channel", in->channel, "from", in->from, "to", in->to, "body", in->body,
+                  "media_urls", media, "provider_id", in->message_sid, "from_listed", 1);
     char stream[SB_UUID_STRLEN + 16];
     snprintf(stream, sizeof(stream), "contact-%s", t->contact_id);
     sb_ask_opts_t opts = {
@@ -185,6 +194,7 @@ static void on_contact(const sb_flow_result_t *res, void *data)
         return;
     }
     snprintf(t->contact_id, sizeof(t->contact_id), "%s", res->id);
+    sb_wsconf_sender_remember(t->conf->workspace_id, t->in.from, t->contact_id);
     receive(t);
 }
 
@@ -311,6 +321,11 @@ static void verify(twh_t *t, const sb_wsconf_t *conf, bool may_reload)
         return;
     }
     sb_wh_inbound_message_id("twilio", t->in.message_sid, t->message_id);
+    /* A sender seen before on this loop: straight to its contact (one ask, no claim reads). */
+    if (sb_wsconf_sender_peek(conf->workspace_id, t->in.from, t->contact_id)) {
+        receive(t);
+        return;
+    }
     find_contact(t);
 }
 

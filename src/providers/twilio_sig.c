@@ -3,7 +3,7 @@
 #include "core/buf.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -192,26 +192,87 @@ static void params_string(const sb_form_t *params, bool library_order, sb_buf_t 
     free(refs);
 }
 
-static void sign(const char *token, const char *url, size_t url_len, const char *ps, size_t ps_len,
+/* HMAC-SHA1 (RFC 2104) over SHA-1 states keyed once per token: the inner and outer pads absorbed,
+ * copied for each message.  By hand rather than through OpenSSL's HMAC(), which fetches the digest
+ * and the MAC by name on every call (a provider lookup that cost more than the hashing itself on
+ * the webhook path); the digest is fetched once per process. */
+#define SHA1_BLOCK 64
+#define SHA1_LEN 20
+
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha1(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+}
+
+typedef struct {
+    EVP_MD_CTX *inner, *outer; /* the pads absorbed */
+    EVP_MD_CTX *work;
+} hmac_t;
+
+static void hmac_free(hmac_t *h)
+{
+    EVP_MD_CTX_free(h->inner);
+    EVP_MD_CTX_free(h->outer);
+    EVP_MD_CTX_free(h->work);
+}
+
+/* Failing here means OpenSSL cannot hash SHA-1 at all: a broken installation, not bad input. */
+static void must(int ok)
+{
+    if (!ok)
+        abort();
+}
+
+static void hmac_init(hmac_t *h, const char *key, size_t key_len)
+{
+    pthread_once(&sha1_once, fetch_sha1);
+    must(sha1_md != NULL);
+    unsigned char k0[SHA1_BLOCK] = {0}, pad[SHA1_BLOCK];
+    h->inner = EVP_MD_CTX_new();
+    h->outer = EVP_MD_CTX_new();
+    h->work = EVP_MD_CTX_new();
+    must(h->inner != NULL && h->outer != NULL && h->work != NULL);
+    if (key_len > SHA1_BLOCK) {
+        unsigned int n = 0;
+        must(EVP_Digest(key, key_len, k0, &n, sha1_md, NULL));
+    } else {
+        memcpy(k0, key, key_len);
+    }
+    for (int i = 0; i < SHA1_BLOCK; i++)
+        pad[i] = k0[i] ^ 0x36;
+    must(EVP_DigestInit_ex(h->inner, sha1_md, NULL) && EVP_DigestUpdate(h->inner, pad, SHA1_BLOCK));
+    for (int i = 0; i < SHA1_BLOCK; i++)
+        pad[i] = k0[i] ^ 0x5c;
+    must(EVP_DigestInit_ex(h->outer, sha1_md, NULL) && EVP_DigestUpdate(h->outer, pad, SHA1_BLOCK));
+    sodium_memzero(k0, sizeof(k0));
+    sodium_memzero(pad, sizeof(pad));
+}
+
+/* The signature of url followed by ps, base64, into out. */
+static void sign(hmac_t *h, const char *url, size_t url_len, const char *ps, size_t ps_len,
                  char out[SB_TWILIO_SIG_LEN + 1])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    /* The signed string is url followed by ps; concatenate to use the one-shot HMAC. */
-    sb_buf_t data = SB_BUF_INIT;
-    sb_buf_append(&data, url, url_len);
-    sb_buf_append(&data, ps, ps_len);
-    HMAC(EVP_sha1(), token, (int)strlen(token), (const unsigned char *)data.data, data.len, md, &mdlen);
-    sb_buf_free(&data);
-    sodium_bin2base64(out, SB_TWILIO_SIG_LEN + 1, md, mdlen, sodium_base64_VARIANT_ORIGINAL);
+    unsigned char ih[SHA1_LEN], md[SHA1_LEN];
+    unsigned int n = 0;
+    must(EVP_MD_CTX_copy_ex(h->work, h->inner) && EVP_DigestUpdate(h->work, url, url_len) &&
+         EVP_DigestUpdate(h->work, ps, ps_len) && EVP_DigestFinal_ex(h->work, ih, &n));
+    must(EVP_MD_CTX_copy_ex(h->work, h->outer) && EVP_DigestUpdate(h->work, ih, SHA1_LEN) &&
+         EVP_DigestFinal_ex(h->work, md, &n));
+    sodium_bin2base64(out, SB_TWILIO_SIG_LEN + 1, md, SHA1_LEN, sodium_base64_VARIANT_ORIGINAL);
 }
 
 void sb_twilio_sig_compute(const char *auth_token, const char *url, size_t url_len, const sb_form_t *params,
                            char out[SB_TWILIO_SIG_LEN + 1])
 {
     sb_buf_t ps = SB_BUF_INIT;
+    hmac_t h;
     params_string(params, true, &ps);
-    sign(auth_token, url, url_len, ps.data ? ps.data : "", ps.len, out);
+    hmac_init(&h, auth_token, strlen(auth_token));
+    sign(&h, url, url_len, ps.data ? ps.data : "", ps.len, out);
+    hmac_free(&h);
     sb_buf_free(&ps);
 }
 
@@ -248,15 +309,18 @@ bool sb_twilio_sig_check(const char *auth_token, const char *url, size_t url_len
     const char *urls[2] = {without, with};
     size_t lens[2] = {wo_len, w_len};
     bool ok = false;
+    hmac_t h;
+    hmac_init(&h, auth_token, strlen(auth_token));
     for (int u = 0; u < 2; u++) {
         for (int order = 0; order < (repeated ? 2 : 1); order++) {
             const sb_buf_t *ps = order == 0 ? &lib : &arrival;
             char expect[SB_TWILIO_SIG_LEN + 1];
-            sign(auth_token, urls[u], lens[u], ps->data ? ps->data : "", ps->len, expect);
+            sign(&h, urls[u], lens[u], ps->data ? ps->data : "", ps->len, expect);
             /* Every candidate is computed and compared, so timing does not tell which matched. */
             ok |= sodium_memcmp(expect, sig, SB_TWILIO_SIG_LEN) == 0;
         }
     }
+    hmac_free(&h);
     sb_buf_free(&lib);
     sb_buf_free(&arrival);
     free(without);

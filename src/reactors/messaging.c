@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "reactors/autoreply.h"
+#include "reactors/calls.h"
 #include "reactors/lease.h"
 #include "reactors/messaging_int.h"
 #include "reactors/outbox.h"
@@ -39,6 +40,8 @@ static void stop_reactors(sb__msg_loop_t *ml)
     sb_outbox_stop(ml->outbox);
     sb_scheduler_stop(ml->scheduler);
     sb_autoreply_stop(ml->autoreply);
+    sb_calls_stop(ml->calls);
+    ml->calls = NULL;
     ml->outbox = NULL;
     ml->scheduler = NULL;
     ml->autoreply = NULL;
@@ -59,12 +62,14 @@ static void on_lease(sb_lease_t *lease, bool held, void *data)
         rc = sb_scheduler_start(&ml->scheduler);
     if (rc == 0)
         rc = sb_autoreply_start(&ml->autoreply);
+    if (rc == 0)
+        rc = sb_calls_start(&ml->calls);
     if (rc != 0) {
         sb_log_error("messaging", "the reactors cannot start: %s", sb_strerror(rc));
         stop_reactors(ml);
         return;
     }
-    sb_log_info("messaging", "the outbox, the scheduler and auto-replies run in this process");
+    sb_log_info("messaging", "the outbox, the scheduler, auto-replies and call control run in this process");
 }
 
 int sb_messaging_new(sb_messaging_t **out, const sb_messaging_options_t *o)

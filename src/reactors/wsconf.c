@@ -141,6 +141,8 @@ void sb__wsconf_invalidate(sb__msg_loop_t *ml, const char *workspace, const char
             ml->slots[i] = NULL;
         }
     }
+    if (workspace == NULL && ml->senders != NULL)
+        memset(ml->senders, 0, sizeof(*ml->senders) * SB__SENDER_SLOTS);
     if (ml->routes == NULL)
         return;
     if (workspace == NULL) {
@@ -519,6 +521,98 @@ int sb_wsconf_route(const char *e164, int flags, sb_wsconf_cb cb, void *data)
     return rc;
 }
 
+/* ---- senders --------------------------------------------------------------------------------------------
+ */
+
+/* The slot for (workspace, number): FNV-1a over both. */
+static sb__sender_slot_t *sender_of(sb__msg_loop_t *ml, const sb_uuid_t *ws, const char *number)
+{
+    uint64_t h = hash_str(number);
+    for (size_t i = 0; i < sizeof(ws->b); i++)
+        h = (h ^ ws->b[i]) * 1099511628211ull;
+    return &ml->senders[h & (SB__SENDER_SLOTS - 1)];
+}
+
+static bool parse_uuid(const char *s, sb_uuid_t *out)
+{
+    return s != NULL && strlen(s) == SB_UUID_STRLEN && sb_uuid_parse(s, SB_UUID_STRLEN, out) == 0;
+}
+
+bool sb_wsconf_sender_peek(const char *workspace_id, const char *e164, char contact_id[SB_UUID_STRLEN + 1])
+{
+    sb__msg_loop_t *ml = sb__msg_loop();
+    sb_uuid_t ws;
+    if (ml == NULL || ml->stopping || ml->senders == NULL || e164 == NULL || !parse_uuid(workspace_id, &ws))
+        return false;
+    const sb__sender_slot_t *slot = sender_of(ml, &ws, e164);
+    if (strcmp(slot->number, e164) != 0 || memcmp(&slot->workspace, &ws, sizeof(ws)) != 0)
+        return false;
+    sb_uuid_format(&slot->contact, contact_id);
+    return true;
+}
+
+static void sender_store(sb__msg_loop_t *ml, const sb_uuid_t *ws, const char *e164, const sb_uuid_t *contact)
+{
+    if (ml->stopping)
+        return;
+    if (ml->senders == NULL && (ml->senders = calloc(SB__SENDER_SLOTS, sizeof(*ml->senders))) == NULL)
+        return; /* only a hint */
+    sb__sender_slot_t *slot = sender_of(ml, ws, e164);
+    snprintf(slot->number, sizeof(slot->number), "%s", e164);
+    slot->workspace = *ws;
+    slot->contact = *contact;
+}
+
+/* A sender learnt on one loop, told to another: the next message may arrive on any loop. */
+typedef struct {
+    sb_task_t task;
+    sb__msg_loop_t *ml;
+    sb__sender_slot_t s;
+} sender_task_t;
+
+static void on_sender(sb_task_t *task)
+{
+    sender_task_t *st = container_of(task, sender_task_t, task);
+    sender_store(st->ml, &st->s.workspace, st->s.number, &st->s.contact);
+    free(st);
+}
+
+void sb_wsconf_sender_remember(const char *workspace_id, const char *e164, const char *contact_id)
+{
+    sb__msg_loop_t *ml = sb__msg_loop();
+    sb_uuid_t ws, contact;
+    if (ml == NULL || ml->stopping || e164 == NULL || !sb_phone_is_e164(e164) ||
+        !parse_uuid(workspace_id, &ws) || !parse_uuid(contact_id, &contact))
+        return;
+    sender_store(ml, &ws, e164, &contact);
+    sb_messaging_t *m = ml->m;
+    for (int k = 0; k < m->nloops; k++) {
+        sb__msg_loop_t *other = m->loops[k];
+        if (other == NULL || other == ml)
+            continue;
+        sender_task_t *st = malloc(sizeof(*st));
+        if (st == NULL)
+            continue; /* that loop finds the contact itself */
+        st->task.cb = on_sender;
+        st->ml = other;
+        snprintf(st->s.number, sizeof(st->s.number), "%s", e164);
+        st->s.workspace = ws;
+        st->s.contact = contact;
+        sb_loop_post(other->loop, &st->task);
+    }
+}
+
+void sb_wsconf_sender_forget(const char *workspace_id, const char *e164)
+{
+    sb__msg_loop_t *ml = sb__msg_loop();
+    sb_uuid_t ws;
+    if (ml == NULL || ml->senders == NULL || e164 == NULL || !parse_uuid(workspace_id, &ws))
+        return;
+    sb__sender_slot_t *slot = sender_of(ml, &ws, e164);
+    if (strcmp(slot->number, e164) == 0 && memcmp(&slot->workspace, &ws, sizeof(ws)) == 0)
+        slot->number[0] = '\0';
+}
+
 /* ---- per loop ------------------------------------------------------------------------------------------ */
 
 void sb__wsconf_loop_init(sb__msg_loop_t *ml)
@@ -551,4 +645,6 @@ void sb__wsconf_loop_free(sb__msg_loop_t *ml)
     }
     free(ml->routes);
     ml->routes = NULL;
+    free(ml->senders);
+    ml->senders = NULL;
 }

@@ -86,6 +86,21 @@ const sb_wsconf_t *sb_wsconf_route_peek(const char *e164);
 void sb_wsconf_ref(const sb_wsconf_t *conf);
 void sb_wsconf_unref(const sb_wsconf_t *conf);
 
+/* Senders: which contact the messages from a number to a workspace were last filed under, per
+ * loop, so that a contact's next message skips the find-or-create flow (its claim and
+ * holder reads).  Only a hint: the contact may have lost the number or been deleted since, so the
+ * caller must send its command in a form the contact's decider refuses in that case (ReceiveMessage
+ * with from_listed) and fall back to the flow then.  Bounded (direct-mapped, a newer sender takes
+ * an older one's slot); nothing is ever read from the database.
+ *
+ * sb_wsconf_sender_peek: true with the contact's uuid in contact_id when one is remembered.
+ * sb_wsconf_sender_remember: remembers contact_id for number, on this loop at once and on the
+ * others through posted tasks (no-op off a messaging loop, or when an argument is not a uuid /
+ * E.164 number).  sb_wsconf_sender_forget: forgets number's entry. */
+bool sb_wsconf_sender_peek(const char *workspace_id, const char *e164, char contact_id[SB_UUID_STRLEN + 1]);
+void sb_wsconf_sender_remember(const char *workspace_id, const char *e164, const char *contact_id);
+void sb_wsconf_sender_forget(const char *workspace_id, const char *e164);
+
 /* Forgets the calling loop's entries for workspace_id (NULL: all) and the routes to it; for code
  * that has just changed a workspace and must not read the old configuration again.  Other loops
  * learn of the change from the follower. */

@@ -17,6 +17,8 @@ before(async () => {
   db = createDb(DB_NAME);
   // Operations that talk to Twilio or Resend (the Twilio set-up) talk to the fake.
   fake = await startFakeProvider();
+  // The account the Twilio set-up's example names, with one number (for the voice number routes).
+  fake.addAccount({ sid: 'AC0123456789abcdef0123456789abcdef', token: '0123456789abcdef0123456789abcdef', numbers: ['+15552000001'] });
   srv = await startServer({ db, env: { SWITCHBOARD_TWILIO_API_BASE: fake.url, SWITCHBOARD_RESEND_API_BASE: fake.url } });
 });
 
@@ -111,16 +113,17 @@ test('every documented operation answers a documented 2xx with the documented sh
   await c.put(`/v1/workspaces/${ws.id}/auto-replies/hours`, { reply: 'fixture' });
   const later = new Date(Date.now() + 3600 * 1000).toISOString();
   const message = (await c.post(`/v1/workspaces/${ws.id}/contacts/${contact.id}/messages`, { channel: 'chat', body: 'fixture', send_at: later })).json;
-  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours', mid: message.id };
+  const values = { ws: ws.id, id: contact.id, note_id: note.id, user_id: ben.user.id, name: 'Qualified', keyword: 'hours', mid: message.id, number: '+15552000001' };
   const fill = (p) => p.replace(/\{([^}]+)\}/g, (_, n) => values[n]);
 
   const ops = documented();
   const ordered = [...ops.filter((o) => o.method !== 'DELETE'), ...ops.filter((o) => o.method === 'DELETE').reverse()];
   for (const { method, path: p, op } of ordered) {
     const where = `${method} ${p}`;
-    // Requests a provider signs (webhooks), and the chat visitor's, which need a visitor's session
-    // token, are called by the messaging tests instead.
-    if (op['x-signed'] || op['x-visitor-token']) continue;
+    // Requests a provider signs (webhooks), the chat visitor's, which need a visitor's session
+    // token, and call control's, which need a live call (x-live-call), are called by the messaging
+    // and calls tests instead.
+    if (op['x-signed'] || op['x-visitor-token'] || op['x-live-call']) continue;
     const example = op.requestBody?.content?.['application/json']?.example;
     let client = c;
     if (p === '/v1/auth/logout') {

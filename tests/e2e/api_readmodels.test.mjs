@@ -144,7 +144,7 @@ test('analytics: the report\'s shape, pipeline counts, and range validation', as
   ]);
   assert.deepEqual(r.json.totals, { messages: 0, inbound: 0, outbound: 0, calls: 0 });
   assert.deepEqual(r.json.response_time_seconds, { average: null, median: null, p90: null, replies: 0 });
-  assert.deepEqual(r.json.calls, { total: 0, answered: 0, missed: 0, average_duration_seconds: null });
+  assert.deepEqual(r.json.calls, { total: 0, answered: 0, missed: 0, average_duration_seconds: null, by_agent: [] });
   assert.deepEqual(r.json.messages_by_channel, {});
   const today = new Date().toISOString().slice(0, 10);
   const span = (Date.parse(r.json.to) - Date.parse(r.json.from)) / 86400000;

@@ -104,3 +104,28 @@ test('tokens: missing, forged, or another workspace\'s -> 401; malformed bodies 
   assert.equal(pre.headers.get('access-control-allow-origin'), '*');
   assert.match(pre.headers.get('access-control-allow-headers'), /authorization/);
 });
+
+test('public endpoints are rate-limited: sessions per address, messages per visitor; 429 stores nothing', async () => {
+  await env.srv.stop();
+  await env.restart({ SWITCHBOARD_CHAT_SESSIONS_PER_MINUTE: '1', SWITCHBOARD_CHAT_MESSAGES_PER_MINUTE: '1' });
+  const count = async () => (await agent().get(`/v1/workspaces/${W.ws.id}/events?limit=1000`)).json.items.length;
+  // A burst of twice the rate per minute, then 429 with Retry-After.
+  const a = await session();
+  await session();
+  const before = await count();
+  const third = await new Client(env.srv.url).post(`/v1/chat/${W.ws.id}/sessions`, {});
+  assert.equal(third.status, 429, third.text);
+  assert.equal(third.json.error.code, 'rate_limited');
+  assert.ok(Number(third.headers.get('retry-after')) >= 1);
+  assert.equal(third.headers.get('access-control-allow-origin'), '*');
+  const post = (body) => visitorClient(a.token).post(`/v1/chat/${W.ws.id}/messages`, body);
+  assert.equal((await post({ body: 'one' })).status, 202);
+  assert.equal((await post({ body: 'two' })).status, 202);
+  const mid = await count();
+  assert.equal(mid, before + 2, 'two messages stored');
+  const refused = await post({ body: 'three' });
+  assert.equal(refused.status, 429, refused.text);
+  assert.equal(await count(), mid, 'a refused message stores nothing');
+  const m = await (await fetch(`${env.srv.url}/metrics`)).text();
+  assert.match(m, /^switchboard_chat_rate_limited_total 2$/m);
+});

@@ -196,3 +196,48 @@ test('50 concurrent first messages from one unknown number make one contact', as
   assert.equal(got.length, 50);
   assert.equal(new Set(got.map((e) => e.stream)).size, 1);
 });
+
+// Each loop remembers which contact a number's messages went to, and sends the next ones straight
+// there; the contact refuses them (from_listed) once the number is no longer its own, and the
+// webhook finds the number's contact again.  Bursts spread the messages over both loops.
+test('messages follow the number when its contact loses it or is deleted', async () => {
+  const from = newPhone();
+  const spare = newPhone();
+  const base = `/v1/workspaces/${W.ws.id}/contacts`;
+  const burst = async (tag) => {
+    const params = Array.from({ length: 6 }, (_, i) => inboundParams(W.acct, { from, body: `${tag} ${i}` }));
+    const rs = await Promise.all(params.map((p) => postTwilio(env.srv, PATH, p, { token: W.acct.token })));
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      rs.map(() => 200),
+      tag,
+    );
+    const got = exportEvents(env.db, { workspace: W.ws.id, types: ['MessageReceived'] }).filter((e) =>
+      params.some((p) => p.MessageSid === e.data.provider_id),
+    );
+    assert.equal(got.length, params.length, tag);
+    const streams = [...new Set(got.map((e) => e.stream))];
+    assert.equal(streams.length, 1, `${tag}: one contact`);
+    return streams[0].slice('contact-'.length);
+  };
+  const created = () => inWs(`type = 'ContactCreated'`);
+
+  const n0 = created();
+  const a = await burst('first');
+  assert.equal(created(), n0 + 1);
+  assert.equal((await burst('again')), a, 'remembered: the same contact');
+
+  // The number moves from A to B: its messages go to B, and nobody else is created.
+  assert.equal((await W.owner.client.patch(`${base}/${a}`, { phones: [spare] })).status, 200);
+  const b = await W.owner.client.post(base, { name: 'Taker', phone: from });
+  assert.equal(b.status, 201, b.text);
+  assert.equal(await burst('moved'), b.json.id);
+  assert.equal(created(), n0 + 2, 'only B was created');
+
+  // B is deleted: the next messages make one new contact.
+  assert.equal((await W.owner.client.del(`${base}/${b.json.id}`)).status, 204);
+  const c = await burst('after delete');
+  assert.notEqual(c, a);
+  assert.notEqual(c, b.json.id);
+  assert.equal(created(), n0 + 3);
+});

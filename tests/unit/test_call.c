@@ -4,6 +4,7 @@
 #define SID "CA0123456789abcdef0123456789abcdef"
 #define SID2 "CAffffffffffffffffffffffffffffffff"
 #define T1 "2026-03-01T12:02:05.500000Z" /* 125.5 s after T0 */
+#define T2 "2026-03-01T12:03:00.000000Z"
 
 #define INIT                                                                                                 \
     "['CallInitiated', {'call_id': '" CALL "', 'workspace_id': '" WS "', 'call_sid': '" SID                  \
@@ -22,6 +23,13 @@
 #define COMPLETED ", ['CallCompleted', {'ended_at': '" T1 "', 'duration_seconds': 125}]"
 #define FAILED(r) ", ['CallFailed', {'reason': '" r "', 'ended_at': '" T0 "'}]"
 #define C(extra) "[" INIT extra "]"
+#define XFER1                                                                                                \
+    ", ['CallTransferred', {'mode': 'warm', 'to_agent': '" ADMIN                                             \
+    "', 'to_number': null, 'from_agent': '" AGENT "', 'transfer': 1}]"
+#define UNPARKED_BY_ADMIN                                                                                    \
+    ", ['CallUnparked', {'agent_id': '" ADMIN "', 'slot': 2, 'parked_by': '" AGENT "', 'unparked_at': '" T1  \
+    "'}]"
+#define XFER1_FAILED ", ['CallTransferFailed', {'mode': 'warm', 'transfer': 1, 'back_to': '" AGENT "'}]"
 
 #define STATUS(s) "{'type': 'RecordCallStatus', 'status': '" s "'}"
 #define ERR409 "{'error': [409, 'invalid_transition']}"
@@ -132,6 +140,20 @@ static const dcase_t cases[] = {
      NULL, "[]"},
     {"answered by a stranger", C(RINGING), "{'type': 'AnswerCall', 'agent_id': '" STRANGER "'}", NULL,
      "{'error': [400, 'unknown_member']}"},
+    /* EnqueueCall */
+    {"nobody answered: the queue", C(", ['CallInitiated', {'agent_id': '" AGENT "'}]" RINGING),
+     "{'type': 'EnqueueCall', 'queue': 'ws_1', 'reason': 'no-answer'}", NULL,
+     "[['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': '" AGENT "', 'at': '" T0
+     "'}]]"},
+    {"queued twice: nothing", C(", ['CallEnqueued', {'queue': 'ws_1'}]"),
+     "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"a late queue after the answer: nothing", C(ANSWERED), "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"a late queue after the end: nothing", C(COMPLETED), "{'type': 'EnqueueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"a queue needs a name", C(""), "{'type': 'EnqueueCall'}", NULL, "{'error': [400, 'required']}"},
+    {"queued, then rung and answered", C(", ['CallEnqueued', {'queue': 'ws_1'}]"), STATUS("in-progress"),
+     NULL, "[['CallAnswered', {'agent_id': null}]]"},
     /* ParkCall */
     {"park in the lowest free slot", C(ANSWERED), "{'type': 'ParkCall'}", AGENT,
      "[['CallParked', {'slot': 2, 'parked_by': '" AGENT "', 'parked_at': '" T0 "'}]]",
@@ -216,6 +238,69 @@ static const dcase_t cases[] = {
     {"a recording that is not a URL", C(ANSWERED),
      "{'type': 'RecordCallRecording', 'url': 'file:///etc/passwd', 'duration_seconds': 1}", NULL,
      "{'error': [400, 'invalid']}"},
+    /* TransferCall numbers each transfer */
+    {"the first transfer is number 1", C(ANSWERED),
+     "{'type': 'TransferCall', 'mode': 'warm', 'to_agent': '" ADMIN "'}", AGENT,
+     "[['CallTransferred', {'transfer': 1}]]"},
+    {"the second is number 2", C(ANSWERED XFER1),
+     "{'type': 'TransferCall', 'mode': 'cold', 'to_agent': '" AGENT "'}", ADMIN,
+     "[['CallTransferred', {'transfer': 2, 'from_agent': '" ADMIN "'}]]"},
+    /* FailTransfer: the target did not answer */
+    {"a transfer fails: back to the first agent", C(ANSWERED XFER1),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL,
+     "[['CallTransferFailed', {'mode': 'warm', 'transfer': 1, 'to_agent': '" ADMIN "', 'back_to': '" AGENT
+     "', 'reason': 'no-answer'}]]"},
+    {"the same failure twice: nothing", C(ANSWERED XFER1 XFER1_FAILED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'busy'}", NULL, "[]"},
+    {"a late failure of an older transfer: nothing",
+     C(ANSWERED XFER1 ", ['CallTransferred', {'mode': 'cold', 'to_agent': '" AGENT "', 'from_agent': '" ADMIN
+                      "', 'transfer': 2}]"),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure without a transfer: nothing", C(ANSWERED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure after the end: nothing", C(ANSWERED XFER1 COMPLETED),
+     "{'type': 'FailTransfer', 'transfer': 1, 'reason': 'no-answer'}", NULL, "[]"},
+    {"a failure without its number", C(ANSWERED XFER1), "{'type': 'FailTransfer', 'reason': 'no-answer'}",
+     NULL, "{'error': [400, 'invalid', 'transfer']}"},
+    /* ReturnToLot: the unparking agent did not answer */
+    {"unparked, unanswered: back in the slot, still the parker's", C(ANSWERED PARKED UNPARKED_BY_ADMIN),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL,
+     "[['CallParked', {'slot': 2, 'parked_by': '" AGENT "', 'returned': true}]]", NULL, T2},
+    {"an older unparking: nothing", C(ANSWERED PARKED UNPARKED_BY_ADMIN),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T0 "'}", NULL, "[]"},
+    {"after a transfer: nothing",
+     C(ANSWERED PARKED UNPARKED_BY_ADMIN ", ['CallTransferred', {'mode': 'cold', 'to_agent': '" AGENT
+                                         "', 'from_agent': '" ADMIN "', 'transfer': 1}]"),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL, "[]"},
+    {"parked again already: nothing", C(ANSWERED PARKED UNPARKED_BY_ADMIN PARKED),
+     "{'type': 'ReturnToLot', 'unparked_at': '" T1 "'}", NULL, "[]"},
+    {"the unparking names its parker", C(ANSWERED PARKED), "{'type': 'UnparkCall'}", ADMIN,
+     "[['CallUnparked', {'agent_id': '" ADMIN "', 'parked_by': '" AGENT "'}]]"},
+    /* RequeueCall: call control sent a live caller back to the queue */
+    {"a live call back to the queue", C(ANSWERED),
+     "{'type': 'RequeueCall', 'queue': 'ws_1', 'reason': 'no-answer'}", NULL,
+     "[['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': '" AGENT
+     "', 'requeued': true}]]"},
+    {"already waiting there: nothing",
+     C(", ['CallEnqueued', {'queue': 'ws_1', 'reason': 'no-answer', 'from_agent': null, 'at': '" T0 "'}]"),
+     "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"a parked call stays in the lot", C(ANSWERED PARKED), "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL,
+     "[]"},
+    {"an ended call: nothing", C(ANSWERED COMPLETED), "{'type': 'RequeueCall', 'queue': 'ws_1'}", NULL, "[]"},
+    {"requeue without a queue", C(ANSWERED), "{'type': 'RequeueCall'}", NULL,
+     "{'error': [400, 'required', 'queue']}"},
+    /* RecordDialAttempt: each leg at most once */
+    {"a dial attempt", C(""), "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
+     "[['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]]"},
+    {"the same attempt again", C(", ['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]"),
+     "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL, "{'error': [409, 'attempted', 'ref']}"},
+    {"another leg", C(", ['CallDialAttempted', {'ref': 'dial', 'at': '" T0 "'}]"),
+     "{'type': 'RecordDialAttempt', 'ref': 'unpark:7'}", NULL,
+     "[['CallDialAttempted', {'ref': 'unpark:7'}]]"},
+    {"an attempt without a ref", C(""), "{'type': 'RecordDialAttempt'}", NULL,
+     "{'error': [400, 'required', 'ref']}"},
+    {"an attempt on an unknown call", NULL, "{'type': 'RecordDialAttempt', 'ref': 'dial'}", NULL,
+     "{'error': [404, 'call_not_found']}"},
 };
 
 /* ---- property: a call driven by random callbacks and commands ---------------------------------- */
@@ -246,6 +331,8 @@ static json_t *gen(const json_t *state, int step, const char **user)
     case 6:
         return json_pack("{s:s, s:s}", "type", "AnswerCall", "agent_id", agents[h_rand(3)]);
     case 7:
+        if (h_rand(4) == 0)
+            return json_pack("{s:s, s:s}", "type", "EnqueueCall", "queue", "ws_1");
         return json_pack("{s:s}", "type", h_rand(3) ? "RecordCallStatus" : "HangupCall", "status", "ringing");
     default:
         return json_pack("{s:s, s:s, s:i}", "type", "RecordCallRecording", "url",

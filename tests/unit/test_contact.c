@@ -420,6 +420,32 @@ static const dcase_t cases[] = {
      RECV("'channel': 'sms', 'body': 'Hi!', 'provider_id': 'SM2'"), NULL, "[]"},
     {"the same message id again: nothing", K(RECEIVED(M2, "SM7")),
      RECV("'channel': 'sms', 'body': 'Hi!', 'provider_id': 'SM8'"), NULL, "[]"},
+    /* from_listed: the sender was named from a hint; the contact's own numbers decide. */
+    {"from_listed: one of its numbers", BASE,
+     RECV("'channel': 'sms', 'body': 'Hi', 'provider_id': 'SM2', 'from_listed': true"), NULL,
+     "[['MessageReceived', {'from': '+14155550100'}]]"},
+    {"from_listed: a number it does not have", BASE,
+     "{'type': 'ReceiveMessage', 'message_id': '" M2
+     "', 'from': '+14155550177', 'channel': 'sms', 'body': 'Hi', 'from_listed': true}",
+     NULL, "{'error': [409, 'sender_not_listed']}"},
+    {"from_listed false: any sender", BASE,
+     "{'type': 'ReceiveMessage', 'message_id': '" M2
+     "', 'from': '+14155550177', 'channel': 'sms', 'body': 'Hi', 'from_listed': false}",
+     NULL, "[['MessageReceived', {'from': '+14155550177'}]]"},
+    {"from_listed: an e-mail address it has (any case)", BASE,
+     "{'type': 'ReceiveMessage', 'message_id': '" M2
+     "', 'channel': 'email', 'from': 'BEA@example.com', 'body': 'Hi', 'from_listed': true}",
+     NULL, "[['MessageReceived', {'from': 'bea@example.com'}]]"},
+    {"from_listed: a deleted contact", K(DELETED("[]")),
+     RECV("'channel': 'sms', 'body': 'Hi', 'provider_id': 'SM2', 'from_listed': true"), NULL,
+     "{'error': [404, 'contact_deleted']}"},
+    {"from_listed: a retry still answers nothing, whoever has the number now", K(RECEIVED(M3, "SM2")),
+     "{'type': 'ReceiveMessage', 'message_id': '" M2
+     "', 'from': '+14155550177', 'channel': 'sms', 'body': 'Hi', 'provider_id': 'SM2', 'from_listed': true}",
+     NULL, "[]"},
+    {"from_listed must be a boolean", BASE,
+     RECV("'channel': 'sms', 'body': 'Hi', 'provider_id': 'SM2', 'from_listed': 1"), NULL,
+     "{'error': [400, 'invalid']}"},
     {"nothing in it", BASE, RECV("'channel': 'sms', 'body': '', 'provider_id': 'SM2'"), NULL,
      "{'error': [400, 'required']}"},
     {"from a number that is not one", BASE,

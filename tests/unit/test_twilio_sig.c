@@ -84,6 +84,34 @@ static void test_vectors(void)
     }
 }
 
+/* Keys at, below and above SHA-1's 64-byte block (a longer key is hashed first; RFC 2104), against
+ * HMAC-SHA1 computed with Python's hmac module over "https://sb.example.com/w" + "a" + "1". */
+static void test_key_lengths(void)
+{
+    static const struct {
+        const char *key, *sig;
+    } keys[] = {
+        {"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "Eh+sVUXufagu4sM0Y767uT/zk5U="},
+        {"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "n26ArX5Gx72t3lBFSHm43JrqfCA="},
+        {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefxy"
+         "z",
+         "WuPSLt8qNLwvhlW/91q3Eu/kEsw="},
+    };
+    const char *url = "https://sb.example.com/w";
+    sb_form_t f;
+    if (!CHECK_EQ_INT(sb_form_parse("a=1", 3, &f), 0))
+        return;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char sig[SB_TWILIO_SIG_LEN + 1];
+        sb_twilio_sig_compute(keys[i].key, url, strlen(url), &f, sig);
+        CHECK_EQ_STR(sig, keys[i].sig);
+        CHECK(sb_twilio_sig_check(keys[i].key, url, strlen(url), &f, keys[i].sig, SB_TWILIO_SIG_LEN));
+        CHECK(!sb_twilio_sig_check(keys[(i + 1) % 3].key, url, strlen(url), &f, keys[i].sig,
+                                   SB_TWILIO_SIG_LEN));
+    }
+    sb_form_free(&f);
+}
+
 static void test_port_variants(void)
 {
     /* Signed (by twilio 6.2.0) over the URL without a port, then with :443. */
@@ -278,6 +306,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--oracle") == 0)
         return oracle();
     SBTEST_RUN(test_vectors);
+    SBTEST_RUN(test_key_lengths);
     SBTEST_RUN(test_port_variants);
     SBTEST_RUN(test_tampering);
     SBTEST_RUN(test_repeated_arrival_order);

@@ -1,0 +1,52 @@
+-- wrk script for bench/webhooks.sh: each request is the next pre-signed webhook of the file named by
+-- WEBHOOKS_FILE (bench/webhooks_gen.mjs), split between wrk's threads so no MessageSid is sent
+-- twice; a thread that runs out stops.
+local file = os.getenv("WEBHOOKS_FILE")
+local threads = tonumber(os.getenv("WEBHOOKS_THREADS") or "2")
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+
+function init(args)
+  lines = {}
+  local n = 0
+  for line in io.lines(file) do
+    if n % threads == id then
+      lines[#lines + 1] = line
+    end
+    n = n + 1
+  end
+  -- wrk calls request() once on its first thread to check the script, and discards that request:
+  -- that thread repeats its first line so that no message is left unsent.
+  if id == 0 and #lines > 0 then
+    table.insert(lines, 1, lines[1])
+  end
+  pos = 0
+  statuses = {}
+end
+
+function request()
+  pos = pos + 1
+  local line = lines[pos]
+  if line == nil then
+    wrk.thread:stop()
+    line = lines[#lines]
+  end
+  local tab = line:find("\t", 1, true)
+  local sig, body = line:sub(1, tab - 1), line:sub(tab + 1)
+  return wrk.format("POST", "/webhooks/twilio/messaging",
+    { ["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = sig }, body)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  io.write(string.format("wrk requests=%d duration_s=%.2f errors_status=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end

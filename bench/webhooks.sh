@@ -1,0 +1,156 @@
+#!/bin/sh
+# Inbound webhook throughput (issue 6): signed Twilio messaging webhooks (distinct MessageSids, from
+# many contacts) against the real server, each answered only after its MessageReceived committed;
+# wrk (HTTP/1.1 keep-alive) reports webhooks/s with p50/p90/p99 latency.  The baseline, in the
+# same run and database: pgbench inserting the same event rows (the payload and metadata the server
+# stored) one per transaction.  Prints key=value lines.
+#
+#   phase new:  the first message from each of CONTACTS numbers (a contact found-or-created by the
+#               flows: claim, CreateContact, then ReceiveMessage);
+#   phase main: messages from those contacts (the common case), for SECONDS.
+#
+# Usage: bench/webhooks.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
+# Needs wrk, pgbench, psql, curl, node (the fake Twilio, twilio's signing helper).
+set -eu
+BUILD=$1
+DB=$2
+SECS=${3:-10}
+BIN=${BENCH_WEBHOOK_BIN:-$BUILD/switchboard} # BENCH_WEBHOOK_BIN: another binary (A/B runs)
+CONTACTS=${BENCH_WEBHOOK_CONTACTS:-2000}
+CONNS=${BENCH_WEBHOOK_CONNS:-64}
+THREADS=${BENCH_WEBHOOK_THREADS:-$(nproc)}
+WRK_THREADS=${BENCH_WEBHOOK_WRK_THREADS:-2}
+MAX_RATE=${BENCH_WEBHOOK_MAX_RATE:-30000} # requests generated for the main phase: MAX_RATE * SECONDS
+PUBLIC=https://bench.example.com
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+for tool in wrk pgbench psql curl node; do
+    command -v "$tool" >/dev/null || { echo "webhooks: $tool not found (scripts/deps.sh bench)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+# The fake exits when its stdin closes: hold a pipe open for as long as the benchmark runs.
+mkfifo "$tmp/fake.in"
+node "$ROOT/tests/fake_provider/server.mjs" --port 0 >"$tmp/fake.json" <"$tmp/fake.in" &
+fake=$!
+exec 3>"$tmp/fake.in"
+port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    exec 3>&-
+    kill "$fake" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+for _ in $(seq 100); do [ -s "$tmp/fake.json" ] && break; sleep 0.1; done
+FAKE=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$tmp/fake.json','utf8')).url)")
+
+SWITCHBOARD_DATABASE_URL="$DB" SWITCHBOARD_LISTEN="127.0.0.1:$port" SWITCHBOARD_THREADS="$THREADS" \
+    SWITCHBOARD_PUBLIC_URL="$PUBLIC" SWITCHBOARD_TWILIO_API_BASE="$FAKE" SWITCHBOARD_RESEND_API_BASE="$FAKE" \
+    SWITCHBOARD_MASTER_KEY="$(node -e "console.log(require('crypto').randomBytes(32).toString('hex'))")" \
+    SWITCHBOARD_LOG=warn "$BIN" serve >"$tmp/server.log" 2>&1 &
+pid=$!
+U="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+    curl -sf "$U/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+json() { node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>console.log(JSON.parse(d)$1))"; }
+J='content-type: application/json'
+TOKEN=$(curl -sf -XPOST "$U/v1/auth/signup" -H "$J" \
+    -d "{\"email\":\"bench-$(date +%s%N)@example.com\",\"password\":\"benchmark secret\",\"name\":\"Bench\"}" | json .token)
+A="authorization: Bearer $TOKEN"
+WS=$(curl -sf -XPOST "$U/v1/workspaces" -H "$J" -H "$A" -d '{"name":"Bench"}' | json .id)
+curl -sf -XPOST "$FAKE/__admin/accounts" -H "$J" -d '{"numbers":1}' >"$tmp/acct.json"
+SID=$(json .sid <"$tmp/acct.json")
+TW=$(json .token <"$tmp/acct.json")
+TO=$(json ".numbers[0].phone_number" <"$tmp/acct.json")
+curl -sf -XPUT "$U/v1/workspaces/$WS/twilio" -H "$J" -H "$A" -d "{\"account_sid\":\"$SID\",\"auth_token\":\"$TW\"}" >/dev/null
+
+node "$ROOT/bench/webhooks_gen.mjs" "$tmp/new.txt" "$CONTACTS" "$CONTACTS" "$SID" "$TW" "$TO" "$PUBLIC" +1415
+node "$ROOT/bench/webhooks_gen.mjs" "$tmp/main.txt" $((MAX_RATE * SECS)) "$CONTACTS" "$SID" "$TW" "$TO" "$PUBLIC" +1415
+
+count() { psql -X -At "$DB" -c "SELECT count(*) FROM events WHERE workspace_id = '$WS' AND type = '$1'"; }
+run_wrk() { # file seconds
+    WEBHOOKS_FILE=$1 WEBHOOKS_THREADS=$WRK_THREADS wrk -t "$WRK_THREADS" -c "$CONNS" -d "${2}s" \
+        -s "$ROOT/bench/webhooks.lua" "$U" 2>&1 | grep '^wrk '
+}
+
+# Phase new: every contact's first message.  wrk runs until its time is up even when the file is
+# done, so the rate is measured from the log: the first and last MessageReceived.
+t0=$(date +%s.%N)
+run_wrk "$tmp/new.txt" $((CONTACTS / 1000 + 3)) >"$tmp/new.out"
+created=$(count ContactCreated)
+secs_new=$(psql -X -At "$DB" -c "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM events WHERE workspace_id = '$WS' AND type = 'MessageReceived'")
+echo "webhooks phase=new contacts=$CONTACTS contacts_created=$created received=$(count MessageReceived) per_s=$(echo "$(count MessageReceived) / $secs_new" | bc) $(sed 's/^wrk //' "$tmp/new.out")"
+
+# CPU accounting, which holds on a shared machine where wall-clock rates do not: the server's and
+# the database's (the postmaster's children: appenders, queries, the follower, the read models)
+# CPU time over the main phase, in clock ticks.
+HZ=$(getconf CLK_TCK)
+PGDATA_DIR=$(psql -X -At "$DB" -c "SHOW data_directory")
+pg_pids() { pm=$(head -1 "$PGDATA_DIR/postmaster.pid"); echo "$pm"; ps -o pid= --ppid "$pm"; }
+ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+head_pos() { psql -X -At "$DB" -c "SELECT coalesce(max(position), 0) FROM events"; }
+# Waits (at most 120 s) until every read model has applied the log up to position $1.
+projections_at() {
+    for _ in $(seq 1200); do
+        [ "$(psql -X -At "$DB" -c "SELECT to_regclass('projection_state') IS NULL OR (SELECT coalesce(min(position), $1) >= $1 FROM projection_state)")" = t ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+projections_at "$(head_pos)" || true
+
+before=$(count MessageReceived)
+cpu0_server=$(ticks "$pid")
+cpu0_pg=$(ticks $(pg_pids))
+# BENCH_WEBHOOK_PERF=FILE: a profile of the main phase's middle, system-wide (perf record -a), or of
+# the server alone with BENCH_WEBHOOK_PERF_SERVER=1; more perf options in BENCH_WEBHOOK_PERF_ARGS
+# (e.g. "--call-graph dwarf").
+prof=""
+if [ -n "${BENCH_WEBHOOK_PERF:-}" ]; then
+    target="-a"
+    [ -z "${BENCH_WEBHOOK_PERF_SERVER:-}" ] || target="-p $pid"
+    # shellcheck disable=SC2086
+    (sleep 1 && perf record -q $target ${BENCH_WEBHOOK_PERF_ARGS:-} -o "$BENCH_WEBHOOK_PERF" -- sleep $((SECS - 2)) >/dev/null 2>&1) &
+    prof=$!
+fi
+run_wrk "$tmp/main.txt" "$SECS" >"$tmp/main.out"
+[ -z "$prof" ] || wait "$prof"
+cpu1_server=$(ticks "$pid")
+cpu1_pg=$(ticks $(pg_pids))
+t_caught=$(date +%s.%N)
+projections_at "$(head_pos)" || echo "webhooks: the read models did not catch up within 120 s" >&2
+t_caught=$(echo "$(date +%s.%N) - $t_caught" | bc)
+cpu2_server=$(ticks "$pid")
+cpu2_pg=$(ticks $(pg_pids))
+after=$(count MessageReceived)
+line=$(sed 's/^wrk //' "$tmp/main.out")
+reqs=$(printf '%s' "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
+dur=$(printf '%s' "$line" | sed -n 's/.*duration_s=\([0-9.]*\).*/\1/p')
+errs=$(printf '%s' "$line" | sed -n 's/.*errors_status=\([0-9]*\).*/\1/p')
+echo "webhooks phase=main conns=$CONNS server_threads=$THREADS webhooks_per_s=$(echo "$reqs / $dur" | bc) acknowledged=$((reqs - errs)) stored=$((after - before)) $line"
+[ $((after - before)) -ge $((reqs - errs)) ] || echo "webhooks: FEWER MESSAGES STORED THAN ACKNOWLEDGED" >&2
+# Per stored message: during the phase, and including the read models' catch-up after it.
+n=$((after - before))
+us() { echo "$1 * 1000000 / $HZ / $n" | bc; }
+srv=$(us $((cpu1_server - cpu0_server)))
+pg=$(us $((cpu1_pg - cpu0_pg)))
+srv_all=$(us $((cpu2_server - cpu0_server)))
+pg_all=$(us $((cpu2_pg - cpu0_pg)))
+echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
+
+# The baseline: the same rows, one per transaction, straight into a copy of the events table.
+psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \
+    -c "CREATE TABLE bench_webhook_events (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING GENERATED)"
+row=$(psql -X -At -F' ' "$DB" -c "SELECT encode(payload, 'hex'), encode(metadata, 'hex') FROM events WHERE workspace_id = '$WS' AND type = 'MessageReceived' ORDER BY position DESC LIMIT 1")
+cat >"$tmp/one.sql" <<SQL
+INSERT INTO bench_webhook_events (stream, version, type, workspace_id, payload, metadata)
+VALUES ('contact-' || gen_random_uuid(), 1, 'MessageReceived', '$WS', '\\x${row% *}'::bytea, '\\x${row#* }'::bytea);
+SQL
+tps=$(pgbench -n -c "$CONNS" -j "$(nproc)" -T "$SECS" -f "$tmp/one.sql" "$DB" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+echo "pgbench same_rows one_row_per_tx clients=$CONNS rows_per_s=${tps%.*}"
+grep -E 'error|warn' "$tmp/server.log" | head -5 || true
