@@ -214,8 +214,27 @@ static void on_req_dispose(void *p)
     }
 }
 
+/* True when s is a uuid in canonical lowercase form already (what clients send back). */
+static bool is_canonical_uuid(const char *s)
+{
+    for (int i = 0; i < SB_UUID_STRLEN; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-')
+                return false;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return false;
+        }
+    }
+    return s[SB_UUID_STRLEN] == '\0';
+}
+
 bool sb__api_uuid(const char *s, char out[SB_UUID_STRLEN + 1])
 {
+    if (s != NULL && is_canonical_uuid(s)) {
+        memcpy(out, s, SB_UUID_STRLEN + 1);
+        return true;
+    }
     sb_uuid_t u;
     if (s == NULL || strlen(s) != SB_UUID_STRLEN || sb_uuid_parse(s, SB_UUID_STRLEN, &u) != 0)
         return false;

@@ -56,7 +56,8 @@ static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
         sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
         return false;
     }
-    snprintf(st->stream, sizeof(st->stream), "contact-%s", c->id);
+    memcpy(st->stream, "contact-", 8);
+    memcpy(st->stream + 8, c->id, SB_UUID_STRLEN + 1);
     return true;
 }
 
