@@ -28,6 +28,7 @@
 #include "events/append.h"
 #include "events/codec.h"
 #include "events/stream.h"
+#include "loopgroup.h"
 
 #include <libpq-fe.h>
 #include <malloc.h>
@@ -94,77 +95,17 @@ static void stream_name(char out[SB_STREAM_NAME_MAX], const char *category, int 
 static sb_memlog_t *memlog;
 static char *conninfo; /* the bench database, when a benchmark needs one */
 
-typedef struct {
-    sb_runtime_config_t rc;
-    bool db;
-} gcfg_t;
-
-static void on_stop_db(sb_loop_t *loop, void *data)
-{
-    (void)data;
-    sb_appender_close(loop->appender, NULL, NULL);
-    sb_pg_close(loop->db, NULL, NULL);
-}
-
-static void on_start(sb_loop_t *loop, void *data)
-{
-    gcfg_t *gc = data;
-    if (gc->db) {
-        loop->db = sb_pg_open(&loop->uv, conninfo, "bench-query");
-        loop->appender = sb_appender_open(&loop->uv, conninfo);
-        if (loop->db == NULL || loop->appender == NULL || sb_loop_on_stop(loop, on_stop_db, NULL) != 0)
-            abort();
-    }
-    if (sb_runtime_start(loop, &gc->rc) != 0)
-        abort();
-}
-
-static gcfg_t gcfg;
-
+/* n loops running the runtime with rc, resolving the bench kind: against the bench database (db),
+ * or on the memory store. */
 static sb_loops_t *group_new(int n, const sb_runtime_config_t *rc, bool db)
 {
-    gcfg.rc = *rc;
-    gcfg.rc.find_kind = find_kind;
-    gcfg.db = db;
+    sb_runtime_config_t cfg = *rc;
+    cfg.find_kind = find_kind;
     if (!db) {
-        gcfg.rc.open_store = sb_memlog_open;
-        gcfg.rc.store_arg = memlog;
+        cfg.open_store = sb_memlog_open;
+        cfg.store_arg = memlog;
     }
-    sb_loops_t *g = calloc(1, sizeof(*g));
-    if (sb_loops_init(g, n, on_start, &gcfg) != 0 || sb_loops_start(g) != 0)
-        abort();
-    return g;
-}
-
-static void group_free(sb_loops_t *g)
-{
-    sb_loops_stop(g);
-    sb_loops_join(g);
-    free(g);
-}
-
-typedef struct {
-    sb_task_t task;
-    void (*fn)(void *);
-    void *arg;
-    uv_sem_t done;
-} call_t;
-
-static void on_call(sb_task_t *t)
-{
-    call_t *c = (call_t *)t;
-    c->fn(c->arg);
-    uv_sem_post(&c->done);
-}
-
-static void run_on(sb_loop_t *l, void (*fn)(void *), void *arg)
-{
-    call_t c = {.fn = fn, .arg = arg};
-    c.task.cb = on_call;
-    uv_sem_init(&c.done, 0);
-    sb_loop_post(l, &c.task);
-    uv_sem_wait(&c.done);
-    uv_sem_destroy(&c.done);
+    return sbtest_group_new(n, &cfg, db ? conninfo : NULL);
 }
 
 static void sleep_s(double s)
@@ -272,7 +213,7 @@ static double drive(sender_t *ss, int n, double warm, double secs, double *p50, 
 {
     for (int i = 0; i < n; i++)
         if (ss[i].window > 0)
-            run_on(ss[i].g->loops[ss[i].loop], start_sender, &ss[i]);
+            sbtest_run_on(ss[i].g->loops[ss[i].loop], start_sender, &ss[i]);
     sleep_s(warm);
     uint64_t d0 = 0, d1 = 0;
     for (int i = 0; i < n; i++) {
@@ -326,7 +267,7 @@ static void activate(sb_loops_t *g, const char *category, int first, int n)
                   .first = first,
                   .nstreams = n,
                   .get = true};
-    run_on(g->loops[0], start_sender, &s);
+    sbtest_run_on(g->loops[0], start_sender, &s);
     while (atomic_load(&s.done) < (uint64_t)n)
         usleep(1000);
     atomic_store(&s.stop, true);
@@ -373,7 +314,7 @@ static void bench_cross(void)
     }
     free(targets);
     free(ss);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* ---- the bench database ---------------------------------------------------------------------------- */
@@ -488,7 +429,7 @@ static void bench_commands(void)
             free(ss[i].samples);
         free(ss);
     }
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* ---- activation -------------------------------------------------------------------------------- */
@@ -528,24 +469,12 @@ static uint64_t timed_get(sb_loops_t *g, int stream)
     uv_sem_init(&o.done, 0);
     char name[SB_STREAM_NAME_MAX];
     stream_name(name, "benchc", stream);
-    run_on(g->loops[sb_loops_pick(g, sb_stream_hash(name, strlen(name)))], ask_one, &o);
+    sbtest_run_on(g->loops[sb_loops_pick(g, sb_stream_hash(name, strlen(name)))], ask_one, &o);
     uv_sem_wait(&o.done);
     uv_sem_destroy(&o.done);
     if (o.status != 0)
         fprintf(stderr, "bench: activation failed: %s\n", sb_errname(o.status));
     return o.ns;
-}
-
-static void passivate_here(void *arg)
-{
-    (void)arg;
-    sb_runtime_passivate_idle(sb_loop_current(), 0);
-}
-
-static void passivate_all(sb_loops_t *g)
-{
-    for (int i = 0; i < g->n; i++)
-        run_on(g->loops[i], passivate_here, NULL);
 }
 
 static void bench_activation(void)
@@ -582,7 +511,7 @@ static void bench_activation(void)
     uint64_t fold[STREAMS];
     for (int s = 0; s < STREAMS; s++)
         fold[s] = timed_get(g, 100000 + s);
-    passivate_all(g);
+    sbtest_passivate_all(g);
     for (int tries = 0; tries < 500; tries++) {
         PGresult *res = PQexec(c, "SELECT count(*) FROM snapshots WHERE version = 10000");
         int n = atoi(PQgetvalue(res, 0, 0));
@@ -595,7 +524,7 @@ static void bench_activation(void)
     for (int r = 0; r < ROUNDS; r++) {
         for (int s = 0; s < STREAMS; s++)
             snap[r * STREAMS + s] = timed_get(g, 100000 + s);
-        passivate_all(g);
+        sbtest_passivate_all(g);
     }
     qsort(fold, STREAMS, sizeof(uint64_t), cmp_u64);
     qsort(snap, STREAMS * ROUNDS, sizeof(uint64_t), cmp_u64);
@@ -604,7 +533,7 @@ static void bench_activation(void)
     printf("actors activation events_behind=%d from=fold samples=%d p50_us=%.0f p99_us=%.0f\n", EVENTS,
            STREAMS, pct(fold, STREAMS, 0.5), pct(fold, STREAMS, 0.99));
     PQfinish(c);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* ---- memory per actor -------------------------------------------------------------------------- */
@@ -652,7 +581,7 @@ static void bench_memory(void)
     printf("actors memory kind=%s active=%llu rss_bytes_per_actor=%.0f estimated_bytes_per_actor=%.0f\n",
            category, (unsigned long long)st.active, (double)(after - before) / (double)st.active,
            (double)st.memory / (double)st.active);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 int main(int argc, char **argv)

@@ -30,6 +30,8 @@ E = lambda d: {"$ref": f"#/components/responses/{d}"}
 etag_h = {"ETag": {"$ref": "#/components/headers/ETag"}}
 loc_h = {"Location": {"description": "the created resource's path", "schema": {"type": "string"}}}
 P = lambda n: {"$ref": f"#/components/parameters/{n}"}
+# Notes live on their contact's stream: their ETag, and what If-Match on a note compares, is the contact's version.
+note_etag_h = {"ETag": {"description": "the contact's version (notes are kept on the contact's stream); If-Match on a note compares it", "schema": {"type": "string"}}}
 
 def op(summary, responses, params=None, body=None, tags=None, security=True, desc=None):
     o = {"summary": summary, "responses": responses}
@@ -58,7 +60,12 @@ paths["/v1/auth/login"] = {"post": op("Log in", {"200": resp("a new session", re
     body=jbody(ref("LoginInput"), {"email": "ana@example.com", "password": "correct horse battery"}), tags=["auth"], security=False,
     desc="A wrong password and an unknown e-mail get the same 401 invalid_credentials. Failed logins are limited per account and per client address (429 with Retry-After).")}
 paths["/v1/auth/logout"] = {"post": op("Revoke the bearer token", {"204": {"description": "revoked"}, **errs(401, 503)}, tags=["auth"])}
-paths["/v1/me"] = {"get": op("The caller's account", {"200": resp("the user", ref("User"), etag_h), **errs(401, 503)}, tags=["auth"])}
+paths["/v1/me"] = {
+    "get": op("The caller's account", {"200": resp("the user", ref("User"), etag_h), **errs(401, 503)}, tags=["auth"]),
+    "patch": op("Change one's name or e-mail address", {"200": resp("the user", ref("User"), etag_h), **errs(400, 401, 403, 409, 412, 415, 503)},
+                params=[P("IfMatch")], body=jbody(ref("MePatch"), {"email": "ana.new@example.com", "password": "correct horse battery"}), tags=["auth"],
+                desc="A new e-mail address needs the current password (400 required without it, 403 wrong_password when it is wrong) and must not belong to another account (409 email_taken); once changed, the old address is free and logins use the new one. Sessions stay valid. The name alone needs no password; an address equal to the current one changes nothing."),
+}
 
 paths["/v1/workspaces"] = {
     "get": op("The caller's workspaces", {"200": resp("a list", ref("WorkspaceList")), **errs(401, 503)}, tags=["workspaces"],
@@ -129,12 +136,12 @@ paths["/v1/workspaces/{ws}/contacts/{id}/notes"] = {
     "parameters": [P("ws"), P("contact_id")],
     "get": op("Notes on a contact, oldest first (private notes only to their author)", {"200": resp("a page", ref("NoteList")), **errs(400, 401, 404, 503)},
               params=[P("limit"), P("cursor")], tags=["notes"]),
-    "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), loc_h), **errs(400, 401, 404, 409, 415, 422, 503)},
+    "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), {**note_etag_h, **loc_h}), **errs(400, 401, 404, 409, 415, 422, 503)},
                params=[P("IdempotencyKey")], body=jbody(ref("NoteInput"), {"body": "Called back; wants a quote by Friday.", "private": False}), tags=["notes"]),
 }
 paths["/v1/workspaces/{ws}/contacts/{id}/notes/{note_id}"] = {
     "parameters": [P("ws"), P("contact_id"), P("note_id")],
-    "patch": op("Edit a note (its author only)", {"200": resp("the note", ref("Note")), **errs(400, 401, 403, 404, 412, 415, 503)},
+    "patch": op("Edit a note (its author only)", {"200": resp("the note", ref("Note"), note_etag_h), **errs(400, 401, 403, 404, 412, 415, 503)},
                 params=[P("IfMatch")], body=jbody(ref("NoteEdit"), {"body": "Called back; quote sent."}), tags=["notes"]),
     "delete": op("Delete a note (its author only)", {"204": {"description": "deleted"}, **errs(401, 403, 404, 412, 503)}, params=[P("IfMatch")], tags=["notes"]),
 }
@@ -164,6 +171,7 @@ S["Error"] = {"type": "object", "required": ["error"], "properties": {"error": {
 ts = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
 uuid = {"type": "string", "format": "uuid"}
 nuuid = {"type": ["string", "null"], "format": "uuid"}
+S["MePatch"] = {"type": "object", "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "email": {"type": "string", "format": "email", "maxLength": 254}, "password": {"type": "string", "maxLength": 1024, "description": "the current password; required with email"}}}
 S["User"] = {"type": "object", "required": ["id", "email", "name"], "properties": {"id": uuid, "email": {"type": "string"}, "name": {"type": "string"}, "presence": {"type": "string", "enum": ["online", "away", "offline"]}, "created_at": ts}}
 S["SignupInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "password", "name"], "properties": {"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "name": {"type": "string", "minLength": 1, "maxLength": 200}}}
 S["LoginInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string", "maxLength": 1024}}}
@@ -175,14 +183,14 @@ S["WorkspaceInput"] = {"type": "object", "additionalProperties": False, "require
 S["WorkspacePatch"] = {"type": "object", "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}, "default_country": {"type": "string", "minLength": 2, "maxLength": 2}}}
 def listof(n): return {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": ref(n)}, "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= (or ?after= for events) for the next page; null on the last"}}}
 S["WorkspaceList"] = listof("Workspace")
-S["Member"] = {"type": "object", "required": ["user_id", "email", "role"], "properties": {"user_id": uuid, "email": {"type": "string"}, "name": {"type": ["string", "null"]}, "role": role}}
+S["Member"] = {"type": "object", "required": ["id", "user_id", "email", "role"], "properties": {"id": {**uuid, "description": "the member's user id (as user_id)"}, "user_id": uuid, "email": {"type": "string"}, "name": {"type": ["string", "null"]}, "role": role}}
 S["MemberList"] = listof("Member")
 S["MemberInput"] = {"type": "object", "additionalProperties": False, "required": ["email", "role"], "properties": {"email": {"type": "string"}, "role": role}}
 S["RoleInput"] = {"type": "object", "additionalProperties": False, "required": ["role"], "properties": {"role": role}}
-S["Stage"] = {"type": "object", "required": ["name", "position"], "properties": {"name": {"type": "string"}, "position": {"type": "integer", "minimum": 0}}}
+S["Stage"] = {"type": "object", "required": ["id", "name", "position"], "properties": {"id": {"type": "string", "description": "the stage's name, which names it in paths"}, "name": {"type": "string"}, "position": {"type": "integer", "minimum": 0}}}
 S["StageList"] = listof("Stage")
 S["StageInput"] = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}, "position": {"type": "integer", "minimum": 0, "description": "0-based; default the end"}}}
-S["AutoReply"] = {"type": "object", "required": ["keyword", "reply"], "properties": {"keyword": {"type": "string"}, "reply": {"type": "string"}}}
+S["AutoReply"] = {"type": "object", "required": ["id", "keyword", "reply"], "properties": {"id": {"type": "string", "description": "the keyword, which names the rule in paths"}, "keyword": {"type": "string"}, "reply": {"type": "string"}}}
 S["AutoReplyList"] = listof("AutoReply")
 S["AutoReplyInput"] = {"type": "object", "additionalProperties": False, "required": ["reply"], "properties": {"reply": {"type": "string", "minLength": 1, "maxLength": 1600}}}
 strs = lambda n, m: {"type": "array", "maxItems": n, "items": {"type": "string", "maxLength": m}}
@@ -205,7 +213,7 @@ S["Analytics"] = {"type": "object", "required": ["from", "to", "totals", "messag
     "response_time_seconds": {"type": "object", "required": ["average", "median", "p90", "replies"], "description": "from a contact's first unanswered inbound message to the team's next reply", "properties": {"average": nnum, "median": nnum, "p90": nnum, "replies": count}},
     "calls": {"type": "object", "required": ["total", "answered", "missed", "average_duration_seconds"], "properties": {"total": count, "answered": count, "missed": count, "average_duration_seconds": nnum}},
     "pipeline": {"type": "array", "description": "contacts per stage now", "items": {"type": "object", "required": ["stage", "contacts"], "properties": {"stage": {"type": ["string", "null"]}, "contacts": count}}}}}
-S["Note"] = {"type": "object", "required": ["id", "contact_id", "body", "private"], "properties": {"id": uuid, "contact_id": uuid, "author_id": nuuid, "body": {"type": "string"}, "private": {"type": "boolean"}, "mentions": {"type": "array", "items": uuid}, "created_at": ts, "edited_at": {"type": ["string", "null"], "format": "date-time"}}}
+S["Note"] = {"type": "object", "required": ["id", "contact_id", "body", "private", "created_at"], "properties": {"id": uuid, "contact_id": uuid, "author_id": nuuid, "body": {"type": "string"}, "private": {"type": "boolean"}, "mentions": {"type": "array", "items": uuid}, "created_at": ts, "edited_at": {"type": ["string", "null"], "format": "date-time"}}}
 S["NoteList"] = listof("Note")
 S["NoteInput"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 10000}, "private": {"type": "boolean", "default": False}}}
 S["NoteEdit"] = {"type": "object", "additionalProperties": False, "required": ["body"], "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 10000}}}
@@ -227,7 +235,7 @@ params = {
     "user_id": {"name": "user_id", "in": "path", "required": True, "schema": uuid, "description": "the member's user id"},
     "limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
     "cursor": {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
-    "IfMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "an ETag (\"<version>\") or *: the change happens only if the resource is still at that version, else 412. Weak tags and lists never match."},
+    "IfMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "* or a list of ETags (\"<version>\", RFC 9110): the change happens only if the resource is still at one of those versions, else 412. Weak tags, and tags that are not versions, never match; a malformed value or more than 8 versions is a condition that fails (412). * makes no condition (a missing resource still answers 404)."},
     "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 255}, "description": "retries with the same key (per user, kept 24 h) get the first response again and store nothing twice; the same key with a different request gets 422, one still in flight 409"},
 }
 

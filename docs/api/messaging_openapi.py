@@ -79,7 +79,7 @@ def add(paths, S, params, responses, tags):
     # ---- messages ----
     params["message_id"] = {"name": "mid", "in": "path", "required": True, "schema": uuid, "description": "message id"}
     ts = {"type": ["string", "null"], "format": "date-time"}
-    S["Message"] = {"type": "object", "required": ["id", "contact_id", "channel", "direction", "status"], "properties": {
+    S["Message"] = {"type": "object", "required": ["id", "contact_id", "channel", "direction", "body", "media_urls", "status", "created_at"], "properties": {
         "id": uuid, "contact_id": uuid, "channel": {"type": "string", "enum": ["sms", "mms", "whatsapp", "email", "chat"]},
         "direction": {"type": "string", "enum": ["inbound", "outbound"]}, "body": {"type": ["string", "null"]}, "subject": {"type": ["string", "null"]},
         "media_urls": {"type": ["array", "null"], "items": {"type": "string"}}, "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]},

@@ -9,7 +9,7 @@
  * State: {"created", "deleted", "contact_id", "workspace_id", "name", "phones", "emails", "tags",
  *         "stage", "assignee_id", "created_at", "opt_outs": {"sms": {"keyword", "at"}, ...},
  *         "messages": {...}, "settled": [...], "provider_ids": [...],
- *         "notes": {"<id>": {"author_id", "private"}}} */
+ *         "notes": {"<id>": {"author_id", "private", "created_at"}}} */
 #include "actors/contact_int.h"
 #include "actors/dutil.h"
 #include "actors/kinds.h"
@@ -656,9 +656,10 @@ static void contact_evolve(json_t *state, const sb_devent_t *ev)
         const char *id = sb__str(d, "note_id");
         if (id != NULL)
             json_object_set_new(json_object_get(state, "notes"), id,
-                                json_pack("{s:o, s:o}", "author_id",
+                                json_pack("{s:o, s:o, s:o}", "author_id",
                                           sb__copy(json_object_get(d, "author_id")), "private",
-                                          sb__copy(json_object_get(d, "private"))));
+                                          sb__copy(json_object_get(d, "private")), "created_at",
+                                          sb__copy(json_object_get(d, "at"))));
     } else if (strcmp(t, "NoteDeleted") == 0) {
         const char *id = sb__str(d, "note_id");
         if (id != NULL)

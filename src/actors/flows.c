@@ -174,6 +174,25 @@ static void flow_free(sb__flow_t *f)
     free(f);
 }
 
+bool sb__flow_version_matches(const sb__flow_t *f, int64_t v)
+{
+    if (f->expected_version == v)
+        return true;
+    for (int i = 0; i < f->n_more_versions; i++)
+        if (f->more_versions[i] == v)
+            return true;
+    return false;
+}
+
+int64_t sb__flow_newest_expected(const sb__flow_t *f)
+{
+    int64_t v = f->expected_version;
+    for (int i = 0; i < f->n_more_versions; i++)
+        if (f->more_versions[i] > v)
+            v = f->more_versions[i];
+    return v;
+}
+
 sb__flow_t *sb__flow_new(sb_loops_t *g, const sb_flow_opts_t *opts, sb_flow_cb cb, void *data, int *rc)
 {
     static const sb_flow_opts_t none;
@@ -184,7 +203,8 @@ sb__flow_t *sb__flow_new(sb_loops_t *g, const sb_flow_opts_t *opts, sb_flow_cb c
     }
     if (opts == NULL)
         opts = &none;
-    if (opts->user_id != NULL && !sb__is_uuid(opts->user_id)) {
+    if ((opts->user_id != NULL && !sb__is_uuid(opts->user_id)) || opts->n_more_versions < 0 ||
+        opts->n_more_versions > SB_ASK_MAX_VERSIONS - 1) {
         *rc = SB_EINVAL;
         return NULL;
     }
@@ -204,6 +224,8 @@ sb__flow_t *sb__flow_new(sb_loops_t *g, const sb_flow_opts_t *opts, sb_flow_cb c
     f->source = dup_opt(opts->source, rc);
     f->check_version = opts->check_version;
     f->expected_version = opts->expected_version;
+    f->n_more_versions = opts->n_more_versions;
+    memcpy(f->more_versions, opts->more_versions, (size_t)opts->n_more_versions * sizeof(int64_t));
     f->relied_since = INT64_MAX;
     f->want = json_array();
     f->listed = json_array();

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "actors/decider.h"
+#include "actors/runtime.h"
 #include "core/loop.h"
 
 typedef struct sb_flow_result_s {
@@ -62,9 +63,12 @@ typedef struct sb_flow_opts_s {
     const char *causation_id;
     const char *request_id;
     const char *source; /* "api", "webhook", ... */
-    /* If-Match on the contact's or user's stream (update, delete, e-mail change) */
+    /* If-Match on the contact's or user's stream (update, delete, e-mail change): expected_version
+     * or, for a list of entity tags, any of more_versions too (as sb_ask_opts_t) */
     bool check_version;
     int64_t expected_version;
+    int n_more_versions;
+    int64_t more_versions[SB_ASK_MAX_VERSIONS - 1];
     /* create / register: the new contact's or user's uuid; NULL = a new uuid v7.  The result names
      * the id actually used, which differs when the flow completed a crashed flow's contact. */
     const char *id;

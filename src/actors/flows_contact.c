@@ -246,7 +246,7 @@ static bool take_contact(sb__flow_t *f, const sb_ask_reply_t *r, sb__flow_step a
     /* Missing, or older than the version the caller saw: maybe another process wrote it since
      * this one last read it.  Read it from the log once. */
     bool behind = !json_is_true(json_object_get(st, "created")) ||
-                  (f->check_version && r->version < f->expected_version);
+                  (f->check_version && r->version < sb__flow_newest_expected(f));
     if (behind && !f->refreshed) {
         f->refreshed = true;
         sb__ask_x_t x = {.refresh = true};
@@ -263,7 +263,7 @@ static bool take_contact(sb__flow_t *f, const sb_ask_reply_t *r, sb__flow_step a
         sb__flow_settle(f);
         return false;
     }
-    if (f->check_version && r->version != f->expected_version) {
+    if (f->check_version && !sb__flow_version_matches(f, r->version)) {
         sb__flow_fail(f, SB_ECONFLICT, NULL);
         f->precondition_failed = true;
         f->version = r->version;
@@ -272,6 +272,7 @@ static bool take_contact(sb__flow_t *f, const sb_ask_reply_t *r, sb__flow_step a
         return false;
     }
     f->base_version = r->version;
+    f->expected_version = r->version; /* the one of a list that matched: later steps check it */
     json_decref(f->current);
     f->current = json_incref(r->state);
     json_decref(f->listed);

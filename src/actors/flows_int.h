@@ -45,6 +45,8 @@ struct sb__flow_s {
     char *user_id, *correlation_id, *causation_id, *request_id, *source;
     bool check_version;
     int64_t expected_version;
+    int n_more_versions;
+    int64_t more_versions[SB_ASK_MAX_VERSIONS - 1];
     sb_flow_mode_t mode;
     /* the subject */
     int subject;                     /* SB__SUBJECT_* : phone claims or e-mail claims */
@@ -87,6 +89,11 @@ struct sb__flow_s {
 sb__flow_t *sb__flow_new(sb_loops_t *g, const sb_flow_opts_t *opts, sb_flow_cb cb, void *data, int *rc);
 /* Frees a flow that was never started (its cb will not fire). */
 void sb__flow_discard(sb__flow_t *f);
+/* If-Match: whether version v of the subject meets the caller's condition (one version or any of a
+ * list), and the newest version the condition names. */
+bool sb__flow_version_matches(const sb__flow_t *f, int64_t v);
+int64_t sb__flow_newest_expected(const sb__flow_t *f);
+
 /* Sets the subject: category "contact" / "user" and uuid text (normalised). */
 void sb__flow_subject(sb__flow_t *f, int subject, const char *id);
 

@@ -165,7 +165,7 @@ static void change_on_user(sb__flow_t *f, const sb_ask_reply_t *r)
         return;
     }
     bool behind = !json_is_true(json_object_get(r->state, "registered")) ||
-                  (f->check_version && r->version < f->expected_version);
+                  (f->check_version && r->version < sb__flow_newest_expected(f));
     if (behind && !f->refreshed) { /* maybe written by another process since: read it fresh */
         f->refreshed = true;
         sb__ask_x_t x = {.refresh = true};
@@ -177,7 +177,7 @@ static void change_on_user(sb__flow_t *f, const sb_ask_reply_t *r)
         sb__flow_settle(f);
         return;
     }
-    if (f->check_version && r->version != f->expected_version) {
+    if (f->check_version && !sb__flow_version_matches(f, r->version)) {
         sb__flow_fail_reply(f, r);
         sb__flow_fail(f, SB_ECONFLICT, NULL);
         f->precondition_failed = true;

@@ -119,6 +119,8 @@ static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opt
     static const sb_ask_opts_t none;
     if (opts == NULL)
         opts = &none;
+    if (opts->n_more_versions < 0 || opts->n_more_versions > SB_ASK_MAX_VERSIONS - 1)
+        return SB_EINVAL;
     const char *strs[5] = {opts->correlation_id, opts->causation_id, opts->user_id, opts->request_id,
                            opts->source};
     size_t lens[5];
@@ -150,6 +152,8 @@ static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opt
     m->check_version = opts->check_version;
     m->refresh = opts->refresh;
     m->expected_version = opts->expected_version;
+    m->n_more_versions = (uint8_t)opts->n_more_versions;
+    memcpy(m->more_versions, opts->more_versions, (size_t)opts->n_more_versions * sizeof(int64_t));
     m->has_workspace = has_ws;
     if (has_ws)
         m->workspace = ws;

@@ -68,6 +68,9 @@ void sb_runtime_config_from(sb_runtime_config_t *rc, const sb_config_t *cfg);
 /* Who asks, and why: recorded in each event's metadata and given to decide.  Strings are copied
  * (each at most SB_ASK_MAX_STR bytes). */
 #define SB_ASK_MAX_STR 255
+/* The most versions one If-Match may name (expected_version and more_versions). */
+#define SB_ASK_MAX_VERSIONS 8
+
 typedef struct sb_ask_opts_s {
     const char *user_id;        /* the acting user's uuid, or NULL for the system */
     const json_t *context;      /* facts for decide (sb_decide_ctx_t.context), or NULL; a reference is
@@ -86,6 +89,11 @@ typedef struct sb_ask_opts_s {
      * read the log first: another process may have written it (the client saw that version). */
     bool check_version;
     int64_t expected_version;
+    /* If-Match with a list of entity tags (RFC 9110 §13.1.1): the condition also holds when the
+     * stream is at any of these n_more_versions versions (at most SB_ASK_MAX_VERSIONS - 1).  A
+     * version ahead of the actor's, among them, makes it read the log first, as above. */
+    int n_more_versions;
+    int64_t more_versions[SB_ASK_MAX_VERSIONS - 1];
     bool skip_state;      /* do not copy the new state into the reply */
     bool skip_event_data; /* do not copy the events' payloads into the reply */
     /* Read the log for events after the actor's version before deciding (or reading), unless the

@@ -425,12 +425,33 @@ static bool find_workspace(const sb__actor_t *a, const sb__msg_t *m, const sb_de
     return m->has_workspace;
 }
 
+/* Whether the stream at version v meets m's If-Match (one version, or any of a list). */
+static bool version_matches(const sb__msg_t *m, int64_t v)
+{
+    if (m->expected_version == v)
+        return true;
+    for (int i = 0; i < m->n_more_versions; i++)
+        if (m->more_versions[i] == v)
+            return true;
+    return false;
+}
+
+/* The newest version m's If-Match names. */
+static int64_t newest_expected(const sb__msg_t *m)
+{
+    int64_t v = m->expected_version;
+    for (int i = 0; i < m->n_more_versions; i++)
+        if (m->more_versions[i] > v)
+            v = m->more_versions[i];
+    return v;
+}
+
 /* Decides m.  Returns true when an append is now in flight (a->cur = m), false when m was
  * answered. */
 static bool decide(sb__actor_t *a, sb__msg_t *m)
 {
     sb__runtime_t *rt = a->rt;
-    if (m->check_version && m->expected_version != a->version) {
+    if (m->check_version && !version_matches(m, a->version)) {
         m->version = a->version;
         m->precondition_failed = true;
         sb__msg_reply(m, SB_ECONFLICT);
@@ -512,7 +533,7 @@ static void actor_run(sb__actor_t *a)
         /* Read the log first, unless a read that began after m arrived has finished: when asked
          * to (refresh), and when an If-Match names a version ahead of ours (another process wrote
          * the stream; answering 412 from our stale state would be wrong). */
-        bool ahead = m->check_version && m->expected_version > a->version;
+        bool ahead = m->check_version && newest_expected(m) > a->version;
         if ((m->refresh || ahead) && a->fresh_seq <= m->arrived_seq) {
             a->cur = m;
             reload(a);

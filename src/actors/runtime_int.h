@@ -34,6 +34,8 @@ typedef struct sb__msg_s {
     bool refresh;
     uint64_t arrived_seq; /* the actor's read_seq when the message joined its mailbox */
     int64_t expected_version;
+    uint8_t n_more_versions; /* If-Match lists: the other versions that match */
+    int64_t more_versions[SB_ASK_MAX_VERSIONS - 1];
     sb_uuid_t workspace;
     json_t *cmd;
     json_t *context;

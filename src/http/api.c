@@ -2,12 +2,10 @@
  * query parameters, If-Match and cursors (http/api.h). */
 #include "http/api.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "actors/kinds.h"
 #include "core/clock.h"
@@ -17,6 +15,7 @@
 #include "http/api_int.h"
 #include "http/auth_hook.h"
 #include "http/response.h"
+#include "providers/form.h"
 
 #define MAX_BODY_DEPTH 32
 
@@ -128,7 +127,8 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
         (rc = sb__api_settings_routes(router, api)) != 0 || (rc = sb__api_contact_routes(router, api)) != 0 ||
         (rc = sb__api_contact_list_routes(router, api)) != 0 ||
         (rc = sb__api_analytics_routes(router, api)) != 0 || (rc = sb__api_note_routes(router, api)) != 0 ||
-        (rc = sb__api_event_routes(router, api)) != 0 || (rc = sb__api_metrics_routes(router, api)) != 0) {
+        (rc = sb__api_event_routes(router, api)) != 0 || (rc = sb__api_metrics_routes(router, api)) != 0 ||
+        (rc = sb__api_me_routes(router, api)) != 0) {
         sb_log_error("api", "cannot register routes: %s", sb_strerror(rc));
         sb_api_free(api);
         return rc;
@@ -302,13 +302,9 @@ void sb__api_drop(sb_api_call_t *c)
     free_call(c);
 }
 
-/* The headers a status implies. */
+/* The headers a status implies (the sender adds Retry-After to a 429 or 503). */
 static void status_headers(sb_api_call_t *c, int status)
 {
-    if (status == 429 || status == 503) {
-        if (h2o_find_header(&c->req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) < 0)
-            h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    }
     if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
         h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"switchboard\""));
@@ -380,50 +376,14 @@ void sb_api_reply_borrowed(sb_api_call_t *c, int status, const char *json_text, 
     free_call(c);
 }
 
-static const char *default_message(int status)
-{
-    switch (status) {
-    case 400:
-        return "bad request";
-    case 401:
-        return "authentication required";
-    case 403:
-        return "not permitted";
-    case 404:
-        return "not found";
-    case 409:
-        return "conflict";
-    case 412:
-        return "precondition failed";
-    case 413:
-        return "request body too large";
-    case 415:
-        return "unsupported content type";
-    case 422:
-        return "request rejected";
-    case 429:
-        return "too many requests";
-    case 503:
-        return "service unavailable";
-    default:
-        return status >= 500 ? "internal error" : "error";
-    }
-}
-
 void sb_api_reply_error(sb_api_call_t *c, int status, const char *code, const char *message,
                         const char *field)
 {
     if (code == NULL)
         code = sb_http_status_code_word(status);
     if (message == NULL)
-        message = default_message(status);
-    json_t *v = json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", message, "field",
-                          field != NULL && *field ? field : NULL);
-    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (text == NULL)
-        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"error\",\"field\":null}}");
-    respond(c, status, text);
+        message = sb_http_status_message(status);
+    respond(c, status, sb_http_error_text(code, message, field != NULL && *field ? field : NULL));
 }
 
 void sb_api_reply_errcode(sb_api_call_t *c, int err, const char *field)
@@ -480,76 +440,12 @@ void sb_api_etag(sb_api_call_t *c, int64_t version)
 
 /* ---- bodies ---------------------------------------------------------------------------------------- */
 
-static bool is_json_content_type(h2o_req_t *req)
-{
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (i < 0)
-        return false;
-    h2o_iovec_t v = req->headers.entries[i].value;
-    static const char want[] = "application/json";
-    size_t n = sizeof(want) - 1;
-    if (v.len < n || strncasecmp(v.base, want, n) != 0)
-        return false;
-    return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
-}
-
-static bool too_deep(const json_t *v, int depth)
-{
-    if (depth > MAX_BODY_DEPTH)
-        return true;
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *m;
-        json_object_foreach((json_t *)v, k, m)
-        {
-            if (too_deep(m, depth + 1))
-                return true;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *m;
-        json_array_foreach(v, i, m)
-        {
-            if (too_deep(m, depth + 1))
-                return true;
-        }
-    }
-    return false;
-}
-
 bool sb_api_read_body(sb_api_call_t *c, const char *const *allowed)
 {
-    h2o_req_t *req = c->req;
-    if (!is_json_content_type(req)) {
-        sb_api_reply_error(c, 415, "unsupported_media_type", "expected content-type application/json", NULL);
-        return false;
-    }
-    if (req->entity.base == NULL || req->entity.len == 0) {
-        sb_api_reply_error(c, 400, "invalid_json", "a JSON object body is required", NULL);
-        return false;
-    }
-    if (!sb_utf8_is_valid(req->entity.base, req->entity.len)) {
-        sb_api_reply_error(c, 400, "invalid_utf8", "the body is not valid UTF-8", NULL);
-        return false;
-    }
-    json_error_t jerr;
-    /* Nesting is refused by depth below; jansson's own limit (2048) bounds the parser's stack. */
-    json_t *v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (v == NULL) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        sb_api_reply_error(c, 400, "invalid_json", msg, NULL);
-        return false;
-    }
-    if (!json_is_object(v)) {
-        json_decref(v);
-        sb_api_reply_error(c, 400, "invalid_json", "the body must be a JSON object", NULL);
-        return false;
-    }
-    if (too_deep(v, 1)) {
-        json_decref(v);
-        sb_api_reply_error(c, 400, "invalid_json", "the body nests too deeply", NULL);
+    json_t *v;
+    sb_http_body_problem_t why;
+    if (sb_http_parse_json_object(c->req, MAX_BODY_DEPTH, &v, &why) != 0) {
+        sb_api_reply_error(c, why.status, why.code, why.message, NULL);
         return false;
     }
     if (allowed != NULL) {
@@ -730,6 +626,79 @@ void sb_api_reply_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
     }
 }
 
+/* ---- flows ------------------------------------------------------------------------------------------- */
+
+/* Flows keep nothing of ours: the call comes back through this link. */
+struct sb__api_flow_s {
+    sb_api_call_t *c;
+    sb__api_flow_cb done;
+};
+
+void sb__api_flow_opts(const sb_api_call_t *c, sb_flow_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->user_id = c->user_id[0] ? c->user_id : NULL;
+    o->correlation_id = c->request_id;
+    o->request_id = c->request_id;
+    o->source = "api";
+}
+
+sb__api_flow_t *sb__api_flow_link(sb_api_call_t *c, sb__api_flow_cb done)
+{
+    sb__api_flow_t *l = malloc(sizeof(*l));
+    if (l == NULL)
+        h2o_fatal("no memory");
+    l->c = c;
+    l->done = done;
+    return l;
+}
+
+void sb__api_on_flow(const sb_flow_result_t *res, void *data)
+{
+    sb__api_flow_t *l = data;
+    sb_api_call_t *c = l->c;
+    sb__api_flow_cb done = l->done;
+    free(l);
+    if (c->req == NULL) {
+        free_call(c);
+        return;
+    }
+    done(c, res);
+}
+
+void sb__api_flow_started(sb_api_call_t *c, sb__api_flow_t *link, int rc)
+{
+    if (rc != 0) {
+        free(link);
+        sb_api_reply_errcode(c, rc, NULL);
+    }
+}
+
+void sb__api_reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res)
+{
+    switch (res->status) {
+    case SB_EREJECTED:
+        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
+        return;
+    case SB_ECONFLICT:
+        if (res->precondition_failed) {
+            sb_api_etag(c, res->version);
+            sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
+        } else {
+            sb_api_reply_error(c, 409, "conflict", "the resource kept changing; try again", NULL);
+        }
+        return;
+    case SB_ETIMEOUT:
+        sb_api_reply_error(c, 503, "timeout", "the change could not be made in time; try again", NULL);
+        return;
+    default:
+        if (res->error != NULL)
+            sb_log_warn("api", "flow failed id=%s: %s (%s)", c->request_id, sb_strerror(res->status),
+                        res->error);
+        sb_api_reply_errcode(c, res->status, NULL);
+    }
+}
+
 /* ---- SQL -------------------------------------------------------------------------------------------------
  */
 
@@ -804,39 +773,12 @@ void sb_api_sql(sb_api_call_t *c, const sb_api_sql_t *stmts, int nstmts, bool wa
 
 /* ---- query parameters ---------------------------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decodes application/x-www-form-urlencoded text into the pool; "\x01" for a malformed value. */
 static const char *decode_query_value(h2o_mem_pool_t *pool, const char *p, size_t n)
 {
     char *out = h2o_mem_alloc_pool(pool, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            int hi, lo;
-            if (n - i < 3 || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
-                return "\x01";
-            ch = (char)(hi << 4 | lo);
-            i += 2;
-            if (ch == '\0')
-                return "\x01";
-        }
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    if (!sb_utf8_is_valid(out, o))
+    size_t o;
+    if (sb_form_decode(p, n, out, &o) != 0 || !sb_utf8_is_valid(out, o))
         return "\x01";
     return out;
 }
@@ -881,41 +823,101 @@ bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out)
 /* ---- If-Match
  * ------------------------------------------------------------------------------------------------- */
 
+/* Parses one If-Match field value (RFC 9110 §13.1.1: "*" / #entity-tag) into vers.  Sets *any for
+ * "*".  Weak tags and opaque tags that are not a version are valid but can never match (strong
+ * comparison), so they add nothing.  Returns false for a malformed value or more than max
+ * distinct versions. */
+static bool parse_if_match(const char *p, size_t len, int64_t *vers, int *n, int max, bool *any)
+{
+    const char *end = p + len;
+    bool element = false; /* a list needs at least one element */
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        if (p == end)
+            return element;
+        element = true;
+        if (*p == '*') {
+            *any = true;
+            p++;
+            continue;
+        }
+        bool weak = false;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+            weak = true;
+            p += 2;
+        }
+        if (p == end || *p != '"')
+            return false;
+        const char *tag = ++p;
+        while (p < end && *p != '"') {
+            /* etagc: %x21 / %x23-7E / obs-text */
+            if ((unsigned char)*p < 0x21 || *p == 0x7f)
+                return false;
+            p++;
+        }
+        if (p == end)
+            return false;
+        size_t tlen = (size_t)(p - tag);
+        p++;
+        if (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            return false;
+        if (weak || tlen == 0 || tlen > 18)
+            continue;
+        int64_t v = 0;
+        size_t k = 0;
+        for (; k < tlen && tag[k] >= '0' && tag[k] <= '9'; k++)
+            v = v * 10 + (tag[k] - '0');
+        if (k != tlen)
+            continue; /* not one of our tags: it matches nothing */
+        bool dup = false;
+        for (int j = 0; j < *n && !dup; j++)
+            dup = vers[j] == v;
+        if (dup)
+            continue;
+        if (*n == max)
+            return false;
+        vers[(*n)++] = v;
+    }
+}
+
 bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts)
 {
-    ssize_t i = h2o_find_header(&c->req->headers, H2O_TOKEN_IF_MATCH, -1);
-    if (i < 0)
+    int64_t vers[SB_ASK_MAX_VERSIONS];
+    int n = 0;
+    bool any = false, seen = false;
+    /* Several If-Match fields make one list (RFC 9110 §5.3). */
+    for (ssize_t i = -1; (i = h2o_find_header(&c->req->headers, H2O_TOKEN_IF_MATCH, i)) >= 0;) {
+        seen = true;
+        h2o_iovec_t v = c->req->headers.entries[i].value;
+        if (!parse_if_match(v.base, v.len, vers, &n, SB_ASK_MAX_VERSIONS, &any)) {
+            /* A condition that cannot be read is not met: nothing changes. */
+            sb_api_reply_error(c, 412, "precondition_failed",
+                               "If-Match must be \"*\" or a list of at most 8 entity tags", NULL);
+            return false;
+        }
+    }
+    /* "*" matches any current representation: a missing resource answers 404 as it would without
+     * the condition (RFC 9110 §13.2.1). */
+    if (!seen || any)
         return true;
-    h2o_iovec_t v = c->req->headers.entries[i].value;
-    char buf[128];
-    if (v.len >= sizeof(buf)) {
+    if (n == 0) {
         sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
         return false;
     }
-    memcpy(buf, v.base, v.len);
-    buf[v.len] = '\0';
-    char *p = buf;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    char *e = p + strlen(p);
-    while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-        *--e = '\0';
-    if (strcmp(p, "*") == 0)
+    opts->check_version = true;
+    opts->expected_version = vers[0];
+    opts->n_more_versions = n - 1;
+    memcpy(opts->more_versions, vers + 1, (size_t)(n - 1) * sizeof(int64_t));
+    return true;
+}
+
+bool sb_api_if_match_holds(const sb_ask_opts_t *opts, int64_t version)
+{
+    if (!opts->check_version || opts->expected_version == version)
         return true;
-    /* One strong tag "<version>".  A weak tag never matches (strong comparison), nor does a list:
-     * the runtime checks one expected version. */
-    size_t n = strlen(p);
-    if (n >= 3 && p[0] == '"' && p[n - 1] == '"') {
-        p[n - 1] = '\0';
-        char *end;
-        errno = 0;
-        long long ver = strtoll(p + 1, &end, 10);
-        if (*end == '\0' && end != p + 1 && errno == 0 && ver >= 0 && p[1] != '-' && p[1] != '+') {
-            opts->check_version = true;
-            opts->expected_version = ver;
+    for (int i = 0; i < opts->n_more_versions; i++)
+        if (opts->more_versions[i] == version)
             return true;
-        }
-    }
-    sb_api_reply_error(c, 412, "precondition_failed", "If-Match does not match the resource", NULL);
     return false;
 }

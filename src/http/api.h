@@ -231,11 +231,16 @@ void sb_api_etag(sb_api_call_t *c, int64_t version);
 
 /* ---- conditional requests and idempotency -------------------------------------------------------- */
 
-/* Reads If-Match into opts (check_version, expected_version).  Accepts "*" (no condition) and one
- * or more strong entity tags of the form "<version>"; a weak or malformed tag never matches (RFC
- * 9110 §13.1.1), which answers 412 like any mismatch.  Returns true; false after answering 412
- * for a tag that can never match. */
+/* Reads If-Match into opts (check_version, expected_version, more_versions), RFC 9110 §13.1.1:
+ * "*" is no condition (a missing resource still answers 404); a list of entity tags (one field or
+ * several) matches when the stream is at any version it names ("<version>", strong comparison).
+ * Weak tags and tags that are not versions never match: a list of only those answers 412, as does
+ * a malformed value or one naming more than SB_ASK_MAX_VERSIONS versions (a condition that cannot
+ * be evaluated is not met).  Returns true, or false after answering. */
 bool sb_api_if_match(sb_api_call_t *c, sb_ask_opts_t *opts);
+/* Whether a resource at version meets the If-Match that sb_api_if_match read into opts (true
+ * without one): for a request that ends up changing nothing, which answers 412 all the same. */
+bool sb_api_if_match_holds(const sb_ask_opts_t *opts, int64_t version);
 
 /* Idempotency-Key on POST: when the request carries the header (1..255 visible ASCII characters),
  * looks the key up among the caller's (authenticate first): a completed request with the same

@@ -1,4 +1,5 @@
-/* Accounts and sessions: POST /v1/auth/signup, POST /v1/auth/login, POST /v1/auth/logout, GET /v1/me.
+/* Accounts and sessions: POST /v1/auth/signup, POST /v1/auth/login, POST /v1/auth/logout (the
+ * account itself, GET and PATCH /v1/me: api_me.c).
  *
  * Passwords are hashed with argon2id (libsodium crypto_pwhash_str) on the libuv thread pool, never
  * on a loop; at most opts.max_hash_jobs hashes are queued or running per process, more get 503.
@@ -52,8 +53,6 @@ static void auth_cleanup(sb_api_call_t *c)
 
 /* ---- password hashing on the thread pool --------------------------------------------------------- */
 
-typedef void (*pw_done_cb)(sb_api_call_t *c, int rc);
-
 typedef struct {
     uv_work_t work;
     sb_api_call_t *c;
@@ -63,7 +62,8 @@ typedef struct {
     size_t pwlen;
     char hash[crypto_pwhash_STRBYTES]; /* in for verify, out for hash */
     int rc;
-    pw_done_cb done;
+    char *hash_out; /* hash: where the new hash goes (crypto_pwhash_STRBYTES) */
+    sb__api_pw_cb done;
 } pw_job_t;
 
 static void pw_work(uv_work_t *w)
@@ -91,16 +91,15 @@ static void pw_after(uv_work_t *w, int status)
         sb_api_reply_errcode(c, SB_ESHUTDOWN, NULL);
     } else {
         if (!j->verify && j->rc == 0)
-            memcpy(((auth_state_t *)c->data)->hash, j->hash, sizeof(j->hash));
+            memcpy(j->hash_out, j->hash, sizeof(j->hash));
         j->done(c, j->rc);
     }
     sodium_memzero(j->hash, sizeof(j->hash));
     free(j);
 }
 
-/* Hashes (verify false) or verifies against against_hash; done runs on the loop afterwards. */
-static void pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
-                     pw_done_cb done)
+void sb__api_pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
+                      char *hash_out, sb__api_pw_cb done)
 {
     sb_api_t *api = c->api;
     if (atomic_fetch_add(&api->hash_jobs, 1) >= api->opts.max_hash_jobs) {
@@ -126,6 +125,7 @@ static void pw_start(sb_api_call_t *c, const char *password, bool verify, const 
     j->password = pw;
     j->pwlen = n;
     j->done = done;
+    j->hash_out = hash_out;
     if (verify)
         snprintf(j->hash, sizeof(j->hash), "%s", against_hash);
     int rc = uv_queue_work(&c->loop->uv, &j->work, pw_work, pw_after);
@@ -140,19 +140,20 @@ static void pw_start(sb_api_call_t *c, const char *password, bool verify, const 
 
 /* ---- shared ------------------------------------------------------------------------------------------ */
 
-static bool read_email(sb_api_call_t *c, auth_state_t *st)
+bool sb__api_body_email(sb_api_call_t *c, bool required, char out[SB_EMAIL_MAX])
 {
     const char *email;
-    if (!sb__api_body_str(c, "email", true, 3, 254, &email))
+    out[0] = '\0';
+    if (!sb__api_body_str(c, "email", required, 3, 254, &email))
         return false;
-    if (sb_email_normalize(email, strlen(email), st->email) != 0) {
+    if (email != NULL && sb_email_normalize(email, strlen(email), out) != 0) {
         sb_api_reply_error(c, 400, "invalid_email", "email is not a valid address", "email");
         return false;
     }
     return true;
 }
 
-static bool read_password(sb_api_call_t *c, const char **out)
+bool sb__api_body_password(sb_api_call_t *c, const char **out)
 {
     json_t *v = json_object_get(c->body, "password");
     if (v == NULL || json_is_null(v)) {
@@ -210,19 +211,8 @@ static void signup_forgotten(sb_api_call_t *c, int status, PGresult *const *resu
     sb_api_reply_error(c, 409, "email_taken", "an account with this e-mail already exists", "email");
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} user_link_t;
-
-static void signup_registered(const sb_flow_result_t *res, void *data)
+static void signup_registered(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    user_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     auth_state_t *st = c->data;
     if (res->status == SB_EREJECTED && strcmp(res->err->code, "email_taken") == 0) {
         sb_api_sql_t q = {
@@ -253,20 +243,13 @@ static void signup_credential_stored(sb_api_call_t *c, int status, PGresult *con
 {
     auth_state_t *st = c->data;
     snprintf(st->credential_ref, sizeof(st->credential_ref), "cred:%s", st->ref);
-    sb_flow_opts_t o = {
-        .correlation_id = c->request_id, .request_id = c->request_id, .source = "api", .id = st->user_id};
-    user_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int rc = sb_flow_user_register(c->app->loops, st->email, st->name, st->credential_ref, &o,
-                                   signup_registered, l);
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    o.id = st->user_id;
+    sb__api_flow_t *l = sb__api_flow_link(c, signup_registered);
+    sb__api_flow_started(c, l,
+                         sb_flow_user_register(c->app->loops, st->email, st->name, st->credential_ref, &o,
+                                               sb__api_on_flow, l));
 }
 
 static void signup_hashed(sb_api_call_t *c, int rc)
@@ -296,14 +279,14 @@ static int on_signup(h2o_req_t *req, const sb_route_params_t *params, void *data
     auth_state_t *st = c->data;
     c->cleanup = auth_cleanup;
     const char *pw;
-    if (!sb_api_read_body(c, fields) || !read_email(c, st) || !read_password(c, &pw) ||
-        !sb__api_body_str(c, "name", true, 1, 200, &st->name))
+    if (!sb_api_read_body(c, fields) || !sb__api_body_email(c, true, st->email) ||
+        !sb__api_body_password(c, &pw) || !sb__api_body_str(c, "name", true, 1, 200, &st->name))
         return 0;
     if (strlen(pw) < PASSWORD_MIN) {
         sb_api_reply_error(c, 400, "weak_password", "password must be at least 8 characters", "password");
         return 0;
     }
-    pw_start(c, pw, false, NULL, signup_hashed);
+    sb__api_pw_start(c, pw, false, NULL, st->hash, signup_hashed);
     return 0;
 }
 
@@ -349,30 +332,21 @@ static void login_succeeded(sb_api_call_t *c)
     };
     new_session(c, st, &q[1]);
     q[2] = q[1];
-    /* Activating the credential is a no-op for an active one (see login_found_user). */
-    q[1] = (sb_api_sql_t){"api_cred_activate",
-                          "UPDATE auth_credentials SET user_id = $2, active = true WHERE ref = $1",
+    /* Activating the credential is a no-op for an active one (see login_found_user); activating
+     * an inactive one retires the user's others (an e-mail change cut short: api_me.c). */
+    q[1] = (sb_api_sql_t){"api_cred_activate_only",
+                          "UPDATE auth_credentials SET user_id = $2, active = (ref = $1) "
+                          "WHERE ref = $1 OR (user_id = $2 AND active)",
                           2,
                           {st->ref, st->user_id}};
     sb_api_sql(c, q, 3, false, login_session_stored);
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} login_link_t;
-
 /* A password that matches an inactive credential: a sign-up that crashed after registering the
  * user but before activating the row.  The user's own UserRegistered names the credential it was
  * registered with; only that one becomes active. */
-static void login_found_user(const sb_flow_result_t *res, void *data)
+static void login_found_user(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    login_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     auth_state_t *st = c->data;
     char want[8 + SB_UUID_STRLEN];
     snprintf(want, sizeof(want), "cred:%s", st->ref);
@@ -400,18 +374,10 @@ static void login_verified(sb_api_call_t *c, int rc)
         login_succeeded(c);
         return;
     }
-    sb_flow_opts_t o = {.correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
-    login_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int frc = sb_flow_user_find(c->app->loops, st->email, &o, login_found_user, l);
-    if (frc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, frc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    sb__api_flow_t *l = sb__api_flow_link(c, login_found_user);
+    sb__api_flow_started(c, l, sb_flow_user_find(c->app->loops, st->email, &o, sb__api_on_flow, l));
 }
 
 static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *results, int n)
@@ -438,7 +404,7 @@ static void login_looked_up(sb_api_call_t *c, int status, PGresult *const *resul
         against = st->hash;
     }
     const char *pw = json_string_value(json_object_get(c->body, "password"));
-    pw_start(c, pw, true, against, login_verified);
+    sb__api_pw_start(c, pw, true, against, NULL, login_verified);
 }
 
 static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
@@ -448,7 +414,8 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
     auth_state_t *st = c->data;
     c->cleanup = auth_cleanup;
     const char *pw;
-    if (!sb_api_read_body(c, fields) || !read_email(c, st) || !read_password(c, &pw))
+    if (!sb_api_read_body(c, fields) || !sb__api_body_email(c, true, st->email) ||
+        !sb__api_body_password(c, &pw))
         return 0;
     sb_ratelimit_client_key(req, st->addr, sizeof(st->addr));
     snprintf(st->user_key, sizeof(st->user_key), "user:%s", st->email);
@@ -467,8 +434,7 @@ static int on_login(h2o_req_t *req, const sb_route_params_t *params, void *data)
     return 0;
 }
 
-/* ---- logout and me
- * ------------------------------------------------------------------------------------------ */
+/* ---- logout ------------------------------------------------------------------------------------------ */
 
 static void logout_done(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
@@ -502,47 +468,12 @@ static int on_logout(h2o_req_t *req, const sb_route_params_t *params, void *data
     return 0;
 }
 
-static void me_got_user(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    const json_t *u = reply->state;
-    if (!json_is_true(json_object_get(u, "registered"))) {
-        /* A session whose user never registered: treat as no session. */
-        sb_api_reply_error(c, 401, "unauthorized", "the token's account does not exist", NULL);
-        return;
-    }
-    sb_api_etag(c, reply->version);
-    sb_api_reply_json(c, 200,
-                      json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "id", c->user_id, "email",
-                                json_object_get(u, "email"), "name", json_object_get(u, "name"), "presence",
-                                json_object_get(u, "presence"), "created_at",
-                                json_object_get(u, "registered_at")));
-}
-
-static void me_authenticated(sb_api_call_t *c)
-{
-    char stream[8 + SB_UUID_STRLEN];
-    snprintf(stream, sizeof(stream), "user-%s", c->user_id);
-    sb_api_get(c, stream, me_got_user);
-}
-
-static int on_me(h2o_req_t *req, const sb_route_params_t *params, void *data)
-{
-    sb_api_call_t *c = sb_api_begin(req, params, 0);
-    sb_api_authenticate(c, false, me_authenticated);
-    return 0;
-}
-
 int sb__api_auth_routes(sb_router_t *r, sb_api_t *api)
 {
     int rc;
     if ((rc = sb_router_add(r, "POST", "/v1/auth/signup", on_signup, api)) != 0 ||
         (rc = sb_router_add(r, "POST", "/v1/auth/login", on_login, api)) != 0 ||
-        (rc = sb_router_add(r, "POST", "/v1/auth/logout", on_logout, api)) != 0 ||
-        (rc = sb_router_add(r, "GET", "/v1/me", on_me, api)) != 0)
+        (rc = sb_router_add(r, "POST", "/v1/auth/logout", on_logout, api)) != 0)
         return rc;
     return 0;
 }

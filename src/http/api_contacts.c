@@ -43,17 +43,25 @@ json_t *sb__api_contact_json(const char *id, const json_t *s)
                      "opted_out", opted);
 }
 
-/* True when the actor state is a live contact of the call's workspace. */
-static bool is_ours(const sb_api_call_t *c, const json_t *s)
+bool sb__api_is_live_contact(const sb_api_call_t *c, const json_t *s)
 {
     const char *ws = sb__api_str(s, "workspace_id");
     return json_is_true(json_object_get(s, "created")) && !json_is_true(json_object_get(s, "deleted")) &&
            ws != NULL && strcmp(ws, c->ws_id) == 0;
 }
 
-static void reply_not_found(sb_api_call_t *c)
+void sb__api_reply_no_contact(sb_api_call_t *c)
 {
     sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+}
+
+void sb__api_reply_contact_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
+{
+    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
+                                          strcmp(reply->err->code, "contact_deleted") == 0))
+        sb__api_reply_no_contact(c);
+    else
+        sb_api_reply_ask_error(c, reply);
 }
 
 /* ---- validation ------------------------------------------------------------------------------------ */
@@ -103,83 +111,17 @@ static bool read_contact_body(sb_api_call_t *c)
 
 /* ---- the flows' outcomes ------------------------------------------------------------------------------ */
 
-/* Flows keep nothing of ours: the call comes back through this link, which knows whether the
- * request is still there. */
-typedef void (*flow_done_cb)(sb_api_call_t *c, const sb_flow_result_t *res);
-
-typedef struct {
-    sb_api_call_t *c;
-    flow_done_cb done;
-} flow_link_t;
-
-static void on_flow(const sb_flow_result_t *res, void *data)
-{
-    flow_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    flow_done_cb done = l->done;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
-    done(c, res);
-}
-
-static void flow_opts(const sb_api_call_t *c, sb_flow_opts_t *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->user_id = c->user_id;
-    o->correlation_id = c->request_id;
-    o->request_id = c->request_id;
-    o->source = "api";
-}
-
 static void reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    switch (res->status) {
-    case SB_EREJECTED:
-        if (strcmp(res->err->code, "contact_deleted") == 0) {
-            reply_not_found(c);
-            return;
-        }
-        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
-        return;
-    case SB_ECONFLICT:
-        if (res->precondition_failed) {
-            sb_api_etag(c, res->version);
-            sb_api_reply_error(c, 412, "precondition_failed", "the resource has changed (If-Match)", NULL);
-        } else {
-            sb_api_reply_error(c, 409, "conflict", "the contact kept changing; try again", NULL);
-        }
-        return;
-    case SB_ETIMEOUT:
+    if (res->status == SB_EREJECTED && strcmp(res->err->code, "contact_deleted") == 0)
+        sb__api_reply_no_contact(c);
+    else if (res->status == SB_ECONFLICT && !res->precondition_failed)
+        sb_api_reply_error(c, 409, "conflict", "the contact kept changing; try again", NULL);
+    else if (res->status == SB_ETIMEOUT)
         sb_api_reply_error(c, 503, "timeout", "the contact's numbers could not be claimed in time; try again",
                            NULL);
-        return;
-    default:
-        if (res->error != NULL)
-            sb_log_warn("api", "contact flow failed id=%s: %s (%s)", c->request_id, sb_strerror(res->status),
-                        res->error);
-        sb_api_reply_errcode(c, res->status, NULL);
-    }
-}
-
-static void start_flow(sb_api_call_t *c, int rc, flow_link_t *l)
-{
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
-}
-
-static flow_link_t *link_for(sb_api_call_t *c, flow_done_cb done)
-{
-    flow_link_t *l = malloc(sizeof(*l));
-    if (l == NULL)
-        h2o_fatal("no memory");
-    l->c = c;
-    l->done = done;
-    return l;
+    else
+        sb__api_reply_flow_error(c, res);
 }
 
 /* ---- POST -------------------------------------------------------------------------------------------------
@@ -201,7 +143,7 @@ static void create_reread(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    if (!is_ours(c, reply->state)) {
+    if (!sb__api_is_live_contact(c, reply->state)) {
         sb_api_reply_error(c, 409, "contact_exists", "this contact already exists", NULL);
         return;
     }
@@ -231,15 +173,16 @@ static void create_keyed(sb_api_call_t *c)
 {
     contact_state_t *st = c->data;
     sb_flow_opts_t o;
-    flow_opts(c, &o);
+    sb__api_flow_opts(c, &o);
     if (sb_api_has_idempotency_key(c)) {
         sb_api_new_id(c, "contact", st->id);
         snprintf(st->stream, sizeof(st->stream), "contact-%s", st->id);
         o.id = st->id;
     }
-    flow_link_t *l = link_for(c, created);
-    start_flow(c, sb_flow_contact_create(c->app->loops, c->ws_id, c->body, SB_FLOW_CREATE, &o, on_flow, l),
-               l);
+    sb__api_flow_t *l = sb__api_flow_link(c, created);
+    sb__api_flow_started(
+        c, l,
+        sb_flow_contact_create(c->app->loops, c->ws_id, c->body, SB_FLOW_CREATE, &o, sb__api_on_flow, l));
 }
 
 static void create_loaded(sb_api_call_t *c)
@@ -264,8 +207,8 @@ static void got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    if (!is_ours(c, reply->state)) {
-        reply_not_found(c);
+    if (!sb__api_is_live_contact(c, reply->state)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     sb_api_etag(c, reply->version);
@@ -275,7 +218,7 @@ static void got(sb_api_call_t *c, const sb_ask_reply_t *reply)
 static void get_loaded(sb_api_call_t *c)
 {
     if (c->id[0] == '\0') {
-        reply_not_found(c);
+        sb__api_reply_no_contact(c);
         return;
     }
     char stream[16 + SB_UUID_STRLEN];
@@ -319,6 +262,8 @@ static bool flow_if_match(sb_api_call_t *c, sb_flow_opts_t *o)
         return false;
     o->check_version = ao.check_version;
     o->expected_version = ao.expected_version;
+    o->n_more_versions = ao.n_more_versions;
+    memcpy(o->more_versions, ao.more_versions, sizeof(o->more_versions));
     return true;
 }
 
@@ -326,17 +271,18 @@ static void change_loaded(sb_api_call_t *c)
 {
     bool is_delete = c->req->method.len == 6;
     if (c->id[0] == '\0') {
-        reply_not_found(c);
+        sb__api_reply_no_contact(c);
         return;
     }
     sb_flow_opts_t o;
-    flow_opts(c, &o);
+    sb__api_flow_opts(c, &o);
     if (!flow_if_match(c, &o) || (!is_delete && !read_contact_body(c)))
         return;
-    flow_link_t *l = link_for(c, is_delete ? deleted : updated);
-    int rc = is_delete ? sb_flow_contact_delete(c->app->loops, c->ws_id, c->id, &o, on_flow, l)
-                       : sb_flow_contact_update(c->app->loops, c->ws_id, c->id, c->body, &o, on_flow, l);
-    start_flow(c, rc, l);
+    sb__api_flow_t *l = sb__api_flow_link(c, is_delete ? deleted : updated);
+    int rc = is_delete
+                 ? sb_flow_contact_delete(c->app->loops, c->ws_id, c->id, &o, sb__api_on_flow, l)
+                 : sb_flow_contact_update(c->app->loops, c->ws_id, c->id, c->body, &o, sb__api_on_flow, l);
+    sb__api_flow_started(c, l, rc);
 }
 
 static int on_change(h2o_req_t *req, const sb_route_params_t *params, void *data)

@@ -9,6 +9,8 @@
 
 #include <sodium.h>
 
+#include "actors/flows.h"
+#include "core/phone.h"
 #include "http/api.h"
 #include "http/ratelimit.h"
 
@@ -131,6 +133,7 @@ int sb__api_analytics_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_note_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_event_routes(sb_router_t *r, sb_api_t *api);
 int sb__api_metrics_routes(sb_router_t *r, sb_api_t *api);
+int sb__api_me_routes(sb_router_t *r, sb_api_t *api);
 
 /* ---- tokens (api_principal.c) ---- */
 
@@ -163,10 +166,52 @@ void sb__api_idem_free(struct sb__api_idem_s *idem);
 /* Records a response header for a replay (name lowercase). */
 void sb__api_idem_header(sb_api_call_t *c, const char *name, const char *value);
 
+/* ---- flows (actors/flows.h) from handlers (api.c) ---- */
+
+typedef void (*sb__api_flow_cb)(sb_api_call_t *c, const sb_flow_result_t *res);
+typedef struct sb__api_flow_s sb__api_flow_t;
+/* The options of a flow the call starts: the acting user (none before sign-in), the request id as
+ * correlation id, source "api".  Callers add If-Match or an id. */
+void sb__api_flow_opts(const sb_api_call_t *c, sb_flow_opts_t *o);
+/* Links a flow to the call: start the flow with sb__api_on_flow and the link as its callback and
+ * data, then pass what it returned to sb__api_flow_started.  done runs once the flow answers, when
+ * the request is still there (a call whose request went away is dropped instead). */
+sb__api_flow_t *sb__api_flow_link(sb_api_call_t *c, sb__api_flow_cb done);
+void sb__api_on_flow(const sb_flow_result_t *res, void *data);
+/* A flow that failed to start (rc != 0) frees its link and answers rc's error. */
+void sb__api_flow_started(sb_api_call_t *c, sb__api_flow_t *link, int rc);
+/* Answers a failed flow: the deciders' and the flow's rejections as they are, 412 with the current
+ * ETag for a failed If-Match, 409 when the subject kept changing, 503 when claims timed out, else
+ * the status's error. */
+void sb__api_reply_flow_error(sb_api_call_t *c, const sb_flow_result_t *res);
+
+/* ---- passwords and e-mail addresses (api_auth.c) ---- */
+
+typedef void (*sb__api_pw_cb)(sb_api_call_t *c, int rc);
+/* Hashes password (verify false; the hash goes to hash_out, crypto_pwhash_STRBYTES bytes in the
+ * call's state) or verifies it against against_hash (0, or SB_EPERM when it does not match), with
+ * argon2id on the libuv thread pool; done runs on the call's loop afterwards.  Answers 503 itself
+ * when too many hashes are queued (done never runs then). */
+void sb__api_pw_start(sb_api_call_t *c, const char *password, bool verify, const char *against_hash,
+                      char *hash_out, sb__api_pw_cb done);
+/* The body's "email", normalised into out ("" when absent and not required); false after
+ * answering 400. */
+bool sb__api_body_email(sb_api_call_t *c, bool required, char out[SB_EMAIL_MAX]);
+/* The body's "password": a string of at most 1024 bytes, required; false after answering 400. */
+bool sb__api_body_password(sb_api_call_t *c, const char **out);
+
 /* ---- shapes shared by resource files ---- */
 
 /* The API's contact object from a contact actor's state. */
 json_t *sb__api_contact_json(const char *id, const json_t *state);
+/* True when a contact actor's state is a live contact (created, not deleted) of the call's
+ * workspace: anything else answers 404 contact_not_found, revealing nothing. */
+bool sb__api_is_live_contact(const sb_api_call_t *c, const json_t *state);
+/* Answers 404 contact_not_found. */
+void sb__api_reply_no_contact(sb_api_call_t *c);
+/* Answers a failed ask to a contact: its 404s (not found, deleted) as 404 contact_not_found, the
+ * rest as sb_api_reply_ask_error. */
+void sb__api_reply_contact_ask_error(sb_api_call_t *c, const sb_ask_reply_t *reply);
 
 /* ---- small JSON helpers ---- */
 

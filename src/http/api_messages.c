@@ -37,7 +37,7 @@ static const char *const channels[] = {"sms", "mms", "whatsapp", "email", "chat"
 static bool need_contact(sb_api_call_t *c, msg_state_t *st)
 {
     if (c->id[0] == '\0') {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        sb__api_reply_no_contact(c);
         return false;
     }
     snprintf(st->stream, sizeof(st->stream), "contact-%s", c->id);
@@ -46,16 +46,10 @@ static bool need_contact(sb_api_call_t *c, msg_state_t *st)
 
 static void reply_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
-    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
-                                          strcmp(reply->err->code, "contact_deleted") == 0)) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
-        return;
-    }
-    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_message") == 0) {
+    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_message") == 0)
         sb_api_reply_error(c, 404, "message_not_found", "no such message", "mid");
-        return;
-    }
-    sb_api_reply_ask_error(c, reply);
+    else
+        sb__api_reply_contact_ask_error(c, reply);
 }
 
 /* ---- POST --------------------------------------------------------------------------------------- */
@@ -217,11 +211,8 @@ static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         reply_error(c, reply);
         return;
     }
-    const json_t *s = reply->state;
-    const char *ws = sb__api_str(s, "workspace_id");
-    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
-        ws == NULL || strcmp(ws, c->ws_id) != 0) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+    if (!sb__api_is_live_contact(c, reply->state)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     snprintf(st->cursor_at_s, sizeof(st->cursor_at_s), "%lld", (long long)st->cursor_at);

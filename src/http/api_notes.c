@@ -38,22 +38,16 @@ static void note_cleanup(sb_api_call_t *c)
 
 static void reply_contact_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
-    if (reply->status == SB_EREJECTED && (strcmp(reply->err->code, "contact_not_found") == 0 ||
-                                          strcmp(reply->err->code, "contact_deleted") == 0)) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
-        return;
-    }
-    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0) {
+    if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0)
         sb_api_reply_error(c, 404, "note_not_found", "no such note", NULL);
-        return;
-    }
-    sb_api_reply_ask_error(c, reply);
+    else
+        sb__api_reply_contact_ask_error(c, reply);
 }
 
 static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
 {
     if (c->id[0] == '\0') {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+        sb__api_reply_no_contact(c);
         return false;
     }
     memcpy(st->stream, "contact-", 8);
@@ -117,6 +111,8 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
         reply_contact_error(c, reply);
         return;
     }
+    /* Notes live on the contact's stream: its version is what If-Match on the note compares. */
+    sb_api_etag(c, reply->version);
     char loc[160];
     snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
     sb_api_header(c, "location", loc);
@@ -132,10 +128,11 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
     {
         /* A retry (same Idempotency-Key) of a note that was stored: answer with what we know. */
         const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
-        note = json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:n, s:n}", "id", st->note_id, "contact_id",
-                         c->id, "author_id", json_object_get(n, "author_id"), "body",
-                         json_object_get(c->body, "body"), "private",
-                         json_is_true(json_object_get(n, "private")), "mentions", "created_at", "edited_at");
+        note =
+            json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:[], s:O?, s:n}", "id", st->note_id, "contact_id", c->id,
+                      "author_id", json_object_get(n, "author_id"), "body", json_object_get(c->body, "body"),
+                      "private", json_is_true(json_object_get(n, "private")), "mentions", "created_at",
+                      json_object_get(n, "created_at"), "edited_at");
     }
     sb_api_reply_json(c, 201, note);
 }
@@ -147,7 +144,9 @@ static void add_keyed(sb_api_call_t *c)
     json_t *priv = json_object_get(c->body, "private");
     sb_ask_opts_t o;
     sb_api_ask_opts(c, &o);
-    o.skip_state = true; /* the event says all the answer needs; a contact's state can be large */
+    /* The event says all a first answer needs; a retry's answer reads the state (a contact's state
+     * can be large). */
+    o.skip_state = !sb_api_has_idempotency_key(c);
     sb_api_ask(c, st->stream,
                json_pack("{s:s, s:s, s:O, s:b}", "type", "AddNote", "note_id", st->note_id, "body",
                          json_object_get(c->body, "body"), "private", json_is_true(priv)),
@@ -211,10 +210,8 @@ static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         return;
     }
     const json_t *s = reply->state;
-    const char *ws = sb__api_str(s, "workspace_id");
-    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
-        ws == NULL || strcmp(ws, c->ws_id) != 0) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+    if (!sb__api_is_live_contact(c, s)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     reply_page(c);
@@ -325,12 +322,14 @@ static void edited(sb_api_call_t *c, const sb_ask_reply_t *reply)
     }
     const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
     const json_t *ev = reply->nevents > 0 ? reply->events[0].data : NULL;
+    sb_api_etag(c, reply->version);
     sb_api_reply_json(c, 200,
-                      json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:O?, s:O?}", "id", st->note_id, "contact_id",
-                                c->id, "author_id", json_object_get(n, "author_id"), "body",
+                      json_pack("{s:s, s:s, s:O?, s:O?, s:b, s:O?, s:O?, s:O?}", "id", st->note_id,
+                                "contact_id", c->id, "author_id", json_object_get(n, "author_id"), "body",
                                 json_object_get(c->body, "body"), "private",
                                 json_is_true(json_object_get(n, "private")), "mentions",
-                                json_object_get(ev, "mentions"), "edited_at", json_object_get(ev, "at")));
+                                json_object_get(ev, "mentions"), "created_at",
+                                json_object_get(n, "created_at"), "edited_at", json_object_get(ev, "at")));
 }
 
 static void removed(sb_api_call_t *c, const sb_ask_reply_t *reply)
@@ -352,10 +351,8 @@ static void one_got(sb_api_call_t *c, const sb_ask_reply_t *reply)
         return;
     }
     const json_t *s = reply->state;
-    const char *ws = sb__api_str(s, "workspace_id");
-    if (!json_is_true(json_object_get(s, "created")) || json_is_true(json_object_get(s, "deleted")) ||
-        ws == NULL || strcmp(ws, c->ws_id) != 0) {
-        sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
+    if (!sb__api_is_live_contact(c, s)) {
+        sb__api_reply_no_contact(c);
         return;
     }
     const json_t *n = json_object_get(json_object_get(s, "notes"), st->note_id);

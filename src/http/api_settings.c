@@ -1,9 +1,10 @@
 /* A workspace's pipeline and auto-replies, read from and decided by the workspace actor:
- *   GET  /v1/workspaces/{ws}/pipeline/stages              -> {items: [{name, position}]}
+ *   GET  /v1/workspaces/{ws}/pipeline/stages              -> {items: [{id, name, position}]}
  *   POST /v1/workspaces/{ws}/pipeline/stages {name, position?}   (admin) -> 201 stage
  *   DELETE /v1/workspaces/{ws}/pipeline/stages/{name}     (admin) -> 204
- *   GET  /v1/workspaces/{ws}/auto-replies                 -> {items: [{keyword, reply}]}
- *   GET/PUT/DELETE /v1/workspaces/{ws}/auto-replies/{keyword}   (PUT {reply}, admin) */
+ *   GET  /v1/workspaces/{ws}/auto-replies                 -> {items: [{id, keyword, reply}]}
+ *   GET/PUT/DELETE /v1/workspaces/{ws}/auto-replies/{keyword}   (PUT {reply}, admin)
+ * A stage's id is its name and a rule's its keyword: what names them in paths. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,8 @@ static json_t *stages_json(const json_t *state)
     json_t *items = json_array();
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(state, "stages"), i, s)
-        json_array_append_new(items, json_pack("{s:O, s:I}", "name", s, "position", (json_int_t)i));
+    json_array_foreach(json_object_get(state, "stages"), i, s) json_array_append_new(
+        items, json_pack("{s:O, s:O, s:I}", "id", s, "name", s, "position", (json_int_t)i));
     return items;
 }
 
@@ -58,8 +59,8 @@ static void stage_added(sb_api_call_t *c, const sb_ask_reply_t *reply)
     const json_t *ev = reply->nevents > 0 ? reply->events[0].data : NULL;
     sb_api_etag(c, reply->version);
     sb_api_reply_json(c, 201,
-                      json_pack("{s:O?, s:O?}", "name", json_object_get(ev, "name"), "position",
-                                json_object_get(ev, "position")));
+                      json_pack("{s:O?, s:O?, s:O?}", "id", json_object_get(ev, "name"), "name",
+                                json_object_get(ev, "name"), "position", json_object_get(ev, "position")));
 }
 
 static void stage_keyed(sb_api_call_t *c)
@@ -136,7 +137,7 @@ static void rules_loaded(sb_api_call_t *c)
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(c->ws_state, "auto_replies"), k, v)
-        json_array_append_new(items, json_pack("{s:s, s:O}", "keyword", k, "reply", v));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:O}", "id", k, "keyword", k, "reply", v));
     sb_api_etag(c, c->ws_version);
     sb_api_reply_json(c, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 }
@@ -156,7 +157,7 @@ static void rule_loaded(sb_api_call_t *c)
         return;
     }
     sb_api_etag(c, c->ws_version);
-    sb_api_reply_json(c, 200, json_pack("{s:s, s:O}", "keyword", c->sub, "reply", reply));
+    sb_api_reply_json(c, 200, json_pack("{s:s, s:s, s:O}", "id", c->sub, "keyword", c->sub, "reply", reply));
 }
 
 static int on_rule(h2o_req_t *req, const sb_route_params_t *params, void *data)
@@ -174,7 +175,8 @@ static void rule_set(sb_api_call_t *c, const sb_ask_reply_t *reply)
     bool existed = json_object_get(json_object_get(c->ws_state, "auto_replies"), c->sub) != NULL;
     json_t *r = json_object_get(json_object_get(reply->state, "auto_replies"), c->sub);
     sb_api_etag(c, reply->version);
-    sb_api_reply_json(c, existed ? 200 : 201, json_pack("{s:s, s:O?}", "keyword", c->sub, "reply", r));
+    sb_api_reply_json(c, existed ? 200 : 201,
+                      json_pack("{s:s, s:s, s:O?}", "id", c->sub, "keyword", c->sub, "reply", r));
 }
 
 static void rule_put_loaded(sb_api_call_t *c)

@@ -44,10 +44,12 @@ static json_t *workspace_json(const char *id, const json_t *s, sb_role_t role)
                      sb_role_name(role));
 }
 
+/* A member is named by its user's id: "id" (SPEC §5: every resource has one) and "user_id". */
 static json_t *member_json(const char *user_id, const json_t *m)
 {
-    return json_pack("{s:s, s:O?, s:O?, s:O?}", "user_id", user_id, "email", json_object_get(m, "email"),
-                     "name", json_object_get(m, "name"), "role", json_object_get(m, "role"));
+    return json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "id", user_id, "user_id", user_id, "email",
+                     json_object_get(m, "email"), "name", json_object_get(m, "name"), "role",
+                     json_object_get(m, "role"));
 }
 
 static void stream_of(const char *category, const char *id, char *out, size_t cap)
@@ -212,7 +214,7 @@ static void patch_step(sb_api_call_t *c, const sb_ask_reply_t *reply);
 
 /* Applies the body's changes one command at a time (rename, then the country); the first is
  * conditional on If-Match when the request has one. */
-static void patch_next(sb_api_call_t *c, bool conditional, int64_t expected)
+static void patch_next(sb_api_call_t *c, const sb_ask_opts_t *cond)
 {
     ws_state_t *st = c->data;
     char stream[16 + SB_UUID_STRLEN];
@@ -220,8 +222,12 @@ static void patch_next(sb_api_call_t *c, bool conditional, int64_t expected)
     sb_ask_opts_t o;
     sb_api_ask_opts(c, &o);
     o.context = NULL;
-    o.check_version = conditional;
-    o.expected_version = expected;
+    if (cond != NULL) {
+        o.check_version = cond->check_version;
+        o.expected_version = cond->expected_version;
+        o.n_more_versions = cond->n_more_versions;
+        memcpy(o.more_versions, cond->more_versions, sizeof(o.more_versions));
+    }
     while (st->step < 2) {
         int s = st->step++;
         json_t *v = json_object_get(c->body, s == 0 ? "name" : "default_country");
@@ -247,7 +253,7 @@ static void patch_step(sb_api_call_t *c, const sb_ask_reply_t *reply)
     json_decref(st->last_state);
     st->last_state = json_incref(reply->state);
     st->last_version = reply->version;
-    patch_next(c, false, 0);
+    patch_next(c, NULL);
 }
 
 static void patch_loaded(sb_api_call_t *c)
@@ -258,7 +264,7 @@ static void patch_loaded(sb_api_call_t *c)
     if (!sb_api_read_body(c, fields) || !sb__api_body_str(c, "name", false, 1, 200, &name) ||
         !read_country(c) || !sb_api_if_match(c, &o))
         return;
-    patch_next(c, o.check_version, o.expected_version);
+    patch_next(c, &o);
 }
 
 static int on_patch(h2o_req_t *req, const sb_route_params_t *params, void *data)
@@ -328,30 +334,15 @@ static void add_done(sb_api_call_t *c, const sb_ask_reply_t *reply)
     member_reply(c, reply, reply->nevents > 0 ? 201 : 200);
 }
 
-typedef struct {
-    sb_api_call_t *c;
-} find_link_t;
-
-static void add_found_user(const sb_flow_result_t *res, void *data)
+static void add_found_user(sb_api_call_t *c, const sb_flow_result_t *res)
 {
-    find_link_t *l = data;
-    sb_api_call_t *c = l->c;
-    free(l);
-    if (!sb_api_alive(c)) {
-        sb__api_drop(c);
-        return;
-    }
     ws_state_t *st = c->data;
     if (res->status == SB_EREJECTED && res->err->status == 404) {
         sb_api_reply_error(c, 404, "user_not_found", "no user has this e-mail address", "email");
         return;
     }
-    if (res->status == SB_EREJECTED) {
-        sb_api_reply_error(c, res->err->status, res->err->code, res->err->message, res->err->field);
-        return;
-    }
     if (res->status != 0) {
-        sb_api_reply_errcode(c, res->status, NULL);
+        sb__api_reply_flow_error(c, res);
         return;
     }
     snprintf(st->member_id, sizeof(st->member_id), "%s", res->id);
@@ -366,19 +357,10 @@ static void add_found_user(const sb_flow_result_t *res, void *data)
 static void add_keyed(sb_api_call_t *c)
 {
     ws_state_t *st = c->data;
-    sb_flow_opts_t o = {
-        .user_id = c->user_id, .correlation_id = c->request_id, .request_id = c->request_id, .source = "api"};
-    find_link_t *l = malloc(sizeof(*l));
-    if (l == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    l->c = c;
-    int rc = sb_flow_user_find(c->app->loops, st->email, &o, add_found_user, l);
-    if (rc != 0) {
-        free(l);
-        sb_api_reply_errcode(c, rc, NULL);
-    }
+    sb_flow_opts_t o;
+    sb__api_flow_opts(c, &o);
+    sb__api_flow_t *l = sb__api_flow_link(c, add_found_user);
+    sb__api_flow_started(c, l, sb_flow_user_find(c->app->loops, st->email, &o, sb__api_on_flow, l));
 }
 
 static bool read_role(sb_api_call_t *c, const char **out)

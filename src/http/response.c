@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "events/codec.h"
 #include "http/http_int.h"
 
 #define MAX_REQUEST_ID 128
@@ -135,6 +136,12 @@ static const char *reason_phrase(int status)
     }
 }
 
+static void add_retry_after(h2o_req_t *req, int status)
+{
+    if ((status == 429 || status == 503) && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) < 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+}
+
 static void send_iovec(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
 {
     sb__http_reqstate_t *st = sb__http_reqstate(req, true);
@@ -146,6 +153,7 @@ static void send_iovec(h2o_req_t *req, int status, const char *content_type, h2o
     st->responded = true;
     req->res.status = status;
     req->res.reason = reason_phrase(status);
+    add_retry_after(req, status);
     /* 204 and 304 carry neither a body nor a Content-Length (RFC 9110 §8.6). */
     bool bodiless = status == 204 || status == 304;
     req->res.content_length = bodiless ? SIZE_MAX : body.len;
@@ -170,27 +178,20 @@ static void free_adopted(void *p)
     free(*(char **)p);
 }
 
-/* Serialises v into memory owned by the request's pool without copying: the malloc'd text is
- * adopted by a pool-managed holder that frees it when the request is disposed. */
-static h2o_iovec_t dump_json(h2o_req_t *req, json_t *v)
+/* Hands a malloc'd buffer to the request without copying: a pool-managed holder frees it when the
+ * request is disposed.  NULL gives an empty body. */
+static h2o_iovec_t adopt(h2o_req_t *req, char *body, size_t len)
 {
-    char *s = json_dumps(v, JSON_COMPACT);
-    if (s == NULL)
+    if (body == NULL)
         return h2o_iovec_init(NULL, 0);
     char **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), free_adopted);
-    *holder = s;
-    return h2o_iovec_init(s, strlen(s));
+    *holder = body;
+    return h2o_iovec_init(body, len);
 }
 
 void sb_http_send_owned(h2o_req_t *req, int status, const char *content_type, char *body, size_t len)
 {
-    h2o_iovec_t b = h2o_iovec_init(NULL, 0);
-    if (body != NULL) {
-        char **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), free_adopted);
-        *holder = body;
-        b = h2o_iovec_init(body, len);
-    }
-    send_iovec(req, status, content_type, b);
+    send_iovec(req, status, content_type, adopt(req, body, len));
 }
 
 typedef struct {
@@ -219,7 +220,8 @@ void sb_http_send_json(h2o_req_t *req, int status, json_t *body)
 {
     h2o_iovec_t b = h2o_iovec_init(NULL, 0);
     if (body != NULL) {
-        b = dump_json(req, body);
+        char *text = json_dumps(body, JSON_COMPACT);
+        b = adopt(req, text, text != NULL ? strlen(text) : 0);
         json_decref(body);
         if (b.base == NULL) {
             sb_http_send_error(req, 500, "internal", "response could not be encoded", NULL);
@@ -276,34 +278,33 @@ const char *sb_http_status_code_word(int status)
     return status >= 500 ? "internal" : "bad_request";
 }
 
-static const char *status_message(int status)
+const char *sb_http_status_message(int status)
 {
     int i = status_index(status);
     return i >= 0 ? status_words[i].message : "error";
 }
 
-static h2o_iovec_t error_body(h2o_req_t *req, const char *code, const char *message, const char *field)
+static const char fallback_error[] =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"error\",\"field\":null}}";
+
+char *sb_http_error_text(const char *code, const char *message, const char *field)
 {
     /* "s?" writes null for a NULL field.  json_pack fails only on invalid UTF-8 (from a caller's
      * message or field) or memory: then the generic body still has the right shape. */
     json_t *v = json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", message, "field", field);
-    h2o_iovec_t b = h2o_iovec_init(NULL, 0);
-    if (v != NULL) {
-        b = dump_json(req, v);
-        json_decref(v);
-    }
-    if (b.base == NULL) {
-        static const char fallback[] =
-            "{\"error\":{\"code\":\"internal\",\"message\":\"error\",\"field\":null}}";
-        b = h2o_iovec_init(fallback, sizeof(fallback) - 1);
-    }
-    return b;
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (text == NULL)
+        text = strdup(fallback_error);
+    return text;
 }
 
-static void add_retry_after(h2o_req_t *req, int status)
+static h2o_iovec_t error_body(h2o_req_t *req, const char *code, const char *message, const char *field)
 {
-    if ((status == 429 || status == 503) && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) < 0)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    char *text = sb_http_error_text(code, message, field);
+    if (text == NULL)
+        return h2o_iovec_init(fallback_error, sizeof(fallback_error) - 1);
+    return adopt(req, text, strlen(text));
 }
 
 void sb_http_send_error(h2o_req_t *req, int status, const char *code, const char *message, const char *field)
@@ -311,8 +312,7 @@ void sb_http_send_error(h2o_req_t *req, int status, const char *code, const char
     if (code == NULL)
         code = sb_http_status_code_word(status);
     if (message == NULL)
-        message = status_message(status);
-    add_retry_after(req, status);
+        message = sb_http_status_message(status);
     send_iovec(req, status, "application/json", error_body(req, code, message, field));
 }
 
@@ -379,33 +379,73 @@ static bool is_json_content_type(h2o_req_t *req)
     return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
 }
 
-int sb_http_read_json_object(h2o_req_t *req, json_t **out)
+static bool too_deep(const json_t *v, int depth, int max)
+{
+    if (depth > max)
+        return true;
+    const char *k;
+    size_t i;
+    json_t *m;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (too_deep(m, depth + 1, max))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m)
+        {
+            if (too_deep(m, depth + 1, max))
+                return true;
+        }
+    }
+    return false;
+}
+
+static int body_problem(sb_http_body_problem_t *why, int status, const char *code, const char *message)
+{
+    why->status = status;
+    why->code = code;
+    why->message = message;
+    return SB_EINVAL;
+}
+
+int sb_http_parse_json_object(h2o_req_t *req, int max_depth, json_t **out, sb_http_body_problem_t *why)
 {
     *out = NULL;
-    if (!is_json_content_type(req)) {
-        sb_http_send_error(req, 415, NULL, "expected content-type application/json", NULL);
-        return SB_EINVAL;
-    }
-    if (req->entity.base == NULL || req->entity.len == 0) {
-        sb_http_send_error(req, 400, "invalid_json", "a JSON object body is required", NULL);
-        return SB_EINVAL;
-    }
+    if (!is_json_content_type(req))
+        return body_problem(why, 415, "unsupported_media_type", "expected content-type application/json");
+    if (req->entity.base == NULL || req->entity.len == 0)
+        return body_problem(why, 400, "invalid_json", "a JSON object body is required");
+    if (!sb_utf8_is_valid(req->entity.base, req->entity.len))
+        return body_problem(why, 400, "invalid_utf8", "the body is not valid UTF-8");
     json_error_t jerr;
+    /* Nesting is refused by depth below; jansson's own limit (2048) bounds the parser's stack. */
     json_t *v = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+        snprintf(why->msg, sizeof(why->msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                  jerr.text);
-        sb_http_send_error(req, 400, "invalid_json", msg, NULL);
-        return SB_EINVAL;
+        return body_problem(why, 400, "invalid_json", why->msg);
     }
     if (!json_is_object(v)) {
         json_decref(v);
-        sb_http_send_error(req, 400, "invalid_json", "the body must be a JSON object", NULL);
-        return SB_EINVAL;
+        return body_problem(why, 400, "invalid_json", "the body must be a JSON object");
+    }
+    if (too_deep(v, 1, max_depth)) {
+        json_decref(v);
+        return body_problem(why, 400, "invalid_json", "the body nests too deeply");
     }
     *out = v;
     return 0;
+}
+
+int sb_http_read_json_object(h2o_req_t *req, json_t **out)
+{
+    sb_http_body_problem_t why;
+    int rc = sb_http_parse_json_object(req, 32, out, &why);
+    if (rc != 0)
+        sb_http_send_error(req, why.status, why.code, why.message, NULL);
+    return rc;
 }
 
 /* ---- the response filter --------------------------------------------------------------------- */
@@ -446,7 +486,8 @@ static void filter_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, id, strlen(id), 1);
     if (is_h2o_error(req)) {
         int status = req->res.status;
-        h2o_iovec_t body = error_body(req, sb_http_status_code_word(status), status_message(status), NULL);
+        h2o_iovec_t body =
+            error_body(req, sb_http_status_code_word(status), sb_http_status_message(status), NULL);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"),
                        1);
         add_retry_after(req, status);

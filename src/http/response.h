@@ -20,7 +20,8 @@
  * body). */
 void sb_http_send_json(h2o_req_t *req, int status, json_t *body);
 
-/* Sends len bytes, copied, with the given content type (NULL: no Content-Type). */
+/* Sends len bytes, copied, with the given content type (NULL: no Content-Type).  Like every
+ * sender here, a 429 or 503 gets "Retry-After: 1" unless the response already has one. */
 void sb_http_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 
 /* Sends len bytes of body, a malloc'd buffer the request takes over (freed with it; NULL: empty),
@@ -58,10 +59,34 @@ const char *sb_http_request_id(h2o_req_t *req);
 /* Adds a response header (name lowercase; both strings copied). */
 void sb_http_add_header(h2o_req_t *req, const char *name, const char *value);
 
-/* Parses the request body as a JSON object.  On success returns 0 and *out (caller decrefs).
- * Otherwise answers the request itself (415 when the Content-Type is not application/json, 400
- * with the parser's position for malformed JSON or a non-object) and returns SB_EINVAL, which a
- * handler may simply return: the router sends nothing more for a request already answered. */
+/* The default message for an HTTP status ("not found" for 404, "error" when none is known). */
+const char *sb_http_status_message(int status);
+
+/* The error shape's text, {"error":{"code","message","field"}} (field NULL: null), malloc'd (caller
+ * frees).  A message or field that cannot be encoded (invalid UTF-8) gives a generic body of the
+ * same shape; NULL only when out of memory. */
+char *sb_http_error_text(const char *code, const char *message, const char *field);
+
+/* Why a request body is not an acceptable JSON object: the status (415 or 400), the error code
+ * and a message (static, or in msg). */
+typedef struct sb_http_body_problem_s {
+    int status;
+    const char *code;
+    const char *message;
+    char msg[256];
+} sb_http_body_problem_t;
+
+/* Parses the request body as a JSON object without answering: the Content-Type must be
+ * application/json (415 "unsupported_media_type"), the body non-empty, valid UTF-8, well-formed
+ * JSON without duplicate keys, an object, and nested at most max_depth deep (400 "invalid_json" or
+ * "invalid_utf8", with the parser's position for malformed JSON).  Returns 0 and *out (caller
+ * decrefs), or SB_EINVAL with *why filled in. */
+int sb_http_parse_json_object(h2o_req_t *req, int max_depth, json_t **out, sb_http_body_problem_t *why);
+
+/* Parses the request body as a JSON object (sb_http_parse_json_object, 32 levels deep at most).  On
+ * success returns 0 and *out (caller decrefs).  Otherwise answers the request itself with the
+ * problem and returns SB_EINVAL, which a handler may simply return: the router sends nothing more
+ * for a request already answered. */
 int sb_http_read_json_object(h2o_req_t *req, json_t **out);
 
 /* True once the request has been answered through one of the functions above. */

@@ -428,6 +428,15 @@ static int setup_tls(sb_http_server_t *srv, const char *cert, const char *key, c
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx,
                         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Close TLS connections without writing a close_notify alert.  h2o 2.2.5 closes a TLS socket
+     * by writing close_notify and disposing of the socket in that write's callback, but its libuv
+     * binding ignores uv_write's result: after a read error (a peer's reset, as when we shut an
+     * idle keep-alive connection down on stop) libuv refuses further writes at once (UV_EPIPE),
+     * the callback never comes, and the connection stays open forever, holding sb_http_stop past
+     * its grace period.  HTTP frames its own messages, so clients lose nothing without the alert
+     * (RFC 9112 §9.8: a client treats a response as complete by its framing on an incomplete
+     * close). */
+    SSL_CTX_set_quiet_shutdown(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         tls_error(err, errlen, "certificate", cert);
         goto fail;

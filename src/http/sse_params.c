@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "events/stream.h"
+#include "providers/form.h"
 
 int sb_sse_parse_position(const char *s, size_t len, int64_t *out)
 {
@@ -20,43 +21,6 @@ int sb_sse_parse_position(const char *s, size_t len, int64_t *out)
     }
     *out = v;
     return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes in[0..len) into out (room for len + 1), NUL-terminated.  The decoded length, or -1 for a
- * malformed escape or an encoded NUL. */
-static long decode(const char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi << 4 | lo);
-            if (c == '\0')
-                return -1;
-            i += 2;
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return (long)o;
 }
 
 static bool is_type_name(const char *s, size_t len)
@@ -164,8 +128,8 @@ int sb_sse_params_parse(const char *query, size_t len, const char *last_event_id
             list = LIST_CATEGORIES;
         else if (!key_is(k, klen, "after") && !key_is(k, klen, "access_token"))
             continue;
-        long n = decode(v, vlen, w);
-        if (n < 0) {
+        size_t n;
+        if (sb_form_decode(v, vlen, w, &n) != 0) {
             *field = key_is(k, klen, "after")          ? "after"
                      : key_is(k, klen, "access_token") ? "access_token"
                                                        : NULL;

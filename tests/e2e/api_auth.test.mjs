@@ -1,29 +1,20 @@
 // Accounts and sessions end to end: sign-up, login, the same answer for an unknown e-mail and a
 // wrong password, rate limits per account and per address, token expiry, logout, /v1/me.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, createDb, dropDb, eventCount, signup, sql, startServer, uniqueEmail } from './api_support.mjs';
+import { Client, createDb, dropDb, eventCount, serverFixture, signup, sql, startServer, uniqueEmail } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_auth';
-let db, srv, anon;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({
-    db,
-    env: {
-      SWITCHBOARD_LOGIN_MAX_FAILURES: '3',
-      SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '1000',
-      SWITCHBOARD_LOGIN_WINDOW_SECONDS: '60',
-    },
-  });
-  anon = new Client(srv.url);
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
+let anon;
+const fx = serverFixture(DB_NAME, {
+  env: {
+    SWITCHBOARD_LOGIN_MAX_FAILURES: '3',
+    SWITCHBOARD_LOGIN_MAX_FAILURES_ADDR: '1000',
+    SWITCHBOARD_LOGIN_WINDOW_SECONDS: '60',
+  },
+  setup: ({ srv }) => {
+    anon = new Client(srv.url);
+  },
 });
 
 test('sign-up answers 201 {user, token}; the token works; the log holds no password hash', async () => {
@@ -40,18 +31,18 @@ test('sign-up answers 201 {user, token}; the token works; the log holds no passw
   assert.equal(me.json.id, r.json.user.id);
   assert.equal(me.json.email, email.toLowerCase());
   // The UserRegistered event carries a credential reference, never the hash or the password.
-  const hash = sql(db, `SELECT password_hash FROM auth_credentials WHERE user_id = '${r.json.user.id}'`);
+  const hash = sql(fx.db, `SELECT password_hash FROM auth_credentials WHERE user_id = '${r.json.user.id}'`);
   assert.match(hash, /^\$argon2id\$/);
-  const payloads = sql(db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${r.json.user.id}'`);
+  const payloads = sql(fx.db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${r.json.user.id}'`);
   assert.ok(payloads.includes('cred:'), 'credential_ref is stored');
   assert.ok(!payloads.includes('$argon2'), 'no hash in the log');
   assert.ok(!payloads.includes('a long secret'), 'no password in the log');
   // Only the token's hash is stored.
-  assert.equal(sql(db, `SELECT count(*) FROM auth_sessions WHERE token_hash = convert_to('${r.json.token}', 'UTF8')`), '0');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_sessions WHERE token_hash = convert_to('${r.json.token}', 'UTF8')`), '0');
 });
 
 test('sign-up validation: each bad field is named, nothing is stored', async () => {
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   const cases = [
     [{ password: 'long enough', name: 'A' }, 400, 'email'],
     [{ email: 'not-an-email', password: 'long enough', name: 'A' }, 400, 'email'],
@@ -71,7 +62,7 @@ test('sign-up validation: each bad field is named, nothing is stored', async () 
     assert.equal(typeof r.json.error.code, 'string');
     assert.equal(typeof r.json.error.message, 'string');
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
 });
 
 test('one account per e-mail, even when sign-ups race', async () => {
@@ -84,12 +75,12 @@ test('one account per e-mail, even when sign-ups race', async () => {
   const statuses = results.map((r) => r.status).sort();
   assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
   for (const r of results.filter((x) => x.status === 409)) assert.equal(r.json.error.code, 'email_taken');
-  assert.equal(sql(db, `SELECT count(*) FROM auth_credentials WHERE email = '${email}' AND active`), '1');
-  assert.equal(sql(db, `SELECT count(*) FROM events WHERE type = 'UserRegistered' AND encode(payload, 'escape') LIKE '%${email}%'`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE email = '${email}' AND active`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM events WHERE type = 'UserRegistered' AND encode(payload, 'escape') LIKE '%${email}%'`), '1');
 });
 
 test('login: 200 with a new token; a wrong password and an unknown e-mail get the same 401', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
   assert.equal(ok.status, 200);
   assert.notEqual(ok.json.token, u.token);
@@ -105,7 +96,7 @@ test('login: 200 with a new token; a wrong password and an unknown e-mail get th
 });
 
 test('failed logins are limited per account: 429 with Retry-After, even with the right password', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   for (let i = 0; i < 3; i++) {
     const r = await anon.post('/v1/auth/login', { email: u.email, password: `wrong ${i}` });
     assert.equal(r.status, 401);
@@ -116,7 +107,7 @@ test('failed logins are limited per account: 429 with Retry-After, even with the
   const ra = Number(limited.headers.get('retry-after'));
   assert.ok(ra >= 1 && ra <= 60, `Retry-After ${ra}`);
   // Another account from the same address is not affected (the address limit is high here).
-  const v = await signup(srv.url, { password: 'the right one' });
+  const v = await signup(fx.srv.url, { password: 'the right one' });
   assert.equal((await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' })).status, 200);
 });
 
@@ -140,7 +131,7 @@ test('failed logins are limited per client address across accounts', async () =>
 });
 
 test('logout revokes the token at once on every loop; other sessions stay valid', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const other = await anon.post('/v1/auth/login', { email: u.email, password: u.password });
   // Warm every loop's cache: many requests spread over connections.
   const warm = await Promise.all(Array.from({ length: 16 }, () => u.client.get('/v1/me')));
@@ -179,7 +170,7 @@ test('tokens expire', async () => {
 });
 
 test('bearer tokens: missing, malformed, unknown, and ?access_token= is not accepted on the API', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const cases = [
     {},
     { authorization: 'Bearer' },
@@ -199,19 +190,101 @@ test('bearer tokens: missing, malformed, unknown, and ?access_token= is not acce
 });
 
 test('a sign-up cut short after registering the user still logs in: the user names its credential', async () => {
-  const u = await signup(srv.url, { password: 'the right one' });
+  const u = await signup(fx.srv.url, { password: 'the right one' });
   // As if the server had crashed between UserRegistered and activating the credential row.
-  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${u.user.id}'`);
+  sql(fx.db, `UPDATE auth_credentials SET active = false WHERE user_id = '${u.user.id}'`);
   const ok = await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.json.user_id, u.user.id);
-  assert.equal(sql(db, `SELECT active FROM auth_credentials WHERE user_id = '${u.user.id}'`), 't');
+  assert.equal(sql(fx.db, `SELECT active FROM auth_credentials WHERE user_id = '${u.user.id}'`), 't');
   // A stray inactive credential that the user's UserRegistered does not name never logs in.
-  const v = await signup(srv.url, { password: 'the right one' });
-  sql(db, `UPDATE auth_credentials SET active = false WHERE user_id = '${v.user.id}'`);
-  sql(db, `INSERT INTO auth_credentials (ref, user_id, email, password_hash, created_at)
+  const v = await signup(fx.srv.url, { password: 'the right one' });
+  sql(fx.db, `UPDATE auth_credentials SET active = false WHERE user_id = '${v.user.id}'`);
+  sql(fx.db, `INSERT INTO auth_credentials (ref, user_id, email, password_hash, created_at)
            SELECT gen_random_uuid(), user_id, email, password_hash, now() + interval '1 second'
              FROM auth_credentials WHERE user_id = '${v.user.id}'`);
   const stray = await anon.post('/v1/auth/login', { email: v.email, password: 'the right one' });
   assert.equal(stray.status, 401);
+});
+
+test('PATCH /v1/me changes the name and, with the password, the e-mail address through its claim', async () => {
+  const u = await signup(fx.srv.url, { name: 'Ann', password: 'the right one' });
+  const other = await signup(fx.srv.url);
+  const me = () => u.client.get('/v1/me');
+  const etag0 = (await me()).headers.get('etag');
+  const before = eventCount(fx.db);
+  const newEmail = uniqueEmail('Ann.New');
+
+  // Refused: no password, a wrong one, another account's address, a stale If-Match.
+  let r = await u.client.patch('/v1/me', { email: newEmail });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.field, 'password');
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'wrong' });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.code, 'wrong_password');
+  r = await u.client.patch('/v1/me', { email: other.email.toUpperCase(), password: 'the right one' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'email_taken');
+  assert.equal(r.json.error.field, 'email');
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one' }, { headers: { 'if-match': '"99"' } });
+  assert.equal(r.status, 412);
+  r = await u.client.patch('/v1/me', { email: 'not-an-address', password: 'the right one' });
+  assert.equal(r.status, 400);
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one', role: 'owner' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, 'unknown_field');
+  assert.equal(eventCount(fx.db), before, 'nothing stored');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE user_id = '${u.user.id}'`), '1', 'no stray credential');
+
+  // Changed: name and address at once, conditional on the ETag.
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one', name: 'Ann B' }, { headers: { 'if-match': etag0 } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.email, newEmail.toLowerCase());
+  assert.equal(r.json.name, 'Ann B');
+  assert.notEqual(r.headers.get('etag'), etag0);
+  assert.equal((await me()).headers.get('etag'), r.headers.get('etag'));
+  assert.equal((await me()).json.email, newEmail.toLowerCase());
+  // The token still works; the login follows the address.
+  assert.equal((await anon.post('/v1/auth/login', { email: u.email, password: 'the right one' })).status, 401);
+  const again = await anon.post('/v1/auth/login', { email: newEmail, password: 'the right one' });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.user_id, u.user.id);
+  // The old address is free again, the new one taken.
+  assert.equal((await anon.post('/v1/auth/signup', { email: u.email, password: 'long enough', name: 'Newcomer' })).status, 201);
+  assert.equal((await anon.post('/v1/auth/signup', { email: newEmail, password: 'long enough', name: 'Late' })).status, 409);
+  const types = sql(fx.db, `SELECT string_agg(type, ',' ORDER BY position) FROM events WHERE stream = 'user-${u.user.id}'`);
+  assert.match(types, /UserProfileUpdated/);
+  assert.match(types, /UserCredentialChanged/);
+  const payloads = sql(fx.db, `SELECT encode(payload, 'escape') FROM events WHERE stream = 'user-${u.user.id}'`);
+  assert.ok(!payloads.includes('$argon2'), 'no hash in the log');
+
+  // The name alone needs no password; an empty patch changes nothing.
+  r = await u.client.patch('/v1/me', { name: 'Ann C' });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.name, 'Ann C');
+  const n = eventCount(fx.db);
+  r = await u.client.patch('/v1/me', {});
+  assert.equal(r.status, 200);
+  assert.equal(r.json.name, 'Ann C');
+  // Changing nothing still honours If-Match.
+  assert.equal((await u.client.patch('/v1/me', {}, { headers: { 'if-match': '"1"' } })).status, 412);
+  assert.equal((await u.client.patch('/v1/me', {}, { headers: { 'if-match': r.headers.get('etag') } })).status, 200);
+  // The same address again: nothing to claim.
+  r = await u.client.patch('/v1/me', { email: newEmail, password: 'anything' });
+  assert.equal(r.status, 200);
+  assert.equal(eventCount(fx.db), n);
+  assert.equal((await anon.patch('/v1/me', { name: 'x' })).status, 401);
+});
+
+test('an e-mail change cut short before its credential became active logs in with the new address', async () => {
+  const u = await signup(fx.srv.url, { password: 'the right one' });
+  const newEmail = uniqueEmail('moved');
+  const r = await u.client.patch('/v1/me', { email: newEmail, password: 'the right one' });
+  assert.equal(r.status, 200, r.text);
+  // As if the server had stopped after UserCredentialChanged, before switching the rows.
+  sql(fx.db, `UPDATE auth_credentials SET active = NOT active WHERE user_id = '${u.user.id}'`);
+  const ok = await anon.post('/v1/auth/login', { email: newEmail, password: 'the right one' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(sql(fx.db, `SELECT email FROM auth_credentials WHERE user_id = '${u.user.id}' AND active`), newEmail.toLowerCase());
+  assert.equal(sql(fx.db, `SELECT count(*) FROM auth_credentials WHERE user_id = '${u.user.id}' AND active`), '1');
 });

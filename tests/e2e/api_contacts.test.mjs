@@ -1,25 +1,14 @@
 // Contacts and notes end to end: phones in E.164 and unique per workspace (under concurrency
 // too), ETag/If-Match, Idempotency-Key, notes with mentions and private notes.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, dropDb, eventCount, signup, sql, startServer, workspace } from './api_support.mjs';
+import { eventCount, serverFixture, signup, sql, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_contacts';
-let db, srv;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
-});
+const fx = serverFixture(DB_NAME);
 
 test('create: 201 with the contact, phones in E.164 read in the workspace\'s country, ETag and Location', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   await owner.client.patch(`/v1/workspaces/${ws.id}`, { default_country: 'GB' });
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Lead' });
   const r = await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, {
@@ -51,8 +40,8 @@ test('create: 201 with the contact, phones in E.164 read in the workspace\'s cou
 });
 
 test('create: validation names the field and stores nothing', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const before = eventCount(db);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const before = eventCount(fx.db);
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const cases = [
     [{}, 400, 'required'],
@@ -76,11 +65,11 @@ test('create: validation names the field and stores nothing', async () => {
     assert.equal(r.json.error.code, code, JSON.stringify(body));
     if (field) assert.equal(r.json.error.field, field, JSON.stringify(body));
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
 });
 
 test('a phone number belongs to one contact per workspace, even when creates race', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const forms = ['+14155550123', '(415) 555-0123', '415.555.0123', '+1 415 555 0123', '1-415-555-0123', 'tel:+14155550123'];
   const results = await Promise.all(forms.map((phone, i) => owner.client.post(base, { name: `Racer ${i}`, phone })));
@@ -90,9 +79,9 @@ test('a phone number belongs to one contact per workspace, even when creates rac
     assert.equal(r.status, 409);
     assert.equal(r.json.error.code, 'phone_taken');
   }
-  assert.equal(sql(db, `SELECT count(*) FROM events WHERE type = 'ContactCreated' AND workspace_id = '${ws.id}'`), '1');
+  assert.equal(sql(fx.db, `SELECT count(*) FROM events WHERE type = 'ContactCreated' AND workspace_id = '${ws.id}'`), '1');
   // Another workspace may have a contact with the same number.
-  const other = await workspace(srv.url);
+  const other = await workspace(fx.srv.url);
   assert.equal((await other.owner.client.post(`/v1/workspaces/${other.ws.id}/contacts`, { name: 'Same', phone: '+14155550123' })).status, 201);
   // Giving the number up frees it; deleting a contact frees its numbers.
   const holder = ok[0].json;
@@ -107,7 +96,7 @@ test('a phone number belongs to one contact per workspace, even when creates rac
 });
 
 test('PATCH and DELETE with If-Match: 412 on a stale ETag, and the ETag moves with each change', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Lead' });
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Won' });
   const base = `/v1/workspaces/${ws.id}/contacts`;
@@ -137,10 +126,52 @@ test('PATCH and DELETE with If-Match: 412 on a stale ETag, and the ETag moves wi
   assert.equal((await owner.client.del(`${base}/${c.id}`)).status, 404);
 });
 
-test('Idempotency-Key on contact and note creation: one contact, one note, the same answers', async () => {
-  const { ws, owner } = await workspace(srv.url);
+test('If-Match lists and "*" (RFC 9110): any listed strong tag matches; weak and foreign tags never do', async () => {
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;
-  const before = eventCount(db);
+  const c = (await owner.client.post(base, { name: 'Lia' })).json;
+  const url = `${base}/${c.id}`;
+  const patch = (body, ifMatch) => owner.client.patch(url, body, { headers: { 'if-match': ifMatch } });
+  // The contact is at version 1.
+  let r = await patch({ name: 'Lia A' }, '"7", "1"');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers.get('etag'), '"2"');
+  r = await patch({ name: 'Lia B' }, '"1", "3"');
+  assert.equal(r.status, 412);
+  assert.equal(r.headers.get('etag'), '"2"');
+  assert.equal(r.json.error.code, 'precondition_failed');
+  // Weak tags and tags that are not ours never match, even listed with a stale one.
+  r = await patch({ name: 'Lia B' }, 'W/"2", "abc", "1"');
+  assert.equal(r.status, 412);
+  // A tag's characters may include a comma; the list still parses.
+  r = await patch({ name: 'Lia B' }, '"x,y" ,"2"');
+  assert.equal(r.status, 200, r.text);
+  r = await patch({ name: 'Lia C' }, '*');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('etag'), '"4"');
+  // Malformed lists and lists naming too many versions change nothing.
+  for (const bad of ['"4', '"4" x', ',', '"1","2","3","5","6","7","8","9","10"']) {
+    r = await patch({ name: 'Never' }, bad);
+    assert.equal(r.status, 412, `If-Match: ${bad}`);
+  }
+  assert.equal((await owner.client.get(url)).json.name, 'Lia C');
+  // The same on a resource written by its actor directly (the workspace), and on DELETE.
+  const w = await owner.client.get(`/v1/workspaces/${ws.id}`);
+  const v = Number(JSON.parse(w.headers.get('etag')));
+  r = await owner.client.patch(`/v1/workspaces/${ws.id}`, { name: 'Listed' }, { headers: { 'if-match': `"${v + 5}", "${v}"` } });
+  assert.equal(r.status, 200, r.text);
+  r = await owner.client.patch(`/v1/workspaces/${ws.id}`, { name: 'Stale' }, { headers: { 'if-match': `"${v}", "${v + 5}"` } });
+  assert.equal(r.status, 412);
+  assert.equal((await owner.client.del(url, { headers: { 'if-match': '"1", "2"' } })).status, 412);
+  assert.equal((await owner.client.del(url, { headers: { 'if-match': '"1", "4"' } })).status, 204);
+  // "*" on a missing resource: 404, as without the condition (RFC 9110 §13.2.1).
+  assert.equal((await owner.client.patch(url, { name: 'Gone' }, { headers: { 'if-match': '*' } })).status, 404);
+});
+
+test('Idempotency-Key on contact and note creation: one contact, one note, the same answers', async () => {
+  const { ws, owner } = await workspace(fx.srv.url);
+  const base = `/v1/workspaces/${ws.id}/contacts`;
+  const before = eventCount(fx.db);
   const h = { headers: { 'idempotency-key': 'contact-1' } };
   const a = await owner.client.post(base, { name: 'Dee', phone: '+14155550177' }, h);
   const b = await owner.client.post(base, { name: 'Dee', phone: '+14155550177' }, h);
@@ -153,12 +184,12 @@ test('Idempotency-Key on contact and note creation: one contact, one note, the s
   assert.equal(n1.status, 201);
   assert.equal(n2.text, n1.text);
   // ContactCreated, NoteAdded, and the phone's Claimed: once each.
-  assert.equal(eventCount(db), before + 3);
+  assert.equal(eventCount(fx.db), before + 3);
 });
 
 test('notes: mentions of members are recognised; only the author edits; a private note is the author\'s alone', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const agent = await signup(srv.url, { name: 'Ana Agent' });
+  const { ws, owner } = await workspace(fx.srv.url);
+  const agent = await signup(fx.srv.url, { name: 'Ana Agent' });
   await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const c = (await owner.client.post(base, { name: 'Eve' })).json;
@@ -169,13 +200,23 @@ test('notes: mentions of members are recognised; only the author edits; a privat
   assert.equal(r.json.author_id, owner.user.id);
   assert.equal(r.json.private, false);
   assert.equal(r.json.contact_id, c.id);
+  assert.equal(r.headers.get('etag'), (await owner.client.get(`${base}/${c.id}`)).headers.get('etag'));
   const shared = r.json;
   r = await agent.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'mine now' });
   assert.equal(r.status, 403);
   assert.equal(r.json.error.code, 'not_author');
-  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'edited' });
+  // A note's ETag is its contact's version, and If-Match on the note compares it.
+  const noteTag = (await owner.client.get(`${base}/${c.id}`)).headers.get('etag');
+  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'stale' }, { headers: { 'if-match': '"1"' } });
+  assert.equal(r.status, 412);
+  r = await owner.client.patch(`${base}/${c.id}/notes/${shared.id}`, { body: 'edited' }, { headers: { 'if-match': noteTag } });
   assert.equal(r.status, 200);
   assert.equal(r.json.body, 'edited');
+  // The edited note answers in the same shape as the created one, with its creation time.
+  assert.equal(r.json.created_at, shared.created_at);
+  assert.match(r.json.edited_at, /Z$/);
+  assert.equal(r.headers.get('etag'), `"${Number(JSON.parse(noteTag)) + 1}"`);
+  assert.equal((await owner.client.get(`${base}/${c.id}`)).headers.get('etag'), r.headers.get('etag'));
 
   const priv = (await owner.client.post(`${base}/${c.id}/notes`, { body: 'between us', private: true })).json;
   assert.equal(priv.private, true);

@@ -2,24 +2,17 @@
 // SPEC §5 error shape (when the server answers at the HTTP layer at all), the event log does not
 // grow, and the server keeps serving.  Requests that node's fetch refuses to send are written as
 // raw bytes on a TCP socket.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, dropDb, eventCount, rawRequest, startServer, statusOf, workspace } from './api_support.mjs';
+import { eventCount, rawRequest, serverFixture, statusOf, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_hostile';
-let db, srv, W, contactId;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-  W = await workspace(srv.url);
-  contactId = (await W.owner.client.post(`/v1/workspaces/${W.ws.id}/contacts`, { name: 'Target' })).json.id;
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
+let W, contactId;
+const fx = serverFixture(DB_NAME, {
+  setup: async ({ srv }) => {
+    W = await workspace(srv.url);
+    contactId = (await W.owner.client.post(`/v1/workspaces/${W.ws.id}/contacts`, { name: 'Target' })).json.id;
+  },
 });
 
 const json = 'application/json';
@@ -106,7 +99,7 @@ async function send(method, path, { body, type, headers = {}, auth = true }) {
   const h = { ...headers };
   if (auth && !h.authorization) h.authorization = `Bearer ${W.owner.token}`;
   if (type) h['content-type'] = type;
-  const res = await fetch(srv.url + path, { method, headers: h, body: body === undefined ? undefined : body });
+  const res = await fetch(fx.srv.url + path, { method, headers: h, body: body === undefined ? undefined : body });
   const text = await res.text();
   let j = null;
   try {
@@ -120,7 +113,7 @@ async function send(method, path, { body, type, headers = {}, auth = true }) {
 test('each malformed or hostile request gets its documented status, and the log does not grow', async () => {
   const list = cases();
   assert.ok(list.length >= 50, `${list.length} cases`);
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   for (const [name, method, path, opts, status, code] of list) {
     const r = await send(method, path, opts);
     assert.equal(r.status, status, `${name}: got ${r.status} ${JSON.stringify(r.json)}`);
@@ -130,13 +123,13 @@ test('each malformed or hostile request gets its documented status, and the log 
     if (status === 405) assert.match(r.headers.get('allow'), /POST/);
     assert.ok(r.headers.get('x-request-id'), `${name}: request id`);
   }
-  assert.equal(eventCount(db), before, 'nothing stored');
+  assert.equal(eventCount(fx.db), before, 'nothing stored');
   assert.equal((await send('GET', `/v1/workspaces/${W.ws.id}/contacts/${contactId}`, {})).status, 200);
 });
 
 test('raw-socket abuse: the server answers or closes, never crashes, and stores nothing', async () => {
-  const before = eventCount(db);
-  const host = `Host: 127.0.0.1:${srv.port}\r\n`;
+  const before = eventCount(fx.db);
+  const host = `Host: 127.0.0.1:${fx.srv.port}\r\n`;
   const auth = `Authorization: Bearer ${W.owner.token}\r\n`;
   const path = `/v1/workspaces/${W.ws.id}/contacts`;
   const raw = [
@@ -155,7 +148,7 @@ test('raw-socket abuse: the server answers or closes, never crashes, and stores 
   ];
   const unparsed = new Set(['garbage request line', 'HTTP/0.9', 'header without a colon', 'NUL in a header']);
   for (const [name, bytes, allowed] of raw) {
-    const res = await rawRequest(srv.port, bytes, { timeoutMs: 3000 });
+    const res = await rawRequest(fx.srv.port, bytes, { timeoutMs: 3000 });
     const st = statusOf(res);
     assert.ok(allowed.includes(st), `${name}: status ${st} (${res.slice(0, 120)})`);
     // A request that parsed gets the JSON error shape; bytes that never became a request (no valid
@@ -165,6 +158,6 @@ test('raw-socket abuse: the server answers or closes, never crashes, and stores 
       assert.match(body, /"error":\{"code":"[a-z_]+"/, `${name}: JSON error body`);
     }
   }
-  assert.equal(eventCount(db), before);
-  assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+  assert.equal(eventCount(fx.db), before);
+  assert.equal((await fetch(`${fx.srv.url}/healthz`)).status, 200);
 });

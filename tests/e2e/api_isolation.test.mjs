@@ -1,12 +1,12 @@
 // Isolation between workspaces on every workspace route: a member of workspace A who uses B's ids
 // (B's workspace, or B's contact, note or member under A's workspace) gets 404 and learns nothing;
 // nothing is stored, and B's data is unchanged.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, dropDb, eventCount, signup, startServer, workspace } from './api_support.mjs';
+import { eventCount, serverFixture, signup, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_isolation';
-let db, srv, A, B;
+let A, B;
 
 async function setUp(url) {
   const w = await workspace(url);
@@ -21,17 +21,11 @@ async function setUp(url) {
   return { ...w, base, contact, note, agent };
 }
 
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-  A = await setUp(srv.url);
-  B = await setUp(srv.url);
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
+const fx = serverFixture(DB_NAME, {
+  setup: async ({ srv }) => {
+    A = await setUp(srv.url);
+    B = await setUp(srv.url);
+  },
 });
 
 // Every workspace route, with {ws}, {id}, {nid}, {uid} filled from the workspace given.
@@ -85,7 +79,7 @@ const crossed = (a, b) => {
 };
 
 test('every workspace route answers 404 to a member of another workspace, and stores nothing', async () => {
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   const snapshot = await B.owner.client.get(`${B.base}/contacts/${B.contact.id}`);
   for (const user of [A.owner, A.agent]) {
     for (const [method, path, body] of routes(B, A)) {
@@ -94,26 +88,26 @@ test('every workspace route answers 404 to a member of another workspace, and st
       assert.ok(['workspace_not_found'].includes(r.json.error.code), `${method} ${path}: ${r.text}`);
     }
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
   const still = await B.owner.client.get(`${B.base}/contacts/${B.contact.id}`);
   assert.equal(still.text, snapshot.text);
   assert.equal(still.headers.get('etag'), snapshot.headers.get('etag'));
 });
 
 test('another workspace\'s contact, note and member ids under one\'s own workspace answer 404', async () => {
-  const before = eventCount(db);
+  const before = eventCount(fx.db);
   for (const [method, path, body] of crossed(A, B)) {
     const r = await A.owner.client.req(method, path, { body });
     assert.equal(r.status, 404, `${method} ${path}: ${r.text}`);
   }
-  assert.equal(eventCount(db), before);
+  assert.equal(eventCount(fx.db), before);
   // B's number is still B's contact's: A's attempt to take it as a new phone claimed nothing.
   const again = await A.owner.client.post(`${A.base}/contacts`, { name: 'Also Zed', phone: '+14155550111' });
   assert.equal(again.status, 201);
 });
 
 test('a stranger, with a valid token but no workspace, gets 404 everywhere; no token gets 401', async () => {
-  const stranger = await signup(srv.url);
+  const stranger = await signup(fx.srv.url);
   for (const [method, path, body] of routes(A, A)) {
     const r = await stranger.client.req(method, path, { body });
     assert.equal(r.status, 404, `${method} ${path}`);
@@ -153,7 +147,7 @@ async function sseOpen(url, headers = {}) {
 }
 
 test('the SSE stream admits members only: the API is its authorizer', async () => {
-  const url = (w) => `${srv.url}/v1/workspaces/${w.ws.id}/events/stream`;
+  const url = (w) => `${fx.srv.url}/v1/workspaces/${w.ws.id}/events/stream`;
   const ok = await sseOpen(url(A), { authorization: `Bearer ${A.agent.token}` });
   assert.equal(ok.status, 200);
   assert.match(ok.type, /^text\/event-stream/);

@@ -131,6 +131,10 @@ test('every documented operation answers a documented 2xx with the documented sh
       const s = await new Client(srv.url).post('/v1/auth/login', { email: owner.email, password: owner.password });
       client = c.as(s.json.token);
     }
+    if (p === '/v1/me' && method === 'PATCH') {
+      // An account of its own, whose password the example gives, so the rest keep their e-mails.
+      client = (await signup(srv.url, { password: example.password })).client;
+    }
     if (p.endsWith('/events/stream')) {
       const ctl = new AbortController();
       const res = await fetch(srv.url + fill(p), { headers: { authorization: `Bearer ${owner.token}` }, signal: ctl.signal });

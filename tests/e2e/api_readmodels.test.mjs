@@ -1,23 +1,12 @@
 // The endpoints that read the projections' read models: the caller's workspaces, the contact list
 // and search, a contact's notes, analytics.  Read models follow the log, so each test waits
 // (eventually) for what it wrote to arrive before asserting on it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, dropDb, eventually, signup, startServer, workspace } from './api_support.mjs';
+import { eventually, serverFixture, signup, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_readmodels';
-let db, srv;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
-});
+const fx = serverFixture(DB_NAME);
 
 // Every page of a list, following next_cursor.
 async function allPages(client, path, limit) {
@@ -36,9 +25,9 @@ async function allPages(client, path, limit) {
 }
 
 test('GET /v1/workspaces lists the caller\'s workspaces with their role', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const a = (await u.client.post('/v1/workspaces', { name: 'Alpha' })).json;
-  const other = await workspace(srv.url, 'Theirs');
+  const other = await workspace(fx.srv.url, 'Theirs');
   await other.owner.client.post(`/v1/workspaces/${other.ws.id}/members`, { email: u.email, role: 'agent' });
   const r = await eventually(async () => {
     const x = await u.client.get('/v1/workspaces');
@@ -46,12 +35,12 @@ test('GET /v1/workspaces lists the caller\'s workspaces with their role', async 
   });
   assert.deepEqual(r.json.items.map((w) => [w.id, w.name, w.role]).sort(), [[a.id, 'Alpha', 'owner'], [other.ws.id, 'Theirs', 'agent']].sort());
   assert.equal(r.json.next_cursor, null);
-  const stranger = await signup(srv.url);
+  const stranger = await signup(fx.srv.url);
   assert.deepEqual((await stranger.client.get('/v1/workspaces')).json, { items: [], next_cursor: null });
 });
 
 test('contacts: newest first, every contact once across pages, stable while new ones arrive', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}/contacts`;
   const made = [];
   for (let i = 0; i < 25; i++) made.push((await owner.client.post(base, { name: `Person ${String(i).padStart(2, '0')}` })).json.id);
@@ -74,8 +63,8 @@ test('contacts: newest first, every contact once across pages, stable while new 
 });
 
 test('contacts: search by name, phone in any format, e-mail; filter by stage, tag and assignee', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const agent = await signup(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const agent = await signup(fx.srv.url);
   await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
   await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Lead' });
   const base = `/v1/workspaces/${ws.id}/contacts`;
@@ -106,8 +95,8 @@ test('contacts: search by name, phone in any format, e-mail; filter by stage, ta
 });
 
 test('notes: oldest first in pages; private notes listed only for their author', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const agent = await signup(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const agent = await signup(fx.srv.url);
   await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
   const c = (await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Noted' })).json;
   const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
@@ -128,7 +117,7 @@ test('notes: oldest first in pages; private notes listed only for their author',
 });
 
 test('analytics: the report\'s shape, pipeline counts, and range validation', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}`;
   await owner.client.post(`${base}/pipeline/stages`, { name: 'Lead' });
   await owner.client.post(`${base}/pipeline/stages`, { name: 'Won' });
@@ -160,8 +149,8 @@ test('analytics: the report\'s shape, pipeline counts, and range validation', as
 });
 
 test('a thread read again and again stays current: notes added, edited and deleted show on every loop', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const agent = await signup(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const agent = await signup(fx.srv.url);
   await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: agent.email, role: 'agent' });
   const c = (await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Hot' })).json;
   const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
@@ -178,7 +167,7 @@ test('a thread read again and again stays current: notes added, edited and delet
   await eventually(async () => same(await views(agent.client), (v) => v.items[0].body === 'first, edited' && v.items[0].edited_at));
   await owner.client.del(`${path}/${a.id}`);
   await eventually(async () => same(await views(owner.client), (v) => v.items.map((n) => n.id).join() === b.id));
-  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+  const metrics = await (await fetch(`${fx.srv.url}/metrics`)).text();
   assert.match(metrics, /^switchboard_thread_cache_hits_total [1-9]\d*$/m, 'the cache served some of these');
   // A deleted contact's thread is gone, cached or not.
   await owner.client.del(`/v1/workspaces/${ws.id}/contacts/${c.id}`);
@@ -186,7 +175,7 @@ test('a thread read again and again stays current: notes added, edited and delet
 });
 
 test('a thread longer than the cached window pages on from the database', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const c = (await owner.client.post(`/v1/workspaces/${ws.id}/contacts`, { name: 'Chatty' })).json;
   const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
   const ids = [];

@@ -1,10 +1,13 @@
-// Shared set-up for the API end-to-end tests: a fresh database, the real server binary
-// (`switchboard serve` on a free port), an HTTP client over node's fetch, and helpers to sign up,
-// create workspaces and count the event log.  Only node's own modules: fetch, http2, net, tls.
+// Shared set-up for every end-to-end test (sse_support.mjs and messaging_support.mjs build on it):
+// a fresh database, a server binary on a free port (`switchboard serve`, or the SSE tests'
+// switchboard_test), an HTTP client over node's fetch, helpers to sign up, create workspaces, count
+// the event log and poll.  Only node's own modules: fetch, net.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 const need = (name) => {
@@ -15,6 +18,9 @@ const need = (name) => {
 
 export const SRC = () => need('SWITCHBOARD_SOURCE_DIR');
 export const BIN = () => need('SWITCHBOARD_BIN');
+export const BUILD = () => need('SWITCHBOARD_BUILD_DIR');
+
+export const newId = () => randomUUID();
 
 export function createDb(name) {
   return execFileSync(path.join(SRC(), 'tests/support/testdb.sh'), ['create', name], {
@@ -37,10 +43,12 @@ export function sql(db, query) {
 
 export const eventCount = (db) => Number(sql(db, 'SELECT count(*) FROM events'));
 
-// Starts `switchboard serve` on a free port.  Resolves to {url, port, log(), stop()}; stop() sends
-// SIGTERM and resolves to the exit code.
-export async function startServer({ db, env = {}, threads = 2, tls = null }) {
-  const child = spawn(BIN(), ['serve'], {
+// Starts a server binary (bin with args; by default `switchboard serve`) on a free port against db.
+// Resolves to {port, url, log(), stop(), kill()}: stop() sends SIGTERM and resolves to the exit
+// code (a server still running 20 s later, twice its grace period, is killed and stop() says so);
+// kill() sends SIGKILL, for crash tests.
+export async function startServer({ db, env = {}, threads = 2, tls = null, bin = BIN(), args = ['serve'] }) {
+  const child = spawn(bin, args, {
     env: {
       ...process.env,
       SWITCHBOARD_DATABASE_URL: db,
@@ -76,15 +84,45 @@ export async function startServer({ db, env = {}, threads = 2, tls = null }) {
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     log: () => log,
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+      let hung = false;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        hung = true;
+        child.kill('SIGKILL');
+      }, 20000);
       const [code, signal] = await exited;
       clearTimeout(timer);
       // A server that did not exit cleanly (a sanitizer report, a crash): show why.
       if (code !== 0) process.stderr.write(`--- server log (exit ${code ?? signal}) ---\n${log.split('\n').filter((l) => !l.includes(' info ')).slice(-200).join('\n')}\n`);
-      return code ?? signal;
+      return hung ? `${signal} (did not exit after SIGTERM)` : code ?? signal;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
+}
+
+// The usual life of a test file's server: before all tests a fresh database named dbName, a server
+// on it (opts as for startServer, or opts.start(db) for another kind) and then opts.setup(fx) if
+// given; after them, opts.teardown(fx) if given, then the server is stopped and must exit 0 (under
+// ASan: no leak either), and the database is dropped.  Returns fx, whose db and srv are set once
+// the before hook has run.  (Node 20 runs a file's top-level before hooks without waiting for one
+// another: set-up that needs the server goes in setup.)
+export function serverFixture(dbName, { setup, teardown, start, ...opts } = {}) {
+  const fx = { db: null, srv: null };
+  before(async () => {
+    fx.db = createDb(dbName);
+    fx.srv = await (start ? start(fx.db) : startServer({ db: fx.db, ...opts }));
+    if (setup) await setup(fx);
+  });
+  after(async () => {
+    if (teardown) await teardown(fx);
+    const code = fx.srv ? await fx.srv.stop() : 0;
+    dropDb(dbName);
+    assert.equal(code, 0, 'server exits cleanly');
+  });
+  return fx;
 }
 
 // A JSON API client.  req() never throws on an HTTP status; it resolves to
@@ -153,18 +191,22 @@ export async function workspace(url, name = 'Acme') {
   return { ws: r.json, owner };
 }
 
-// Polls fn until it returns a truthy value or the deadline passes (for read models, which follow
-// the log a moment behind).
-export async function eventually(fn, { timeoutMs = 10000, intervalMs = 25 } = {}) {
+// Polls fn until it returns a truthy value (which it resolves to) or the deadline passes: for read
+// models, which follow the log a moment behind, and anything else that settles.
+export async function eventually(fn, { timeoutMs = 10000, intervalMs = 25, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
     last = await fn();
     if (last) return last;
-    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
+    if (Date.now() > deadline) throw new Error(`${what} not met before the deadline`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+// eventually() with a positional timeout and description.
+export const waitFor = (pred, ms = 20000, what = 'condition') =>
+  eventually(pred, { timeoutMs: ms, intervalMs: 20, what });
 
 // Sends raw bytes over TCP and resolves to the whole response text (the server closes or the
 // timeout passes).

@@ -1,24 +1,13 @@
 // Workspaces, members and roles, pipeline stages and auto-replies, end to end.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, createDb, dropDb, eventCount, eventually, signup, startServer, workspace } from './api_support.mjs';
+import { Client, eventCount, eventually, serverFixture, signup, workspace } from './api_support.mjs';
 
 const DB_NAME = 'e2e_api_workspaces';
-let db, srv;
-
-before(async () => {
-  db = createDb(DB_NAME);
-  srv = await startServer({ db });
-});
-
-after(async () => {
-  const code = await srv?.stop();
-  dropDb(DB_NAME);
-  assert.equal(code, 0, 'server exits cleanly');
-});
+const fx = serverFixture(DB_NAME);
 
 test('create a workspace: 201, the creator is its owner, ETag and Location', async () => {
-  const u = await signup(srv.url, { name: 'Olivia Owner' });
+  const u = await signup(fx.srv.url, { name: 'Olivia Owner' });
   const r = await u.client.post('/v1/workspaces', { name: 'Plumbing Co', default_country: 'GB' });
   assert.equal(r.status, 201);
   assert.equal(r.json.name, 'Plumbing Co');
@@ -34,7 +23,7 @@ test('create a workspace: 201, the creator is its owner, ETag and Location', asy
   assert.equal(g.headers.get('etag'), r.headers.get('etag'));
   const m = await u.client.get(`/v1/workspaces/${r.json.id}/members`);
   assert.deepEqual(m.json, {
-    items: [{ user_id: u.user.id, email: u.email, name: 'Olivia Owner', role: 'owner' }],
+    items: [{ id: u.user.id, user_id: u.user.id, email: u.email, name: 'Olivia Owner', role: 'owner' }],
     next_cursor: null,
   });
   // Defaults and validation
@@ -56,7 +45,7 @@ test('create a workspace: 201, the creator is its owner, ETag and Location', asy
 });
 
 test('PATCH a workspace: admin only, If-Match makes it conditional', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const g = await owner.client.get(`/v1/workspaces/${ws.id}`);
   const etag = g.headers.get('etag');
   const stale = await owner.client.patch(`/v1/workspaces/${ws.id}`, { name: 'Never' }, { headers: { 'if-match': '"1"' } });
@@ -75,10 +64,10 @@ test('PATCH a workspace: admin only, If-Match makes it conditional', async () =>
 });
 
 test('members: add by e-mail, roles decide what each may do, anyone may leave', async () => {
-  const { ws, owner } = await workspace(srv.url);
-  const admin = await signup(srv.url, { name: 'Adam Admin' });
-  const agent = await signup(srv.url, { name: 'Ana Agent' });
-  const outsider = await signup(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
+  const admin = await signup(fx.srv.url, { name: 'Adam Admin' });
+  const agent = await signup(fx.srv.url, { name: 'Ana Agent' });
+  const outsider = await signup(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}`;
 
   // Before they are members, the workspace does not exist for them.
@@ -86,7 +75,7 @@ test('members: add by e-mail, roles decide what each may do, anyone may leave', 
 
   let r = await owner.client.post(`${base}/members`, { email: admin.email.toUpperCase(), role: 'admin' });
   assert.equal(r.status, 201);
-  assert.deepEqual(r.json, { user_id: admin.user.id, email: admin.email, name: 'Adam Admin', role: 'admin' });
+  assert.deepEqual(r.json, { id: admin.user.id, user_id: admin.user.id, email: admin.email, name: 'Adam Admin', role: 'admin' });
   r = await owner.client.post(`${base}/members`, { email: admin.email, role: 'admin' });
   assert.equal(r.status, 200, 'a repeat is not an error');
   r = await owner.client.post(`${base}/members`, { email: admin.email, role: 'agent' });
@@ -125,13 +114,13 @@ test('members: add by e-mail, roles decide what each may do, anyone may leave', 
 });
 
 test('pipeline stages and auto-replies', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}`;
   assert.deepEqual((await owner.client.get(`${base}/pipeline/stages`)).json, { items: [], next_cursor: null });
   assert.equal((await owner.client.post(`${base}/pipeline/stages`, { name: 'Lead' })).status, 201);
   assert.equal((await owner.client.post(`${base}/pipeline/stages`, { name: 'Won' })).status, 201);
   const mid = await owner.client.post(`${base}/pipeline/stages`, { name: 'Qualified', position: 1 });
-  assert.deepEqual(mid.json, { name: 'Qualified', position: 1 });
+  assert.deepEqual(mid.json, { id: 'Qualified', name: 'Qualified', position: 1 });
   const dup = await owner.client.post(`${base}/pipeline/stages`, { name: 'lead' });
   assert.equal(dup.status, 409);
   assert.equal(dup.json.error.code, 'stage_exists');
@@ -146,22 +135,22 @@ test('pipeline stages and auto-replies', async () => {
 
   let r = await owner.client.put(`${base}/auto-replies/HOURS`, { reply: 'We open at 9.' });
   assert.equal(r.status, 201);
-  assert.deepEqual(r.json, { keyword: 'hours', reply: 'We open at 9.' });
+  assert.deepEqual(r.json, { id: 'hours', keyword: 'hours', reply: 'We open at 9.' });
   r = await owner.client.put(`${base}/auto-replies/hours`, { reply: 'We open at 8.' });
   assert.equal(r.status, 200);
-  assert.deepEqual((await owner.client.get(`${base}/auto-replies/hours`)).json, { keyword: 'hours', reply: 'We open at 8.' });
+  assert.deepEqual((await owner.client.get(`${base}/auto-replies/hours`)).json, { id: 'hours', keyword: 'hours', reply: 'We open at 8.' });
   assert.equal((await owner.client.put(`${base}/auto-replies/stop`, { reply: 'no' })).json.error.code, 'reserved_keyword');
   assert.equal((await owner.client.put(`${base}/auto-replies/two%20words`, { reply: 'no' })).status, 400);
   assert.equal((await owner.client.put(`${base}/auto-replies/x`, { reply: '' })).status, 400);
-  assert.deepEqual((await owner.client.get(`${base}/auto-replies`)).json.items, [{ keyword: 'hours', reply: 'We open at 8.' }]);
+  assert.deepEqual((await owner.client.get(`${base}/auto-replies`)).json.items, [{ id: 'hours', keyword: 'hours', reply: 'We open at 8.' }]);
   assert.equal((await owner.client.del(`${base}/auto-replies/hours`)).status, 204);
   assert.equal((await owner.client.get(`${base}/auto-replies/hours`)).status, 404);
   assert.equal((await owner.client.del(`${base}/auto-replies/hours`)).status, 404);
 });
 
 test('Idempotency-Key on POST /v1/workspaces: the same key answers the first response, one set of events', async () => {
-  const u = await signup(srv.url);
-  const before = eventCount(db);
+  const u = await signup(fx.srv.url);
+  const before = eventCount(fx.db);
   const key = { 'idempotency-key': 'create-acme-1' };
   const first = await u.client.post('/v1/workspaces', { name: 'Once' }, { headers: key });
   assert.equal(first.status, 201);
@@ -171,12 +160,12 @@ test('Idempotency-Key on POST /v1/workspaces: the same key answers the first res
   assert.equal(again.headers.get('etag'), first.headers.get('etag'));
   assert.equal(again.headers.get('location'), first.headers.get('location'));
   assert.equal(again.headers.get('idempotent-replayed'), 'true');
-  assert.equal(eventCount(db), before + 2, 'WorkspaceCreated and MemberAdded, once');
+  assert.equal(eventCount(fx.db), before + 2, 'WorkspaceCreated and MemberAdded, once');
   const other = await u.client.post('/v1/workspaces', { name: 'Different' }, { headers: key });
   assert.equal(other.status, 422);
   assert.equal(other.json.error.code, 'idempotency_key_reused');
   // Keys are per user: another user's same key is a new request.
-  const v = await signup(srv.url);
+  const v = await signup(fx.srv.url);
   const theirs = await v.client.post('/v1/workspaces', { name: 'Once' }, { headers: key });
   assert.equal(theirs.status, 201);
   assert.notEqual(theirs.json.id, first.json.id);
@@ -186,20 +175,20 @@ test('Idempotency-Key on POST /v1/workspaces: the same key answers the first res
   const good = await u.client.post('/v1/workspaces', { name: '' }, { headers: { 'idempotency-key': 'k2' } });
   assert.equal(good.status, 400);
   // Concurrent requests with one key: one runs, the rest replay it or are told it is in flight.
-  const before2 = eventCount(db);
+  const before2 = eventCount(fx.db);
   const racers = await Promise.all(
     Array.from({ length: 6 }, () => u.client.post('/v1/workspaces', { name: 'Raced' }, { headers: { 'idempotency-key': 'race' } })),
   );
   const ids = new Set(racers.filter((r) => r.status === 201).map((r) => r.json.id));
   assert.equal(ids.size, 1);
   for (const r of racers) assert.ok(r.status === 201 || (r.status === 409 && r.json.error.code === 'idempotency_in_progress'));
-  assert.equal(eventCount(db), before2 + 2);
+  assert.equal(eventCount(fx.db), before2 + 2);
   assert.equal((await u.client.post('/v1/workspaces', { name: 'x' }, { headers: { 'idempotency-key': '' } })).status, 400);
   assert.equal((await u.client.post('/v1/workspaces', { name: 'x' }, { headers: { 'idempotency-key': 'k'.repeat(256) } })).status, 400);
 });
 
 test('the request id is returned and becomes the events\' correlation id', async () => {
-  const u = await signup(srv.url);
+  const u = await signup(fx.srv.url);
   const r = await u.client.post('/v1/workspaces', { name: 'Traced' }, { headers: { 'x-request-id': 'trace-abc-123' } });
   assert.equal(r.status, 201);
   assert.equal(r.headers.get('x-request-id'), 'trace-abc-123');
@@ -217,7 +206,7 @@ test('the request id is returned and becomes the events\' correlation id', async
 });
 
 test('the events page: position order, after= and limit=, stable while events arrive', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   const base = `/v1/workspaces/${ws.id}`;
   for (let i = 0; i < 5; i++) await owner.client.post(`${base}/pipeline/stages`, { name: `S${i}` });
   const all = (await owner.client.get(`${base}/events?limit=1000`)).json;
@@ -242,11 +231,11 @@ test('the events page: position order, after= and limit=, stable while events ar
 });
 
 test('GET /metrics speaks Prometheus text', async () => {
-  const { ws, owner } = await workspace(srv.url);
+  const { ws, owner } = await workspace(fx.srv.url);
   assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}`)).status, 200);
   // Loops sample their database connections once a second: wait for both to be seen up.
   const r = await eventually(async () => {
-    const m = await new Client(srv.url).get('/metrics');
+    const m = await new Client(fx.srv.url).get('/metrics');
     return /^switchboard_db_connections\{role="query"\} 2$/m.test(m.text) && m;
   });
   assert.equal(r.status, 200);
@@ -264,4 +253,25 @@ test('GET /metrics speaks Prometheus text', async () => {
     if (!line || line.startsWith('#')) continue;
     assert.match(line, /^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+$/, line);
   }
+});
+
+test('every created resource answers with an id (SPEC §5): members, stages and auto-replies too', async () => {
+  const { ws, owner } = await workspace(fx.srv.url);
+  const ben = await signup(fx.srv.url);
+  const m = await owner.client.post(`/v1/workspaces/${ws.id}/members`, { email: ben.email, role: 'agent' });
+  assert.equal(m.status, 201, m.text);
+  assert.equal(m.json.id, ben.user.id);
+  assert.equal(m.json.user_id, ben.user.id);
+  const members = (await owner.client.get(`/v1/workspaces/${ws.id}/members`)).json.items;
+  for (const x of members) assert.equal(x.id, x.user_id);
+  const st = await owner.client.post(`/v1/workspaces/${ws.id}/pipeline/stages`, { name: 'Quoted' });
+  assert.equal(st.status, 201);
+  assert.equal(st.json.id, 'Quoted');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/pipeline/stages`)).json.items[0].id, 'Quoted');
+  const ar = await owner.client.put(`/v1/workspaces/${ws.id}/auto-replies/HOURS`, { reply: 'nine to five' });
+  assert.equal(ar.status, 201);
+  assert.equal(ar.json.id, 'hours');
+  assert.equal(ar.json.keyword, 'hours');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/auto-replies`)).json.items[0].id, 'hours');
+  assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/auto-replies/${ar.json.id}`)).status, 200);
 });

@@ -1,9 +1,8 @@
-// Shared set-up for the messaging end-to-end tests: the fake Twilio/Resend server, the real server
+// Set-up for the messaging end-to-end tests, on api_support.mjs: the fake Twilio/Resend server, the real server
 // pointed at it, a workspace with Twilio configured through the API, and webhooks signed with the
 // official libraries (twilio's getExpectedTwilioSignature, svix's Webhook).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import webhooks from 'twilio/lib/webhooks/webhooks.js';
 import { Webhook } from 'svix';
 import { startFakeProvider } from '../fake_provider/server.mjs';
@@ -15,54 +14,6 @@ const { getExpectedTwilioSignature } = webhooks;
 // The URL Twilio is told to call: signatures are computed over it (SPEC §7), whatever port the
 // server really listens on.
 export const PUBLIC_URL = 'https://switchboard.example.com';
-
-// `switchboard serve` on a free port, like api_support's startServer, and also killable (SIGKILL)
-// to test crashes.  Resolves to {url, port, log(), stop(), kill()}.
-export async function launch({ db, env = {}, threads = 2 }) {
-  const child = spawn(process.env.SWITCHBOARD_BIN, ['serve'], {
-    env: {
-      ...process.env,
-      SWITCHBOARD_DATABASE_URL: db,
-      SWITCHBOARD_LISTEN: '127.0.0.1:0',
-      SWITCHBOARD_THREADS: String(threads),
-      SWITCHBOARD_LOG: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout.on('data', (d) => (log += d.toString()));
-  child.stderr.on('data', (d) => (log += d.toString()));
-  const exited = once(child, 'exit');
-  const port = await new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = log.match(/serve: listening on https?:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearInterval(timer);
-        resolve(Number(m[1]));
-      } else if (child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`server exited before listening:\n${log}`));
-      }
-    }, 20);
-  });
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    log: () => log,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
-      const [code, signal] = await exited;
-      clearTimeout(timer);
-      return code ?? signal;
-    },
-    async kill() {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
 
 // A fake provider and a server using it.  Resolves to {fake, srv, db, env, restart()}: restart()
 // starts a new server on the same database and fake (after stop() or kill() of the old one).
@@ -77,9 +28,9 @@ export async function startAll(dbName, { env = {}, threads = 2 } = {}) {
     ...env,
   };
   const all = { fake, db, env: fullEnv };
-  all.srv = await launch({ db, threads, env: fullEnv });
+  all.srv = await startServer({ db, threads, env: fullEnv });
   all.restart = async (extra = {}) => {
-    all.srv = await launch({ db, threads, env: { ...fullEnv, ...extra } });
+    all.srv = await startServer({ db, threads, env: { ...fullEnv, ...extra } });
     return all.srv;
   };
   return all;
@@ -87,7 +38,6 @@ export async function startAll(dbName, { env = {}, threads = 2 } = {}) {
 
 export async function stopAll({ fake, srv }, dbName) {
   const code = await srv?.stop();
-  if (code !== 0 && srv) process.stderr.write(`server log (exit ${code}):\n${srv.log().slice(-6000)}\n`);
   await fake?.close();
   dropDb(dbName);
   return code;

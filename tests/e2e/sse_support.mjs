@@ -1,88 +1,26 @@
-// Shared set-up for the SSE end-to-end tests: a fresh database, the server (switchboard_test: the
-// real `serve` with a static test-only authorizer, tests/support/tools/test_server.c), events
-// appended through the real appender (sbtest_append), and small SSE helpers.
-import { spawn, execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
+// Set-up for the SSE end-to-end tests, on api_support.mjs: the server (switchboard_test: the real
+// `serve` with a static test-only authorizer, tests/support/tools/test_server.c), events appended
+// through the real appender (sbtest_append), and small SSE helpers.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { EventSource } from 'eventsource';
+import { BUILD, SRC, createDb, dropDb, newId, startServer as startBinary, waitFor } from './api_support.mjs';
 
-const need = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run the test through ctest)`);
-  return v;
-};
+export { BUILD, SRC, createDb, dropDb, newId, waitFor };
 
-export const SRC = () => need('SWITCHBOARD_SOURCE_DIR');
-export const BUILD = () => need('SWITCHBOARD_BUILD_DIR');
-
-export function createDb(name) {
-  return execFileSync(path.join(SRC(), 'tests/support/testdb.sh'), ['create', name], {
-    encoding: 'utf8',
-  }).trim();
-}
-
-export function dropDb(name) {
-  try {
-    execFileSync(path.join(SRC(), 'tests/support/testdb.sh'), ['drop', name], { stdio: 'ignore' });
-  } catch {
-    /* best effort */
-  }
-}
-
-export const newId = () => randomUUID();
-
-// Starts the server on a free port.  tokens: {token: [workspace uuid | '*', ...]}.  Resolves to
-// {url, port, log(), stop()}; stop() sends SIGTERM and resolves to the exit code.
+// Starts switchboard_test on a free port.  tokens: {token: [workspace uuid | '*', ...]}.  Resolves
+// as api_support's startServer does.
 export async function startServer({ db, tokens, env = {}, threads = 2 }) {
   const grants = [];
   for (const [tok, wss] of Object.entries(tokens)) for (const w of wss) grants.push(`${tok}:${w}`);
-  const child = spawn(path.join(BUILD(), 'switchboard_test'), [], {
-    env: {
-      ...process.env,
-      SWITCHBOARD_DATABASE_URL: db,
-      SWITCHBOARD_LISTEN: '127.0.0.1:0',
-      SWITCHBOARD_THREADS: String(threads),
-      SWITCHBOARD_LOG: 'info',
-      SBTEST_AUTH_TOKENS: grants.join(','),
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startBinary({
+    db,
+    threads,
+    bin: path.join(BUILD(), 'switchboard_test'),
+    args: [],
+    env: { SBTEST_AUTH_TOKENS: grants.join(','), ...env },
   });
-  let log = '';
-  const onData = (d) => {
-    log += d.toString();
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const exited = once(child, 'exit');
-  const port = await new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = log.match(/serve: listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearInterval(timer);
-        resolve(Number(m[1]));
-      } else if (child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`server exited before listening:\n${log}`));
-      }
-    }, 20);
-  });
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    log: () => log,
-    // SIGTERM; resolves to the exit code (or signal name).  A server that has not exited 20 s
-    // later (its grace period is 10 s) is killed, and the failure says so.
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
-      const [code, signal] = await exited;
-      clearTimeout(timer);
-      return signal ? `${signal} (did not exit after SIGTERM)` : code;
-    },
-  };
 }
 
 // Appends events (sbtest_append --print); resolves to [{position, stream, type}] in commit order.
@@ -172,15 +110,6 @@ export function rawGet(url, headers = {}) {
     });
     req.on('error', reject);
   });
-}
-
-// Waits until pred() holds, polling.
-export async function waitFor(pred, ms = 20000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 // Access-log lines of finished SSE requests (h2o logs a request when it disposes of it).

@@ -11,6 +11,8 @@
 #include "events/append.h"
 #include "events/codec.h"
 #include "events/stream.h"
+#include "loopgroup.h"
+#include "sbtest.h"
 #include "testdb.h"
 
 #include <libpq-fe.h>
@@ -20,15 +22,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int failures;
-#define CHECK(c)                                                                                             \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                            \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 /* ---- the counter kind: Tag adds a tag; the state counts and lists them ------------------------- */
 
@@ -72,70 +65,13 @@ static void stream_name(char out[SB_STREAM_NAME_MAX], int i)
 
 static char *conninfo;
 
-typedef struct {
-    sb_runtime_config_t rc;
-} group_cfg_t;
-
-static void on_stop_db(sb_loop_t *loop, void *data)
-{
-    (void)data;
-    sb_appender_close(loop->appender, NULL, NULL);
-    sb_pg_close(loop->db, NULL, NULL);
-}
-
-static void on_start(sb_loop_t *loop, void *data)
-{
-    group_cfg_t *gc = data;
-    loop->db = sb_pg_open(&loop->uv, conninfo, "test-query");
-    loop->appender = sb_appender_open(&loop->uv, conninfo);
-    if (loop->db == NULL || loop->appender == NULL || sb_loop_on_stop(loop, on_stop_db, NULL) != 0 ||
-        sb_runtime_start(loop, &gc->rc) != 0)
-        abort();
-}
-
+/* n loops, each with a query connection, an appender and the runtime with rc, resolving the
+ * counter kind. */
 static sb_loops_t *group_new(int n, const sb_runtime_config_t *rc)
 {
-    group_cfg_t *gc = calloc(1, sizeof(*gc));
-    gc->rc = *rc;
-    gc->rc.find_kind = find_kind;
-    sb_loops_t *g = calloc(1, sizeof(*g));
-    if (sb_loops_init(g, n, on_start, gc) != 0 || sb_loops_start(g) != 0)
-        abort();
-    g->loops[0]->user = gc;
-    return g;
-}
-
-static void group_free(sb_loops_t *g)
-{
-    group_cfg_t *gc = g->loops[0]->user;
-    sb_loops_stop(g);
-    sb_loops_join(g);
-    free(gc);
-    free(g);
-}
-
-typedef struct {
-    sb_task_t task;
-    void (*fn)(void *);
-    void *arg;
-    uv_sem_t done;
-} call_t;
-
-static void on_call(sb_task_t *t)
-{
-    call_t *c = (call_t *)t;
-    c->fn(c->arg);
-    uv_sem_post(&c->done);
-}
-
-static void run_on(sb_loop_t *l, void (*fn)(void *), void *arg)
-{
-    call_t c = {.fn = fn, .arg = arg};
-    c.task.cb = on_call;
-    uv_sem_init(&c.done, 0);
-    sb_loop_post(l, &c.task);
-    uv_sem_wait(&c.done);
-    uv_sem_destroy(&c.done);
+    sb_runtime_config_t cfg = *rc;
+    cfg.find_kind = find_kind;
+    return sbtest_group_new(n, &cfg, conninfo);
 }
 
 /* Replies to a set of asks, collected for the main thread. */
@@ -231,7 +167,7 @@ static int ask_opts(sb_loops_t *g, const char *stream, const char *cmd, const sb
     batch_t b;
     batch_init(&b, 1);
     one_t o = {g, stream, cmd, opts, &b};
-    run_on(g->loops[0], do_one, &o);
+    sbtest_run_on(g->loops[0], do_one, &o);
     uv_sem_wait(&b.done);
     int ok = b.ok;
     if (state != NULL)
@@ -296,7 +232,7 @@ static json_t *get_state(sb_loops_t *g, int stream)
     batch_t b;
     batch_init(&b, 1);
     asks_t a = {.g = g, .b = &b, .first_stream = stream, .nstreams = 1, .count = 1, .get = true};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     uv_sem_wait(&b.done);
     json_t *s = json_incref(b.state);
     batch_free(&b);
@@ -314,10 +250,8 @@ static json_t *log_events_key(const char *stream, const char *key)
     PGresult *res = PQexecParams(db, "SELECT version, payload FROM events WHERE stream = $1 ORDER BY version",
                                  1, NULL, params, NULL, NULL, 1);
     json_t *out = json_array();
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (!CHECK(PQresultStatus(res) == PGRES_TUPLES_OK))
         fprintf(stderr, "log_events: %s", PQerrorMessage(db));
-        failures++;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         int64_t v = 0;
         const unsigned char *p = (const unsigned char *)PQgetvalue(res, i, 0);
@@ -325,10 +259,9 @@ static json_t *log_events_key(const char *stream, const char *key)
             v = (v << 8) | p[k];
         json_t *payload = NULL;
         char err[128];
-        if (sb_codec_to_jansson(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), &payload, err,
-                                sizeof(err)) != 0) {
+        if (!CHECK(sb_codec_to_jansson(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), &payload, err,
+                                       sizeof(err)) == 0)) {
             fprintf(stderr, "log_events: bad payload: %s\n", err);
-            failures++;
             continue;
         }
         json_array_append_new(
@@ -401,7 +334,7 @@ static void test_many_to_one(void)
                         .count = PER_LOOP,
                         .prefix = "m",
                         .workspace = "00000000-0000-4000-8000-0000000000aa"};
-        run_on(g->loops[i], do_asks, &a[i]);
+        sbtest_run_on(g->loops[i], do_asks, &a[i]);
     }
     uv_sem_wait(&b.done);
     CHECK(b.ok == LOOPS * PER_LOOP);
@@ -433,7 +366,7 @@ static void test_many_to_one(void)
     CHECK(json_integer_value(json_object_get(st, "n")) == LOOPS * PER_LOOP);
     json_decref(st);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* The same with the domain's contact kind: a workspace, its context, a contact, then 500 notes
@@ -465,7 +398,7 @@ static void test_contact_500(void)
     for (int i = 0; i < LOOPS; i++) {
         a[i] =
             (asks_t){.g = g, .b = &b, .count = PER_LOOP, .nstreams = 1, .contact = contact, .context = ctx};
-        run_on(g->loops[i], do_asks, &a[i]);
+        sbtest_run_on(g->loops[i], do_asks, &a[i]);
     }
     uv_sem_wait(&b.done);
     CHECK(b.ok == LOOPS * PER_LOOP);
@@ -484,18 +417,7 @@ static void test_contact_500(void)
     PQclear(res);
     batch_free(&b);
     json_decref(ctx);
-    group_free(g);
-}
-
-typedef struct {
-    sb_loops_t *g;
-    int passivated;
-} passivate_t;
-
-static void passivate_here(void *arg)
-{
-    passivate_t *p = arg;
-    p->passivated += sb_runtime_passivate_idle(sb_loop_current(), 0);
+    sbtest_group_free(g);
 }
 
 /* Snapshots are written every K events and on passivation; an actor reactivated from its snapshot
@@ -509,7 +431,7 @@ static void test_snapshot_reactivation(void)
     batch_t b;
     batch_init(&b, 25);
     asks_t a = {.g = g, .b = &b, .first_stream = 2, .nstreams = 1, .count = 25, .prefix = "s"};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     uv_sem_wait(&b.done);
     CHECK(b.ok == 25);
     batch_free(&b);
@@ -519,10 +441,7 @@ static void test_snapshot_reactivation(void)
     while (snapshot_version(name) < 20 && sb_clock_mono_ns() < deadline)
         usleep(2000);
     CHECK(snapshot_version(name) == 20);
-    passivate_t p = {g, 0};
-    for (int i = 0; i < g->n; i++)
-        run_on(g->loops[i], passivate_here, &p);
-    CHECK(p.passivated == 1);
+    CHECK(sbtest_passivate_all(g) == 1);
     while (snapshot_version(name) < 25 && sb_clock_mono_ns() < deadline)
         usleep(2000);
     CHECK(snapshot_version(name) == 25);
@@ -532,7 +451,7 @@ static void test_snapshot_reactivation(void)
     sb_runtime_get_stats(g, &stats);
     CHECK(stats.activations == 2 && stats.passivations == 1);
     json_decref(after);
-    group_free(g);
+    sbtest_group_free(g);
 
     /* A new runtime: the snapshot (version 25) plus nothing after it. */
     g = group_new(3, &rc);
@@ -542,13 +461,13 @@ static void test_snapshot_reactivation(void)
     /* and it carries on at version 26 */
     batch_init(&b, 1);
     a = (asks_t){.g = g, .b = &b, .first_stream = 2, .nstreams = 1, .count = 1, .prefix = "s2"};
-    run_on(g->loops[1], do_asks, &a);
+    sbtest_run_on(g->loops[1], do_asks, &a);
     uv_sem_wait(&b.done);
     CHECK(b.ok == 1);
     CHECK(json_integer_value(json_object_get(json_object_get(b.acked, name), "s2-1-0")) == 26);
     batch_free(&b);
     json_decref(before);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* A full mailbox answers SB_EOVERLOAD at once: every ask is sent from the owner loop in one task,
@@ -560,7 +479,7 @@ static void test_mailbox_full(void)
     batch_t b;
     batch_init(&b, 50);
     asks_t a = {.g = g, .b = &b, .first_stream = 3, .nstreams = 1, .count = 50, .prefix = "o"};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     uv_sem_wait(&b.done);
     CHECK(b.ok == 4);
     CHECK(b.overload == 46);
@@ -571,7 +490,7 @@ static void test_mailbox_full(void)
     stream_name(name, 3);
     CHECK(check_log(name, json_object_get(b.acked, name)) == 4);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* Two processes, each with its own loops and connections, command the same streams at the same
@@ -599,7 +518,7 @@ static tp_result_t run_contender(const char *prefix, json_t **acked)
                         .nstreams = TP_STREAMS,
                         .count = TP_PER_LOOP,
                         .prefix = prefix};
-        run_on(g->loops[i], do_asks, &a[i]);
+        sbtest_run_on(g->loops[i], do_asks, &a[i]);
     }
     uv_sem_wait(&b.done);
     sb_runtime_stats_t stats;
@@ -608,7 +527,7 @@ static tp_result_t run_contender(const char *prefix, json_t **acked)
     if (acked)
         *acked = json_incref(b.acked);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
     return r;
 }
 
@@ -754,7 +673,7 @@ static void test_replay(void)
     CHECK(ask_one(g, ws, "{\"type\":\"RenameWorkspace\",\"name\":\"Acme 3\"}", owner, NULL) == 0);
     json_t *now = NULL;
     CHECK(ask_one(g, ws, NULL, NULL, &now) == 0);
-    group_free(g);
+    sbtest_group_free(g);
     uint64_t deadline = sb_clock_mono_ns() + 5000000000ull;
     while (snapshot_version(ws) < 4 && sb_clock_mono_ns() < deadline)
         usleep(2000);
@@ -821,10 +740,5 @@ int main(void)
     test_replay();
     PQfinish(db);
     free(conninfo);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return sbtest_summary();
 }

@@ -194,7 +194,7 @@ static void child_main(const char *ackpath)
             (driver_t){.rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) ^ (uint64_t)sb_clock_now_us(),
                        .context = context,
                        .fd = fd};
-        h_run_on(g->loops[i], start_driver, &drivers[i]);
+        sbtest_run_on(g->loops[i], start_driver, &drivers[i]);
     }
     for (;;)
         pause(); /* until SIGKILL */
@@ -411,7 +411,7 @@ static void test_crash(void)
     CHECK_EQ_INT(a.version, max + 1);
     json_decref(a.state);
     json_decref(context);
-    h_group_free(g);
+    sbtest_group_free(g);
 }
 
 int main(void)

@@ -219,6 +219,22 @@ static void test_update_and_delete(void)
     u = h_flow(q);
     CHECK_EQ_INT(u.status, 0);
     h_flow_free(&u);
+    /* a list: any listed version matches (now 3) */
+    q.fields = "{\"name\":\"Eve 4\"}";
+    q.opts.expected_version = 1;
+    q.opts.n_more_versions = 2;
+    q.opts.more_versions[0] = 2;
+    q.opts.more_versions[1] = 9;
+    u = h_flow(q);
+    CHECK_EQ_INT(u.status, SB_ECONFLICT);
+    CHECK(u.precondition_failed);
+    h_flow_free(&u);
+    q.opts.more_versions[1] = 3;
+    u = h_flow(q);
+    CHECK_EQ_INT(u.status, 0);
+    CHECK_EQ_INT(u.version, 4);
+    h_flow_free(&u);
+    q.opts.n_more_versions = 0;
 
     /* another workspace's contact: 404 */
     q.ws = "00000000-0000-4000-8000-0000000000ff";
@@ -637,7 +653,7 @@ static void test_two_processes(void)
         late = h_flow(q);
         ok = ok && late.status == 0 && write(ready[1], &late.version, sizeof(late.version)) > 0;
         h_flow_free(&late);
-        h_group_free(g);
+        sbtest_group_free(g);
         free(h_conninfo);
         _exit(ok ? 0 : 4);
     }
@@ -722,7 +738,7 @@ int main(void)
     SBTEST_RUN(test_orphans);
     SBTEST_RUN(test_concurrent_contacts);
     SBTEST_RUN(test_users);
-    h_group_free(g);
+    sbtest_group_free(g);
     PQfinish(h_db);
     free(h_conninfo);
     return sbtest_summary();

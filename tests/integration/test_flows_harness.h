@@ -1,7 +1,7 @@
 /* Shared by the integration tests of the actor layer on the real PostgreSQL (test_flows.c,
- * test_crash.c, test_fold.c): loop groups running the runtime, running code on a loop and waiting
- * for it, asks and flows waited for from the main thread, and reading the log with blocking libpq
- * (main thread only).  Everything here is static inline so that each test uses what it needs. */
+ * test_crash.c, test_fold.c), on tests/support/loopgroup.h: loop groups with database connections,
+ * asks and flows waited for from the main thread, and reading the log with blocking libpq (main
+ * thread only).  Everything here is static inline so that each test uses what it needs. */
 #ifndef SB_TEST_FLOWS_HARNESS_H
 #define SB_TEST_FLOWS_HARNESS_H
 
@@ -14,6 +14,7 @@
 #include "events/append.h"
 #include "events/codec.h"
 #include "events/stream.h"
+#include "loopgroup.h"
 #include "sbtest.h"
 #include "testdb.h"
 
@@ -28,97 +29,10 @@ static char *h_conninfo;
 
 /* ---- loop groups ------------------------------------------------------------------------------- */
 
-typedef struct {
-    sb_runtime_config_t rc;
-} h_group_cfg_t;
-
-static inline void h_on_stop_db(sb_loop_t *loop, void *data)
-{
-    (void)data;
-    sb_appender_close(loop->appender, NULL, NULL);
-    sb_pg_close(loop->db, NULL, NULL);
-}
-
-static inline void h_on_start(sb_loop_t *loop, void *data)
-{
-    h_group_cfg_t *gc = data;
-    loop->db = sb_pg_open(&loop->uv, h_conninfo, "test-query");
-    loop->appender = sb_appender_open(&loop->uv, h_conninfo);
-    if (loop->db == NULL || loop->appender == NULL || sb_loop_on_stop(loop, h_on_stop_db, NULL) != 0 ||
-        sb_runtime_start(loop, &gc->rc) != 0)
-        abort();
-}
-
 /* n loops, each with a query connection, an appender and the runtime (rc copied; NULL: defaults). */
 static inline sb_loops_t *h_group_new(int n, const sb_runtime_config_t *rc)
 {
-    h_group_cfg_t *gc = calloc(1, sizeof(*gc));
-    if (rc != NULL)
-        gc->rc = *rc;
-    sb_loops_t *g = calloc(1, sizeof(*g));
-    if (gc == NULL || g == NULL || sb_loops_init(g, n, h_on_start, gc) != 0 || sb_loops_start(g) != 0)
-        abort();
-    g->loops[0]->user = gc;
-    return g;
-}
-
-static inline void h_group_free(sb_loops_t *g)
-{
-    h_group_cfg_t *gc = g->loops[0]->user;
-    sb_loops_stop(g);
-    sb_loops_join(g);
-    free(gc);
-    free(g);
-}
-
-typedef struct {
-    sb_task_t task;
-    void (*fn)(void *);
-    void *arg;
-    uv_sem_t done;
-} h_call_t;
-
-static inline void h_on_call(sb_task_t *t)
-{
-    h_call_t *c = (h_call_t *)t;
-    c->fn(c->arg);
-    uv_sem_post(&c->done);
-}
-
-/* Runs fn(arg) on loop l and waits for it to return. */
-static inline void h_run_on(sb_loop_t *l, void (*fn)(void *), void *arg)
-{
-    h_call_t c = {.fn = fn, .arg = arg};
-    c.task.cb = h_on_call;
-    uv_sem_init(&c.done, 0);
-    sb_loop_post(l, &c.task);
-    uv_sem_wait(&c.done);
-    uv_sem_destroy(&c.done);
-}
-
-/* ---- waiting for many callbacks ------------------------------------------------------------------ */
-
-typedef struct {
-    _Atomic int pending;
-    uv_sem_t done;
-} h_wait_t;
-
-static inline void h_wait_init(h_wait_t *w, int n)
-{
-    atomic_store(&w->pending, n);
-    uv_sem_init(&w->done, 0);
-}
-
-static inline void h_wait_one(h_wait_t *w)
-{
-    if (atomic_fetch_sub(&w->pending, 1) == 1)
-        uv_sem_post(&w->done);
-}
-
-static inline void h_wait_all(h_wait_t *w)
-{
-    uv_sem_wait(&w->done);
-    uv_sem_destroy(&w->done);
+    return sbtest_group_new(n, rc, h_conninfo);
 }
 
 /* ---- asks -------------------------------------------------------------------------------------- */
@@ -138,7 +52,7 @@ typedef struct {
     json_t *cmd; /* NULL: a read */
     sb_ask_opts_t opts;
     h_ask_t *out;
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } h_ask_req_t;
 
 static inline void h_on_ask(const sb_ask_reply_t *r, void *data)
@@ -149,7 +63,7 @@ static inline void h_on_ask(const sb_ask_reply_t *r, void *data)
     q->out->nevents = r->nevents;
     snprintf(q->out->code, sizeof(q->out->code), "%s", r->err ? r->err->code : "");
     q->out->state = r->state ? json_deep_copy(r->state) : NULL;
-    h_wait_one(q->w);
+    sbtest_wait_one(q->w);
 }
 
 static inline void h_do_ask(void *arg)
@@ -167,8 +81,8 @@ static inline h_ask_t h_ask(sb_loops_t *g, const char *stream, const char *cmd_j
                             const sb_ask_opts_t *opts)
 {
     h_ask_t out = {0};
-    h_wait_t w;
-    h_wait_init(&w, 1);
+    sbtest_wait_t w;
+    sbtest_wait_init(&w, 1);
     h_ask_req_t q = {.g = g, .stream = stream, .out = &out, .w = &w};
     if (opts != NULL)
         q.opts = *opts;
@@ -177,8 +91,8 @@ static inline h_ask_t h_ask(sb_loops_t *g, const char *stream, const char *cmd_j
         if (q.cmd == NULL)
             abort();
     }
-    h_run_on(g->loops[0], h_do_ask, &q);
-    h_wait_all(&w);
+    sbtest_run_on(g->loops[0], h_do_ask, &q);
+    sbtest_wait_all(&w);
     return out;
 }
 
@@ -215,7 +129,7 @@ static inline void h_flow_free(h_flow_t *r)
 
 typedef struct {
     h_flow_t *out;
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } h_flow_ctx_t;
 
 static inline void h_on_flow(const sb_flow_result_t *res, void *data)
@@ -234,9 +148,9 @@ static inline void h_on_flow(const sb_flow_result_t *res, void *data)
     o->precondition_failed = res->precondition_failed;
     o->version = res->version;
     o->state = res->state ? json_deep_copy(res->state) : NULL;
-    h_wait_t *w = c->w;
+    sbtest_wait_t *w = c->w;
     free(c);
-    h_wait_one(w);
+    sbtest_wait_one(w);
 }
 
 /* What to start: one of the flows, with its arguments. */
@@ -251,7 +165,7 @@ typedef struct {
     sb_flow_opts_t opts;
     h_flow_t *out; /* count results */
     int count;
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } h_flow_req_t;
 
 static inline void h_start_flows(void *arg)
@@ -298,16 +212,16 @@ static inline void h_start_flows(void *arg)
  * and waits for every result. */
 static inline void h_flows(h_flow_req_t *q, int nloops)
 {
-    h_wait_t w;
-    h_wait_init(&w, nloops * q->count);
+    sbtest_wait_t w;
+    sbtest_wait_init(&w, nloops * q->count);
     h_flow_req_t *per = calloc((size_t)nloops, sizeof(*per));
     for (int i = 0; i < nloops; i++) {
         per[i] = *q;
         per[i].out = q->out + (size_t)i * (size_t)q->count;
         per[i].w = &w;
-        h_run_on(q->g->loops[i], h_start_flows, &per[i]);
+        sbtest_run_on(q->g->loops[i], h_start_flows, &per[i]);
     }
-    h_wait_all(&w);
+    sbtest_wait_all(&w);
     free(per);
 }
 

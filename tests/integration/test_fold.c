@@ -303,12 +303,12 @@ typedef struct {
     int n;
     const json_t *context;
     tally_t *t;
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } round_part_t;
 
 typedef struct {
     tally_t *t;
-    h_wait_t *w;
+    sbtest_wait_t *w;
 } reply_ctx_t;
 
 static void on_round_reply(const sb_ask_reply_t *r, void *data)
@@ -323,9 +323,9 @@ static void on_round_reply(const sb_ask_reply_t *r, void *data)
         atomic_fetch_add(&c->t->other, 1);
     }
     atomic_fetch_add(&c->t->events, r->nevents);
-    h_wait_t *w = c->w;
+    sbtest_wait_t *w = c->w;
     free(c);
-    h_wait_one(w);
+    sbtest_wait_one(w);
 }
 
 static void start_part(void *arg)
@@ -393,8 +393,8 @@ static void run_round(int round, tally_t *t)
         context = sb_workspace_context(ws);
         json_decref(ws);
     }
-    h_wait_t w;
-    h_wait_init(&w, NSTREAMS - first);
+    sbtest_wait_t w;
+    sbtest_wait_init(&w, NSTREAMS - first);
     round_part_t parts[LOOPS];
     int per = (NSTREAMS - first + LOOPS - 1) / LOOPS;
     for (int l = 0; l < LOOPS; l++) {
@@ -402,16 +402,10 @@ static void run_round(int round, tally_t *t)
         parts[l] = (round_part_t){
             .p = &p[from], .n = to > from ? to - from : 0, .context = context, .t = t, .w = &w};
         if (parts[l].n > 0)
-            h_run_on(g->loops[l], start_part, &parts[l]);
+            sbtest_run_on(g->loops[l], start_part, &parts[l]);
     }
-    h_wait_all(&w);
+    sbtest_wait_all(&w);
     json_decref(context);
-}
-
-static void passivate_here(void *arg)
-{
-    (void)arg;
-    sb_runtime_passivate_idle(sb_loop_current(), 0);
 }
 
 static void compare_all(const char *when)
@@ -472,8 +466,7 @@ static void test_fold(void)
     CHECK(types >= 40);
 
     compare_all("live");
-    for (int l = 0; l < LOOPS; l++)
-        h_run_on(g->loops[l], passivate_here, NULL);
+    sbtest_passivate_all(g);
     sb_runtime_stats_t st;
     sb_runtime_get_stats(g, &st);
     CHECK_EQ_UINT(st.active, 0);
@@ -491,7 +484,7 @@ int main(void)
     sb_runtime_config_t rc = {.snapshot_every = 5, .snapshot_on_passivate = 1};
     g = h_group_new(LOOPS, &rc);
     SBTEST_RUN(test_fold);
-    h_group_free(g);
+    sbtest_group_free(g);
     PQfinish(h_db);
     free(h_conninfo);
     return sbtest_summary();

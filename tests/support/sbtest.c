@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static unsigned long checks, failures;
-static const char *current; /* the test SBTEST_RUN is in, for reports */
+static _Atomic unsigned long checks, failures; /* checks may run on any thread */
+static const char *current;                    /* the test SBTEST_RUN is in, for reports */
 
 static void report(const char *file, int line)
 {

@@ -7,21 +7,14 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "events/stream.h"
+#include "loopgroup.h"
+#include "sbtest.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-#define CHECK(c)                                                                                             \
-    do {                                                                                                     \
-        if (!(c)) {                                                                                          \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                            \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
 
 /* ---- the counter kind ------------------------------------------------------------------------ */
 
@@ -96,55 +89,14 @@ static void stream_name(char out[SB_STREAM_NAME_MAX], int i)
 
 static sb_memlog_t *memlog;
 
-static void on_start(sb_loop_t *loop, void *data)
+/* n loops running the runtime with rc on the memory store, resolving the counter kind. */
+static sb_loops_t *group_new(int n, const sb_runtime_config_t *rc)
 {
-    if (sb_runtime_start(loop, data) != 0)
-        abort();
-}
-
-static sb_loops_t *group_new(int n, sb_runtime_config_t *rc)
-{
-    static sb_runtime_config_t cfg;
-    cfg = *rc;
+    sb_runtime_config_t cfg = *rc;
     cfg.find_kind = find_kind;
     cfg.open_store = sb_memlog_open;
     cfg.store_arg = memlog;
-    sb_loops_t *g = calloc(1, sizeof(*g));
-    if (sb_loops_init(g, n, on_start, &cfg) != 0 || sb_loops_start(g) != 0)
-        abort();
-    return g;
-}
-
-static void group_free(sb_loops_t *g)
-{
-    sb_loops_stop(g);
-    sb_loops_join(g);
-    free(g);
-}
-
-/* Runs fn(arg) on loop l and waits for it to return. */
-typedef struct {
-    sb_task_t task;
-    void (*fn)(void *);
-    void *arg;
-    uv_sem_t done;
-} call_t;
-
-static void on_call(sb_task_t *t)
-{
-    call_t *c = (call_t *)t;
-    c->fn(c->arg);
-    uv_sem_post(&c->done);
-}
-
-static void run_on(sb_loop_t *l, void (*fn)(void *), void *arg)
-{
-    call_t c = {.fn = fn, .arg = arg};
-    c.task.cb = on_call;
-    uv_sem_init(&c.done, 0);
-    sb_loop_post(l, &c.task);
-    uv_sem_wait(&c.done);
-    uv_sem_destroy(&c.done);
+    return sbtest_group_new(n, &cfg, NULL);
 }
 
 /* A set of asks whose replies are collected; the main thread waits for all of them. */
@@ -237,8 +189,7 @@ static void on_reply(const sb_ask_reply_t *r, void *data)
         }
         for (int i = 0; i < r->nevents; i++) {
             json_array_append_new(list, json_integer(r->events[i].version));
-            if (r->events[i].position <= 0)
-                failures++;
+            CHECK(r->events[i].position > 0);
         }
     }
     if (r->status == 0 && r->state != NULL && r->version >= atomic_load(&b->max_version)) {
@@ -283,11 +234,8 @@ static void do_asks(void *arg)
             r = sb_actor_get(a->g, s, a->opts, on_reply, c);
         else
             r = sb_actor_ask(a->g, s, json_loads(a->cmd_json, 0, NULL), a->opts, on_reply, c);
-        if (r != 0) {
-            fprintf(stderr, "ask failed synchronously: %d\n", r);
-            failures++;
+        if (!CHECK_EQ_INT(r, 0))
             free(c);
-        }
     }
 }
 
@@ -296,7 +244,7 @@ static void ask_and_wait(sb_loops_t *g, int from, batch_t *b, int stream, int co
 {
     batch_init(b, count);
     asks_t a = {.g = g, .b = b, .first_stream = stream, .nstreams = 1, .count = count, .cmd_json = cmd};
-    run_on(g->loops[from], do_asks, &a);
+    sbtest_run_on(g->loops[from], do_asks, &a);
     batch_wait(b);
 }
 
@@ -305,7 +253,7 @@ static json_t *get_state(sb_loops_t *g, int stream, int64_t *version)
     batch_t b;
     batch_init(&b, 1);
     asks_t a = {.g = g, .b = &b, .first_stream = stream, .nstreams = 1, .count = 1, .get = true};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     batch_wait(&b);
     json_t *s = json_incref(b.last_state);
     if (version)
@@ -339,7 +287,7 @@ static void test_cross_loop(int nloops)
                         .nstreams = STREAMS,
                         .count = PER_LOOP,
                         .cmd_json = "{\"type\":\"Inc\"}"};
-        run_on(g->loops[i], do_asks, &a[i]);
+        sbtest_run_on(g->loops[i], do_asks, &a[i]);
     }
     batch_wait(&b);
     CHECK(got(&b, 0) == nloops * PER_LOOP);
@@ -377,7 +325,7 @@ static void test_cross_loop(int nloops)
     CHECK(stats.commands == (uint64_t)(nloops * PER_LOOP + STREAMS));
     batch_free(&b);
     free(a);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 typedef struct {
@@ -410,7 +358,7 @@ static void test_order(void)
     for (int i = 0; i < 200; i++)
         json_array_append_new(cmds, json_pack("{s:s, s:i}", "type", "Tag", "tag", i));
     order_t o = {g, &b, cmds}; /* one task sends all 200 */
-    run_on(g->loops[1], send_all, &o);
+    sbtest_run_on(g->loops[1], send_all, &o);
     batch_wait(&b);
     CHECK(got(&b, 0) == 200);
     json_t *st = get_state(g, 2000, NULL);
@@ -421,7 +369,7 @@ static void test_order(void)
     json_decref(st);
     json_decref(cmds);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* A full mailbox answers SB_EOVERLOAD at once.  All asks are sent from the owner loop in one
@@ -441,7 +389,7 @@ static void test_mailbox_full(void)
     stream_name(name, 3000);
     CHECK(sb_memlog_version(memlog, name) == 8);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 typedef struct {
@@ -498,16 +446,24 @@ static void test_decisions(void)
                 .count = 1,
                 .cmd_json = "{\"type\":\"WhoAmI\"}",
                 .opts = &opts};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     batch_wait(&b);
     json_decref(ctxj);
     CHECK(strcmp(b.last_message, "whoami:u-1|00000000-0000-4000-8000-000000004000|h1") == 0);
     batch_free(&b);
 
-    /* If-Match: decided only at the expected version */
-    for (int round = 0; round < 2; round++) {
+    /* If-Match, decided only at the expected version: one version (the stream is at 3), then a list
+     * of versions (the stream is at 4, listed or not) */
+    static const struct {
+        int64_t expected, more[2];
+        int nmore;
+        int64_t after; /* the version the ask leaves, 0: refused (412) */
+    } conds[] = {{3, {0}, 0, 4}, {3, {0}, 0, 0}, {9, {4, 1}, 2, 5}, {9, {3, 1}, 2, 0}};
+    for (size_t k = 0; k < sizeof(conds) / sizeof(conds[0]); k++) {
         batch_init(&b, 1);
-        sb_ask_opts_t im = {.check_version = true, .expected_version = 3};
+        sb_ask_opts_t im = {
+            .check_version = true, .expected_version = conds[k].expected, .n_more_versions = conds[k].nmore};
+        memcpy(im.more_versions, conds[k].more, sizeof(conds[k].more));
         asks_t ia = {.g = g,
                      .b = &b,
                      .first_stream = 4000,
@@ -515,21 +471,20 @@ static void test_decisions(void)
                      .count = 1,
                      .cmd_json = "{\"type\":\"Inc\"}",
                      .opts = &im};
-        run_on(g->loops[round], do_asks, &ia);
+        sbtest_run_on(g->loops[k % 2], do_asks, &ia);
         batch_wait(&b);
-        if (round == 0) {
-            CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 4);
-        } else {
+        if (conds[k].after != 0)
+            CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == conds[k].after);
+        else
             CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
-        }
         batch_free(&b);
     }
-    CHECK(sb_memlog_version(memlog, name) == 4);
+    CHECK(sb_memlog_version(memlog, name) == 5);
 
     /* unknown category: answered, not refused synchronously */
     batch_init(&b, 1);
     bad_t bad = {g, &b};
-    run_on(g->loops[0], send_bad, &bad);
+    sbtest_run_on(g->loops[0], send_bad, &bad);
     batch_wait(&b);
     CHECK(got(&b, SB_ENOTFOUND) == 1);
     batch_free(&b);
@@ -545,7 +500,7 @@ static void test_decisions(void)
     CHECK(sb_actor_ask(g, name, json_object(), &big, NULL, NULL) == SB_EINVAL);
     sb_ask_opts_t badws = {.workspace_id = "not-a-uuid"};
     CHECK(sb_actor_ask(g, name, json_object(), &badws, NULL, NULL) == SB_EINVAL);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 static const char *event_workspace(const char *stream, int version)
@@ -575,29 +530,29 @@ static void test_workspace(void)
     asks_t a = {
         .g = g, .b = &b, .first_stream = 4500, .nstreams = 1, .count = 1, .cmd_json = join, .opts = &ob};
     batch_init(&b, 1);
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     batch_wait(&b);
     batch_free(&b);
     CHECK(strcmp(event_workspace(s1, 1), wa) == 0); /* the creating event's */
     a.cmd_json = "{\"type\":\"Inc\"}";
     batch_init(&b, 1);
-    run_on(g->loops[1], do_asks, &a);
+    sbtest_run_on(g->loops[1], do_asks, &a);
     batch_wait(&b);
     batch_free(&b);
     CHECK(strcmp(event_workspace(s1, 2), wa) == 0); /* the state's, over the caller's */
     a.first_stream = 4501;
     batch_init(&b, 1);
-    run_on(g->loops[1], do_asks, &a);
+    sbtest_run_on(g->loops[1], do_asks, &a);
     batch_wait(&b);
     batch_free(&b);
     CHECK(strcmp(event_workspace(s2, 1), wb) == 0); /* the caller's */
     a.opts = NULL;
     batch_init(&b, 1);
-    run_on(g->loops[1], do_asks, &a);
+    sbtest_run_on(g->loops[1], do_asks, &a);
     batch_wait(&b);
     batch_free(&b);
     CHECK(strcmp(event_workspace(s2, 2), "-") == 0); /* none */
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* Another writer appends behind the actor's back: the next command conflicts, reloads, decides
@@ -649,18 +604,7 @@ static void test_conflicts(void)
     CHECK(got(&b, SB_EDBDOWN) == 1 && got(&b, 0) == 1);
     CHECK(atomic_load(&b.max_version) == 10);
     batch_free(&b);
-    group_free(g);
-}
-
-typedef struct {
-    sb_loops_t *g;
-    int passivated;
-} passivate_t;
-
-static void passivate_all(void *arg)
-{
-    passivate_t *p = arg;
-    p->passivated += sb_runtime_passivate_idle(sb_loop_current(), 0);
+    sbtest_group_free(g);
 }
 
 /* Snapshots every K events and on passivation; reactivation from the snapshot gives the same
@@ -681,10 +625,7 @@ static void test_snapshots(void)
     int64_t v1;
     json_t *before = get_state(g, 6000, &v1);
     CHECK(v1 == 28 && state_n(before) == 50);
-    passivate_t p = {g, 0};
-    for (int i = 0; i < g->n; i++)
-        run_on(g->loops[i], passivate_all, &p);
-    CHECK(p.passivated == 1);
+    CHECK(sbtest_passivate_all(g) == 1);
     sb_runtime_stats_t stats;
     sb_runtime_get_stats(g, &stats);
     CHECK(stats.active == 0 && stats.passivations == 1 && stats.memory == 0);
@@ -702,7 +643,7 @@ static void test_snapshots(void)
     ask_and_wait(g, 1, &b, 6000, 1, "{\"type\":\"Inc\"}");
     CHECK(atomic_load(&b.max_version) == 29 && state_n(b.last_state) == 51);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* With an interval, a busy actor skips its every-K snapshots until the interval has passed or 10 K
@@ -726,10 +667,7 @@ static void test_snapshot_interval(void)
     int64_t v1;
     json_t *before = get_state(g, 6100, &v1);
     CHECK(v1 == 105 && state_n(before) == 105);
-    passivate_t p = {g, 0};
-    for (int i = 0; i < g->n; i++)
-        run_on(g->loops[i], passivate_all, &p);
-    CHECK(p.passivated == 1);
+    CHECK(sbtest_passivate_all(g) == 1);
     sb_memlog_counts(memlog, &writes, &hits);
     CHECK(writes - writes0 == 2); /* and on passivation, at 105 */
     int64_t v2;
@@ -737,7 +675,7 @@ static void test_snapshot_interval(void)
     CHECK(v2 == v1 && json_equal(before, after));
     json_decref(before);
     json_decref(after);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* Idle actors are passivated by the sweep; a memory budget keeps the number of active actors
@@ -750,7 +688,7 @@ static void test_passivation(void)
     batch_init(&b, 50);
     asks_t a = {
         .g = g, .b = &b, .first_stream = 7000, .nstreams = 50, .count = 50, .cmd_json = "{\"type\":\"Inc\"}"};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     batch_wait(&b);
     batch_free(&b);
     sb_runtime_stats_t stats;
@@ -763,7 +701,7 @@ static void test_passivation(void)
         sb_runtime_get_stats(g, &stats);
     } while (stats.active > 0 && sb_clock_mono_ns() < deadline);
     CHECK(stats.active == 0 && stats.passivations == 50);
-    group_free(g);
+    sbtest_group_free(g);
 
     /* Budget: each "Big" event adds ~2 KiB; a 64 KiB budget per loop holds a few dozen actors. */
     sb_runtime_config_t rb = {.memory_budget = 64 * 1024};
@@ -775,7 +713,7 @@ static void test_passivation(void)
                  .nstreams = 400,
                  .count = 400,
                  .cmd_json = "{\"type\":\"Big\"}"};
-    run_on(g->loops[1], do_asks, &a);
+    sbtest_run_on(g->loops[1], do_asks, &a);
     batch_wait(&b);
     CHECK(got(&b, 0) == 400);
     batch_free(&b);
@@ -784,7 +722,7 @@ static void test_passivation(void)
     CHECK(stats.active < 100 && stats.active > 0);
     CHECK(stats.passivations == 400 - stats.active);
     /* the most recently used are the ones kept: the last stream is still active */
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* Scheduled commands: delivered at their time, in time order, activating a passivated actor. */
@@ -814,12 +752,9 @@ static void test_schedule(void)
     json_decref(want);
     json_decref(st);
     /* A pending timer does not keep the actor, and fires into a fresh activation. */
-    passivate_t p = {g, 0};
     CHECK(sb_actor_schedule(g, name, sb_clock_now_us() + 50000,
                             json_pack("{s:s, s:s}", "type", "Tag", "tag", "d"), NULL) == 0);
-    for (int i = 0; i < g->n; i++)
-        run_on(g->loops[i], passivate_all, &p);
-    CHECK(p.passivated == 1);
+    CHECK(sbtest_passivate_all(g) == 1);
     sb_runtime_stats_t stats;
     sb_runtime_get_stats(g, &stats);
     CHECK(stats.timers == 1 && stats.active == 0);
@@ -831,7 +766,7 @@ static void test_schedule(void)
     /* A timer still pending at stop is dropped cleanly (ASan checks the memory). */
     CHECK(sb_actor_schedule(g, name, sb_clock_now_us() + 3600 * 1000000ll, json_pack("{s:s}", "type", "Inc"),
                             NULL) == 0);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 /* Stopping with asks queued and appends in flight: every ask is answered, those answered 0 are
@@ -848,7 +783,7 @@ static void test_stop(void)
                 .nstreams = 10,
                 .count = 300,
                 .cmd_json = "{\"type\":\"Inc\"}"};
-    run_on(g->loops[0], do_asks, &a);
+    sbtest_run_on(g->loops[0], do_asks, &a);
     /* Let some of them be handled first: wait until the first commits show up. */
     char first[SB_STREAM_NAME_MAX];
     stream_name(first, 10000);
@@ -895,7 +830,7 @@ static void test_refresh(void)
         batch_init(&b, 3);
         asks_t a = {
             .g = g, .b = &b, .first_stream = 11000, .nstreams = 1, .count = 3, .get = true, .opts = &fresh};
-        run_on(g->loops[1], do_asks, &a);
+        sbtest_run_on(g->loops[1], do_asks, &a);
         batch_wait(&b);
         CHECK(got(&b, 0) == 3);
         CHECK(atomic_load(&b.max_version) == 3 && state_n(b.last_state) == 42);
@@ -912,7 +847,7 @@ static void test_refresh(void)
                 .count = 1,
                 .cmd_json = "{\"type\":\"Fail\"}",
                 .opts = &fresh};
-    run_on(g->loops[0], do_asks, &f);
+    sbtest_run_on(g->loops[0], do_asks, &f);
     batch_wait(&b);
     CHECK(got(&b, SB_EREJECTED) == 1);
     CHECK(strcmp(b.last_message, "nope:refused at n=43") == 0);
@@ -929,14 +864,14 @@ static void test_refresh(void)
                  .count = 1,
                  .cmd_json = "{\"type\":\"Inc\"}",
                  .opts = &im};
-    run_on(g->loops[1], do_asks, &ia);
+    sbtest_run_on(g->loops[1], do_asks, &ia);
     batch_wait(&b);
     CHECK(got(&b, 0) == 1 && atomic_load(&b.max_version) == 6 && state_n(b.last_state) == 45);
     batch_free(&b);
     /* ... and one behind it is refused at once */
     batch_init(&b, 1);
     im.expected_version = 5;
-    run_on(g->loops[1], do_asks, &ia);
+    sbtest_run_on(g->loops[1], do_asks, &ia);
     batch_wait(&b);
     CHECK(got(&b, SB_ECONFLICT) == 1 && atomic_load(&b.precondition) == 1);
     batch_free(&b);
@@ -944,7 +879,7 @@ static void test_refresh(void)
     ask_and_wait(g, 1, &b, 11000, 1, "{\"type\":\"Fail\"}");
     CHECK(b.rejected_state != NULL && state_n(b.rejected_state) == 45);
     batch_free(&b);
-    group_free(g);
+    sbtest_group_free(g);
 }
 
 int main(void)
@@ -964,10 +899,5 @@ int main(void)
     test_stop();
     test_refresh();
     sb_memlog_free(memlog);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return sbtest_summary();
 }
