@@ -6,9 +6,13 @@
 #            current, after the first read from the notes read model);
 #   write    POST .../contacts/{id}/notes: a command decided by the contact actor and committed to
 #            the log (group commit) before the 201, spread over 500 contacts;
-# all in one run of one server, so the ratios compare like with like.  Prints key=value lines.
+# all in one run of one server, so the ratios compare like with like.  Prints key=value lines,
+# with the server's CPU time per request for each run.
 #
 # Usage: bench/http_api.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
+# Environment: BENCH_HTTP_ROUNDS (3: the reads alternate with the trivial handler in this many runs
+# of SECONDS/ROUNDS each), BENCH_HTTP_LOG (warn; info writes the access log), BENCH_HTTP_THREADS,
+# BENCH_HTTP_CONTACTS, BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_H1_CONNS.
 # Needs h2load (nghttp2-client), wrk, curl and node (to pick a free port).
 set -eu
 BUILD=$1
@@ -20,6 +24,9 @@ THREADS=${BENCH_HTTP_THREADS:-$(nproc)}
 H2_CONNS=${BENCH_H2_CONNS:-32}
 H2_STREAMS=${BENCH_H2_STREAMS:-8}
 H1_CONNS=${BENCH_H1_CONNS:-128}
+# warn: no access log, as in every figure in docs/benchmarks.md; info (serve's default) writes one
+# access-log line per request to the server's log file.
+LOG=${BENCH_HTTP_LOG:-warn}
 
 for tool in h2load wrk curl node; do
     command -v "$tool" >/dev/null || { echo "http_api: $tool not found (scripts/deps.sh bench)" >&2; exit 1; }
@@ -28,7 +35,7 @@ done
 tmp=$(mktemp -d)
 port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 SWITCHBOARD_DATABASE_URL="$DB" SWITCHBOARD_LISTEN="127.0.0.1:$port" SWITCHBOARD_THREADS="$THREADS" \
-    SWITCHBOARD_LOG=warn "$BIN" serve >"$tmp/server.log" 2>&1 &
+    SWITCHBOARD_LOG="$LOG" "$BIN" serve >"$tmp/server.log" 2>&1 &
 pid=$!
 cleanup() {
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -41,27 +48,48 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-json() { node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>console.log(JSON.parse(d)$1))"; }
-J='content-type: application/json'
-email="bench-$(date +%s%N)@example.com"
-TOKEN=$(curl -sf -XPOST "$U/v1/auth/signup" -H "$J" -d "{\"email\":\"$email\",\"password\":\"benchmark secret\",\"name\":\"Bench\"}" | json .token)
+# Set-up in one node process, 16 requests at a time: a user, a workspace, the contacts, the read
+# thread's 20 notes; then it waits until the notes read model has caught up.  Prints the token and
+# the thread's path, and writes one note URL per contact to write_uris.
+setup=$(node - "$U" "$CONTACTS" "$tmp/write_uris" <<'EOF'
+const [url, contacts, out] = process.argv.slice(2);
+const fs = require('fs');
+async function call(method, path, token, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(url + path, { method, headers, body: body && JSON.stringify(body) });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+async function pool(n, width, fn) {
+  const res = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) { const i = next++; res[i] = await fn(i); }
+  }));
+  return res;
+}
+(async () => {
+  const email = `bench-${process.hrtime.bigint()}@example.com`;
+  const { token } = await call('POST', '/v1/auth/signup', null, { email, password: 'benchmark secret', name: 'Bench' });
+  const ws = (await call('POST', '/v1/workspaces', token, { name: 'Bench' })).id;
+  const ids = await pool(+contacts, 16, async (i) => (await call('POST', `/v1/workspaces/${ws}/contacts`, token, { name: `Contact ${i + 1}` })).id);
+  const paths = ids.map((id) => `/v1/workspaces/${ws}/contacts/${id}/notes`);
+  fs.writeFileSync(out, paths.map((p) => url + p).join('\n') + '\n');
+  const thread = paths[0];
+  for (let i = 1; i <= 20; i++) await call('POST', thread, token, { body: `note ${i}: called back about the quote` });
+  for (let k = 0; k < 100; k++) {
+    if ((await call('GET', `${thread}?limit=20`, token)).items.length === 20) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(`${token} ${thread}`);
+})().catch((e) => { console.error(`http_api: set-up failed: ${e.message}`); process.exit(1); });
+EOF
+)
+TOKEN=${setup%% *}
+THREAD=${setup#* }
 A="authorization: Bearer $TOKEN"
-WS=$(curl -sf -XPOST "$U/v1/workspaces" -H "$J" -H "$A" -d '{"name":"Bench"}' | json .id)
-: >"$tmp/write_uris"
-for i in $(seq "$CONTACTS"); do
-    id=$(curl -sf -XPOST "$U/v1/workspaces/$WS/contacts" -H "$J" -H "$A" -d "{\"name\":\"Contact $i\"}" | json .id)
-    echo "$U/v1/workspaces/$WS/contacts/$id/notes" >>"$tmp/write_uris"
-    [ "$i" = 1 ] && THREAD="/v1/workspaces/$WS/contacts/$id/notes"
-done
-for i in $(seq 20); do
-    curl -sf -XPOST "$U$THREAD" -H "$J" -H "$A" -d "{\"body\":\"note $i: called back about the quote\"}" >/dev/null
-done
-# The thread is read from the notes read model: wait until it has caught up.
-for _ in $(seq 100); do
-    n=$(curl -sf "$U$THREAD?limit=20" -H "$A" | json .items.length)
-    [ "$n" = 20 ] && break
-    sleep 0.1
-done
+J='content-type: application/json'
 echo '{"body":"benchmark note: customer asked for a callback tomorrow morning"}' >"$tmp/note.json"
 cat >"$tmp/write.lua" <<EOF
 local paths = {}
@@ -79,47 +107,72 @@ EOF
 cat >"$tmp/done.lua" <<'EOF'
 done = function(summary, latency, requests)
     local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-    io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n", summary.requests / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad))
+    io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d requests=%d\n", summary.requests / (summary.duration / 1e6),
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad, summary.requests))
 end
 EOF
 cat "$tmp/done.lua" >>"$tmp/write.lua"
 cat "$tmp/done.lua" >>"$tmp/read.lua"
 cp "$tmp/done.lua" "$tmp/trivial.lua"
 
-# h2load: prints "finished in ..., N req/s", status codes and request times.
+# The server's CPU time (user + system, in clock ticks) so far: with the requests a run completed,
+# the server's CPU per request, which a busy machine distorts less than the rates.
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu_us() { # ticks before, requests
+    node -e "console.log($2 > 0 ? (($(ticks) - $1) * 1e6 / $HZ / $2).toFixed(1) : 0)"
+}
+
+# h2load: prints "finished in ..., N req/s", status codes and request times.  Each run lasts D
+# seconds and adds its rate to SUM_<proto>_<name>.  (h2load's warm-up second counts in the CPU.)
 h2() { # name, then h2load arguments
     name=$1
     shift
-    out=$(h2load -t 1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$SECS" --warm-up-time=1 "$@" 2>&1)
+    t0=$(ticks)
+    out=$(h2load -t 1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$D" --warm-up-time=1 "$@" 2>&1)
     rps=$(printf '%s\n' "$out" | sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p')
+    rps=${rps%.*}
     ok=$(printf '%s\n' "$out" | sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p')
     done_=$(printf '%s\n' "$out" | sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p')
     mean=$(printf '%s\n' "$out" | sed -n 's/^time for request: *[^ ]* *[^ ]* *\([0-9.]*[mu]*s\).*/\1/p')
-    echo "http $name proto=h2 tool=h2load conns=$H2_CONNS streams=$H2_STREAMS rps=${rps%.*} non_2xx=$((done_ - ok)) mean_latency=$mean"
-    eval "RPS_h2_$name=${rps%.*}"
+    echo "http $name proto=h2 tool=h2load conns=$H2_CONNS streams=$H2_STREAMS seconds=$D rps=${rps:-0} non_2xx=$((${done_:-0} - ${ok:-0})) mean_latency=$mean server_cpu_us_per_req=$(cpu_us "$t0" "${done_:-0}")"
+    eval "SUM_h2_$name=\$((\${SUM_h2_$name:-0} + ${rps:-0}))"
 }
 h1() { # name, lua script, url
-    out=$(wrk -t 1 -c "$H1_CONNS" -d "${SECS}s" -s "$2" "$3" 2>&1)
+    t0=$(ticks)
+    out=$(wrk -t 1 -c "$H1_CONNS" -d "${D}s" -s "$2" "$3" 2>&1)
     line=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')
     rps=$(printf '%s\n' "$line" | sed -n 's/^rps=\([0-9]*\).*/\1/p')
-    echo "http $1 proto=h1 tool=wrk conns=$H1_CONNS $line"
-    eval "RPS_h1_$1=$rps"
+    n=$(printf '%s\n' "$line" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
+    echo "http $1 proto=h1 tool=wrk conns=$H1_CONNS seconds=$D $line server_cpu_us_per_req=$(cpu_us "$t0" "${n:-0}")"
+    eval "SUM_h1_$1=\$((\${SUM_h1_$1:-0} + ${rps:-0}))"
 }
 
-echo "# server threads=$THREADS, one load-generator thread; $CONTACTS contacts take the writes; the read returns 20 notes"
+echo "# server threads=$THREADS log=$LOG, one load-generator thread; $CONTACTS contacts take the writes; the read returns 20 notes"
 # Reads before writes: the write phases leave the projections runner busy catching up for a while.
-h1 trivial "$tmp/trivial.lua" "$U/healthz"
-h2 trivial "$U/healthz"
-h1 read "$tmp/read.lua" "$U$THREAD?limit=20"
-h2 read -H "$A" "$U$THREAD?limit=20"
+# The trivial handler and the read alternate in ROUNDS short runs, so a change in the machine's load
+# (it may be shared) hits both alike; each ratio is of the rates summed over the rounds.
+ROUNDS=${BENCH_HTTP_ROUNDS:-3}
+D=$((SECS / ROUNDS))
+[ "$D" -ge 2 ] || D=2
+for _ in $(seq "$ROUNDS"); do
+    h1 trivial "$tmp/trivial.lua" "$U/healthz"
+    h1 read "$tmp/read.lua" "$U$THREAD?limit=20"
+    h2 trivial "$U/healthz"
+    h2 read -H "$A" "$U$THREAD?limit=20"
+done
+D=$SECS
 h1 write "$tmp/write.lua" "$U/"
 h2 write -H "$A" -H "$J" -d "$tmp/note.json" -i "$tmp/write_uris"
 ratio() { node -e "console.log(($1 / $2).toFixed(2))"; }
-echo "http read_vs_trivial proto=h1 ratio=$(ratio "$RPS_h1_read" "$RPS_h1_trivial") target=0.50"
-echo "http read_vs_trivial proto=h2 ratio=$(ratio "$RPS_h2_read" "$RPS_h2_trivial") target=0.50"
-echo "http write proto=h1 rps=$RPS_h1_write target=10000"
-echo "http write proto=h2 rps=$RPS_h2_write target=10000"
+for p in h1 h2; do
+    eval "t=\$SUM_${p}_trivial r=\$SUM_${p}_read"
+    echo "http trivial proto=$p rounds=$ROUNDS mean_rps=$((t / ROUNDS))"
+    echo "http read proto=$p rounds=$ROUNDS mean_rps=$((r / ROUNDS))"
+    echo "http read_vs_trivial proto=$p ratio=$(ratio "$r" "$t") target=0.50"
+done
+echo "http write proto=h1 rps=$SUM_h1_write target=10000"
+echo "http write proto=h2 rps=$SUM_h2_write target=10000"
 if grep -q " error " "$tmp/server.log"; then
     echo "# server errors:"
     grep " error " "$tmp/server.log" | head -5

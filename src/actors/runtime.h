@@ -41,8 +41,14 @@ typedef struct sb_runtime_config_s {
     size_t memory_budget;      /* estimated bytes of actor state per loop; 0 = 256 MiB */
     int snapshot_every;        /* write a snapshot every K events; 0 = 100; < 0 never */
     int snapshot_on_passivate; /* ... and on passivation when this many events are not in one; 0 = 20 */
-    int max_attempts;          /* decides per command when appends conflict; 0 = 5 */
-    int read_page;             /* events per read while loading; 0 = 500 */
+    /* A busy actor writes its every-K snapshot at most once per this many milliseconds, unless
+     * 10 K events are not in one; 0 = no limit.  Each snapshot packs the whole state: for an actor
+     * with a large state taking many commands a second, snapshots every K events cost more than
+     * the commands, while only an activation (after passivation, which writes one anyway, or a
+     * restart) ever reads them. */
+    uint64_t snapshot_interval_ms;
+    int max_attempts; /* decides per command when appends conflict; 0 = 5 */
+    int read_page;    /* events per read while loading; 0 = 500 */
     /* The kind for a category; NULL = sb_kind_find. */
     const sb_kind_t *(*find_kind)(const char *category);
     /* The store; NULL = PostgreSQL through loop->db and loop->appender (sb_rt_pgstore_open). */

@@ -125,7 +125,18 @@ static void save_snapshot(sb__actor_t *a)
     sb__runtime_t *rt = a->rt;
     rt->store->ops->save_snapshot(rt->store, a->stream, a->version, a->position, a->state);
     a->unsnapshotted = 0;
+    a->snapshot_ms = uv_now(&rt->loop->uv);
     SB__STAT_ADD(rt, snapshots, 1);
+}
+
+/* Every K events, at most once per interval for a busy actor, and at 10 K events whatever the time. */
+static bool snapshot_due(const sb__actor_t *a)
+{
+    const sb_runtime_config_t *cfg = &a->rt->cfg;
+    if (cfg->snapshot_every <= 0 || a->unsnapshotted < cfg->snapshot_every)
+        return false;
+    return cfg->snapshot_interval_ms == 0 || a->unsnapshotted >= 10 * (int64_t)cfg->snapshot_every ||
+           uv_now(&a->rt->loop->uv) - a->snapshot_ms >= cfg->snapshot_interval_ms;
 }
 
 static void passivate(sb__actor_t *a)
@@ -263,6 +274,7 @@ static void on_snapshot(void *data, int status, json_t *state, int64_t version, 
         }
     }
     a->unsnapshotted = 0;
+    a->snapshot_ms = uv_now(&a->rt->loop->uv);
     read_more(a);
 }
 
@@ -355,7 +367,7 @@ static void on_appended(void *data, const sb_rt_append_res_t *res)
         a->cur = NULL;
         fill_state(a, m);
         sb__msg_reply(m, 0);
-        if (rt->cfg.snapshot_every > 0 && a->unsnapshotted >= rt->cfg.snapshot_every) {
+        if (snapshot_due(a)) {
             save_snapshot(a);
             set_mem(a, base_mem(a) + sb__json_size(a->state)); /* re-measure now and then */
         } else {

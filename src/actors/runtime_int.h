@@ -75,6 +75,7 @@ typedef struct sb__actor_s {
     int64_t unsnapshotted; /* events folded in since the last snapshot read or written */
     size_t mem;            /* estimated bytes held (state and the struct) */
     uint64_t idle_since;   /* uv_now() when it last became idle */
+    uint64_t snapshot_ms;  /* uv_now() when its snapshot was last read or written */
     struct sb__actor_s *lru_prev, *lru_next;
     sb__msg_t *mb_head, *mb_tail;
     int mb_len;

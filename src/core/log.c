@@ -39,30 +39,55 @@ int sb_log_parse_level(const char *s, sb_log_level_t *out)
     return SB_EINVAL;
 }
 
-void sb_logv(sb_log_level_t level, const char *subsystem, const char *fmt, va_list ap)
+/* Formats one record, newline included, into line (SB_LOG_LINE_MAX bytes); returns its length. */
+static size_t format_record(char *line, sb_log_level_t level, const char *subsystem, const char *fmt,
+                            va_list ap)
 {
-    if (!sb_log_enabled(level))
-        return;
-    char line[2048];
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900,
+    int n = snprintf(line, SB_LOG_LINE_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
                      level_names[level], subsystem);
-    if (n < 0)
-        return;
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    if (n < 0 || n >= SB_LOG_LINE_MAX - 2)
+        return 0;
+    int m = vsnprintf(line + n, SB_LOG_LINE_MAX - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
+    if (len > SB_LOG_LINE_MAX - 2)
+        len = SB_LOG_LINE_MAX - 2;
     /* Newlines inside a record would split it; replace them. */
     for (size_t i = (size_t)n; i < len; i++)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';
     line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
+    return len;
+}
+
+void sb_logv(sb_log_level_t level, const char *subsystem, const char *fmt, va_list ap)
+{
+    if (!sb_log_enabled(level))
+        return;
+    char line[SB_LOG_LINE_MAX];
+    size_t len = format_record(line, level, subsystem, fmt, ap);
+    if (len > 0)
+        sb_log_write(line, len);
+}
+
+size_t sb_log_format(char *out, sb_log_level_t level, const char *subsystem, const char *fmt, ...)
+{
+    if (!sb_log_enabled(level))
+        return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    size_t len = format_record(out, level, subsystem, fmt, ap);
+    va_end(ap);
+    return len;
+}
+
+void sb_log_write(const char *records, size_t len)
+{
+    ssize_t w = write(STDERR_FILENO, records, len);
     (void)w;
 }
 

@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum { SB_LOG_ERROR = 0, SB_LOG_WARN = 1, SB_LOG_INFO = 2, SB_LOG_DEBUG = 3 } sb_log_level_t;
 
@@ -25,6 +26,17 @@ bool sb_log_enabled(sb_log_level_t level);
 void sb_log(sb_log_level_t level, const char *subsystem, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sb_logv(sb_log_level_t level, const char *subsystem, const char *fmt, va_list ap);
+
+/* For callers that write many records at once (the HTTP access log): sb_log_format writes one
+ * record exactly as sb_log would (newline included, at most SB_LOG_LINE_MAX bytes) into out and
+ * returns its length, or 0 when level is disabled; sb_log_write writes whole records with one
+ * write(2).  Batches of at most SB_LOG_BATCH_MAX bytes (PIPE_BUF) stay atomic on a pipe, so they
+ * never interleave with other threads' records either. */
+#define SB_LOG_LINE_MAX 2048
+#define SB_LOG_BATCH_MAX 4096
+size_t sb_log_format(char *out, sb_log_level_t level, const char *subsystem, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void sb_log_write(const char *records, size_t len);
 
 #define sb_log_error(sub, ...) sb_log(SB_LOG_ERROR, sub, __VA_ARGS__)
 #define sb_log_warn(sub, ...) sb_log(SB_LOG_WARN, sub, __VA_ARGS__)

@@ -122,6 +122,7 @@ int sb_api_create(sb_api_t **out, sb_app_t *app, sb_router_t *router, int nloops
     char pw[33];
     uint8_t rnd[16];
     randombytes_buf(rnd, sizeof(rnd));
+    randombytes_buf(api->token_key, sizeof(api->token_key));
     sb__api_hex(rnd, sizeof(rnd), pw);
     if (crypto_pwhash_str(api->dummy_hash, pw, strlen(pw), o->pwhash_ops, o->pwhash_mem) != 0)
         goto fail;
@@ -194,6 +195,7 @@ void sb_api_free(sb_api_t *api)
     sb_ratelimit_free(api->chat_messages);
     sb_ratelimit_free(api->signups_limit);
     sodium_memzero(api->dummy_hash, sizeof(api->dummy_hash));
+    sodium_memzero(api->token_key, sizeof(api->token_key));
     free(api);
 }
 
@@ -232,8 +234,27 @@ static void on_req_dispose(void *p)
     }
 }
 
+/* True when s is a uuid in canonical lowercase form already (what clients send back). */
+static bool is_canonical_uuid(const char *s)
+{
+    for (int i = 0; i < SB_UUID_STRLEN; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-')
+                return false;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return false;
+        }
+    }
+    return s[SB_UUID_STRLEN] == '\0';
+}
+
 bool sb__api_uuid(const char *s, char out[SB_UUID_STRLEN + 1])
 {
+    if (s != NULL && is_canonical_uuid(s)) {
+        memcpy(out, s, SB_UUID_STRLEN + 1);
+        return true;
+    }
     sb_uuid_t u;
     if (s == NULL || strlen(s) != SB_UUID_STRLEN || sb_uuid_parse(s, SB_UUID_STRLEN, &u) != 0)
         return false;
@@ -252,7 +273,10 @@ sb_api_call_t *sb_api_begin(h2o_req_t *req, const sb_route_params_t *params, siz
     c->app = sb_app_current();
     c->api = c->app != NULL ? c->app->api : NULL;
     c->data = data_size ? (char *)c + head : NULL;
-    snprintf(c->_rid, sizeof(c->_rid), "%s", sb_http_request_id(req));
+    const char *rid = sb_http_request_id(req);
+    size_t rlen = strnlen(rid, sizeof(c->_rid) - 1); /* at most 128 (response.h) */
+    memcpy(c->_rid, rid, rlen);
+    c->_rid[rlen] = '\0';
     c->request_id = c->_rid;
     for (int i = 0; params != NULL && i < params->n; i++) {
         const char *name = params->names[i], *v = params->values[i];
@@ -298,15 +322,20 @@ void sb__api_drop(sb_api_call_t *c)
     free_call(c);
 }
 
+/* The headers a status implies (the sender adds Retry-After to a 429 or 503). */
+static void status_headers(sb_api_call_t *c, int status)
+{
+    if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
+        h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"switchboard\""));
+}
+
 /* Sends the pending response (when the client still waits) and ends the call. */
 static void deliver(sb_api_call_t *c)
 {
     if (c->req != NULL) {
         int status = c->_resp.status;
-        /* The sender adds Retry-After to a 429 or 503. */
-        if (status == 401 && h2o_find_header(&c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, -1) < 0)
-            h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                           H2O_STRLIT("Bearer realm=\"switchboard\""));
+        status_headers(c, status);
         /* The body goes to the request as it is (the request frees it). */
         char *body = c->_resp.body;
         c->_resp.body = NULL;
@@ -343,6 +372,28 @@ void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body)
 void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text)
 {
     respond(c, status, json_text);
+}
+
+void sb_api_reply_borrowed(sb_api_call_t *c, int status, const char *json_text, size_t len,
+                           void (*release)(void *data), void *data)
+{
+    if (c->_idem != NULL || c->req == NULL) {
+        /* A stored response outlives the request: it gets its own copy. */
+        char *text = malloc(len + 1);
+        if (text != NULL) {
+            memcpy(text, json_text, len);
+            text[len] = '\0';
+        }
+        release(data);
+        if (text == NULL)
+            sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        else
+            respond(c, status, text);
+        return;
+    }
+    status_headers(c, status);
+    sb_http_send_borrowed(c->req, status, "application/json", json_text, len, release, data);
+    free_call(c);
 }
 
 void sb_api_reply_error(sb_api_call_t *c, int status, const char *code, const char *message,

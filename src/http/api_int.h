@@ -14,12 +14,15 @@
 #include "http/api.h"
 #include "http/ratelimit.h"
 
-/* A loop's cache of verified tokens: direct-mapped by the token's SHA-256 (uniform, so its first
- * bytes index the table), compared in constant time. */
+/* A loop's cache of verified tokens: direct-mapped by a keyed hash of the token (SipHash-2-4 with
+ * 128-bit output under a random per-process key: uniform, and nobody without the key can make two
+ * tokens collide), compared in constant time.  The SHA-256 that the database knows is computed only
+ * on a miss. */
 #define SB__API_TOKEN_SLOTS 2048
+#define SB__API_TOKEN_KEY_BYTES 16
 
 typedef struct sb__api_token_slot_s {
-    uint8_t hash[32];
+    uint8_t key[SB__API_TOKEN_KEY_BYTES];
     char user_id[SB_UUID_STRLEN + 1];
     int64_t expires_us; /* the session's expiry */
     uint64_t cached_ms; /* loop time when verified */
@@ -71,10 +74,14 @@ void sb__api_ws_cache_stop(sb__api_loop_t *l);
 sb__api_threads_t *sb__api_threads_start(sb_loop_t *loop, struct sb_follower_s *follower);
 void sb__api_threads_stop(sb__api_threads_t *c);
 void sb__api_threads_free(sb__api_threads_t *c);
-/* The reader's first page of contact's notes (limit 1..200) from the cache, or NULL on a miss.
- * Caller frees. */
-char *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
-                           int limit);
+/* The reader's first page of contact's notes (limit 1..200) from the cache, or NULL on a miss: a
+ * reference to a rendered page that the cache may hand to other requests too.  Its text stays valid
+ * and unchanged until the caller releases it (sb__api_page_release, once), on the cache's loop. */
+typedef struct sb__api_page_s sb__api_page_t;
+sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws,
+                                     const char *reader, int limit);
+const char *sb__api_page_text(const sb__api_page_t *p, size_t *len);
+void sb__api_page_release(void *p);
 char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
                            int limit, PGresult *rows, bool cacheable, bool *oom);
 /* A page from the page query's rows (no checkpoint column). */
@@ -95,6 +102,7 @@ struct sb_api_s {
     /* Bumped by every logout: a cached token verified under an older epoch is checked again, so a
      * revoked token stops working on every loop of this process at once. */
     _Atomic uint64_t token_epoch;
+    uint8_t token_key[crypto_shorthash_siphashx24_KEYBYTES]; /* the token cache's hash key */
     /* Bumped whenever a workspace stream changes: by the API itself once a workspace command it
      * sent has committed (before it answers), and by the follower for changes made elsewhere
      * (other processes, reactors).  Every loop's cached workspace states are then read again. */
@@ -145,6 +153,8 @@ bool sb__api_within_limit(sb_api_call_t *c, sb_ratelimit_t *rl, const char *key,
                           _Atomic uint64_t *refused);
 /* SHA-256 of the token text; false when the text cannot be a token (length, characters). */
 bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32]);
+/* True when the text can be a token (length, prefix, characters). */
+bool sb__api_token_is_wellformed(const char *token, size_t len);
 /* The bearer token of the request (Authorization, else ?access_token= when allow_query), or
  * NULL.  *len gets its length. */
 const char *sb__api_bearer(sb_api_call_t *c, bool allow_query, size_t *len);

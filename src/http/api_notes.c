@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "http/api_int.h"
@@ -35,15 +36,6 @@ static void note_cleanup(sb_api_call_t *c)
     free(st->page);
 }
 
-static json_t *note_json(const char *contact_id, const json_t *ev, const char *created_at)
-{
-    return json_pack("{s:O?, s:s, s:O?, s:O?, s:b, s:O?, s:s?, s:O?}", "id", json_object_get(ev, "note_id"),
-                     "contact_id", contact_id, "author_id", json_object_get(ev, "author_id"), "body",
-                     json_object_get(ev, "body"), "private", json_is_true(json_object_get(ev, "private")),
-                     "mentions", json_object_get(ev, "mentions"), "created_at", created_at, "edited_at",
-                     json_object_get(ev, "at"));
-}
-
 static void reply_contact_error(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
     if (reply->status == SB_EREJECTED && strcmp(reply->err->code, "unknown_note") == 0)
@@ -58,12 +50,59 @@ static bool need_contact_id(sb_api_call_t *c, note_state_t *st)
         sb__api_reply_no_contact(c);
         return false;
     }
-    snprintf(st->stream, sizeof(st->stream), "contact-%s", c->id);
+    memcpy(st->stream, "contact-", 8);
+    memcpy(st->stream + 8, c->id, SB_UUID_STRLEN + 1);
     return true;
 }
 
 /* ---- POST ------------------------------------------------------------------------------------------------
  */
+
+static void put_str_or_null(sb_buf_t *b, const json_t *v)
+{
+    if (json_is_string(v))
+        sb_buf_put_json_string(b, json_string_value(v), json_string_length(v));
+    else
+        sb_buf_puts(b, "null");
+}
+
+/* The note object from its NoteAdded event, written directly rather than built as a tree and
+ * dumped: id, contact_id, author_id, body, private, mentions, created_at (the event's time) and
+ * edited_at (null), the keys a thread page's notes have (api_thread.c). */
+static char *added_text(const char *contact_id, const json_t *ev)
+{
+    sb_buf_t b = SB_BUF_INIT;
+    const json_t *body = json_object_get(ev, "body");
+    if (sb_buf_reserve(&b, 384 + json_string_length(body)) != 0)
+        return NULL;
+    sb_buf_puts(&b, "{\"id\":");
+    put_str_or_null(&b, json_object_get(ev, "note_id"));
+    sb_buf_puts(&b, ",\"contact_id\":");
+    sb_buf_put_json_string(&b, contact_id, strlen(contact_id));
+    sb_buf_puts(&b, ",\"author_id\":");
+    put_str_or_null(&b, json_object_get(ev, "author_id"));
+    sb_buf_puts(&b, ",\"body\":");
+    put_str_or_null(&b, body);
+    sb_buf_puts(&b,
+                json_is_true(json_object_get(ev, "private")) ? ",\"private\":true" : ",\"private\":false");
+    sb_buf_puts(&b, ",\"mentions\":");
+    const json_t *m = json_object_get(ev, "mentions");
+    if (json_is_array(m)) {
+        sb_buf_putc(&b, '[');
+        for (size_t i = 0; i < json_array_size(m); i++) {
+            if (i)
+                sb_buf_putc(&b, ',');
+            put_str_or_null(&b, json_array_get(m, i));
+        }
+        sb_buf_putc(&b, ']');
+    } else {
+        sb_buf_puts(&b, "null");
+    }
+    sb_buf_puts(&b, ",\"created_at\":");
+    put_str_or_null(&b, json_object_get(ev, "at"));
+    sb_buf_puts(&b, ",\"edited_at\":null}");
+    return sb_buf_steal(&b);
+}
 
 static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
@@ -72,12 +111,21 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
         reply_contact_error(c, reply);
         return;
     }
-    json_t *note;
+    /* Notes live on the contact's stream: its version is what If-Match on the note compares. */
+    sb_api_etag(c, reply->version);
+    char loc[160];
+    snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
+    sb_api_header(c, "location", loc);
     if (reply->nevents > 0) {
-        const json_t *ev = reply->events[0].data;
-        note = note_json(c->id, ev, sb__api_str(ev, "at"));
-        json_object_set_new(note, "edited_at", json_null());
-    } else {
+        char *text = added_text(c->id, reply->events[0].data);
+        if (text == NULL)
+            sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        else
+            sb_api_reply_raw(c, 201, text);
+        return;
+    }
+    json_t *note;
+    {
         /* A retry (same Idempotency-Key) of a note that was stored: answer with what we know. */
         const json_t *n = json_object_get(json_object_get(reply->state, "notes"), st->note_id);
         note =
@@ -86,11 +134,6 @@ static void added(sb_api_call_t *c, const sb_ask_reply_t *reply)
                       "private", json_is_true(json_object_get(n, "private")), "mentions", "created_at",
                       json_object_get(n, "created_at"), "edited_at");
     }
-    /* Notes live on the contact's stream: its version is what If-Match on the note compares. */
-    sb_api_etag(c, reply->version);
-    char loc[160];
-    snprintf(loc, sizeof(loc), "/v1/workspaces/%s/contacts/%s/notes/%s", c->ws_id, c->id, st->note_id);
-    sb_api_header(c, "location", loc);
     sb_api_reply_json(c, 201, note);
 }
 
@@ -244,9 +287,12 @@ static void list_loaded(sb_api_call_t *c)
         run_page_query(c);
         return;
     }
-    char *text = sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
-    if (text != NULL) {
-        sb_api_reply_raw(c, 200, text);
+    sb__api_page_t *pg =
+        sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
+    if (pg != NULL) {
+        size_t len;
+        const char *text = sb__api_page_text(pg, &len);
+        sb_api_reply_borrowed(c, 200, text, len, sb__api_page_release, pg);
         return;
     }
     sb_api_sql_t q[2] = {

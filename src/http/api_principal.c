@@ -44,7 +44,7 @@ void sb__api_token_new(char out[SB__API_TOKEN_LEN + 1], uint8_t hash[32])
     crypto_hash_sha256(hash, (const unsigned char *)out, SB__API_TOKEN_LEN);
 }
 
-bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32])
+bool sb__api_token_is_wellformed(const char *token, size_t len)
 {
     if (len != SB__API_TOKEN_LEN || memcmp(token, SB__API_TOKEN_PREFIX, 4) != 0)
         return false;
@@ -54,6 +54,13 @@ bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32])
               ch == '_'))
             return false;
     }
+    return true;
+}
+
+bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32])
+{
+    if (!sb__api_token_is_wellformed(token, len))
+        return false;
     crypto_hash_sha256(hash, (const unsigned char *)token, len);
     return true;
 }
@@ -98,6 +105,7 @@ typedef struct {
     sb_pg_req_t req;
     sb_api_t *api;
     sb__api_loop_t *l;
+    uint8_t key[SB__API_TOKEN_KEY_BYTES];
     uint8_t hash[32];
     char hex[65];
     const char *values[1];
@@ -106,18 +114,18 @@ typedef struct {
     void *data;
 } verify_t;
 
-static sb__api_token_slot_t *slot_for(sb__api_loop_t *l, const uint8_t hash[32])
+static sb__api_token_slot_t *slot_for(sb__api_loop_t *l, const uint8_t key[SB__API_TOKEN_KEY_BYTES])
 {
     uint32_t k;
-    memcpy(&k, hash, sizeof(k));
+    memcpy(&k, key, sizeof(k));
     return &l->tokens[k % SB__API_TOKEN_SLOTS];
 }
 
 /* A cached, still valid verification, or NULL. */
-static const char *cached_user(sb_api_t *api, sb__api_loop_t *l, const uint8_t hash[32])
+static const char *cached_user(sb_api_t *api, sb__api_loop_t *l, const uint8_t key[SB__API_TOKEN_KEY_BYTES])
 {
-    sb__api_token_slot_t *s = slot_for(l, hash);
-    if (!s->used || sodium_memcmp(s->hash, hash, 32) != 0)
+    sb__api_token_slot_t *s = slot_for(l, key);
+    if (!s->used || sodium_memcmp(s->key, key, SB__API_TOKEN_KEY_BYTES) != 0)
         return NULL;
     uint64_t now_ms = uv_now(&l->loop->uv);
     if (s->epoch != atomic_load(&api->token_epoch) ||
@@ -141,8 +149,8 @@ static void on_verified(sb_pg_req_t *req, int status)
         char user[SB_UUID_STRLEN + 1];
         snprintf(user, sizeof(user), "%s", PQgetvalue(req->results[0], 0, 0));
         if (v->api->opts.token_cache_ms > 0) {
-            sb__api_token_slot_t *s = slot_for(v->l, v->hash);
-            memcpy(s->hash, v->hash, 32);
+            sb__api_token_slot_t *s = slot_for(v->l, v->key);
+            memcpy(s->key, v->key, sizeof(s->key));
             memcpy(s->user_id, user, sizeof(user));
             s->expires_us = strtoll(PQgetvalue(req->results[0], 0, 1), NULL, 10);
             s->cached_ms = uv_now(&v->l->loop->uv);
@@ -154,12 +162,14 @@ static void on_verified(sb_pg_req_t *req, int status)
     free(v);
 }
 
-/* Resolves a token hash to its user: from the loop's cache (cb runs before this returns, and true
- * is returned), or from the database (cb later; false). */
-static bool verify(sb_api_t *api, sb_loop_t *loop, const uint8_t hash[32], verify_cb cb, void *data)
+/* Resolves a well-formed token (sb__api_token_is_wellformed) to its user: from the loop's cache (cb
+ * runs before this returns, and true is returned), or from the database (cb later; false). */
+static bool verify(sb_api_t *api, sb_loop_t *loop, const char *token, size_t len, verify_cb cb, void *data)
 {
     sb__api_loop_t *l = api->loops[loop->index];
-    const char *user = cached_user(api, l, hash);
+    uint8_t key[SB__API_TOKEN_KEY_BYTES];
+    crypto_shorthash_siphashx24(key, (const unsigned char *)token, len, api->token_key);
+    const char *user = cached_user(api, l, key);
     if (user != NULL) {
         cb(data, 0, user);
         return true;
@@ -172,8 +182,9 @@ static bool verify(sb_api_t *api, sb_loop_t *loop, const uint8_t hash[32], verif
     }
     v->api = api;
     v->l = l;
-    memcpy(v->hash, hash, 32);
-    sb__api_hex(hash, 32, v->hex);
+    memcpy(v->key, key, sizeof(key));
+    crypto_hash_sha256(v->hash, (const unsigned char *)token, len);
+    sb__api_hex(v->hash, 32, v->hex);
     v->values[0] = v->hex;
     /* The epoch before asking: a logout that lands while we ask makes this answer stale at once. */
     v->epoch = atomic_load(&api->token_epoch);
@@ -216,17 +227,16 @@ void sb_api_authenticate(sb_api_call_t *c, bool allow_query, sb_api_step_cb next
     }
     size_t len = 0;
     const char *tok = sb__api_bearer(c, allow_query, &len);
-    uint8_t hash[32];
     if (tok == NULL) {
         sb_api_reply_error(c, 401, "unauthorized", "a bearer token is required", NULL);
         return;
     }
-    if (!sb__api_token_hash(tok, len, hash)) {
+    if (!sb__api_token_is_wellformed(tok, len)) {
         sb_api_reply_error(c, 401, "unauthorized", "the token is invalid, expired or revoked", NULL);
         return;
     }
     c->_next = next;
-    verify(c->api, c->loop, hash, on_call_verified, c);
+    verify(c->api, c->loop, tok, len, on_call_verified, c);
 }
 
 /* ---- calls: the workspace -------------------------------------------------------------------------------
@@ -445,16 +455,15 @@ void sb_api_check_member(const char *token, const char *workspace_id, sb_api_mem
     m->loop = loop;
     m->cb = cb;
     m->data = data;
-    uint8_t hash[32];
     if (app == NULL || app->api == NULL || loop == NULL) {
         m->status = SB_ESHUTDOWN;
     } else if (!sb__api_uuid(workspace_id, m->ws)) {
         m->status = SB_ENOTFOUND;
-    } else if (token == NULL || !sb__api_token_hash(token, strlen(token), hash)) {
+    } else if (token == NULL || !sb__api_token_is_wellformed(token, strlen(token))) {
         m->status = SB_EINVAL;
     } else {
         m->api = app->api;
-        verify(m->api, loop, hash, member_verified, m);
+        verify(m->api, loop, token, strlen(token), member_verified, m);
         return;
     }
     if (loop == NULL) {

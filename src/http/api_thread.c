@@ -16,7 +16,12 @@
  * the last position of a note event it saw; a fill is cached only when that is at most C, and is
  * otherwise served once and dropped.  Events at or below C arriving late (the subscription may lag
  * the projection) are ignored.  Bounded: THREAD_SLOTS entries and THREAD_BYTES per loop, least
- * recently used first out. */
+ * recently used first out.
+ *
+ * Each entry also keeps the last page it rendered (a page_t: limit, reader when private notes make
+ * pages differ by reader, and the JSON text).  The same read again is answered with that text as
+ * it is, shared by reference with every request sending it (no rendering, no copy); any event
+ * applied to the entry forgets it.  Pages are counted in THREAD_BYTES like the notes. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,6 +51,18 @@ typedef struct tnote_s {
     size_t len;
 } tnote_t;
 
+/* A rendered page, reference-counted: one reference held by its thread (until the thread changes
+ * or goes), one by each request still sending it.  Touched only on the cache's loop. */
+struct sb__api_page_s {
+    int refs;
+    int limit;
+    bool per_reader; /* the thread holds private notes: reader says whose page this is */
+    char reader[SB_UUID_STRLEN + 1];
+    size_t len;
+    char text[];
+};
+typedef sb__api_page_t page_t;
+
 typedef struct thread_s {
     char contact[SB_UUID_STRLEN + 1];
     char ws[SB_UUID_STRLEN + 1];
@@ -53,7 +70,8 @@ typedef struct thread_s {
     bool complete; /* holds every note of the contact (else the first THREAD_NOTES) */
     int n, cap;
     tnote_t *notes;
-    size_t bytes; /* notes' rendered text and slots */
+    size_t bytes; /* notes' rendered text and slots, and the page */
+    page_t *page; /* the last page rendered, or NULL */
     struct thread_s *hnext;
     struct thread_s *prev, *next; /* LRU, most recent first */
 } thread_t;
@@ -195,8 +213,33 @@ static thread_t *find(sb__api_threads_t *c, const char *contact)
     return NULL;
 }
 
+void sb__api_page_release(void *p)
+{
+    page_t *pg = p;
+    if (--pg->refs == 0)
+        free(pg);
+}
+
+const char *sb__api_page_text(const sb__api_page_t *p, size_t *len)
+{
+    *len = p->len;
+    return p->text;
+}
+
+/* Forgets t's page (requests still sending it keep it alive). */
+static void forget_page(sb__api_threads_t *c, thread_t *t)
+{
+    if (t->page == NULL)
+        return;
+    t->bytes -= t->page->len;
+    c->bytes -= t->page->len;
+    sb__api_page_release(t->page);
+    t->page = NULL;
+}
+
 static void drop(sb__api_threads_t *c, thread_t *t)
 {
+    forget_page(c, t);
     thread_t **pp = &c->buckets[hash_id(t->contact) % THREAD_BUCKETS];
     while (*pp != t)
         pp = &(*pp)->hnext;
@@ -364,7 +407,10 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
         if (ev->position > *r)
             *r = ev->position;
         thread_t *t = find(c, contact);
-        if (t != NULL && ev->position > t->base && !apply(c, t, ev))
+        if (t == NULL || ev->position <= t->base)
+            continue;
+        forget_page(c, t);
+        if (!apply(c, t, ev))
             drop(c, t);
     }
 }
@@ -496,8 +542,37 @@ static char *page(const thread_t *t, const char *reader, int limit)
     return sb_buf_steal(&b);
 }
 
-char *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
-                           int limit)
+/* The page t's reader would get, rendered and kept as t's page; NULL when t cannot answer it or
+ * memory ran out. */
+static page_t *render_page(sb__api_threads_t *c, thread_t *t, const char *reader, int limit)
+{
+    char *text = page(t, reader, limit);
+    if (text == NULL)
+        return NULL;
+    size_t len = strlen(text);
+    page_t *pg = malloc(sizeof(*pg) + len + 1);
+    if (pg == NULL) {
+        free(text);
+        return NULL;
+    }
+    memcpy(pg->text, text, len + 1);
+    free(text);
+    pg->refs = 1;
+    pg->len = len;
+    pg->limit = limit;
+    pg->per_reader = false;
+    for (int i = 0; i < t->n && !pg->per_reader; i++)
+        pg->per_reader = t->notes[i].priv;
+    snprintf(pg->reader, sizeof(pg->reader), "%s", pg->per_reader ? reader : "");
+    forget_page(c, t);
+    t->page = pg;
+    t->bytes += len;
+    c->bytes += len;
+    return pg;
+}
+
+sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws,
+                                     const char *reader, int limit)
 {
     thread_t *t = c != NULL ? find(c, contact) : NULL;
     if (t == NULL || strcmp(t->ws, ws) != 0) {
@@ -505,15 +580,18 @@ char *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char
             bump(&c->misses);
         return NULL;
     }
-    char *text = page(t, reader, limit);
-    if (text != NULL) {
-        bump(&c->hits);
-        lru_unlink(t);
-        lru_front(c, t);
-    } else {
+    page_t *pg = t->page;
+    if (pg == NULL || pg->limit != limit || (pg->per_reader && strcmp(pg->reader, reader) != 0))
+        pg = render_page(c, t, reader, limit);
+    if (pg == NULL) {
         bump(&c->misses);
+        return NULL;
     }
-    return text;
+    bump(&c->hits);
+    lru_unlink(t);
+    lru_front(c, t);
+    pg->refs++;
+    return pg;
 }
 
 /* Builds a thread from the fill query's rows (columns: the checkpoint, then a note as row_note

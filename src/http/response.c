@@ -194,6 +194,28 @@ void sb_http_send_owned(h2o_req_t *req, int status, const char *content_type, ch
     send_iovec(req, status, content_type, adopt(req, body, len));
 }
 
+typedef struct {
+    void (*release)(void *data);
+    void *data;
+} borrowed_t;
+
+static void release_borrowed(void *p)
+{
+    borrowed_t *b = p;
+    b->release(b->data);
+}
+
+void sb_http_send_borrowed(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len,
+                           void (*release)(void *data), void *data)
+{
+    /* Registered before sending, so the body is released with the request even if send_iovec
+     * refuses to answer twice. */
+    borrowed_t *b = h2o_mem_alloc_shared(&req->pool, sizeof(*b), release_borrowed);
+    b->release = release;
+    b->data = data;
+    send_iovec(req, status, content_type, h2o_iovec_init(body, len));
+}
+
 void sb_http_send_json(h2o_req_t *req, int status, json_t *body)
 {
     h2o_iovec_t b = h2o_iovec_init(NULL, 0);

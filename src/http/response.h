@@ -28,6 +28,13 @@ void sb_http_send_body(h2o_req_t *req, int status, const char *content_type, con
  * without copying: for large bodies built elsewhere. */
 void sb_http_send_owned(h2o_req_t *req, int status, const char *content_type, char *body, size_t len);
 
+/* Sends len bytes of body without copying or taking it over: body stays the caller's, who keeps it
+ * alive and unchanged until release(data) runs.  That happens exactly once, when h2o disposes of
+ * the request (the body has been written, or the client went away), never inside this call.  For
+ * bodies shared by many requests (a cache's reference-counted text). */
+void sb_http_send_borrowed(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len,
+                           void (*release)(void *data), void *data);
+
 /* Sends {"error":{"code","message","field"}} with status.  code NULL picks the usual code for the
  * status (404 -> "not_found", ...); field may be NULL (sent as null).  429 and 503 get
  * "Retry-After: 1" unless a Retry-After header is already set on the response. */

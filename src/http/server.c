@@ -72,9 +72,15 @@ typedef struct sb_http_s {
     counters_t *counters; /* this loop's row */
     uv_tcp_t listener;
     uv_timer_t timer; /* the grace period, then the deferred disposal */
+    /* The access log: the lines of requests that ended during one turn of the loop are written
+     * together just before it waits again (at most SB_LOG_BATCH_MAX bytes per write), instead of
+     * one write(2) per request. */
+    uv_prepare_t log_flush;
+    size_t loglen;
+    char logbuf[SB_LOG_BATCH_MAX];
     h2o_linklist_t conns;
     size_t nconns;
-    int open_handles; /* listener + timer, while a failed start unwinds */
+    int open_handles; /* handles still closing: a failed start, or the end of the stop */
     bool listening;
     bool stopping;
     bool finishing;
@@ -232,6 +238,13 @@ static void log_safe(char *out, size_t cap, const char *in, size_t len)
     out[o] = '\0';
 }
 
+static void flush_log(sb_http_t *h)
+{
+    if (h->loglen > 0)
+        sb_log_write(h->logbuf, h->loglen);
+    h->loglen = 0;
+}
+
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     sb_http_server_t *srv = ((access_logger_t *)self)->srv;
@@ -261,16 +274,27 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
 
     if (!sb_log_enabled(SB_LOG_INFO))
         return;
-    char method[24], path[320];
+    char method[24], path[320], line[SB_LOG_LINE_MAX];
     size_t path_len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     log_safe(method, sizeof(method), req->input.method.base, req->input.method.len);
     log_safe(path, sizeof(path), req->input.path.base, path_len);
-    sb_log_info("http", "%s %s %d bytes=%zu ms=%.2f proto=%s id=%s", method, path, status, req->bytes_sent,
-                (double)us / 1000.0,
-                req->version >= 0x200   ? "2"
-                : req->version == 0x100 ? "1.0"
-                                        : "1.1",
-                sb_http_request_id(req));
+    size_t n = sb_log_format(line, SB_LOG_INFO, "http", "%s %s %d bytes=%zu ms=%.2f proto=%s id=%s", method,
+                             path, status, req->bytes_sent, (double)us / 1000.0,
+                             req->version >= 0x200   ? "2"
+                             : req->version == 0x100 ? "1.0"
+                                                     : "1.1",
+                             sb_http_request_id(req));
+    if (n == 0)
+        return;
+    if (h->loglen + n > sizeof(h->logbuf))
+        flush_log(h);
+    memcpy(h->logbuf + h->loglen, line, n);
+    h->loglen += n;
+}
+
+static void on_log_flush(uv_prepare_t *p)
+{
+    flush_log(p->data);
 }
 
 void sb_http_server_stats(const sb_http_server_t *srv, int route, sb_http_route_stats_t *out)
@@ -638,6 +662,9 @@ int sb_http_start(sb_loop_t *loop, sb_http_server_t *srv)
 
     uv_timer_init(&loop->uv, &h->timer);
     h->timer.data = h;
+    uv_prepare_init(&loop->uv, &h->log_flush);
+    h->log_flush.data = h;
+    uv_prepare_start(&h->log_flush, on_log_flush);
     uv_tcp_init(&loop->uv, &h->listener);
     h->listener.data = h;
     int fd = srv->fds[loop->index];
@@ -661,9 +688,10 @@ fail_listen:
      * dispose is not nested. */
     h2o_context_dispose(&h->ctx);
     h->listener.data = h;
-    h->open_handles = 2;
+    h->open_handles = 3;
     uv_close((uv_handle_t *)&h->listener, on_start_failed_handle_closed);
     uv_close((uv_handle_t *)&h->timer, on_start_failed_handle_closed);
+    uv_close((uv_handle_t *)&h->log_flush, on_start_failed_handle_closed);
     return rc;
 }
 
@@ -702,9 +730,11 @@ static void on_grace_over(uv_timer_t *timer)
     }
 }
 
-static void on_timer_closed(uv_handle_t *handle)
+static void on_last_closed(uv_handle_t *handle)
 {
     sb_http_t *h = handle->data;
+    if (--h->open_handles > 0)
+        return;
     sb_loop_t *loop = h->loop;
     sb_http_stopped_cb cb = h->on_stopped;
     void *data = h->stopped_data;
@@ -724,7 +754,10 @@ static void on_finish(uv_timer_t *timer)
     /* h2o's HTTP/2 shutdown timer may still be armed; dispose requires every entry unlinked. */
     h2o_timeout_unlink(&h->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&h->ctx);
-    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+    flush_log(h);
+    h->open_handles = 2;
+    uv_close((uv_handle_t *)&h->log_flush, on_last_closed);
+    uv_close((uv_handle_t *)&h->timer, on_last_closed);
 }
 
 static void maybe_finish(sb_http_t *h)

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "http/api.h"
+#include "http/api_int.h"
 #include "sbtest.h"
 
 static void test_cursor_round_trip(void)
@@ -58,10 +59,32 @@ static void test_roles(void)
         CHECK_EQ_INT(sb_role_parse(sb_role_name((sb_role_t)r)), r);
 }
 
+/* Path ids: canonical lowercase passes as it is, other case is lower-cased, anything else is no id. */
+static void test_uuid_param(void)
+{
+    char out[SB_UUID_STRLEN + 1];
+    CHECK(sb__api_uuid("01a1fec5-760f-75bd-abee-1a4c09b1c820", out));
+    CHECK_EQ_STR(out, "01a1fec5-760f-75bd-abee-1a4c09b1c820");
+    CHECK(sb__api_uuid("01A1FEC5-760F-75BD-ABEE-1A4C09B1C820", out));
+    CHECK_EQ_STR(out, "01a1fec5-760f-75bd-abee-1a4c09b1c820");
+    static const char *const bad[] = {
+        "",
+        "01a1fec5-760f-75bd-abee-1a4c09b1c82",   /* short */
+        "01a1fec5-760f-75bd-abee-1a4c09b1c8200", /* long */
+        "01a1fec5x760f-75bd-abee-1a4c09b1c820",  /* separator */
+        "01a1fec5-760f-75bd-abee-1a4c09b1c82g",  /* not hex */
+        "01a1fec5-760f-75bd-abee1-a4c09b1c820",  /* hyphen moved */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!sb__api_uuid(bad[i], out));
+    CHECK(!sb__api_uuid(NULL, out));
+}
+
 int main(void)
 {
     SBTEST_RUN(test_cursor_round_trip);
     SBTEST_RUN(test_cursor_rejects);
     SBTEST_RUN(test_roles);
+    SBTEST_RUN(test_uuid_param);
     return sbtest_summary();
 }

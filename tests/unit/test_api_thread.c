@@ -201,6 +201,20 @@ static void test_random_walk(void)
     sb__api_threads_free(c);
 }
 
+/* The cache's page for reader as a string of its own (NULL on a miss). */
+static char *page_copy(sb__api_threads_t *c, const char *reader, int limit)
+{
+    sb__api_page_t *p = sb__api_threads_page(c, CONTACT, WS, reader, limit);
+    if (p == NULL)
+        return NULL;
+    size_t len;
+    const char *text = sb__api_page_text(p, &len);
+    CHECK_EQ_UINT(strlen(text), len);
+    char *copy = strdup(text);
+    sb__api_page_release(p);
+    return copy;
+}
+
 /* A reader sees their own private notes and nobody else's; a full page has a cursor. */
 static void test_page_privacy(void)
 {
@@ -218,9 +232,9 @@ static void test_page_privacy(void)
                 json_pack("{s:s, s:s, s:s, s:b, s:[], s:o}", "note_id", id, "author_id", authors[i % 2],
                           "body", "x", "private", i >= 4, "mentions", "at", at_json(1000000 + i)));
     }
-    char *a = sb__api_threads_page(c, CONTACT, WS, authors[0], 10);
-    char *b = sb__api_threads_page(c, CONTACT, WS, authors[1], 10);
-    char *two = sb__api_threads_page(c, CONTACT, WS, authors[1], 2);
+    char *a = page_copy(c, authors[0], 10);
+    char *b = page_copy(c, authors[1], 10);
+    char *two = page_copy(c, authors[1], 2);
     if (CHECK(a != NULL && b != NULL && two != NULL)) {
         CHECK(strstr(a, "000000000004") != NULL && strstr(a, "000000000005") == NULL);
         CHECK(strstr(b, "000000000005") != NULL && strstr(b, "000000000004") == NULL);
@@ -238,9 +252,70 @@ static void test_page_privacy(void)
     sb__api_threads_free(c);
 }
 
+/* The rendered page is kept and shared while the thread does not change: a request still sending
+ * it keeps it alive after the thread moves on; the next read renders the change. */
+static void test_page_shared(void)
+{
+    sb__api_threads_t *c = calloc(1, sizeof(*c));
+    c->lru.next = c->lru.prev = &c->lru;
+    c->sub = (sb_sub_t *)1;
+    nmodel = 0;
+    refill(c);
+    static const char *const readers[] = {"00000000-0000-7000-8000-00000000000a",
+                                          "00000000-0000-7000-8000-00000000000b"};
+    char id[SB_UUID_STRLEN + 1];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012d", i);
+        deliver(c, "NoteAdded",
+                json_pack("{s:s, s:s, s:s, s:b, s:[], s:o}", "note_id", id, "author_id", readers[0], "body",
+                          "x", "private", 0, "mentions", "at", at_json(1000000 + i)));
+    }
+    thread_t *t = find(c, CONTACT);
+    size_t bytes = t->bytes;
+    /* No private notes: every reader gets the same page, rendered once. */
+    sb__api_page_t *p1 = sb__api_threads_page(c, CONTACT, WS, readers[0], 10);
+    sb__api_page_t *p2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+    CHECK(p1 != NULL && p1 == p2);
+    CHECK_EQ_INT(p1->refs, 3);
+    CHECK_EQ_UINT(t->bytes, bytes + p1->len);
+    CHECK_EQ_UINT(c->bytes, t->bytes);
+    /* Another limit is another page. */
+    sb__api_page_t *p3 = sb__api_threads_page(c, CONTACT, WS, readers[1], 2);
+    CHECK(p3 != NULL && p3 != p1 && strstr(p3->text, "\"next_cursor\":\"") != NULL);
+    CHECK_EQ_INT(p1->refs, 2); /* the thread let go of it: the two requests hold it */
+    sb__api_page_release(p2);
+    /* A change forgets the page; the one still being sent stays intact. */
+    snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012d", 3);
+    deliver(c, "NoteAdded",
+            json_pack("{s:s, s:s, s:s, s:b, s:[], s:o}", "note_id", id, "author_id", readers[1], "body", "y",
+                      "private", 1, "mentions", "at", at_json(1000003)));
+    CHECK(t->page == NULL);
+    CHECK(strstr(p1->text, id) == NULL && strstr(p1->text, "\"items\":[{") != NULL);
+    sb__api_page_release(p1);
+    sb__api_page_release(p3);
+    /* Now a private note makes pages differ by reader. */
+    sb__api_page_t *a = sb__api_threads_page(c, CONTACT, WS, readers[0], 10);
+    sb__api_page_t *b = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+    if (CHECK(a != NULL && b != NULL)) {
+        CHECK(a != b);
+        CHECK(strstr(a->text, id) == NULL);
+        CHECK(strstr(b->text, id) != NULL);
+        sb__api_page_t *b2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+        CHECK(b2 == b);
+        sb__api_page_release(b2);
+        sb__api_page_release(a);
+        sb__api_page_release(b);
+    }
+    drop(c, find(c, CONTACT));
+    CHECK_EQ_UINT(c->bytes, 0);
+    c->sub = NULL;
+    sb__api_threads_free(c);
+}
+
 int main(void)
 {
     SBTEST_RUN(test_random_walk);
     SBTEST_RUN(test_page_privacy);
+    SBTEST_RUN(test_page_shared);
     return sbtest_summary();
 }

@@ -646,6 +646,38 @@ static void test_snapshots(void)
     sbtest_group_free(g);
 }
 
+/* With an interval, a busy actor skips its every-K snapshots until the interval has passed or 10 K
+ * events are not in one; passivation still writes one, and reactivation finds the same state. */
+static void test_snapshot_interval(void)
+{
+    sb_runtime_config_t rc = {
+        .snapshot_every = 10, .snapshot_on_passivate = 1, .snapshot_interval_ms = 3600000};
+    sb_loops_t *g = group_new(2, &rc);
+    uint64_t writes0, hits0, writes, hits;
+    sb_memlog_counts(memlog, &writes0, &hits0);
+    batch_t b;
+    ask_and_wait(g, 0, &b, 6100, 95, "{\"type\":\"Inc\"}");
+    batch_free(&b);
+    sb_memlog_counts(memlog, &writes, &hits);
+    CHECK(writes - writes0 == 0); /* 95 events, within the interval */
+    ask_and_wait(g, 1, &b, 6100, 10, "{\"type\":\"Inc\"}");
+    batch_free(&b);
+    sb_memlog_counts(memlog, &writes, &hits);
+    CHECK(writes - writes0 == 1); /* at 100 = 10 K */
+    int64_t v1;
+    json_t *before = get_state(g, 6100, &v1);
+    CHECK(v1 == 105 && state_n(before) == 105);
+    CHECK(sbtest_passivate_all(g) == 1);
+    sb_memlog_counts(memlog, &writes, &hits);
+    CHECK(writes - writes0 == 2); /* and on passivation, at 105 */
+    int64_t v2;
+    json_t *after = get_state(g, 6100, &v2);
+    CHECK(v2 == v1 && json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+    sbtest_group_free(g);
+}
+
 /* Idle actors are passivated by the sweep; a memory budget keeps the number of active actors
  * bounded, least recently used first. */
 static void test_passivation(void)
@@ -861,6 +893,7 @@ int main(void)
     test_workspace();
     test_conflicts();
     test_snapshots();
+    test_snapshot_interval();
     test_passivation();
     test_schedule();
     test_stop();

@@ -1,0 +1,131 @@
+/* UUIDs (src/core/uuid.c): version and variant bits, the time prefix of v7, no repeats within a
+ * thread, across threads (each draws from its own random pool), or between a parent and a child
+ * forked with bytes left in the parent's pool. */
+#include "core/uuid.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sbtest.h"
+
+#define PER_THREAD 20000
+
+static int cmp_uuid(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(sb_uuid_t));
+}
+
+/* Sorts n ids and counts adjacent equal pairs. */
+static int repeats(sb_uuid_t *ids, size_t n)
+{
+    qsort(ids, n, sizeof(*ids), cmp_uuid);
+    int r = 0;
+    for (size_t i = 1; i < n; i++)
+        r += memcmp(&ids[i - 1], &ids[i], sizeof(sb_uuid_t)) == 0;
+    return r;
+}
+
+static void test_bits(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    uint64_t before = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    sb_uuid_t u;
+    sb_uuid_v7(&u);
+    gettimeofday(&tv, NULL);
+    uint64_t after = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | u.b[i];
+    CHECK(ms >= before && ms <= after);
+    CHECK_EQ_INT(u.b[6] >> 4, 7);
+    CHECK_EQ_INT(u.b[8] >> 6, 2);
+    sb_uuid_v4(&u);
+    CHECK_EQ_INT(u.b[6] >> 4, 4);
+    CHECK_EQ_INT(u.b[8] >> 6, 2);
+    char s[SB_UUID_STRLEN + 1];
+    sb_uuid_format(&u, s);
+    sb_uuid_t back;
+    CHECK(sb_uuid_parse(s, SB_UUID_STRLEN, &back) == 0 && memcmp(&back, &u, sizeof(u)) == 0);
+}
+
+static void *make_ids(void *arg)
+{
+    sb_uuid_t *out = arg;
+    for (int i = 0; i < PER_THREAD; i++)
+        if (i % 2)
+            sb_uuid_v4(&out[i]);
+        else
+            sb_uuid_v7(&out[i]);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    sb_uuid_t *ids = calloc(3 * PER_THREAD, sizeof(*ids));
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, make_ids, ids + (size_t)(i + 1) * PER_THREAD);
+    make_ids(ids);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    /* The random part alone (bytes 6..15, bits included) must not repeat either. */
+    sb_uuid_t *rand = calloc(3 * PER_THREAD, sizeof(*rand));
+    for (size_t i = 0; i < 3 * PER_THREAD; i++)
+        memcpy(rand[i].b, ids[i].b + 6, 10);
+    CHECK_EQ_INT(repeats(ids, 3 * PER_THREAD), 0);
+    CHECK_EQ_INT(repeats(rand, 3 * PER_THREAD), 0);
+    free(rand);
+    free(ids);
+}
+
+/* The parent has drawn from its pool, so bytes are left in it; a child forked now must not hand out
+ * the ids the parent hands out next. */
+static void test_fork(void)
+{
+    sb_uuid_t first;
+    sb_uuid_v4(&first);
+    int fds[2];
+    if (!CHECK(pipe(fds) == 0))
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sb_uuid_t mine[8];
+        for (int i = 0; i < 8; i++)
+            sb_uuid_v4(&mine[i]);
+        ssize_t w = write(fds[1], mine, sizeof(mine));
+        _exit(w == (ssize_t)sizeof(mine) ? 0 : 1);
+    }
+    close(fds[1]);
+    sb_uuid_t parent[8], child[8];
+    for (int i = 0; i < 8; i++)
+        sb_uuid_v4(&parent[i]);
+    size_t got = 0;
+    while (got < sizeof(child)) {
+        ssize_t r = read(fds[0], (char *)child + got, sizeof(child) - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!CHECK(got == sizeof(child) && WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        return;
+    sb_uuid_t all[16];
+    memcpy(all, parent, sizeof(parent));
+    memcpy(all + 8, child, sizeof(child));
+    CHECK_EQ_INT(repeats(all, 16), 0);
+}
+
+int main(void)
+{
+    SBTEST_RUN(test_bits);
+    SBTEST_RUN(test_threads);
+    SBTEST_RUN(test_fork);
+    return sbtest_summary();
+}
