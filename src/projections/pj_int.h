@@ -115,7 +115,6 @@ struct pj_unit_s {
     bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
     bool swap_in_flight; /* its swap transaction is under way */
     bool was_held;
-    bool start_pending; /* waits for the follower to know the log's end */
     bool closing;
     int64_t flight_to;
     char *p_names; /* every member's name as a text[] literal */

@@ -1042,8 +1042,6 @@ static void on_tick(uv_timer_t *t)
         if (r->ticks % 8 == 0)
             reconcile(r, false);
         for (pj_unit_t *u = r->units; u != NULL; u = u->next) {
-            if (u->start_pending)
-                sb__pj_unit_start(u);
             sb__pj_unit_kick(u, false);
             sb__pj_runner_committed(r, u);
         }

@@ -418,12 +418,9 @@ void sb__pj_unit_start(pj_unit_t *u)
 {
     if (u->closing || u->sub != NULL)
         return;
-    /* Not before the follower knows the log's end: a subscription that finishes catching up
-     * before then cannot count the events its filter skipped up to the end, and an idle log would
-     * leave its checkpoint short of it.  The runner's tick tries again. */
-    u->start_pending = sb_follower_head(sb__pj_runner_follower(u->r)) < 0;
-    if (u->start_pending)
-        return;
+    /* Even before the follower knows the log's end: the follower brings a caught-up subscription
+     * to its head once it does, so the checkpoint also counts the events the filter skipped up to
+     * the end of an idle log. */
     sb_log_filter_t filter = {.types = (const char *const *)u->types, .ntypes = u->ntypes};
     u->sub = sb_follower_subscribe(sb__pj_runner_follower(u->r), u->rpg, u->committed, &filter, on_events, u);
     if (u->sub == NULL)
