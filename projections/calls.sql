@@ -55,7 +55,7 @@ SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::
        (payload->>'contact_id')::uuid, payload->>'call_sid', payload->>'direction', payload->>'from',
        payload->>'to', 'queued', (payload->>'agent_id')::uuid, (payload->>'started_at')::timestamptz, recorded_at,
        version
-  FROM unnest($2, $3, $4, $5, $6, $7) AS e(stream, type, version, workspace, recorded_at, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($4) AS version, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
  WHERE type = 'CallInitiated'
 ON CONFLICT (id) DO NOTHING;
 

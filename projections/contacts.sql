@@ -68,11 +68,11 @@ SELECT id, workspace_id, name, phones, emails, tags, lower(tags::text)::text[], 
                ARRAY(SELECT jsonb_array_elements_text(payload->'tags')) AS tags,
                payload->>'stage' AS stage, (payload->>'assignee_id')::uuid AS assignee_id,
                (payload->>'created_at')::timestamptz AS created_at, (payload->>'created_by')::uuid AS created_by
-          FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+          FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
          WHERE type = 'ContactCreated') AS c
 ON CONFLICT (id) DO NOTHING;
 INSERT INTO versions (id, version)
-SELECT right(stream, 36)::uuid, version FROM unnest($2, $3, $4) AS e(stream, type, version) WHERE type = 'ContactCreated'
+SELECT right(stream, 36)::uuid, version FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($4) AS version) AS e WHERE type = 'ContactCreated'
 ON CONFLICT (id) DO NOTHING;
 
 -- @on ContactUpdated
@@ -125,7 +125,7 @@ DELETE FROM versions WHERE id = right($2, 36)::uuid;
 UPDATE versions c
    SET version = v.version
   FROM (SELECT right(stream, 36)::uuid AS id, max(version) AS version
-          FROM unnest($2, $4) AS e(stream, version)
+          FROM (SELECT unnest($2) AS stream, unnest($4) AS version) AS e
          WHERE stream LIKE 'contact-%'
          GROUP BY 1) v
  WHERE c.id = v.id AND c.version < v.version;

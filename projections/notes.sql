@@ -27,7 +27,7 @@ INSERT INTO notes (id, workspace_id, contact_id, author_id, body, private, menti
 SELECT (payload->>'note_id')::uuid, workspace, right(stream, 36)::uuid, (payload->>'author_id')::uuid,
        payload->>'body', coalesce((payload->>'private')::boolean, false),
        ARRAY(SELECT jsonb_array_elements_text(payload->'mentions'))::uuid[], (payload->>'at')::timestamptz
-  FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
  WHERE type = 'NoteAdded'
 ON CONFLICT (id) DO NOTHING;
 

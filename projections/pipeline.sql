@@ -28,7 +28,7 @@ CREATE VIEW counts AS
 -- New contacts a batch at a time, before the per-event sections below (which may move them).
 INSERT INTO contacts (contact_id, workspace_id, stage)
 SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid), payload->>'stage'
-  FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
  WHERE type = 'ContactCreated'
 ON CONFLICT (contact_id) DO NOTHING;
 

@@ -26,7 +26,7 @@ ON CONFLICT (id) DO NOTHING;
 -- Every message is queued once, but only a dispatched scheduled one carries queued_at: one
 -- statement per batch looks for those.
 DELETE FROM messages m
- USING unnest($3, $7) AS e(type, payload)
+ USING (SELECT unnest($3) AS type, unnest($7) AS payload) AS e
  WHERE e.type = 'MessageQueued' AND e.payload ? 'queued_at' AND m.id = (e.payload->>'message_id')::uuid;
 
 -- @on MessageScheduleCancelled MessageFailed
