@@ -9,7 +9,8 @@
  *            workspace above ws->floor; it needs pos >= ws->floor, and goes back to CATCHUP if
  *            the ring dropped messages it had not sent yet;
  *   WAIT     the hub cannot follow yet (the follower does not know the log's end): the tick
- *            retries.
+ *            retries; a stream that starts "now" sends nothing, not even `retry:`, until its
+ *            position is set, so nothing a client appends after its first chunk can be missed.
  * A page that comes back short means the client has everything up to the hub's position when the
  * read was issued (the hub only learns of committed events), so it may go live from there with
  * no gap, and it skips ring messages at or below pos, so no duplicate either.
@@ -427,6 +428,13 @@ static void pump(sse_client_t *c)
             c->state = CLIENT_CATCHUP;
         }
     }
+    if (c->hello_pending) {
+        /* Only now, with its position set: what the client appends after reading this is after it. */
+        c->hello_pending = false;
+        h2o_iovec_t iov = h2o_iovec_init(c->chunk, strlen(c->chunk));
+        do_send(c, &iov, 1);
+        return;
+    }
     if (c->state == CLIENT_LIVE) {
         if (send_live(c))
             return;
@@ -713,6 +721,14 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
     }
     int n = snprintf(hello, 48, "retry: %llu\n\n", (unsigned long long)h->sse->opts.retry_ms);
     c->chunk = hello;
+    if (c->state == CLIENT_WAIT) {
+        /* A stream "from now" whose start the hub cannot place yet (the follower does not know
+         * the log's end): nothing goes out, not even this, until the tick can set its position.
+         * A client that took the first chunk as "subscribed" and then appended must not miss
+         * what it appended. */
+        c->hello_pending = true;
+        return;
+    }
     h2o_iovec_t iov = h2o_iovec_init(hello, (size_t)n);
     do_send(c, &iov, 1);
 }
@@ -838,7 +854,7 @@ static void on_tick(uv_timer_t *t)
             if (c->sending)
                 continue;
         }
-        if (c->read == NULL && !c->queued && now - c->last_write >= o->heartbeat_ms) {
+        if (c->read == NULL && !c->queued && !c->hello_pending && now - c->last_write >= o->heartbeat_ms) {
             h2o_iovec_t iov = h2o_iovec_init(heartbeat, sizeof(heartbeat) - 1);
             do_send(c, &iov, 1);
         }

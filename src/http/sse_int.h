@@ -76,6 +76,7 @@ struct sse_client_s {
     bool queued;            /* waiting for a read slot */
     bool ending;            /* finish the response once the send in flight completes */
     bool more;              /* catch-up: the log has more after pos */
+    bool hello_pending;     /* the first chunk (retry:) waits for the position to be set */
     uint64_t send_started;  /* loop ms */
     uint64_t last_write;    /* loop ms */
     uint64_t retry_read_at; /* loop ms; 0 = none */
