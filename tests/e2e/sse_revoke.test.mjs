@@ -104,9 +104,11 @@ test('a member removed from the workspace loses their streams at once; the other
   const t0 = Date.now();
   const r = await owner.client.del(`${base}/members/${agent.user.id}`);
   assert.equal(r.status, 204, r.text);
-  await Promise.race([gone.ended, new Promise((r) => setTimeout(r, 5000))]);
+  // Well within the periodic check (30 s): the removal itself ended it (usually in milliseconds;
+  // the margin is for a loaded machine).
+  await Promise.race([gone.ended, new Promise((r) => setTimeout(r, 15000))]);
   assert.ok(gone.endedAt !== null, 'the removed member\'s stream ended');
-  assert.ok(gone.endedAt - t0 < 3000, `ended promptly (${gone.endedAt - t0} ms; the periodic check is 30 s)`);
+  assert.ok(gone.endedAt - t0 < 10000, `ended promptly (${gone.endedAt - t0} ms; the periodic check is 30 s)`);
   // The EventSource reconnects and is refused: it gives up (CLOSED) rather than streaming on.
   await until(() => es.readyState === EventSource.CLOSED, 10000, 'the EventSource to be refused');
   const before = contactsSeen(gone);
@@ -145,8 +147,11 @@ test('a logout ends the token\'s streams: at once where it happened, at the next
   const t0 = Date.now();
   const out = await agent.client.post('/v1/auth/logout', undefined);
   assert.equal(out.status, 204, out.text);
-  await Promise.race([onA.ended, new Promise((r) => setTimeout(r, 5000))]);
-  assert.ok(onA.endedAt !== null && onA.endedAt - t0 < 3000, 'ended promptly in the process that logged out');
+  await Promise.race([onA.ended, new Promise((r) => setTimeout(r, 15000))]);
+  assert.ok(
+    onA.endedAt !== null && onA.endedAt - t0 < 10000,
+    `ended promptly in the process that logged out (${onA.endedAt - t0} ms; the periodic check is 30 s)`,
+  );
   // B learns at its next periodic check (300 ms here) once its token cache (2 s) has expired.
   await Promise.race([onB.ended, new Promise((r) => setTimeout(r, 10000))]);
   assert.ok(onB.endedAt !== null, 'ended in the other process too');
