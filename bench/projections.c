@@ -182,7 +182,9 @@ int main(int argc, char **argv)
     }
     char behind[256];
     snprintf(behind, sizeof(behind),
-             "SELECT count(*) FROM projection_state WHERE state = 'live' AND position < %lld", head);
+             "SELECT (SELECT count(*) FROM projection_state WHERE state = 'live' AND position < %lld) + "
+             "(SELECT count(*) FROM pg_class WHERE relname = '__deferred' AND relkind = 'r')",
+             head);
     t0 = sb_clock_mono_ns();
     sb_loops_start(&loops);
     uint64_t deadline = t0 + (uint64_t)seconds * 1000000000ull;

@@ -35,11 +35,6 @@ CREATE TABLE calls (
     updated_at          timestamptz NOT NULL,
     version             bigint NOT NULL
 ) WITH (fillfactor = 85);
-CREATE INDEX calls_page ON calls (workspace_id, started_at, id);
-CREATE INDEX calls_sid ON calls (call_sid) WHERE call_sid IS NOT NULL;
-CREATE INDEX calls_contact ON calls (contact_id, started_at) WHERE contact_id IS NOT NULL;
-CREATE INDEX calls_live ON calls (workspace_id, started_at)
-    WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');
 
 CREATE VIEW board AS
     SELECT id, workspace_id, contact_id, direction, from_number, to_number, status, agent_id, parked_slot,
@@ -116,3 +111,12 @@ UPDATE calls
    SET status = $7->>'reason', ended_at = ($7->>'ended_at')::timestamptz, duration_seconds = 0,
        call_sid = coalesce($7->>'call_sid', call_sid), updated_at = $6, version = $4
  WHERE id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX calls_page ON calls (workspace_id, started_at, id);
+CREATE INDEX calls_sid ON calls (call_sid) WHERE call_sid IS NOT NULL;
+CREATE INDEX calls_contact ON calls (contact_id, started_at) WHERE contact_id IS NOT NULL;
+CREATE INDEX calls_live ON calls (workspace_id, started_at)
+    WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');

@@ -41,13 +41,6 @@ CREATE TABLE contacts (
     tag_keys     text[] NOT NULL DEFAULT '{}',   -- lower(tags), kept by the handlers
     search       text NOT NULL DEFAULT ''        -- search_text(name, phones, emails), likewise
 );
-CREATE INDEX contacts_page ON contacts (workspace_id, created_at, id);
-CREATE INDEX contacts_search ON contacts USING gin (search gin_trgm_ops);
-CREATE INDEX contacts_tags ON contacts USING gin (tag_keys);
-CREATE INDEX contacts_phones ON contacts USING gin (phones);
-CREATE INDEX contacts_emails ON contacts USING gin (emails);
-CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
-CREATE INDEX contacts_assignee ON contacts (workspace_id, assignee_id);
 
 CREATE TABLE versions (
     id      uuid PRIMARY KEY,
@@ -129,3 +122,14 @@ UPDATE versions c
          WHERE stream LIKE 'contact-%'
          GROUP BY 1) v
  WHERE c.id = v.id AND c.version < v.version;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX contacts_page ON contacts (workspace_id, created_at, id);
+CREATE INDEX contacts_search ON contacts USING gin (search gin_trgm_ops);
+CREATE INDEX contacts_tags ON contacts USING gin (tag_keys);
+CREATE INDEX contacts_phones ON contacts USING gin (phones);
+CREATE INDEX contacts_emails ON contacts USING gin (emails);
+CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
+CREATE INDEX contacts_assignee ON contacts (workspace_id, assignee_id);

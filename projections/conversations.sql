@@ -18,7 +18,6 @@ CREATE TABLE conversations (
     unread          int NOT NULL DEFAULT 0,
     messages        int NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
-CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);
 
 -- @batch MessageReceived MessageQueued
 WITH e AS (
@@ -64,3 +63,8 @@ UPDATE conversations c
 
 -- @on ContactDeleted
 DELETE FROM conversations WHERE contact_id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);

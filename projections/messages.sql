@@ -41,8 +41,6 @@ CREATE TABLE messages (
     cancelled_at timestamptz,
     updated_at   timestamptz NOT NULL
 ) WITH (fillfactor = 50);  -- an outbound message changes status two or three times: room for HOT
-CREATE INDEX messages_thread ON messages (contact_id, created_at, id);
-CREATE INDEX messages_provider ON messages (provider_id) WHERE direction = 'outbound' AND provider_id IS NOT NULL;
 -- The second guard against a provider's retry recorded twice (docs/events.md, "Bounded state").
 CREATE UNIQUE INDEX messages_inbound_provider ON messages (workspace_id, provider_id)
     WHERE direction = 'inbound' AND provider_id IS NOT NULL;
@@ -117,3 +115,9 @@ UPDATE messages m
 UPDATE messages SET status = 'cancelled', cancelled_at = $6, updated_at = $6
  WHERE id IN (SELECT x::uuid FROM jsonb_array_elements_text($7->'cancelled_message_ids') AS x)
    AND status = 'scheduled';
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX messages_thread ON messages (contact_id, created_at, id);
+CREATE INDEX messages_provider ON messages (provider_id) WHERE direction = 'outbound' AND provider_id IS NOT NULL;

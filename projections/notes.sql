@@ -17,8 +17,6 @@ CREATE TABLE notes (
     edited_at    timestamptz,
     edited_by    uuid
 );
-CREATE INDEX notes_contact ON notes (contact_id, created_at, id);
-CREATE INDEX notes_mentions ON notes USING gin (mentions);
 
 -- New notes go in a batch at a time: the arrays $1..$8 hold the batch's events (stream, type,
 -- workspace and payload are $2, $3, $5 and $7), and this runs before the per-event sections.
@@ -45,3 +43,9 @@ UPDATE notes
 
 -- @on NoteDeleted
 DELETE FROM notes WHERE id = ($7->>'note_id')::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX notes_contact ON notes (contact_id, created_at, id);
+CREATE INDEX notes_mentions ON notes USING gin (mentions);

@@ -13,7 +13,6 @@ CREATE TABLE messages (
     send_at      timestamptz NOT NULL,
     created_at   timestamptz NOT NULL
 );
-CREATE INDEX messages_send_at ON messages (send_at);
 CREATE INDEX messages_contact ON messages (contact_id);
 
 -- @on MessageScheduled
@@ -34,3 +33,8 @@ DELETE FROM messages WHERE id = ($7->>'message_id')::uuid;
 
 -- @on ContactDeleted
 DELETE FROM messages WHERE contact_id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX messages_send_at ON messages (send_at);
