@@ -102,19 +102,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_projections: %s", PQerrorMessage(a));
         return 1;
     }
-    char sql[512];
+    /* BENCH_REUSE_LOG=1 keeps the generated log in a template database (<db>_projections_log_N) and
+     * copies it for every run: A/B comparisons then skip the minutes of generating it. */
+    bool reuse = getenv("BENCH_REUSE_LOG") != NULL && strcmp(getenv("BENCH_REUSE_LOG"), "1") == 0;
+    char tmpl[340];
+    snprintf(tmpl, sizeof(tmpl), "%s_projections_log_%ld", base, events);
+    char sql[1024];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
     PQclear(PQexec(a, sql));
-    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
+    bool have_tmpl = false;
+    if (reuse) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_database WHERE datname = '%s'", tmpl);
+        have_tmpl = num(a, sql) == 1;
+    }
+    if (have_tmpl)
+        snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY", name, tmpl);
+    else
+        snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
     PQclear(PQexec(a, sql));
-    PQfinish(a);
     char *ci = with_db(argv[1], name, base, sizeof(base));
     char err[512];
-    if (sb_migrate(ci, NULL, err, sizeof(err)) < 0 ||
-        sb_projections_prepare(ci,
-                               getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR")
-                                                               : SB_SOURCE_DIR "/projections",
-                               err, sizeof(err)) != 0) {
+    const char *dir =
+        getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
+    if (sb_migrate(ci, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "bench_projections: %s\n", err);
         return 1;
     }
@@ -123,22 +133,44 @@ int main(int argc, char **argv)
     wl_t w;
     wl_init(&w, 42, 1767225600000000LL);
     uint64_t t0 = sb_clock_mono_ns();
-    wl_setup(&w, 20);
-    if (wl_generate(&w, c, events - w.events, 10000) != 0)
+    double gen_s = 0, gen_cpu = 0;
+    if (!have_tmpl) {
+        wl_setup(&w, 20);
+        if (wl_generate(&w, c, events - w.events, 10000) != 0)
+            return 1;
+        gen_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
+        struct rusage gru;
+        getrusage(RUSAGE_SELF, &gru);
+        gen_cpu = (double)gru.ru_utime.tv_sec + (double)gru.ru_utime.tv_usec / 1e6 +
+                  (double)gru.ru_stime.tv_sec + (double)gru.ru_stime.tv_usec / 1e6;
+        PQclear(PQexec(c, "VACUUM ANALYZE events"));
+        if (reuse) {
+            PQfinish(c);
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\"", tmpl);
+            PQclear(PQexec(a, sql));
+            snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RENAME TO \"%s\"", name, tmpl);
+            PQclear(PQexec(a, sql));
+            snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY", name,
+                     tmpl);
+            PGresult *cr = PQexec(a, sql);
+            if (PQresultStatus(cr) != PGRES_COMMAND_OK) {
+                fprintf(stderr, "bench_projections: %s", PQerrorMessage(a));
+                return 1;
+            }
+            PQclear(cr);
+            c = PQconnectdb(ci);
+        }
+    }
+    PQfinish(a);
+    if (sb_projections_prepare(ci, dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench_projections: %s\n", err);
         return 1;
-    double gen_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
-    struct rusage gru;
-    getrusage(RUSAGE_SELF, &gru);
-    double gen_cpu = (double)gru.ru_utime.tv_sec + (double)gru.ru_utime.tv_usec / 1e6 +
-                     (double)gru.ru_stime.tv_sec + (double)gru.ru_stime.tv_usec / 1e6;
+    }
     long long total = num(c, "SELECT count(*) FROM events");
     long long head = num(c, "SELECT max(position) FROM events");
-    PQclear(PQexec(c, "VACUUM ANALYZE events"));
 
     runner_t r;
     r.f = sb_follower_new(ci, 1);
-    const char *dir =
-        getenv("BENCH_PROJECTIONS_DIR") ? getenv("BENCH_PROJECTIONS_DIR") : SB_SOURCE_DIR "/projections";
     int max_batch = getenv("BENCH_MAX_BATCH") ? atoi(getenv("BENCH_MAX_BATCH")) : 0;
     sb_projections_options_t o = {
         .conninfo = ci, .dir = dir, .partitions = partitions, .max_batch = max_batch};
@@ -150,7 +182,9 @@ int main(int argc, char **argv)
     }
     char behind[256];
     snprintf(behind, sizeof(behind),
-             "SELECT count(*) FROM projection_state WHERE state = 'live' AND position < %lld", head);
+             "SELECT (SELECT count(*) FROM projection_state WHERE state = 'live' AND position < %lld) + "
+             "(SELECT count(*) FROM pg_class WHERE relname = '__deferred' AND relkind = 'r')",
+             head);
     t0 = sb_clock_mono_ns();
     sb_loops_start(&loops);
     uint64_t deadline = t0 + (uint64_t)seconds * 1000000000ull;

@@ -56,7 +56,6 @@ CREATE TABLE responses (
     replied_at   timestamptz NOT NULL,
     seconds      double precision NOT NULL
 );
-CREATE INDEX responses_workspace ON responses (workspace_id, replied_at);
 
 CREATE TABLE call_index (
     call_id      uuid PRIMARY KEY,
@@ -98,7 +97,7 @@ WITH e AS (
     SELECT workspace, type, payload,
            (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
                      payload->>'created_at')::timestamptz AT TIME ZONE 'UTC')::date AS day
-      FROM unnest($3, $5, $7) AS e(type, workspace, payload)
+      FROM (SELECT unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type IN ('MessageReceived', 'MessageQueued', 'MessageSent', 'MessageDelivered', 'MessageRead',
                     'MessageFailed')
        AND workspace IS NOT NULL),
@@ -126,7 +125,7 @@ WITH c AS (
     INSERT INTO call_index (call_id, workspace_id, day, direction)
     SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid),
            ((payload->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date, payload->>'direction'
-      FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+      FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type = 'CallInitiated'
     ON CONFLICT (call_id) DO NOTHING
     RETURNING workspace_id, day, direction)
@@ -142,7 +141,7 @@ ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + exclu
 WITH e AS (
     SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
            coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
-      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
+      FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type = 'MessageReceived'
         OR (type = 'MessageQueued' AND payload->>'author_id' IS NOT NULL AND NOT payload ? 'queued_at')),
 g AS (
@@ -208,3 +207,8 @@ SELECT i.workspace_id, i.day, a.agent_id, 1,
 ON CONFLICT (workspace_id, day, agent_id) DO UPDATE
    SET calls = d.calls + 1, answered = d.answered + excluded.answered, missed = d.missed + excluded.missed,
        duration_seconds = d.duration_seconds + excluded.duration_seconds;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX responses_workspace ON responses (workspace_id, replied_at);

@@ -35,11 +35,6 @@ CREATE TABLE calls (
     updated_at          timestamptz NOT NULL,
     version             bigint NOT NULL
 ) WITH (fillfactor = 85);
-CREATE INDEX calls_page ON calls (workspace_id, started_at, id);
-CREATE INDEX calls_sid ON calls (call_sid) WHERE call_sid IS NOT NULL;
-CREATE INDEX calls_contact ON calls (contact_id, started_at) WHERE contact_id IS NOT NULL;
-CREATE INDEX calls_live ON calls (workspace_id, started_at)
-    WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');
 
 CREATE VIEW board AS
     SELECT id, workspace_id, contact_id, direction, from_number, to_number, status, agent_id, parked_slot,
@@ -55,7 +50,7 @@ SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::
        (payload->>'contact_id')::uuid, payload->>'call_sid', payload->>'direction', payload->>'from',
        payload->>'to', 'queued', (payload->>'agent_id')::uuid, (payload->>'started_at')::timestamptz, recorded_at,
        version
-  FROM unnest($2, $3, $4, $5, $6, $7) AS e(stream, type, version, workspace, recorded_at, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($4) AS version, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
  WHERE type = 'CallInitiated'
 ON CONFLICT (id) DO NOTHING;
 
@@ -127,3 +122,12 @@ UPDATE calls
    SET status = $7->>'reason', ended_at = ($7->>'ended_at')::timestamptz, duration_seconds = 0,
        call_sid = coalesce($7->>'call_sid', call_sid), updated_at = $6, version = $4
  WHERE id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX calls_page ON calls (workspace_id, started_at, id);
+CREATE INDEX calls_sid ON calls (call_sid) WHERE call_sid IS NOT NULL;
+CREATE INDEX calls_contact ON calls (contact_id, started_at) WHERE contact_id IS NOT NULL;
+CREATE INDEX calls_live ON calls (workspace_id, started_at)
+    WHERE status IN ('queued', 'ringing', 'in-progress', 'parked');

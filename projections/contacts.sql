@@ -41,13 +41,6 @@ CREATE TABLE contacts (
     tag_keys     text[] NOT NULL DEFAULT '{}',   -- lower(tags), kept by the handlers
     search       text NOT NULL DEFAULT ''        -- search_text(name, phones, emails), likewise
 );
-CREATE INDEX contacts_page ON contacts (workspace_id, created_at, id);
-CREATE INDEX contacts_search ON contacts USING gin (search gin_trgm_ops);
-CREATE INDEX contacts_tags ON contacts USING gin (tag_keys);
-CREATE INDEX contacts_phones ON contacts USING gin (phones);
-CREATE INDEX contacts_emails ON contacts USING gin (emails);
-CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
-CREATE INDEX contacts_assignee ON contacts (workspace_id, assignee_id);
 
 CREATE TABLE versions (
     id      uuid PRIMARY KEY,
@@ -68,11 +61,11 @@ SELECT id, workspace_id, name, phones, emails, tags, lower(tags::text)::text[], 
                ARRAY(SELECT jsonb_array_elements_text(payload->'tags')) AS tags,
                payload->>'stage' AS stage, (payload->>'assignee_id')::uuid AS assignee_id,
                (payload->>'created_at')::timestamptz AS created_at, (payload->>'created_by')::uuid AS created_by
-          FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+          FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
          WHERE type = 'ContactCreated') AS c
 ON CONFLICT (id) DO NOTHING;
 INSERT INTO versions (id, version)
-SELECT right(stream, 36)::uuid, version FROM unnest($2, $3, $4) AS e(stream, type, version) WHERE type = 'ContactCreated'
+SELECT right(stream, 36)::uuid, version FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($4) AS version) AS e WHERE type = 'ContactCreated'
 ON CONFLICT (id) DO NOTHING;
 
 -- @on ContactUpdated
@@ -125,7 +118,18 @@ DELETE FROM versions WHERE id = right($2, 36)::uuid;
 UPDATE versions c
    SET version = v.version
   FROM (SELECT right(stream, 36)::uuid AS id, max(version) AS version
-          FROM unnest($2, $4) AS e(stream, version)
+          FROM (SELECT unnest($2) AS stream, unnest($4) AS version) AS e
          WHERE stream LIKE 'contact-%'
          GROUP BY 1) v
  WHERE c.id = v.id AND c.version < v.version;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX contacts_page ON contacts (workspace_id, created_at, id);
+CREATE INDEX contacts_search ON contacts USING gin (search gin_trgm_ops);
+CREATE INDEX contacts_tags ON contacts USING gin (tag_keys);
+CREATE INDEX contacts_phones ON contacts USING gin (phones);
+CREATE INDEX contacts_emails ON contacts USING gin (emails);
+CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
+CREATE INDEX contacts_assignee ON contacts (workspace_id, assignee_id);

@@ -18,7 +18,6 @@ CREATE TABLE conversations (
     unread          int NOT NULL DEFAULT 0,
     messages        int NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
-CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);
 
 -- @batch MessageReceived MessageQueued
 WITH e AS (
@@ -28,7 +27,7 @@ WITH e AS (
            payload->>'channel' AS channel,
            CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
            left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
-      FROM unnest($1, $2, $3, $5, $7) AS e(position, stream, type, workspace, payload)
+      FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type IN ('MessageReceived', 'MessageQueued')),
 latest AS (SELECT DISTINCT ON (contact_id) * FROM e ORDER BY contact_id, position DESC),
 counts AS (SELECT contact_id, count(*) AS messages,
@@ -57,10 +56,15 @@ ON CONFLICT (contact_id) DO UPDATE
 UPDATE conversations c
    SET unread = greatest(c.unread - r.n, 0)
   FROM (SELECT right(stream, 36)::uuid AS contact_id, count(*) AS n
-          FROM unnest($2, $3, $7) AS e(stream, type, payload)
+          FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($7) AS payload) AS e
          WHERE type = 'MessageRead' AND payload ? 'by'
          GROUP BY 1) r
  WHERE c.contact_id = r.contact_id;
 
 -- @on ContactDeleted
 DELETE FROM conversations WHERE contact_id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX conversations_inbox ON conversations (workspace_id, last_message_at, contact_id);

@@ -41,8 +41,6 @@ CREATE TABLE messages (
     cancelled_at timestamptz,
     updated_at   timestamptz NOT NULL
 ) WITH (fillfactor = 50);  -- an outbound message changes status two or three times: room for HOT
-CREATE INDEX messages_thread ON messages (contact_id, created_at, id);
-CREATE INDEX messages_provider ON messages (provider_id) WHERE direction = 'outbound' AND provider_id IS NOT NULL;
 -- The second guard against a provider's retry recorded twice (docs/events.md, "Bounded state").
 CREATE UNIQUE INDEX messages_inbound_provider ON messages (workspace_id, provider_id)
     WHERE direction = 'inbound' AND provider_id IS NOT NULL;
@@ -54,7 +52,7 @@ SELECT (payload->>'message_id')::uuid, workspace, right(stream, 36)::uuid, paylo
        'received', coalesce(payload->>'body', ''), payload->>'subject', coalesce(payload->'media_urls', '[]'),
        payload->>'from', payload->>'to', payload->>'provider_id', (payload->>'received_at')::timestamptz,
        recorded_at
-  FROM unnest($2, $3, $5, $6, $7) AS e(stream, type, workspace, recorded_at, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
  WHERE type = 'MessageReceived'
 ON CONFLICT DO NOTHING;
 
@@ -71,7 +69,7 @@ SELECT DISTINCT ON ((payload->>'message_id')::uuid)
        (payload->>'author_id')::uuid, (payload->>'created_at')::timestamptz, (payload->>'send_at')::timestamptz,
        CASE type WHEN 'MessageQueued' THEN coalesce(payload->>'queued_at', payload->>'created_at')::timestamptz END,
        recorded_at
-  FROM unnest($1, $2, $3, $5, $6, $7) AS e(position, stream, type, workspace, recorded_at, payload)
+  FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
  WHERE type IN ('MessageScheduled', 'MessageQueued')
  ORDER BY (payload->>'message_id')::uuid, position DESC
 ON CONFLICT (id) DO UPDATE
@@ -106,7 +104,7 @@ UPDATE messages m
                max(payload->>'error') FILTER (WHERE type = 'MessageFailed') AS error,
                max(payload->>'code') FILTER (WHERE type = 'MessageFailed') AS error_code,
                max(recorded_at) AS updated_at
-          FROM unnest($1, $3, $6, $7) AS e(position, type, recorded_at, payload)
+          FROM (SELECT unnest($1) AS position, unnest($3) AS type, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
          WHERE type IN ('MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed',
                         'MessageScheduleCancelled')
          GROUP BY 1) s
@@ -117,3 +115,9 @@ UPDATE messages m
 UPDATE messages SET status = 'cancelled', cancelled_at = $6, updated_at = $6
  WHERE id IN (SELECT x::uuid FROM jsonb_array_elements_text($7->'cancelled_message_ids') AS x)
    AND status = 'scheduled';
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX messages_thread ON messages (contact_id, created_at, id);
+CREATE INDEX messages_provider ON messages (provider_id) WHERE direction = 'outbound' AND provider_id IS NOT NULL;

@@ -19,7 +19,6 @@ CREATE TABLE contacts (
     workspace_id uuid NOT NULL,
     stage        text
 );
-CREATE INDEX contacts_stage ON contacts (workspace_id, stage);
 
 CREATE VIEW counts AS
     SELECT workspace_id, stage, count(*)::int AS contacts FROM contacts GROUP BY workspace_id, stage;
@@ -28,7 +27,7 @@ CREATE VIEW counts AS
 -- New contacts a batch at a time, before the per-event sections below (which may move them).
 INSERT INTO contacts (contact_id, workspace_id, stage)
 SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid), payload->>'stage'
-  FROM unnest($2, $3, $5, $7) AS e(stream, type, workspace, payload)
+  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
  WHERE type = 'ContactCreated'
 ON CONFLICT (contact_id) DO NOTHING;
 
@@ -44,9 +43,13 @@ DELETE FROM stages WHERE workspace_id = right($2, 36)::uuid AND name = $7->>'nam
 UPDATE stages SET position = position - 1
  WHERE workspace_id = right($2, 36)::uuid AND position > ($7->>'position')::int;
 
-
 -- @on ContactStageChanged
 UPDATE contacts SET stage = $7->>'to' WHERE contact_id = right($2, 36)::uuid;
 
 -- @on ContactDeleted
 DELETE FROM contacts WHERE contact_id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX contacts_stage ON contacts (workspace_id, stage);

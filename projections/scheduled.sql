@@ -13,7 +13,6 @@ CREATE TABLE messages (
     send_at      timestamptz NOT NULL,
     created_at   timestamptz NOT NULL
 );
-CREATE INDEX messages_send_at ON messages (send_at);
 CREATE INDEX messages_contact ON messages (contact_id);
 
 -- @on MessageScheduled
@@ -26,7 +25,7 @@ ON CONFLICT (id) DO NOTHING;
 -- Every message is queued once, but only a dispatched scheduled one carries queued_at: one
 -- statement per batch looks for those.
 DELETE FROM messages m
- USING unnest($3, $7) AS e(type, payload)
+ USING (SELECT unnest($3) AS type, unnest($7) AS payload) AS e
  WHERE e.type = 'MessageQueued' AND e.payload ? 'queued_at' AND m.id = (e.payload->>'message_id')::uuid;
 
 -- @on MessageScheduleCancelled MessageFailed
@@ -34,3 +33,8 @@ DELETE FROM messages WHERE id = ($7->>'message_id')::uuid;
 
 -- @on ContactDeleted
 DELETE FROM messages WHERE contact_id = right($2, 36)::uuid;
+
+-- @deferred
+-- Indexes only reads use: a build from position 0 creates them once it has caught up (far
+-- cheaper than maintaining them row by row while it catches up); no handler needs them.
+CREATE INDEX messages_send_at ON messages (send_at);

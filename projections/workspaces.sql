@@ -80,7 +80,7 @@ DELETE FROM auto_replies WHERE workspace_id = right($2, 36)::uuid AND keyword = 
 UPDATE workspaces w
    SET version = v.version, updated_at = v.recorded_at
   FROM (SELECT right(stream, 36)::uuid AS id, max(version) AS version, max(recorded_at) AS recorded_at
-          FROM unnest($2, $4, $6) AS e(stream, version, recorded_at)
+          FROM (SELECT unnest($2) AS stream, unnest($4) AS version, unnest($6) AS recorded_at) AS e
          WHERE stream LIKE 'workspace-%'
          GROUP BY 1) v
  WHERE w.id = v.id AND w.version < v.version;

@@ -200,7 +200,7 @@ static void start_catchup(sb_sub_t *s)
         return;
     s->mode = SUB_CATCHUP;
     s->reading = true;
-    s->read_head = sb_follower_head(s->hub->f);
+    s->read_head = atomic_load(&s->hub->f->head); /* seq_cst: see publish */
     sb_read_log(s->pg, &s->read, s->position, s->filter, SB_FOLLOW_PAGE, on_catchup_page, s);
 }
 
@@ -331,7 +331,11 @@ int64_t sb_follower_head(const sb_follower_t *f)
 
 static void publish(sb_follower_t *f, sb_batch_t *b)
 {
-    atomic_store_explicit(&f->head, b->to, memory_order_release);
+    /* Sequentially consistent with sb_follower_subscribe's count and head read: either this sees
+     * the new subscriber and posts the batch to its hub, or the subscriber's first read starts from
+     * this head.  With release/acquire both could miss, leaving the subscriber short of the head
+     * on an idle log. */
+    atomic_store(&f->head, b->to);
     for (int i = 0; i < f->nloops; i++) {
         hub_t *h = &f->hubs[i];
         sb_loop_t *loop = atomic_load(&h->loop);
@@ -380,8 +384,19 @@ static void on_head(sb_pg_req_t *req, int status)
     if (f->stopped || status != 0)
         return;
     int64_t h = strtoll(PQgetvalue(req->results[0], 0, 0), NULL, 10);
-    atomic_store(&f->head, h);
     sb_log_debug("follow", "following from position %lld", (long long)h);
+    /* The head was learnt without a batch.  A subscriber that caught up before this (its read
+     * could not say how far it reached) would otherwise stay short of it until the next event:
+     * an empty batch (h, h] tells it, and one below h reads the log up to the head once. */
+    sb_batch_t *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        atomic_store(&f->head, h);
+    } else {
+        atomic_init(&b->refs, 1);
+        b->from = b->to = h;
+        b->events = NULL;
+        publish(f, b);
+    }
     read_next(f);
 }
 

@@ -11,7 +11,11 @@
  * itself, in pages, on its own loop's connection; then it switches to live batches, skipping what
  * it already has and re-reading any range it missed, so the hand-over neither skips nor repeats.
  * A subscriber that falls too far behind live delivery (SB_FOLLOW_MAX_QUEUED batches) drops back
- * to reading the log. */
+ * to reading the log.
+ *
+ * A caught-up subscriber's position reaches the follower's head even when its filter matches
+ * nothing and the log is idle: at start, once the follower has learnt the log's end, it publishes
+ * an empty batch (head, head] that brings every subscriber that caught up earlier to the head. */
 #ifndef SB_EVENTS_FOLLOW_H
 #define SB_EVENTS_FOLLOW_H
 

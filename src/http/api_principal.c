@@ -95,6 +95,8 @@ const char *sb__api_bearer(sb_api_call_t *c, bool allow_query, size_t *len)
 void sb__api_tokens_revoked(sb_api_t *api)
 {
     atomic_fetch_add(&api->token_epoch, 1);
+    /* Open event streams authorized by a token check it again (src/http/sse.c). */
+    sb_http_auth_revoked();
 }
 
 /* ---- verification (shared by calls and sb_api_check_member) ---------------------------------------- */

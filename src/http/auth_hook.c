@@ -5,8 +5,11 @@
  * finish frees the check (calling the handler only if the request is still there). */
 #include "http/auth_hook.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "core/log.h"
 #include "http/response.h"
@@ -24,9 +27,12 @@ struct sb_http_auth_check_s {
     h2o_req_t *req; /* NULL once the request is gone */
     link_t *link;
     sb_http_auth_cb cb;
+    sb_http_recheck_cb recheck_cb; /* instead of cb: a check without a request */
     void *data;
     char token[]; /* NUL-terminated */
 };
+
+static _Atomic uint64_t revocations;
 
 void sb_http_set_authorizer(const sb_http_authorizer_t *a)
 {
@@ -49,6 +55,14 @@ static void on_link_dispose(void *p)
 
 void sb_http_auth_finish(sb_http_auth_check_t *c, sb_http_auth_result_t result, const sb_uuid_t *user_id)
 {
+    if (c->recheck_cb != NULL) {
+        sb_http_recheck_cb rcb = c->recheck_cb;
+        void *rdata = c->data;
+        sodium_memzero(c->token, strlen(c->token));
+        free(c);
+        rcb(result, result == SB_HTTP_AUTH_OK ? user_id : NULL, rdata);
+        return;
+    }
     h2o_req_t *req = c->req;
     if (req != NULL)
         c->link->check = NULL;
@@ -83,8 +97,8 @@ static size_t header_token(h2o_req_t *req, const char **out)
     return n;
 }
 
-void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, const char *query_token,
-                                 bool allow_query, sb_http_auth_cb cb, void *data)
+/* The token to check: the Authorization header's, else query_token when allowed.  0 when none. */
+static size_t request_token(h2o_req_t *req, const char *query_token, bool allow_query, const char **out)
 {
     const char *token = NULL;
     size_t len = header_token(req, &token);
@@ -92,6 +106,53 @@ void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, con
         token = query_token;
         len = strlen(query_token);
     }
+    *out = token;
+    return len;
+}
+
+char *sb_http_request_token(h2o_req_t *req, const char *query_token, bool allow_query)
+{
+    const char *token = NULL;
+    size_t len = request_token(req, query_token, allow_query, &token);
+    if (len == 0 || len > MAX_TOKEN || memchr(token, '\0', len) != NULL)
+        return NULL;
+    return strndup(token, len);
+}
+
+void sb_http_recheck_workspace(const char *token, const sb_uuid_t *workspace, sb_http_recheck_cb cb,
+                               void *data)
+{
+    size_t len = token != NULL ? strlen(token) : 0;
+    if (len == 0 || len > MAX_TOKEN) {
+        cb(SB_HTTP_AUTH_UNAUTHENTICATED, NULL, data);
+        return;
+    }
+    sb_http_auth_check_t *c = have_authorizer ? calloc(1, sizeof(*c) + len + 1) : NULL;
+    if (c == NULL) {
+        cb(SB_HTTP_AUTH_UNAVAILABLE, NULL, data);
+        return;
+    }
+    c->recheck_cb = cb;
+    c->data = data;
+    memcpy(c->token, token, len + 1);
+    authorizer.check(c, c->token, workspace, authorizer.data);
+}
+
+void sb_http_auth_revoked(void)
+{
+    atomic_fetch_add(&revocations, 1);
+}
+
+uint64_t sb_http_auth_epoch(void)
+{
+    return atomic_load(&revocations);
+}
+
+void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, const char *query_token,
+                                 bool allow_query, sb_http_auth_cb cb, void *data)
+{
+    const char *token = NULL;
+    size_t len = request_token(req, query_token, allow_query, &token);
     if (len == 0 || len > MAX_TOKEN || memchr(token, '\0', len) != NULL) {
         cb(req, SB_HTTP_AUTH_UNAUTHENTICATED, NULL, data);
         return;
@@ -108,6 +169,7 @@ void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, con
     }
     c->req = req;
     c->cb = cb;
+    c->recheck_cb = NULL;
     c->data = data;
     memcpy(c->token, token, len);
     c->token[len] = '\0';

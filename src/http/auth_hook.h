@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <h2o.h>
 
@@ -65,5 +66,27 @@ void sb_http_authorize_workspace(h2o_req_t *req, const sb_uuid_t *workspace, con
 
 /* Answers req with the error for result: 401 (with WWW-Authenticate: Bearer), 403, 404 or 503. */
 void sb_http_send_auth_error(h2o_req_t *req, sb_http_auth_result_t result);
+
+/* ---- long-lived authorizations (event streams) ---- */
+
+/* The token sb_http_authorize_workspace would check for req (same rules), as a fresh NUL-terminated
+ * copy the caller frees (and should wipe), or NULL when there is none. */
+char *sb_http_request_token(h2o_req_t *req, const char *query_token, bool allow_query);
+
+typedef void (*sb_http_recheck_cb)(sb_http_auth_result_t result, const sb_uuid_t *user_id, void *data);
+
+/* Asks the authorizer again, without a request, whether the bearer of token is still a member of
+ * workspace (a stream authorized when it started may outlive the session or the membership).  On
+ * the calling loop; cb fires exactly once, possibly before this returns. */
+void sb_http_recheck_workspace(const char *token, const sb_uuid_t *workspace, sb_http_recheck_cb cb,
+                               void *data);
+
+/* Says that credentials were revoked in this process (a logout): long-lived authorizations should
+ * be checked again now rather than at their next periodic check.  Any thread. */
+void sb_http_auth_revoked(void);
+
+/* Counts sb_http_auth_revoked calls: a holder of long-lived authorizations compares it with the
+ * value it last saw.  Any thread. */
+uint64_t sb_http_auth_epoch(void);
 
 #endif

@@ -9,7 +9,8 @@
  *            workspace above ws->floor; it needs pos >= ws->floor, and goes back to CATCHUP if
  *            the ring dropped messages it had not sent yet;
  *   WAIT     the hub cannot follow yet (the follower does not know the log's end): the tick
- *            retries.
+ *            retries; a stream that starts "now" sends nothing, not even `retry:`, until its
+ *            position is set, so nothing a client appends after its first chunk can be missed.
  * A page that comes back short means the client has everything up to the hub's position when the
  * read was issued (the hub only learns of committed events), so it may go live from there with
  * no gap, and it skips ring messages at or below pos, so no duplicate either.
@@ -29,9 +30,12 @@
 #include <h2o.h>
 #include <h2o/http2.h>
 #include <h2o/http2_internal.h>
+#include <jansson.h>
+#include <sodium.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "events/codec.h"
 #include "events/read.h"
 #include "http/auth_hook.h"
 #include "http/response.h"
@@ -40,6 +44,8 @@
 #define PAGE_EVENTS 200
 #define MAX_READS_PER_LOOP 16
 #define READ_RETRY_MS 1000
+/* After an authorizer that could not answer (database down), ask again this soon. */
+#define RECHECK_RETRY_MS 5000
 
 struct sse_read_s {
     sb_read_t r;
@@ -47,6 +53,11 @@ struct sse_read_s {
     sse_hub_t *hub;
     int64_t head; /* the hub's position when the read was issued; -1 if it had none */
 };
+
+/* An authorization recheck in flight; it outlives a client that leaves meanwhile. */
+typedef struct sse_recheck_s {
+    sse_client_t *client; /* NULL once the client left */
+} sse_recheck_t;
 
 static void pump(sse_client_t *c);
 static void client_free(sse_client_t *c);
@@ -80,11 +91,14 @@ int sb_sse_options_init(sb_sse_options_t *o, char *err, size_t errlen)
     o->send_timeout_ms = 60000;
     o->retry_ms = 2000;
     o->window_bytes = 8u << 20;
+    o->reauth_ms = 30000;
     int rc = env_ms("SWITCHBOARD_SSE_HEARTBEAT_MS", &o->heartbeat_ms, 10, 3600000, err, errlen);
     if (rc == 0)
         rc = env_ms("SWITCHBOARD_SSE_SEND_TIMEOUT_MS", &o->send_timeout_ms, 100, 3600000, err, errlen);
     if (rc == 0)
         rc = env_ms("SWITCHBOARD_SSE_RETRY_MS", &o->retry_ms, 0, 3600000, err, errlen);
+    if (rc == 0)
+        rc = env_ms("SWITCHBOARD_SSE_REAUTH_MS", &o->reauth_ms, 100, 86400000, err, errlen);
     uint64_t window = o->window_bytes;
     if (rc == 0 &&
         (rc = env_ms("SWITCHBOARD_SSE_WINDOW_BYTES", &window, 16384, (uint64_t)1 << 32, err, errlen)) == 0)
@@ -99,9 +113,38 @@ static int64_t hub_pos(const sse_hub_t *h)
     return h->sub != NULL ? sb_sub_position(h->sub) : -1;
 }
 
+static void end_revoked(sse_client_t *c, const char *why);
+
+/* A member removed from a workspace loses its streams of it at once, on every loop of every
+ * process (each follows the log). */
+static void on_member_removed(sse_hub_t *h, const sb_event_t *ev)
+{
+    sse_ws_t *ws = sse_ws_find(h, &ev->workspace);
+    if (ws == NULL || ws->nclients == 0)
+        return;
+    json_t *payload = NULL;
+    char err[96];
+    if (sb_codec_to_jansson(ev->payload, ev->payload_len, &payload, err, sizeof(err)) != 0)
+        return;
+    const char *uid = json_string_value(json_object_get(payload, "user_id"));
+    sb_uuid_t user;
+    if (uid != NULL && sb_uuid_parse(uid, strlen(uid), &user) == 0) {
+        for (sse_client_t *c = ws->clients, *next; c != NULL; c = next) {
+            next = c->wnext;
+            if (c->has_user && memcmp(c->user.b, user.b, sizeof(user.b)) == 0)
+                end_revoked(c, "its user was removed from the workspace");
+        }
+    }
+    json_decref(payload);
+}
+
 static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
 {
     sse_hub_t *h = data;
+    for (int i = 0; i < n; i++)
+        if (events[i].has_workspace && strcmp(events[i].type, "MemberRemoved") == 0 &&
+            strncmp(events[i].stream, "workspace-", 10) == 0)
+            on_member_removed(h, &events[i]);
     if (!sse_window_add(h, events, n))
         return;
     sse_window_trim(h);
@@ -385,6 +428,13 @@ static void pump(sse_client_t *c)
             c->state = CLIENT_CATCHUP;
         }
     }
+    if (c->hello_pending) {
+        /* Only now, with its position set: what the client appends after reading this is after it. */
+        c->hello_pending = false;
+        h2o_iovec_t iov = h2o_iovec_init(c->chunk, strlen(c->chunk));
+        do_send(c, &iov, 1);
+        return;
+    }
     if (c->state == CLIENT_LIVE) {
         if (send_live(c))
             return;
@@ -409,6 +459,12 @@ static void client_free(sse_client_t *c)
     release_inflight(c);
     if (c->read != NULL)
         c->read->client = NULL;
+    if (c->recheck != NULL)
+        c->recheck->client = NULL;
+    if (c->token != NULL) {
+        sodium_memzero(c->token, strlen(c->token));
+        free(c->token);
+    }
     if (c->queued)
         unqueue(c);
     sse_ws_t *ws = c->ws;
@@ -490,6 +546,75 @@ static int http1_fd(h2o_req_t *req)
     return sock != NULL ? h2o_socket_get_fd(sock) : -1;
 }
 
+/* ---- authorization while the stream lasts -------------------------------------------------- */
+
+/* Ends a stream whose authorization was withdrawn: nothing new is sent (a send in flight
+ * completes) and the response ends cleanly.  An EventSource then reconnects and is refused. */
+static void end_revoked(sse_client_t *c, const char *why)
+{
+    if (c->ending)
+        return;
+    sb_log_info("sse", "ending a stream at position %lld: %s", (long long)c->pos, why);
+    sse_bump(&c->hub->counters->revoked, 1);
+    c->ending = true;
+    pump(c);
+}
+
+/* The time to the next periodic check: the interval less up to a quarter of it, varying by
+ * client, so streams that started together (reconnects after a restart) are not all checked in
+ * one tick. */
+static uint64_t recheck_in(const sse_client_t *c)
+{
+    uint64_t every = c->hub->sse->opts.reauth_ms;
+    uint64_t spread = every / 4;
+    return every - (spread > 0 ? (uint64_t)(((uintptr_t)c >> 4) * 2654435761u) % spread : 0);
+}
+
+static void on_rechecked(sb_http_auth_result_t result, const sb_uuid_t *user, void *data)
+{
+    sse_recheck_t *r = data;
+    sse_client_t *c = r->client;
+    free(r);
+    if (c == NULL)
+        return; /* the client left meanwhile */
+    c->recheck = NULL;
+    uint64_t now = now_ms(c->hub);
+    switch (result) {
+    case SB_HTTP_AUTH_OK:
+        if (c->has_user && user != NULL && memcmp(c->user.b, user->b, sizeof(user->b)) != 0) {
+            end_revoked(c, "its token names another user");
+            return;
+        }
+        c->recheck_at = now + recheck_in(c);
+        return;
+    case SB_HTTP_AUTH_UNAVAILABLE:
+        /* Not an answer: keep the stream and ask again soon. */
+        c->recheck_at = now + (RECHECK_RETRY_MS < recheck_in(c) ? RECHECK_RETRY_MS : recheck_in(c));
+        return;
+    case SB_HTTP_AUTH_UNAUTHENTICATED:
+        end_revoked(c, "its token expired or was revoked");
+        return;
+    default:
+        end_revoked(c, "its user is no longer a member of the workspace");
+        return;
+    }
+}
+
+/* Asks the authorizer about c's token again.  May end (and free) c before returning. */
+static void recheck(sse_client_t *c, uint64_t epoch)
+{
+    sse_recheck_t *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        c->recheck_at = now_ms(c->hub) + RECHECK_RETRY_MS;
+        return;
+    }
+    r->client = c;
+    c->recheck = r;
+    c->auth_epoch = epoch;
+    c->recheck_at = UINT64_MAX; /* until answered */
+    sb_http_recheck_workspace(c->token, &c->ws->id, on_rechecked, r);
+}
+
 /* ---- the request ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -497,6 +622,10 @@ typedef struct {
     sb_uuid_t ws;
     sb_sse_params_t params;
     bool params_owned;
+    bool recheck;        /* authorized by a token, to be checked again while the stream lasts */
+    uint64_t auth_epoch; /* sb_http_auth_epoch() before the authorization */
+    bool has_user;
+    sb_uuid_t user;
 } pending_t;
 
 static void on_pending_dispose(void *p)
@@ -524,7 +653,8 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
         return;
     }
     if (filter != NULL) {
-        /* The client keeps the filter lists (they point into the params' block); not the token. */
+        /* The client keeps the filter lists (they point into the params' block); not the token
+         * (read below while the params still own it). */
         *filter = pd->params;
         filter->token = NULL;
         pd->params_owned = false;
@@ -535,6 +665,13 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
     c->hub = h;
     c->ws = ws;
     c->filter = filter;
+    if (pd->recheck) {
+        c->token = sb_http_request_token(req, pd->params.token, true);
+        c->has_user = pd->has_user;
+        c->user = pd->user;
+        c->auth_epoch = pd->auth_epoch;
+        c->recheck_at = now_ms(h) + recheck_in(c);
+    }
     if (ws->nclients++ == 0)
         ws->floor = h->sub != NULL ? hub_pos(h) : INT64_MAX;
     c->wnext = ws->clients;
@@ -584,6 +721,14 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
     }
     int n = snprintf(hello, 48, "retry: %llu\n\n", (unsigned long long)h->sse->opts.retry_ms);
     c->chunk = hello;
+    if (c->state == CLIENT_WAIT) {
+        /* A stream "from now" whose start the hub cannot place yet (the follower does not know
+         * the log's end): nothing goes out, not even this, until the tick can set its position.
+         * A client that took the first chunk as "subscribed" and then appended must not miss
+         * what it appended. */
+        c->hello_pending = true;
+        return;
+    }
     h2o_iovec_t iov = h2o_iovec_init(hello, (size_t)n);
     do_send(c, &iov, 1);
 }
@@ -594,6 +739,10 @@ static void on_authorized(h2o_req_t *req, sb_http_auth_result_t result, const sb
     if (result != SB_HTTP_AUTH_OK) {
         sb_http_send_auth_error(req, result);
         return;
+    }
+    if (user != NULL) {
+        pd->has_user = true;
+        pd->user = *user;
     }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         sb_http_send_body(req, 200, "text/event-stream; charset=utf-8", "", 0);
@@ -636,6 +785,8 @@ static int on_stream_req(h2o_req_t *req, const sb_route_params_t *params, void *
     if (rc != 0)
         return rc;
     pd->params_owned = true;
+    pd->recheck = true;
+    pd->auth_epoch = sb_http_auth_epoch();
     sb_http_authorize_workspace(req, &pd->ws, pd->params.token, true, on_authorized, pd);
     return 0;
 }
@@ -675,8 +826,14 @@ static void on_tick(uv_timer_t *t)
     const sb_sse_options_t *o = &h->sse->opts;
     uint64_t now = now_ms(h);
     static const char heartbeat[] = ":\n\n";
+    uint64_t epoch = sb_http_auth_epoch();
     for (sse_client_t *c = h->clients, *next; c != NULL; c = next) {
         next = c->anext;
+        if (c->token != NULL && c->recheck == NULL && !c->ending &&
+            (c->auth_epoch != epoch || now >= c->recheck_at)) {
+            recheck(c, epoch); /* may end c: nothing more for it this tick */
+            continue;
+        }
         if (c->sending) {
             if (now - c->send_started >= o->send_timeout_ms)
                 drop_stalled(c);
@@ -697,7 +854,7 @@ static void on_tick(uv_timer_t *t)
             if (c->sending)
                 continue;
         }
-        if (c->read == NULL && !c->queued && now - c->last_write >= o->heartbeat_ms) {
+        if (c->read == NULL && !c->queued && !c->hello_pending && now - c->last_write >= o->heartbeat_ms) {
             h2o_iovec_t iov = h2o_iovec_init(heartbeat, sizeof(heartbeat) - 1);
             do_send(c, &iov, 1);
         }
@@ -834,6 +991,7 @@ void sb_sse_get_stats(const sb_sse_t *sse, sb_sse_stats_t *out)
         out->events_sent += atomic_load_explicit(&k->events_sent, memory_order_relaxed);
         out->catchup_reads += atomic_load_explicit(&k->catchup_reads, memory_order_relaxed);
         out->window_bytes += atomic_load_explicit(&k->window_bytes, memory_order_relaxed);
+        out->revoked += atomic_load_explicit(&k->revoked, memory_order_relaxed);
     }
 }
 

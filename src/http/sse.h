@@ -10,7 +10,10 @@
  * (data is one line).  The stream starts with `retry:` and a comment line goes out whenever a
  * client has been sent nothing for the heartbeat interval.  Resume with Last-Event-ID or ?after=;
  * filter with ?types=, ?streams=, ?categories= (sse_params.h).  Only members of the workspace may
- * subscribe (auth_hook.h; ?access_token= is accepted for browsers).
+ * subscribe (auth_hook.h; ?access_token= is accepted for browsers), and only while they are: a
+ * stream ends when its user is removed from the workspace (MemberRemoved, seen in the log), when a
+ * logout in this process revokes tokens, or when a periodic check (reauth_ms) finds its token
+ * expired or revoked or its user no longer a member.
  *
  * How it scales (docs/sse.md): each loop has one hub, subscribed once to the process's follower.
  * The hub formats each event of a workspace that has clients on its loop once, into a bounded
@@ -46,6 +49,8 @@ typedef struct sb_sse_options_s {
     uint64_t retry_ms;        /* the `retry:` sent to clients; SWITCHBOARD_SSE_RETRY_MS, 2000 */
     size_t window_bytes; /* per loop: recent messages kept for live clients; SWITCHBOARD_SSE_WINDOW_BYTES,
                             8 MiB */
+    uint64_t reauth_ms;  /* how often a stream's token and membership are checked again;
+                            SWITCHBOARD_SSE_REAUTH_MS, 30000 */
 } sb_sse_options_t;
 
 /* Defaults, overridden by the environment variables above.  0, or SB_EINVAL with one line in err
@@ -70,6 +75,7 @@ typedef struct sb_sse_stats_s {
     uint64_t events_sent;   /* SSE messages handed to h2o */
     uint64_t catchup_reads; /* pages read from the log for clients behind the live window */
     uint64_t window_bytes;  /* bytes of formatted messages held in the loops' windows */
+    uint64_t revoked;       /* streams ended because their authorization was withdrawn */
 } sb_sse_stats_t;
 
 /* Sums every loop's counters.  Any thread, at any time between create and free. */

@@ -76,6 +76,7 @@ struct sse_client_s {
     bool queued;            /* waiting for a read slot */
     bool ending;            /* finish the response once the send in flight completes */
     bool more;              /* catch-up: the log has more after pos */
+    bool hello_pending;     /* the first chunk (retry:) waits for the position to be set */
     uint64_t send_started;  /* loop ms */
     uint64_t last_write;    /* loop ms */
     uint64_t retry_read_at; /* loop ms; 0 = none */
@@ -84,11 +85,19 @@ struct sse_client_s {
     int ninflight;
     char *chunk; /* catch-up text in flight (malloc'd) */
     int fd;      /* HTTP/1: the connection's socket, probed for the client leaving; else -1 */
+    /* authorization, checked again while the stream lasts (NULL token: authorized elsewhere,
+     * sb_sse_serve, and not rechecked) */
+    char *token;
+    bool has_user;
+    sb_uuid_t user;
+    uint64_t recheck_at;           /* loop ms */
+    uint64_t auth_epoch;           /* sb_http_auth_epoch() when last checked */
+    struct sse_recheck_s *recheck; /* in flight */
 };
 
 /* Counters any thread may read (relaxed atomics, written by the hub's loop only). */
 typedef struct sse_counters_s {
-    _Atomic uint64_t clients, accepted, dropped_slow, events_sent, catchup_reads, window_bytes;
+    _Atomic uint64_t clients, accepted, dropped_slow, events_sent, catchup_reads, window_bytes, revoked;
 } sse_counters_t;
 
 struct sse_hub_s {
@@ -112,6 +121,7 @@ struct sse_hub_s {
     size_t fbytes;
     sb_buf_t scratch;
     sse_counters_t *counters; /* this loop's slot in sse->counters */
+    int rechecks;             /* authorization rechecks in flight */
 };
 
 struct sb_sse_s {

@@ -150,6 +150,26 @@ static const char catalog_sql[] =
     "    END IF;\n"
     "    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', p_schema);\n"
     "END $f$;\n"
+    /* Runs what the projections' files deferred until their build caught up (-- @deferred: the
+     * statements wait in <schema>.__deferred), each with its schema first on the search_path, and
+     * drops the table.  A schema with nothing deferred is skipped. */
+    "CREATE OR REPLACE FUNCTION projection_run_deferred(p_schemas text[]) RETURNS int LANGUAGE plpgsql "
+    "SET client_min_messages = warning AS $f$\n"
+    "DECLARE s text; q text; n int := 0;\n"
+    "BEGIN\n"
+    "    FOREACH s IN ARRAY p_schemas LOOP\n"
+    "        IF to_regclass(format('%I.__deferred', s)) IS NULL THEN\n"
+    "            CONTINUE;\n"
+    "        END IF;\n"
+    "        PERFORM set_config('search_path', format('%I, public', s), true);\n"
+    "        FOR q IN EXECUTE format('SELECT sql FROM %I.__deferred', s) LOOP\n"
+    "            EXECUTE q;\n"
+    "        END LOOP;\n"
+    "        EXECUTE format('DROP TABLE %I.__deferred', s);\n"
+    "        n := n + 1;\n"
+    "    END LOOP;\n"
+    "    RETURN n;\n"
+    "END $f$;\n"
     /* The events of a batch as rows, for @batch sections: FROM projection_events($1, ..., $8) e. */
     "CREATE OR REPLACE FUNCTION projection_events(bigint[], text[], text[], bigint[], uuid[], "
     "timestamptz[], jsonb[], jsonb[]) RETURNS TABLE (\"position\" bigint, stream text, type text, "

@@ -139,12 +139,15 @@ static int snapshot(PGconn *c, const char *dir, snap_t *s, char *err, size_t err
             i->lag_seconds = strtod(PQgetvalue(r, k, 13), NULL);
         }
         PQclear(r);
-        /* The lease: a session-level advisory lock on a 64-bit key (high and low halves). */
+        /* The lease: a session-level advisory lock on a 64-bit key (high and low halves).  Advisory
+         * locks belong to a database, and pg_locks shows every database's: a runner of another
+         * database on the same cluster is not ours. */
         r = PQexec(c, "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), "
                       "coalesce(host(a.client_addr), 'local'), "
                       "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
                       "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                       "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                      "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                       "AND l.classid = (" SB_PJ_LEASE_LOCK "::bigint >> 32)::oid "
                       "AND l.objid = (" SB_PJ_LEASE_LOCK "::bigint & 4294967295)::oid");
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)

@@ -244,6 +244,7 @@ void sb_pj_def_free(sb_pj_def_t *d)
         free(d->types[k]);
     free(d->types);
     free(d->setup);
+    free(d->deferred);
     free(d->name);
     free(d->path);
     free(d);
@@ -291,7 +292,8 @@ static bool is_directive(const char *line, size_t n)
         i++;
     if (i == w || (i < n && !isspace((unsigned char)line[i]) && line[i] != ','))
         return false;
-    if ((i - w == 2 && memcmp(line + w, "on", 2) == 0) || (i - w == 5 && memcmp(line + w, "batch", 5) == 0))
+    if ((i - w == 2 && memcmp(line + w, "on", 2) == 0) || (i - w == 5 && memcmp(line + w, "batch", 5) == 0) ||
+        (i - w == 8 && memcmp(line + w, "deferred", 8) == 0))
         return true;
     int types = 0;
     for (;;) {
@@ -324,12 +326,23 @@ static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section
         sec->kind = SB_PJ_ON;
     } else if (i - w == 5 && memcmp(line + w, "batch", 5) == 0) {
         sec->kind = SB_PJ_BATCH;
+    } else if (i - w == 8 && memcmp(line + w, "deferred", 8) == 0) {
+        sec->kind = SB_PJ_DEFERRED;
     } else {
-        snprintf(err, errlen, "line %d: unknown directive '@%.*s' (expected @on or @batch)", lineno,
-                 (int)(i - w), line + w);
+        snprintf(err, errlen, "line %d: unknown directive '@%.*s' (expected @on, @batch or @deferred)",
+                 lineno, (int)(i - w), line + w);
         return SB_EINVAL;
     }
     sec->line = lineno;
+    if (sec->kind == SB_PJ_DEFERRED) {
+        while (i < n && isspace((unsigned char)line[i]))
+            i++;
+        if (i < n) {
+            snprintf(err, errlen, "line %d: @deferred takes no event types", lineno);
+            return SB_EINVAL;
+        }
+        return 0;
+    }
     for (;;) {
         while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
             i++;
@@ -524,7 +537,23 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
     }
     if ((rc = close_section(d, cur, text, body, len, err, errlen)) != 0)
         goto fail;
-    if (d->nsections == 0) {
+    /* The deferred set-up, in file order, each part ended so the next starts a statement. */
+    sb_buf_t deferred = SB_BUF_INIT;
+    int nhandlers = 0;
+    for (int i = 0; i < d->nsections; i++) {
+        if (d->sections[i].kind != SB_PJ_DEFERRED) {
+            nhandlers++;
+            continue;
+        }
+        sb_buf_puts(&deferred, d->sections[i].sql);
+        if (last_significant(d->sections[i].sql) != ';')
+            sb_buf_puts(&deferred, "\n;");
+        sb_buf_puts(&deferred, "\n");
+    }
+    if (deferred.len > 0)
+        d->deferred = sb_buf_steal(&deferred);
+    sb_buf_free(&deferred);
+    if (nhandlers == 0) {
         snprintf(err, errlen,
                  "no '-- @on Type' or '-- @batch Type' section: the projection handles no event");
         rc = SB_EINVAL;
@@ -556,7 +585,7 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
             d->types = p;
             d->ntypes++;
         }
-        if (mentions_param(d->sections[i].sql, '8'))
+        if (d->sections[i].kind != SB_PJ_DEFERRED && mentions_param(d->sections[i].sql, '8'))
             d->uses_metadata = true;
     }
     qsort(d->types, (size_t)d->ntypes, sizeof(*d->types), cmp_str);
@@ -760,9 +789,20 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, "\n;");
     sb_buf_puts(out, "\n");
 
+    if (d->deferred != NULL) {
+        /* Run once the build has caught up (projection_run_deferred, by the runner): until then
+         * the statements wait in the schema itself, so they go wherever the schema goes. */
+        sb_buf_puts(out,
+                    "CREATE TABLE \"__deferred\" (sql text NOT NULL);\nINSERT INTO \"__deferred\" VALUES (");
+        sb_pj_quote_literal(out, d->deferred);
+        sb_buf_puts(out, ");\n");
+    }
+
     bool any_on = false;
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
+        if (sec->kind == SB_PJ_DEFERRED)
+            continue;
         any_on |= sec->kind == SB_PJ_ON;
         /* A batch section plans afresh for each batch: it runs once per batch, and only a custom
          * plan knows how many events the arrays hold (with the default guess of a hundred, joins

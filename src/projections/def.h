@@ -7,6 +7,9 @@
  *                            with the event as $1..$8 (docs/projections.md lists them)
  *   -- @batch TypeA TypeB    statements run once per batch holding any event of these types,
  *                            with the batch's events as eight arrays in $1..$8
+ *   -- @deferred             set-up run once the projection, built from position 0, has caught
+ *                            up with the log (before a rebuild is swapped in): indexes only
+ *                            reads use, far cheaper built once than maintained row by row
  *
  * Batch sections written before the first @on section run before the per-event pass, the others
  * after it.  Any other "-- @word" directive is an error, so a typo never silently drops a handler.
@@ -30,7 +33,7 @@
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)
 
-enum { SB_PJ_ON = 1, SB_PJ_BATCH = 2 };
+enum { SB_PJ_ON = 1, SB_PJ_BATCH = 2, SB_PJ_DEFERRED = 3 };
 
 typedef struct sb_pj_section_s {
     int kind;   /* SB_PJ_ON or SB_PJ_BATCH */
@@ -46,6 +49,7 @@ typedef struct sb_pj_def_s {
     char *path; /* where it was read from, or NULL */
     char hash[SB_PJ_HASH_LEN + 1];
     char *setup;
+    char *deferred; /* the @deferred sections' statements, or NULL */
     sb_pj_section_t *sections;
     int nsections;
     char **types; /* every type any section takes: sorted, distinct */

@@ -83,6 +83,10 @@ typedef struct pj_lane_s {
     const char *apply_values[8];
     int apply_lengths[8];
     int apply_formats[8];
+    /* running what its members' files deferred (projection_run_deferred) */
+    sb_pg_req_t dreq;
+    char *d_schemas;
+    const char *d_values[1];
 } pj_lane_t;
 
 /* A group of projections at the same position that share one subscription and decode each batch
@@ -115,8 +119,13 @@ struct pj_unit_s {
     bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
     bool swap_in_flight; /* its swap transaction is under way */
     bool was_held;
-    bool start_pending; /* waits for the follower to know the log's end */
     bool closing;
+    /* the members' deferred set-up (-- @deferred): run once caught up, the unit held meanwhile */
+    bool deferred_done;
+    bool deferring;
+    bool deferred_failed;
+    int deferring_lanes;
+    uint64_t deferred_retry_at; /* loop ms */
     int64_t flight_to;
     char *p_names; /* every member's name as a text[] literal */
     sb_pg_req_t swap_req;
@@ -144,6 +153,9 @@ void sb__pj_unit_kick(pj_unit_t *u, bool force);
 void sb__pj_unit_promote(pj_unit_t *u);
 /* The position every event the unit needs up to which is applied. */
 int64_t sb__pj_unit_position(const pj_unit_t *u);
+/* Runs the members' deferred set-up (once caught up), unless done, under way, or a batch is in
+ * flight.  Holds the unit until it is done; the runner is told through sb__pj_runner_committed. */
+void sb__pj_unit_run_deferred(pj_unit_t *u);
 
 /* runner.c: called by units */
 sb_follower_t *sb__pj_runner_follower(pj_runner_t *r);

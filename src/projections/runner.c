@@ -8,8 +8,9 @@
  * Active, the runner reconciles every two seconds, at once on a NOTIFY from the CLI, and in full
  * at activation: it reads the catalog (and the files, in full or when a rebuild is asked for) and
  * starts what should run.  Live projections join units by (partition, position), builds likewise;
- * installs go one at a time over the control connection.  A build unit that has caught up is
- * swapped in: it and the live units of its projections are held (no new batch), and once none
+ * installs go one at a time over the control connection.  A unit that has caught up first runs
+ * what its files deferred until then (-- @deferred: read indexes).  A build unit that has caught
+ * up is then swapped in: it and the live units of its projections are held (no new batch), and once none
  * has a batch in flight and the build is at or past every live checkpoint, projection_swap
  * renames the schemas in one transaction.  Anything unexpected (a checkpoint moved under us, a
  * commit whose outcome is unknown) restarts every unit from the catalog: the checkpoints make that
@@ -475,7 +476,11 @@ void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u)
     if (u->closing || r->state != ST_ACTIVE)
         return;
     int64_t head = sb_follower_head(r->f);
-    if (u->build && !u->swap_pending && head >= 0 && sb__pj_unit_position(u) >= head) {
+    bool caught_up = head >= 0 && sb__pj_unit_position(u) >= head;
+    /* Caught up: first what the files deferred (indexes for reads), then, for a build, the swap. */
+    if (caught_up && !u->deferred_done)
+        sb__pj_unit_run_deferred(u);
+    if (u->build && !u->swap_pending && caught_up && u->deferred_done) {
         u->swap_pending = true;
         sb_log_info("projections", "%.*s: the rebuild caught up at position %" PRId64 "; swapping it in",
                     (int)strlen(u->p_names) - 2, u->p_names + 1, u->committed);
@@ -1042,8 +1047,6 @@ static void on_tick(uv_timer_t *t)
         if (r->ticks % 8 == 0)
             reconcile(r, false);
         for (pj_unit_t *u = r->units; u != NULL; u = u->next) {
-            if (u->start_pending)
-                sb__pj_unit_start(u);
             sb__pj_unit_kick(u, false);
             sb__pj_runner_committed(r, u);
         }

@@ -219,6 +219,7 @@ void sb__pj_unit_add(pj_unit_t *u, pj_member_t *m)
         abort();
     l->members = p;
     l->members[l->nmembers++] = m;
+    u->deferred_done = false; /* the newcomer may have some */
     refresh(u);
 }
 
@@ -331,7 +332,8 @@ static void submit(pj_unit_t *u)
  * skipped (so lag and restarts start from there).  Does nothing while a batch is in flight. */
 static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
 {
-    if (u->in_flight || (u->held && !force) || u->closing || u->sub == NULL || u->nmembers == 0)
+    if (u->in_flight || u->deferring || (u->held && !force) || u->closing || u->sub == NULL ||
+        u->nmembers == 0)
         return;
     int64_t to = sb_sub_position(u->sub);
     if (u->acc->n > 0 && u->acc->last_position > to)
@@ -356,7 +358,7 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
     pj_unit_t *u = data;
     for (int i = 0; i < n; i++)
         batch_add(u->acc, &events[i], u->uses_metadata);
-    if (!u->in_flight && !u->held) {
+    if (!u->in_flight && !u->held && !u->deferring) {
         flush(u, false, false);
         return;
     }
@@ -412,18 +414,79 @@ static void on_applied(sb_pg_req_t *req, int status)
     flush(u, false, false);
 }
 
+/* ---- deferred set-up -------------------------------------------------------------------------- */
+
+#define DEFERRED_RETRY_MS 5000
+
+static void on_deferred(sb_pg_req_t *req, int status)
+{
+    pj_lane_t *l = req->data;
+    pj_unit_t *u = l->u;
+    u->deferring_lanes--;
+    if (!u->closing) {
+        if (status != 0) {
+            u->deferred_failed = true;
+            sb_log_warn("projections", "%.*s: the deferred set-up failed, trying again in %d s: %s",
+                        (int)strlen(l->d_schemas) - 2, l->d_schemas + 1, DEFERRED_RETRY_MS / 1000,
+                        req->error ? req->error : sb_strerror(status));
+        } else if (strtol(PQgetvalue(req->results[0], 0, 0), NULL, 10) > 0) {
+            sb_log_info("projections", "%.*s: caught up; ran the deferred set-up",
+                        (int)strlen(l->d_schemas) - 2, l->d_schemas + 1);
+        }
+    }
+    if (u->deferring_lanes > 0 || u->closing)
+        return;
+    u->deferring = false;
+    if (u->deferred_failed)
+        u->deferred_retry_at = uv_now(&sb__pj_runner_loop(u->r)->uv) + DEFERRED_RETRY_MS;
+    else
+        u->deferred_done = true;
+    sb__pj_runner_committed(u->r, u);
+    if (!u->closing)
+        flush(u, false, true);
+}
+
+void sb__pj_unit_run_deferred(pj_unit_t *u)
+{
+    if (u->deferred_done || u->deferring || u->in_flight || u->closing ||
+        uv_now(&sb__pj_runner_loop(u->r)->uv) < u->deferred_retry_at)
+        return;
+    u->deferring = true;
+    u->deferred_failed = false;
+    for (int i = 0; i < u->nlanes; i++) {
+        pj_lane_t *l = u->lanes[i];
+        if (l->nmembers == 0)
+            continue;
+        /* On each lane's own connection: the tables are its members', written only there. */
+        sb_buf_t b = SB_BUF_INIT;
+        sb_buf_putc(&b, '{');
+        for (int k = 0; k < l->nmembers; k++)
+            sb_buf_printf(&b, "%s%s", k ? "," : "", l->members[k]->schema);
+        sb_buf_putc(&b, '}');
+        free(l->d_schemas);
+        l->d_schemas = sb_buf_steal(&b);
+        l->d_values[0] = l->d_schemas;
+        memset(&l->dreq, 0, sizeof(l->dreq));
+        sb_pg_req_init(&l->dreq, "SELECT projection_run_deferred($1::text[])", 1, l->d_values, on_deferred,
+                       l);
+        u->deferring_lanes++;
+        sb_pg_submit(l->pg, &l->dreq);
+    }
+    if (u->deferring_lanes == 0) {
+        u->deferring = false;
+        u->deferred_done = true;
+    }
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
 void sb__pj_unit_start(pj_unit_t *u)
 {
     if (u->closing || u->sub != NULL)
         return;
-    /* Not before the follower knows the log's end: a subscription that finishes catching up
-     * before then cannot count the events its filter skipped up to the end, and an idle log would
-     * leave its checkpoint short of it.  The runner's tick tries again. */
-    u->start_pending = sb_follower_head(sb__pj_runner_follower(u->r)) < 0;
-    if (u->start_pending)
-        return;
+    /* Even before the follower knows the log's end: the follower brings a caught-up subscription
+     * to its head once it does, so the checkpoint also counts the events the filter skipped up to
+     * the end of an idle log. */
     sb_log_filter_t filter = {.types = (const char *const *)u->types, .ntypes = u->ntypes};
     u->sub = sb_follower_subscribe(sb__pj_runner_follower(u->r), u->rpg, u->committed, &filter, on_events, u);
     if (u->sub == NULL)
@@ -457,6 +520,7 @@ void sb__pj_unit_promote(pj_unit_t *u)
 static void free_lane(pj_lane_t *l)
 {
     free(l->members);
+    free(l->d_schemas);
     free(l->apply_sql);
     free(l->p_names);
     free(l->error);

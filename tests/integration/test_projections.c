@@ -37,6 +37,11 @@ static PGconn *reference(PGconn *src, const char *name, const char *pdir)
     pjt_runner_t *r = pjt_start(ci, pdir, 1, 2);
     CHECK(pjt_wait_caught_up(c, 120));
     pjt_stop(r);
+    /* The read indexes the files defer (-- @deferred) exist once the build caught up. */
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM pg_indexes WHERE (schemaname, indexname) IN "
+                            "(('messages', 'messages_thread'), ('contacts', 'contacts_search'), "
+                            "('conversations', 'conversations_inbox'), ('calls', 'calls_live'))"),
+                 4);
     free(ci);
     return c;
 }

@@ -28,7 +28,9 @@ fail() {
     echo "FAIL: $*" >&2
     for f in "$tmp"/*.log "$tmp"/*.err; do
         [ -e "$f" ] || continue
-        echo "--- $f" >&2
+        echo "--- $f ($(wc -l <"$f") lines: the first 5 and the last 30)" >&2
+        head -n 5 "$f" >&2
+        echo "..." >&2
         tail -n 30 "$f" >&2
     done
     exit 1
@@ -154,7 +156,12 @@ SQL
 timeout 120 "$B" projections rebuild pings 2>"$tmp/rebuild3.err" || fail "rebuild with a server: exit $?"
 grep -q "the runner (.*switchboard projections pid=$pid_a.*) rebuilds; waiting" "$tmp/rebuild3.err" || fail "rebuild did not leave it to the server: $(cat "$tmp/rebuild3.err")"
 [ "$(q 'SELECT count(*) FROM pings.pings WHERE position IS NOT NULL')" = 3000 ] || fail "pings rebuilt in the new shape"
-grep -q "pings: rebuilt and swapped in" "$tmp/a.log" || fail "the server did not log the swap"
+# The command returns once the catalog shows the swap, which commits before the server logs it.
+deadline=$(($(now_ms) + 30000))
+until grep -q "pings: rebuilt and swapped in" "$tmp/a.log"; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "the server did not log the swap"
+    sleep 0.05
+done
 
 # Two servers: only the lease holder runs projections; killing it hands them over.
 start b
@@ -173,7 +180,8 @@ wait_metric "$port_b" 'switchboard_projection_checkpoint{projection="pings"}' "$
 wait_metric "$port_b" 'switchboard_projection_checkpoint{projection="ping_total"}' "$head"
 [ "$(q 'SELECT count(*) FROM pings.pings')" = 4000 ] || fail "after the take-over: $(q 'SELECT count(*) FROM pings.pings') pings"
 [ "$(q 'SELECT n FROM ping_total.total')" = 4000 ] || fail "after the take-over: total $(q 'SELECT n FROM ping_total.total')"
-"$B" projections status | grep -q "^runner:   .*switchboard projections pid=$pid_b" || fail "status names the new runner"
+"$B" projections status >"$tmp/status2.out" 2>&1 || fail "status after the take-over: exit $?"
+grep -q "^runner:   .*switchboard projections pid=$pid_b" "$tmp/status2.out" || fail "status names the new runner (a was $pid_a, b is $pid_b): $(cat "$tmp/status2.out")"
 
 kill -TERM "$pid_b"
 deadline=$(($(now_ms) + 60000))

@@ -112,13 +112,15 @@ static inline bool pjt_exec(PGconn *c, const char *sql)
     return ok;
 }
 
-/* True once every live projection is at the log's end with no build or request pending. */
+/* True once every live projection is at the log's end with no build or request pending, and
+ * what the files deferred until then (-- @deferred: the read indexes) has run. */
 static inline bool pjt_caught_up(PGconn *c)
 {
     return pjt_num(c, "SELECT count(*) FROM projection_state WHERE state = 'live' AND ("
                       "position < (SELECT coalesce(max(position), 0) FROM events) "
                       "OR (build_hash IS NOT NULL AND build_position IS NOT NULL) "
-                      "OR rebuild_requested_at IS NOT NULL)") == 0;
+                      "OR rebuild_requested_at IS NOT NULL)") == 0 &&
+           pjt_num(c, "SELECT count(*) FROM pg_class WHERE relname = '__deferred' AND relkind = 'r'") == 0;
 }
 
 /* Waits (polling) until pjt_caught_up, at most timeout_s.  True if it happened. */

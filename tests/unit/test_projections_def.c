@@ -217,6 +217,58 @@ static void test_install_sql(void)
     sb_buf_free(&q);
 }
 
+static void test_deferred(void)
+{
+    char err[256];
+    /* @deferred sections anywhere (here between handlers and at the end) collect, in file order,
+     * the set-up that waits for the build to catch up; they are no handlers and take no types. */
+    const char *text = "CREATE TABLE t (n int, s text);\n"
+                       "-- @on A\n"
+                       "INSERT INTO t VALUES (($7->>'n')::int, $2);\n"
+                       "-- @deferred\n"
+                       "CREATE INDEX t_s ON t (s)\n"
+                       "-- @batch B\n"
+                       "DELETE FROM t;\n"
+                       "-- @deferred\n"
+                       "-- it's a comment with a quote\n"
+                       "CREATE INDEX t_n ON t (n);\n";
+    sb_pj_def_t *d = parse("demo", text, err, sizeof(err));
+    if (!CHECK(d != NULL)) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(d->ntypes, 2);
+    CHECK(!d->uses_metadata);
+    if (CHECK(d->deferred != NULL)) {
+        const char *i1 = strstr(d->deferred, "CREATE INDEX t_s ON t (s)\n\n;");
+        const char *i2 = strstr(d->deferred, "CREATE INDEX t_n ON t (n);");
+        CHECK(i1 != NULL && i2 != NULL && i1 < i2);
+        CHECK(strstr(d->deferred, "DELETE") == NULL);
+    }
+    sb_buf_t out = SB_BUF_INIT;
+    sb_pj_install_sql(d, "demo", false, &out);
+    /* Not run at install: kept in the schema (quotes doubled), and no function is made of it. */
+    CHECK(strstr(out.data, "CREATE TABLE \"__deferred\" (sql text NOT NULL);") != NULL);
+    CHECK(strstr(out.data, "INSERT INTO \"__deferred\" VALUES ('CREATE INDEX t_s") != NULL);
+    CHECK(strstr(out.data, "it''s a comment") != NULL);
+    CHECK(strstr(out.data, "\"__section_1\"") != NULL && strstr(out.data, "\"__section_3\"") != NULL);
+    CHECK(strstr(out.data, "\"__section_2\"") == NULL && strstr(out.data, "\"__section_4\"") == NULL);
+    sb_buf_free(&out);
+    sb_pj_def_free(d);
+
+    /* Without one, nothing is deferred. */
+    d = parse("demo", "CREATE TABLE t (n int);\n-- @on A\nDELETE FROM t;\n", err, sizeof(err));
+    if (CHECK(d != NULL)) {
+        CHECK(d->deferred == NULL);
+        sb_pj_install_sql(d, "demo", false, &out);
+        CHECK(strstr(out.data, "__deferred") == NULL);
+        sb_buf_free(&out);
+        sb_pj_def_free(d);
+    }
+    expect_error("x", "-- @deferred\nCREATE INDEX i ON t (n);", "no '-- @on Type'");
+    expect_error("x", "-- @on A\nSELECT 1;\n-- @deferred A\nSELECT 1;", "@deferred takes no event types");
+}
+
 int main(void)
 {
     SBTEST_RUN(test_names);
@@ -224,5 +276,6 @@ int main(void)
     SBTEST_RUN(test_quoting);
     SBTEST_RUN(test_errors);
     SBTEST_RUN(test_install_sql);
+    SBTEST_RUN(test_deferred);
     return sbtest_summary();
 }
