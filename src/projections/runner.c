@@ -16,7 +16,7 @@
  * commit whose outcome is unknown) restarts every unit from the catalog: the checkpoints make that
  * safe.  A projection whose handlers fail is split into a unit of its own and retried with
  * backoff, so it never holds the others back. */
-#include "projections/pj_int.h"
+#include "projections/runner_int.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -28,117 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The tick records how far units skipped, every quarter second; the lease, the heartbeat and
- * reconciling happen on every fourth and eighth tick. */
-#define TICK_MS 250
-#define DEFAULT_PARTITIONS 2
-#define DEFAULT_MAX_BATCH 20000
-#define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 60000
-
-enum { ST_NEW, ST_STANDBY, ST_ACTIVE, ST_RESTARTING, ST_STOPPING, ST_STOPPED };
-
-typedef struct row_s {
-    char name[SB_PJ_NAME_MAX + 1];
-    bool live;
-    char hash[SB_PJ_HASH_LEN + 1];
-    char *types;
-    bool uses_metadata;
-    int64_t position;
-    int64_t applied_us;
-    bool has_build;
-    char build_hash[SB_PJ_HASH_LEN + 1];
-    char *build_types;
-    bool build_uses_metadata;
-    bool build_running; /* build_position is set */
-    int64_t build_position;
-    bool build_failed;
-    bool requested;
-} row_t;
-
-enum { OP_INSTALL, OP_CANCEL_BUILD, OP_NO_FILE };
-
-typedef struct op_s {
-    int kind;
-    const sb_pj_def_t *def; /* borrowed from r->defs (OP_INSTALL) */
-    bool build;
-    char name[SB_PJ_NAME_MAX + 1];
-    struct op_s *next;
-} op_t;
-
-typedef struct load_s {
-    uv_work_t work;
-    pj_runner_t *r;
-    char *dir;
-    sb_pj_def_t **defs;
-    int n;
-    int rc;
-    char err[512];
-} load_t;
-
-/* A control statement nobody waits for (recording an error, dropping an old schema). */
-typedef struct chore_s {
-    sb_pg_req_t req;
-    char *params[4];
-    const char *values[4];
-    char what[96];
-} chore_t;
-
-typedef struct metric_s {
-    sb_projection_metric_t m;
-    int64_t complete_us;
-} metric_t;
-
-struct sb_projections_s {
-    char *conninfo;
-    char *dir;
-    int partitions;
-    int max_batch;
-    sb_loop_t *loop;
-    sb_follower_t *f;
-    int state;
-    _Atomic bool active;
-    sb_pg_t *lease;
-    sb_pg_t *ctl;
-    char app_name[96];
-    const char *app_name_values[1];
-    uv_timer_t tick;
-    unsigned ticks;
-    bool lease_in_flight;
-    sb_pg_req_t lease_req;
-    int64_t activated_us;
-    /* reconciling */
-    bool reconciling, again, full_again, full;
-    sb_pg_req_t cat_req;
-    row_t *rows;
-    int nrows;
-    bool loading;
-    sb_pj_def_t **defs;
-    int ndefs;
-    op_t *ops, *ops_tail;
-    op_t *op; /* in flight */
-    sb_pg_req_t op_req;
-    char *op_script;
-    char *op_types;
-    const char *op_values[6];
-    pj_member_t *fresh; /* created by this reconcile, waiting to be grouped into units */
-    /* what runs */
-    pj_member_t *members;
-    pj_unit_t *units;
-    /* shutdown */
-    int closing_parts;
-    void (*on_stopped)(void *data);
-    void *stopped_data;
-    /* metrics, read from any thread */
-    uv_mutex_t mlock;
-    metric_t *metrics;
-    int nmetrics;
-};
-
 static void reconcile(pj_runner_t *r, bool full);
 static void activate(pj_runner_t *r);
-static void restart_all(pj_runner_t *r, int to_state, const char *why);
-static void publish_metrics(pj_runner_t *r);
 static void maybe_stopped(pj_runner_t *r);
 static void swap_try(pj_runner_t *r, pj_unit_t *b);
 static void run_ops(pj_runner_t *r);
@@ -199,7 +90,7 @@ static char **copy_types(char *const *types, int n)
     return out;
 }
 
-static pj_member_t *find_member(pj_runner_t *r, const char *name, bool build)
+pj_member_t *sb__pj_runner_find_member(pj_runner_t *r, const char *name, bool build)
 {
     for (pj_member_t *m = r->members; m != NULL; m = m->next)
         if (m->build == build && strcmp(m->name, name) == 0)
@@ -304,8 +195,8 @@ static pj_unit_t *unit_new(pj_runner_t *r, bool build, int64_t position, int64_t
 
 /* A new unit at position for the n members ms (no longer in any unit), subscribing after
  * delay_ms.  NULL when n is 0. */
-static pj_unit_t *unit_of(pj_runner_t *r, bool build, pj_member_t **ms, int n, int64_t position,
-                          int64_t applied_us, uint64_t delay_ms)
+pj_unit_t *sb__pj_runner_unit_of(pj_runner_t *r, bool build, pj_member_t **ms, int n, int64_t position,
+                                 int64_t applied_us, uint64_t delay_ms)
 {
     if (n == 0)
         return NULL;
@@ -366,7 +257,8 @@ static void on_chore(sb_pg_req_t *req, int status)
     free(c);
 }
 
-static void chore(pj_runner_t *r, const char *what, const char *sql, int nparams, const char *const *params)
+void sb__pj_runner_chore(pj_runner_t *r, const char *what, const char *sql, int nparams,
+                         const char *const *params)
 {
     chore_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -385,7 +277,7 @@ static void chore(pj_runner_t *r, const char *what, const char *sql, int nparams
 
 /* Recomputes which units are held: every build unit waiting to be swapped in, and the live units
  * of its projections.  Units no longer held get going again. */
-static void update_holds(pj_runner_t *r)
+void sb__pj_runner_update_holds(pj_runner_t *r)
 {
     for (pj_unit_t *u = r->units; u != NULL; u = u->next) {
         u->was_held = u->held;
@@ -396,7 +288,7 @@ static void update_holds(pj_runner_t *r)
             continue;
         b->held = true;
         for (int i = 0; i < b->nmembers; i++) {
-            pj_member_t *lm = find_member(r, b->members[i]->name, false);
+            pj_member_t *lm = sb__pj_runner_find_member(r, b->members[i]->name, false);
             if (lm != NULL && lm->unit != NULL)
                 lm->unit->held = true;
         }
@@ -419,12 +311,12 @@ static void on_swapped(sb_pg_req_t *req, int status)
                         (int)strlen(b->p_names) - 2, b->p_names + 1,
                         req->error ? req->error : sb_strerror(status));
         b->swap_pending = false; /* asked again at its next commit */
-        update_holds(r);
+        sb__pj_runner_update_holds(r);
         return;
     }
     for (int i = 0; i < b->nmembers; i++) {
         pj_member_t *m = b->members[i];
-        pj_member_t *lm = find_member(r, m->name, false);
+        pj_member_t *lm = sb__pj_runner_find_member(r, m->name, false);
         if (lm != NULL)
             member_drop(r, lm);
         sb_log_info("projections", "%s: rebuilt and swapped in at position %" PRId64, m->name, b->committed);
@@ -433,14 +325,14 @@ static void on_swapped(sb_pg_req_t *req, int status)
         const char *p[1] = {old};
         /* The old tables go in their own transaction: it may wait for readers still using them,
          * and nothing waits for it. */
-        chore(r, "dropping the replaced tables",
-              "SELECT set_config('lock_timeout', '30s', true), projection_drop($1)", 1, p);
+        sb__pj_runner_chore(r, "dropping the replaced tables",
+                            "SELECT set_config('lock_timeout', '30s', true), projection_drop($1)", 1, p);
     }
     sb__pj_unit_promote(b);
     b->swap_pending = false;
-    update_holds(r);
+    sb__pj_runner_update_holds(r);
     sb__pj_unit_kick(b, false);
-    publish_metrics(r);
+    sb__pj_runner_publish_metrics(r);
 }
 
 static void swap_try(pj_runner_t *r, pj_unit_t *b)
@@ -449,7 +341,7 @@ static void swap_try(pj_runner_t *r, pj_unit_t *b)
         return;
     bool behind = false;
     for (int i = 0; i < b->nmembers; i++) {
-        pj_member_t *lm = find_member(r, b->members[i]->name, false);
+        pj_member_t *lm = sb__pj_runner_find_member(r, b->members[i]->name, false);
         if (lm == NULL || lm->unit == NULL)
             continue;
         if (lm->unit->in_flight)
@@ -484,128 +376,17 @@ void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u)
         u->swap_pending = true;
         sb_log_info("projections", "%.*s: the rebuild caught up at position %" PRId64 "; swapping it in",
                     (int)strlen(u->p_names) - 2, u->p_names + 1, u->committed);
-        update_holds(r);
+        sb__pj_runner_update_holds(r);
     }
     for (pj_unit_t *b = r->units; b != NULL; b = b->next)
         if (b->swap_pending)
             swap_try(r, b);
-    publish_metrics(r);
-}
-
-/* ---- failures -------------------------------------------------------------------------------- */
-
-/* The member a dispatcher error names ("projection NAME: ..."), if it is among ms. */
-static pj_member_t *blamed(pj_member_t *const *ms, int count, const char *error)
-{
-    if (error == NULL || strncmp(error, "projection ", 11) != 0)
-        return NULL;
-    const char *name = error + 11;
-    size_t n = strcspn(name, ":");
-    for (int i = 0; i < count; i++)
-        if (strlen(ms[i]->name) == n && memcmp(ms[i]->name, name, n) == 0)
-            return ms[i];
-    return NULL;
-}
-
-static bool is_transient(int status, const char *sqlstate)
-{
-    /* Not connected in time (nothing was sent), or a deadlock, a serialization failure, a lock or
-     * statement timeout: the batch did not commit and can simply be tried again. */
-    if (status == SB_EDBDOWN)
-        return true;
-    return status == SB_EDB && sqlstate != NULL &&
-           (strncmp(sqlstate, "40", 2) == 0 || strcmp(sqlstate, "55P03") == 0 ||
-            strcmp(sqlstate, "57014") == 0);
-}
-
-void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
-{
-    if (r->state != ST_ACTIVE)
-        return;
-    /* Anything but a failure that names its projection, or a transient one, and we cannot know
-     * what committed: restart everything from the catalog. */
-    for (int i = 0; i < u->nlanes; i++) {
-        pj_lane_t *l = u->lanes[i];
-        if (l->status == 0 || is_transient(l->status, l->sqlstate))
-            continue;
-        if (l->status == SB_ESHUTDOWN)
-            return;
-        bool named = l->status == SB_EDB && strcmp(l->sqlstate, SB_PJ_SQLSTATE_MOVED) != 0 &&
-                     blamed(l->members, l->nmembers, l->error) != NULL;
-        if (!named) {
-            char why[600];
-            snprintf(why, sizeof(why), "%s: %s", sb_strerror(l->status), l->error ? l->error : "no detail");
-            restart_all(r, ST_RESTARTING, why);
-            return;
-        }
-    }
-    /* The lanes that committed are at flight_to; the others are where they were.  The unit splits
-     * accordingly, and a projection whose handler failed goes on alone, after a backoff. */
-    int n = u->nmembers, nok = 0, nlate = 0, nbad = 0;
-    pj_member_t **ok = calloc((size_t)n + 1, sizeof(*ok)), **late = calloc((size_t)n + 1, sizeof(*late));
-    pj_member_t **bad = calloc((size_t)u->nlanes + 1, sizeof(*bad));
-    uint64_t *bad_delay = calloc((size_t)u->nlanes + 1, sizeof(*bad_delay));
-    if (ok == NULL || late == NULL || bad == NULL || bad_delay == NULL)
-        abort();
-    bool transient = false;
-    for (int i = 0; i < u->nlanes; i++) {
-        pj_lane_t *l = u->lanes[i];
-        pj_member_t *m = l->status != 0 && !is_transient(l->status, l->sqlstate)
-                             ? blamed(l->members, l->nmembers, l->error)
-                             : NULL;
-        if (l->status != 0 && m == NULL) {
-            transient = true;
-            sb_log_warn("projections", "%.*s: a batch rolled back (%s%s%s); trying again",
-                        (int)strlen(l->p_names) - 2, l->p_names + 1, l->sqlstate, l->sqlstate[0] ? ": " : "",
-                        l->error ? l->error : "?");
-        }
-        if (m != NULL) {
-            m->failures++;
-            free(m->error);
-            if ((m->error = strdup(l->error)) == NULL)
-                abort();
-            if (m->failures == 1 || m->failures % 20 == 0)
-                sb_log_error("projections", "%s%s stalls at position %" PRId64 " (attempt %d): %s", m->name,
-                             m->build ? " (rebuild)" : "", u->committed, m->failures, l->error);
-            const char *p[2] = {m->name, l->error};
-            chore(r, "recording a projection error",
-                  m->build ? "UPDATE projection_state SET build_error = $2 WHERE name = $1"
-                           : "UPDATE projection_state SET error = $2 WHERE name = $1",
-                  2, p);
-            uint64_t delay = RETRY_MIN_MS;
-            for (int k = 1; k < m->failures && delay < RETRY_MAX_MS; k++)
-                delay *= 2;
-            bad_delay[nbad] = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
-            bad[nbad++] = m;
-        }
-        for (int k = 0; k < l->nmembers; k++) {
-            if (l->members[k] == m)
-                continue;
-            if (l->status == 0)
-                ok[nok++] = l->members[k];
-            else
-                late[nlate++] = l->members[k];
-        }
-    }
-    int64_t from = u->committed, to = u->flight_to;
-    int64_t from_us = u->committed_us, to_us = u->fly->n > 0 ? u->fly->last_recorded_us : u->committed_us;
-    bool build = u->build;
-    sb__pj_unit_close(u);
-    unit_of(r, build, ok, nok, to, to_us, 0);
-    unit_of(r, build, late, nlate, from, from_us, transient ? RETRY_MIN_MS : 0);
-    for (int i = 0; i < nbad; i++)
-        unit_of(r, build, &bad[i], 1, from, from_us, bad_delay[i]);
-    free(ok);
-    free(late);
-    free(bad);
-    free(bad_delay);
-    update_holds(r);
-    publish_metrics(r);
+    sb__pj_runner_publish_metrics(r);
 }
 
 /* Closes every unit and forgets every member; the next activation rebuilds them from the
  * catalog. */
-static void restart_all(pj_runner_t *r, int to_state, const char *why)
+void sb__pj_runner_restart_all(pj_runner_t *r, int to_state, const char *why)
 {
     if (why != NULL)
         sb_log_warn("projections", "restarting every projection from its checkpoint: %s", why);
@@ -621,7 +402,7 @@ static void restart_all(pj_runner_t *r, int to_state, const char *why)
         o = next;
     }
     r->ops = r->ops_tail = NULL;
-    publish_metrics(r);
+    sb__pj_runner_publish_metrics(r);
 }
 
 /* ---- reconciling ----------------------------------------------------------------------------- */
@@ -670,8 +451,8 @@ static void act(pj_runner_t *r, bool defs_fresh)
 {
     for (int i = 0; i < r->nrows; i++) {
         const row_t *row = &r->rows[i];
-        pj_member_t *lm = find_member(r, row->name, false);
-        pj_member_t *bm = find_member(r, row->name, true);
+        pj_member_t *lm = sb__pj_runner_find_member(r, row->name, false);
+        pj_member_t *bm = sb__pj_runner_find_member(r, row->name, true);
         const sb_pj_def_t *def = defs_fresh ? find_def(r, row->name) : NULL;
         if (row->requested && defs_fresh && def == NULL) {
             push_op(r, OP_NO_FILE, NULL, false, row->name);
@@ -771,8 +552,8 @@ static void on_op(sb_pg_req_t *req, int status)
                          req->error ? req->error : "?");
             const char *p[4] = {o->def->name, o->build ? "t" : "f", o->def->hash,
                                 req->error ? req->error : "?"};
-            chore(r, "recording an install failure",
-                  "SELECT projection_install_failed($1, $2::boolean, $3, $4)", 4, p);
+            sb__pj_runner_chore(r, "recording an install failure",
+                                "SELECT projection_install_failed($1, $2::boolean, $3, $4)", 4, p);
         } else {
             r->again = true;
         }
@@ -791,8 +572,8 @@ static void run_ops(pj_runner_t *r)
     op_t *o = r->ops;
     if (o == NULL) {
         start_fresh(r);
-        update_holds(r);
-        publish_metrics(r);
+        sb__pj_runner_update_holds(r);
+        sb__pj_runner_publish_metrics(r);
         finish_reconcile(r);
         return;
     }
@@ -965,10 +746,11 @@ static void activate(pj_runner_t *r)
     r->activated_us = sb_clock_now_us();
     sb_log_info("projections", "this process runs the projections (dir=%s)", r->dir);
     /* Tables a swap replaced but could not drop (readers held them, or the process stopped). */
-    chore(r, "dropping replaced tables",
-          "SELECT projection_drop(s.nspname) FROM (SELECT set_config('lock_timeout', '30s', true)) AS t, "
-          "pg_namespace s JOIN projection_state p ON s.nspname = p.name || '__old'",
-          0, NULL);
+    sb__pj_runner_chore(
+        r, "dropping replaced tables",
+        "SELECT projection_drop(s.nspname) FROM (SELECT set_config('lock_timeout', '30s', true)) AS t, "
+        "pg_namespace s JOIN projection_state p ON s.nspname = p.name || '__old'",
+        0, NULL);
     reconcile(r, true);
 }
 
@@ -1010,7 +792,7 @@ static void on_lease_state(sb_pg_t *pg, bool connected, void *data)
         return;
     /* The session held the lock: without it another process may already run the projections. */
     atomic_store(&r->active, false);
-    restart_all(r, ST_STANDBY, "the lease connection was lost");
+    sb__pj_runner_restart_all(r, ST_STANDBY, "the lease connection was lost");
 }
 
 static void on_notify(sb_pg_t *pg, const char *channel, const char *payload, void *data)
@@ -1050,129 +832,11 @@ static void on_tick(uv_timer_t *t)
             sb__pj_unit_kick(u, false);
             sb__pj_runner_committed(r, u);
         }
-        publish_metrics(r);
+        sb__pj_runner_publish_metrics(r);
         break;
     default:
         break;
     }
-}
-
-/* ---- metrics --------------------------------------------------------------------------------- */
-
-static int cmp_metric(const void *a, const void *b)
-{
-    return strcmp(((const metric_t *)a)->m.name, ((const metric_t *)b)->m.name);
-}
-
-static void publish_metrics(pj_runner_t *r)
-{
-    int n = 0;
-    for (pj_member_t *m = r->members; m != NULL; m = m->next)
-        n += !m->build;
-    metric_t *ms = calloc((size_t)(n > 0 ? n : 1), sizeof(*ms));
-    if (ms == NULL)
-        abort();
-    int64_t now = sb_clock_now_us();
-    int64_t head = sb_follower_head(r->f);
-    int k = 0;
-    for (pj_member_t *m = r->members; m != NULL; m = m->next) {
-        if (m->build)
-            continue;
-        metric_t *x = &ms[k++];
-        snprintf(x->m.name, sizeof(x->m.name), "%s", m->name);
-        pj_unit_t *u = m->unit;
-        x->m.checkpoint = u != NULL ? sb__pj_unit_position(u) : m->start_at;
-        x->m.failing = m->error != NULL;
-        if (u != NULL) {
-            if (head >= 0 && x->m.checkpoint >= head)
-                u->caught_up_us = now;
-            x->complete_us = u->committed_us > u->caught_up_us ? u->committed_us : u->caught_up_us;
-        }
-        if (x->complete_us == 0)
-            x->complete_us = m->start_applied_us > 0 ? m->start_applied_us : r->activated_us;
-        pj_member_t *bm = find_member(r, m->name, true);
-        if (bm != NULL) {
-            x->m.building = true;
-            x->m.build_position = bm->unit != NULL ? sb__pj_unit_position(bm->unit) : bm->start_at;
-            x->m.failing |= bm->error != NULL;
-        }
-    }
-    qsort(ms, (size_t)k, sizeof(*ms), cmp_metric);
-    uv_mutex_lock(&r->mlock);
-    free(r->metrics);
-    r->metrics = ms;
-    r->nmetrics = k;
-    uv_mutex_unlock(&r->mlock);
-}
-
-int sb_projections_metrics(const sb_projections_t *p, sb_projection_metric_t *out, int cap)
-{
-    pj_runner_t *r = (pj_runner_t *)p;
-    if (r->f == NULL)
-        return 0;
-    int64_t head = sb_follower_head(r->f);
-    int64_t now = sb_clock_now_us();
-    uv_mutex_lock(&r->mlock);
-    int n = atomic_load(&r->active) ? r->nmetrics : 0;
-    for (int i = 0; i < n && i < cap; i++) {
-        out[i] = r->metrics[i].m;
-        int64_t lag = head > out[i].checkpoint ? head - out[i].checkpoint : 0;
-        out[i].lag_positions = lag;
-        int64_t behind = now - r->metrics[i].complete_us;
-        out[i].lag_seconds = lag > 0 && behind > 0 ? (double)behind / 1e6 : 0.0;
-    }
-    uv_mutex_unlock(&r->mlock);
-    return n;
-}
-
-void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out)
-{
-    sb_projection_metric_t m[128];
-    int n = sb_projections_metrics(p, m, 128);
-    if (n > 128)
-        n = 128;
-    static const struct {
-        const char *name, *help;
-    } series[] = {
-        {"switchboard_projection_checkpoint", "Position up to which every event is applied."},
-        {"switchboard_projection_lag_events", "Events in the log after the checkpoint."},
-        {"switchboard_projection_lag_seconds",
-         "Seconds since the read model was last complete (0 when caught up)."},
-        {"switchboard_projection_failing", "1 while the projection's handlers fail and are retried."},
-        {"switchboard_projection_rebuilding", "1 while a rebuild of the projection is under way."},
-    };
-    for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
-        sb_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", series[k].name, series[k].help, series[k].name);
-        for (int i = 0; i < n; i++) {
-            sb_buf_printf(out, "%s{projection=\"%s\"} ", series[k].name, m[i].name);
-            switch (k) {
-            case 0:
-                sb_buf_printf(out, "%" PRId64 "\n", m[i].checkpoint);
-                break;
-            case 1:
-                sb_buf_printf(out, "%" PRId64 "\n", m[i].lag_positions);
-                break;
-            case 2:
-                sb_buf_printf(out, "%.3f\n", m[i].lag_seconds);
-                break;
-            case 3:
-                sb_buf_printf(out, "%d\n", m[i].failing ? 1 : 0);
-                break;
-            default:
-                sb_buf_printf(out, "%d\n", m[i].building ? 1 : 0);
-                break;
-            }
-        }
-    }
-    sb_buf_printf(out,
-                  "# HELP switchboard_projections_active 1 in the process that holds the projections lease.\n"
-                  "# TYPE switchboard_projections_active gauge\nswitchboard_projections_active %d\n",
-                  sb_projections_is_active(p) ? 1 : 0);
-}
-
-bool sb_projections_is_active(const sb_projections_t *p)
-{
-    return atomic_load(&((pj_runner_t *)p)->active);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
@@ -1264,7 +928,7 @@ void sb_projections_stop(sb_projections_t *p, void (*on_stopped)(void *data), vo
         return;
     }
     atomic_store(&r->active, false);
-    restart_all(r, ST_STOPPING, NULL);
+    sb__pj_runner_restart_all(r, ST_STOPPING, NULL);
     r->closing_parts = 3;
     uv_timer_stop(&r->tick);
     uv_close((uv_handle_t *)&r->tick, on_tick_closed);
