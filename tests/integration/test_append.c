@@ -92,7 +92,7 @@ static long count(const char *sql_where)
 static long count_stream(const char *stream)
 {
     char w[128];
-    snprintf(w, sizeof(w), "stream = '%s'", stream);
+    snprintf(w, sizeof(w), "stream = '%.100s'", stream);
     return count(w);
 }
 

@@ -90,7 +90,7 @@ static void refill(sb__api_threads_t *c)
     for (int i = 0; i < n && i < THREAD_NOTES; i++) {
         reserve(t);
         tnote_t *x = &t->notes[t->n++];
-        snprintf(x->id, sizeof(x->id), "%s", live[i].id);
+        snprintf(x->id, sizeof(x->id), "%.*s", (int)sizeof(x->id) - 1, live[i].id);
         snprintf(x->author, sizeof(x->author), AUTHOR);
         x->at_us = live[i].at;
         x->priv = false;
