@@ -55,6 +55,40 @@ bool sb__wh_content_type_is(h2o_req_t *req, const char *type)
     return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
 }
 
+bool sb__wh_read_form(sb__wh_t *w, sb_form_t *form)
+{
+    if (!sb__wh_content_type_is(w->req, "application/x-www-form-urlencoded")) {
+        sb__wh_reply_error(w, 415, NULL, "expected content-type application/x-www-form-urlencoded", NULL);
+        return false;
+    }
+    const h2o_iovec_t body = w->req->entity;
+    int rc = sb_form_parse(body.base != NULL ? body.base : "", body.len, form);
+    if (rc != 0) {
+        sb__wh_reply_error(w, rc == SB_ETOOBIG ? 413 : 400, "invalid_form",
+                           rc == SB_EUTF8 ? "the body is not UTF-8" : "the body is not a valid form", NULL);
+        return false;
+    }
+    return true;
+}
+
+bool sb__wh_read_signature(sb__wh_t *w, char *sig, size_t cap, size_t *sig_len, char **url, size_t *url_len)
+{
+    size_t n;
+    const char *s = sb__wh_header(w->req, "x-twilio-signature", &n);
+    if (s == NULL || n == 0 || n >= cap) {
+        sb__wh_reply_error(w, 403, "invalid_signature", "X-Twilio-Signature is missing", NULL);
+        return false;
+    }
+    memcpy(sig, s, n);
+    sig[n] = '\0';
+    *sig_len = n;
+    if ((*url = sb__wh_url(w->req, w->cfg, url_len)) == NULL) {
+        sb__wh_reply_errcode(w, SB_ENOMEM);
+        return false;
+    }
+    return true;
+}
+
 const char *sb__wh_header(h2o_req_t *req, const char *name, size_t *len)
 {
     size_t n = strlen(name);

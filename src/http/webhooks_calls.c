@@ -463,32 +463,21 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
 
 static int handle(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
 {
-    sb__wh_t tmp = {0};
-    tmp.req = req;
-    if (!sb__wh_content_type_is(req, "application/x-www-form-urlencoded")) {
-        sb__wh_reply_error(&tmp, 415, NULL, "expected content-type application/x-www-form-urlencoded", NULL);
-        return 0;
-    }
     cwh_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
+        sb__wh_t tmp = {.req = req};
         sb__wh_reply_errcode(&tmp, SB_ENOMEM);
         return 0;
     }
     t->kind = kind;
     sb__wh_attach(&t->h, req, cfg);
-    int rc = sb_form_parse(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &t->form);
-    if (rc != 0) {
-        sb__wh_reply_error(&t->h, rc == SB_ETOOBIG ? 413 : 400, "invalid_form",
-                           "the body is not a valid form", NULL);
+    if (!sb__wh_read_form(&t->h, &t->form)) {
         cwh_free(t);
         return 0;
     }
     bool ids = req->query_at != SIZE_MAX &&
                parse_query(t, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
-    size_t n;
-    const char *sig = sb__wh_header(req, "x-twilio-signature", &n);
-    if (sig == NULL || n == 0 || n >= sizeof t->sig) {
-        sb__wh_reply_error(&t->h, 403, "invalid_signature", "X-Twilio-Signature is missing", NULL);
+    if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len)) {
         cwh_free(t);
         return 0;
     }
@@ -497,20 +486,12 @@ static int handle(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
         forbidden(t, "not one of our call control URLs");
         return 0;
     }
-    memcpy(t->sig, sig, n);
-    t->sig_len = n;
-    t->url = sb__wh_url(req, cfg, &t->url_len);
-    if (t->url == NULL) {
-        sb__wh_reply_errcode(&t->h, SB_ENOMEM);
-        cwh_free(t);
-        return 0;
-    }
     const sb_wsconf_t *conf = sb_wsconf_peek(t->ws);
     if (conf != NULL) {
         verify(t, conf);
         return 0;
     }
-    rc = sb_wsconf_get(t->ws, 0, on_conf, t);
+    int rc = sb_wsconf_get(t->ws, 0, on_conf, t);
     if (rc != 0) {
         sb__wh_reply_errcode(&t->h, rc);
         cwh_free(t);

@@ -12,6 +12,7 @@
 #include "actors/runtime.h"
 #include "core/config.h"
 #include "http/webhooks.h"
+#include "providers/form.h"
 
 typedef struct sb__wh_link_s sb__wh_link_t;
 
@@ -34,6 +35,13 @@ bool sb__wh_content_type_is(h2o_req_t *req, const char *type);
 
 /* The value of request header name (lowercase), or NULL; *len gets its length. */
 const char *sb__wh_header(h2o_req_t *req, const char *name, size_t *len);
+
+/* The form of a Twilio request into *form: 415 for another content type, 413 or 400 for a body
+ * that is not a form (answered through w, which must be attached).  False when it answered. */
+bool sb__wh_read_form(sb__wh_t *w, sb_form_t *form);
+/* X-Twilio-Signature into sig (cap bytes; *sig_len) and the URL it must sign (*url, malloc'd, the
+ * caller frees it; *url_len).  False, having answered 403 (no signature) or 500, otherwise. */
+bool sb__wh_read_signature(sb__wh_t *w, char *sig, size_t cap, size_t *sig_len, char **url, size_t *url_len);
 
 /* The URL Twilio requested: cfg->public_url + the path and query as received.  malloc'd; NULL on
  * allocation failure. */

@@ -725,25 +725,16 @@ static void route(vwh_t *t)
 
 static vwh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
 {
-    sb__wh_t tmp = {0};
-    tmp.req = req;
-    if (!sb__wh_content_type_is(req, "application/x-www-form-urlencoded")) {
-        sb__wh_reply_error(&tmp, 415, NULL, "expected content-type application/x-www-form-urlencoded", NULL);
-        return NULL;
-    }
     vwh_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
+        sb__wh_t tmp = {.req = req};
         sb__wh_reply_errcode(&tmp, SB_ENOMEM);
         return NULL;
     }
     t->kind = kind;
     sb__wh_attach(&t->h, req, cfg);
-    int rc = sb_form_parse(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &t->form);
-    if (rc != 0) {
-        sb__wh_reply_error(&t->h, rc == SB_ETOOBIG ? 413 : 400, "invalid_form",
-                           rc == SB_EUTF8 ? "the body is not UTF-8" : "the body is not a valid form", NULL);
+    if (!sb__wh_read_form(&t->h, &t->form))
         goto fail;
-    }
     const char *field = NULL;
     if (sb_wh_parse_call(&t->form, &t->call, &field) != 0) {
         char msg[96];
@@ -753,19 +744,8 @@ static vwh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
     }
     if (req->query_at != SIZE_MAX)
         sb_wh_parse_voice_ids(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, &t->ids);
-    size_t n;
-    const char *sig = sb__wh_header(req, "x-twilio-signature", &n);
-    if (sig == NULL || n == 0 || n >= sizeof(t->sig)) {
-        sb__wh_reply_error(&t->h, 403, "invalid_signature", "X-Twilio-Signature is missing", NULL);
+    if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len))
         goto fail;
-    }
-    memcpy(t->sig, sig, n);
-    t->sig_len = n;
-    t->url = sb__wh_url(req, cfg, &t->url_len);
-    if (t->url == NULL) {
-        sb__wh_reply_errcode(&t->h, SB_ENOMEM);
-        goto fail;
-    }
     return t;
 fail:
     vwh_free(t);
