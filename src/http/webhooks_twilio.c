@@ -330,15 +330,6 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
     verify(t, conf, false);
 }
 
-/* A cached configuration is read again for a request that does not verify against it (the
- * credentials may have just changed) at most once a second: forged requests must not turn into a
- * stream of reads. */
-static bool old_enough(const sb_wsconf_t *conf)
-{
-    sb_loop_t *loop = sb_loop_current();
-    return loop != NULL && uv_now(&loop->uv) - conf->_loaded_ms >= 1000;
-}
-
 /* Finds the configuration: cached (answered now), else read (answered in on_conf). */
 static void route(twh_t *t)
 {
@@ -357,7 +348,7 @@ static void route(twh_t *t)
         rc = conf != NULL ? 0 : sb_wsconf_route(number, 0, on_conf, t);
     }
     if (conf != NULL) {
-        verify(t, conf, old_enough(conf));
+        verify(t, conf, sb_wsconf_may_reload(conf));
     } else if (rc != 0) {
         sb__wh_reply_errcode(&t->h, rc);
         twh_free(t);

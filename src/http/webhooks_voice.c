@@ -655,12 +655,6 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
     verify(t, conf, false);
 }
 
-static bool old_enough(const sb_wsconf_t *conf)
-{
-    sb_loop_t *loop = sb_loop_current();
-    return loop != NULL && uv_now(&loop->uv) - conf->_loaded_ms >= 1000;
-}
-
 /* Which workspace the request is for: our ids when the URL carries them, else a client identity
  * (a browser's call), else the number: To (a call to us), else From (a call we placed). */
 static bool choose_route(vwh_t *t)
@@ -714,7 +708,7 @@ static void route(vwh_t *t)
         rc = conf != NULL ? 0 : sb_wsconf_route(t->route_number, 0, on_conf, t);
     }
     if (conf != NULL)
-        verify(t, conf, old_enough(conf));
+        verify(t, conf, sb_wsconf_may_reload(conf));
     else if (rc == SB_EINVAL)
         forbidden(t, "no workspace has the id");
     else if (rc != 0)

@@ -126,6 +126,12 @@ const sb_wsconf_t *sb_wsconf_peek(const char *workspace_id)
     return c;
 }
 
+bool sb_wsconf_may_reload(const sb_wsconf_t *conf)
+{
+    sb__msg_loop_t *ml = sb__msg_loop();
+    return ml != NULL && sb__msg_now_ms(ml) - conf->_loaded_ms >= 1000;
+}
+
 void sb__wsconf_invalidate(sb__msg_loop_t *ml, const char *workspace, const char *const *numbers)
 {
     ml->inval_seq++;

@@ -65,6 +65,11 @@ enum {
     SB_WSCONF_RELOAD = 1, /* ignore the cached entry: read the workspace again */
 };
 
+/* Whether a request that does not verify against conf (a cached configuration) may have it read
+ * again (the credentials may have just changed): only once it is a second old, so forged requests
+ * cannot turn into a stream of reads.  Call on the loop conf came from. */
+bool sb_wsconf_may_reload(const sb_wsconf_t *conf);
+
 /* The cached configuration of workspace_id on the calling loop when it is fresh, else NULL.
  * Borrowed: valid until the loop next runs something else. */
 const sb_wsconf_t *sb_wsconf_peek(const char *workspace_id);
