@@ -278,6 +278,10 @@ bool sb_api_page_limit(sb_api_call_t *c, int def, int max, int *out);
 #define SB_API_CURSOR_MAX 48
 void sb_api_cursor_encode(int64_t at_us, const char *id, char out[SB_API_CURSOR_MAX]);
 int sb_api_cursor_decode(const char *s, int64_t *at_us, char id[SB_UUID_STRLEN + 1]);
+/* Answers 200 {"items": [...], "next_cursor": ...} from a keyset query that asked for limit + 1 rows
+ * of (an item's JSON text, its time in microseconds, its id): the first limit items, and a cursor
+ * after the last of them when there was one more row. */
+void sb_api_reply_keyset_page(sb_api_call_t *c, const PGresult *r, int limit);
 
 /* ---- database reads on the loop's connection --------------------------------------------------- */
 

@@ -181,27 +181,7 @@ static const char page_sql[] =
 
 static void paged(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
-    msg_state_t *st = c->data;
-    PGresult *r = results[0];
-    int rows = PQntuples(r);
-    bool more = rows > st->limit;
-    sb_buf_t b = SB_BUF_INIT;
-    sb_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < rows && i < st->limit; i++) {
-        if (i > 0)
-            sb_buf_putc(&b, ',');
-        sb_buf_puts(&b, PQgetvalue(r, i, 0));
-    }
-    sb_buf_puts(&b, "],\"next_cursor\":");
-    if (more) {
-        char cur[SB_API_CURSOR_MAX];
-        int last = st->limit - 1;
-        sb_api_cursor_encode(strtoll(PQgetvalue(r, last, 1), NULL, 10), PQgetvalue(r, last, 2), cur);
-        sb_buf_printf(&b, "\"%s\"}", cur);
-    } else {
-        sb_buf_puts(&b, "null}");
-    }
-    sb_api_reply_raw(c, 200, sb_buf_steal(&b));
+    sb_api_reply_keyset_page(c, results[0], ((const msg_state_t *)c->data)->limit);
 }
 
 static void list_contact_got(sb_api_call_t *c, const sb_ask_reply_t *reply)

@@ -110,6 +110,30 @@ test('a reply goes out from the number the contact wrote to', async () => {
   assert.equal(Object.fromEntries(sendsTo(c.phone)[0].form).From, second);
 });
 
+test('a thread pages by cursor: oldest first, no message twice or missed', async () => {
+  const c = await newContact();
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await api().post(`/v1/workspaces/${W.ws.id}/contacts/${c.id}/messages`, { channel: 'sms', body: `page ${i}` });
+    assert.equal(r.status, 202, r.text);
+    ids.push(r.json.id);
+  }
+  const path = `/v1/workspaces/${W.ws.id}/contacts/${c.id}/messages`;
+  await eventually(async () => (await api().get(path)).json.items.length === 5);
+  const seen = [];
+  let cursor = null;
+  for (let page = 0; page < 4; page++) {
+    const g = await api().get(`${path}?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    assert.equal(g.status, 200, g.text);
+    assert.ok(g.json.items.length <= 2);
+    seen.push(...g.json.items.map((m) => m.id));
+    cursor = g.json.next_cursor;
+    if (cursor === null) break;
+  }
+  assert.equal(cursor, null, 'the last page says so');
+  assert.deepEqual(seen, ids);
+});
+
 test('Twilio 500s then success: one message; 429 waits; a refusal fails it with the code', async () => {
   const c = await newContact();
   env.fake.fault({ path: MSGS(), method: 'POST', status: 500, times: 2 });
