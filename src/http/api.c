@@ -451,6 +451,28 @@ void sb_api_header(sb_api_call_t *c, const char *name, const char *value)
         sb__api_idem_header(c, name, value);
 }
 
+void sb_api_reply_keyset_page(sb_api_call_t *c, const PGresult *r, int limit)
+{
+    int rows = PQntuples(r);
+    sb_buf_t b = SB_BUF_INIT;
+    sb_buf_puts(&b, "{\"items\":[");
+    for (int i = 0; i < rows && i < limit; i++) {
+        if (i > 0)
+            sb_buf_putc(&b, ',');
+        sb_buf_puts(&b, PQgetvalue(r, i, 0));
+    }
+    sb_buf_puts(&b, "],\"next_cursor\":");
+    if (rows > limit) {
+        char cur[SB_API_CURSOR_MAX];
+        sb_api_cursor_encode(strtoll(PQgetvalue(r, limit - 1, 1), NULL, 10), PQgetvalue(r, limit - 1, 2),
+                             cur);
+        sb_buf_printf(&b, "\"%s\"}", cur);
+    } else {
+        sb_buf_puts(&b, "null}");
+    }
+    sb_api_reply_raw(c, 200, sb_buf_steal(&b));
+}
+
 void sb_api_etag(sb_api_call_t *c, int64_t version)
 {
     char tag[32];

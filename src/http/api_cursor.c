@@ -6,10 +6,7 @@
 
 #include "core/error.h"
 #include "core/uuid.h"
-#include "core/buf.h"
 #include "http/api.h"
-
-#include <stdlib.h>
 
 /* A cursor is 24 bytes, base64url without padding (32 characters): the time, big-endian, then the
  * uuid's bytes.  Opaque to clients; decoding checks the length exactly. */
@@ -43,26 +40,4 @@ int sb_api_cursor_decode(const char *s, int64_t *at_us, char id[SB_UUID_STRLEN +
     sb_uuid_format(&u, id);
     *at_us = (int64_t)v;
     return 0;
-}
-
-void sb_api_reply_keyset_page(sb_api_call_t *c, const PGresult *r, int limit)
-{
-    int rows = PQntuples(r);
-    sb_buf_t b = SB_BUF_INIT;
-    sb_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < rows && i < limit; i++) {
-        if (i > 0)
-            sb_buf_putc(&b, ',');
-        sb_buf_puts(&b, PQgetvalue(r, i, 0));
-    }
-    sb_buf_puts(&b, "],\"next_cursor\":");
-    if (rows > limit) {
-        char cur[SB_API_CURSOR_MAX];
-        sb_api_cursor_encode(strtoll(PQgetvalue(r, limit - 1, 1), NULL, 10), PQgetvalue(r, limit - 1, 2),
-                             cur);
-        sb_buf_printf(&b, "\"%s\"}", cur);
-    } else {
-        sb_buf_puts(&b, "null}");
-    }
-    sb_api_reply_raw(c, 200, sb_buf_steal(&b));
 }
