@@ -25,55 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/kinds.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/phone.h"
 #include "core/seal.h"
-#include "db/secrets.h"
 #include "http/api_messaging.h"
-#include "providers/twilio.h"
+#include "http/api_twilio_int.h"
 #include "reactors/messaging.h"
 #include "reactors/wsconf.h"
 
-#define MAX_NUMBERS 1000
-#define PAGE_SIZE 1000
-
-typedef struct {
-    bool deleting;
-    sb_twilio_t tw;  /* the account's credentials */
-    sb_twilio_t key; /* the API key's, once known */
-    sb_twilio_req_t *pending;
-    char account_sid[SB_TWILIO_SID_LEN + 1];
-    char token[SB_TWILIO_SECRET_MAX + 1];
-    bool same_account; /* the account already configured */
-    char old_ref[SB_SECRET_REF_LEN + 1];
-    char old_token[SB_TWILIO_SECRET_MAX + 1];
-    char old_key_sid[SB_TWILIO_SID_LEN + 1];
-    char old_key_secret[SB_TWILIO_SECRET_MAX + 1];
-    char old_app_sid[SB_TWILIO_SID_LEN + 1];
-    char key_sid[SB_TWILIO_SID_LEN + 1];
-    char key_secret[SB_TWILIO_SECRET_MAX + 1];
-    char app_sid[SB_TWILIO_SID_LEN + 1];
-    char new_ref[SB_SECRET_REF_LEN + 1];
-    char voice_url[512], voice_status_url[512], sms_url[512];
-    json_t
-        *numbers;   /* the account's: [{"number", "sid", "voice_application_sid", "sms_url", "sms_method"}] */
-    json_t *report; /* {"<e164>": "configured" | "unchanged" | "taken" | "invalid"} */
-    json_t *stale;  /* numbers recorded but no longer on the account */
-    size_t next;
-    json_t *state; /* the workspace state after the last command */
-    int64_t version;
-} setup_t;
-
-static setup_t *st_of(sb_api_call_t *c)
-{
-    return c->data;
-}
+/* ---- shared by the steps (api_twilio_int.h) ------------------------------------------------------ */
 
 static void cleanup(sb_api_call_t *c)
 {
-    setup_t *s = st_of(c);
+    sb__tws_t *s = sb__tws_of(c);
     if (s->pending != NULL)
         sb_twilio_cancel(s->pending);
     s->pending = NULL;
@@ -90,8 +54,7 @@ static void cleanup(sb_api_call_t *c)
     sb_seal_wipe(s->key_secret, sizeof(s->key_secret));
 }
 
-/* A step's callback after an outside call: carry on only while the client waits. */
-static bool gone(sb_api_call_t *c)
+bool sb__tws_gone(sb_api_call_t *c)
 {
     if (sb_api_alive(c))
         return false;
@@ -99,18 +62,50 @@ static bool gone(sb_api_call_t *c)
     return true;
 }
 
-static void ws_stream(const sb_api_call_t *c, char out[16 + SB_UUID_STRLEN])
+sb_api_call_t *sb__tws_answered(const sb_twilio_result_t *res, void *data, const char *what)
+{
+    sb_api_call_t *c = data;
+    sb__tws_of(c)->pending = NULL;
+    if (sb__tws_gone(c))
+        return NULL;
+    if (what != NULL && res->error != 0) {
+        sb__tws_reply_twilio_error(c, res, what);
+        return NULL;
+    }
+    return c;
+}
+
+void sb__tws_started(sb_api_call_t *c, int rc)
+{
+    if (rc != 0)
+        sb_api_reply_errcode(c, rc, NULL);
+}
+
+void sb__tws_ws_stream(const sb_api_call_t *c, char out[16 + SB_UUID_STRLEN])
 {
     snprintf(out, 16 + SB_UUID_STRLEN, "workspace-%s", c->ws_id);
 }
 
-static void copy_str(char *out, size_t cap, const char *v)
+void sb__tws_ask_workspace(sb_api_call_t *c, json_t *cmd, bool if_match, sb_api_ask_cb cb)
 {
-    snprintf(out, cap, "%s", v != NULL ? v : "");
+    char stream[16 + SB_UUID_STRLEN];
+    sb__tws_ws_stream(c, stream);
+    sb_ask_opts_t o;
+    sb_api_ask_opts(c, &o);
+    o.context = NULL;
+    if (if_match && !sb_api_if_match(c, &o)) {
+        json_decref(cmd);
+        return;
+    }
+    sb_api_ask(c, stream, cmd, &o, cb);
 }
 
-/* Twilio's failure as our answer: bad credentials are the caller's (400), the rest Twilio's (502). */
-static void reply_twilio_error(sb_api_call_t *c, const sb_twilio_result_t *res, const char *what)
+void sb__tws_name(const sb_api_call_t *c, char out[64])
+{
+    snprintf(out, 64, "Switchboard %s", c->ws_id);
+}
+
+void sb__tws_reply_twilio_error(sb_api_call_t *c, const sb_twilio_result_t *res, const char *what)
 {
     char msg[300];
     if (res->error == SB_EREJECTED && (res->status == 401 || res->status == 403 || res->code == 20003)) {
@@ -131,7 +126,7 @@ static void reply_twilio_error(sb_api_call_t *c, const sb_twilio_result_t *res, 
 }
 
 /* The configuration as GET answers it (never a secret). */
-static json_t *config_json(const sb_api_call_t *c, const json_t *state, const json_t *report)
+json_t *sb__tws_config_json(const sb_api_call_t *c, const json_t *state, const json_t *report)
 {
     const sb_config_t *cfg = sb_messaging_config(sb_messaging_current());
     const json_t *tw = json_object_get(state, "twilio");
@@ -158,550 +153,21 @@ static json_t *config_json(const sb_api_call_t *c, const json_t *state, const js
     return out;
 }
 
-/* ---- GET ---------------------------------------------------------------------------------------------- */
+/* ---- GET ---------------------------------------------------------------------------------------- */
 
 static void got(sb_api_call_t *c)
 {
     sb_api_etag(c, c->ws_version);
-    sb_api_reply_json(c, 200, config_json(c, c->ws_state, NULL));
+    sb_api_reply_json(c, 200, sb__tws_config_json(c, c->ws_state, NULL));
 }
 
 static int on_get(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    sb_api_workspace(sb_api_begin(req, params, sizeof(setup_t)), SB_ROLE_AGENT, got);
+    sb_api_workspace(sb_api_begin(req, params, sizeof(sb__tws_t)), SB_ROLE_AGENT, got);
     return 0;
 }
 
-/* ---- PUT: the end -----------------------------------------------------------------------------------------
- */
-
-static void on_old_deleted(int status, int deleted, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    if (status != 0) /* left for the next set-up to delete */
-        sb_log_warn("api", "twilio set-up: older secrets not deleted: %s", sb_strerror(status));
-    sb_wsconf_forget(c->ws_id);
-    sb_api_etag(c, s->version);
-    sb_api_reply_json(c, 200, config_json(c, s->state, s->report));
-}
-
-static void finish_put(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    sb_messaging_t *m = sb_messaging_current();
-    int rc = sb_secrets_delete(sb_messaging_secrets(m), c->loop->db, c->ws_id, "twilio", s->new_ref,
-                               on_old_deleted, c);
-    if (rc != 0)
-        on_old_deleted(rc, 0, c);
-}
-
-/* ---- PUT: recording the numbers -------------------------------------------------------------------------
- */
-
-static void record_next(sb_api_call_t *c);
-
-static void keep_state(setup_t *s, const sb_ask_reply_t *reply)
-{
-    if (reply->state != NULL) {
-        json_decref(s->state);
-        s->state = json_incref(reply->state);
-        s->version = reply->version;
-    }
-}
-
-static void on_number_added(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    const json_t *n = json_array_get(s->numbers, s->next);
-    const char *number = json_string_value(json_object_get(n, "number"));
-    if (reply->status != 0) {
-        if (reply->status != SB_EREJECTED) {
-            sb_api_reply_ask_error(c, reply);
-            return;
-        }
-        json_object_set_new(s->report, number, json_string(reply->err->code));
-    }
-    keep_state(s, reply);
-    s->next++;
-    record_next(c);
-}
-
-static void on_claimed(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    const json_t *n = json_array_get(s->numbers, s->next);
-    const char *number = json_string_value(json_object_get(n, "number"));
-    if (reply->status == SB_EREJECTED) { /* another workspace has it */
-        json_object_set_new(s->report, number, json_string("taken"));
-        s->next++;
-        record_next(c);
-        return;
-    }
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    char stream[16 + SB_UUID_STRLEN];
-    ws_stream(c, stream);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.context = NULL;
-    sb_api_ask(c, stream,
-               json_pack("{s:s, s:s, s:O}", "type", "AddPhoneNumber", "number", number, "sid",
-                         json_object_get(n, "sid")),
-               &o, on_number_added);
-}
-
-static void claim_ask(sb_api_call_t *c, const char *number, const char *type, sb_api_ask_cb cb)
-{
-    char key[8 + SB_PHONE_MAX], stream[SB_CLAIM_STREAM_LEN], owner[16 + SB_UUID_STRLEN];
-    snprintf(key, sizeof(key), "number:%s", number);
-    sb_claim_stream(key, stream);
-    ws_stream(c, owner);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.context = NULL;
-    o.workspace_id = NULL;
-    json_t *cmd = strcmp(type, "Claim") == 0
-                      ? json_pack("{s:s, s:s, s:s}", "type", type, "key", key, "owner", owner)
-                      : json_pack("{s:s, s:s}", "type", type, "owner", owner);
-    sb_api_ask(c, stream, cmd, &o, cb);
-}
-
-static void release_next(sb_api_call_t *c);
-
-static void on_released(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    if (reply->status != 0 && reply->status != SB_EREJECTED) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    json_array_remove(s->stale, 0);
-    release_next(c);
-}
-
-static void on_number_removed(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    if (reply->status != 0 && reply->status != SB_EREJECTED) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    keep_state(s, reply);
-    const char *number = json_string_value(json_array_get(s->stale, 0));
-    json_object_set_new(s->report, number, json_string("removed"));
-    claim_ask(c, number, "Release", on_released);
-}
-
-/* Numbers recorded that the account no longer has: removed, then released. */
-static void release_next(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    if (json_array_size(s->stale) == 0) {
-        finish_put(c);
-        return;
-    }
-    char stream[16 + SB_UUID_STRLEN];
-    ws_stream(c, stream);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.context = NULL;
-    if (s->deleting) {
-        claim_ask(c, json_string_value(json_array_get(s->stale, 0)), "Release", on_released);
-        return;
-    }
-    sb_api_ask(c, stream,
-               json_pack("{s:s, s:O}", "type", "RemovePhoneNumber", "number", json_array_get(s->stale, 0)),
-               &o, on_number_removed);
-}
-
-static void record_next(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    while (s->next < json_array_size(s->numbers)) {
-        const json_t *n = json_array_get(s->numbers, s->next);
-        const char *number = json_string_value(json_object_get(n, "number"));
-        const char *status = json_string_value(json_object_get(s->report, number));
-        if (status == NULL || strcmp(status, "invalid") != 0) {
-            claim_ask(c, number, "Claim", on_claimed);
-            return;
-        }
-        s->next++;
-    }
-    /* the numbers recorded that the account no longer has */
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)json_object_get(s->state, "numbers"), k, v)
-    {
-        bool present = false;
-        size_t i;
-        const json_t *n;
-        json_array_foreach(s->numbers, i, n)
-        {
-            if (strcmp(json_string_value(json_object_get(n, "number")), k) == 0)
-                present = true;
-        }
-        if (!present)
-            json_array_append_new(s->stale, json_string(k));
-    }
-    release_next(c);
-}
-
-/* ---- PUT: sealing and recording the configuration ----------------------------------------------------- */
-
-static void on_configured(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    if (reply->status != 0) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    keep_state(s, reply);
-    s->next = 0;
-    record_next(c);
-}
-
-static void configure(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    char stream[16 + SB_UUID_STRLEN];
-    ws_stream(c, stream);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.context = NULL;
-    sb_api_ask(c, stream,
-               json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "ConfigureTwilio", "account_sid",
-                         s->account_sid, "api_key_sid", s->key_sid, "twiml_app_sid", s->app_sid, "secret_ref",
-                         s->new_ref),
-               &o, on_configured);
-}
-
-static void on_sealed(int status, const char *ref, void *data)
-{
-    sb_api_call_t *c = data;
-    if (gone(c))
-        return;
-    if (status != 0) {
-        sb_api_reply_errcode(c, status, NULL);
-        return;
-    }
-    copy_str(st_of(c)->new_ref, sizeof(st_of(c)->new_ref), ref);
-    configure(c);
-}
-
-static void seal(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    if (s->old_ref[0] != '\0' && s->same_account && strcmp(s->token, s->old_token) == 0 &&
-        strcmp(s->key_sid, s->old_key_sid) == 0) {
-        memcpy(s->new_ref, s->old_ref, sizeof(s->new_ref)); /* nothing to seal anew */
-        configure(c);
-        return;
-    }
-    char bundle[2 * SB_TWILIO_SECRET_MAX + 64];
-    int n = snprintf(bundle, sizeof(bundle), "auth_token=%s\napi_key_secret=%s\n", s->token, s->key_secret);
-    int rc = sb_secrets_put(sb_messaging_secrets(sb_messaging_current()), c->loop->db, c->ws_id, "twilio",
-                            bundle, (size_t)n, on_sealed, c);
-    sb_seal_wipe(bundle, sizeof(bundle));
-    if (rc != 0)
-        sb_api_reply_errcode(c, rc, NULL);
-}
-
-/* ---- PUT: the numbers at Twilio
- * ------------------------------------------------------------------------------- */
-
-static void update_next(sb_api_call_t *c);
-
-static void on_number_updated(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "configure a number");
-        return;
-    }
-    s->next++;
-    update_next(c);
-}
-
-static bool differs(const json_t *n, const char *key, const char *want)
-{
-    const char *v = json_string_value(json_object_get(n, key));
-    return v == NULL || strcmp(v, want) != 0;
-}
-
-static void update_next(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    while (s->next < json_array_size(s->numbers)) {
-        const json_t *n = json_array_get(s->numbers, s->next);
-        const char *number = json_string_value(json_object_get(n, "number"));
-        const char *sid = json_string_value(json_object_get(n, "sid"));
-        if (differs(n, "voice_application_sid", s->app_sid) || differs(n, "sms_url", s->sms_url) ||
-            differs(n, "sms_method", "POST")) {
-            sb_twilio_number_update_t u = {
-                .voice_application_sid = s->app_sid, .sms_url = s->sms_url, .sms_method = "POST"};
-            json_object_set_new(s->report, number, json_string("configured"));
-            int rc = sb_twilio_update_number(&s->key, sid, &u, on_number_updated, c, &s->pending);
-            if (rc != 0)
-                sb_api_reply_errcode(c, rc, NULL);
-            return;
-        }
-        json_object_set_new(s->report, number, json_string("unchanged"));
-        s->next++;
-    }
-    seal(c);
-}
-
-static void list_page(sb_api_call_t *c, const char *page_uri);
-
-static void on_numbers(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "list the numbers");
-        return;
-    }
-    size_t i;
-    const json_t *n;
-    json_array_foreach(json_object_get(res->json, "incoming_phone_numbers"), i, n)
-    {
-        const char *number = json_string_value(json_object_get(n, "phone_number"));
-        const char *sid = json_string_value(json_object_get(n, "sid"));
-        if (json_array_size(s->numbers) >= MAX_NUMBERS)
-            break;
-        if (number == NULL || sid == NULL || !sb_phone_is_e164(number) ||
-            !sb_twilio_sid_is_valid(sid, "PN")) {
-            if (number != NULL && strlen(number) < 64)
-                json_object_set_new(s->report, number, json_string("invalid"));
-            continue;
-        }
-        json_array_append_new(s->numbers,
-                              json_pack("{s:s, s:s, s:O?, s:O?, s:O?}", "number", number, "sid", sid,
-                                        "voice_application_sid", json_object_get(n, "voice_application_sid"),
-                                        "sms_url", json_object_get(n, "sms_url"), "sms_method",
-                                        json_object_get(n, "sms_method")));
-    }
-    if (res->next_page_uri != NULL && json_array_size(s->numbers) < MAX_NUMBERS) {
-        list_page(c, res->next_page_uri);
-        return;
-    }
-    s->next = 0;
-    update_next(c);
-}
-
-static void list_page(sb_api_call_t *c, const char *page_uri)
-{
-    setup_t *s = st_of(c);
-    int rc = sb_twilio_list_numbers(&s->key, PAGE_SIZE, page_uri, on_numbers, c, &s->pending);
-    if (rc != 0)
-        sb_api_reply_errcode(c, rc, NULL);
-}
-
-/* ---- PUT: the TwiML app
- * ------------------------------------------------------------------------------------ */
-
-static void on_app_ready(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "configure the TwiML app");
-        return;
-    }
-    if (s->app_sid[0] == '\0')
-        copy_str(s->app_sid, sizeof(s->app_sid), res->sid);
-    if (!sb_twilio_sid_is_valid(s->app_sid, "AP")) {
-        sb_api_reply_error(c, 502, "provider_error", "Twilio answered without an application sid", NULL);
-        return;
-    }
-    list_page(c, NULL);
-}
-
-/* Makes app (a Twilio application's JSON) point at us, or creates one when app is NULL. */
-static void fix_app(sb_api_call_t *c, const json_t *app)
-{
-    setup_t *s = st_of(c);
-    char name[64];
-    snprintf(name, sizeof(name), "Switchboard %s", c->ws_id);
-    sb_twilio_app_t a = {.friendly_name = name,
-                         .voice_url = s->voice_url,
-                         .voice_method = "POST",
-                         .status_callback = s->voice_status_url,
-                         .status_callback_method = "POST"};
-    int rc;
-    if (app == NULL) {
-        s->app_sid[0] = '\0';
-        rc = sb_twilio_create_app(&s->key, &a, on_app_ready, c, &s->pending);
-    } else {
-        copy_str(s->app_sid, sizeof(s->app_sid), json_string_value(json_object_get(app, "sid")));
-        if (!differs(app, "voice_url", s->voice_url) && !differs(app, "voice_method", "POST") &&
-            !differs(app, "status_callback", s->voice_status_url)) {
-            list_page(c, NULL); /* already right */
-            return;
-        }
-        a.friendly_name = NULL;
-        rc = sb_twilio_update_app(&s->key, s->app_sid, &a, on_app_ready, c, &s->pending);
-    }
-    if (rc != 0)
-        sb_api_reply_errcode(c, rc, NULL);
-}
-
-static void on_apps_listed(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    st_of(c)->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "list the TwiML apps");
-        return;
-    }
-    const json_t *apps = json_object_get(res->json, "applications");
-    fix_app(c, json_array_size(apps) > 0 ? json_array_get(apps, 0) : NULL);
-}
-
-static void find_app_by_name(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    char name[64];
-    snprintf(name, sizeof(name), "Switchboard %s", c->ws_id);
-    int rc = sb_twilio_list_apps(&s->key, name, NULL, on_apps_listed, c, &s->pending);
-    if (rc != 0)
-        sb_api_reply_errcode(c, rc, NULL);
-}
-
-static void on_old_app(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    st_of(c)->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error == SB_EREJECTED && res->status == 404) {
-        find_app_by_name(c); /* deleted at Twilio meanwhile */
-        return;
-    }
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "read the TwiML app");
-        return;
-    }
-    fix_app(c, res->json);
-}
-
-static void ensure_app(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    if (s->same_account && s->old_app_sid[0] != '\0') {
-        char path[64];
-        snprintf(path, sizeof(path), "Applications/%s.json", s->old_app_sid);
-        int rc = sb_twilio_request(&s->key, "GET", path, NULL, on_old_app, c, &s->pending);
-        if (rc != 0)
-            sb_api_reply_errcode(c, rc, NULL);
-        return;
-    }
-    find_app_by_name(c);
-}
-
-/* ---- PUT: the API key
- * ------------------------------------------------------------------------------------------ */
-
-static void use_key(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    int rc = sb_twilio_init(&s->key, s->tw.http, s->tw.api_base, s->account_sid, s->token);
-    if (rc == 0)
-        rc = sb_twilio_use_api_key(&s->key, s->key_sid, s->key_secret);
-    if (rc != 0) {
-        sb_api_reply_error(c, 502, "provider_error", "Twilio gave an unusable API key", NULL);
-        return;
-    }
-    ensure_app(c);
-}
-
-static void on_key_created(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "create an API key");
-        return;
-    }
-    const char *secret = json_string_value(json_object_get(res->json, "secret"));
-    if (res->sid == NULL || !sb_twilio_sid_is_valid(res->sid, "SK") || secret == NULL || secret[0] == '\0' ||
-        strlen(secret) > SB_TWILIO_SECRET_MAX || strchr(secret, '\n') != NULL) {
-        sb_api_reply_error(c, 502, "provider_error", "Twilio answered without a usable API key", NULL);
-        return;
-    }
-    copy_str(s->key_sid, sizeof(s->key_sid), res->sid);
-    copy_str(s->key_secret, sizeof(s->key_secret), secret);
-    use_key(c);
-}
-
-static void create_key(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    char name[64];
-    snprintf(name, sizeof(name), "Switchboard %s", c->ws_id);
-    int rc = sb_twilio_create_key(&s->tw, name, on_key_created, c, &s->pending);
-    if (rc != 0)
-        sb_api_reply_errcode(c, rc, NULL);
-}
-
-static void on_old_key_checked(const sb_twilio_result_t *res, void *data)
-{
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
-        return;
-    if (res->error == 0) {
-        memcpy(s->key_sid, s->old_key_sid, sizeof(s->key_sid));
-        memcpy(s->key_secret, s->old_key_secret, sizeof(s->key_secret));
-        use_key(c);
-        return;
-    }
-    if (res->error == SB_EREJECTED && (res->status == 401 || res->status == 403)) {
-        create_key(c); /* the key was deleted or revoked */
-        return;
-    }
-    reply_twilio_error(c, res, "check the API key");
-}
-
-static void ensure_key(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    if (s->same_account && s->old_key_sid[0] != '\0' && s->old_key_secret[0] != '\0') {
-        sb_twilio_t probe;
-        int rc = sb_twilio_init(&probe, s->tw.http, s->tw.api_base, s->account_sid, s->token);
-        if (rc == 0)
-            rc = sb_twilio_use_api_key(&probe, s->old_key_sid, s->old_key_secret);
-        if (rc == 0)
-            rc = sb_twilio_fetch_account(&probe, on_old_key_checked, c, &s->pending);
-        sb_twilio_clear(&probe); /* the request holds its own copy */
-        if (rc != 0)
-            sb_api_reply_errcode(c, rc, NULL);
-        return;
-    }
-    create_key(c);
-}
-
-/* ---- PUT: the start
- * ----------------------------------------------------------------------------------------------- */
+/* ---- PUT: the start ---------------------------------------------------------------------------- */
 
 static void bundle_field(const char *v, size_t len, const char *name, char *out, size_t cap)
 {
@@ -722,8 +188,8 @@ static void bundle_field(const char *v, size_t len, const char *name, char *out,
 static void on_old_secret(int status, const char *value, size_t len, void *data)
 {
     sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    if (gone(c))
+    sb__tws_t *s = sb__tws_of(c);
+    if (sb__tws_gone(c))
         return;
     if (status == 0) {
         bundle_field(value, len, "auth_token", s->old_token, sizeof(s->old_token));
@@ -734,20 +200,15 @@ static void on_old_secret(int status, const char *value, size_t len, void *data)
                     sb_strerror(status));
         s->old_ref[0] = '\0';
     }
-    ensure_key(c);
+    sb__tws_ensure_key(c);
 }
 
 static void on_account(const sb_twilio_result_t *res, void *data)
 {
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
+    sb_api_call_t *c = sb__tws_answered(res, data, "account");
+    if (c == NULL)
         return;
-    if (res->error != 0) {
-        reply_twilio_error(c, res, "account");
-        return;
-    }
+    sb__tws_t *s = sb__tws_of(c);
     if (res->resource_status != NULL && strcmp(res->resource_status, "active") != 0) {
         sb_api_reply_error(c, 400, "account_inactive", "the Twilio account is not active", "account_sid");
         return;
@@ -756,21 +217,19 @@ static void on_account(const sb_twilio_result_t *res, void *data)
     const char *old_sid = json_string_value(json_object_get(tw, "account_sid"));
     s->same_account = old_sid != NULL && strcmp(s->account_sid, old_sid) == 0;
     if (s->same_account) {
-        copy_str(s->old_key_sid, sizeof(s->old_key_sid),
-                 json_string_value(json_object_get(tw, "api_key_sid")));
-        copy_str(s->old_app_sid, sizeof(s->old_app_sid),
-                 json_string_value(json_object_get(tw, "twiml_app_sid")));
+        sb__tws_copy(s->old_key_sid, sizeof(s->old_key_sid),
+                     json_string_value(json_object_get(tw, "api_key_sid")));
+        sb__tws_copy(s->old_app_sid, sizeof(s->old_app_sid),
+                     json_string_value(json_object_get(tw, "twiml_app_sid")));
         const char *ref = json_string_value(json_object_get(tw, "secret_ref"));
         if (sb_secret_ref_parse(ref, NULL)) {
-            copy_str(s->old_ref, sizeof(s->old_ref), ref);
-            int rc = sb_secrets_get(sb_messaging_secrets(sb_messaging_current()), c->loop->db, ref,
-                                    on_old_secret, c);
-            if (rc != 0)
-                sb_api_reply_errcode(c, rc, NULL);
+            sb__tws_copy(s->old_ref, sizeof(s->old_ref), ref);
+            sb__tws_started(c, sb_secrets_get(sb_messaging_secrets(sb_messaging_current()), c->loop->db, ref,
+                                              on_old_secret, c));
             return;
         }
     }
-    ensure_key(c);
+    sb__tws_ensure_key(c);
 }
 
 static bool printable_token(const char *t)
@@ -784,9 +243,9 @@ static bool printable_token(const char *t)
     return true;
 }
 
-static setup_t *start(sb_api_call_t *c)
+static sb__tws_t *start(sb_api_call_t *c)
 {
-    setup_t *s = st_of(c);
+    sb__tws_t *s = sb__tws_of(c);
     const sb_config_t *cfg = sb_messaging_config(sb_messaging_current());
     c->cleanup = cleanup;
     s->numbers = json_array();
@@ -822,9 +281,9 @@ static void put_loaded(sb_api_call_t *c)
                            "auth_token must be 1..128 printable characters", "auth_token");
         return;
     }
-    setup_t *s = start(c);
-    copy_str(s->account_sid, sizeof(s->account_sid), sid);
-    copy_str(s->token, sizeof(s->token), token);
+    sb__tws_t *s = start(c);
+    sb__tws_copy(s->account_sid, sizeof(s->account_sid), sid);
+    sb__tws_copy(s->token, sizeof(s->token), token);
     sb_http_client_t *http = sb_http_client_get(c->loop);
     const sb_config_t *cfg = sb_messaging_config(sb_messaging_current());
     int rc = http != NULL ? sb_twilio_init(&s->tw, http, cfg->twilio_api_base, s->account_sid, s->token)
@@ -837,47 +296,11 @@ static void put_loaded(sb_api_call_t *c)
 
 static int on_put(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    sb_api_workspace(sb_api_begin(req, params, sizeof(setup_t)), SB_ROLE_ADMIN, put_loaded);
+    sb_api_workspace(sb_api_begin(req, params, sizeof(sb__tws_t)), SB_ROLE_ADMIN, put_loaded);
     return 0;
 }
 
-/* ---- DELETE
- * -------------------------------------------------------------------------------------------------------- */
-
-static void on_secrets_deleted(int status, int deleted, void *data)
-{
-    sb_api_call_t *c = data;
-    if (status != 0)
-        sb_log_warn("api", "twilio clear: secrets not deleted: %s", sb_strerror(status));
-    sb_wsconf_forget(c->ws_id);
-    sb_api_reply_json(c, 204, NULL);
-}
-
-static void del_release_next(sb_api_call_t *c);
-
-static void on_del_released(sb_api_call_t *c, const sb_ask_reply_t *reply)
-{
-    setup_t *s = st_of(c);
-    if (reply->status != 0 && reply->status != SB_EREJECTED) {
-        sb_api_reply_ask_error(c, reply);
-        return;
-    }
-    json_array_remove(s->stale, 0);
-    del_release_next(c);
-}
-
-static void del_release_next(sb_api_call_t *c)
-{
-    setup_t *s = st_of(c);
-    if (json_array_size(s->stale) > 0) {
-        claim_ask(c, json_string_value(json_array_get(s->stale, 0)), "Release", on_del_released);
-        return;
-    }
-    int rc = sb_secrets_delete(sb_messaging_secrets(sb_messaging_current()), c->loop->db, c->ws_id, "twilio",
-                               NULL, on_secrets_deleted, c);
-    if (rc != 0)
-        on_secrets_deleted(rc, 0, c);
-}
+/* ---- DELETE ------------------------------------------------------------------------------------- */
 
 static void on_cleared(sb_api_call_t *c, const sb_ask_reply_t *reply)
 {
@@ -885,30 +308,22 @@ static void on_cleared(sb_api_call_t *c, const sb_ask_reply_t *reply)
         sb_api_reply_ask_error(c, reply);
         return;
     }
-    del_release_next(c);
+    sb__tws_release_stale(c);
 }
 
 static void clear_locally(sb_api_call_t *c)
 {
-    char stream[16 + SB_UUID_STRLEN];
-    ws_stream(c, stream);
-    sb_ask_opts_t o;
-    sb_api_ask_opts(c, &o);
-    o.context = NULL;
-    if (!sb_api_if_match(c, &o))
-        return;
-    sb_api_ask(c, stream, json_pack("{s:s}", "type", "ClearTwilio"), &o, on_cleared);
+    sb__tws_ask_workspace(c, json_pack("{s:s}", "type", "ClearTwilio"), true, on_cleared);
 }
 
 static void del_step(sb_api_call_t *c);
 
 static void on_del_twilio(const sb_twilio_result_t *res, void *data)
 {
-    sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    s->pending = NULL;
-    if (gone(c))
+    sb_api_call_t *c = sb__tws_answered(res, data, NULL);
+    if (c == NULL)
         return;
+    sb__tws_t *s = sb__tws_of(c);
     if (res->error != 0 && !(res->error == SB_EREJECTED && res->status == 404))
         sb_log_warn("api", "twilio clear: Twilio did not undo a setting (%s): clearing the workspace anyway",
                     res->message);
@@ -919,7 +334,7 @@ static void on_del_twilio(const sb_twilio_result_t *res, void *data)
 /* Undoes at Twilio, one request at a time: each number's settings, then the app, then the key. */
 static void del_step(sb_api_call_t *c)
 {
-    setup_t *s = st_of(c);
+    sb__tws_t *s = sb__tws_of(c);
     size_t nn = json_array_size(s->numbers);
     int rc = 0;
     if (s->next < nn) {
@@ -947,8 +362,8 @@ static void del_step(sb_api_call_t *c)
 static void on_del_secret(int status, const char *value, size_t len, void *data)
 {
     sb_api_call_t *c = data;
-    setup_t *s = st_of(c);
-    if (gone(c))
+    sb__tws_t *s = sb__tws_of(c);
+    if (sb__tws_gone(c))
         return;
     char token[SB_TWILIO_SECRET_MAX + 1];
     sb_http_client_t *http = sb_http_client_get(c->loop);
@@ -974,7 +389,7 @@ static void del_loaded(sb_api_call_t *c)
         sb_api_reply_errcode(c, SB_ESHUTDOWN, NULL);
         return;
     }
-    setup_t *s = start(c);
+    sb__tws_t *s = start(c);
     s->deleting = true;
     const json_t *tw = json_object_get(c->ws_state, "twilio");
     const char *k;
@@ -989,9 +404,12 @@ static void del_loaded(sb_api_call_t *c)
         clear_locally(c);
         return;
     }
-    copy_str(s->account_sid, sizeof(s->account_sid), json_string_value(json_object_get(tw, "account_sid")));
-    copy_str(s->old_key_sid, sizeof(s->old_key_sid), json_string_value(json_object_get(tw, "api_key_sid")));
-    copy_str(s->old_app_sid, sizeof(s->old_app_sid), json_string_value(json_object_get(tw, "twiml_app_sid")));
+    sb__tws_copy(s->account_sid, sizeof(s->account_sid),
+                 json_string_value(json_object_get(tw, "account_sid")));
+    sb__tws_copy(s->old_key_sid, sizeof(s->old_key_sid),
+                 json_string_value(json_object_get(tw, "api_key_sid")));
+    sb__tws_copy(s->old_app_sid, sizeof(s->old_app_sid),
+                 json_string_value(json_object_get(tw, "twiml_app_sid")));
     const char *ref = json_string_value(json_object_get(tw, "secret_ref"));
     int rc = sb_secret_ref_parse(ref, NULL) ? sb_secrets_get(sb_messaging_secrets(sb_messaging_current()),
                                                              c->loop->db, ref, on_del_secret, c)
@@ -1002,7 +420,7 @@ static void del_loaded(sb_api_call_t *c)
 
 static int on_delete(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    sb_api_workspace(sb_api_begin(req, params, sizeof(setup_t)), SB_ROLE_ADMIN, del_loaded);
+    sb_api_workspace(sb_api_begin(req, params, sizeof(sb__tws_t)), SB_ROLE_ADMIN, del_loaded);
     return 0;
 }
 
