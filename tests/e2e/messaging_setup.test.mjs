@@ -139,6 +139,28 @@ test('a number another workspace has is reported, not taken', async () => {
   for (const n of acct.numbers) assert.equal(rb.json.changes[n.phone_number], 'taken');
 });
 
+test('a number gone from the account is removed and released by the next PUT', async () => {
+  const { srv, fake } = env;
+  const { ws, owner } = await workspace(srv.url);
+  const acct = fake.addAccount({ numbers: 2 });
+  const put = () => owner.client.put(`/v1/workspaces/${ws.id}/twilio`, { account_sid: acct.sid, auth_token: acct.token });
+  assert.equal((await put()).status, 200);
+  const [gone] = acct.numbers.splice(0, 1); // released at Twilio meanwhile
+  const r = await put();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.changes[gone.phone_number], 'removed');
+  assert.deepEqual(r.json.numbers.map((n) => n.number), acct.numbers.map((n) => n.phone_number));
+  const g = await owner.client.get(`/v1/workspaces/${ws.id}/twilio`);
+  assert.deepEqual(g.json.numbers.map((n) => n.number), acct.numbers.map((n) => n.phone_number));
+  // Released: the number bought by another account is that account's workspace's.
+  const b = await workspace(srv.url);
+  const other = fake.addAccount({ numbers: [gone.phone_number] });
+  const rb = await b.owner.client.put(`/v1/workspaces/${b.ws.id}/twilio`, { account_sid: other.sid, auth_token: other.token });
+  assert.equal(rb.status, 200, rb.text);
+  assert.equal(rb.json.changes[gone.phone_number], 'configured');
+  assert.deepEqual(rb.json.numbers.map((n) => n.number), [gone.phone_number]);
+});
+
 test('DELETE undoes it all', async () => {
   const { srv, fake, db } = env;
   const { ws, owner } = await workspace(srv.url);
