@@ -1,5 +1,5 @@
-/* Server-Sent Events: the route, the clients and the hubs.  See sse.h for the design and
- * sse_window.c for the shared window of messages.
+/* Server-Sent Events: the clients and the hubs.  See sse.h for the design, sse_request.c for the
+ * request (parsing, authorization) and sse_window.c for the shared window of messages.
  *
  * A client's invariant: every matching event with position <= c->pos has been handed to h2o.  It is
  * in one of three states:
@@ -615,27 +615,9 @@ static void recheck(sse_client_t *c, uint64_t epoch)
     sb_http_recheck_workspace(c->token, &c->ws->id, on_rechecked, r);
 }
 
-/* ---- the request ---------------------------------------------------------------------------- */
+/* ---- a stream's start (sse_request.c has the request) ---------------------------------------- */
 
-typedef struct {
-    sb_sse_t *sse;
-    sb_uuid_t ws;
-    sb_sse_params_t params;
-    bool params_owned;
-    bool recheck;        /* authorized by a token, to be checked again while the stream lasts */
-    uint64_t auth_epoch; /* sb_http_auth_epoch() before the authorization */
-    bool has_user;
-    sb_uuid_t user;
-} pending_t;
-
-static void on_pending_dispose(void *p)
-{
-    pending_t *pd = p;
-    if (pd->params_owned)
-        sb_sse_params_free(&pd->params);
-}
-
-static void start_stream(h2o_req_t *req, pending_t *pd)
+void sse_stream_start(h2o_req_t *req, sse_start_t *pd)
 {
     sse_hub_t *h = pd->sse->hubs[sb_loop_current()->index];
     if (h->stopping) {
@@ -733,91 +715,6 @@ static void start_stream(h2o_req_t *req, pending_t *pd)
     do_send(c, &iov, 1);
 }
 
-static void on_authorized(h2o_req_t *req, sb_http_auth_result_t result, const sb_uuid_t *user, void *data)
-{
-    pending_t *pd = data;
-    if (result != SB_HTTP_AUTH_OK) {
-        sb_http_send_auth_error(req, result);
-        return;
-    }
-    if (user != NULL) {
-        pd->has_user = true;
-        pd->user = *user;
-    }
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        sb_http_send_body(req, 200, "text/event-stream; charset=utf-8", "", 0);
-        return;
-    }
-    start_stream(req, pd);
-}
-
-static int on_stream_req(h2o_req_t *req, const sb_route_params_t *params, void *data)
-{
-    sb_sse_t *sse = data;
-    const char *ws = sb_route_param(params, "ws");
-    pending_t *pd = h2o_mem_alloc_shared(&req->pool, sizeof(*pd), on_pending_dispose);
-    memset(pd, 0, sizeof(*pd));
-    pd->sse = sse;
-    if (ws == NULL || sb_uuid_parse(ws, strlen(ws), &pd->ws) != 0) {
-        sb_http_send_error(req, 400, "invalid_argument", "the workspace id must be a UUID", "ws");
-        return 0;
-    }
-    const char *query = NULL;
-    size_t qlen = 0;
-    if (req->query_at != SIZE_MAX) {
-        query = req->path.base + req->query_at + 1;
-        qlen = req->path.len - req->query_at - 1;
-    }
-    const char *lei = NULL;
-    size_t lei_len = 0;
-    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
-    if (i >= 0) {
-        lei = req->headers.entries[i].value.base;
-        lei_len = req->headers.entries[i].value.len;
-    }
-    const char *field = NULL;
-    char err[160];
-    int rc = sb_sse_params_parse(query, qlen, lei, lei_len, &pd->params, &field, err, sizeof(err));
-    if (rc == SB_EINVAL) {
-        sb_http_send_error(req, 400, "invalid_argument", err, field);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    pd->params_owned = true;
-    pd->recheck = true;
-    pd->auth_epoch = sb_http_auth_epoch();
-    sb_http_authorize_workspace(req, &pd->ws, pd->params.token, true, on_authorized, pd);
-    return 0;
-}
-
-int sb_sse_serve(sb_sse_t *sse, h2o_req_t *req, const sb_uuid_t *workspace, const char *query, size_t qlen)
-{
-    pending_t *pd = h2o_mem_alloc_shared(&req->pool, sizeof(*pd), on_pending_dispose);
-    memset(pd, 0, sizeof(*pd));
-    pd->sse = sse;
-    pd->ws = *workspace;
-    const char *lei = NULL;
-    size_t lei_len = 0;
-    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
-    if (i >= 0) {
-        lei = req->headers.entries[i].value.base;
-        lei_len = req->headers.entries[i].value.len;
-    }
-    const char *field = NULL;
-    char err[160];
-    int rc = sb_sse_params_parse(query, qlen, lei, lei_len, &pd->params, &field, err, sizeof(err));
-    if (rc == SB_EINVAL) {
-        sb_http_send_error(req, 400, "invalid_argument", err, field);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    pd->params_owned = true;
-    on_authorized(req, SB_HTTP_AUTH_OK, NULL, pd);
-    return 0;
-}
-
 /* ---- the hub's tick: heartbeats, stalled sends, retries ------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
@@ -883,7 +780,7 @@ int sb_sse_create(sb_sse_t **out, sb_app_t *app, sb_router_t *router, int n, con
         free(sse);
         return SB_ENOMEM;
     }
-    int rc = sb_router_add(router, "GET", "/v1/workspaces/{ws}/events/stream", on_stream_req, sse);
+    int rc = sse_routes(router, sse);
     if (rc != 0) {
         free(sse->hubs);
         free(sse->counters);

@@ -1,6 +1,6 @@
 /* Internal to the SSE module (sse.c, sse_window.c): the hub, its window of recent messages, the
- * per-workspace rings and the clients.  Everything here lives on one loop and is touched only on
- * that loop's thread; only the counters are read from elsewhere. */
+ * per-workspace rings and the clients; sse_request.c parses and authorizes the request.  Everything here
+ * lives on one loop and is touched only on that loop's thread; only the counters are read from elsewhere. */
 #ifndef SB_HTTP_SSE_INT_H
 #define SB_HTTP_SSE_INT_H
 
@@ -14,6 +14,7 @@
 #include "core/uuid.h"
 #include "events/follow.h"
 #include "http/sse.h"
+#include "http/router.h"
 #include "http/sse_params.h"
 
 /* At most this many messages (iovecs) and about this many bytes go into one send. */
@@ -133,6 +134,25 @@ struct sb_sse_s {
 };
 
 /* ---- sse_window.c ------------------------------------------------------------------------ */
+
+/* What a stream starts from, once its request is parsed and authorized (sse_request.c). */
+typedef struct {
+    sb_sse_t *sse;
+    sb_uuid_t ws;
+    sb_sse_params_t params;
+    bool params_owned;
+    bool recheck;        /* authorized by a token, to be checked again while the stream lasts */
+    uint64_t auth_epoch; /* sb_http_auth_epoch() before the authorization */
+    bool has_user;
+    sb_uuid_t user;
+} sse_start_t;
+
+/* Starts st's stream on the request's loop: the response's headers and first chunk, then events
+ * from st->params.after or the live head.  Takes st's filter lists (params_owned false). */
+void sse_stream_start(h2o_req_t *req, sse_start_t *st);
+
+/* Registers the stream's route (sse_request.c); sse must outlive the router. */
+int sse_routes(sb_router_t *router, sb_sse_t *sse);
 
 /* Appends the SSE text of ev to out (id, event, data lines and the blank line).  0, or a
  * negative code when ev's payload cannot be shown (then a message with "data":null is written
