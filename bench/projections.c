@@ -232,6 +232,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6 - gen_cpu;
+    sb_projections_stats_t st;
+    sb_projections_stats(r.p, &st);
     sb_loops_stop(&loops);
     sb_loops_join(&loops);
     sb_projections_free(r.p);
@@ -256,6 +258,10 @@ int main(int argc, char **argv)
     /* Each session's share, largest first: the lanes lead, and the gap between them is time the
      * lighter lane waits for the heavier at every batch. */
     qsort(sess, (size_t)nsess, sizeof(*sess), cmp_desc);
+    printf("projections_batches=%llu (%.0f events each)\n", (unsigned long long)st.batches,
+           st.batches > 0 ? (double)st.events / (double)st.batches : 0.0);
+    printf("projections_apply_seconds=%.2f lane_wait_seconds=%.2f\n", (double)st.apply_us / 1e6,
+           (double)st.lane_wait_us / 1e6);
     printf("projections_session_cpu_seconds=");
     for (int i = 0; i < nsess && i < 4; i++)
         printf("%s%.2f", i ? "," : "", sess[i]);

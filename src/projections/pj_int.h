@@ -136,8 +136,9 @@ struct pj_unit_s {
      * applied waits until linger_ms after its first event before going out */
     uv_timer_t linger;
     bool lingering;
-    uint64_t acc_first_ms;   /* loop time of acc's first event */
-    uint64_t linger_from_ms; /* when the wait began */
+    uint64_t acc_first_ms;           /* loop time of acc's first event */
+    uint64_t sent_ns, first_done_ns; /* the batch in flight: sent, and its first lane done */
+    uint64_t linger_from_ms;         /* when the wait began */
     int pending_closes;
     pj_unit_t *next;
 };
@@ -169,8 +170,10 @@ sb_loop_t *sb__pj_runner_loop(pj_runner_t *r);
 const char *sb__pj_runner_conninfo(pj_runner_t *r);
 int sb__pj_runner_max_batch(pj_runner_t *r);
 uint64_t sb__pj_runner_linger_ms(pj_runner_t *r);
-/* Counts a batch of n events the unit committed / a batch that waited waited_ms for more. */
-void sb__pj_runner_count_batch(pj_runner_t *r, int n);
+/* Counts a batch of n events the unit committed (apply_ns from sending it to the last lane's
+ * commit, wait_ns of which the first lane done waited for the last) / a batch that waited
+ * waited_ms for more. */
+void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns);
 void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms);
 void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u);
 /* Some lane of u failed its batch (the others may have committed it): lane->status etc. say how. */

@@ -61,10 +61,12 @@ uint64_t sb__pj_runner_linger_ms(pj_runner_t *r)
     return r->linger_ms;
 }
 
-void sb__pj_runner_count_batch(pj_runner_t *r, int n)
+void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns)
 {
     atomic_fetch_add(&r->batches, 1);
     atomic_fetch_add(&r->events, (uint64_t)n);
+    atomic_fetch_add(&r->apply_us, apply_ns / 1000);
+    atomic_fetch_add(&r->lane_wait_us, wait_ns / 1000);
 }
 
 void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms)
@@ -919,6 +921,8 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     atomic_init(&r->events, 0);
     atomic_init(&r->lingered, 0);
     atomic_init(&r->lingered_ms, 0);
+    atomic_init(&r->apply_us, 0);
+    atomic_init(&r->lane_wait_us, 0);
     r->state = ST_NEW;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);

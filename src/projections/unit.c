@@ -323,6 +323,8 @@ static void submit(pj_unit_t *u)
         }
     }
     u->in_flight = true;
+    u->sent_ns = uv_hrtime();
+    u->first_done_ns = 0;
     for (int i = 0; i < u->nlanes; i++)
         if (u->lanes[i]->nmembers > 0)
             submit_lane(u->lanes[i]);
@@ -430,6 +432,8 @@ static void on_applied(sb_pg_req_t *req, int status)
         snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", req->sqlstate ? req->sqlstate : "");
         l->error = strdup(req->error ? req->error : sb_strerror(status));
     }
+    if (u->first_done_ns == 0)
+        u->first_done_ns = uv_hrtime();
     if (u->lanes_in_flight > 0)
         return; /* the others first */
     u->in_flight = false;
@@ -445,7 +449,8 @@ static void on_applied(sb_pg_req_t *req, int status)
     u->committed = u->flight_to;
     if (u->fly->n > 0) {
         u->committed_us = u->fly->last_recorded_us;
-        sb__pj_runner_count_batch(u->r, u->fly->n);
+        uint64_t now = uv_hrtime();
+        sb__pj_runner_count_batch(u->r, u->fly->n, now - u->sent_ns, now - u->first_done_ns);
     }
     for (int i = 0; i < u->nmembers; i++) {
         pj_member_t *m = u->members[i];
