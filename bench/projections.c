@@ -81,6 +81,12 @@ static char *with_db(const char *conninfo, const char *dbname, char *base_db, si
     return sb_buf_steal(&b);
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -195,7 +201,8 @@ int main(int argc, char **argv)
     long long slowest = num(c, "SELECT min(position) FROM projection_state WHERE state = 'live'");
     /* CPU spent by the database sessions of this database (the runner's; ours is idle) and by this
      * process (its runner thread): a figure that holds on a busy machine, where wall time does not. */
-    double db_cpu = 0;
+    double db_cpu = 0, sess[64];
+    int nsess = 0;
     PGresult *pr = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                              "AND pid <> pg_backend_pid()");
     long hz = sysconf(_SC_CLK_TCK);
@@ -212,8 +219,11 @@ int main(int argc, char **argv)
             /* fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt
              * majflt cmajflt utime stime */
             if (p != NULL &&
-                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
                 db_cpu += (double)(ut + st) / (double)hz;
+                if (nsess < 64)
+                    sess[nsess++] = (double)(ut + st) / (double)hz;
+            }
         }
         fclose(f);
     }
@@ -222,6 +232,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double self_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6 - gen_cpu;
+    sb_projections_stats_t st;
+    sb_projections_stats(r.p, &st);
     sb_loops_stop(&loops);
     sb_loops_join(&loops);
     sb_projections_free(r.p);
@@ -243,6 +255,17 @@ int main(int argc, char **argv)
     /* The database's CPU is read just before the runner stops (its sessions end with it). */
     printf("projections_db_cpu_seconds=%.2f\n", db_cpu);
     printf("projections_runner_cpu_seconds=%.2f\n", self_cpu);
+    /* Each session's share, largest first: the lanes lead, and the gap between them is time the
+     * lighter lane waits for the heavier at every batch. */
+    qsort(sess, (size_t)nsess, sizeof(*sess), cmp_desc);
+    printf("projections_batches=%llu (%.0f events each)\n", (unsigned long long)st.batches,
+           st.batches > 0 ? (double)st.events / (double)st.batches : 0.0);
+    printf("projections_apply_seconds=%.2f lane_wait_seconds=%.2f\n", (double)st.apply_us / 1e6,
+           (double)st.lane_wait_us / 1e6);
+    printf("projections_session_cpu_seconds=");
+    for (int i = 0; i < nsess && i < 4; i++)
+        printf("%s%.2f", i ? "," : "", sess[i]);
+    printf("\n");
     printf("projections_cpu_us_per_event=%.1f\n", (db_cpu + self_cpu) * 1e6 / (double)total);
     printf("projections_events_per_s_2_idle_cores=%.0f\n", 2.0 * (double)total / (db_cpu + self_cpu));
     PQfinish(c);

@@ -11,6 +11,10 @@
 --   Twilio callbacks:   WHERE call_sid = $sid                                    (calls_sid)
 -- status is one of queued, ringing, in-progress, parked, completed, busy, no-answer, failed,
 -- cancelled.  `version` is the call stream's version: the ETag.
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 2.6
 
 CREATE TABLE calls (
     id                  uuid PRIMARY KEY,

@@ -5,6 +5,10 @@
 --                  (conversations_inbox; `AND unread > 0` for the unread view walks the same
 --                  index); join contacts.contacts for names and assignees.
 -- Counts cover messages that were queued or received: a scheduled message joins when it goes out.
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 5.9
 
 CREATE TABLE conversations (
     contact_id      uuid PRIMARY KEY,

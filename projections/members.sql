@@ -6,6 +6,10 @@
 --                   hash (never a hash itself).
 --   members.members one row per (workspace, user) with the role: owner, admin or agent.
 --                   "My workspaces": WHERE user_id = $me (the members_user index).
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 0.3
 
 CREATE TABLE users (
     id             uuid PRIMARY KEY,

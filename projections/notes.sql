@@ -4,6 +4,10 @@
 --   WHERE contact_id = $1 AND (NOT private OR author_id = $me)
 -- and page with the (contact_id, created_at, id) index.  `mentions` holds the member ids the note
 -- mentions ("notes that mention me": WHERE mentions @> ARRAY[$me]).
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 1.8
 
 CREATE TABLE notes (
     id           uuid PRIMARY KEY,

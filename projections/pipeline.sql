@@ -6,6 +6,10 @@
 --   pipeline.counts    contacts per stage:               WHERE workspace_id = $ws
 -- A removed stage disappears from `stages`; contacts in it keep the name (docs/events.md), so
 -- `counts` may list it until they move.
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 1.5
 
 CREATE TABLE stages (
     workspace_id uuid NOT NULL,

@@ -3,6 +3,10 @@
 --
 -- `version` is the workspace stream's version: the ETag.  The Twilio columns hold only references
 -- (account and key sids, and `twilio_secret_ref` pointing at the sealed secrets), never a secret.
+--
+-- What it costs, relatively (µs of database time per event of the benchmark's log, see
+-- docs/benchmarks.md): the runner balances its partitions by it.
+-- @cost 0.5
 
 CREATE TABLE workspaces (
     id                    uuid PRIMARY KEY,

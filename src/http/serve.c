@@ -378,7 +378,7 @@ static int run(sb_config_t *cfg, const sigset_t *signals)
     s.app.loops = &loops;
     s.app.http = s.http;
     s.app.follower = sb_follower_new(conninfo, cfg->threads);
-    sb_projections_options_t popts = {.conninfo = conninfo, .dir = cfg->projections_dir};
+    sb_projections_options_t popts = {.conninfo = conninfo, .dir = cfg->projections_dir, .linger_ms = -1};
     s.app.projections = sb_projections_new(&popts);
     int rc = s.app.follower != NULL && s.app.projections != NULL
                  ? sb_loops_init(&loops, cfg->threads, on_loop_start, &s)

@@ -311,6 +311,49 @@ static bool is_directive(const char *line, size_t n)
     return types > 0;
 }
 
+/* Is the comment text line[0..n) (after "--") a cost hint, "@cost N"?  It is no section: the line
+ * stays in the SQL as a comment. */
+static bool is_cost(const char *line, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    return n - i >= 5 && memcmp(line + i, "@cost", 5) == 0 &&
+           (n - i == 5 || isspace((unsigned char)line[i + 5]));
+}
+
+/* Reads the number of a cost hint into d->cost; at most one per file. */
+static int parse_cost(const char *line, size_t n, int lineno, sb_pj_def_t *d, bool *seen, char *err,
+                      size_t errlen)
+{
+    if (*seen) {
+        snprintf(err, errlen, "line %d: a second @cost (a file has at most one)", lineno);
+        return SB_EINVAL;
+    }
+    *seen = true;
+    const char *at = memchr(line, '@', n);
+    char num[32];
+    size_t k = (size_t)(at + 5 - line), len = 0;
+    while (k < n && isspace((unsigned char)line[k]))
+        k++;
+    while (k < n && !isspace((unsigned char)line[k]) && len < sizeof(num) - 1)
+        num[len++] = line[k++];
+    num[len] = '\0';
+    while (k < n && isspace((unsigned char)line[k]))
+        k++;
+    char *end = NULL;
+    double v = len > 0 ? strtod(num, &end) : -1;
+    /* Digits and a point only: no signs, exponents, inf or nan. */
+    bool plain = len > 0 && strspn(num, "0123456789.") == len;
+    if (!plain || end == NULL || *end != '\0' || k < n || !(v >= 0 && v <= SB_PJ_MAX_COST)) {
+        snprintf(err, errlen, "line %d: @cost takes one number from 0 to %d (a relative weight)", lineno,
+                 SB_PJ_MAX_COST);
+        return SB_EINVAL;
+    }
+    d->cost = v;
+    return 0;
+}
+
 /* Parses the directive whose text (after "--") is line[0..n): fills sec's kind and types. */
 static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section_t *sec, char *err,
                            size_t errlen)
@@ -433,7 +476,8 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
     sb_pj_section_t *cur = NULL; /* NULL: the set-up */
     size_t body = 0;             /* where the current part's text starts */
     int lineno = 1;
-    bool seen_on = false;
+    bool seen_on = false, seen_cost = false;
+    d->cost = SB_PJ_DEFAULT_COST;
     scan_t sc = {.s = text, .n = len, .state = S_TOP};
     bool sig;
     size_t line_start = 0;
@@ -449,6 +493,9 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
             size_t eol = at;
             while (eol < len && text[eol] != '\n')
                 eol++;
+            if (at_line_start && is_cost(text + at + 2, eol - at - 2) &&
+                (rc = parse_cost(text + at + 2, eol - at - 2, lineno, d, &seen_cost, err, errlen)) != 0)
+                goto fail;
             if (at_line_start && is_directive(text + at + 2, eol - at - 2)) {
                 /* A directive right after another of the same kind continues its list of types. */
                 bool blank = true;
@@ -884,4 +931,45 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     sb_pj_quote_literal(out, d->name);
     sb_buf_puts(out, ", CASE WHEN i > 0 THEN format('event %s (%s %s v%s)', p_position[i], p_type[i], "
                      "p_stream[i], p_version[i]) ELSE sect END, SQLERRM);\nEND\n$sb_apply$;\n");
+}
+
+/* ---- spreading projections over partitions ---------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    double cost;
+    int at;
+} weighed_t;
+
+static int cmp_weighed(const void *a, const void *b)
+{
+    const weighed_t *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost > y->cost ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void sb__pj_assign_partitions(const char *const *names, const double *costs, int n, int partitions, int *out)
+{
+    if (partitions < 1)
+        partitions = 1;
+    weighed_t *w = calloc((size_t)(n > 0 ? n : 1), sizeof(*w));
+    double *load = calloc((size_t)partitions, sizeof(*load));
+    if (w == NULL || load == NULL)
+        abort(); /* a few dozen entries */
+    for (int i = 0; i < n; i++)
+        w[i] = (weighed_t){names[i], costs[i], i};
+    /* Largest first, each on the least loaded partition so far (ties: the lowest): within 4/3 of
+     * the best split, and for a handful of projections usually the best. */
+    qsort(w, (size_t)n, sizeof(*w), cmp_weighed);
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int p = 1; p < partitions; p++)
+            if (load[p] < load[best])
+                best = p;
+        load[best] += w[i].cost;
+        out[w[i].at] = best;
+    }
+    free(w);
+    free(load);
 }

@@ -10,6 +10,8 @@
  *   -- @deferred             set-up run once the projection, built from position 0, has caught
  *                            up with the log (before a rebuild is swapped in): indexes only
  *                            reads use, far cheaper built once than maintained row by row
+ *   -- @cost N               (once, anywhere; no section) the projection's relative cost: the
+ *                            runner spreads projections over its partitions by it
  *
  * Batch sections written before the first @on section run before the per-event pass, the others
  * after it.  Any other "-- @word" directive is an error, so a typo never silently drops a handler.
@@ -32,6 +34,10 @@
 #define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)
+/* -- @cost: the weight of a file that declares none, and the largest one may declare.  The built-in
+ * files declare about the microseconds of database CPU they cost per event of a typical log. */
+#define SB_PJ_DEFAULT_COST 1.0
+#define SB_PJ_MAX_COST 1000000
 
 enum { SB_PJ_ON = 1, SB_PJ_BATCH = 2, SB_PJ_DEFERRED = 3 };
 
@@ -55,6 +61,7 @@ typedef struct sb_pj_def_s {
     char **types; /* every type any section takes: sorted, distinct */
     int ntypes;
     bool uses_metadata; /* some section mentions $8: the runner converts metadata only then */
+    double cost;        /* -- @cost N, or SB_PJ_DEFAULT_COST */
 } sb_pj_def_t;
 
 /* True when name can name a projection: [a-z][a-z0-9_]*, at most SB_PJ_NAME_MAX bytes, no "__"
@@ -83,6 +90,12 @@ void sb_pj_defs_free(sb_pj_def_t **defs, int n);
  * schema first when replace is set.  The script runs inside the caller's transaction and leaves
  * search_path changed for it (SET LOCAL). */
 void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, sb_buf_t *out);
+
+/* Spreads n projections (names, costs: their -- @cost) over partitions: out[i] is names[i]'s, in
+ * [0, partitions).  Largest cost first (ties by name), each on the partition with the least cost
+ * so far (ties: the lowest), so the same set gives the same answer in any order.  For the
+ * runner. */
+void sb__pj_assign_partitions(const char *const *names, const double *costs, int n, int partitions, int *out);
 
 /* Appends s as a double-quoted SQL identifier / a single-quoted SQL literal. */
 void sb_pj_quote_ident(sb_buf_t *out, const char *s);

@@ -132,6 +132,13 @@ struct pj_unit_s {
     char swap_to[24];
     const char *swap_values[2];
     uv_timer_t timer; /* a delayed start */
+    /* the linger (runner's linger_ms): live, a batch that collected while the previous one was
+     * applied waits until linger_ms after its first event before going out */
+    uv_timer_t linger;
+    bool lingering;
+    uint64_t acc_first_ms;           /* loop time of acc's first event */
+    uint64_t sent_ns, first_done_ns; /* the batch in flight: sent, and its first lane done */
+    uint64_t linger_from_ms;         /* when the wait began */
     int pending_closes;
     pj_unit_t *next;
 };
@@ -162,6 +169,12 @@ sb_follower_t *sb__pj_runner_follower(pj_runner_t *r);
 sb_loop_t *sb__pj_runner_loop(pj_runner_t *r);
 const char *sb__pj_runner_conninfo(pj_runner_t *r);
 int sb__pj_runner_max_batch(pj_runner_t *r);
+uint64_t sb__pj_runner_linger_ms(pj_runner_t *r);
+/* Counts a batch of n events the unit committed (apply_ns from sending it to the last lane's
+ * commit, wait_ns of which the first lane done waited for the last) / a batch that waited
+ * waited_ms for more. */
+void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns);
+void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms);
 void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u);
 /* Some lane of u failed its batch (the others may have committed it): lane->status etc. say how. */
 void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u);

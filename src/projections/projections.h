@@ -35,7 +35,15 @@ typedef struct sb_projections_options_s {
     int partitions;       /* groups of projections applied in parallel, each on its own
                              connection; 0 = 2 */
     int max_batch;        /* events per transaction at most; 0 = 20000 */
+    int linger_ms;        /* live, how long a batch that collected while the previous one was
+                             applied waits for more (a lone event never waits): 0 = never;
+                             < 0 = SWITCHBOARD_PROJECTIONS_LINGER_MS, or 50 when unset */
 } sb_projections_options_t;
+
+/* Live, without a linger, a busy log is applied in batches of the few events that arrived while
+ * the previous batch was applied, each paying a batch's fixed costs. */
+#define SB_PROJECTIONS_DEFAULT_LINGER_MS 50
+#define SB_PROJECTIONS_MAX_LINGER_MS 10000
 
 /* Creates the catalog (projection_state and its functions) if needed and installs every projection
  * file of dir the catalog has not seen, so their tables exist before anything reads them.  Files
@@ -74,13 +82,29 @@ typedef struct sb_projection_metric_s {
     int64_t build_position;
 } sb_projection_metric_t;
 
+/* The runner's batches since it was created (any thread). */
+typedef struct sb_projections_stats_s {
+    uint64_t batches;      /* batches of events committed (every lane of a unit: one) */
+    uint64_t events;       /* events in them */
+    uint64_t lingered;     /* batches that waited for more events before going out */
+    uint64_t linger_ms;    /* the time they waited, in total */
+    int linger_setting_ms; /* the linger in force (0: off) */
+    uint64_t apply_us;     /* from sending those batches to the last lane's commit, in total */
+    uint64_t lane_wait_us; /* of which the first lane to finish waited for the last */
+} sb_projections_stats_t;
+
+void sb_projections_stats(const sb_projections_t *p, sb_projections_stats_t *out);
+
 /* Copies up to cap projections' metrics into out, sorted by name, and returns how many there are
  * (which may exceed cap).  Empty while standing by.  Any thread. */
 int sb_projections_metrics(const sb_projections_t *p, sb_projection_metric_t *out, int cap);
 
 /* Appends the metrics in Prometheus text format: per projection
  * switchboard_projection_{checkpoint,lag_events,lag_seconds,failing,rebuilding}{projection="..."},
- * and switchboard_projections_active (1 in the process holding the lease).  Any thread. */
+ * switchboard_projections_active (1 in the process holding the lease), and the batch counters of
+ * sb_projections_stats: switchboard_projections_{batches,events_applied,lingered_batches}_total,
+ * switchboard_projections_{linger,apply,lane_wait}_seconds_total and
+ * switchboard_projections_linger_seconds (the setting).  Any thread. */
 void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out);
 
 /* `switchboard projections list|status|rebuild NAME...|--all`: argv[0] is "projections".  Returns

@@ -56,6 +56,43 @@ int sb__pj_runner_max_batch(pj_runner_t *r)
     return r->max_batch;
 }
 
+uint64_t sb__pj_runner_linger_ms(pj_runner_t *r)
+{
+    return r->linger_ms;
+}
+
+void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns)
+{
+    atomic_fetch_add(&r->batches, 1);
+    atomic_fetch_add(&r->events, (uint64_t)n);
+    atomic_fetch_add(&r->apply_us, apply_ns / 1000);
+    atomic_fetch_add(&r->lane_wait_us, wait_ns / 1000);
+}
+
+void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms)
+{
+    atomic_fetch_add(&r->lingered, 1);
+    atomic_fetch_add(&r->lingered_ms, waited_ms);
+}
+
+/* The linger asked for: the option, or (< 0) SWITCHBOARD_PROJECTIONS_LINGER_MS or the default. */
+static uint64_t linger_of(int asked)
+{
+    if (asked >= 0)
+        return (uint64_t)(asked > SB_PROJECTIONS_MAX_LINGER_MS ? SB_PROJECTIONS_MAX_LINGER_MS : asked);
+    const char *v = getenv("SWITCHBOARD_PROJECTIONS_LINGER_MS");
+    if (v == NULL || *v == '\0')
+        return SB_PROJECTIONS_DEFAULT_LINGER_MS;
+    char *end;
+    long ms = strtol(v, &end, 10);
+    if (*end != '\0' || ms < 0 || ms > SB_PROJECTIONS_MAX_LINGER_MS) {
+        sb_log_warn("projections", "SWITCHBOARD_PROJECTIONS_LINGER_MS=%s is not 0 to %d (ms); using %d", v,
+                    SB_PROJECTIONS_MAX_LINGER_MS, SB_PROJECTIONS_DEFAULT_LINGER_MS);
+        return SB_PROJECTIONS_DEFAULT_LINGER_MS;
+    }
+    return (uint64_t)ms;
+}
+
 /* Splits "a,b,c" into a fresh array. */
 static char **split_types(const char *s, int *n)
 {
@@ -114,18 +151,38 @@ static const row_t *find_row(pj_runner_t *r, const char *name)
     return NULL;
 }
 
-/* Partitions spread projections over connections by their place in name order, which balances a
- * handful of them better than a hash. */
+/* Partitions spread projections over connections by cost (-- @cost in each file, or the default):
+ * the lanes of a unit apply each batch side by side and the next goes out when all are done, so
+ * the heaviest lane sets the pace (sb__pj_assign_partitions).  Every projection the runner knows
+ * (catalog rows and files) is placed, so the answer is the same on every call for the same set of
+ * projections.  A member keeps the partition it was given when it was created. */
 static int partition_of(pj_runner_t *r, const char *name)
 {
-    int idx = 0;
-    for (int i = 0; i < r->nrows; i++)
-        if (strcmp(r->rows[i].name, name) < 0)
-            idx++;
-    for (int i = 0; i < r->ndefs; i++)
-        if (strcmp(r->defs[i]->name, name) < 0 && find_row(r, r->defs[i]->name) == NULL)
-            idx++;
-    return idx % r->partitions;
+    int cap = r->nrows + r->ndefs, n = 0, found = 0;
+    const char **names = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*names));
+    double *costs = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*costs));
+    int *parts = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*parts));
+    if (names == NULL || costs == NULL || parts == NULL)
+        abort();
+    for (int i = 0; i < r->nrows; i++) {
+        const sb_pj_def_t *d = find_def(r, r->rows[i].name);
+        names[n] = r->rows[i].name;
+        costs[n++] = d != NULL ? d->cost : SB_PJ_DEFAULT_COST;
+    }
+    for (int i = 0; i < r->ndefs; i++) {
+        if (find_row(r, r->defs[i]->name) == NULL) {
+            names[n] = r->defs[i]->name;
+            costs[n++] = r->defs[i]->cost;
+        }
+    }
+    sb__pj_assign_partitions(names, costs, n, r->partitions, parts);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            found = parts[i];
+    free(names);
+    free(costs);
+    free(parts);
+    return found;
 }
 
 static pj_member_t *member_new(pj_runner_t *r, const char *name, bool build, char **types, int ntypes,
@@ -852,6 +909,7 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     if (r->partitions > SB_PJ_MAX_LANES)
         r->partitions = SB_PJ_MAX_LANES;
     r->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
+    r->linger_ms = linger_of(o->linger_ms);
     if (r->conninfo == NULL || r->dir == NULL || uv_mutex_init(&r->mlock) != 0) {
         free(r->conninfo);
         free(r->dir);
@@ -859,6 +917,12 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
         return NULL;
     }
     atomic_init(&r->active, false);
+    atomic_init(&r->batches, 0);
+    atomic_init(&r->events, 0);
+    atomic_init(&r->lingered, 0);
+    atomic_init(&r->lingered_ms, 0);
+    atomic_init(&r->apply_us, 0);
+    atomic_init(&r->lane_wait_us, 0);
     r->state = ST_NEW;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);

@@ -76,6 +76,7 @@ struct sb_projections_s {
     char *dir;
     int partitions;
     int max_batch;
+    uint64_t linger_ms;
     sb_loop_t *loop;
     sb_follower_t *f;
     int state;
@@ -115,6 +116,7 @@ struct sb_projections_s {
     uv_mutex_t mlock;
     metric_t *metrics;
     int nmetrics;
+    _Atomic uint64_t batches, events, lingered, lingered_ms, apply_us, lane_wait_us;
 };
 
 /* ---- between the runner's files (the runner's loop only) ------------------------------------- */

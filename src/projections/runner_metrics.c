@@ -120,6 +120,48 @@ void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out)
                   "# HELP switchboard_projections_active 1 in the process that holds the projections lease.\n"
                   "# TYPE switchboard_projections_active gauge\nswitchboard_projections_active %d\n",
                   sb_projections_is_active(p) ? 1 : 0);
+    sb_projections_stats_t st;
+    sb_projections_stats(p, &st);
+    sb_buf_printf(
+        out,
+        "# HELP switchboard_projections_batches_total Batches of events the projections committed.\n"
+        "# TYPE switchboard_projections_batches_total counter\nswitchboard_projections_batches_total "
+        "%" PRIu64 "\n"
+        "# HELP switchboard_projections_events_applied_total Events in those batches.\n"
+        "# TYPE switchboard_projections_events_applied_total counter\n"
+        "switchboard_projections_events_applied_total %" PRIu64 "\n"
+        "# HELP switchboard_projections_lingered_batches_total Batches that waited for more events "
+        "(SWITCHBOARD_PROJECTIONS_LINGER_MS).\n"
+        "# TYPE switchboard_projections_lingered_batches_total counter\n"
+        "switchboard_projections_lingered_batches_total %" PRIu64 "\n"
+        "# HELP switchboard_projections_linger_seconds_total Time those batches waited.\n"
+        "# TYPE switchboard_projections_linger_seconds_total counter\n"
+        "switchboard_projections_linger_seconds_total %.3f\n"
+        "# HELP switchboard_projections_apply_seconds_total Time batches took, from sending to the "
+        "last lane's commit.\n"
+        "# TYPE switchboard_projections_apply_seconds_total counter\n"
+        "switchboard_projections_apply_seconds_total %.3f\n"
+        "# HELP switchboard_projections_lane_wait_seconds_total Of that, time the first lane done "
+        "waited for the last.\n"
+        "# TYPE switchboard_projections_lane_wait_seconds_total counter\n"
+        "switchboard_projections_lane_wait_seconds_total %.3f\n"
+        "# HELP switchboard_projections_linger_seconds The longest a live batch waits for more events.\n"
+        "# TYPE switchboard_projections_linger_seconds gauge\nswitchboard_projections_linger_seconds "
+        "%.3f\n",
+        st.batches, st.events, st.lingered, (double)st.linger_ms / 1000.0, (double)st.apply_us / 1e6,
+        (double)st.lane_wait_us / 1e6, (double)st.linger_setting_ms / 1000.0);
+}
+
+void sb_projections_stats(const sb_projections_t *p, sb_projections_stats_t *out)
+{
+    pj_runner_t *r = (pj_runner_t *)p;
+    out->batches = atomic_load(&r->batches);
+    out->events = atomic_load(&r->events);
+    out->lingered = atomic_load(&r->lingered);
+    out->linger_ms = atomic_load(&r->lingered_ms);
+    out->linger_setting_ms = (int)r->linger_ms;
+    out->apply_us = atomic_load(&r->apply_us);
+    out->lane_wait_us = atomic_load(&r->lane_wait_us);
 }
 
 bool sb_projections_is_active(const sb_projections_t *p)

@@ -176,6 +176,8 @@ pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position)
         abort();
     uv_timer_init(&loop->uv, &u->timer);
     u->timer.data = u;
+    uv_timer_init(&loop->uv, &u->linger);
+    u->linger.data = u;
     u->p_names = strdup("{}");
     if (u->p_names == NULL)
         abort();
@@ -321,6 +323,8 @@ static void submit(pj_unit_t *u)
         }
     }
     u->in_flight = true;
+    u->sent_ns = uv_hrtime();
+    u->first_done_ns = 0;
     for (int i = 0; i < u->nlanes; i++)
         if (u->lanes[i]->nmembers > 0)
             submit_lane(u->lanes[i]);
@@ -340,6 +344,11 @@ static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
         to = u->acc->last_position;
     if (u->acc->n == 0 && (!skipped_only_ok || to <= u->committed))
         return;
+    if (u->lingering) {
+        u->lingering = false;
+        uv_timer_stop(&u->linger);
+        sb__pj_runner_count_linger(u->r, uv_now(&sb__pj_runner_loop(u->r)->uv) - u->linger_from_ms);
+    }
     pj_batch_t *t = u->fly;
     u->fly = u->acc;
     u->acc = t;
@@ -350,14 +359,58 @@ static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
 
 void sb__pj_unit_kick(pj_unit_t *u, bool force)
 {
+    if (u->lingering && !force)
+        return; /* its timer sends it */
     flush(u, force, true);
+}
+
+static void on_linger(uv_timer_t *t)
+{
+    pj_unit_t *u = t->data;
+    flush(u, false, false);
+    /* Held or deferring: the batch goes out when that ends, like any other. */
+    if (u->lingering) {
+        u->lingering = false;
+        sb__pj_runner_count_linger(u->r, uv_now(&sb__pj_runner_loop(u->r)->uv) - u->linger_from_ms);
+    }
+}
+
+/* The batch just applied, events collected meanwhile: the log is busy, so rather than sending
+ * them at once (a batch of a few events pays the same fixed costs as one of hundreds: the
+ * round trip, the statements' planning, each section's set-up), wait until linger_ms after the
+ * first of them arrived, or until max_batch of them, whichever comes first.  Only live (the
+ * subscription within a batch of the follower's head): while catching up they are full anyway.  An event
+ * arriving on an idle unit goes out at once (on_events): the linger never delays a lone event.
+ * True when it waits. */
+static bool linger(pj_unit_t *u)
+{
+    uint64_t ms = sb__pj_runner_linger_ms(u->r);
+    if (ms == 0 || u->acc->n == 0 || u->acc->n >= sb__pj_runner_max_batch(u->r) || u->held || u->deferring ||
+        u->closing || u->sub == NULL)
+        return false;
+    /* Catching up (more than a full batch still to read): the next batch fills up anyway. */
+    int64_t head = sb_follower_head(sb__pj_runner_follower(u->r));
+    if (head < 0 || head - sb_sub_position(u->sub) > sb__pj_runner_max_batch(u->r))
+        return false;
+    uint64_t now = uv_now(&sb__pj_runner_loop(u->r)->uv);
+    uint64_t due = u->acc_first_ms + ms;
+    if (due <= now)
+        return false;
+    u->lingering = true;
+    u->linger_from_ms = now;
+    uv_timer_start(&u->linger, on_linger, due - now, 0);
+    return true;
 }
 
 static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
 {
     pj_unit_t *u = data;
+    if (n > 0 && u->acc->n == 0)
+        u->acc_first_ms = uv_now(&sb__pj_runner_loop(u->r)->uv);
     for (int i = 0; i < n; i++)
         batch_add(u->acc, &events[i], u->uses_metadata);
+    if (u->lingering && u->acc->n < sb__pj_runner_max_batch(u->r))
+        return; /* its timer sends it; a full batch goes out at once, below */
     if (!u->in_flight && !u->held && !u->deferring) {
         flush(u, false, false);
         return;
@@ -379,6 +432,8 @@ static void on_applied(sb_pg_req_t *req, int status)
         snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", req->sqlstate ? req->sqlstate : "");
         l->error = strdup(req->error ? req->error : sb_strerror(status));
     }
+    if (u->first_done_ns == 0)
+        u->first_done_ns = uv_hrtime();
     if (u->lanes_in_flight > 0)
         return; /* the others first */
     u->in_flight = false;
@@ -392,8 +447,11 @@ static void on_applied(sb_pg_req_t *req, int status)
         return;
     }
     u->committed = u->flight_to;
-    if (u->fly->n > 0)
+    if (u->fly->n > 0) {
         u->committed_us = u->fly->last_recorded_us;
+        uint64_t now = uv_hrtime();
+        sb__pj_runner_count_batch(u->r, u->fly->n, now - u->sent_ns, now - u->first_done_ns);
+    }
     for (int i = 0; i < u->nmembers; i++) {
         pj_member_t *m = u->members[i];
         if (m->error != NULL) {
@@ -411,7 +469,8 @@ static void on_applied(sb_pg_req_t *req, int status)
         u->paused = false;
         sb_sub_resume(u->sub);
     }
-    flush(u, false, false);
+    if (!linger(u))
+        flush(u, false, false);
 }
 
 /* ---- deferred set-up -------------------------------------------------------------------------- */
@@ -564,9 +623,12 @@ void sb__pj_unit_close(pj_unit_t *u)
     u->nmembers = 0;
     for (int i = 0; i < u->nlanes; i++)
         u->lanes[i]->nmembers = 0;
-    u->pending_closes = 2 + u->nlanes;
+    u->pending_closes = 3 + u->nlanes;
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
+    u->lingering = false;
+    uv_timer_stop(&u->linger);
+    uv_close((uv_handle_t *)&u->linger, on_timer_closed);
     sb_pg_close(u->rpg, on_part_closed, u);
     for (int i = 0; i < u->nlanes; i++)
         sb_pg_close(u->lanes[i]->pg, on_part_closed, u);

@@ -269,6 +269,100 @@ static void test_deferred(void)
     expect_error("x", "-- @on A\nSELECT 1;\n-- @deferred A\nSELECT 1;", "@deferred takes no event types");
 }
 
+static void test_cost(void)
+{
+    char err[256];
+    /* Without one, the default; with one, its number; the line stays in the SQL as a comment and
+     * starts no section. */
+    sb_pj_def_t *d =
+        parse("x", "CREATE TABLE t (n int);\n-- @on A\nINSERT INTO t VALUES (1);", err, sizeof(err));
+    if (CHECK(d != NULL))
+        CHECK(d->cost == SB_PJ_DEFAULT_COST);
+    sb_pj_def_free(d);
+    d = parse("x", "-- @cost 12.5\nCREATE TABLE t (n int);\n-- @on A\nINSERT INTO t VALUES (1);", err,
+              sizeof(err));
+    if (CHECK(d != NULL)) {
+        CHECK(d->cost == 12.5);
+        CHECK_EQ_INT(d->nsections, 1);
+        CHECK(strstr(d->setup, "CREATE TABLE t") != NULL);
+    }
+    sb_pj_def_free(d);
+    /* Anywhere, even inside a section (the section goes on), and 0 is a cost. */
+    d = parse("x",
+              "CREATE TABLE t (n int);\n-- @on A\nINSERT INTO t VALUES (1);\n  -- @cost 0\nINSERT INTO t "
+              "VALUES (2);",
+              err, sizeof(err));
+    if (CHECK(d != NULL)) {
+        CHECK(d->cost == 0);
+        CHECK_EQ_INT(d->nsections, 1);
+        CHECK(strstr(d->sections[0].sql, "VALUES (2)") != NULL);
+    }
+    sb_pj_def_free(d);
+    /* Inside a string it is text. */
+    d = parse("x",
+              "CREATE TABLE t (s text DEFAULT '\n-- @cost 5\n');\n-- @on A\nINSERT INTO t VALUES (DEFAULT);",
+              err, sizeof(err));
+    if (CHECK(d != NULL))
+        CHECK(d->cost == SB_PJ_DEFAULT_COST);
+    sb_pj_def_free(d);
+    expect_error("x", "-- @cost\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost -1\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost 1e3\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost 3 4\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost 2000000\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost 1..2\n-- @on A\nSELECT 1;", "line 1: @cost takes one number");
+    expect_error("x", "-- @cost 1\n-- @on A\nSELECT 1;\n-- @cost 2\n", "line 4: a second @cost");
+    /* "@costs" is a word of its own: a plain comment. */
+    d = parse("x", "-- @costs are high\n-- @on A\nINSERT INTO t VALUES (1);", err, sizeof(err));
+    if (CHECK(d != NULL))
+        CHECK(d->cost == SB_PJ_DEFAULT_COST);
+    sb_pj_def_free(d);
+}
+
+static void test_partitions(void)
+{
+    /* The built-in files' costs: two partitions of about the same weight (23.7 and 23.6), where
+     * alternating in name order gave 22.1 against 25.2. */
+    const char *names[] = {"analytics", "calls",    "contacts", "conversations", "members",   "messages",
+                           "notes",     "pipeline", "routing",  "scheduled",     "workspaces"};
+    double costs[] = {11.5, 2.6, 7.7, 5.9, 0.3, 13.6, 1.8, 1.5, 0.3, 1.6, 0.5};
+    int n = 11, out[11];
+    sb__pj_assign_partitions(names, costs, n, 2, out);
+    double load[2] = {0, 0};
+    for (int i = 0; i < n; i++) {
+        CHECK(out[i] == 0 || out[i] == 1);
+        load[out[i]] += costs[i];
+    }
+    CHECK(load[0] - load[1] < 0.5 && load[1] - load[0] < 0.5);
+    CHECK_EQ_INT(out[5], 0); /* messages, the heaviest, first */
+    CHECK_EQ_INT(out[0], 1); /* analytics then on the other */
+    CHECK(out[2] == out[0]); /* contacts joins the lighter: analytics */
+    /* The same set in another order: the same answer. */
+    const char *rev_names[11];
+    double rev_costs[11];
+    int rev[11];
+    for (int i = 0; i < n; i++) {
+        rev_names[i] = names[n - 1 - i];
+        rev_costs[i] = costs[n - 1 - i];
+    }
+    sb__pj_assign_partitions(rev_names, rev_costs, n, 2, rev);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ_INT(rev[n - 1 - i], out[i]);
+    /* Equal costs (files without @cost): by name, round the partitions. */
+    const char *same[] = {"d", "b", "a", "c"};
+    double ones[] = {1, 1, 1, 1};
+    int o3[4];
+    sb__pj_assign_partitions(same, ones, 4, 3, o3);
+    CHECK_EQ_INT(o3[2], 0); /* a */
+    CHECK_EQ_INT(o3[1], 1); /* b */
+    CHECK_EQ_INT(o3[3], 2); /* c */
+    CHECK_EQ_INT(o3[0], 0); /* d */
+    /* One partition: everything in it. */
+    sb__pj_assign_partitions(names, costs, n, 1, out);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ_INT(out[i], 0);
+}
+
 int main(void)
 {
     SBTEST_RUN(test_names);
@@ -277,5 +371,7 @@ int main(void)
     SBTEST_RUN(test_errors);
     SBTEST_RUN(test_install_sql);
     SBTEST_RUN(test_deferred);
+    SBTEST_RUN(test_cost);
+    SBTEST_RUN(test_partitions);
     return sbtest_summary();
 }

@@ -1,0 +1,151 @@
+/* The linger (sb_projections_options_t.linger_ms, SWITCHBOARD_PROJECTIONS_LINGER_MS): live, a
+ * batch that collected while the previous one was applied waits for more events before going out,
+ * so a busy log is applied in fewer, larger batches; an event arriving on an idle runner is applied
+ * at once.  Asserted on the runner's batch counters (sb_projections_stats), not on timing:
+ *   - a lone event after idle: one batch, and it did not linger;
+ *   - a burst of events, each appended in its own transaction (so they reach the runner a few at a
+ *     time, as webhooks do): applied in a handful of batches, at least one of which lingered —
+ *     without the linger each few events are a batch of their own;
+ *   - with the linger off (0), the same burst never lingers.
+ * Every event is applied exactly once either way (a tally of them equals the log's). */
+#include "test_projections_support.h"
+
+#include <sys/stat.h>
+
+#define BURST 200
+#define LINGER_MS 1000
+
+/* Counts Tick events a batch at a time.  Each batch takes a while (as a batch of a busy log does),
+ * so the burst's events arrive while one is applied. */
+static const char tally[] =
+    "CREATE TABLE seen (n bigint NOT NULL);\n"
+    "INSERT INTO seen VALUES (0);\n"
+    "-- @batch Tick\n"
+    "UPDATE seen SET n = n + (SELECT count(*) FROM unnest($3) AS t WHERE t = 'Tick');\n"
+    "PERFORM pg_sleep(0.02);\n";
+
+static pjt_runner_t *start(const char *ci, const char *d, int linger_ms)
+{
+    pjt_runner_t *t = calloc(1, sizeof(*t));
+    t->conninfo = ci;
+    t->f = sb_follower_new(ci, 1);
+    sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 1, .linger_ms = linger_ms};
+    t->p = sb_projections_new(&o);
+    if (t->f == NULL || t->p == NULL || sb_loops_init(&t->loops, 1, pjt_on_start_hooks, t) != 0 ||
+        sb_loops_start(&t->loops) != 0) {
+        fprintf(stderr, "cannot start the runner\n");
+        abort();
+    }
+    return t;
+}
+
+/* One Tick in its own transaction, waking the follower as an appender does. */
+static void append_tick(PGconn *c)
+{
+    CHECK(pjt_exec(c, "INSERT INTO events (stream, version, type, payload, metadata) VALUES "
+                      "('tick-' || gen_random_uuid(), 1, 'Tick', '\\x80'::bytea, '\\x80'::bytea); "
+                      "SELECT pg_notify('sb_events', '')"));
+}
+
+static bool wait_seen(PGconn *c, long long n)
+{
+    uint64_t end = sb_clock_mono_ns() + 60000000000ull;
+    while (sb_clock_mono_ns() < end) {
+        if (pjt_num(c, "SELECT n FROM tally.seen") == n &&
+            pjt_num(c, "SELECT position FROM projection_state WHERE name = 'tally'") ==
+                pjt_num(c, "SELECT max(position) FROM events"))
+            return true;
+        usleep(5 * 1000);
+    }
+    return false;
+}
+
+static void test_linger(void)
+{
+    char tmpl[] = "/tmp/sb_linger_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!CHECK(d != NULL))
+        return;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/tally.sql", d);
+    FILE *f = fopen(path, "w");
+    if (!CHECK(f != NULL))
+        return;
+    fputs(tally, f);
+    fclose(f);
+    char *ci = sbt_db_create("pj_linger");
+    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+        return;
+    char err[512];
+    CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
+    PGconn *c = pjt_connect(ci);
+
+    pjt_runner_t *r = start(ci, d, LINGER_MS);
+    uint64_t end = sb_clock_mono_ns() + 30000000000ull;
+    while (!sb_projections_is_active(r->p) && sb_clock_mono_ns() < end)
+        usleep(10 * 1000);
+    CHECK(sb_projections_is_active(r->p));
+    CHECK(pjt_wait_caught_up(c, 30));
+    sb_projections_stats_t s0, s1, s2;
+    sb_projections_stats(r->p, &s0);
+    CHECK_EQ_INT(s0.linger_setting_ms, LINGER_MS);
+
+    /* A lone event after idle goes out at once: one batch, no linger. */
+    append_tick(c);
+    CHECK(wait_seen(c, 1));
+    sb_projections_stats(r->p, &s1);
+    CHECK_EQ_INT((long long)(s1.batches - s0.batches), 1);
+    CHECK_EQ_INT((long long)(s1.events - s0.events), 1);
+    CHECK_EQ_INT((long long)(s1.lingered - s0.lingered), 0);
+
+    /* A burst: the first event goes out at once, the rest collect while it is applied and linger. */
+    uint64_t t0 = sb_clock_mono_ns();
+    for (int i = 0; i < BURST; i++)
+        append_tick(c);
+    uint64_t took_ms = (sb_clock_mono_ns() - t0) / 1000000;
+    CHECK(wait_seen(c, 1 + BURST));
+    sb_projections_stats(r->p, &s2);
+    long long batches = (long long)(s2.batches - s1.batches);
+    fprintf(stderr, "burst of %d in %llu ms: %lld batches, %llu lingered\n", BURST,
+            (unsigned long long)took_ms, batches, (unsigned long long)(s2.lingered - s1.lingered));
+    CHECK_EQ_INT((long long)(s2.events - s1.events), BURST);
+    CHECK(s2.lingered > s1.lingered);
+    /* Each batch but the first waits until LINGER_MS after its first event: however slowly the
+     * burst was appended, at most one batch per LINGER_MS of it, and the first. */
+    CHECK(batches <= 2 + (long long)(took_ms / LINGER_MS) + 1);
+    sb_buf_t text = SB_BUF_INIT;
+    sb_projections_metrics_text(r->p, &text);
+    CHECK(strstr(text.data, "switchboard_projections_lingered_batches_total ") != NULL);
+    CHECK(strstr(text.data, "switchboard_projections_linger_seconds 1.000\n") != NULL);
+    sb_buf_free(&text);
+    pjt_stop(r);
+
+    /* Off: the same burst never lingers. */
+    r = start(ci, d, 0);
+    end = sb_clock_mono_ns() + 30000000000ull;
+    while (!sb_projections_is_active(r->p) && sb_clock_mono_ns() < end)
+        usleep(10 * 1000);
+    CHECK(pjt_wait_caught_up(c, 30));
+    for (int i = 0; i < BURST; i++)
+        append_tick(c);
+    CHECK(wait_seen(c, 1 + 2 * BURST));
+    sb_projections_stats(r->p, &s0);
+    CHECK_EQ_INT(s0.linger_setting_ms, 0);
+    CHECK_EQ_INT((long long)s0.lingered, 0);
+    CHECK_EQ_INT((long long)s0.events, BURST);
+    fprintf(stderr, "linger off: burst of %d in %llu batches\n", BURST, (unsigned long long)s0.batches);
+    pjt_stop(r);
+
+    PQfinish(c);
+    free(ci);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+int main(void)
+{
+    sb_log_set_level(SB_LOG_WARN);
+    SBTEST_RUN(test_linger);
+    return sbtest_summary();
+}
