@@ -75,7 +75,29 @@ struct sb_appender_s {
     bool closing;
     void (*on_closed)(void *data);
     void *closed_data;
+    /* the process's turn (see take_turn): under turn_lock */
+    uv_async_t turn_wake;
+    bool turn_waiting, turn_given;
+    sb_appender_t *turn_next;
 };
+
+/* Turns.  The appenders of one process commit one batch at a time: a batch that waits in
+ * PostgreSQL for the log's lock while a sibling's commits holds commands that could have joined
+ * the next batch, and two half batches cost the database twice the per-commit work of one.  So an
+ * appender with commands sends only when no sibling has a batch in flight; otherwise it waits for
+ * its turn, which the sibling hands over when its commit returns (waiters in arrival order).  The
+ * log's lock still orders commits across processes. */
+static uv_once_t turn_once = UV_ONCE_INIT;
+static uv_mutex_t turn_lock;
+static int turn_in_flight, turn_in_flight_max; /* batches sent and not yet returned */
+static bool turn_busy;                         /* a batch is in flight, or a turn was handed over */
+static sb_appender_t *turn_head, *turn_tail;   /* appenders waiting for their turn */
+
+static void turn_init(void)
+{
+    if (uv_mutex_init(&turn_lock) != 0)
+        abort();
+}
 
 static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT, SB_OID_INT8, SB_OID_UUID,  SB_OID_INT4,
                                              SB_OID_INT4, SB_OID_TEXT, SB_OID_BYTEA, SB_OID_BYTEA};
@@ -163,6 +185,86 @@ static bool mark_stream(sb_appender_t *ap, const char *stream)
 
 static void on_batch_done(sb_pg_req_t *req, int status);
 
+/* true when ap may send now; else it is queued for its turn (turn_wake fires when it comes). */
+static bool take_turn(sb_appender_t *ap)
+{
+    bool go = false;
+    uv_mutex_lock(&turn_lock);
+    if (ap->turn_given) {
+        ap->turn_given = false;
+        go = true;
+    } else if (!turn_busy) {
+        turn_busy = true;
+        go = true;
+    } else if (!ap->turn_waiting) {
+        ap->turn_waiting = true;
+        ap->turn_next = NULL;
+        if (turn_tail != NULL)
+            turn_tail->turn_next = ap;
+        else
+            turn_head = ap;
+        turn_tail = ap;
+    }
+    uv_mutex_unlock(&turn_lock);
+    return go;
+}
+
+/* Hands the turn to the first waiting appender, or frees it.  batch_done: a batch returned (called
+ * before its callbacks: the caller asks again for a turn of its own afterwards, behind the
+ * waiters); else an unused turn is passed on. */
+static void give_turn(bool batch_done)
+{
+    uv_mutex_lock(&turn_lock);
+    if (batch_done)
+        turn_in_flight--;
+    sb_appender_t *w = turn_head;
+    if (w != NULL) {
+        turn_head = w->turn_next;
+        if (turn_head == NULL)
+            turn_tail = NULL;
+        w->turn_waiting = false;
+        w->turn_given = true;
+        uv_async_send(&w->turn_wake);
+    } else {
+        turn_busy = false;
+    }
+    uv_mutex_unlock(&turn_lock);
+}
+
+/* Passes on a turn ap was given but has no use for. */
+static void drop_turn(sb_appender_t *ap)
+{
+    uv_mutex_lock(&turn_lock);
+    bool pass = ap->turn_given;
+    ap->turn_given = false;
+    uv_mutex_unlock(&turn_lock);
+    if (pass)
+        give_turn(false);
+}
+
+/* A closing appender leaves the queue, and passes on a turn it was given but will not use. */
+static void leave_turns(sb_appender_t *ap)
+{
+    bool pass = false;
+    uv_mutex_lock(&turn_lock);
+    if (ap->turn_waiting) {
+        sb_appender_t **pp = &turn_head, *prev = NULL;
+        while (*pp != ap) {
+            prev = *pp;
+            pp = &(*pp)->turn_next;
+        }
+        *pp = ap->turn_next;
+        if (turn_tail == ap)
+            turn_tail = prev;
+        ap->turn_waiting = false;
+    }
+    pass = ap->turn_given;
+    ap->turn_given = false;
+    uv_mutex_unlock(&turn_lock);
+    if (pass)
+        give_turn(false);
+}
+
 static void send_batch(sb_appender_t *ap)
 {
     ap->gen++;
@@ -233,6 +335,10 @@ static void send_batch(sb_appender_t *ap)
     ap->req.data = ap;
     ap->in_flight = true;
     ap->stats.batches++;
+    uv_mutex_lock(&turn_lock);
+    if (++turn_in_flight > turn_in_flight_max)
+        turn_in_flight_max = turn_in_flight;
+    uv_mutex_unlock(&turn_lock);
     uint64_t now = sb_clock_mono_ns();
     for (int i = 0; i < ap->nbatch; i++)
         ap->batch[i]->_submitted_ns = ap->batch[i]->_submitted_ns ? ap->batch[i]->_submitted_ns : now;
@@ -252,6 +358,7 @@ static void on_batch_done(sb_pg_req_t *req, int status)
     int n = ap->nbatch;
     ap->in_flight = false;
     ap->nbatch = 0;
+    give_turn(true);
     PGresult *res = status == 0 ? req->results[1] : NULL;
     if (status == 0 && (res == NULL || PQntuples(res) != n)) {
         sb_log_error("append", "batch answered %d rows for %d commands", res ? PQntuples(res) : -1, n);
@@ -327,6 +434,7 @@ static void on_idle(uv_idle_t *h)
         }
         ap->queue_tail = NULL;
         ap->nqueued = 0;
+        leave_turns(ap);
         if (!ap->in_flight && ap->pg != NULL) {
             sb_pg_t *pg = ap->pg;
             ap->pg = NULL;
@@ -334,8 +442,17 @@ static void on_idle(uv_idle_t *h)
         }
         return;
     }
-    if (!ap->in_flight && ap->queue_head != NULL)
+    if (ap->in_flight || ap->queue_head == NULL) {
+        drop_turn(ap); /* cannot happen (a waiter has commands and none in flight): never keep one */
+        return;
+    }
+    if (take_turn(ap))
         send_batch(ap);
+}
+
+static void on_turn(uv_async_t *h)
+{
+    on_idle(&((sb_appender_t *)h->data)->idle);
 }
 
 /* Sends on the next loop iteration, after everything decided in this turn has been queued. */
@@ -374,6 +491,7 @@ void sb_append(sb_appender_t *ap, sb_append_t *a)
 
 sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
 {
+    uv_once(&turn_once, turn_init);
     sb_appender_t *ap = calloc(1, sizeof(*ap));
     if (ap == NULL)
         return NULL;
@@ -392,6 +510,9 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
     uv_idle_init(loop, &ap->idle);
     ap->idle.data = ap;
+    uv_async_init(loop, &ap->turn_wake, on_turn);
+    ap->turn_wake.data = ap;
+    uv_unref((uv_handle_t *)&ap->turn_wake); /* wakes the loop, never keeps it alive */
     return ap;
 }
 
@@ -408,10 +529,17 @@ static void on_idle_closed(uv_handle_t *h)
         cb(data);
 }
 
+static void on_wake_closed(uv_handle_t *h)
+{
+    sb_appender_t *ap = h->data;
+    uv_close((uv_handle_t *)&ap->idle, on_idle_closed);
+}
+
 static void on_pg_closed(void *data)
 {
     sb_appender_t *ap = data;
-    uv_close((uv_handle_t *)&ap->idle, on_idle_closed);
+    leave_turns(ap); /* nobody hands it a turn from now on: its wake-up can close */
+    uv_close((uv_handle_t *)&ap->turn_wake, on_wake_closed);
 }
 
 void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data)
@@ -428,4 +556,7 @@ void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out)
 {
     *out = ap->stats;
     out->queued = ap->nqueued;
+    uv_mutex_lock(&turn_lock);
+    out->process_in_flight_max = turn_in_flight_max;
+    uv_mutex_unlock(&turn_lock);
 }

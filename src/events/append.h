@@ -1,6 +1,7 @@
 /* Appending to the event log with group commit.
  *
- * Each loop has one appender with its own connection.  A command is a list of events for one
+ * Each loop has one appender with its own connection; a process's appenders take turns (one batch
+ * in flight at a time, see sb_appender_open).  A command is a list of events for one
  * stream with the version the stream is expected to be at.  Commands submitted while a commit is in
  * flight wait and go to PostgreSQL together in the next transaction (one pipelined round trip:
  * BEGIN, the log lock, one INSERT for the whole batch, NOTIFY, COMMIT), so throughput grows with
@@ -62,9 +63,16 @@ typedef struct sb_appender_stats_s {
     uint64_t batches;
     uint64_t failures;
     int queued;
+    /* The most batches the process's appenders (all of them) ever had in flight at once: 1, as they
+     * take turns (see sb_appender_open). */
+    int process_in_flight_max;
 } sb_appender_stats_t;
 
-/* Creates the appender for loop with its own connection.  NULL on allocation failure. */
+/* Creates the appender for loop with its own connection.  NULL on allocation failure.  The
+ * appenders of one process take turns: one sends its batch only when none of the others has one in
+ * flight, and waits for its turn otherwise, so that the process commits one batch at a time, as
+ * large as the commands that arrived meanwhile (the log's lock serialises commits anyway; a batch
+ * waiting in PostgreSQL for it would only split what could be one commit in two). */
 sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo);
 /* Fails queued commands with SB_ESHUTDOWN, lets the in-flight batch finish, then closes. */
 void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data);

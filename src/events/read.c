@@ -238,9 +238,12 @@ static void on_rows(sb_pg_req_t *req, int status)
     free(events);
 }
 
-static void submit(sb_pg_t *pg, sb_read_t *r)
+/* name: a prepared statement's name for SQL that never varies (planned once per connection: the
+ * follower and the actors' loads run these all the time), or NULL. */
+static void submit(sb_pg_t *pg, sb_read_t *r, const char *name)
 {
     sb_pg_req_init(&r->_req, r->_sql, r->_nparams, (const char *const *)r->_params, on_rows, r);
+    r->_req.stmts[0].name = name;
     r->_req.stmts[0].result_format = 1;
     sb_pg_submit(pg, &r->_req);
 }
@@ -265,9 +268,10 @@ void sb_read_log(sb_pg_t *pg, sb_read_t *r, int64_t after, const sb_log_filter_t
     sb_buf_printf(
         &sql, "SELECT " EVENT_COLUMNS " FROM events WHERE position > $1::int8%s ORDER BY position LIMIT $%d",
         where, limit_param);
+    bool plain = where[0] == '\0';
     free(where);
     r->_sql = sb_buf_steal(&sql);
-    submit(pg, r);
+    submit(pg, r, plain ? "sb_read_log" : NULL);
 }
 
 void sb_read_stream(sb_pg_t *pg, sb_read_t *r, const char *stream, int64_t after_version, int limit,
@@ -287,5 +291,5 @@ void sb_read_stream(sb_pg_t *pg, sb_read_t *r, const char *stream, int64_t after
     r->_params[r->_nparams++] = strdup(v);
     r->_sql = strdup("SELECT " EVENT_COLUMNS " FROM events WHERE stream = $1 AND version > $2::int8"
                      " ORDER BY version LIMIT $3");
-    submit(pg, r);
+    submit(pg, r, "sb_read_stream");
 }

@@ -291,7 +291,16 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
         const sb_event_t *ev = &events[i];
         json_t *p = NULL;
         if (strcmp(ev->type, "MessageReceived") != 0 || strlen(ev->stream) != 8 + SB_UUID_STRLEN ||
-            !ev->has_workspace || sb_codec_to_jansson(ev->payload, ev->payload_len, &p, NULL, 0) != 0)
+            !ev->has_workspace)
+            continue;
+        char ws[SB_UUID_STRLEN + 1];
+        sb_uuid_format(&ev->workspace, ws);
+        /* Nothing waiting ahead of it and the workspace's rules at hand: a workspace without rules
+         * (most of them) needs no decoding at all; pump would drop the message at once. */
+        const sb_wsconf_t *conf = a->head == NULL ? sb_wsconf_peek(ws) : NULL;
+        if (conf != NULL && json_object_size(json_object_get(conf->state, "auto_replies")) == 0)
+            continue;
+        if (sb_codec_to_jansson(ev->payload, ev->payload_len, &p, NULL, 0) != 0)
             continue;
         const char *ch = json_string_value(json_object_get(p, "channel"));
         const char *body = json_string_value(json_object_get(p, "body"));
@@ -308,7 +317,7 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
         it->position = ev->position;
         it->msg = p;
         memcpy(it->contact, ev->stream + 8, SB_UUID_STRLEN);
-        sb_uuid_format(&ev->workspace, it->workspace);
+        memcpy(it->workspace, ws, sizeof(ws));
         if (a->tail != NULL)
             a->tail->next = it;
         else

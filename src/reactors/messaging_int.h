@@ -7,11 +7,12 @@
 #include <stdint.h>
 
 #include "reactors/messaging.h"
+#include "reactors/senders.h"
 #include "reactors/wsconf.h"
 
-#define SB__WSC_SLOTS 1024     /* cached workspaces per loop (direct-mapped) */
-#define SB__ROUTE_SLOTS 4096   /* cached number routes per loop (direct-mapped) */
-#define SB__SENDER_SLOTS 32768 /* remembered senders per loop (direct-mapped; about 2 MB) */
+#define SB__WSC_SLOTS 1024   /* cached workspaces per loop (direct-mapped) */
+#define SB__ROUTE_SLOTS 4096 /* cached number routes per loop (direct-mapped) */
+#define SB__SENDER_SETS 8192 /* remembered senders per loop: sets of SB__SENDERS_WAYS (about 2 MB) */
 
 typedef struct sb__wsc_load_s sb__wsc_load_t;
 
@@ -21,23 +22,16 @@ typedef struct sb__route_slot_s {
     uint64_t loaded_ms;
 } sb__route_slot_t;
 
-/* A sender's contact: the contact a message from number to workspace was last filed under. */
-typedef struct sb__sender_slot_s {
-    char number[SB_PHONE_MAX]; /* "" when empty */
-    sb_uuid_t workspace;
-    sb_uuid_t contact;
-} sb__sender_slot_t;
-
 typedef struct sb__msg_loop_s {
     sb_messaging_t *m;
     sb_loop_t *loop;
     bool stopping;
     /* the configuration cache (wsconf.c) */
     sb_wsconf_t *slots[SB__WSC_SLOTS];
-    sb__route_slot_t *routes;   /* SB__ROUTE_SLOTS */
-    sb__sender_slot_t *senders; /* SB__SENDER_SLOTS, allocated on first use */
-    sb__wsc_load_t *loads;      /* reads in flight */
-    uint64_t inval_seq;         /* bumped by every invalidation on this loop */
+    sb__route_slot_t *routes; /* SB__ROUTE_SLOTS */
+    sb__senders_t *senders;   /* senders.h, allocated on first use */
+    sb__wsc_load_t *loads;    /* reads in flight */
+    uint64_t inval_seq;       /* bumped by every invalidation on this loop */
     /* loop 0: the reactors, while the lease is held */
     struct sb_lease_s *lease;
     struct sb_outbox_s *outbox;

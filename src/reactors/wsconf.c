@@ -148,7 +148,7 @@ void sb__wsconf_invalidate(sb__msg_loop_t *ml, const char *workspace, const char
         }
     }
     if (workspace == NULL && ml->senders != NULL)
-        memset(ml->senders, 0, sizeof(*ml->senders) * SB__SENDER_SLOTS);
+        sb__senders_clear(ml->senders);
     if (ml->routes == NULL)
         return;
     if (workspace == NULL) {
@@ -530,15 +530,6 @@ int sb_wsconf_route(const char *e164, int flags, sb_wsconf_cb cb, void *data)
 /* ---- senders --------------------------------------------------------------------------------------------
  */
 
-/* The slot for (workspace, number): FNV-1a over both. */
-static sb__sender_slot_t *sender_of(sb__msg_loop_t *ml, const sb_uuid_t *ws, const char *number)
-{
-    uint64_t h = hash_str(number);
-    for (size_t i = 0; i < sizeof(ws->b); i++)
-        h = (h ^ ws->b[i]) * 1099511628211ull;
-    return &ml->senders[h & (SB__SENDER_SLOTS - 1)];
-}
-
 static bool parse_uuid(const char *s, sb_uuid_t *out)
 {
     return s != NULL && strlen(s) == SB_UUID_STRLEN && sb_uuid_parse(s, SB_UUID_STRLEN, out) == 0;
@@ -550,10 +541,10 @@ bool sb_wsconf_sender_peek(const char *workspace_id, const char *e164, char cont
     sb_uuid_t ws;
     if (ml == NULL || ml->stopping || ml->senders == NULL || e164 == NULL || !parse_uuid(workspace_id, &ws))
         return false;
-    const sb__sender_slot_t *slot = sender_of(ml, &ws, e164);
-    if (strcmp(slot->number, e164) != 0 || memcmp(&slot->workspace, &ws, sizeof(ws)) != 0)
+    sb_uuid_t contact;
+    if (!sb__senders_peek(ml->senders, &ws, e164, &contact))
         return false;
-    sb_uuid_format(&slot->contact, contact_id);
+    sb_uuid_format(&contact, contact_id);
     return true;
 }
 
@@ -561,19 +552,20 @@ static void sender_store(sb__msg_loop_t *ml, const sb_uuid_t *ws, const char *e1
 {
     if (ml->stopping)
         return;
-    if (ml->senders == NULL && (ml->senders = calloc(SB__SENDER_SLOTS, sizeof(*ml->senders))) == NULL)
+    if (ml->senders == NULL && (ml->senders = sb__senders_new(SB__SENDER_SETS)) == NULL)
         return; /* only a hint */
-    sb__sender_slot_t *slot = sender_of(ml, ws, e164);
-    snprintf(slot->number, sizeof(slot->number), "%s", e164);
-    slot->workspace = *ws;
-    slot->contact = *contact;
+    sb__senders_store(ml->senders, ws, e164, contact);
 }
 
 /* A sender learnt on one loop, told to another: the next message may arrive on any loop. */
 typedef struct {
     sb_task_t task;
     sb__msg_loop_t *ml;
-    sb__sender_slot_t s;
+    struct {
+        char number[SB_PHONE_MAX];
+        sb_uuid_t workspace;
+        sb_uuid_t contact;
+    } s;
 } sender_task_t;
 
 static void on_sender(sb_task_t *task)
@@ -614,9 +606,7 @@ void sb_wsconf_sender_forget(const char *workspace_id, const char *e164)
     sb_uuid_t ws;
     if (ml == NULL || ml->senders == NULL || e164 == NULL || !parse_uuid(workspace_id, &ws))
         return;
-    sb__sender_slot_t *slot = sender_of(ml, &ws, e164);
-    if (strcmp(slot->number, e164) == 0 && memcmp(&slot->workspace, &ws, sizeof(ws)) == 0)
-        slot->number[0] = '\0';
+    sb__senders_forget(ml->senders, &ws, e164);
 }
 
 /* ---- per loop ------------------------------------------------------------------------------------------ */
@@ -651,6 +641,6 @@ void sb__wsconf_loop_free(sb__msg_loop_t *ml)
     }
     free(ml->routes);
     ml->routes = NULL;
-    free(ml->senders);
+    sb__senders_free(ml->senders);
     ml->senders = NULL;
 }

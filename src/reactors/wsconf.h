@@ -95,8 +95,8 @@ void sb_wsconf_unref(const sb_wsconf_t *conf);
  * loop, so that a contact's next message skips the find-or-create flow (its claim and
  * holder reads).  Only a hint: the contact may have lost the number or been deleted since, so the
  * caller must send its command in a form the contact's decider refuses in that case (ReceiveMessage
- * with from_listed) and fall back to the flow then.  Bounded (direct-mapped, a newer sender takes
- * an older one's slot); nothing is ever read from the database.
+ * with from_listed) and fall back to the flow then.  Bounded (set-associative, the least recently
+ * used sender of a set makes room: reactors/senders.h); nothing is ever read from the database.
  *
  * sb_wsconf_sender_peek: true with the contact's uuid in contact_id when one is remembered.
  * sb_wsconf_sender_remember: remembers contact_id for number, on this loop at once and on the

@@ -6,7 +6,8 @@
  *   - what it saw is exactly the set of positions in the log;
  *   - every command a writer had acknowledged is in the log with all of its events.
  * Conflicts are provoked on purpose (writers share streams and some commands name an expected
- * version), so conflicting commands must leave nothing behind. */
+ * version), so conflicting commands must leave nothing behind.  A writer's appenders take turns
+ * (append.h): it also checks that it never had two batches in flight at once. */
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -146,12 +147,19 @@ static int run_writer(int id, const sb_uuid_t *shared)
         submit(w, &w->slots[i]);
     }
     uv_run(&w->loop.uv, UV_RUN_DEFAULT);
+    /* The process's appenders take turns: never two of its batches in flight at once (else one
+     * waits in PostgreSQL for the log's lock with commands that could have joined the next). */
+    sb_appender_stats_t st;
+    sb_appender_get_stats(w->aps[0], &st);
+    long overlapped = st.process_in_flight_max != 1;
+    if (overlapped)
+        fprintf(stderr, "writer %d: %d batches in flight at once\n", id, st.process_in_flight_max);
     for (int i = 0; i < APPENDERS; i++)
         sb_appender_close(w->aps[i], NULL, NULL);
     sb_loop_close_standalone(&w->loop);
     fclose(w->acks);
     fprintf(stderr, "writer %d: acked %ld conflicts %ld failed %ld\n", id, w->acked, w->conflicts, w->failed);
-    int rc = w->failed > 0 || w->acked == 0 || w->conflicts == 0;
+    int rc = w->failed > 0 || w->acked == 0 || w->conflicts == 0 || overlapped;
     free(w);
     return rc;
 }
