@@ -267,10 +267,14 @@ static void ws_slot_clear(sb__api_ws_slot_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* Checks the caller's role in state and continues, or answers 404/403. */
-static void use_workspace(sb_api_call_t *c, json_t *state, json_t *context, int64_t version)
+/* Checks the caller's role in the slot's state and continues, or answers 404/403. */
+static void use_workspace(sb_api_call_t *c, sb__api_ws_slot_t *slot)
 {
-    sb_role_t role = sb_role_parse(member_role(state, c->user_id));
+    if (memcmp(slot->member, c->user_id, sizeof(slot->member)) != 0) {
+        slot->member_role = sb_role_parse(member_role(slot->state, c->user_id));
+        memcpy(slot->member, c->user_id, sizeof(slot->member));
+    }
+    sb_role_t role = slot->member_role;
     if (role == SB_ROLE_NONE) {
         sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
         return;
@@ -281,9 +285,9 @@ static void use_workspace(sb_api_call_t *c, json_t *state, json_t *context, int6
         sb_api_reply_error(c, 403, "forbidden", msg, NULL);
         return;
     }
-    c->ws_state = json_incref(state);
-    c->ws_context = json_incref(context);
-    c->ws_version = version;
+    c->ws_state = json_incref(slot->state);
+    c->ws_context = json_incref(slot->context);
+    c->ws_version = slot->version;
     c->role = role;
     sb_api_step_cb next = c->_ws_next;
     c->_ws_next = NULL;
@@ -314,7 +318,7 @@ static void got_workspace(sb_api_call_t *c, const sb_ask_reply_t *reply)
     slot->version = reply->version;
     slot->epoch = c->_ws_epoch;
     slot->cached_ms = uv_now(&c->loop->uv);
-    use_workspace(c, slot->state, slot->context, slot->version);
+    use_workspace(c, slot);
 }
 
 static void workspace_authenticated(sb_api_call_t *c)
@@ -327,7 +331,7 @@ static void workspace_authenticated(sb_api_call_t *c)
     uint64_t epoch = atomic_load(&c->api->ws_epoch);
     if (slot->state != NULL && strcmp(slot->ws, c->ws_id) == 0 && slot->epoch == epoch &&
         uv_now(&c->loop->uv) - slot->cached_ms < WS_CACHE_MS) {
-        use_workspace(c, slot->state, slot->context, slot->version);
+        use_workspace(c, slot);
         return;
     }
     c->_ws_epoch = epoch;
