@@ -7,7 +7,8 @@
 #   write    POST .../contacts/{id}/notes: a command decided by the contact actor and committed to
 #            the log (group commit) before the 201, spread over 500 contacts;
 # all in one run of one server, so the ratios compare like with like.  Prints key=value lines,
-# with the server's CPU time per request for each run.
+# with the server's and the load generator's CPU time per request for each run (h2load's warm-up
+# second left out of both).
 #
 # Usage: bench/http_api.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
 # Environment: BENCH_HTTP_ROUNDS (3: the reads alternate with the trivial handler in this many runs
