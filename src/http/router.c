@@ -334,7 +334,8 @@ int sb_router_match(const sb_router_t *r, const char *method, size_t method_len,
                 if (seglen[k] == 0)
                     break;
                 key |= 1u << (SB_ROUTE_MAX_SEGMENTS - 1 - k);
-            } else if (s->len != seglen[k] || memcmp(s->text, seg[k], s->len) != 0) {
+            } else if (s->len != seglen[k] || s->text[0] != seg[k][0] ||
+                       memcmp(s->text, seg[k], s->len) != 0) {
                 break;
             }
         }
@@ -414,6 +415,13 @@ static int hexval(char c)
 
 int sb_router_decode(const char *in, size_t len, char *out, size_t *outlen)
 {
+    /* The common case, a segment without escapes or NULs, is one copy (memchr scans fast). */
+    if (memchr(in, '%', len) == NULL && memchr(in, '\0', len) == NULL) {
+        memcpy(out, in, len);
+        out[len] = '\0';
+        *outlen = len;
+        return 0;
+    }
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
