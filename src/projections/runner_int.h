@@ -116,7 +116,7 @@ struct sb_projections_s {
     uv_mutex_t mlock;
     metric_t *metrics;
     int nmetrics;
-    _Atomic uint64_t batches, events, lingered, lingered_ms, apply_us, lane_wait_us;
+    _Atomic uint64_t batches, events, lingered, lingered_ms, apply_ns, lane_wait_ns, ahead;
 };
 
 /* ---- between the runner's files (the runner's loop only) ------------------------------------- */
