@@ -34,7 +34,7 @@ typedef struct sb_projections_options_s {
     const char *dir;      /* projection files; copied */
     int partitions;       /* groups of projections applied in parallel, each on its own
                              connection; 0 = 2 */
-    int max_batch;        /* events per transaction at most; 0 = 20000 */
+    int max_batch;        /* events per transaction at most; 0 = 12000 */
     int linger_ms;        /* live, how long a batch that collected while the previous one was
                              applied waits for more (a lone event never waits): 0 = never;
                              < 0 = SWITCHBOARD_PROJECTIONS_LINGER_MS, or 50 when unset */
