@@ -255,13 +255,15 @@ int main(int argc, char **argv)
     /* The database's CPU is read just before the runner stops (its sessions end with it). */
     printf("projections_db_cpu_seconds=%.2f\n", db_cpu);
     printf("projections_runner_cpu_seconds=%.2f\n", self_cpu);
-    /* Each session's share, largest first: the lanes lead, and the gap between them is time the
-     * lighter lane waits for the heavier at every batch. */
+    /* Each session's share, largest first: the lanes lead.  lane_wait is time one lane of a unit
+     * was idle while another applied (at the end of the log, or when it ran out of batches in
+     * hand); lanes_ahead counts batches a lane started before the other had committed the one
+     * before. */
     qsort(sess, (size_t)nsess, sizeof(*sess), cmp_desc);
     printf("projections_batches=%llu (%.0f events each)\n", (unsigned long long)st.batches,
            st.batches > 0 ? (double)st.events / (double)st.batches : 0.0);
-    printf("projections_apply_seconds=%.2f lane_wait_seconds=%.2f\n", (double)st.apply_us / 1e6,
-           (double)st.lane_wait_us / 1e6);
+    printf("projections_apply_seconds=%.2f lane_wait_seconds=%.2f lanes_ahead=%llu\n",
+           (double)st.apply_us / 1e6, (double)st.lane_wait_us / 1e6, (unsigned long long)st.lanes_ahead);
     printf("projections_session_cpu_seconds=");
     for (int i = 0; i < nsess && i < 4; i++)
         printf("%s%.2f", i ? "," : "", sess[i]);

@@ -54,13 +54,23 @@ typedef struct pj_batch_s {
     int n;
     int64_t last_position;
     int64_t last_recorded_us;
+    /* once sealed (handed to the lanes): its place in the unit's sequence, the position it takes
+     * the lanes to, and the finished arrays */
+    uint64_t seq;
+    int64_t to;
+    const char *values[8];
+    int lengths[8];
 } pj_batch_t;
 
 #define SB_PJ_MAX_LANES 16
+/* A unit's batch buffers: one collecting, the rest sealed and being applied.  Each lane applies
+ * the sealed ones in order at its own pace, so a lane may be up to SB_PJ_BATCHES - 2 batches ahead
+ * of another; a buffer is reused once every lane has committed it. */
+#define SB_PJ_BATCHES 4
 
 /* The projections of one partition within a unit: one connection and one transaction per batch.
- * Lanes of a unit apply the same batches side by side (in parallel on the server) and stay at the
- * same checkpoint. */
+ * Lanes of a unit apply the same batches in the same order (in parallel on the server), each
+ * moving on to the next as soon as it has committed its own, so each has its own checkpoint. */
 typedef struct pj_lane_s {
     pj_unit_t *u;
     int partition;
@@ -69,6 +79,10 @@ typedef struct pj_lane_s {
     int nmembers;
     bool uses_metadata;
     bool in_flight;
+    pj_batch_t *fly;      /* the batch in flight */
+    uint64_t applied;     /* batches committed: every seq below this */
+    int64_t committed;    /* its members' checkpoint in the catalog */
+    int64_t committed_us; /* recorded_at of the last event applied (0: unknown) */
     /* the outcome of the batch just applied */
     int status;
     char sqlstate[8];
@@ -105,15 +119,16 @@ struct pj_unit_s {
     int lanes_in_flight;
     sb_pg_t *rpg; /* reads the log while catching up */
     sb_sub_t *sub;
-    int64_t committed;    /* the checkpoint in the catalog */
-    int64_t committed_us; /* recorded_at of the last event applied (0: unknown) */
+    int64_t committed;    /* every lane's checkpoint is at least this (all at it when !in_flight) */
+    int64_t committed_us; /* recorded_at of the last event applied by all (0: unknown) */
     int64_t caught_up_us; /* the last time committed >= the follower's head */
-    pj_batch_t bufs[2];
-    pj_batch_t *acc; /* collecting */
-    pj_batch_t *fly; /* in flight */
-    const char *fly_values[8];
-    int fly_lengths[8];
-    bool in_flight; /* some lane applies fly */
+    pj_batch_t bufs[SB_PJ_BATCHES];
+    pj_batch_t *acc;                   /* collecting */
+    pj_batch_t *sealed[SB_PJ_BATCHES]; /* handed to the lanes, oldest first */
+    int nsealed;
+    uint64_t next_seq; /* of the next batch sealed */
+    bool in_flight;    /* some sealed batch is not yet committed by every lane */
+    bool failing;      /* a lane failed: no more batches; split once no lane is in flight */
     bool paused;
     bool held;           /* a swap waits for it: no new batch */
     bool swap_pending;   /* a build unit that has caught up and waits to be swapped in */
@@ -126,8 +141,7 @@ struct pj_unit_s {
     bool deferred_failed;
     int deferring_lanes;
     uint64_t deferred_retry_at; /* loop ms */
-    int64_t flight_to;
-    char *p_names; /* every member's name as a text[] literal */
+    char *p_names;              /* every member's name as a text[] literal */
     sb_pg_req_t swap_req;
     char swap_to[24];
     const char *swap_values[2];
@@ -136,9 +150,9 @@ struct pj_unit_s {
      * applied waits until linger_ms after its first event before going out */
     uv_timer_t linger;
     bool lingering;
-    uint64_t acc_first_ms;           /* loop time of acc's first event */
-    uint64_t sent_ns, first_done_ns; /* the batch in flight: sent, and its first lane done */
-    uint64_t linger_from_ms;         /* when the wait began */
+    uint64_t acc_first_ms;   /* loop time of acc's first event */
+    uint64_t linger_from_ms; /* when the wait began */
+    uint64_t busy_from_ns;   /* when lanes_in_flight last changed */
     int pending_closes;
     pj_unit_t *next;
 };
@@ -170,10 +184,12 @@ sb_loop_t *sb__pj_runner_loop(pj_runner_t *r);
 const char *sb__pj_runner_conninfo(pj_runner_t *r);
 int sb__pj_runner_max_batch(pj_runner_t *r);
 uint64_t sb__pj_runner_linger_ms(pj_runner_t *r);
-/* Counts a batch of n events the unit committed (apply_ns from sending it to the last lane's
- * commit, wait_ns of which the first lane done waited for the last) / a batch that waited
- * waited_ms for more. */
-void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns);
+/* Counts a batch of n events every lane of a unit committed / busy_ns of some lane of a unit
+ * applying, wait_ns of which some other lane of it was idle / a batch a lane started before
+ * another lane had committed the one before it / a batch that waited waited_ms for more. */
+void sb__pj_runner_count_batch(pj_runner_t *r, int n);
+void sb__pj_runner_count_busy(pj_runner_t *r, uint64_t busy_ns, uint64_t wait_ns);
+void sb__pj_runner_count_ahead(pj_runner_t *r);
 void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms);
 void sb__pj_runner_committed(pj_runner_t *r, pj_unit_t *u);
 /* Some lane of u failed its batch (the others may have committed it): lane->status etc. say how. */

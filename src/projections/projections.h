@@ -34,7 +34,7 @@ typedef struct sb_projections_options_s {
     const char *dir;      /* projection files; copied */
     int partitions;       /* groups of projections applied in parallel, each on its own
                              connection; 0 = 2 */
-    int max_batch;        /* events per transaction at most; 0 = 20000 */
+    int max_batch;        /* events per transaction at most; 0 = 12000 */
     int linger_ms;        /* live, how long a batch that collected while the previous one was
                              applied waits for more (a lone event never waits): 0 = never;
                              < 0 = SWITCHBOARD_PROJECTIONS_LINGER_MS, or 50 when unset */
@@ -89,8 +89,10 @@ typedef struct sb_projections_stats_s {
     uint64_t lingered;     /* batches that waited for more events before going out */
     uint64_t linger_ms;    /* the time they waited, in total */
     int linger_setting_ms; /* the linger in force (0: off) */
-    uint64_t apply_us;     /* from sending those batches to the last lane's commit, in total */
-    uint64_t lane_wait_us; /* of which the first lane to finish waited for the last */
+    uint64_t apply_us;     /* time some lane of a unit was applying a batch, in total */
+    uint64_t lane_wait_us; /* of which another lane of that unit was idle */
+    uint64_t lanes_ahead;  /* batches a lane started before another lane of its unit had committed
+                              the batch before it (lanes do not wait for each other) */
 } sb_projections_stats_t;
 
 void sb_projections_stats(const sb_projections_t *p, sb_projections_stats_t *out);

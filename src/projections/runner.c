@@ -61,12 +61,21 @@ uint64_t sb__pj_runner_linger_ms(pj_runner_t *r)
     return r->linger_ms;
 }
 
-void sb__pj_runner_count_batch(pj_runner_t *r, int n, uint64_t apply_ns, uint64_t wait_ns)
+void sb__pj_runner_count_batch(pj_runner_t *r, int n)
 {
     atomic_fetch_add(&r->batches, 1);
     atomic_fetch_add(&r->events, (uint64_t)n);
-    atomic_fetch_add(&r->apply_us, apply_ns / 1000);
-    atomic_fetch_add(&r->lane_wait_us, wait_ns / 1000);
+}
+
+void sb__pj_runner_count_busy(pj_runner_t *r, uint64_t busy_ns, uint64_t wait_ns)
+{
+    atomic_fetch_add(&r->apply_ns, busy_ns);
+    atomic_fetch_add(&r->lane_wait_ns, wait_ns);
+}
+
+void sb__pj_runner_count_ahead(pj_runner_t *r)
+{
+    atomic_fetch_add(&r->ahead, 1);
 }
 
 void sb__pj_runner_count_linger(pj_runner_t *r, uint64_t waited_ms)
@@ -152,9 +161,9 @@ static const row_t *find_row(pj_runner_t *r, const char *name)
 }
 
 /* Partitions spread projections over connections by cost (-- @cost in each file, or the default):
- * the lanes of a unit apply each batch side by side and the next goes out when all are done, so
- * the heaviest lane sets the pace (sb__pj_assign_partitions).  Every projection the runner knows
- * (catalog rows and files) is placed, so the answer is the same on every call for the same set of
+ * the lanes of a unit apply each batch side by side, the unit reads no faster than its slowest
+ * lane applies, so the heaviest lane sets the pace (sb__pj_assign_partitions).  Every projection the runner
+ * knows (catalog rows and files) is placed, so the answer is the same on every call for the same set of
  * projections.  A member keeps the partition it was given when it was created. */
 static int partition_of(pj_runner_t *r, const char *name)
 {
@@ -921,8 +930,9 @@ sb_projections_t *sb_projections_new(const sb_projections_options_t *o)
     atomic_init(&r->events, 0);
     atomic_init(&r->lingered, 0);
     atomic_init(&r->lingered_ms, 0);
-    atomic_init(&r->apply_us, 0);
-    atomic_init(&r->lane_wait_us, 0);
+    atomic_init(&r->apply_ns, 0);
+    atomic_init(&r->lane_wait_ns, 0);
+    atomic_init(&r->ahead, 0);
     r->state = ST_NEW;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);

@@ -35,6 +35,35 @@ static bool is_transient(int status, const char *sqlstate)
             strcmp(sqlstate, "57014") == 0);
 }
 
+/* Members that go on together: a new unit at position, starting after delay_ms. */
+typedef struct group_s {
+    pj_member_t **ms;
+    int n;
+    int64_t position, applied_us;
+    uint64_t delay_ms;
+    bool alone; /* a projection whose handler failed */
+} group_t;
+
+/* Adds m to the group at (position, delay_ms), or to a new one; cap is the most members a group
+ * can hold. */
+static void group_add(group_t *g, int *ngroups, int cap, pj_member_t *m, int64_t position, int64_t applied_us,
+                      uint64_t delay_ms)
+{
+    group_t *to = NULL;
+    for (int i = 0; i < *ngroups && to == NULL; i++)
+        if (!g[i].alone && g[i].position == position && g[i].delay_ms == delay_ms)
+            to = &g[i];
+    if (to == NULL) {
+        to = &g[(*ngroups)++];
+        if ((to->ms = calloc((size_t)cap + 1, sizeof(*to->ms))) == NULL)
+            abort();
+        to->position = position;
+        to->applied_us = applied_us;
+        to->delay_ms = delay_ms;
+    }
+    to->ms[to->n++] = m;
+}
+
 void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
 {
     if (r->state != ST_ACTIVE)
@@ -56,26 +85,25 @@ void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
             return;
         }
     }
-    /* The lanes that committed are at flight_to; the others are where they were.  The unit splits
-     * accordingly, and a projection whose handler failed goes on alone, after a backoff. */
-    int n = u->nmembers, nok = 0, nlate = 0, nbad = 0;
-    pj_member_t **ok = calloc((size_t)n + 1, sizeof(*ok)), **late = calloc((size_t)n + 1, sizeof(*late));
-    pj_member_t **bad = calloc((size_t)u->nlanes + 1, sizeof(*bad));
-    uint64_t *bad_delay = calloc((size_t)u->nlanes + 1, sizeof(*bad_delay));
-    if (ok == NULL || late == NULL || bad == NULL || bad_delay == NULL)
+    /* Each lane is at its own checkpoint (lanes apply batches at their own pace, and a lane that
+     * failed is where it was before the batch that failed).  The unit splits accordingly: the
+     * members of lanes at the same position that did not fail go on together; those of a lane
+     * that failed go on from its checkpoint, a projection whose handler failed alone, after a
+     * backoff. */
+    int n = u->nmembers, ngroups = 0;
+    group_t *g = calloc((size_t)(n + u->nlanes) * 2 + 1, sizeof(*g));
+    if (g == NULL)
         abort();
-    bool transient = false;
     for (int i = 0; i < u->nlanes; i++) {
         pj_lane_t *l = u->lanes[i];
         pj_member_t *m = l->status != 0 && !is_transient(l->status, l->sqlstate)
                              ? blamed(l->members, l->nmembers, l->error)
                              : NULL;
-        if (l->status != 0 && m == NULL) {
-            transient = true;
+        bool transient = l->status != 0 && m == NULL;
+        if (transient)
             sb_log_warn("projections", "%.*s: a batch rolled back (%s%s%s); trying again",
                         (int)strlen(l->p_names) - 2, l->p_names + 1, l->sqlstate, l->sqlstate[0] ? ": " : "",
                         l->error ? l->error : "?");
-        }
         if (m != NULL) {
             m->failures++;
             free(m->error);
@@ -83,7 +111,7 @@ void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
                 abort();
             if (m->failures == 1 || m->failures % 20 == 0)
                 sb_log_error("projections", "%s%s stalls at position %" PRId64 " (attempt %d): %s", m->name,
-                             m->build ? " (rebuild)" : "", u->committed, m->failures, l->error);
+                             m->build ? " (rebuild)" : "", l->committed, m->failures, l->error);
             const char *p[2] = {m->name, l->error};
             sb__pj_runner_chore(r, "recording a projection error",
                                 m->build ? "UPDATE projection_state SET build_error = $2 WHERE name = $1"
@@ -92,30 +120,28 @@ void sb__pj_runner_unit_failed(pj_runner_t *r, pj_unit_t *u)
             uint64_t delay = RETRY_MIN_MS;
             for (int k = 1; k < m->failures && delay < RETRY_MAX_MS; k++)
                 delay *= 2;
-            bad_delay[nbad] = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
-            bad[nbad++] = m;
+            group_t *b = &g[ngroups++];
+            b->ms = calloc(1, sizeof(*b->ms));
+            if (b->ms == NULL)
+                abort();
+            b->ms[b->n++] = m;
+            b->position = l->committed;
+            b->applied_us = l->committed_us;
+            b->delay_ms = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
+            b->alone = true;
         }
-        for (int k = 0; k < l->nmembers; k++) {
-            if (l->members[k] == m)
-                continue;
-            if (l->status == 0)
-                ok[nok++] = l->members[k];
-            else
-                late[nlate++] = l->members[k];
-        }
+        for (int k = 0; k < l->nmembers; k++)
+            if (l->members[k] != m)
+                group_add(g, &ngroups, n, l->members[k], l->committed, l->committed_us,
+                          transient ? RETRY_MIN_MS : 0);
     }
-    int64_t from = u->committed, to = u->flight_to;
-    int64_t from_us = u->committed_us, to_us = u->fly->n > 0 ? u->fly->last_recorded_us : u->committed_us;
     bool build = u->build;
     sb__pj_unit_close(u);
-    sb__pj_runner_unit_of(r, build, ok, nok, to, to_us, 0);
-    sb__pj_runner_unit_of(r, build, late, nlate, from, from_us, transient ? RETRY_MIN_MS : 0);
-    for (int i = 0; i < nbad; i++)
-        sb__pj_runner_unit_of(r, build, &bad[i], 1, from, from_us, bad_delay[i]);
-    free(ok);
-    free(late);
-    free(bad);
-    free(bad_delay);
+    for (int i = 0; i < ngroups; i++) {
+        sb__pj_runner_unit_of(r, build, g[i].ms, g[i].n, g[i].position, g[i].applied_us, g[i].delay_ms);
+        free(g[i].ms);
+    }
+    free(g);
     sb__pj_runner_update_holds(r);
     sb__pj_runner_publish_metrics(r);
 }

@@ -14,7 +14,10 @@
  * reconciling happen on every fourth and eighth tick. */
 #define TICK_MS 250
 #define DEFAULT_PARTITIONS 2
-#define DEFAULT_MAX_BATCH 20000
+/* Lanes no longer wait for each other, so while catching up the reader is ahead and batches fill up
+ * to this; at 20,000 the lanes' CPU per event was 4-7% higher than at main's natural ~10,300 (A/B,
+ * docs/benchmarks.md), at 12,000 the same. */
+#define DEFAULT_MAX_BATCH 12000
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 60000
 
@@ -116,7 +119,7 @@ struct sb_projections_s {
     uv_mutex_t mlock;
     metric_t *metrics;
     int nmetrics;
-    _Atomic uint64_t batches, events, lingered, lingered_ms, apply_us, lane_wait_us;
+    _Atomic uint64_t batches, events, lingered, lingered_ms, apply_ns, lane_wait_ns, ahead;
 };
 
 /* ---- between the runner's files (the runner's loop only) ------------------------------------- */

@@ -137,19 +137,23 @@ void sb_projections_metrics_text(const sb_projections_t *p, sb_buf_t *out)
         "# HELP switchboard_projections_linger_seconds_total Time those batches waited.\n"
         "# TYPE switchboard_projections_linger_seconds_total counter\n"
         "switchboard_projections_linger_seconds_total %.3f\n"
-        "# HELP switchboard_projections_apply_seconds_total Time batches took, from sending to the "
-        "last lane's commit.\n"
+        "# HELP switchboard_projections_apply_seconds_total Time some lane of a unit was applying "
+        "a batch.\n"
         "# TYPE switchboard_projections_apply_seconds_total counter\n"
         "switchboard_projections_apply_seconds_total %.3f\n"
-        "# HELP switchboard_projections_lane_wait_seconds_total Of that, time the first lane done "
-        "waited for the last.\n"
+        "# HELP switchboard_projections_lane_wait_seconds_total Of that, time another lane of the "
+        "unit was idle.\n"
         "# TYPE switchboard_projections_lane_wait_seconds_total counter\n"
         "switchboard_projections_lane_wait_seconds_total %.3f\n"
+        "# HELP switchboard_projections_lane_ahead_batches_total Batches a lane started before "
+        "another lane of its unit had committed the one before.\n"
+        "# TYPE switchboard_projections_lane_ahead_batches_total counter\n"
+        "switchboard_projections_lane_ahead_batches_total %" PRIu64 "\n"
         "# HELP switchboard_projections_linger_seconds The longest a live batch waits for more events.\n"
         "# TYPE switchboard_projections_linger_seconds gauge\nswitchboard_projections_linger_seconds "
         "%.3f\n",
         st.batches, st.events, st.lingered, (double)st.linger_ms / 1000.0, (double)st.apply_us / 1e6,
-        (double)st.lane_wait_us / 1e6, (double)st.linger_setting_ms / 1000.0);
+        (double)st.lane_wait_us / 1e6, st.lanes_ahead, (double)st.linger_setting_ms / 1000.0);
 }
 
 void sb_projections_stats(const sb_projections_t *p, sb_projections_stats_t *out)
@@ -160,8 +164,9 @@ void sb_projections_stats(const sb_projections_t *p, sb_projections_stats_t *out
     out->lingered = atomic_load(&r->lingered);
     out->linger_ms = atomic_load(&r->lingered_ms);
     out->linger_setting_ms = (int)r->linger_ms;
-    out->apply_us = atomic_load(&r->apply_us);
-    out->lane_wait_us = atomic_load(&r->lane_wait_us);
+    out->apply_us = atomic_load(&r->apply_ns) / 1000;
+    out->lane_wait_us = atomic_load(&r->lane_wait_ns) / 1000;
+    out->lanes_ahead = atomic_load(&r->ahead);
 }
 
 bool sb_projections_is_active(const sb_projections_t *p)

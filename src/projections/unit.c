@@ -2,17 +2,23 @@
  * once and applied by the unit's lanes, one per partition, each in its own transaction on its own
  * connection, side by side (pj_int.h).
  *
- * While a batch is in flight the next one is collected, so decoding and the database overlap;
- * once it holds max_batch events the subscription pauses.  In each lane a batch is one pipelined
+ * While batches are in flight the next one is collected, so decoding and the database overlap;
+ * once it holds max_batch events the subscription pauses.  It is sealed when some lane is ready
+ * for it: each lane applies the sealed batches in order and starts the next as soon as it has
+ * committed its own, never waiting for the other lanes (up to SB_PJ_BATCHES - 1 sealed, so a lane
+ * runs at most SB_PJ_BATCHES - 2 batches ahead of the slowest).  In each lane a batch is one pipelined
  * request of two statements, committed together at its Sync:
  *   1. projection_advance(names, build, from, to, applied_at): moves the lane's members'
  *      checkpoints from `from` to `to`, or raises if one is not at `from` (another runner got there
  *      first);
  *   2. SELECT m1.__apply($1..$8), m2.__apply($1..$8), ...: the events as eight binary arrays, the
  *      same bytes for every lane.
- * So the rows a batch writes and the checkpoints that say so commit or roll back together.  The
- * next batch goes out once every lane has finished this one; if a lane failed, the runner splits
- * the unit by where each member's checkpoint now is. */
+ * So the rows a batch writes and the checkpoints that say so commit or roll back together, and each
+ * lane's checkpoint is its own (`from` is where that lane is).  A sealed batch's buffers are reused
+ * once every lane has committed it; u->committed is then where every lane is at least, and with
+ * nothing sealed (!in_flight: held units, the deferred set-up, a swap wait for that) all lanes are
+ * there.  If a lane fails, no lane gets another batch; once none is in flight the runner splits the
+ * unit by where each lane's checkpoint is (runner_failed.c). */
 #include "projections/pj_int.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -165,9 +171,8 @@ pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position)
     u->build = build;
     u->committed = position;
     u->acc = &u->bufs[0];
-    u->fly = &u->bufs[1];
-    batch_reset(u->acc);
-    batch_reset(u->fly);
+    for (int i = 0; i < SB_PJ_BATCHES; i++)
+        batch_reset(&u->bufs[i]);
     sb_loop_t *loop = sb__pj_runner_loop(r);
     char name[64];
     snprintf(name, sizeof(name), "projections-%d-read", u->id);
@@ -196,6 +201,9 @@ static pj_lane_t *lane_for(pj_unit_t *u, int partition)
         abort();
     l->u = u;
     l->partition = partition;
+    l->committed = u->committed;
+    l->committed_us = u->committed_us;
+    l->applied = u->next_seq;
     char name[64];
     snprintf(name, sizeof(name), "projections-%d-%d", u->id, partition);
     l->pg = sb_pg_open(&sb__pj_runner_loop(u->r)->uv, sb__pj_runner_conninfo(u->r), name);
@@ -258,14 +266,56 @@ int64_t sb__pj_unit_position(const pj_unit_t *u)
     return u->committed;
 }
 
+/* Time with some lane applying, and of it time with some other lane idle (the lanes with members
+ * are the ones that count).  Called before lanes_in_flight changes. */
+static void account(pj_unit_t *u)
+{
+    uint64_t now = uv_hrtime();
+    if (u->lanes_in_flight > 0) {
+        int active = 0;
+        for (int i = 0; i < u->nlanes; i++)
+            active += u->lanes[i]->nmembers > 0;
+        uint64_t d = now - u->busy_from_ns;
+        sb__pj_runner_count_busy(u->r, d, u->lanes_in_flight < active ? d : 0);
+    }
+    u->busy_from_ns = now;
+}
+
+/* The sealed batch l applies next, or NULL. */
+static pj_batch_t *next_for(const pj_unit_t *u, const pj_lane_t *l)
+{
+    if (u->nsealed == 0 || l->applied < u->sealed[0]->seq)
+        return NULL;
+    uint64_t k = l->applied - u->sealed[0]->seq;
+    return k < (uint64_t)u->nsealed ? u->sealed[k] : NULL;
+}
+
+/* A lane with members, nothing in flight and nothing sealed left to apply. */
+static bool has_idle_lane(const pj_unit_t *u)
+{
+    for (int i = 0; i < u->nlanes; i++) {
+        const pj_lane_t *l = u->lanes[i];
+        if (l->nmembers > 0 && !l->in_flight && next_for(u, l) == NULL)
+            return true;
+    }
+    return false;
+}
+
 static void on_applied(sb_pg_req_t *req, int status);
 
-static void submit_lane(pj_lane_t *l)
+/* Sends batch b to lane l: from the lane's own checkpoint to b->to. */
+static void submit_lane(pj_lane_t *l, pj_batch_t *b)
 {
     pj_unit_t *u = l->u;
-    pj_batch_t *b = u->fly;
-    snprintf(l->p_from, sizeof(l->p_from), "%" PRId64, u->committed);
-    snprintf(l->p_to, sizeof(l->p_to), "%" PRId64, u->flight_to);
+    /* Another lane has not committed the batch before this one yet: the lanes do not wait for each
+     * other (counted, so a test can see it). */
+    for (int i = 0; i < u->nlanes; i++)
+        if (u->lanes[i] != l && u->lanes[i]->nmembers > 0 && u->lanes[i]->applied < b->seq) {
+            sb__pj_runner_count_ahead(u->r);
+            break;
+        }
+    snprintf(l->p_from, sizeof(l->p_from), "%" PRId64, l->committed);
+    snprintf(l->p_to, sizeof(l->p_to), "%" PRId64, b->to);
     l->adv_values[0] = l->p_names;
     l->adv_values[1] = u->build ? "t" : "f";
     l->adv_values[2] = l->p_from;
@@ -289,8 +339,8 @@ static void submit_lane(pj_lane_t *l)
         for (int i = 0; i < 8; i++) {
             /* Metadata only to lanes whose projections read it: less for the server to parse. */
             bool skip = i == 7 && !l->uses_metadata;
-            l->apply_values[i] = skip ? NULL : u->fly_values[i];
-            l->apply_lengths[i] = skip ? 0 : u->fly_lengths[i];
+            l->apply_values[i] = skip ? NULL : b->values[i];
+            l->apply_lengths[i] = skip ? 0 : b->lengths[i];
             l->apply_formats[i] = 1;
         }
         sb_pg_stmt_t st = {.name = l->stmt_name,
@@ -305,56 +355,74 @@ static void submit_lane(pj_lane_t *l)
     l->sqlstate[0] = '\0';
     free(l->error);
     l->error = NULL;
+    account(u);
     l->in_flight = true;
+    l->fly = b;
     u->lanes_in_flight++;
     sb_pg_submit(l->pg, &l->req);
 }
 
-/* Sends fly (already swapped in) to every lane with members. */
-static void submit(pj_unit_t *u)
+/* Gives every lane with nothing in flight the next sealed batch it has not applied. */
+static void feed(pj_unit_t *u)
 {
-    pj_batch_t *b = u->fly;
-    for (int i = 0; i < 8; i++) {
-        if (i == 7 && !u->uses_metadata) {
-            u->fly_values[i] = NULL;
-            u->fly_lengths[i] = 0;
-        } else {
-            sb_pg_array_finish(&b->a[i], &u->fly_values[i], &u->fly_lengths[i]);
-        }
+    if (u->failing || u->closing)
+        return;
+    for (int i = 0; i < u->nlanes; i++) {
+        pj_lane_t *l = u->lanes[i];
+        pj_batch_t *b;
+        if (l->nmembers > 0 && !l->in_flight && (b = next_for(u, l)) != NULL)
+            submit_lane(l, b);
     }
-    u->in_flight = true;
-    u->sent_ns = uv_hrtime();
-    u->first_done_ns = 0;
-    for (int i = 0; i < u->nlanes; i++)
-        if (u->lanes[i]->nmembers > 0)
-            submit_lane(u->lanes[i]);
-    if (u->lanes_in_flight == 0)
-        u->in_flight = false; /* no members: nothing to do */
 }
 
-/* Starts applying what has been collected; with nothing collected, records how far the filter
- * skipped (so lag and restarts start from there).  Does nothing while a batch is in flight. */
+/* Seals what has been collected into a batch and hands it to the idle lanes; with nothing
+ * collected, records how far the filter skipped (so lag and restarts start from there).  Does
+ * nothing while every lane is busy (collecting goes on meanwhile), or when SB_PJ_BATCHES - 1
+ * batches are already sealed (the slowest lane has to commit the oldest first). */
 static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
 {
-    if (u->in_flight || u->deferring || (u->held && !force) || u->closing || u->sub == NULL ||
-        u->nmembers == 0)
+    if (u->deferring || u->failing || (u->held && !force) || u->closing || u->sub == NULL ||
+        u->nmembers == 0 || u->nsealed >= SB_PJ_BATCHES - 1 || !has_idle_lane(u))
         return;
     int64_t to = sb_sub_position(u->sub);
     if (u->acc->n > 0 && u->acc->last_position > to)
         to = u->acc->last_position;
-    if (u->acc->n == 0 && (!skipped_only_ok || to <= u->committed))
+    int64_t last = u->nsealed > 0 ? u->sealed[u->nsealed - 1]->to : u->committed;
+    if (u->acc->n == 0 && (!skipped_only_ok || to <= last))
         return;
     if (u->lingering) {
         u->lingering = false;
         uv_timer_stop(&u->linger);
         sb__pj_runner_count_linger(u->r, uv_now(&sb__pj_runner_loop(u->r)->uv) - u->linger_from_ms);
     }
-    pj_batch_t *t = u->fly;
-    u->fly = u->acc;
-    u->acc = t;
+    pj_batch_t *b = u->acc;
+    for (int i = 0; i < 8; i++) {
+        if (i == 7 && !u->uses_metadata) {
+            b->values[i] = NULL;
+            b->lengths[i] = 0;
+        } else {
+            sb_pg_array_finish(&b->a[i], &b->values[i], &b->lengths[i]);
+        }
+    }
+    b->seq = u->next_seq++;
+    b->to = to;
+    u->sealed[u->nsealed++] = b;
+    u->in_flight = true;
+    /* A buffer neither collecting nor sealed collects next (there is one: nsealed was below
+     * SB_PJ_BATCHES - 1). */
+    for (int i = 0; i < SB_PJ_BATCHES; i++) {
+        pj_batch_t *f = &u->bufs[i];
+        bool used = f == b;
+        for (int k = 0; k < u->nsealed && !used; k++)
+            used = u->sealed[k] == f;
+        if (!used) {
+            u->acc = f;
+            break;
+        }
+    }
+    assert(u->acc != b);
     batch_reset(u->acc);
-    u->flight_to = to;
-    submit(u);
+    feed(u);
 }
 
 void sb__pj_unit_kick(pj_unit_t *u, bool force)
@@ -375,7 +443,7 @@ static void on_linger(uv_timer_t *t)
     }
 }
 
-/* The batch just applied, events collected meanwhile: the log is busy, so rather than sending
+/* A lane is ready for more, events collected meanwhile: the log is busy, so rather than sending
  * them at once (a batch of a few events pays the same fixed costs as one of hundreds: the
  * round trip, the statements' planning, each section's set-up), wait until linger_ms after the
  * first of them arrived, or until max_batch of them, whichever comes first.  Only live (the
@@ -402,6 +470,15 @@ static bool linger(pj_unit_t *u)
     return true;
 }
 
+/* A lane may be idle with events collected: seal them now, or linger. */
+static void next_batch(pj_unit_t *u)
+{
+    if (u->lingering || u->failing || u->nsealed >= SB_PJ_BATCHES - 1 || !has_idle_lane(u))
+        return;
+    if (!linger(u))
+        flush(u, false, false);
+}
+
 static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
 {
     pj_unit_t *u = data;
@@ -411,9 +488,11 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
         batch_add(u->acc, &events[i], u->uses_metadata);
     if (u->lingering && u->acc->n < sb__pj_runner_max_batch(u->r))
         return; /* its timer sends it; a full batch goes out at once, below */
-    if (!u->in_flight && !u->held && !u->deferring) {
-        flush(u, false, false);
-        return;
+    if (!u->held && !u->deferring) {
+        if (!u->in_flight || u->lingering)
+            flush(u, false, false); /* an idle unit sends at once */
+        else
+            next_batch(u); /* a lane that found nothing to do when it finished */
     }
     if (u->acc->n >= sb__pj_runner_max_batch(u->r) && !u->paused) {
         u->paused = true;
@@ -421,47 +500,67 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
     }
 }
 
+/* Frees (for reuse) the oldest sealed batches every lane has committed; u->committed follows. */
+static void retire(pj_unit_t *u)
+{
+    while (u->nsealed > 0) {
+        pj_batch_t *b = u->sealed[0];
+        for (int i = 0; i < u->nlanes; i++) {
+            pj_lane_t *l = u->lanes[i];
+            if ((l->in_flight && l->fly == b) || (l->nmembers > 0 && l->applied <= b->seq))
+                return;
+        }
+        u->committed = b->to;
+        if (b->n > 0) {
+            u->committed_us = b->last_recorded_us;
+            sb__pj_runner_count_batch(u->r, b->n);
+        }
+        memmove(&u->sealed[0], &u->sealed[1], (size_t)(u->nsealed - 1) * sizeof(*u->sealed));
+        u->nsealed--;
+    }
+    u->in_flight = false;
+}
+
 static void on_applied(sb_pg_req_t *req, int status)
 {
     pj_lane_t *l = req->data;
     pj_unit_t *u = l->u;
+    pj_batch_t *b = l->fly;
+    account(u);
     l->in_flight = false;
+    l->fly = NULL;
     u->lanes_in_flight--;
+    if (u->closing)
+        return;
     if (status != 0) {
         l->status = status;
         snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", req->sqlstate ? req->sqlstate : "");
         l->error = strdup(req->error ? req->error : sb_strerror(status));
-    }
-    if (u->first_done_ns == 0)
-        u->first_done_ns = uv_hrtime();
-    if (u->lanes_in_flight > 0)
-        return; /* the others first */
-    u->in_flight = false;
-    if (u->closing)
-        return;
-    bool failed = false;
-    for (int i = 0; i < u->nlanes; i++)
-        failed |= u->lanes[i]->status != 0;
-    if (failed) {
-        sb__pj_runner_unit_failed(u->r, u);
-        return;
-    }
-    u->committed = u->flight_to;
-    if (u->fly->n > 0) {
-        u->committed_us = u->fly->last_recorded_us;
-        uint64_t now = uv_hrtime();
-        sb__pj_runner_count_batch(u->r, u->fly->n, now - u->sent_ns, now - u->first_done_ns);
-    }
-    for (int i = 0; i < u->nmembers; i++) {
-        pj_member_t *m = u->members[i];
-        if (m->error != NULL) {
-            sb_log_info("projections", "%s%s: applying again after %d failures", m->name,
-                        m->build ? " (build)" : "", m->failures);
-            free(m->error);
-            m->error = NULL;
-            m->failures = 0;
+        u->failing = true;
+    } else {
+        l->committed = b->to;
+        if (b->n > 0)
+            l->committed_us = b->last_recorded_us;
+        l->applied = b->seq + 1;
+        for (int i = 0; i < l->nmembers; i++) {
+            pj_member_t *m = l->members[i];
+            if (m->error != NULL) {
+                sb_log_info("projections", "%s%s: applying again after %d failures", m->name,
+                            m->build ? " (build)" : "", m->failures);
+                free(m->error);
+                m->error = NULL;
+                m->failures = 0;
+            }
         }
     }
+    if (u->failing) {
+        /* The other lanes finish what they have in flight, then the runner splits the unit by where
+         * each lane's checkpoint is. */
+        if (u->lanes_in_flight == 0)
+            sb__pj_runner_unit_failed(u->r, u);
+        return;
+    }
+    retire(u);
     sb__pj_runner_committed(u->r, u);
     if (u->closing)
         return;
@@ -469,8 +568,8 @@ static void on_applied(sb_pg_req_t *req, int status)
         u->paused = false;
         sb_sub_resume(u->sub);
     }
-    if (!linger(u))
-        flush(u, false, false);
+    feed(u);
+    next_batch(u);
 }
 
 /* ---- deferred set-up -------------------------------------------------------------------------- */
@@ -591,7 +690,7 @@ static void on_part_closed(void *data)
     pj_unit_t *u = data;
     if (--u->pending_closes > 0)
         return;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < SB_PJ_BATCHES; i++)
         for (int k = 0; k < 8; k++)
             sb_pg_array_free(&u->bufs[i].a[k]);
     for (int i = 0; i < u->nlanes; i++)
