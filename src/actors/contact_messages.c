@@ -471,11 +471,21 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
         return sb_reject(err, 400, "required", "body", "an inbound message needs a body or media");
     }
     sb__now(ctx, now);
-    SB_TRY(sb_devents_add(out, "MessageReceived",
-                          json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}", "message_id", id,
-                                    "channel", channel, "direction", "inbound", "from", from, "to",
-                                    to[0] ? to : NULL, "body", body, "media_urls", media, "subject", subject,
-                                    "provider_id", pid, "received_at", now)));
+    /* The payload json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}") would build, in
+     * the same key order, sharing the command's strings (the body above all) instead of copying and
+     * checking them again: every inbound message comes this way. */
+    json_t *data = json_object();
+    sb__put(&data, "message_id", sb__share(json_object_get(cmd, "message_id")));
+    sb__put(&data, "channel", sb__share(json_object_get(cmd, "channel")));
+    sb__put(&data, "direction", json_string_nocheck("inbound"));
+    sb__put(&data, "from", json_string(from));
+    sb__put(&data, "to", to[0] ? json_string(to) : json_null());
+    sb__put(&data, "body", sb__share(json_object_get(cmd, "body")));
+    sb__put(&data, "media_urls", media);
+    sb__put(&data, "subject", subject ? sb__share(json_object_get(cmd, "subject")) : json_null());
+    sb__put(&data, "provider_id", pid ? sb__share(json_object_get(cmd, "provider_id")) : json_null());
+    sb__put(&data, "received_at", json_string_nocheck(now));
+    SB_TRY(sb_devents_add(out, "MessageReceived", data));
     /* Carrier keywords (STOP, START...) change the contact's consent in the same decision. */
     const char *group = sb__optout_group(channel);
     if (!phone || group == NULL)
@@ -562,7 +572,7 @@ static void remember_provider_id(json_t *state, const json_t *pid)
     json_t *ids = json_object_get(state, "provider_ids");
     if (!json_is_string(pid))
         return;
-    json_array_append_new(ids, json_string(json_string_value(pid)));
+    json_array_append_new(ids, json_incref((json_t *)pid)); /* a string: shared, not copied */
     while (json_array_size(ids) > SB_CONTACT_PROVIDER_WINDOW)
         json_array_remove(ids, 0);
 }
@@ -627,11 +637,13 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
     } else if (strcmp(t, "MessageReceived") == 0) {
         if (m != NULL)
             return true;
-        json_object_set_new(messages, id,
-                            json_pack("{s:o, s:s, s:s, s:o}", "channel",
-                                      sb__copy(json_object_get(d, "channel")), "direction", "inbound",
-                                      "status", "received", "provider_id",
-                                      sb__copy(json_object_get(d, "provider_id"))));
+        /* As json_pack("{s:o, s:s, s:s, s:o}") with copies, sharing the event's strings instead. */
+        json_t *entry = json_object();
+        sb__put(&entry, "channel", sb__share(json_object_get(d, "channel")));
+        sb__put(&entry, "direction", json_string_nocheck("inbound"));
+        sb__put(&entry, "status", json_string_nocheck("received"));
+        sb__put(&entry, "provider_id", sb__share(json_object_get(d, "provider_id")));
+        json_object_set_new(messages, id, entry);
         settle(state, id);
         remember_provider_id(state, json_object_get(d, "provider_id"));
     }
