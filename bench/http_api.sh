@@ -1,18 +1,22 @@
 #!/bin/sh
 # HTTP API throughput: h2load (HTTP/2, cleartext with prior knowledge) and wrk (HTTP/1.1) against
-#   trivial  GET /healthz: a handler that answers a static body, the ceiling for this binary;
+#   trivial  GET /healthz: a handler that answers a static body, the ceiling for this binary; the
+#            request carries the same authorization header as the read (the handler ignores it),
+#            so the two requests cost the HTTP layer alike and the ratio is the handlers' own
+#            (BENCH_HTTP_TRIVIAL_AUTH=0 sends it without, as runs before 2026-11-21 21:00 did);
 #   read     GET .../contacts/{id}/notes?limit=20: a contact's thread (token check, workspace
 #            membership, the first page: from the loop's thread cache, which the follower keeps
 #            current, after the first read from the notes read model);
 #   write    POST .../contacts/{id}/notes: a command decided by the contact actor and committed to
 #            the log (group commit) before the 201, spread over 500 contacts;
 # all in one run of one server, so the ratios compare like with like.  Prints key=value lines,
-# with the server's CPU time per request for each run.
+# with the server's and the load generator's CPU time per request for each run (h2load's warm-up
+# second left out of both).
 #
 # Usage: bench/http_api.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
 # Environment: BENCH_HTTP_ROUNDS (3: the reads alternate with the trivial handler in this many runs
 # of SECONDS/ROUNDS each), BENCH_HTTP_LOG (warn; info writes the access log), BENCH_HTTP_THREADS,
-# BENCH_HTTP_CONTACTS, BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_H1_CONNS.
+# BENCH_HTTP_CONTACTS, BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_H1_CONNS, BENCH_HTTP_TRIVIAL_AUTH.
 # Needs h2load (nghttp2-client), wrk, curl and node (to pick a free port).
 set -eu
 BUILD=$1
@@ -113,42 +117,73 @@ end
 EOF
 cat "$tmp/done.lua" >>"$tmp/write.lua"
 cat "$tmp/done.lua" >>"$tmp/read.lua"
-cp "$tmp/done.lua" "$tmp/trivial.lua"
+TRIVIAL_AUTH=${BENCH_HTTP_TRIVIAL_AUTH:-1}
+if [ "$TRIVIAL_AUTH" = 1 ]; then
+    cp "$tmp/read.lua" "$tmp/trivial.lua" # read.lua: the header, then done()
+    set -- -H "$A" # the positional parameters were read into variables above: h2 trivial "$@"
+else
+    cp "$tmp/done.lua" "$tmp/trivial.lua"
+    set --
+fi
 
 # The server's CPU time (user + system, in clock ticks) so far: with the requests a run completed,
-# the server's CPU per request, which a busy machine distorts less than the rates.
+# the server's CPU per request, which a busy machine distorts less than the rates.  The load
+# generator's CPU per request too (from the shell's `times`: the children it waited for), since
+# client and server share the two cores: a handler's rate is bound by the sum.
 HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 cpu_us() { # ticks before, requests
-    node -e "console.log($2 > 0 ? (($(ticks) - $1) * 1e6 / $HZ / $2).toFixed(1) : 0)"
+    node -e "console.log($2 > 0 ? (($(ticks "$pid") - $1) * 1e6 / $HZ / $2).toFixed(1) : 0)"
+}
+# `times` prints the shell's own times, then its children's ("0m1.230000s 0m0.450000s"); it must
+# run in this shell, not in a $(...) subshell, hence the variable.
+children_s() {
+    times >"$tmp/times"
+    CHILDREN_S=$(sed -n '2{s/m/ /g;s/s//g;p}' "$tmp/times" | awk '{print $1 * 60 + $2 + $3 * 60 + $4}')
+}
+client_us() { # children seconds before, the client's ticks not to count (its warm-up), requests
+    children_s
+    node -e "console.log($3 > 0 ? (($CHILDREN_S - $1 - $2 / $HZ) * 1e6 / $3).toFixed(1) : 0)"
 }
 
 # h2load: prints "finished in ..., N req/s", status codes and request times.  Each run lasts D
-# seconds and adds its rate to SUM_<proto>_<name>.  (h2load's warm-up second counts in the CPU.)
+# seconds after a warm-up second (not counted in its rate, nor here in either side's CPU) and adds
+# its rate to SUM_<proto>_<name>.
 h2() { # name, then h2load arguments
     name=$1
     shift
-    t0=$(ticks)
-    out=$(h2load -t 1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$D" --warm-up-time=1 "$@" 2>&1)
+    children_s
+    c0=$CHILDREN_S
+    h2load -t 1 -c "$H2_CONNS" -m "$H2_STREAMS" -D "$D" --warm-up-time=1 "$@" >"$tmp/h2load.out" 2>&1 &
+    hp=$!
+    sleep 1
+    t0=$(ticks "$pid")
+    warm=$(ticks "$hp")
+    wait "$hp" || true
+    out=$(cat "$tmp/h2load.out")
+    done_=$(printf '%s\n' "$out" | sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p')
+    client_us "$c0" "$warm" "${done_:-0}" >"$tmp/client_us"
     rps=$(printf '%s\n' "$out" | sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p')
     rps=${rps%.*}
     ok=$(printf '%s\n' "$out" | sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p')
-    done_=$(printf '%s\n' "$out" | sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p')
     mean=$(printf '%s\n' "$out" | sed -n 's/^time for request: *[^ ]* *[^ ]* *\([0-9.]*[mu]*s\).*/\1/p')
-    echo "http $name proto=h2 tool=h2load conns=$H2_CONNS streams=$H2_STREAMS seconds=$D rps=${rps:-0} non_2xx=$((${done_:-0} - ${ok:-0})) mean_latency=$mean server_cpu_us_per_req=$(cpu_us "$t0" "${done_:-0}")"
+    echo "http $name proto=h2 tool=h2load conns=$H2_CONNS streams=$H2_STREAMS seconds=$D rps=${rps:-0} non_2xx=$((${done_:-0} - ${ok:-0})) mean_latency=$mean server_cpu_us_per_req=$(cpu_us "$t0" "${done_:-0}") client_cpu_us_per_req=$(cat "$tmp/client_us")"
     eval "SUM_h2_$name=\$((\${SUM_h2_$name:-0} + ${rps:-0}))"
 }
 h1() { # name, lua script, url
-    t0=$(ticks)
+    children_s
+    c0=$CHILDREN_S
+    t0=$(ticks "$pid")
     out=$(wrk -t 1 -c "$H1_CONNS" -d "${D}s" -s "$2" "$3" 2>&1)
     line=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')
     rps=$(printf '%s\n' "$line" | sed -n 's/^rps=\([0-9]*\).*/\1/p')
     n=$(printf '%s\n' "$line" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
-    echo "http $1 proto=h1 tool=wrk conns=$H1_CONNS seconds=$D $line server_cpu_us_per_req=$(cpu_us "$t0" "${n:-0}")"
+    client_us "$c0" 0 "${n:-0}" >"$tmp/client_us"
+    echo "http $1 proto=h1 tool=wrk conns=$H1_CONNS seconds=$D $line server_cpu_us_per_req=$(cpu_us "$t0" "${n:-0}") client_cpu_us_per_req=$(cat "$tmp/client_us")"
     eval "SUM_h1_$1=\$((\${SUM_h1_$1:-0} + ${rps:-0}))"
 }
 
-echo "# server threads=$THREADS log=$LOG, one load-generator thread; $CONTACTS contacts take the writes; the read returns 20 notes"
+echo "# server threads=$THREADS log=$LOG, one load-generator thread; $CONTACTS contacts take the writes; the read returns 20 notes; trivial_auth=$TRIVIAL_AUTH"
 # Reads before writes: the write phases leave the projections runner busy catching up for a while.
 # The trivial handler and the read alternate in ROUNDS short runs, so a change in the machine's load
 # (it may be shared) hits both alike; each ratio is of the rates summed over the rounds.
@@ -158,7 +193,7 @@ D=$((SECS / ROUNDS))
 for _ in $(seq "$ROUNDS"); do
     h1 trivial "$tmp/trivial.lua" "$U/healthz"
     h1 read "$tmp/read.lua" "$U$THREAD?limit=20"
-    h2 trivial "$U/healthz"
+    h2 trivial "$@" "$U/healthz"
     h2 read -H "$A" "$U$THREAD?limit=20"
 done
 D=$SECS

@@ -235,16 +235,20 @@ static void on_req_dispose(void *p)
 }
 
 /* True when s is a uuid in canonical lowercase form already (what clients send back). */
+/* 1 for the lower-case hex digits: a table, as every request checks one or two ids. */
+static const unsigned char lower_hex[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+};
+
 static bool is_canonical_uuid(const char *s)
 {
+    /* In order, stopping at the first mismatch: a shorter string stops at its NUL. */
+    static const char dash[SB_UUID_STRLEN] = {[8] = 1, [13] = 1, [18] = 1, [23] = 1};
     for (int i = 0; i < SB_UUID_STRLEN; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return false;
-        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+        unsigned char ch = (unsigned char)s[i];
+        if (dash[i] ? ch != '-' : !lower_hex[ch])
             return false;
-        }
     }
     return s[SB_UUID_STRLEN] == '\0';
 }
@@ -265,9 +269,12 @@ bool sb__api_uuid(const char *s, char out[SB_UUID_STRLEN + 1])
 sb_api_call_t *sb_api_begin(h2o_req_t *req, const sb_route_params_t *params, size_t data_size)
 {
     size_t head = (sizeof(sb_api_call_t) + 15) & ~(size_t)15;
-    sb_api_call_t *c = calloc(1, head + data_size);
+    /* malloc and memset rather than calloc: glibc's calloc skips the thread cache (tcache), and a
+     * call is allocated and freed on every API request. */
+    sb_api_call_t *c = malloc(head + data_size);
     if (c == NULL)
         h2o_fatal("no memory");
+    memset(c, 0, head + data_size);
     c->req = req;
     c->loop = sb_loop_current();
     c->app = sb_app_current();

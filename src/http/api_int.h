@@ -50,6 +50,10 @@ typedef struct sb__api_ws_slot_s {
     int64_t version;
     uint64_t epoch;
     uint64_t cached_ms;
+    /* The role of the last caller who used this entry, read from state ("" when none yet): the
+     * same caller's next requests skip the lookup.  Dies with the entry, so it is never staler. */
+    char member[SB_UUID_STRLEN + 1];
+    sb_role_t member_role;
 } sb__api_ws_slot_t;
 
 typedef struct sb__api_threads_s sb__api_threads_t;

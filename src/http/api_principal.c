@@ -44,17 +44,26 @@ void sb__api_token_new(char out[SB__API_TOKEN_LEN + 1], uint8_t hash[32])
     crypto_hash_sha256(hash, (const unsigned char *)out, SB__API_TOKEN_LEN);
 }
 
+/* 1 for the characters of unpadded base64url: a table, as every request checks its token. */
+static const unsigned char base64url[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1,
+};
+
 bool sb__api_token_is_wellformed(const char *token, size_t len)
 {
     if (len != SB__API_TOKEN_LEN || memcmp(token, SB__API_TOKEN_PREFIX, 4) != 0)
         return false;
-    for (size_t i = 4; i < len; i++) {
-        char ch = token[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-              ch == '_'))
-            return false;
-    }
-    return true;
+    unsigned ok = 1;
+    for (size_t i = 4; i < len; i++)
+        ok &= base64url[(unsigned char)token[i]];
+    return ok;
 }
 
 bool sb__api_token_hash(const char *token, size_t len, uint8_t hash[32])
@@ -267,10 +276,14 @@ static void ws_slot_clear(sb__api_ws_slot_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* Checks the caller's role in state and continues, or answers 404/403. */
-static void use_workspace(sb_api_call_t *c, json_t *state, json_t *context, int64_t version)
+/* Checks the caller's role in the slot's state and continues, or answers 404/403. */
+static void use_workspace(sb_api_call_t *c, sb__api_ws_slot_t *slot)
 {
-    sb_role_t role = sb_role_parse(member_role(state, c->user_id));
+    if (memcmp(slot->member, c->user_id, sizeof(slot->member)) != 0) {
+        slot->member_role = sb_role_parse(member_role(slot->state, c->user_id));
+        memcpy(slot->member, c->user_id, sizeof(slot->member));
+    }
+    sb_role_t role = slot->member_role;
     if (role == SB_ROLE_NONE) {
         sb_api_reply_error(c, 404, "workspace_not_found", "no such workspace", NULL);
         return;
@@ -281,9 +294,9 @@ static void use_workspace(sb_api_call_t *c, json_t *state, json_t *context, int6
         sb_api_reply_error(c, 403, "forbidden", msg, NULL);
         return;
     }
-    c->ws_state = json_incref(state);
-    c->ws_context = json_incref(context);
-    c->ws_version = version;
+    c->ws_state = json_incref(slot->state);
+    c->ws_context = json_incref(slot->context);
+    c->ws_version = slot->version;
     c->role = role;
     sb_api_step_cb next = c->_ws_next;
     c->_ws_next = NULL;
@@ -314,7 +327,7 @@ static void got_workspace(sb_api_call_t *c, const sb_ask_reply_t *reply)
     slot->version = reply->version;
     slot->epoch = c->_ws_epoch;
     slot->cached_ms = uv_now(&c->loop->uv);
-    use_workspace(c, slot->state, slot->context, slot->version);
+    use_workspace(c, slot);
 }
 
 static void workspace_authenticated(sb_api_call_t *c)
@@ -327,7 +340,7 @@ static void workspace_authenticated(sb_api_call_t *c)
     uint64_t epoch = atomic_load(&c->api->ws_epoch);
     if (slot->state != NULL && strcmp(slot->ws, c->ws_id) == 0 && slot->epoch == epoch &&
         uv_now(&c->loop->uv) - slot->cached_ms < WS_CACHE_MS) {
-        use_workspace(c, slot->state, slot->context, slot->version);
+        use_workspace(c, slot);
         return;
     }
     c->_ws_epoch = epoch;

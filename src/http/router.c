@@ -25,10 +25,18 @@ typedef struct {
     int nparams;
     int param_seg[SB_ROUTE_MAX_PARAMS]; /* which segment each placeholder captures */
     int resource;
+    size_t method_len;
+    int next_in_resource; /* the resource's next route (by registration), or -1 */
 } route_t;
 
+/* A resource: one shape, one or more methods.  Matching walks the resources with as many segments
+ * as the path (a chain per segment count), then the matched resource's own routes for the method,
+ * instead of every route twice. */
 typedef struct {
     char *allow;
+    int first_route;    /* the route that created it: its segments are the resource's shape */
+    int last_route;     /* where the next method of this resource is chained */
+    int next_same_nseg; /* the next resource with as many segments, or -1 */
 } resource_t;
 
 struct sb_router_s {
@@ -36,11 +44,18 @@ struct sb_router_s {
     int n, cap;
     resource_t *resources;
     int nres, rescap;
+    int first_by_nseg[SB_ROUTE_MAX_SEGMENTS + 1]; /* -1 when none */
+    int last_by_nseg[SB_ROUTE_MAX_SEGMENTS + 1];
 };
 
 sb_router_t *sb_router_new(void)
 {
-    return calloc(1, sizeof(sb_router_t));
+    sb_router_t *r = calloc(1, sizeof(sb_router_t));
+    if (r == NULL)
+        return NULL;
+    for (int i = 0; i <= SB_ROUTE_MAX_SEGMENTS; i++)
+        r->first_by_nseg[i] = r->last_by_nseg[i] = -1;
+    return r;
 }
 
 void sb_router_free(sb_router_t *r)
@@ -186,11 +201,31 @@ static int build_allow(sb_router_t *r, int res)
     return 0;
 }
 
+/* Chains route i (just added) into its resource, and a new resource into its segment count. */
+static void link_route(sb_router_t *r, int i, bool new_resource)
+{
+    route_t *rt = &r->routes[i];
+    resource_t *res = &r->resources[rt->resource];
+    if (new_resource) {
+        res->first_route = res->last_route = i;
+        res->next_same_nseg = -1;
+        if (r->last_by_nseg[rt->nseg] < 0)
+            r->first_by_nseg[rt->nseg] = rt->resource;
+        else
+            r->resources[r->last_by_nseg[rt->nseg]].next_same_nseg = rt->resource;
+        r->last_by_nseg[rt->nseg] = rt->resource;
+        return;
+    }
+    r->routes[res->last_route].next_in_resource = i;
+    res->last_route = i;
+}
+
 int sb_router_add(sb_router_t *r, const char *method, const char *pattern, sb_route_cb cb, void *data)
 {
     if (method == NULL || pattern == NULL || cb == NULL || !is_valid_method(method))
         return SB_EINVAL;
     route_t rt = {0};
+    bool new_resource = false;
     rt.pattern_buf = strdup(pattern);
     if (rt.pattern_buf == NULL)
         return SB_ENOMEM;
@@ -228,7 +263,10 @@ int sb_router_add(sb_router_t *r, const char *method, const char *pattern, sb_ro
         }
         r->resources[r->nres].allow = NULL;
         rt.resource = r->nres++;
+        new_resource = true;
     }
+    rt.method_len = strlen(method);
+    rt.next_in_resource = -1;
     rt.pub.method = strdup(method);
     rt.pub.pattern = strdup(pattern);
     if (rt.pub.method == NULL || rt.pub.pattern == NULL)
@@ -240,9 +278,12 @@ int sb_router_add(sb_router_t *r, const char *method, const char *pattern, sb_ro
         r->n--;
         goto fail_copy;
     }
+    link_route(r, r->n - 1, new_resource);
     return 0;
 
 fail_copy:
+    if (new_resource)
+        r->nres--;
     free((char *)rt.pub.method);
     free((char *)rt.pub.pattern);
 fail_parse:
@@ -278,15 +319,13 @@ int sb_router_match(const sb_router_t *r, const char *method, size_t method_len,
         }
     }
 
-    /* The most specific matching route: a placeholder at segment i sets bit (15 - i) of its key,
-     * so the lowest key is the one whose first placeholder comes latest.  Routes with equal keys
-     * that both match have the same shape, hence the same resource. */
+    /* The most specific matching resource: a placeholder at segment i sets bit (15 - i) of its
+     * key, so the lowest key is the one whose first placeholder comes latest.  Two matching
+     * resources cannot have equal keys: they would have the same shape, hence be one resource. */
     uint32_t best_key = UINT32_MAX;
-    const route_t *best = NULL;
-    for (int i = 0; i < r->n; i++) {
-        const route_t *rt = &r->routes[i];
-        if (rt->nseg != nseg)
-            continue;
+    int best = -1;
+    for (int res = r->first_by_nseg[nseg]; res >= 0; res = r->resources[res].next_same_nseg) {
+        const route_t *rt = &r->routes[r->resources[res].first_route];
         uint32_t key = 0;
         int k;
         for (k = 0; k < nseg; k++) {
@@ -295,30 +334,29 @@ int sb_router_match(const sb_router_t *r, const char *method, size_t method_len,
                 if (seglen[k] == 0)
                     break;
                 key |= 1u << (SB_ROUTE_MAX_SEGMENTS - 1 - k);
-            } else if (s->len != seglen[k] || memcmp(s->text, seg[k], s->len) != 0) {
+            } else if (s->len != seglen[k] || s->text[0] != seg[k][0] ||
+                       memcmp(s->text, seg[k], s->len) != 0) {
                 break;
             }
         }
         if (k == nseg && key < best_key) {
             best_key = key;
-            best = rt;
+            best = res;
         }
     }
-    if (best == NULL)
+    if (best < 0)
         return SB_ROUTE_NOT_FOUND;
-    m->resource = best->resource;
+    m->resource = best;
 
     const route_t *found = NULL, *get = NULL;
-    for (int i = 0; i < r->n; i++) {
+    for (int i = r->resources[best].first_route; i >= 0; i = r->routes[i].next_in_resource) {
         const route_t *rt = &r->routes[i];
-        if (rt->resource != best->resource)
-            continue;
         const char *rm = rt->pub.method;
-        if (strlen(rm) == method_len && memcmp(rm, method, method_len) == 0) {
+        if (rt->method_len == method_len && memcmp(rm, method, method_len) == 0) {
             found = rt;
             break;
         }
-        if (strcmp(rm, "GET") == 0)
+        if (rt->method_len == 3 && memcmp(rm, "GET", 3) == 0)
             get = rt;
     }
     if (found == NULL && method_len == 4 && memcmp(method, "HEAD", 4) == 0)
@@ -377,6 +415,13 @@ static int hexval(char c)
 
 int sb_router_decode(const char *in, size_t len, char *out, size_t *outlen)
 {
+    /* The common case, a segment without escapes or NULs, is one copy (memchr scans fast). */
+    if (memchr(in, '%', len) == NULL && memchr(in, '\0', len) == NULL) {
+        memcpy(out, in, len);
+        out[len] = '\0';
+        *outlen = len;
+        return 0;
+    }
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];

@@ -102,6 +102,8 @@ test('members: add by e-mail, roles decide what each may do, anyone may leave', 
   r = await owner.client.patch(`${base}/members/${agent.user.id}`, { role: 'admin' });
   assert.equal(r.status, 200);
   assert.equal(r.json.role, 'admin');
+  // The new role counts at once for its holder (the server caches each caller's role per workspace).
+  assert.equal((await agent.client.get(base)).json.role, 'admin');
   // The last owner cannot leave; an agent can.
   r = await owner.client.del(`${base}/members/${owner.user.id}`);
   assert.equal(r.status, 409);

@@ -80,11 +80,42 @@ static void test_uuid_param(void)
     CHECK(!sb__api_uuid(NULL, out));
 }
 
+/* Every byte of a token is checked: each position, each byte value outside base64url. */
+static void test_token_wellformed(void)
+{
+    char tok[SB__API_TOKEN_LEN + 1];
+    uint8_t hash[32];
+    sb__api_token_new(tok, hash);
+    CHECK(sb__api_token_is_wellformed(tok, SB__API_TOKEN_LEN));
+    CHECK(!sb__api_token_is_wellformed(tok, SB__API_TOKEN_LEN - 1));
+    CHECK(!sb__api_token_is_wellformed("sbt_", 4));
+    char t[SB__API_TOKEN_LEN + 1];
+    memcpy(t, tok, sizeof(t));
+    t[0] = 'S';
+    CHECK(!sb__api_token_is_wellformed(t, SB__API_TOKEN_LEN));
+    static const char base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int rejected = 0, accepted = 0;
+    for (int pos = 4; pos < SB__API_TOKEN_LEN; pos++) {
+        for (int b = 0; b < 256; b++) {
+            memcpy(t, tok, sizeof(t));
+            t[pos] = (char)b;
+            bool want = b != 0 && strchr(base64url, b) != NULL;
+            bool got = sb__api_token_is_wellformed(t, SB__API_TOKEN_LEN);
+            CHECK(got == want);
+            rejected += !got;
+            accepted += got;
+        }
+    }
+    CHECK_EQ_INT(accepted, 43 * 64);
+    CHECK_EQ_INT(rejected, 43 * 192);
+}
+
 int main(void)
 {
     SBTEST_RUN(test_cursor_round_trip);
     SBTEST_RUN(test_cursor_rejects);
     SBTEST_RUN(test_roles);
     SBTEST_RUN(test_uuid_param);
+    SBTEST_RUN(test_token_wellformed);
     return sbtest_summary();
 }

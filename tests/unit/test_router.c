@@ -188,6 +188,7 @@ static void test_decode(void)
     CHECK(sb_router_decode("a%2", 3, out, &n) == SB_EINVAL);
     CHECK(sb_router_decode("%zz", 3, out, &n) == SB_EINVAL);
     CHECK(sb_router_decode("%00", 3, out, &n) == SB_EINVAL);
+    CHECK(sb_router_decode("a\0b", 3, out, &n) == SB_EINVAL); /* a raw NUL, without an escape */
     /* the length bounds the input even when a '%' sits right after it */
     CHECK(sb_router_decode("ab%41", 2, out, &n) == 0 && strcmp(out, "ab") == 0);
     CHECK(sb_router_decode("ab%41", 4, out, &n) == SB_EINVAL);
