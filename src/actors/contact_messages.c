@@ -13,7 +13,13 @@
  *       pending message (scheduled or queued: the scheduler and the outbox will move each on; a
  *       scheduled one keeps its content, to queue at send time) and the newest settled ones;
  *   "settled": [ids], oldest first: messages that left pending, at most SB_CONTACT_SETTLED_WINDOW;
- *   "provider_ids": [ids], oldest first: recent inbound provider ids, for de-duplication. */
+ *   "provider_ids": [ids], oldest first: recent inbound provider ids, for de-duplication;
+ *   "provider_index": {"<id>": true | count}: the same ids as a set, so that the duplicate check is
+ *       one lookup instead of a scan of up to SB_CONTACT_PROVIDER_WINDOW strings (true for an id the
+ *       list holds once, the count when a log holds it more than once).  Evolve keeps the two in
+ *       step; a state without the index (folded or snapshotted before it existed, or one with no
+ *       inbound message yet) is checked against the list, and gets its index from the list with the
+ *       next inbound message. */
 #include "actors/contact_int.h"
 #include "actors/dutil.h"
 #include "core/error.h"
@@ -421,6 +427,15 @@ static int record_attempt(const json_t *state, const json_t *cmd, const sb_decid
         json_pack("{s:s, s:I, s:s}", "message_id", id, "attempt", json_integer_value(a), "at", now));
 }
 
+/* Whether pid is one of the recent inbound provider ids (see the state's description above). */
+static bool provider_seen(const json_t *state, const char *pid)
+{
+    const json_t *index = json_object_get(state, "provider_index");
+    if (json_is_object(index))
+        return json_object_get(index, pid) != NULL;
+    return sb__array_find(json_object_get(state, "provider_ids"), pid, false) >= 0;
+}
+
 static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                    sb_derror_t *err)
 {
@@ -456,7 +471,7 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
     const json_t *listed = json_object_get(cmd, "from_listed");
     if (listed != NULL && !json_is_boolean(listed))
         return sb_reject(err, 400, "invalid", "from_listed", "from_listed must be a boolean");
-    if (m != NULL || (pid != NULL && sb__array_find(json_object_get(state, "provider_ids"), pid, false) >= 0))
+    if (m != NULL || (pid != NULL && provider_seen(state, pid)))
         return 0; /* the provider retried */
     /* from_listed: the sender named this contact from a hint (the webhooks' per-loop memory of
      * senders) that may be out of date; the contact's own numbers decide. */
@@ -471,11 +486,21 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
         return sb_reject(err, 400, "required", "body", "an inbound message needs a body or media");
     }
     sb__now(ctx, now);
-    SB_TRY(sb_devents_add(out, "MessageReceived",
-                          json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}", "message_id", id,
-                                    "channel", channel, "direction", "inbound", "from", from, "to",
-                                    to[0] ? to : NULL, "body", body, "media_urls", media, "subject", subject,
-                                    "provider_id", pid, "received_at", now)));
+    /* The payload json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}") would build, in
+     * the same key order, sharing the command's strings (the body above all) instead of copying and
+     * checking them again: every inbound message comes this way. */
+    json_t *data = json_object();
+    sb__put(&data, "message_id", sb__share(json_object_get(cmd, "message_id")));
+    sb__put(&data, "channel", sb__share(json_object_get(cmd, "channel")));
+    sb__put(&data, "direction", json_string_nocheck("inbound"));
+    sb__put(&data, "from", json_string(from));
+    sb__put(&data, "to", to[0] ? json_string(to) : json_null());
+    sb__put(&data, "body", sb__share(json_object_get(cmd, "body")));
+    sb__put(&data, "media_urls", media);
+    sb__put(&data, "subject", subject ? sb__share(json_object_get(cmd, "subject")) : json_null());
+    sb__put(&data, "provider_id", pid ? sb__share(json_object_get(cmd, "provider_id")) : json_null());
+    sb__put(&data, "received_at", json_string_nocheck(now));
+    SB_TRY(sb_devents_add(out, "MessageReceived", data));
     /* Carrier keywords (STOP, START...) change the contact's consent in the same decision. */
     const char *group = sb__optout_group(channel);
     if (!phone || group == NULL)
@@ -557,14 +582,65 @@ static void move(json_t *state, const char *id, const char *status, const json_t
         settle(state, id);
 }
 
+/* index[pid] counts pid's entries in the list: true for one, an integer from two.  Both return
+ * false when memory ran out (the caller then drops the index, which the list replaces). */
+static bool index_add(json_t *index, const char *pid)
+{
+    const json_t *v = json_object_get(index, pid);
+    json_int_t n = v == NULL ? 0 : json_is_integer(v) ? json_integer_value(v) : 1;
+    return json_object_set_new_nocheck(index, pid, n == 0 ? json_true() : json_integer(n + 1)) == 0;
+}
+
+static bool index_drop(json_t *index, const char *pid)
+{
+    const json_t *v = json_object_get(index, pid);
+    if (v == NULL)
+        return false; /* the list has an id the index lacks: out of step */
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : 1;
+    if (n <= 1)
+        return json_object_del(index, pid) == 0;
+    return json_object_set_new_nocheck(index, pid, n == 2 ? json_true() : json_integer(n - 1)) == 0;
+}
+
+/* The state's index of the list, made from the list when the state has none yet; NULL when it
+ * cannot be made (the decider then reads the list). */
+static json_t *provider_index(json_t *state, const json_t *ids)
+{
+    json_t *index = json_object_get(state, "provider_index");
+    if (json_is_object(index))
+        return index;
+    index = json_object();
+    if (index == NULL || json_object_set_new(state, "provider_index", index) != 0)
+        return NULL;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (json_is_string(v) && !index_add(index, json_string_value(v))) {
+            json_object_del(state, "provider_index");
+            return NULL;
+        }
+    }
+    return index;
+}
+
 static void remember_provider_id(json_t *state, const json_t *pid)
 {
     json_t *ids = json_object_get(state, "provider_ids");
-    if (!json_is_string(pid))
+    if (!json_is_string(pid) || !json_is_array(ids))
         return;
-    json_array_append_new(ids, json_string(json_string_value(pid)));
-    while (json_array_size(ids) > SB_CONTACT_PROVIDER_WINDOW)
+    json_t *index = provider_index(state, ids);
+    if (json_array_append_new(ids, json_incref((json_t *)pid)) != 0) /* a string: shared, not copied */
+        return;
+    bool ok = index == NULL || index_add(index, json_string_value(pid));
+    while (json_array_size(ids) > SB_CONTACT_PROVIDER_WINDOW) {
+        const char *old = json_string_value(json_array_get(ids, 0));
+        if (ok && index != NULL && old != NULL)
+            ok = index_drop(index, old);
         json_array_remove(ids, 0);
+    }
+    if (!ok)
+        json_object_del(state, "provider_index"); /* out of step: the list alone is right */
 }
 
 bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
@@ -627,11 +703,13 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
     } else if (strcmp(t, "MessageReceived") == 0) {
         if (m != NULL)
             return true;
-        json_object_set_new(messages, id,
-                            json_pack("{s:o, s:s, s:s, s:o}", "channel",
-                                      sb__copy(json_object_get(d, "channel")), "direction", "inbound",
-                                      "status", "received", "provider_id",
-                                      sb__copy(json_object_get(d, "provider_id"))));
+        /* As json_pack("{s:o, s:s, s:s, s:o}") with copies, sharing the event's strings instead. */
+        json_t *entry = json_object();
+        sb__put(&entry, "channel", sb__share(json_object_get(d, "channel")));
+        sb__put(&entry, "direction", json_string_nocheck("inbound"));
+        sb__put(&entry, "status", json_string_nocheck("received"));
+        sb__put(&entry, "provider_id", sb__share(json_object_get(d, "provider_id")));
+        json_object_set_new(messages, id, entry);
         settle(state, id);
         remember_provider_id(state, json_object_get(d, "provider_id"));
     }

@@ -293,6 +293,28 @@ void sb__set(json_t *obj, const char *key, const json_t *v)
     json_object_set_new(obj, key, sb__copy(v));
 }
 
+json_t *sb__share(const json_t *v)
+{
+    if (v == NULL)
+        return json_null();
+    if (json_is_object(v) || json_is_array(v))
+        return json_deep_copy(v);
+    return json_incref((json_t *)v);
+}
+
+void sb__put(json_t **obj, const char *key, json_t *v)
+{
+    if (*obj == NULL) {
+        json_decref(v);
+        return;
+    }
+    /* json_object_set_new_nocheck releases v when it fails. */
+    if (v == NULL || json_object_set_new_nocheck(*obj, key, v) != 0) {
+        json_decref(*obj);
+        *obj = NULL;
+    }
+}
+
 int sb__keyword_kind(const char *word, size_t len)
 {
     static const struct {

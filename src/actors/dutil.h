@@ -76,6 +76,17 @@ int sb__array_find(const json_t *array, const char *s, bool ci);
 json_t *sb__copy(const json_t *v);
 /* obj[key] = a copy of v (null when v is NULL). */
 void sb__set(json_t *obj, const char *key, const json_t *v);
+/* v itself (a new reference) when it is a string, number, boolean or null, a deep copy when it is an
+ * object or an array, JSON null when v is NULL.  Nothing changes a scalar in place (no code calls
+ * json_string_set and the like), so sharing one keeps the rule above (no shared mutable container)
+ * without copying a message body from command to event to state. */
+json_t *sb__share(const json_t *v);
+/* Hot-path object building, for payloads json_pack would build: json_pack parses its format and
+ * copies and checks every string, where these take values the caller already holds or made.
+ * sb__put sets (*obj)[key] = v, stealing v; key is a literal (not checked).  When *obj or v is NULL
+ * (a failed allocation) it releases both and leaves *obj NULL, so a chain of puts ends with the
+ * object or NULL, like json_pack. */
+void sb__put(json_t **obj, const char *key, json_t *v);
 
 /* Carrier keywords (Twilio's defaults): SB_KW_OPT_OUT for STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
  * QUIT, REVOKE, OPTOUT; SB_KW_OPT_IN for START, YES, UNSTOP; SB_KW_HELP for HELP, INFO; else

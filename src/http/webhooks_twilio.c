@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/dutil.h"
 #include "actors/flows.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -127,16 +128,28 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
 static void receive(twh_t *t)
 {
     const sb_wh_inbound_t *in = &t->in;
+    /* The form parser checked that every value is UTF-8 (sb_form_parse), so the strings go in
+     * unchecked: json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b}") would check each again and
+     * parse its format on every webhook.  Same keys, same order. */
     json_t *media = json_array();
-    for (int i = 0; i < in->n_media; i++)
-        json_array_append_new(media, json_string(in->media[i]));
+    for (int i = 0; i < in->n_media && media != NULL; i++)
+        if (json_array_append_new(media, json_string_nocheck(in->media[i])) != 0) {
+            json_decref(media);
+            media = NULL;
+        }
+    json_t *cmd = json_object();
+    sb__put(&cmd, "type", json_string_nocheck("ReceiveMessage"));
+    sb__put(&cmd, "message_id", json_string_nocheck(t->message_id));
+    sb__put(&cmd, "channel", json_string_nocheck(in->channel));
+    sb__put(&cmd, "from", json_string_nocheck(in->from));
+    sb__put(&cmd, "to", json_string_nocheck(in->to));
+    sb__put(&cmd, "body", json_string_nocheck(in->body));
+    sb__put(&cmd, "media_urls", media);
+    sb__put(&cmd, "provider_id", json_string_nocheck(in->message_sid));
     /* from_listed: the contact refuses the message unless the number is still one of its own (the
      * contact may have been named by the loop's memory of senders, or have changed since the flow
      * found it); on_received then finds the number's contact again. */
-    json_t *cmd =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b}", "type", "ReceiveMessage", "message_id",
-                  t->message_id, "channel", in->channel, "from", in->from, "to", in->to, "body", in->body,
-                  "media_urls", media, "provider_id", in->message_sid, "from_listed", 1);
+    sb__put(&cmd, "from_listed", json_true());
     char stream[SB_UUID_STRLEN + 16];
     snprintf(stream, sizeof(stream), "contact-%s", t->contact_id);
     sb_ask_opts_t opts = {

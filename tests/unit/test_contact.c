@@ -709,6 +709,137 @@ static void check_bounded(void)
     live_free(&l);
 }
 
+/* ---- the provider-id index ------------------------------------------------------------------------ */
+
+/* Decides cmd (released) on *state as the runtime would, appending each event to log as [type, data]. */
+static int logged_decide(json_t *state, json_t *log, json_t *cmd, int64_t now, int *nevents)
+{
+    sb_decide_ctx_t ctx = {.now_us = now, .id = CONTACT, .context = NULL};
+    sb_devents_t out = {.n = 0};
+    sb_derror_t err;
+    int rc = sb_kind_contact.decide(state, cmd, &ctx, &out, &err);
+    for (int i = 0; i < out.n; i++) {
+        sb_kind_contact.evolve(state, &out.items[i]);
+        json_array_append_new(log, json_pack("[s, O]", out.items[i].type, out.items[i].data));
+    }
+    *nevents = out.n;
+    sb_devents_clear(&out);
+    json_decref(cmd);
+    return rc;
+}
+
+static json_t *inbound(int n, const char *pid)
+{
+    char id[37];
+    id_of(n, id);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "ReceiveMessage", "message_id", id, "channel",
+                     "sms", "from", "+14155550100", "body", "hello", "provider_id", pid);
+}
+
+/* Events decided by a new inbound message (id n) with provider id pid on state (not changed). */
+static int events_for(const json_t *state, int n, const char *pid)
+{
+    json_t *copy = json_deep_copy(state), *log = json_array();
+    int k = -1;
+    CHECK(logged_decide(copy, log, inbound(n, pid), h_time(T0), &k) == 0);
+    json_decref(copy);
+    json_decref(log);
+    return k;
+}
+
+/* The state as a snapshot stores it, read back. */
+static json_t *snapshot_of(const json_t *state)
+{
+    char *s = dump(state);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    return j;
+}
+
+/* Whether every state answers pid the same: 0 events (a duplicate) or 1 (a new message). */
+static void check_same_answer(json_t *const *states, int n, const char *pid, int want)
+{
+    for (int i = 0; i < n; i++)
+        CHECK(events_for(states[i], 900000, pid) == want);
+}
+
+/* The index answers what the list answers, in a live actor, one rebuilt from its snapshot, one
+ * folded from its log, and one from before the index (list only); also when a log holds an id twice
+ * and the window forgets one copy. */
+static void check_provider_index(void)
+{
+    json_t *given = jq(BASE);
+    sb_devent_t evs[4];
+    json_t *state = sb_fold(&sb_kind_contact, evs, given_events(given, evs, 4));
+    json_t *log = json_array();
+    json_array_extend(log, given);
+    char pid[32];
+    int k = -1, n = 0;
+    /* "SMdup" twice (two message ids, as a log written around a decider could hold it), then enough
+     * ids to push the first copy out of the window. */
+    for (int i = 0; i < 2; i++) {
+        char id[37];
+        id_of(500000 + i, id);
+        sb_devent_t ev = {.type = "MessageReceived",
+                          .data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "message_id", id, "channel", "sms",
+                                            "direction", "inbound", "from", "+14155550100", "provider_id",
+                                            "SMdup")};
+        sb_kind_contact.evolve(state, &ev);
+        json_array_append_new(log, json_pack("[s, o]", ev.type, ev.data));
+    }
+    CHECK(json_integer_value(json_object_get(json_object_get(state, "provider_index"), "SMdup")) == 2);
+    for (n = 0; n < SB_CONTACT_PROVIDER_WINDOW - 1; n++) {
+        snprintf(pid, sizeof pid, "SM%08d", n);
+        CHECK(logged_decide(state, log, inbound(n, pid), h_time(T0) + n, &k) == 0 && k == 1);
+    }
+    /* The first "SMdup" left the window, the second is still in it. */
+    CHECK(json_is_true(json_object_get(json_object_get(state, "provider_index"), "SMdup")));
+    CHECK(json_array_size(json_object_get(state, "provider_ids")) == SB_CONTACT_PROVIDER_WINDOW);
+    CHECK(json_object_size(json_object_get(state, "provider_index")) == SB_CONTACT_PROVIDER_WINDOW);
+
+    json_t *snap = snapshot_of(state);
+    sb_devent_t *all = calloc(json_array_size(log), sizeof(*all));
+    json_t *folded = sb_fold(&sb_kind_contact, all, given_events(log, all, (int)json_array_size(log)));
+    json_t *before = json_deep_copy(state);
+    json_object_del(before, "provider_index");
+    char *a = dump(state), *b = dump(folded), *c = dump(snap);
+    CHECK(strcmp(a, b) == 0 && strcmp(a, c) == 0);
+    free(a);
+    free(b);
+    free(c);
+
+    json_t *states[] = {state, snap, folded, before};
+    check_same_answer(states, 4, "SMdup", 0);
+    check_same_answer(states, 4, "SM00000000", 0);
+    check_same_answer(states, 4, "SM00001022", 0);
+    check_same_answer(states, 4, "SMnew", 1);
+    /* One more id each: "SMdup" leaves the window altogether and becomes new; the oldest numbered id
+     * is still there; the state from before the index gets its index, the same as the others'. */
+    for (int i = 0; i < 4; i++) {
+        json_t *scratch = json_array();
+        CHECK(logged_decide(states[i], scratch, inbound(n, "SMlast"), h_time(T0) + n, &k) == 0 && k == 1);
+        json_decref(scratch);
+    }
+    check_same_answer(states, 4, "SMdup", 1);
+    check_same_answer(states, 4, "SM00000000", 0);
+    check_same_answer(states, 4, "SMlast", 0);
+    CHECK(json_object_get(json_object_get(before, "provider_index"), "SMdup") == NULL);
+    a = dump(state);
+    b = dump(before);
+    CHECK(strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    CHECK(json_object_size(json_object_get(state, "provider_index")) == SB_CONTACT_PROVIDER_WINDOW);
+
+    free(all);
+    json_decref(before);
+    json_decref(folded);
+    json_decref(snap);
+    json_decref(state);
+    json_decref(log);
+    json_decref(given);
+}
+
 /* ---- property ------------------------------------------------------------------------------------ */
 
 static int next_id;
@@ -808,6 +939,7 @@ int main(void)
     check_segments();
     check_limits();
     check_bounded();
+    check_provider_index();
     CHECK(run_property(&sb_kind_contact, gen, MEMBERS_CTX, CONTACT, 5000, 2024, 200000) > 2000);
     return h_finish("contact");
 }
