@@ -135,7 +135,8 @@ paths["/v1/workspaces/{ws}/contacts/{id}"] = {
 paths["/v1/workspaces/{ws}/contacts/{id}/notes"] = {
     "parameters": [P("ws"), P("contact_id")],
     "get": op("Notes on a contact, oldest first (private notes only to their author)", {"200": resp("a page", ref("NoteList")), **errs(400, 401, 404, 503)},
-              params=[P("limit"), P("cursor")], tags=["notes"]),
+              params=[P("limit"), P("cursor")], tags=["notes"],
+              desc="From the notes read model, through a per-loop cache that applies new notes as they commit: a note added a moment ago shows at once on a thread the serving loop has cached and the pages after it, and otherwise once the read model has applied it (a few milliseconds; up to SWITCHBOARD_PROJECTIONS_LINGER_MS under load)."),
     "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), {**note_etag_h, **loc_h}), **errs(400, 401, 404, 409, 415, 422, 503)},
                params=[P("IdempotencyKey")], body=jbody(ref("NoteInput"), {"body": "Called back; wants a quote by Friday.", "private": False}), tags=["notes"]),
 }

@@ -84,6 +84,12 @@ void sb__api_threads_free(sb__api_threads_t *c);
 typedef struct sb__api_page_s sb__api_page_t;
 sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws,
                                      const char *reader, int limit);
+/* The reader's page of contact's notes after a cursor (the note at after_at, after_id) from the
+ * cache: its text (caller frees), or NULL on a miss (not cached, or past the notes it holds).  A
+ * cached thread can be ahead of the notes read model (it applies the follower's events at once), so
+ * a client paging through a thread gets every page from the same source while it stays cached. */
+char *sb__api_threads_page_after(sb__api_threads_t *c, const char *contact, const char *ws,
+                                 const char *reader, int limit, int64_t after_at, const char *after_id);
 const char *sb__api_page_text(const sb__api_page_t *p, size_t *len);
 void sb__api_page_release(void *p);
 char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,

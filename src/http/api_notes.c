@@ -284,6 +284,12 @@ static void list_loaded(sb_api_call_t *c)
             sb_api_reply_error(c, 400, "invalid", "cursor is not one this API gave out", "cursor");
             return;
         }
+        char *text = sb__api_threads_page_after(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id,
+                                                st->limit, st->cursor_at, st->cursor_id);
+        if (text != NULL) {
+            sb_api_reply_raw(c, 200, text);
+            return;
+        }
         run_page_query(c);
         return;
     }

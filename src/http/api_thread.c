@@ -502,13 +502,25 @@ void sb__api_threads_stats(const sb__api_threads_t *c, uint64_t out[5])
 /* ---- pages ------------------------------------------------------------------------------------------------
  */
 
-/* Renders the first page for reader from t: the JSON text, or NULL when t cannot answer (an
- * incomplete thread with too few notes visible to the reader). */
-static char *page(const thread_t *t, const char *reader, int limit)
+/* The index of t's first note after the cursor (after_id NULL: the first note). */
+static int first_after(const thread_t *t, int64_t after_at, const char *after_id)
+{
+    int i = 0;
+    if (after_id != NULL)
+        while (i < t->n && note_cmp(t->notes[i].at_us, t->notes[i].id, after_at, after_id) <= 0)
+            i++;
+    return i;
+}
+
+/* Renders reader's page of limit notes after the cursor (after_id NULL: the first page) from t: the
+ * JSON text, or NULL when t cannot answer (an incomplete thread with too few notes after the cursor
+ * visible to the reader). */
+static char *page(const thread_t *t, const char *reader, int limit, int64_t after_at, const char *after_id)
 {
     sb_buf_t b = SB_BUF_INIT;
     size_t need = 96;
-    for (int i = 0, k = 0; i < t->n && k < limit; i++)
+    int from = first_after(t, after_at, after_id);
+    for (int i = from, k = 0; i < t->n && k < limit; i++)
         if (!t->notes[i].priv || strcmp(t->notes[i].author, reader) == 0) {
             need += t->notes[i].len + 1;
             k++;
@@ -518,7 +530,7 @@ static char *page(const thread_t *t, const char *reader, int limit)
     sb_buf_puts(&b, "{\"items\":[");
     int shown = 0;
     const tnote_t *last = NULL;
-    for (int i = 0; i < t->n && shown < limit; i++) {
+    for (int i = from; i < t->n && shown < limit; i++) {
         const tnote_t *n = &t->notes[i];
         if (n->priv && strcmp(n->author, reader) != 0)
             continue;
@@ -546,7 +558,7 @@ static char *page(const thread_t *t, const char *reader, int limit)
  * memory ran out. */
 static page_t *render_page(sb__api_threads_t *c, thread_t *t, const char *reader, int limit)
 {
-    char *text = page(t, reader, limit);
+    char *text = page(t, reader, limit, 0, NULL);
     if (text == NULL)
         return NULL;
     size_t len = strlen(text);
@@ -594,6 +606,16 @@ sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, 
     return pg;
 }
 
+char *sb__api_threads_page_after(sb__api_threads_t *c, const char *contact, const char *ws,
+                                 const char *reader, int limit, int64_t after_at, const char *after_id)
+{
+    thread_t *t = c != NULL ? find(c, contact) : NULL;
+    char *text = t != NULL && strcmp(t->ws, ws) == 0 ? page(t, reader, limit, after_at, after_id) : NULL;
+    if (c != NULL)
+        bump(text != NULL ? &c->hits : &c->misses);
+    return text;
+}
+
 /* Builds a thread from the fill query's rows (columns: the checkpoint, then a note as row_note
  * reads it; one row of NULL note columns for a contact without notes), answers the reader's first
  * page from it, and keeps it when that is safe.  Returns the page text (caller frees), or NULL when
@@ -628,7 +650,7 @@ char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char
         t->n++;
     }
     *oom = false;
-    char *text = page(t, reader, limit);
+    char *text = page(t, reader, limit, 0, NULL);
     /* Cache only what is provably current (see the top of this file). */
     bool keep = cacheable && c != NULL && c->sub != NULL && t->base >= c->start &&
                 c->recent[hash_id(contact) % RECENT_SLOTS] <= t->base;

@@ -105,11 +105,16 @@ test('notes: oldest first in pages; private notes listed only for their author',
   const mine = [];
   for (let i = 0; i < 7; i++) mine.push((await owner.client.post(path, { body: `note ${i}`, private: i % 3 === 0 })).json);
   const theirs = (await agent.client.post(path, { body: 'agent note' })).json;
-  await eventually(async () => (await owner.client.get(path)).json.items.length === 8);
-  const ownerView = await allPages(owner.client, path, 3);
+  // Each loop's thread cache applies note events as they commit, ahead of the notes read model
+  // (applied in batches): another loop answering from the read model may lag it for a moment, so
+  // wait until paging from scratch sees every note.
+  let ownerView;
+  await eventually(async () => (ownerView = await allPages(owner.client, path, 3)).length === 8);
   assert.deepEqual(ownerView.map((n) => n.id), [...mine.map((n) => n.id), theirs.id]);
-  const agentView = await allPages(agent.client, path, 2);
-  assert.deepEqual(agentView.map((n) => n.id), [...mine.filter((n) => !n.private).map((n) => n.id), theirs.id]);
+  let agentView;
+  const agentExpected = [...mine.filter((n) => !n.private).map((n) => n.id), theirs.id];
+  await eventually(async () => (agentView = await allPages(agent.client, path, 2)).length === agentExpected.length);
+  assert.deepEqual(agentView.map((n) => n.id), agentExpected);
   assert.ok(agentView.every((n) => n.private === false));
   assert.deepEqual(ownerView[1], { ...mine[1], edited_at: null });
   assert.equal((await owner.client.get(`/v1/workspaces/${ws.id}/contacts/00000000-0000-7000-8000-000000000001/notes`)).status, 404);
