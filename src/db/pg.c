@@ -758,6 +758,14 @@ bool sb_pg_is_connected(const sb_pg_t *pg)
     return pg->state == ST_READY;
 }
 
+int sb_pg_local_backend_pid(const sb_pg_t *pg)
+{
+    if (pg->state != ST_READY || pg->conn == NULL)
+        return 0;
+    const char *host = PQhost(pg->conn);
+    return host != NULL && host[0] == '/' ? PQbackendPID(pg->conn) : 0;
+}
+
 void sb_pg_get_stats(const sb_pg_t *pg, sb_pg_stats_t *out)
 {
     *out = pg->stats;

@@ -113,6 +113,10 @@ void sb_pg_listen(sb_pg_t *pg, const char *channel, sb_pg_notify_cb cb, void *da
 void sb_pg_set_default_timeout(sb_pg_t *pg, uint64_t ms);
 
 bool sb_pg_is_connected(const sb_pg_t *pg);
+/* The server process serving the connection when it is to this host over a Unix socket (so the
+ * process is ours to see), else 0: not connected, or a TCP connection, whose pid may name a
+ * process of another machine. */
+int sb_pg_local_backend_pid(const sb_pg_t *pg);
 void sb_pg_get_stats(const sb_pg_t *pg, sb_pg_stats_t *out);
 
 /* Binary encoders for array parameters (the appender sends its batch as arrays). */

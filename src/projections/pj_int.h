@@ -63,6 +63,8 @@ typedef struct pj_batch_s {
 } pj_batch_t;
 
 #define SB_PJ_MAX_LANES 16
+/* The niceness of the lanes' sessions when PostgreSQL is local (unit.c, SWITCHBOARD_PROJECTIONS_NICE). */
+#define SB_PJ_DEFAULT_NICE 10
 /* A unit's batch buffers: one collecting, the rest sealed and being applied.  Each lane applies
  * the sealed ones in order at its own pace, so a lane may be up to SB_PJ_BATCHES - 2 batches ahead
  * of another; a buffer is reused once every lane has committed it. */

@@ -42,7 +42,7 @@ typedef struct sb_projections_options_s {
 
 /* Live, without a linger, a busy log is applied in batches of the few events that arrived while
  * the previous batch was applied, each paying a batch's fixed costs. */
-#define SB_PROJECTIONS_DEFAULT_LINGER_MS 50
+#define SB_PROJECTIONS_DEFAULT_LINGER_MS 20
 #define SB_PROJECTIONS_MAX_LINGER_MS 10000
 
 /* Creates the catalog (projection_state and its functions) if needed and installs every projection

@@ -26,10 +26,12 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* PostgreSQL timestamps count microseconds from 2000-01-01 UTC. */
 #define PG_EPOCH_US 946684800000000LL
@@ -189,6 +191,38 @@ pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position)
     return u;
 }
 
+/* The niceness of the lanes' database sessions: SWITCHBOARD_PROJECTIONS_NICE (0 to 19), else
+ * SB_PJ_DEFAULT_NICE. */
+static int lane_nice(void)
+{
+    const char *v = getenv("SWITCHBOARD_PROJECTIONS_NICE");
+    if (v == NULL || *v == '\0')
+        return SB_PJ_DEFAULT_NICE;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > 19) {
+        sb_log_warn("projections", "SWITCHBOARD_PROJECTIONS_NICE=%s is not 0 to 19; using %d", v,
+                    SB_PJ_DEFAULT_NICE);
+        return SB_PJ_DEFAULT_NICE;
+    }
+    return (int)n;
+}
+
+/* A lane's session is background work: when PostgreSQL runs on this host (a Unix socket), its
+ * server process is given a lower CPU priority, so that under load the sessions serving requests,
+ * appends and live streams go first and the read models take what is left (all of it when
+ * nothing else runs: a catch-up is as fast).  Best effort: another user's PostgreSQL refuses
+ * (EPERM), and nothing else depends on it. */
+static void on_lane_state(sb_pg_t *pg, bool connected, void *data)
+{
+    (void)data;
+    int nice = connected ? lane_nice() : 0;
+    int pid = nice > 0 ? sb_pg_local_backend_pid(pg) : 0;
+    if (pid > 0 && setpriority(PRIO_PROCESS, (id_t)pid, nice) != 0)
+        sb_log_debug("projections", "the read models' session %d keeps its priority: %s", pid,
+                     strerror(errno));
+}
+
 static pj_lane_t *lane_for(pj_unit_t *u, int partition)
 {
     for (int i = 0; i < u->nlanes; i++)
@@ -211,6 +245,7 @@ static pj_lane_t *lane_for(pj_unit_t *u, int partition)
         abort();
     /* A batch waits for the connection rather than failing while the database restarts. */
     sb_pg_set_default_timeout(l->pg, 60000);
+    sb_pg_set_state_cb(l->pg, on_lane_state, l);
     u->lanes[u->nlanes++] = l;
     return l;
 }

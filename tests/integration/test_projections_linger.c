@@ -60,6 +60,39 @@ static bool wait_seen(PGconn *c, long long n)
     return false;
 }
 
+/* How many other sessions of this database run at niceness nice (from /proc: PostgreSQL on this
+ * host), or -1 when the test's connection is not over a Unix socket (the sessions are not ours to
+ * see). */
+static int sessions_at_nice(PGconn *c, int nice)
+{
+    const char *host = PQhost(c);
+    if (host == NULL || host[0] != '/')
+        return -1;
+    PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()");
+    int n = 0;
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%s/stat", PQgetvalue(r, i, 0));
+        FILE *f = fopen(path, "r");
+        size_t len = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[len] = '\0';
+        /* after "(comm)": state is field 3, nice field 19 */
+        const char *p = strrchr(buf, ')');
+        int field = 2;
+        while (p != NULL && *p != '\0' && field < 19) {
+            p = strchr(p + 1, ' ');
+            field++;
+        }
+        if (p != NULL && atoi(p + 1) == nice)
+            n++;
+    }
+    PQclear(r);
+    return n;
+}
+
 static void test_linger(void)
 {
     char tmpl[] = "/tmp/sb_linger_XXXXXX";
@@ -97,6 +130,11 @@ static void test_linger(void)
     CHECK_EQ_INT((long long)(s1.batches - s0.batches), 1);
     CHECK_EQ_INT((long long)(s1.events - s0.events), 1);
     CHECK_EQ_INT((long long)(s1.lingered - s0.lingered), 0);
+    /* The lane's session (one partition: one lane, opened for its first batch) runs at the default
+     * niceness, and no other session does. */
+    int niced = sessions_at_nice(c, 10);
+    if (niced >= 0)
+        CHECK_EQ_INT(niced, 1);
 
     /* A burst: the first event goes out at once, the rest collect while it is applied and linger. */
     uint64_t t0 = sb_clock_mono_ns();
@@ -120,7 +158,9 @@ static void test_linger(void)
     sb_buf_free(&text);
     pjt_stop(r);
 
-    /* Off: the same burst never lingers. */
+    /* Off: the same burst never lingers.  (And SWITCHBOARD_PROJECTIONS_NICE=0 leaves the lane's
+     * session as it is.) */
+    setenv("SWITCHBOARD_PROJECTIONS_NICE", "0", 1);
     r = start(ci, d, 0);
     end = sb_clock_mono_ns() + 30000000000ull;
     while (!sb_projections_is_active(r->p) && sb_clock_mono_ns() < end)
@@ -133,6 +173,9 @@ static void test_linger(void)
     CHECK_EQ_INT(s0.linger_setting_ms, 0);
     CHECK_EQ_INT((long long)s0.lingered, 0);
     CHECK_EQ_INT((long long)s0.events, BURST);
+    if (niced >= 0)
+        CHECK_EQ_INT(sessions_at_nice(c, 10), 0);
+    unsetenv("SWITCHBOARD_PROJECTIONS_NICE");
     fprintf(stderr, "linger off: burst of %d in %llu batches\n", BURST, (unsigned long long)s0.batches);
     pjt_stop(r);
 
