@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build-release}
 SECS=${2:-${BENCH_SECONDS:-10}}
 BIN=$BUILD/switchboard
-export SWITCHBOARD_DATA_DIR="$PWD/$BUILD/benchdata"
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac # an absolute BUILD (another tree's build) as it is
+export SWITCHBOARD_DATA_DIR="$BUILD/benchdata"
 export SWITCHBOARD_LOG=warn
 
 "$BIN" db start >/dev/null
