@@ -334,17 +334,6 @@ static void test_rebuild_under_load(void)
 
 /* ---- projection files: added, changed, broken ------------------------------------------------- */
 
-static void write_file(const char *d, const char *name, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s.sql", d, name);
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        abort();
-    fputs(text, f);
-    fclose(f);
-}
-
 static void copy_builtin(const char *d, const char *name)
 {
     char from[1024];
@@ -359,7 +348,7 @@ static void copy_builtin(const char *d, const char *name)
         sb_buf_append(&b, chunk, n);
     fclose(f);
     sb_buf_putc(&b, '\0');
-    write_file(d, name, b.data);
+    pjt_write_file(d, name, b.data);
     sb_buf_free(&b);
 }
 
@@ -416,7 +405,7 @@ static void test_files(void)
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM projection_state"), 2);
 
     /* Added: built from position 0 when a runner starts (the server's prepare installs it). */
-    write_file(d, "type_counts", type_counts_v1);
+    pjt_write_file(d, "type_counts", type_counts_v1);
     CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM type_counts.counts"), 0); /* queryable at once, empty */
     run_until_caught_up(ci, d, c);
@@ -424,7 +413,7 @@ static void test_files(void)
     CHECK(pjt_num(c, "SELECT sum(n) FROM type_counts.counts") > 100);
 
     /* Changed: rebuilt into the new shape while the old tables answer; then swapped in. */
-    write_file(d, "type_counts", type_counts_v2);
+    pjt_write_file(d, "type_counts", type_counts_v2);
     CHECK_EQ_INT(wl_generate(&w, c, 2000, 2000), 0);
     pjt_runner_t *r = pjt_start(ci, d, 1, 2);
     bool old_shape_answered = false;
@@ -444,15 +433,15 @@ static void test_files(void)
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'type_counts__build'"), 0);
 
     /* Broken: one that does not install, one whose handler fails midway.  The others go on. */
-    write_file(d, "broken_setup",
-               "CREATE TABLE t (x int);\nCREATE INDEX ON t (nosuchcolumn);\n"
-               "-- @on NoteAdded\nINSERT INTO t VALUES (1);\n");
-    write_file(d, "broken_handler",
-               "CREATE TABLE t (n int);\n"
-               "-- @on MessageReceived\n"
-               "INSERT INTO t VALUES (1);\n"
-               "-- @on CallInitiated\n"
-               "INSERT INTO t VALUES (1 / (SELECT count(*) - count(*) FROM t)::int);\n");
+    pjt_write_file(d, "broken_setup",
+                   "CREATE TABLE t (x int);\nCREATE INDEX ON t (nosuchcolumn);\n"
+                   "-- @on NoteAdded\nINSERT INTO t VALUES (1);\n");
+    pjt_write_file(d, "broken_handler",
+                   "CREATE TABLE t (n int);\n"
+                   "-- @on MessageReceived\n"
+                   "INSERT INTO t VALUES (1);\n"
+                   "-- @on CallInitiated\n"
+                   "INSERT INTO t VALUES (1 / (SELECT count(*) - count(*) FROM t)::int);\n");
     CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
     CHECK_EQ_INT(wl_generate(&w, c, 2000, 2000), 0);
     /* Two partitions: the failing projection shares a unit at first, and a lane of its own; the

@@ -36,28 +36,8 @@ static const char quick_sql[] =
 
 static pjt_runner_t *start(const char *ci, const char *d)
 {
-    pjt_runner_t *t = calloc(1, sizeof(*t));
-    t->conninfo = ci;
-    t->f = sb_follower_new(ci, 1);
     sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 2, .max_batch = MAX_BATCH};
-    t->p = sb_projections_new(&o);
-    if (t->f == NULL || t->p == NULL || sb_loops_init(&t->loops, 1, pjt_on_start_hooks, t) != 0 ||
-        sb_loops_start(&t->loops) != 0) {
-        fprintf(stderr, "cannot start the runner\n");
-        abort();
-    }
-    return t;
-}
-
-static void write_file(const char *d, const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s.sql", d, name);
-    FILE *f = fopen(path, "w");
-    if (!CHECK(f != NULL))
-        return;
-    fputs(text, f);
-    fclose(f);
+    return pjt_start_with(&o, 1);
 }
 
 /* n Tick events (or one Boom), appended in one transaction; the follower is woken as by an
@@ -91,8 +71,8 @@ static void test_lanes(void)
     char *d = mkdtemp(tmpl);
     if (!CHECK(d != NULL))
         return;
-    write_file(d, "slow", slow_sql);
-    write_file(d, "quick", quick_sql);
+    pjt_write_file(d, "slow", slow_sql);
+    pjt_write_file(d, "quick", quick_sql);
     char *ci = sbt_db_create("pj_lanes");
     if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
         return;

@@ -26,17 +26,8 @@ static const char tally[] =
 
 static pjt_runner_t *start(const char *ci, const char *d, int linger_ms)
 {
-    pjt_runner_t *t = calloc(1, sizeof(*t));
-    t->conninfo = ci;
-    t->f = sb_follower_new(ci, 1);
     sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 1, .linger_ms = linger_ms};
-    t->p = sb_projections_new(&o);
-    if (t->f == NULL || t->p == NULL || sb_loops_init(&t->loops, 1, pjt_on_start_hooks, t) != 0 ||
-        sb_loops_start(&t->loops) != 0) {
-        fprintf(stderr, "cannot start the runner\n");
-        abort();
-    }
-    return t;
+    return pjt_start_with(&o, 1);
 }
 
 /* One Tick in its own transaction, waking the follower as an appender does. */
@@ -99,13 +90,7 @@ static void test_linger(void)
     char *d = mkdtemp(tmpl);
     if (!CHECK(d != NULL))
         return;
-    char path[256];
-    snprintf(path, sizeof(path), "%s/tally.sql", d);
-    FILE *f = fopen(path, "w");
-    if (!CHECK(f != NULL))
-        return;
-    fputs(tally, f);
-    fclose(f);
+    pjt_write_file(d, "tally", tally);
     char *ci = sbt_db_create("pj_linger");
     if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
         return;

@@ -53,20 +53,38 @@ static inline void pjt_on_start_hooks(sb_loop_t *loop, void *data)
         sb_loop_on_stop(loop, pjt_on_stop_runner, data);
 }
 
-/* Starts a runner (follower and projections on loop 0 of nloops). */
-static inline pjt_runner_t *pjt_start(const char *conninfo, const char *dir, int nloops, int partitions)
+/* Starts a runner with options o (follower and projections on loop 0 of nloops). */
+static inline pjt_runner_t *pjt_start_with(const sb_projections_options_t *o, int nloops)
 {
     pjt_runner_t *t = calloc(1, sizeof(*t));
-    t->conninfo = conninfo;
-    t->f = sb_follower_new(conninfo, nloops);
-    sb_projections_options_t o = {.conninfo = conninfo, .dir = dir, .partitions = partitions};
-    t->p = sb_projections_new(&o);
+    t->conninfo = o->conninfo;
+    t->f = sb_follower_new(o->conninfo, nloops);
+    t->p = sb_projections_new(o);
     if (t->f == NULL || t->p == NULL || sb_loops_init(&t->loops, nloops, pjt_on_start_hooks, t) != 0 ||
         sb_loops_start(&t->loops) != 0) {
         fprintf(stderr, "pjt: cannot start loops\n");
         abort();
     }
     return t;
+}
+
+/* Starts a runner (follower and projections on loop 0 of nloops). */
+static inline pjt_runner_t *pjt_start(const char *conninfo, const char *dir, int nloops, int partitions)
+{
+    sb_projections_options_t o = {.conninfo = conninfo, .dir = dir, .partitions = partitions};
+    return pjt_start_with(&o, nloops);
+}
+
+/* Writes dir/name.sql (a projection file). */
+static inline void pjt_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s.sql", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        abort();
+    fputs(text, f);
+    fclose(f);
 }
 
 static inline void pjt_stop(pjt_runner_t *t)
