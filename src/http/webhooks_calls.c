@@ -172,25 +172,26 @@ static void ask(cwh_t *t, json_t *cmd, void (*cb)(const sb_ask_reply_t *, void *
     }
 }
 
-/* Twilio retries a failed request and falls back to its own error message on the call: a transient
- * failure is better answered 503 than with TwiML that ends the call. */
-static bool transient(const sb_ask_reply_t *reply)
+/* The start of an ask's callback: the webhook to answer, or NULL when it is done with — Twilio
+ * left, or the ask failed for a reason other than a refusal, answered with that error (Twilio
+ * retries a failed request and falls back to its own error message on the call: a transient failure
+ * is better answered 503 than with TwiML that ends the call). */
+static cwh_t *answerable(const sb_ask_reply_t *reply, void *data)
 {
-    return reply->status != 0 && reply->status != SB_EREJECTED;
+    cwh_t *t = data;
+    if (t->h.req != NULL && reply->status != 0 && reply->status != SB_EREJECTED)
+        sb__wh_reply_ask_error(&t->h, reply);
+    else if (t->h.req != NULL)
+        return t;
+    cwh_free(t);
+    return NULL;
 }
 
 static void on_requeued(const sb_ask_reply_t *reply, void *data)
 {
-    cwh_t *t = data;
-    if (t->h.req == NULL) {
-        cwh_free(t);
+    cwh_t *t = answerable(reply, data);
+    if (t == NULL)
         return;
-    }
-    if (transient(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
-        cwh_free(t);
-        return;
-    }
     char queue[SB_CALLS_NAME_MAX], wait[512];
     sb_twilio_calls_queue(t->ws, queue);
     snprintf(wait, sizeof wait, "%s/webhooks/twilio/voice/hold?w=%s", t->h.cfg->public_url, t->ws);
@@ -220,16 +221,9 @@ static void back(cwh_t *t, const char *agent)
 
 static void on_answered(const sb_ask_reply_t *reply, void *data)
 {
-    cwh_t *t = data;
-    if (t->h.req == NULL) {
-        cwh_free(t);
+    cwh_t *t = answerable(reply, data);
+    if (t == NULL)
         return;
-    }
-    if (transient(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
-        cwh_free(t);
-        return;
-    }
     const char *status = reply->state ? json_string_value(json_object_get(reply->state, "status")) : NULL;
     if (reply->status != 0 || status == NULL || strcmp(status, "in-progress") != 0) {
         /* Not ours to connect (ended, another CallSid): let the customer go. */
@@ -244,16 +238,9 @@ static void on_answered(const sb_ask_reply_t *reply, void *data)
 
 static void on_fallback_recorded(const sb_ask_reply_t *reply, void *data)
 {
-    cwh_t *t = data;
-    if (t->h.req == NULL) {
-        cwh_free(t);
+    cwh_t *t = answerable(reply, data);
+    if (t == NULL)
         return;
-    }
-    if (transient(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
-        cwh_free(t);
-        return;
-    }
     if (t->kind == K_TARGET) {
         sb__wh_reply_ok(&t->h);
         cwh_free(t);
@@ -312,15 +299,10 @@ static void on_target(cwh_t *t)
 
 static void on_returned(const sb_ask_reply_t *reply, void *data)
 {
-    cwh_t *t = data;
-    if (t->h.req == NULL) {
-        cwh_free(t);
+    cwh_t *t = answerable(reply, data);
+    if (t == NULL)
         return;
-    }
-    if (transient(reply))
-        sb__wh_reply_ask_error(&t->h, reply);
-    else
-        sb__wh_reply_ok(&t->h);
+    sb__wh_reply_ok(&t->h);
     cwh_free(t);
 }
 
@@ -356,16 +338,9 @@ static void on_unanswered(cwh_t *t)
 
 static void on_reclaimed(const sb_ask_reply_t *reply, void *data)
 {
-    cwh_t *t = data;
-    if (t->h.req == NULL) {
-        cwh_free(t);
+    cwh_t *t = answerable(reply, data);
+    if (t == NULL)
         return;
-    }
-    if (transient(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
-        cwh_free(t);
-        return;
-    }
     if (reply->status != 0) {
         reply_xml(t, sb_twiml_calls_gone("This call is no longer waiting."));
         return;
