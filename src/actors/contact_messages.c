@@ -490,15 +490,15 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
      * the same key order, sharing the command's strings (the body above all) instead of copying and
      * checking them again: every inbound message comes this way. */
     json_t *data = json_object();
-    sb__put(&data, "message_id", sb__share(json_object_get(cmd, "message_id")));
-    sb__put(&data, "channel", sb__share(json_object_get(cmd, "channel")));
+    sb__put(&data, "message_id", sb__copy(json_object_get(cmd, "message_id")));
+    sb__put(&data, "channel", sb__copy(json_object_get(cmd, "channel")));
     sb__put(&data, "direction", json_string_nocheck("inbound"));
     sb__put(&data, "from", json_string(from));
     sb__put(&data, "to", to[0] ? json_string(to) : json_null());
-    sb__put(&data, "body", sb__share(json_object_get(cmd, "body")));
+    sb__put(&data, "body", sb__copy(json_object_get(cmd, "body")));
     sb__put(&data, "media_urls", media);
-    sb__put(&data, "subject", subject ? sb__share(json_object_get(cmd, "subject")) : json_null());
-    sb__put(&data, "provider_id", pid ? sb__share(json_object_get(cmd, "provider_id")) : json_null());
+    sb__put(&data, "subject", subject ? sb__copy(json_object_get(cmd, "subject")) : json_null());
+    sb__put(&data, "provider_id", pid ? sb__copy(json_object_get(cmd, "provider_id")) : json_null());
     sb__put(&data, "received_at", json_string_nocheck(now));
     SB_TRY(sb_devents_add(out, "MessageReceived", data));
     /* Carrier keywords (STOP, START...) change the contact's consent in the same decision. */
@@ -705,10 +705,10 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
             return true;
         /* As json_pack("{s:o, s:s, s:s, s:o}") with copies, sharing the event's strings instead. */
         json_t *entry = json_object();
-        sb__put(&entry, "channel", sb__share(json_object_get(d, "channel")));
+        sb__put(&entry, "channel", sb__copy(json_object_get(d, "channel")));
         sb__put(&entry, "direction", json_string_nocheck("inbound"));
         sb__put(&entry, "status", json_string_nocheck("received"));
-        sb__put(&entry, "provider_id", sb__share(json_object_get(d, "provider_id")));
+        sb__put(&entry, "provider_id", sb__copy(json_object_get(d, "provider_id")));
         json_object_set_new(messages, id, entry);
         settle(state, id);
         remember_provider_id(state, json_object_get(d, "provider_id"));

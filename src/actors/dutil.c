@@ -285,21 +285,16 @@ int sb__decide(sb__decide_fn fn, const json_t *state, const json_t *cmd, const s
 
 json_t *sb__copy(const json_t *v)
 {
-    return v ? json_deep_copy(v) : json_null();
-}
-
-void sb__set(json_t *obj, const char *key, const json_t *v)
-{
-    json_object_set_new(obj, key, sb__copy(v));
-}
-
-json_t *sb__share(const json_t *v)
-{
     if (v == NULL)
         return json_null();
     if (json_is_object(v) || json_is_array(v))
         return json_deep_copy(v);
     return json_incref((json_t *)v);
+}
+
+void sb__set(json_t *obj, const char *key, const json_t *v)
+{
+    json_object_set_new(obj, key, sb__copy(v));
 }
 
 void sb__put(json_t **obj, const char *key, json_t *v)

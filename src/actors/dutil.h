@@ -70,17 +70,15 @@ int sb__email(const char *in, const char *field, char out[SB_EMAIL_MAX], sb_derr
 /* The index of s in a JSON array of strings (case-insensitively when ci), or -1. */
 int sb__array_find(const json_t *array, const char *s, bool ci);
 
-/* A deep copy of v, or JSON null when v is NULL.  Evolve copies what it keeps from an event, and
- * decide copies what it puts in an event from the state, so that state and stored events never
- * share a mutable container. */
+/* A copy of v, or JSON null when v is NULL.  Evolve copies what it keeps from an event, and decide
+ * copies what it puts in an event from the state, so that state and stored events never share a
+ * mutable container: objects and arrays are deep-copied; strings, numbers, booleans and null are
+ * shared (a new reference), since nothing changes a scalar in place (no code calls json_string_set
+ * and the like) and jansson's reference counts are atomic — so a message body is not copied from
+ * command to event to state. */
 json_t *sb__copy(const json_t *v);
 /* obj[key] = a copy of v (null when v is NULL). */
 void sb__set(json_t *obj, const char *key, const json_t *v);
-/* v itself (a new reference) when it is a string, number, boolean or null, a deep copy when it is an
- * object or an array, JSON null when v is NULL.  Nothing changes a scalar in place (no code calls
- * json_string_set and the like), so sharing one keeps the rule above (no shared mutable container)
- * without copying a message body from command to event to state. */
-json_t *sb__share(const json_t *v);
 /* Hot-path object building, for payloads json_pack would build: json_pack parses its format and
  * copies and checks every string, where these take values the caller already holds or made.
  * sb__put sets (*obj)[key] = v, stealing v; key is a literal (not checked).  When *obj or v is NULL
