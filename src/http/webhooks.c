@@ -144,6 +144,13 @@ void sb__wh_reply_error(sb__wh_t *w, int status, const char *code, const char *m
     sb_http_send_error(w->req, status, code, message, field);
 }
 
+void sb__wh_reply_malformed(sb__wh_t *w, const char *field)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%s is missing or malformed", field != NULL ? field : "a field");
+    sb__wh_reply_error(w, 400, "invalid", msg, field);
+}
+
 void sb__wh_reply_errcode(sb__wh_t *w, int err)
 {
     /* Failures that pass: the provider retries, and the retry stores nothing twice. */

@@ -51,6 +51,8 @@ char *sb__wh_url(h2o_req_t *req, const sb_config_t *cfg, size_t *len);
 void sb__wh_reply_twiml(sb__wh_t *w);
 void sb__wh_reply_ok(sb__wh_t *w);
 void sb__wh_reply_error(sb__wh_t *w, int status, const char *code, const char *message, const char *field);
+/* 400 invalid "<field> is missing or malformed" for a form field. */
+void sb__wh_reply_malformed(sb__wh_t *w, const char *field);
 /* The answer for a failed ask: the decider's rejection, or 503 / 500 for the runtime's failures. */
 void sb__wh_reply_ask_error(sb__wh_t *w, const sb_ask_reply_t *reply);
 /* The answer for a negative code (SB_EOVERLOAD, SB_EDBDOWN ... -> 503; others 500). */

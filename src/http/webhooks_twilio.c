@@ -75,9 +75,7 @@ static twh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
     int rc = kind == KIND_INBOUND ? sb_wh_parse_inbound(&t->form, &t->in, &field)
                                   : sb_wh_parse_status(&t->form, &t->st, &field);
     if (rc != 0) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s is missing or malformed", field);
-        sb__wh_reply_error(&t->h, 400, "invalid", msg, field);
+        sb__wh_reply_malformed(&t->h, field);
         goto fail;
     }
     if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len))

@@ -522,7 +522,7 @@ static void status_callback(vwh_t *t)
     const sb_wh_call_t *c = &t->call;
     json_t *cmd = NULL;
     if (c->call_status == NULL) {
-        sb__wh_reply_error(&t->h, 400, "invalid", "CallStatus is missing or malformed", "CallStatus");
+        sb__wh_reply_malformed(&t->h, "CallStatus");
         vwh_free(t);
         return;
     }
@@ -553,7 +553,7 @@ static void recording_callback(vwh_t *t)
         return;
     }
     if (c->recording_url == NULL) {
-        sb__wh_reply_error(&t->h, 400, "invalid", "RecordingUrl is missing or malformed", "RecordingUrl");
+        sb__wh_reply_malformed(&t->h, "RecordingUrl");
         vwh_free(t);
         return;
     }
@@ -587,8 +587,7 @@ static void proceed(vwh_t *t)
     }
     case K_DIAL:
         if (t->call.dial_status == NULL) {
-            sb__wh_reply_error(&t->h, 400, "invalid", "DialCallStatus is missing or malformed",
-                               "DialCallStatus");
+            sb__wh_reply_malformed(&t->h, "DialCallStatus");
             vwh_free(t);
             return;
         }
@@ -690,7 +689,7 @@ static void route(vwh_t *t)
     /* A call to us must be to one of our numbers (a browser's call names its workspace). */
     if (t->kind == K_VOICE && !t->outgoing) {
         if (!sb_phone_is_e164(t->call.to)) {
-            sb__wh_reply_error(&t->h, 400, "invalid", "To is missing or malformed", "To");
+            sb__wh_reply_malformed(&t->h, "To");
             vwh_free(t);
             return;
         }
@@ -731,9 +730,7 @@ static vwh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
         goto fail;
     const char *field = NULL;
     if (sb_wh_parse_call(&t->form, &t->call, &field) != 0) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s is missing or malformed", field);
-        sb__wh_reply_error(&t->h, 400, "invalid", msg, field);
+        sb__wh_reply_malformed(&t->h, field);
         goto fail;
     }
     if (req->query_at != SIZE_MAX)
