@@ -480,6 +480,26 @@ void sb_api_reply_keyset_page(sb_api_call_t *c, const PGresult *r, int limit)
     sb_api_reply_raw(c, 200, sb_buf_steal(&b));
 }
 
+void sb_api_reply_sql_page(sb_api_call_t *c, const PGresult *r, int col, int limit)
+{
+    int count = atoi(PQgetvalue(r, 0, col + 1));
+    char cursor[SB_API_CURSOR_MAX] = "";
+    if (count == limit && !PQgetisnull(r, 0, col + 2))
+        sb_api_cursor_encode(strtoll(PQgetvalue(r, 0, col + 2), NULL, 10), PQgetvalue(r, 0, col + 3), cursor);
+    const char *items = PQgetvalue(r, 0, col);
+    size_t len = strlen(items) + strlen(cursor) + 48;
+    char *text = malloc(len);
+    if (text == NULL) {
+        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
+        return;
+    }
+    if (cursor[0])
+        snprintf(text, len, "{\"items\":%s,\"next_cursor\":\"%s\"}", items, cursor);
+    else
+        snprintf(text, len, "{\"items\":%s,\"next_cursor\":null}", items);
+    sb_api_reply_raw(c, 200, text);
+}
+
 void sb_api_etag(sb_api_call_t *c, int64_t version)
 {
     char tag[32];

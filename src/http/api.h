@@ -282,6 +282,10 @@ int sb_api_cursor_decode(const char *s, int64_t *at_us, char id[SB_UUID_STRLEN +
  * of (an item's JSON text, its time in microseconds, its id): the first limit items, and a cursor
  * after the last of them when there was one more row. */
 void sb_api_reply_keyset_page(sb_api_call_t *c, const PGresult *r, int limit);
+/* The same answer from a query that built the page in SQL: one row whose columns from col on are
+ * the items (a JSON array's text), how many, and the last item's time in microseconds and id (NULL
+ * when none); a cursor after the last item when the page is full. */
+void sb_api_reply_sql_page(sb_api_call_t *c, const PGresult *r, int col, int limit);
 
 /* ---- database reads on the loop's connection --------------------------------------------------- */
 

@@ -69,24 +69,7 @@ static char *like_pattern(const char *q)
 
 static void listed(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
-    list_state_t *st = c->data;
-    PGresult *r = results[0];
-    int count = atoi(PQgetvalue(r, 0, 1));
-    char cursor[SB_API_CURSOR_MAX] = "";
-    if (count == st->limit && !PQgetisnull(r, 0, 2))
-        sb_api_cursor_encode(strtoll(PQgetvalue(r, 0, 2), NULL, 10), PQgetvalue(r, 0, 3), cursor);
-    const char *items = PQgetvalue(r, 0, 0);
-    size_t len = strlen(items) + strlen(cursor) + 48;
-    char *text = malloc(len);
-    if (text == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    if (cursor[0])
-        snprintf(text, len, "{\"items\":%s,\"next_cursor\":\"%s\"}", items, cursor);
-    else
-        snprintf(text, len, "{\"items\":%s,\"next_cursor\":null}", items);
-    sb_api_reply_raw(c, 200, text);
+    sb_api_reply_sql_page(c, results[0], 0, ((const list_state_t *)c->data)->limit);
 }
 
 static bool bad(sb_api_call_t *c, const char *field, const char *msg)

@@ -459,22 +459,7 @@ static void calls_read(sb_api_call_t *c, int status, PGresult *const *results, i
         sb_api_reply_error(c, 404, "contact_not_found", "no such contact", NULL);
         return;
     }
-    int count = atoi(PQgetvalue(r, 0, 2));
-    char cursor[SB_API_CURSOR_MAX] = "";
-    if (count == st->limit && !PQgetisnull(r, 0, 3))
-        sb_api_cursor_encode(strtoll(PQgetvalue(r, 0, 3), NULL, 10), PQgetvalue(r, 0, 4), cursor);
-    const char *items = PQgetvalue(r, 0, 1);
-    size_t len = strlen(items) + strlen(cursor) + 48;
-    char *text = malloc(len);
-    if (text == NULL) {
-        sb_api_reply_errcode(c, SB_ENOMEM, NULL);
-        return;
-    }
-    if (cursor[0])
-        snprintf(text, len, "{\"items\":%s,\"next_cursor\":\"%s\"}", items, cursor);
-    else
-        snprintf(text, len, "{\"items\":%s,\"next_cursor\":null}", items);
-    sb_api_reply_raw(c, 200, text);
+    sb_api_reply_sql_page(c, r, 1, st->limit);
 }
 
 static void calls_loaded(sb_api_call_t *c)
