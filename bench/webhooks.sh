@@ -11,6 +11,7 @@
 #
 # Usage: bench/webhooks.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
 # Needs wrk, pgbench, psql, curl, node (the fake Twilio, twilio's signing helper).
+# BENCH_WEBHOOK_LUA: another wrk script (A/B runs of the load generator).
 set -eu
 BUILD=$1
 DB=$2
@@ -73,9 +74,16 @@ node "$ROOT/bench/webhooks_gen.mjs" "$tmp/new.txt" "$CONTACTS" "$CONTACTS" "$SID
 node "$ROOT/bench/webhooks_gen.mjs" "$tmp/main.txt" $((MAX_RATE * SECS)) "$CONTACTS" "$SID" "$TW" "$TO" "$PUBLIC" +1415
 
 count() { psql -X -At "$DB" -c "SELECT count(*) FROM events WHERE workspace_id = '$WS' AND type = '$1'"; }
+# wrk's own CPU time (user + system, seconds) goes to $tmp/wrk.cpu: the subshell's `times` prints its
+# own times, then its children's.  It includes reading and formatting the file.
 run_wrk() { # file seconds
-    WEBHOOKS_FILE=$1 WEBHOOKS_THREADS=$WRK_THREADS wrk -t "$WRK_THREADS" -c "$CONNS" -d "${2}s" \
-        -s "$ROOT/bench/webhooks.lua" "$U" 2>&1 | grep '^wrk '
+    (
+        WEBHOOKS_FILE=$1 WEBHOOKS_THREADS=$WRK_THREADS wrk -t "$WRK_THREADS" -c "$CONNS" -d "${2}s" \
+            -s "${BENCH_WEBHOOK_LUA:-$ROOT/bench/webhooks.lua}" "$U" >"$tmp/wrk.out" 2>&1
+        times >"$tmp/wrk.times"
+    )
+    sed -n '2{s/m/ /g;s/s//g;p}' "$tmp/wrk.times" | awk '{print $1 * 60 + $2 + $3 * 60 + $4}' >"$tmp/wrk.cpu"
+    grep '^wrk ' "$tmp/wrk.out"
 }
 
 # Phase new: every contact's first message.  wrk runs until its time is up even when the file is
@@ -141,7 +149,8 @@ srv=$(us $((cpu1_server - cpu0_server)))
 pg=$(us $((cpu1_pg - cpu0_pg)))
 srv_all=$(us $((cpu2_server - cpu0_server)))
 pg_all=$(us $((cpu2_pg - cpu0_pg)))
-echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
+client=$(echo "$(cat "$tmp/wrk.cpu") * 1000000 / $n" | bc)
+echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg client_incl_setup=$client with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
 
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
 psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \
