@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -75,15 +76,28 @@ void sb_uuid_v7(sb_uuid_t *out)
     out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
 }
 
+/* SHA-1 fetched once: EVP_sha1() makes every EVP_DigestInit_ex look the implementation up by name
+ * (as costly as hashing a short name; an inbound message's id is named by its MessageSid). */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha1(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+}
+
 void sb_uuid_from_name(sb_uuid_t *out, const sb_uuid_t *ns, const char *name, size_t len)
 {
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
+    pthread_once(&sha1_once, fetch_sha1);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
-    EVP_DigestUpdate(ctx, ns->b, 16);
-    EVP_DigestUpdate(ctx, name, len);
-    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    /* Without a context or the digest there is no name-based id at all: the same inputs must
+     * always give the same id, so there is no fallback. */
+    if (ctx == NULL || sha1_md == NULL || !EVP_DigestInit_ex(ctx, sha1_md, NULL) ||
+        !EVP_DigestUpdate(ctx, ns->b, 16) || !EVP_DigestUpdate(ctx, name, len) ||
+        !EVP_DigestFinal_ex(ctx, digest, &dlen))
+        abort();
     EVP_MD_CTX_free(ctx);
     memcpy(out->b, digest, 16);
     out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x50);

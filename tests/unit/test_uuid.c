@@ -122,8 +122,25 @@ static void test_fork(void)
     CHECK_EQ_INT(repeats(all, 16), 0);
 }
 
+/* Name-based ids are version 5 UUIDs: RFC 4122's DNS namespace and "python.org" give what Python's
+ * uuid.uuid5 gives, the same on every call and on every thread. */
+static void test_from_name(void)
+{
+    sb_uuid_t ns, id;
+    const char *dns = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    if (!CHECK_EQ_INT(sb_uuid_parse(dns, strlen(dns), &ns), 0))
+        return;
+    char s[SB_UUID_STRLEN + 1];
+    for (int i = 0; i < 3; i++) {
+        sb_uuid_from_name(&id, &ns, "python.org", strlen("python.org"));
+        sb_uuid_format(&id, s);
+        CHECK_EQ_STR(s, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    }
+}
+
 int main(void)
 {
+    SBTEST_RUN(test_from_name);
     SBTEST_RUN(test_bits);
     SBTEST_RUN(test_threads);
     SBTEST_RUN(test_fork);
