@@ -123,8 +123,8 @@ static int32_t next_unit(const unsigned char *s, size_t n, size_t *i, int32_t *p
     return (int32_t)cp;
 }
 
-/* Compares two UTF-8 strings as JavaScript compares strings. */
-static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
+/* Compares two UTF-8 strings as JavaScript compares strings, code unit by code unit. */
+static int cmp_js_slow(const char *a, size_t an, const char *b, size_t bn)
 {
     size_t i = 0, j = 0;
     int32_t pa = -1, pb = -1;
@@ -136,6 +136,25 @@ static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
         if (x < 0)
             return 0;
     }
+}
+
+/* The same by bytes where that is the same thing.  UTF-8's byte order is code point order, which
+ * is UTF-16's order except between a character above U+FFFF (lead byte F0..F4, a surrogate pair
+ * D800..DFFF in UTF-16) and one in U+E000..U+FFFF (lead byte EE or EF).  Before the first
+ * difference the strings agree; a difference inside a character compares two characters of the
+ * same lead byte, hence the same kind; only a difference at two such lead bytes needs the code
+ * units (and a prefix sorts first either way). */
+static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    if (i == n)
+        return an < bn ? -1 : an > bn;
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if ((x >= 0xee && y >= 0xee) && ((x >= 0xf0) != (y >= 0xf0)))
+        return cmp_js_slow(a, an, b, bn);
+    return x < y ? -1 : 1;
 }
 
 typedef struct {
@@ -178,6 +197,11 @@ static void params_string(const sb_form_t *params, bool library_order, sb_buf_t 
         refs[i].index = i;
     }
     qsort(refs, params->n, sizeof(*refs), library_order ? by_name_then_value : by_name_then_arrival);
+    size_t total = 0;
+    for (size_t i = 0; i < params->n; i++)
+        total += params->fields[i].name_len + params->fields[i].value_len;
+    if (sb_buf_reserve(out, total) != 0)
+        abort(); /* at most a request body's size */
     for (size_t i = 0; i < params->n; i++) {
         const sb_form_field_t *f = refs[i].f;
         if (library_order && i > 0) {
@@ -186,9 +210,11 @@ static void params_string(const sb_form_t *params, bool library_order, sb_buf_t 
                 memcmp(p->name, f->name, f->name_len) == 0 && memcmp(p->value, f->value, f->value_len) == 0)
                 continue; /* the libraries take a repeated name's distinct values */
         }
-        sb_buf_append(out, f->name, f->name_len);
-        sb_buf_append(out, f->value, f->value_len);
+        memcpy(out->data + out->len, f->name, f->name_len);
+        memcpy(out->data + out->len + f->name_len, f->value, f->value_len);
+        out->len += f->name_len + f->value_len;
     }
+    out->data[out->len] = '\0';
     free(refs);
 }
 
