@@ -22,8 +22,14 @@ static void reference(int64_t us, char out[SB_RFC3339_LEN])
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, SB_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    char full[128]; /* room for any int fields; cut to SB_RFC3339_LEN - 1 as snprintf into out did */
+    snprintf(full, sizeof(full), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    size_t n = strlen(full);
+    if (n > SB_RFC3339_LEN - 1)
+        n = SB_RFC3339_LEN - 1;
+    memcpy(out, full, n);
+    out[n] = '\0';
 }
 
 static bool same(int64_t us)
