@@ -341,7 +341,7 @@ static void on_appended(void *data, const sb_rt_append_res_t *res)
             m->events = calloc((size_t)n, sizeof(*m->events));
             m->nevents = m->events ? n : 0;
         }
-        size_t grew = 0;
+        size_t grew = a->decided_mem;
         for (int i = 0; i < n; i++) {
             sb_devent_t *ev = &d->items[i];
             ev->version = first + i;
@@ -357,7 +357,6 @@ static void on_appended(void *data, const sb_rt_append_res_t *res)
                                 : i == n - 1 ? res->last_position
                                              : 0;
             }
-            grew += sb__json_size(ev->data);
             a->kind->evolve(a->state, ev);
         }
         a->version = first + n - 1;
@@ -490,8 +489,13 @@ static bool decide(sb__actor_t *a, sb__msg_t *m)
         sb__msg_reply(m, r);
         return false;
     }
-    for (int i = 0; i < d->n; i++)
+    /* Measured now, while the events the decider just built are in cache, rather than when the
+     * commit returns, after other requests have evicted them (the estimate is the same). */
+    a->decided_mem = 0;
+    for (int i = 0; i < d->n; i++) {
         d->items[i].recorded_at_us = ctx.now_us;
+        a->decided_mem += sb__json_size(d->items[i].data);
+    }
     a->decided = d;
     a->cur = m;
     a->phase = SB__APPENDING;

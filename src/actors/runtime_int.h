@@ -83,6 +83,7 @@ typedef struct sb__actor_s {
     uint64_t fresh_seq;    /* read_seq of the last read that finished */
     sb__msg_t *cur;        /* being handled: appending, or waiting for a reload to decide again */
     sb_devents_t *decided; /* cur's events while they are appended */
+    size_t decided_mem;    /* their estimated size, measured when decided (still in cache then) */
     uint8_t phase;
     bool in_lru;
     size_t stream_len;

@@ -19,19 +19,64 @@ uint64_t sb_clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes v as n decimal digits (v < 10^n). */
+static void put_digits(char *out, int n, uint32_t v)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* By arithmetic (days to a civil date, after Howard Hinnant's days_from_civil inverse) rather than
+ * gmtime_r + snprintf: every event's recorded time and many payload times go through here, and
+ * those two cost more than the rest of recording a message.  Years outside 0000..9999, which the
+ * fixed layout cannot hold, keep snprintf's output. */
 size_t sb_clock_format_rfc3339(int64_t us, char out[SB_RFC3339_LEN])
 {
-    time_t secs = (time_t)(us / 1000000);
+    int64_t secs = us / 1000000;
     int64_t frac = us % 1000000;
     if (frac < 0) {
         frac += 1000000;
         secs -= 1;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n = snprintf(out, SB_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
-    return n < 0 ? 0 : (size_t)n;
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    days += 719468; /* from 0000-03-01 */
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;                                   /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999) {
+        int n = snprintf(out, SB_RFC3339_LEN, "%04lld-%02d-%02dT%02d:%02d:%02d.%06dZ", (long long)year,
+                         (int)month, (int)day, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
+                         (int)frac);
+        return n < 0 ? 0 : (size_t)n;
+    }
+    /* YYYY-MM-DDThh:mm:ss.uuuuuuZ */
+    put_digits(out, 4, (uint32_t)year);
+    out[4] = '-';
+    put_digits(out + 5, 2, (uint32_t)month);
+    out[7] = '-';
+    put_digits(out + 8, 2, (uint32_t)day);
+    out[10] = 'T';
+    put_digits(out + 11, 2, (uint32_t)(sod / 3600));
+    out[13] = ':';
+    put_digits(out + 14, 2, (uint32_t)(sod / 60 % 60));
+    out[16] = ':';
+    put_digits(out + 17, 2, (uint32_t)(sod % 60));
+    out[19] = '.';
+    put_digits(out + 20, 6, (uint32_t)frac);
+    out[26] = 'Z';
+    out[27] = '\0';
+    return 27;
 }
 
 static int digits(const char **p, int n, int *out)

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -75,15 +76,28 @@ void sb_uuid_v7(sb_uuid_t *out)
     out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
 }
 
+/* SHA-1 fetched once: EVP_sha1() makes every EVP_DigestInit_ex look the implementation up by name
+ * (as costly as hashing a short name; an inbound message's id is named by its MessageSid). */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha1(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+}
+
 void sb_uuid_from_name(sb_uuid_t *out, const sb_uuid_t *ns, const char *name, size_t len)
 {
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
+    pthread_once(&sha1_once, fetch_sha1);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
-    EVP_DigestUpdate(ctx, ns->b, 16);
-    EVP_DigestUpdate(ctx, name, len);
-    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    /* Without a context or the digest there is no name-based id at all: the same inputs must
+     * always give the same id, so there is no fallback. */
+    if (ctx == NULL || sha1_md == NULL || !EVP_DigestInit_ex(ctx, sha1_md, NULL) ||
+        !EVP_DigestUpdate(ctx, ns->b, 16) || !EVP_DigestUpdate(ctx, name, len) ||
+        !EVP_DigestFinal_ex(ctx, digest, &dlen))
+        abort();
     EVP_MD_CTX_free(ctx);
     memcpy(out->b, digest, 16);
     out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x50);
@@ -103,35 +117,30 @@ void sb_uuid_format(const sb_uuid_t *u, char out[SB_UUID_STRLEN + 1])
     *p = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+/* A hex digit's value plus one; 0 for anything else.  Table-driven: every command names its stream
+ * and workspace by uuid, and a webhook parses five of them. */
+static const uint8_t hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
 int sb_uuid_parse(const char *s, size_t len, sb_uuid_t *out)
 {
-    if (len != SB_UUID_STRLEN)
+    /* Where each byte's two digits start in 8-4-4-4-12. */
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    if (len != SB_UUID_STRLEN || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
         return SB_EINVAL;
-    int j = 0;
-    for (size_t i = 0; i < len;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return SB_EINVAL;
-            i++;
-            continue;
-        }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return SB_EINVAL;
-        out->b[j++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
+    sb_uuid_t u;
+    bool bad = false;
+    for (int i = 0; i < 16; i++) {
+        unsigned hi = hex1[(unsigned char)s[at[i]]], lo = hex1[(unsigned char)s[at[i] + 1]];
+        bad |= hi == 0 || lo == 0;
+        u.b[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
     }
+    if (bad)
+        return SB_EINVAL;
+    *out = u;
     return 0;
 }
 

@@ -89,6 +89,42 @@ bool sb__wh_read_signature(sb__wh_t *w, char *sig, size_t cap, size_t *sig_len, 
     return true;
 }
 
+void *sb__wh_begin_signed(h2o_req_t *req, const sb_config_t *cfg, size_t size, int kind,
+                          sb__wh_parse_cb parse)
+{
+    sb__wh_signed_t *s = calloc(1, size);
+    if (s == NULL) {
+        sb__wh_t tmp = {.req = req};
+        sb__wh_reply_errcode(&tmp, SB_ENOMEM);
+        return NULL;
+    }
+    s->kind = kind;
+    sb__wh_attach(&s->h, req, cfg);
+    if (!sb__wh_read_form(&s->h, &s->form))
+        goto fail;
+    const char *field = NULL;
+    if (parse != NULL && parse(s, &field) != 0) {
+        sb__wh_reply_malformed(&s->h, field);
+        goto fail;
+    }
+    if (!sb__wh_read_signature(&s->h, s->sig, sizeof(s->sig), &s->sig_len, &s->url, &s->url_len))
+        goto fail;
+    return s;
+fail:
+    sb__wh_signed_free(s);
+    return NULL;
+}
+
+void sb__wh_signed_free(sb__wh_signed_t *s)
+{
+    sb__wh_detach(&s->h);
+    sb_form_free(&s->form);
+    free(s->url);
+    if (s->conf != NULL)
+        sb_wsconf_unref(s->conf);
+    free(s);
+}
+
 const char *sb__wh_header(h2o_req_t *req, const char *name, size_t *len)
 {
     size_t n = strlen(name);

@@ -38,31 +38,18 @@
 typedef enum { K_CONNECT, K_FALLBACK, K_TARGET, K_RECLAIM, K_UNANSWERED } kind_t;
 
 typedef struct {
-    sb__wh_t h;
-    kind_t kind;
-    sb_form_t form;
+    sb__wh_signed_t s; /* first: the state is freed through it */
     char ws[SB_UUID_STRLEN + 1];
     char call[SB_UUID_STRLEN + 1];
     char agent[SB_UUID_STRLEN + 1]; /* a= */
     long transfer;                  /* t=, 0 when absent */
     char unparked_at[40];           /* u= */
     int stage;                      /* s= */
-    char *url;
-    size_t url_len;
-    char sig[64];
-    size_t sig_len;
-    const sb_wsconf_t *conf;
-    bool reloaded;
 } cwh_t;
 
 static void cwh_free(cwh_t *t)
 {
-    sb__wh_detach(&t->h);
-    sb_form_free(&t->form);
-    free(t->url);
-    if (t->conf != NULL)
-        sb_wsconf_unref(t->conf);
-    free(t);
+    sb__wh_signed_free(&t->s);
 }
 
 static bool uuid_value(const char *v, size_t n, char out[SB_UUID_STRLEN + 1])
@@ -144,9 +131,9 @@ static bool parse_query(cwh_t *t, const char *q, size_t len)
 static void reply_xml(cwh_t *t, char *xml)
 {
     if (xml == NULL) {
-        sb__wh_reply_errcode(&t->h, SB_ENOMEM);
-    } else if (t->h.req != NULL) {
-        sb_http_send_body(t->h.req, 200, "text/xml", xml, strlen(xml));
+        sb__wh_reply_errcode(&t->s.h, SB_ENOMEM);
+    } else if (t->s.h.req != NULL) {
+        sb_http_send_body(t->s.h.req, 200, "text/xml", xml, strlen(xml));
     }
     free(xml);
     cwh_free(t);
@@ -157,9 +144,9 @@ static void ask(cwh_t *t, json_t *cmd, void (*cb)(const sb_ask_reply_t *, void *
     char stream[8 + SB_UUID_STRLEN];
     snprintf(stream, sizeof stream, "call-%s", t->call);
     sb_ask_opts_t opts = {
-        .context = t->conf->context,
+        .context = t->s.conf->context,
         .correlation_id = t->call,
-        .request_id = t->h.request_id,
+        .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
         .workspace_id = t->ws,
         .skip_event_data = true,
@@ -167,7 +154,7 @@ static void ask(cwh_t *t, json_t *cmd, void (*cb)(const sb_ask_reply_t *, void *
     int rc = cmd != NULL ? sb_actor_ask(sb_messaging_loops(sb_messaging_current()), stream, cmd, &opts, cb, t)
                          : SB_ENOMEM;
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         cwh_free(t);
     }
 }
@@ -179,9 +166,9 @@ static void ask(cwh_t *t, json_t *cmd, void (*cb)(const sb_ask_reply_t *, void *
 static cwh_t *answerable(const sb_ask_reply_t *reply, void *data)
 {
     cwh_t *t = data;
-    if (t->h.req != NULL && reply->status != 0 && reply->status != SB_EREJECTED)
-        sb__wh_reply_ask_error(&t->h, reply);
-    else if (t->h.req != NULL)
+    if (t->s.h.req != NULL && reply->status != 0 && reply->status != SB_EREJECTED)
+        sb__wh_reply_ask_error(&t->s.h, reply);
+    else if (t->s.h.req != NULL)
         return t;
     cwh_free(t);
     return NULL;
@@ -194,7 +181,7 @@ static void on_requeued(const sb_ask_reply_t *reply, void *data)
         return;
     char queue[SB_CALLS_NAME_MAX], wait[512];
     sb_twilio_calls_queue(t->ws, queue);
-    snprintf(wait, sizeof wait, "%s/webhooks/twilio/voice/hold?w=%s", t->h.cfg->public_url, t->ws);
+    snprintf(wait, sizeof wait, "%s/webhooks/twilio/voice/hold?w=%s", t->s.h.cfg->public_url, t->ws);
     reply_xml(t, sb_twiml_calls_enqueue(queue, wait));
 }
 
@@ -206,11 +193,11 @@ static void back(cwh_t *t, const char *agent)
     char endpoint[96], action[512], queue[SB_CALLS_NAME_MAX];
     if (agent != NULL && t->stage < 2 && sb_twilio_calls_client(t->ws, agent, endpoint, sizeof endpoint)) {
         snprintf(action, sizeof action, "%s/webhooks/twilio/voice/calls/fallback?w=%s&c=%s&s=2",
-                 t->h.cfg->public_url, t->ws, t->call);
+                 t->s.h.cfg->public_url, t->ws, t->call);
         reply_xml(t, sb_twiml_calls_dial(endpoint, NULL, action));
         return;
     }
-    const char *why = sb_form_get(&t->form, "DialCallStatus");
+    const char *why = sb_form_get(&t->s.form, "DialCallStatus");
     if (why == NULL || why[0] == '\0' || strlen(why) > 32)
         why = "no-answer";
     sb_twilio_calls_queue(t->ws, queue);
@@ -241,8 +228,8 @@ static void on_fallback_recorded(const sb_ask_reply_t *reply, void *data)
     cwh_t *t = answerable(reply, data);
     if (t == NULL)
         return;
-    if (t->kind == K_TARGET) {
-        sb__wh_reply_ok(&t->h);
+    if (t->s.kind == K_TARGET) {
+        sb__wh_reply_ok(&t->s.h);
         cwh_free(t);
         return;
     }
@@ -252,7 +239,7 @@ static void on_fallback_recorded(const sb_ask_reply_t *reply, void *data)
 
 static void on_fallback(cwh_t *t)
 {
-    const char *dial = sb_form_get(&t->form, "DialCallStatus");
+    const char *dial = sb_form_get(&t->s.form, "DialCallStatus");
     if (dial != NULL && (strcmp(dial, "completed") == 0 || strcmp(dial, "answered") == 0)) {
         reply_xml(t, sb_twiml_calls_hangup()); /* they talked, and it is over */
         return;
@@ -274,18 +261,18 @@ static void on_fallback(cwh_t *t)
     sb_ask_opts_t opts = {.source = "webhook:twilio", .skip_event_data = true};
     if (sb_actor_get(sb_messaging_loops(sb_messaging_current()), stream, &opts, on_fallback_recorded, t) !=
         0) {
-        sb__wh_reply_errcode(&t->h, SB_EINVAL);
+        sb__wh_reply_errcode(&t->s.h, SB_EINVAL);
         cwh_free(t);
     }
 }
 
 static void on_target(cwh_t *t)
 {
-    const char *st = sb_form_get(&t->form, "CallStatus");
+    const char *st = sb_form_get(&t->s.form, "CallStatus");
     bool unanswered = st != NULL && (strcmp(st, "no-answer") == 0 || strcmp(st, "busy") == 0 ||
                                      strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
     if (!unanswered || t->transfer <= 0) {
-        sb__wh_reply_ok(&t->h);
+        sb__wh_reply_ok(&t->s.h);
         cwh_free(t);
         return;
     }
@@ -302,17 +289,17 @@ static void on_returned(const sb_ask_reply_t *reply, void *data)
     cwh_t *t = answerable(reply, data);
     if (t == NULL)
         return;
-    sb__wh_reply_ok(&t->h);
+    sb__wh_reply_ok(&t->s.h);
     cwh_free(t);
 }
 
 static void on_unanswered(cwh_t *t)
 {
-    const char *st = sb_form_get(&t->form, "CallStatus");
+    const char *st = sb_form_get(&t->s.form, "CallStatus");
     bool unanswered = st != NULL && (strcmp(st, "no-answer") == 0 || strcmp(st, "busy") == 0 ||
                                      strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0);
     if (!unanswered || t->unparked_at[0] == '\0') {
-        sb__wh_reply_ok(&t->h);
+        sb__wh_reply_ok(&t->s.h);
         cwh_free(t);
         return;
     }
@@ -322,14 +309,14 @@ static void on_unanswered(cwh_t *t)
         .call_id = t->call,
         .command = "ReturnToLot",
         .unparked_at = t->unparked_at,
-        .opts = {.context = t->conf->context,
+        .opts = {.context = t->s.conf->context,
                  .correlation_id = t->call,
-                 .request_id = t->h.request_id,
+                 .request_id = t->s.h.request_id,
                  .source = "webhook:twilio"},
     };
     int rc = sb_park_call(sb_messaging_loops(sb_messaging_current()), &req, on_returned, t);
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         cwh_free(t);
     }
 }
@@ -354,9 +341,9 @@ static void on_reclaimed(const sb_ask_reply_t *reply, void *data)
 
 static void verified(cwh_t *t)
 {
-    switch (t->kind) {
+    switch (t->s.kind) {
     case K_CONNECT: {
-        const char *sid = sb_form_get(&t->form, "CallSid");
+        const char *sid = sb_form_get(&t->s.form, "CallSid");
         ask(t,
             json_pack("{s:s, s:s, s:s?}", "type", "RecordCallStatus", "status", "in-progress", "call_sid",
                       sid),
@@ -374,7 +361,7 @@ static void verified(cwh_t *t)
         return;
     case K_RECLAIM:
         if (t->agent[0] == '\0') {
-            sb__wh_reply_error(&t->h, 400, "invalid", "the agent is missing", "a");
+            sb__wh_reply_error(&t->s.h, 400, "invalid", "the agent is missing", "a");
             cwh_free(t);
             return;
         }
@@ -385,8 +372,8 @@ static void verified(cwh_t *t)
 
 static void forbidden(cwh_t *t, const char *why)
 {
-    sb_log_info("webhooks", "twilio call control refused: %s id=%s", why, t->h.request_id);
-    sb__wh_reply_error(&t->h, 403, "invalid_signature", "the request could not be verified", NULL);
+    sb_log_info("webhooks", "twilio call control refused: %s id=%s", why, t->s.h.request_id);
+    sb__wh_reply_error(&t->s.h, 403, "invalid_signature", "the request could not be verified", NULL);
     cwh_free(t);
 }
 
@@ -394,24 +381,25 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data);
 
 static void verify(cwh_t *t, const sb_wsconf_t *conf)
 {
-    const char *account = sb_form_get(&t->form, "AccountSid");
+    const char *account = sb_form_get(&t->s.form, "AccountSid");
     const char *why = NULL;
     if (!conf->twilio)
         why = "twilio is not configured for the workspace";
     else if (account == NULL || strcmp(conf->account_sid, account) != 0)
         why = "AccountSid is not the workspace's account";
-    else if (!sb_twilio_sig_check(conf->auth_token, t->url, t->url_len, &t->form, t->sig, t->sig_len))
+    else if (!sb_twilio_sig_check(conf->auth_token, t->s.url, t->s.url_len, &t->s.form, t->s.sig,
+                                  t->s.sig_len))
         why = "X-Twilio-Signature does not match";
     if (why != NULL) {
-        if (!t->reloaded) {
-            t->reloaded = true;
+        if (!t->s.reloaded) {
+            t->s.reloaded = true;
             if (sb_wsconf_get(t->ws, SB_WSCONF_RELOAD, on_conf, t) == 0)
                 return;
         }
         forbidden(t, why);
         return;
     }
-    t->conf = conf;
+    t->s.conf = conf;
     sb_wsconf_ref(conf);
     verified(t);
 }
@@ -419,7 +407,7 @@ static void verify(cwh_t *t, const sb_wsconf_t *conf)
 static void on_conf(int status, const sb_wsconf_t *conf, void *data)
 {
     cwh_t *t = data;
-    if (t->h.req == NULL) {
+    if (t->s.h.req == NULL) {
         cwh_free(t);
         return;
     }
@@ -428,34 +416,21 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
         return;
     }
     if (status != 0) {
-        sb__wh_reply_errcode(&t->h, status);
+        sb__wh_reply_errcode(&t->s.h, status);
         cwh_free(t);
         return;
     }
-    t->reloaded = true;
+    t->s.reloaded = true;
     verify(t, conf);
 }
 
 static int handle(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
 {
-    cwh_t *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
-        sb__wh_t tmp = {.req = req};
-        sb__wh_reply_errcode(&tmp, SB_ENOMEM);
+    cwh_t *t = sb__wh_begin_signed(req, cfg, sizeof(cwh_t), kind, NULL);
+    if (t == NULL)
         return 0;
-    }
-    t->kind = kind;
-    sb__wh_attach(&t->h, req, cfg);
-    if (!sb__wh_read_form(&t->h, &t->form)) {
-        cwh_free(t);
-        return 0;
-    }
     bool ids = req->query_at != SIZE_MAX &&
                parse_query(t, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
-    if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len)) {
-        cwh_free(t);
-        return 0;
-    }
     if (!ids) {
         /* Not a URL we gave out: nothing to verify it against. */
         forbidden(t, "not one of our call control URLs");
@@ -468,7 +443,7 @@ static int handle(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
     }
     int rc = sb_wsconf_get(t->ws, 0, on_conf, t);
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         cwh_free(t);
     }
     return 0;

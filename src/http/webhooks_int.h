@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "http/webhooks.h"
 #include "providers/form.h"
+#include "reactors/wsconf.h"
 
 typedef struct sb__wh_link_s sb__wh_link_t;
 
@@ -24,6 +25,32 @@ typedef struct sb__wh_s {
     const sb_config_t *cfg;
     char request_id[132];
 } sb__wh_t;
+
+/* The head of a Twilio-signed webhook's pending state (messaging, voice, call control): the form,
+ * what the signature covers, and the workspace's configuration once verified. */
+typedef struct {
+    sb__wh_t h;
+    int kind; /* the handler's own enum */
+    sb_form_t form;
+    char *url; /* the URL the signature covers (malloc'd) */
+    size_t url_len;
+    char sig[64]; /* X-Twilio-Signature */
+    size_t sig_len;
+    const sb_wsconf_t *conf; /* referenced once verified, else NULL */
+    bool reloaded;
+} sb__wh_signed_t;
+
+/* Reads s->form's fields into the rest of the state s heads; nonzero, with *field the culprit (or
+ * NULL), answers 400 (sb__wh_reply_malformed). */
+typedef int (*sb__wh_parse_cb)(sb__wh_signed_t *s, const char **field);
+
+/* Allocates a zeroed state of size bytes headed by an sb__wh_signed_t of kind, ties it to req,
+ * reads the form (415/413/400), parses it with parse (if not NULL; 400), then reads the signature
+ * and its URL (403 without one).  NULL once it has answered (500 when out of memory). */
+void *sb__wh_begin_signed(h2o_req_t *req, const sb_config_t *cfg, size_t size, int kind,
+                          sb__wh_parse_cb parse);
+/* Unties s from its request, releases what the head holds and frees the whole state. */
+void sb__wh_signed_free(sb__wh_signed_t *s);
 
 /* Ties w to req: when h2o disposes req, w->req becomes NULL. */
 void sb__wh_attach(sb__wh_t *w, h2o_req_t *req, const sb_config_t *cfg);

@@ -30,19 +30,11 @@
 typedef enum { KIND_INBOUND, KIND_STATUS } kind_t;
 
 typedef struct {
-    sb__wh_t h;
-    kind_t kind;
-    sb_form_t form;
+    sb__wh_signed_t s; /* first: the state is freed through it */
     sb_wh_inbound_t in;
     sb_wh_status_t st;
     sb_wh_ids_t ids;
     bool has_ids;
-    char *url;
-    size_t url_len;
-    char sig[64];
-    size_t sig_len;
-    const sb_wsconf_t *conf; /* referenced once verified */
-    bool reloaded;
     int tries;
     char message_id[SB_UUID_STRLEN + 1];
     char contact_id[SB_UUID_STRLEN + 1];
@@ -50,47 +42,21 @@ typedef struct {
 
 static void twh_free(twh_t *t)
 {
-    sb__wh_detach(&t->h);
-    sb_form_free(&t->form);
-    free(t->url);
-    if (t->conf != NULL)
-        sb_wsconf_unref(t->conf);
-    free(t);
+    sb__wh_signed_free(&t->s);
 }
 
-/* Common start: the form and the signature header.  Answers and returns NULL on a bad request. */
-static twh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
+static int parse(sb__wh_signed_t *s, const char **field)
 {
-    twh_t *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
-        sb__wh_t tmp = {.req = req};
-        sb__wh_reply_errcode(&tmp, SB_ENOMEM);
-        return NULL;
-    }
-    t->kind = kind;
-    sb__wh_attach(&t->h, req, cfg);
-    if (!sb__wh_read_form(&t->h, &t->form))
-        goto fail;
-    const char *field = NULL;
-    int rc = kind == KIND_INBOUND ? sb_wh_parse_inbound(&t->form, &t->in, &field)
-                                  : sb_wh_parse_status(&t->form, &t->st, &field);
-    if (rc != 0) {
-        sb__wh_reply_malformed(&t->h, field);
-        goto fail;
-    }
-    if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len))
-        goto fail;
-    return t;
-fail:
-    twh_free(t);
-    return NULL;
+    twh_t *t = (twh_t *)s;
+    return s->kind == KIND_INBOUND ? sb_wh_parse_inbound(&s->form, &t->in, field)
+                                   : sb_wh_parse_status(&s->form, &t->st, field);
 }
 
 static void forbidden(twh_t *t, const char *why)
 {
-    sb_log_info("webhooks", "twilio %s refused: %s id=%s", t->kind == KIND_INBOUND ? "message" : "status",
-                why, t->h.request_id);
-    sb__wh_reply_error(&t->h, 403, "invalid_signature", "the request could not be verified", NULL);
+    sb_log_info("webhooks", "twilio %s refused: %s id=%s", t->s.kind == KIND_INBOUND ? "message" : "status",
+                why, t->s.h.request_id);
+    sb__wh_reply_error(&t->s.h, 403, "invalid_signature", "the request could not be verified", NULL);
     twh_free(t);
 }
 
@@ -101,13 +67,13 @@ static void find_contact(twh_t *t);
 static void on_received(const sb_ask_reply_t *reply, void *data)
 {
     twh_t *t = data;
-    if (t->h.req == NULL) {
+    if (t->s.h.req == NULL) {
         twh_free(t);
         return;
     }
     if (reply->status == 0) {
         atomic_fetch_add_explicit(&sb__wh_stats.inbound, 1, memory_order_relaxed);
-        sb__wh_reply_twiml(&t->h);
+        sb__wh_reply_twiml(&t->s.h);
         twh_free(t);
         return;
     }
@@ -115,11 +81,11 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
      * recording: find (or create) the number's contact again. */
     if (reply->status == SB_EREJECTED && reply->err != NULL &&
         (reply->err->status == 404 || strcmp(reply->err->code, "sender_not_listed") == 0) && t->tries < 3) {
-        sb_wsconf_sender_forget(t->conf->workspace_id, t->in.from);
+        sb_wsconf_sender_forget(t->s.conf->workspace_id, t->in.from);
         find_contact(t);
         return;
     }
-    sb__wh_reply_ask_error(&t->h, reply);
+    sb__wh_reply_ask_error(&t->s.h, reply);
     twh_free(t);
 }
 
@@ -151,11 +117,11 @@ static void receive(twh_t *t)
     char stream[SB_UUID_STRLEN + 16];
     snprintf(stream, sizeof(stream), "contact-%s", t->contact_id);
     sb_ask_opts_t opts = {
-        .context = t->conf->context,
-        .correlation_id = t->h.request_id,
-        .request_id = t->h.request_id,
+        .context = t->s.conf->context,
+        .correlation_id = t->s.h.request_id,
+        .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
-        .workspace_id = t->conf->workspace_id,
+        .workspace_id = t->s.conf->workspace_id,
         .skip_state = true,
         .skip_event_data = true,
     };
@@ -163,7 +129,7 @@ static void receive(twh_t *t)
                                         on_received, t)
                          : SB_ENOMEM;
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         twh_free(t);
     }
 }
@@ -171,21 +137,21 @@ static void receive(twh_t *t)
 static void on_contact(const sb_flow_result_t *res, void *data)
 {
     twh_t *t = data;
-    if (t->h.req == NULL) {
+    if (t->s.h.req == NULL) {
         twh_free(t);
         return;
     }
     if (res->status != 0 || res->id == NULL) {
         if (res->status == SB_EREJECTED && res->err != NULL)
-            sb__wh_reply_error(&t->h, res->err->status == 404 ? 503 : res->err->status, res->err->code,
+            sb__wh_reply_error(&t->s.h, res->err->status == 404 ? 503 : res->err->status, res->err->code,
                                res->err->message, res->err->field[0] ? res->err->field : NULL);
         else
-            sb__wh_reply_errcode(&t->h, res->status != 0 ? res->status : SB_EINVAL);
+            sb__wh_reply_errcode(&t->s.h, res->status != 0 ? res->status : SB_EINVAL);
         twh_free(t);
         return;
     }
     snprintf(t->contact_id, sizeof(t->contact_id), "%s", res->id);
-    sb_wsconf_sender_remember(t->conf->workspace_id, t->in.from, t->contact_id);
+    sb_wsconf_sender_remember(t->s.conf->workspace_id, t->in.from, t->contact_id);
     receive(t);
 }
 
@@ -196,17 +162,17 @@ static void find_contact(twh_t *t)
     if (fields != NULL && t->in.profile_name != NULL)
         json_object_set_new(fields, "name", json_string(t->in.profile_name));
     sb_flow_opts_t opts = {
-        .correlation_id = t->h.request_id,
-        .request_id = t->h.request_id,
+        .correlation_id = t->s.h.request_id,
+        .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
     };
     int rc = fields != NULL
-                 ? sb_flow_contact_create(sb_messaging_loops(sb_messaging_current()), t->conf->workspace_id,
+                 ? sb_flow_contact_create(sb_messaging_loops(sb_messaging_current()), t->s.conf->workspace_id,
                                           fields, SB_FLOW_FIND_OR_CREATE, &opts, on_contact, t)
                  : SB_ENOMEM;
     json_decref(fields);
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         twh_free(t);
     }
 }
@@ -216,7 +182,7 @@ static void find_contact(twh_t *t)
 static void on_recorded(const sb_ask_reply_t *reply, void *data)
 {
     twh_t *t = data;
-    if (t->h.req == NULL) {
+    if (t->s.h.req == NULL) {
         twh_free(t);
         return;
     }
@@ -229,9 +195,9 @@ static void on_recorded(const sb_ask_reply_t *reply, void *data)
             sb_log_debug("webhooks", "status %s for message %s recorded nothing: %s", t->st.twilio_status,
                          t->ids.message, reply->err->code);
         atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
-        sb__wh_reply_ok(&t->h);
+        sb__wh_reply_ok(&t->s.h);
     } else {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
     }
     twh_free(t);
 }
@@ -246,7 +212,7 @@ static void record_status(twh_t *t)
             sb_log_info("webhooks", "status %s for %s without our ids: ignored", st->twilio_status,
                         st->message_sid);
         atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
-        sb__wh_reply_ok(&t->h);
+        sb__wh_reply_ok(&t->s.h);
         twh_free(t);
         return;
     }
@@ -256,11 +222,11 @@ static void record_status(twh_t *t)
     char stream[SB_UUID_STRLEN + 16];
     snprintf(stream, sizeof(stream), "contact-%s", t->ids.contact);
     sb_ask_opts_t opts = {
-        .context = t->conf->context,
-        .correlation_id = t->h.request_id,
-        .request_id = t->h.request_id,
+        .context = t->s.conf->context,
+        .correlation_id = t->s.h.request_id,
+        .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
-        .workspace_id = t->conf->workspace_id,
+        .workspace_id = t->s.conf->workspace_id,
         .skip_state = true,
         .skip_event_data = true,
     };
@@ -268,7 +234,7 @@ static void record_status(twh_t *t)
                                         on_recorded, t)
                          : SB_ENOMEM;
     if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         twh_free(t);
     }
 }
@@ -279,11 +245,11 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data);
 
 static bool reload(twh_t *t)
 {
-    if (t->reloaded)
+    if (t->s.reloaded)
         return false;
-    t->reloaded = true;
+    t->s.reloaded = true;
     int rc = t->has_ids ? sb_wsconf_get(t->ids.workspace, SB_WSCONF_RELOAD, on_conf, t)
-                        : sb_wsconf_route(t->kind == KIND_INBOUND ? t->in.to : t->st.from, SB_WSCONF_RELOAD,
+                        : sb_wsconf_route(t->s.kind == KIND_INBOUND ? t->in.to : t->st.from, SB_WSCONF_RELOAD,
                                           on_conf, t);
     return rc == 0;
 }
@@ -292,22 +258,23 @@ static bool reload(twh_t *t)
  * old enough that reading it again is worth it), or answers 403. */
 static void verify(twh_t *t, const sb_wsconf_t *conf, bool may_reload)
 {
-    const char *account = t->kind == KIND_INBOUND ? t->in.account_sid : t->st.account_sid;
+    const char *account = t->s.kind == KIND_INBOUND ? t->in.account_sid : t->st.account_sid;
     const char *why = NULL;
     if (!conf->twilio)
         why = "twilio is not configured for the workspace";
     else if (strcmp(conf->account_sid, account) != 0)
         why = "AccountSid is not the workspace's account";
-    else if (!sb_twilio_sig_check(conf->auth_token, t->url, t->url_len, &t->form, t->sig, t->sig_len))
+    else if (!sb_twilio_sig_check(conf->auth_token, t->s.url, t->s.url_len, &t->s.form, t->s.sig,
+                                  t->s.sig_len))
         why = "X-Twilio-Signature does not match";
     if (why != NULL) {
         if (!may_reload || !reload(t))
             forbidden(t, why);
         return;
     }
-    t->conf = conf;
+    t->s.conf = conf;
     sb_wsconf_ref(conf);
-    if (t->kind == KIND_STATUS) {
+    if (t->s.kind == KIND_STATUS) {
         record_status(t);
         return;
     }
@@ -323,7 +290,7 @@ static void verify(twh_t *t, const sb_wsconf_t *conf, bool may_reload)
 static void on_conf(int status, const sb_wsconf_t *conf, void *data)
 {
     twh_t *t = data;
-    if (t->h.req == NULL) {
+    if (t->s.h.req == NULL) {
         twh_free(t);
         return;
     }
@@ -333,11 +300,11 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
         return;
     }
     if (status != 0) {
-        sb__wh_reply_errcode(&t->h, status);
+        sb__wh_reply_errcode(&t->s.h, status);
         twh_free(t);
         return;
     }
-    t->reloaded = true;
+    t->s.reloaded = true;
     verify(t, conf, false);
 }
 
@@ -350,7 +317,7 @@ static void route(twh_t *t)
         conf = sb_wsconf_peek(t->ids.workspace);
         rc = conf != NULL ? 0 : sb_wsconf_get(t->ids.workspace, 0, on_conf, t);
     } else {
-        const char *number = t->kind == KIND_INBOUND ? t->in.to : t->st.from;
+        const char *number = t->s.kind == KIND_INBOUND ? t->in.to : t->st.from;
         if (number[0] == '\0') {
             forbidden(t, "no number to route by");
             return;
@@ -361,7 +328,7 @@ static void route(twh_t *t)
     if (conf != NULL) {
         verify(t, conf, sb_wsconf_may_reload(conf));
     } else if (rc != 0) {
-        sb__wh_reply_errcode(&t->h, rc);
+        sb__wh_reply_errcode(&t->s.h, rc);
         twh_free(t);
     }
 }
@@ -370,7 +337,7 @@ static void route(twh_t *t)
 
 static int on_inbound(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    twh_t *t = begin(req, data, KIND_INBOUND);
+    twh_t *t = sb__wh_begin_signed(req, data, sizeof(twh_t), KIND_INBOUND, parse);
     if (t != NULL)
         route(t);
     return 0;
@@ -378,7 +345,7 @@ static int on_inbound(h2o_req_t *req, const sb_route_params_t *params, void *dat
 
 static int on_status(h2o_req_t *req, const sb_route_params_t *params, void *data)
 {
-    twh_t *t = begin(req, data, KIND_STATUS);
+    twh_t *t = sb__wh_begin_signed(req, data, sizeof(twh_t), KIND_STATUS, parse);
     if (t == NULL)
         return 0;
     if (req->query_at != SIZE_MAX)

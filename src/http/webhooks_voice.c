@@ -44,17 +44,9 @@ static const char *const kind_names[] = {"call",        "dial action", "hold",
                                          "call status", "recording",   "dequeue"};
 
 typedef struct {
-    sb__wh_t h;
-    kind_t kind;
-    sb_form_t form;
+    sb__wh_signed_t s; /* first: the state is freed through it */
     sb_wh_call_t call;
     sb_wh_voice_ids_t ids;
-    char *url;
-    size_t url_len;
-    char sig[64];
-    size_t sig_len;
-    const sb_wsconf_t *conf; /* referenced once verified */
-    bool reloaded;
     int tries;
     /* routing: a workspace id, else a number */
     char route_ws[SB_UUID_STRLEN + 1];
@@ -76,12 +68,7 @@ typedef struct {
 
 static void vwh_free(vwh_t *t)
 {
-    sb__wh_detach(&t->h);
-    sb_form_free(&t->form);
-    free(t->url);
-    if (t->conf != NULL)
-        sb_wsconf_unref(t->conf);
-    free(t);
+    sb__wh_signed_free(&t->s);
 }
 
 static sb_loops_t *loops(void)
@@ -91,7 +78,7 @@ static sb_loops_t *loops(void)
 
 static void fail(vwh_t *t, int rc)
 {
-    sb__wh_reply_errcode(&t->h, rc);
+    sb__wh_reply_errcode(&t->s.h, rc);
     vwh_free(t);
 }
 
@@ -102,8 +89,8 @@ static void reply_twiml(vwh_t *t, int rc, char *xml, size_t len)
         fail(t, rc);
         return;
     }
-    if (t->h.req != NULL)
-        sb_http_send_body(t->h.req, 200, "text/xml", xml, len);
+    if (t->s.h.req != NULL)
+        sb_http_send_body(t->s.h.req, 200, "text/xml", xml, len);
     free(xml);
     vwh_free(t);
 }
@@ -111,14 +98,14 @@ static void reply_twiml(vwh_t *t, int rc, char *xml, size_t len)
 static void reply_ok(vwh_t *t)
 {
     atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
-    sb__wh_reply_ok(&t->h);
+    sb__wh_reply_ok(&t->s.h);
     vwh_free(t);
 }
 
 static void forbidden(vwh_t *t, const char *why)
 {
-    sb_log_info("webhooks", "twilio %s refused: %s id=%s", kind_names[t->kind], why, t->h.request_id);
-    sb__wh_reply_error(&t->h, 403, "invalid_signature", "the request could not be verified", NULL);
+    sb_log_info("webhooks", "twilio %s refused: %s id=%s", kind_names[t->s.kind], why, t->s.h.request_id);
+    sb__wh_reply_error(&t->s.h, 403, "invalid_signature", "the request could not be verified", NULL);
     vwh_free(t);
 }
 
@@ -126,11 +113,11 @@ static void ask_opts(vwh_t *t, sb_ask_opts_t *o, const char *user)
 {
     *o = (sb_ask_opts_t){
         .user_id = user,
-        .context = t->conf->context,
-        .correlation_id = t->h.request_id,
-        .request_id = t->h.request_id,
+        .context = t->s.conf->context,
+        .correlation_id = t->s.h.request_id,
+        .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
-        .workspace_id = t->conf->workspace_id,
+        .workspace_id = t->s.conf->workspace_id,
         .skip_state = true,
         .skip_event_data = true,
     };
@@ -150,7 +137,7 @@ static void ask_call(vwh_t *t, json_t *cmd, const char *user, sb_ask_cb cb)
 
 static bool gone(vwh_t *t)
 {
-    if (t->h.req != NULL)
+    if (t->s.h.req != NULL)
         return false;
     vwh_free(t);
     return true;
@@ -168,7 +155,7 @@ static bool settled(const sb_ask_reply_t *r)
 
 static void answer_call(vwh_t *t)
 {
-    sb_wh_voice_ctx_t v = {t->h.cfg->public_url, t->conf->workspace_id, t->call_id};
+    sb_wh_voice_ctx_t v = {t->s.h.cfg->public_url, t->s.conf->workspace_id, t->call_id};
     char *xml = NULL;
     size_t len = 0;
     int rc;
@@ -192,7 +179,7 @@ static void on_initiated(const sb_ask_reply_t *reply, void *data)
     bool repeat =
         reply->status == SB_EREJECTED && reply->err != NULL && strcmp(reply->err->code, "call_exists") == 0;
     if (reply->status != 0 && !repeat) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
@@ -206,7 +193,7 @@ static void initiate(vwh_t *t)
     const char *agent = t->outgoing ? t->client_user : (t->ring ? t->agent : NULL);
     json_t *cmd =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "type", "InitiateCall", "workspace_id",
-                  t->conf->workspace_id, "direction", t->outgoing ? "outbound" : "inbound", "from", from,
+                  t->s.conf->workspace_id, "direction", t->outgoing ? "outbound" : "inbound", "from", from,
                   "to", to, "call_sid", t->call.call_sid, "contact_id",
                   t->contact_id[0] ? t->contact_id : NULL, "agent_id", agent);
     ask_call(t, cmd, t->outgoing ? t->client_user : NULL, on_initiated);
@@ -230,7 +217,7 @@ static void on_contact(const sb_flow_result_t *res, void *data)
             return;
         }
         sb_log_warn("webhooks", "call %s: no contact for the caller: %s id=%s", t->call.call_sid,
-                    res->err != NULL ? res->err->code : sb_strerror(res->status), t->h.request_id);
+                    res->err != NULL ? res->err->code : sb_strerror(res->status), t->s.h.request_id);
         t->contact_id[0] = '\0';
     } else {
         snprintf(t->contact_id, sizeof(t->contact_id), "%s", res->id);
@@ -247,10 +234,10 @@ static void find_contact(vwh_t *t)
     json_t *fields = json_pack("{s:s}", "phone", t->party);
     /* A browser's call files its callee as created by the agent who called. */
     sb_flow_opts_t o = {.user_id = t->outgoing ? t->client_user : NULL,
-                        .correlation_id = t->h.request_id,
-                        .request_id = t->h.request_id,
+                        .correlation_id = t->s.h.request_id,
+                        .request_id = t->s.h.request_id,
                         .source = "webhook:twilio"};
-    int rc = fields != NULL ? sb_flow_contact_create(loops(), t->conf->workspace_id, fields,
+    int rc = fields != NULL ? sb_flow_contact_create(loops(), t->s.conf->workspace_id, fields,
                                                      SB_FLOW_FIND_OR_CREATE, &o, on_contact, t)
                             : SB_ENOMEM;
     json_decref(fields);
@@ -270,7 +257,7 @@ static void on_presence(const sb_ask_reply_t *reply, void *data)
     if (gone(t))
         return;
     if (reply->status != 0 && reply->status != SB_EREJECTED) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
@@ -300,7 +287,7 @@ static void on_workspace(const sb_ask_reply_t *reply, void *data)
     if (gone(t))
         return;
     if (reply->status != 0) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
@@ -344,7 +331,7 @@ static void start_call(vwh_t *t)
 {
     sb_wh_call_id(t->call.call_sid, t->call_id);
     if (t->outgoing) {
-        if (json_object_get(json_object_get(t->conf->state, "members"), t->client_user) == NULL) {
+        if (json_object_get(json_object_get(t->s.conf->state, "members"), t->client_user) == NULL) {
             hang_up(t, "This browser is not allowed to place calls for this workspace.");
             return;
         }
@@ -352,18 +339,18 @@ static void start_call(vwh_t *t)
         if (strcmp(to, SB_WH_VOICE_TAKE_QUEUE) == 0) {
             /* The agent takes the next waiting caller: nothing to record until Twilio connects
              * them (the dequeued callback names the caller's call). */
-            sb_wh_voice_ctx_t v = {t->h.cfg->public_url, t->conf->workspace_id, NULL};
+            sb_wh_voice_ctx_t v = {t->s.h.cfg->public_url, t->s.conf->workspace_id, NULL};
             char *xml = NULL;
             size_t len = 0;
             int rc = sb_wh_twiml_take_queue(&v, t->client_user, &xml, &len);
             reply_twiml(t, rc, xml, len);
             return;
         }
-        if (sb_phone_normalize(to, strlen(to), t->conf->default_country, t->party) != 0) {
+        if (sb_phone_normalize(to, strlen(to), t->s.conf->default_country, t->party) != 0) {
             hang_up(t, "The number you dialled is not a valid phone number.");
             return;
         }
-        caller_id_of(t->conf, t->client_user, t->caller_id);
+        caller_id_of(t->s.conf, t->client_user, t->caller_id);
         if (t->caller_id[0] == '\0') {
             hang_up(t, "This workspace has no phone number to call from.");
             return;
@@ -376,7 +363,7 @@ static void start_call(vwh_t *t)
         t->party[0] = '\0';
     else
         snprintf(t->party, sizeof(t->party), "%s", t->call.from);
-    get_stream(t, "workspace", t->conf->workspace_id, on_workspace);
+    get_stream(t, "workspace", t->s.conf->workspace_id, on_workspace);
 }
 
 /* ---- the dial action ---------------------------------------------------------------------------- */
@@ -387,7 +374,7 @@ static void on_dial_recorded(const sb_ask_reply_t *reply, void *data)
     if (gone(t))
         return;
     if (!settled(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
@@ -395,7 +382,7 @@ static void on_dial_recorded(const sb_ask_reply_t *reply, void *data)
         hang_up(t, NULL);
         return;
     }
-    sb_wh_voice_ctx_t v = {t->h.cfg->public_url, t->conf->workspace_id, t->call_id};
+    sb_wh_voice_ctx_t v = {t->s.h.cfg->public_url, t->s.conf->workspace_id, t->call_id};
     char *xml = NULL;
     size_t len = 0;
     int rc = sb_wh_twiml_enqueue(&v, &xml, &len);
@@ -416,7 +403,7 @@ static void dial_ended(vwh_t *t)
         cmd = json_pack("{s:s, s:s}", "type", "RecordCallStatus", "status", s);
     } else {
         char queue[SB_VOICE_QUEUE_LEN + 1];
-        sb_voice_queue(t->conf->workspace_id, queue);
+        sb_voice_queue(t->s.conf->workspace_id, queue);
         cmd = json_pack("{s:s, s:s, s:s}", "type", "EnqueueCall", "queue", queue, "reason", s);
     }
     ask_call(t, cmd, NULL, on_dial_recorded);
@@ -437,7 +424,7 @@ static void on_call_by_sid(sb_pg_req_t *req, int status)
     }
     PGresult *r = req->results[0];
     if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != SB_UUID_STRLEN) {
-        sb__wh_reply_twiml(&t->h); /* a caller we do not know: connect them all the same */
+        sb__wh_reply_twiml(&t->s.h); /* a caller we do not know: connect them all the same */
         vwh_free(t);
         return;
     }
@@ -454,13 +441,13 @@ static void find_by_sid(vwh_t *t)
     const char *sid = t->call.call_sid;
     sb_loop_t *loop = sb_loop_current();
     if (sid == NULL || loop == NULL || loop->db == NULL) {
-        sb__wh_reply_twiml(&t->h);
+        sb__wh_reply_twiml(&t->s.h);
         vwh_free(t);
         return;
     }
     t->looked_up = true;
     t->params[0] = sid;
-    t->params[1] = t->conf->workspace_id;
+    t->params[1] = t->s.conf->workspace_id;
     sb_pg_req_init(&t->req,
                    "SELECT id::text FROM calls.calls WHERE call_sid = $1 AND workspace_id = $2::uuid "
                    "ORDER BY started_at DESC LIMIT 1",
@@ -479,11 +466,11 @@ static void on_dequeued(const sb_ask_reply_t *reply, void *data)
         return;
     }
     if (!settled(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
-    sb__wh_reply_twiml(&t->h); /* nothing to play: connect them */
+    sb__wh_reply_twiml(&t->s.h); /* nothing to play: connect them */
     vwh_free(t);
 }
 
@@ -492,7 +479,7 @@ static void on_dequeued(const sb_ask_reply_t *reply, void *data)
 static void dequeued(vwh_t *t)
 {
     if (t->ids.agent[0] == '\0') {
-        sb__wh_reply_error(&t->h, 400, "invalid", "the agent is missing from the URL", "a");
+        sb__wh_reply_error(&t->s.h, 400, "invalid", "the agent is missing from the URL", "a");
         vwh_free(t);
         return;
     }
@@ -507,12 +494,12 @@ static void on_recorded(const sb_ask_reply_t *reply, void *data)
     if (gone(t))
         return;
     if (!settled(reply)) {
-        sb__wh_reply_ask_error(&t->h, reply);
+        sb__wh_reply_ask_error(&t->s.h, reply);
         vwh_free(t);
         return;
     }
     if (reply->status != 0)
-        sb_log_debug("webhooks", "%s for call %s recorded nothing: %s", kind_names[t->kind], t->call_id,
+        sb_log_debug("webhooks", "%s for call %s recorded nothing: %s", kind_names[t->s.kind], t->call_id,
                      reply->err->code);
     reply_ok(t);
 }
@@ -522,7 +509,7 @@ static void status_callback(vwh_t *t)
     const sb_wh_call_t *c = &t->call;
     json_t *cmd = NULL;
     if (c->call_status == NULL) {
-        sb__wh_reply_malformed(&t->h, "CallStatus");
+        sb__wh_reply_malformed(&t->s.h, "CallStatus");
         vwh_free(t);
         return;
     }
@@ -553,7 +540,7 @@ static void recording_callback(vwh_t *t)
         return;
     }
     if (c->recording_url == NULL) {
-        sb__wh_reply_malformed(&t->h, "RecordingUrl");
+        sb__wh_reply_malformed(&t->s.h, "RecordingUrl");
         vwh_free(t);
         return;
     }
@@ -574,7 +561,7 @@ static void proceed(vwh_t *t)
     else
         sb_wh_call_id(t->call.parent_call_sid != NULL ? t->call.parent_call_sid : t->call.call_sid,
                       t->call_id);
-    switch (t->kind) {
+    switch (t->s.kind) {
     case K_VOICE:
         start_call(t);
         return;
@@ -587,7 +574,7 @@ static void proceed(vwh_t *t)
     }
     case K_DIAL:
         if (t->call.dial_status == NULL) {
-            sb__wh_reply_malformed(&t->h, "DialCallStatus");
+            sb__wh_reply_malformed(&t->s.h, "DialCallStatus");
             vwh_free(t);
             return;
         }
@@ -609,9 +596,9 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data);
 
 static bool reload(vwh_t *t)
 {
-    if (t->reloaded)
+    if (t->s.reloaded)
         return false;
-    t->reloaded = true;
+    t->s.reloaded = true;
     int rc = t->route_ws[0] ? sb_wsconf_get(t->route_ws, SB_WSCONF_RELOAD, on_conf, t)
                             : sb_wsconf_route(t->route_number, SB_WSCONF_RELOAD, on_conf, t);
     return rc == 0;
@@ -624,14 +611,15 @@ static void verify(vwh_t *t, const sb_wsconf_t *conf, bool may_reload)
         why = "twilio is not configured for the workspace";
     else if (strcmp(conf->account_sid, t->call.account_sid) != 0)
         why = "AccountSid is not the workspace's account";
-    else if (!sb_twilio_sig_check(conf->auth_token, t->url, t->url_len, &t->form, t->sig, t->sig_len))
+    else if (!sb_twilio_sig_check(conf->auth_token, t->s.url, t->s.url_len, &t->s.form, t->s.sig,
+                                  t->s.sig_len))
         why = "X-Twilio-Signature does not match";
     if (why != NULL) {
         if (!may_reload || !reload(t))
             forbidden(t, why);
         return;
     }
-    t->conf = conf;
+    t->s.conf = conf;
     sb_wsconf_ref(conf);
     proceed(t);
 }
@@ -650,7 +638,7 @@ static void on_conf(int status, const sb_wsconf_t *conf, void *data)
         fail(t, status);
         return;
     }
-    t->reloaded = true;
+    t->s.reloaded = true;
     verify(t, conf, false);
 }
 
@@ -687,9 +675,9 @@ static void route(vwh_t *t)
         return;
     }
     /* A call to us must be to one of our numbers (a browser's call names its workspace). */
-    if (t->kind == K_VOICE && !t->outgoing) {
+    if (t->s.kind == K_VOICE && !t->outgoing) {
         if (!sb_phone_is_e164(t->call.to)) {
-            sb__wh_reply_malformed(&t->h, "To");
+            sb__wh_reply_malformed(&t->s.h, "To");
             vwh_free(t);
             return;
         }
@@ -716,38 +704,23 @@ static void route(vwh_t *t)
 
 /* ---- handlers ------------------------------------------------------------------------------------------ */
 
-static vwh_t *begin(h2o_req_t *req, const sb_config_t *cfg, kind_t kind)
+/* The call's fields, then our ids from the query (the URLs we give out carry them). */
+static int parse(sb__wh_signed_t *s, const char **field)
 {
-    vwh_t *t = calloc(1, sizeof(*t));
-    if (t == NULL) {
-        sb__wh_t tmp = {.req = req};
-        sb__wh_reply_errcode(&tmp, SB_ENOMEM);
-        return NULL;
-    }
-    t->kind = kind;
-    sb__wh_attach(&t->h, req, cfg);
-    if (!sb__wh_read_form(&t->h, &t->form))
-        goto fail;
-    const char *field = NULL;
-    if (sb_wh_parse_call(&t->form, &t->call, &field) != 0) {
-        sb__wh_reply_malformed(&t->h, field);
-        goto fail;
-    }
+    vwh_t *t = (vwh_t *)s;
+    if (sb_wh_parse_call(&s->form, &t->call, field) != 0)
+        return SB_EINVAL;
+    h2o_req_t *req = s->h.req;
     if (req->query_at != SIZE_MAX)
         sb_wh_parse_voice_ids(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, &t->ids);
-    if (!sb__wh_read_signature(&t->h, t->sig, sizeof(t->sig), &t->sig_len, &t->url, &t->url_len))
-        goto fail;
-    return t;
-fail:
-    vwh_free(t);
-    return NULL;
+    return 0;
 }
 
 #define HANDLER(name, kind)                                                                                  \
     static int name(h2o_req_t *req, const sb_route_params_t *params, void *data)                             \
     {                                                                                                        \
         (void)params;                                                                                        \
-        vwh_t *t = begin(req, data, kind);                                                                   \
+        vwh_t *t = sb__wh_begin_signed(req, data, sizeof(vwh_t), kind, parse);                               \
         if (t != NULL)                                                                                       \
             route(t);                                                                                        \
         return 0;                                                                                            \

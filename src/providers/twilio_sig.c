@@ -123,8 +123,8 @@ static int32_t next_unit(const unsigned char *s, size_t n, size_t *i, int32_t *p
     return (int32_t)cp;
 }
 
-/* Compares two UTF-8 strings as JavaScript compares strings. */
-static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
+/* Compares two UTF-8 strings as JavaScript compares strings, code unit by code unit. */
+static int cmp_js_slow(const char *a, size_t an, const char *b, size_t bn)
 {
     size_t i = 0, j = 0;
     int32_t pa = -1, pb = -1;
@@ -136,6 +136,25 @@ static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
         if (x < 0)
             return 0;
     }
+}
+
+/* The same by bytes where that is the same thing.  UTF-8's byte order is code point order, which
+ * is UTF-16's order except between a character above U+FFFF (lead byte F0..F4, a surrogate pair
+ * D800..DFFF in UTF-16) and one in U+E000..U+FFFF (lead byte EE or EF).  Before the first
+ * difference the strings agree; a difference inside a character compares two characters of the
+ * same lead byte, hence the same kind; only a difference at two such lead bytes needs the code
+ * units (and a prefix sorts first either way). */
+static int cmp_js(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    if (i == n)
+        return an < bn ? -1 : an > bn;
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if ((x >= 0xee && y >= 0xee) && ((x >= 0xf0) != (y >= 0xf0)))
+        return cmp_js_slow(a, an, b, bn);
+    return x < y ? -1 : 1;
 }
 
 typedef struct {
@@ -178,6 +197,11 @@ static void params_string(const sb_form_t *params, bool library_order, sb_buf_t 
         refs[i].index = i;
     }
     qsort(refs, params->n, sizeof(*refs), library_order ? by_name_then_value : by_name_then_arrival);
+    size_t total = 0;
+    for (size_t i = 0; i < params->n; i++)
+        total += params->fields[i].name_len + params->fields[i].value_len;
+    if (sb_buf_reserve(out, total) != 0)
+        abort(); /* at most a request body's size */
     for (size_t i = 0; i < params->n; i++) {
         const sb_form_field_t *f = refs[i].f;
         if (library_order && i > 0) {
@@ -186,81 +210,139 @@ static void params_string(const sb_form_t *params, bool library_order, sb_buf_t 
                 memcmp(p->name, f->name, f->name_len) == 0 && memcmp(p->value, f->value, f->value_len) == 0)
                 continue; /* the libraries take a repeated name's distinct values */
         }
-        sb_buf_append(out, f->name, f->name_len);
-        sb_buf_append(out, f->value, f->value_len);
+        memcpy(out->data + out->len, f->name, f->name_len);
+        memcpy(out->data + out->len + f->name_len, f->value, f->value_len);
+        out->len += f->name_len + f->value_len;
     }
+    out->data[out->len] = '\0';
     free(refs);
 }
 
-/* HMAC-SHA1 (RFC 2104) over SHA-1 states keyed once per token: the inner and outer pads absorbed,
- * copied for each message.  By hand rather than through OpenSSL's HMAC(), which fetches the digest
- * and the MAC by name on every call (a provider lookup that cost more than the hashing itself on
- * the webhook path); the digest is fetched once per process. */
+/* HMAC-SHA1 (RFC 2104) over SHA-1 states keyed once: the inner and outer pads absorbed, copied for
+ * each message.  By hand rather than through OpenSSL's HMAC(), which fetches the digest and the
+ * MAC by name on every call (a provider lookup that cost more than the hashing itself on the
+ * webhook path); the digest is fetched once per process.
+ *
+ * Each thread keeps the keyed states of the last few keys it used (a loop answers webhooks for a
+ * handful of workspaces at a time), so that a webhook does not allocate, key and free three
+ * contexts.  HMAC depends on the key only through K0 (the key zero-padded to a block, or its
+ * digest when longer), so a state is found by its K0; they are wiped when evicted and when the
+ * thread ends. */
 #define SHA1_BLOCK 64
 #define SHA1_LEN 20
+#define KEY_SLOTS 4
 
 static EVP_MD *sha1_md;
+static pthread_key_t thread_key;
 static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
 
-static void fetch_sha1(void)
-{
-    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
-}
+typedef struct {
+    EVP_MD_CTX *inner, *outer; /* the pads absorbed; NULL until the slot is first used */
+    unsigned char k0[SHA1_BLOCK];
+    bool keyed;
+    uint64_t used;
+} keyed_t;
 
 typedef struct {
-    EVP_MD_CTX *inner, *outer; /* the pads absorbed */
     EVP_MD_CTX *work;
-} hmac_t;
+    keyed_t slots[KEY_SLOTS];
+    uint64_t tick;
+} thread_hmac_t;
 
-static void hmac_free(hmac_t *h)
+/* Also a root for leak checkers: the pthread key's destructor frees it when the thread ends. */
+static _Thread_local thread_hmac_t *thread_hmac;
+
+static void thread_hmac_free(void *p)
 {
-    EVP_MD_CTX_free(h->inner);
-    EVP_MD_CTX_free(h->outer);
-    EVP_MD_CTX_free(h->work);
+    thread_hmac_t *t = p;
+    for (int i = 0; i < KEY_SLOTS; i++) {
+        EVP_MD_CTX_free(t->slots[i].inner);
+        EVP_MD_CTX_free(t->slots[i].outer);
+    }
+    EVP_MD_CTX_free(t->work);
+    sodium_memzero(t, sizeof(*t));
+    free(t);
 }
 
-/* Failing here means OpenSSL cannot hash SHA-1 at all: a broken installation, not bad input. */
+static void init_once(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+    if (pthread_key_create(&thread_key, thread_hmac_free) != 0)
+        abort();
+}
+
+/* Failing here means OpenSSL cannot hash SHA-1 at all (or memory ran out for a few small
+ * contexts): a broken process, not bad input. */
 static void must(int ok)
 {
     if (!ok)
         abort();
 }
 
-static void hmac_init(hmac_t *h, const char *key, size_t key_len)
+static thread_hmac_t *thread_state(void)
 {
-    pthread_once(&sha1_once, fetch_sha1);
+    if (thread_hmac != NULL)
+        return thread_hmac;
+    pthread_once(&sha1_once, init_once);
     must(sha1_md != NULL);
+    thread_hmac_t *t = calloc(1, sizeof(*t));
+    must(t != NULL);
+    t->work = EVP_MD_CTX_new();
+    must(t->work != NULL && pthread_setspecific(thread_key, t) == 0);
+    thread_hmac = t;
+    return t;
+}
+
+/* The keyed states for key: this thread's, or absorbed now into the least recently used slot. */
+static const keyed_t *hmac_key(thread_hmac_t *t, const char *key, size_t key_len)
+{
     unsigned char k0[SHA1_BLOCK] = {0}, pad[SHA1_BLOCK];
-    h->inner = EVP_MD_CTX_new();
-    h->outer = EVP_MD_CTX_new();
-    h->work = EVP_MD_CTX_new();
-    must(h->inner != NULL && h->outer != NULL && h->work != NULL);
     if (key_len > SHA1_BLOCK) {
         unsigned int n = 0;
         must(EVP_Digest(key, key_len, k0, &n, sha1_md, NULL));
     } else {
         memcpy(k0, key, key_len);
     }
+    keyed_t *k = &t->slots[0];
+    for (int i = 0; i < KEY_SLOTS; i++) {
+        keyed_t *s = &t->slots[i];
+        if (s->keyed && memcmp(s->k0, k0, SHA1_BLOCK) == 0) {
+            s->used = ++t->tick;
+            sodium_memzero(k0, sizeof(k0));
+            return s;
+        }
+        if (!s->keyed || (k->keyed && s->used < k->used))
+            k = s;
+    }
+    if (k->inner == NULL) {
+        k->inner = EVP_MD_CTX_new();
+        k->outer = EVP_MD_CTX_new();
+        must(k->inner != NULL && k->outer != NULL);
+    }
     for (int i = 0; i < SHA1_BLOCK; i++)
         pad[i] = k0[i] ^ 0x36;
-    must(EVP_DigestInit_ex(h->inner, sha1_md, NULL) && EVP_DigestUpdate(h->inner, pad, SHA1_BLOCK));
+    must(EVP_DigestInit_ex(k->inner, sha1_md, NULL) && EVP_DigestUpdate(k->inner, pad, SHA1_BLOCK));
     for (int i = 0; i < SHA1_BLOCK; i++)
         pad[i] = k0[i] ^ 0x5c;
-    must(EVP_DigestInit_ex(h->outer, sha1_md, NULL) && EVP_DigestUpdate(h->outer, pad, SHA1_BLOCK));
+    must(EVP_DigestInit_ex(k->outer, sha1_md, NULL) && EVP_DigestUpdate(k->outer, pad, SHA1_BLOCK));
+    memcpy(k->k0, k0, SHA1_BLOCK);
+    k->keyed = true;
+    k->used = ++t->tick;
     sodium_memzero(k0, sizeof(k0));
     sodium_memzero(pad, sizeof(pad));
+    return k;
 }
 
 /* The signature of url followed by ps, base64, into out. */
-static void sign(hmac_t *h, const char *url, size_t url_len, const char *ps, size_t ps_len,
-                 char out[SB_TWILIO_SIG_LEN + 1])
+static void sign(thread_hmac_t *t, const keyed_t *k, const char *url, size_t url_len, const char *ps,
+                 size_t ps_len, char out[SB_TWILIO_SIG_LEN + 1])
 {
     unsigned char ih[SHA1_LEN], md[SHA1_LEN];
     unsigned int n = 0;
-    must(EVP_MD_CTX_copy_ex(h->work, h->inner) && EVP_DigestUpdate(h->work, url, url_len) &&
-         EVP_DigestUpdate(h->work, ps, ps_len) && EVP_DigestFinal_ex(h->work, ih, &n));
-    must(EVP_MD_CTX_copy_ex(h->work, h->outer) && EVP_DigestUpdate(h->work, ih, SHA1_LEN) &&
-         EVP_DigestFinal_ex(h->work, md, &n));
+    must(EVP_MD_CTX_copy_ex(t->work, k->inner) && EVP_DigestUpdate(t->work, url, url_len) &&
+         EVP_DigestUpdate(t->work, ps, ps_len) && EVP_DigestFinal_ex(t->work, ih, &n));
+    must(EVP_MD_CTX_copy_ex(t->work, k->outer) && EVP_DigestUpdate(t->work, ih, SHA1_LEN) &&
+         EVP_DigestFinal_ex(t->work, md, &n));
     sodium_bin2base64(out, SB_TWILIO_SIG_LEN + 1, md, SHA1_LEN, sodium_base64_VARIANT_ORIGINAL);
 }
 
@@ -268,11 +350,9 @@ void sb_twilio_sig_compute(const char *auth_token, const char *url, size_t url_l
                            char out[SB_TWILIO_SIG_LEN + 1])
 {
     sb_buf_t ps = SB_BUF_INIT;
-    hmac_t h;
     params_string(params, true, &ps);
-    hmac_init(&h, auth_token, strlen(auth_token));
-    sign(&h, url, url_len, ps.data ? ps.data : "", ps.len, out);
-    hmac_free(&h);
+    thread_hmac_t *t = thread_state();
+    sign(t, hmac_key(t, auth_token, strlen(auth_token)), url, url_len, ps.data ? ps.data : "", ps.len, out);
     sb_buf_free(&ps);
 }
 
@@ -309,18 +389,19 @@ bool sb_twilio_sig_check(const char *auth_token, const char *url, size_t url_len
     const char *urls[2] = {without, with};
     size_t lens[2] = {wo_len, w_len};
     bool ok = false;
-    hmac_t h;
-    hmac_init(&h, auth_token, strlen(auth_token));
-    for (int u = 0; u < 2; u++) {
-        for (int order = 0; order < (repeated ? 2 : 1); order++) {
+    thread_hmac_t *t = thread_state();
+    const keyed_t *k = hmac_key(t, auth_token, strlen(auth_token));
+    /* Each comparison is constant-time, and a signature that matches no candidate is compared with
+     * every one of them.  Stopping at the first match only tells, by its timing, which accepted form
+     * a valid signature has: nothing about the token, and nothing its sender did not know. */
+    for (int u = 0; u < 2 && !ok; u++) {
+        for (int order = 0; order < (repeated ? 2 : 1) && !ok; order++) {
             const sb_buf_t *ps = order == 0 ? &lib : &arrival;
             char expect[SB_TWILIO_SIG_LEN + 1];
-            sign(&h, urls[u], lens[u], ps->data ? ps->data : "", ps->len, expect);
-            /* Every candidate is computed and compared, so timing does not tell which matched. */
-            ok |= sodium_memcmp(expect, sig, SB_TWILIO_SIG_LEN) == 0;
+            sign(t, k, urls[u], lens[u], ps->data ? ps->data : "", ps->len, expect);
+            ok = sodium_memcmp(expect, sig, SB_TWILIO_SIG_LEN) == 0;
         }
     }
-    hmac_free(&h);
     sb_buf_free(&lib);
     sb_buf_free(&arrival);
     free(without);

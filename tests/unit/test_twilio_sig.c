@@ -21,6 +21,7 @@
 #include "sbtest.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,62 @@ static void test_key_lengths(void)
                                    SB_TWILIO_SIG_LEN));
     }
     sb_form_free(&f);
+}
+
+/* Each thread keeps the keyed states of its last few tokens: more tokens than that, in turn and out
+ * of order, on two threads, each signature computed on a cold state first, must still match its
+ * own token alone. */
+#define CACHE_KEYS 10
+
+static char cache_sigs[CACHE_KEYS][SB_TWILIO_SIG_LEN + 1];
+
+static void cache_key(int i, char key[40])
+{
+    snprintf(key, 40, "%032d", i * 7919);
+}
+
+static void *cache_round(void *arg)
+{
+    const char *url = "https://sb.example.com/webhooks/twilio/messaging";
+    sb_form_t f;
+    if (!CHECK_EQ_INT(sb_form_parse("Body=hi&From=%2B15550001111", 27, &f), 0))
+        return NULL;
+    for (int round = 0; round < 3; round++) {
+        for (int n = 0; n < CACHE_KEYS; n++) {
+            int i = round == 1 ? CACHE_KEYS - 1 - n : (n * 3 + round) % CACHE_KEYS;
+            char key[40], other[40], sig[SB_TWILIO_SIG_LEN + 1];
+            cache_key(i, key);
+            cache_key((i + 1) % CACHE_KEYS, other);
+            sb_twilio_sig_compute(key, url, strlen(url), &f, sig);
+            CHECK_EQ_STR(sig, cache_sigs[i]);
+            CHECK(sb_twilio_sig_check(key, url, strlen(url), &f, cache_sigs[i], SB_TWILIO_SIG_LEN));
+            CHECK(!sb_twilio_sig_check(other, url, strlen(url), &f, cache_sigs[i], SB_TWILIO_SIG_LEN));
+        }
+    }
+    sb_form_free(&f);
+    return arg;
+}
+
+static void test_key_cache(void)
+{
+    const char *url = "https://sb.example.com/webhooks/twilio/messaging";
+    sb_form_t f;
+    if (!CHECK_EQ_INT(sb_form_parse("Body=hi&From=%2B15550001111", 27, &f), 0))
+        return;
+    /* Cold: each token is new to this thread, so its state is keyed afresh. */
+    for (int i = 0; i < CACHE_KEYS; i++) {
+        char key[40];
+        cache_key(i, key);
+        sb_twilio_sig_compute(key, url, strlen(url), &f, cache_sigs[i]);
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(cache_sigs[i], cache_sigs[j]) != 0);
+    }
+    sb_form_free(&f);
+    pthread_t th;
+    if (!CHECK_EQ_INT(pthread_create(&th, NULL, cache_round, NULL), 0))
+        return;
+    cache_round(NULL);
+    pthread_join(th, NULL);
 }
 
 static void test_port_variants(void)
@@ -307,6 +364,7 @@ int main(int argc, char **argv)
         return oracle();
     SBTEST_RUN(test_vectors);
     SBTEST_RUN(test_key_lengths);
+    SBTEST_RUN(test_key_cache);
     SBTEST_RUN(test_port_variants);
     SBTEST_RUN(test_tampering);
     SBTEST_RUN(test_repeated_arrival_order);

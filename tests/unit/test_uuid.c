@@ -3,6 +3,7 @@
  * forked with bytes left in the parent's pool. */
 #include "core/uuid.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +123,84 @@ static void test_fork(void)
     CHECK_EQ_INT(repeats(all, 16), 0);
 }
 
+/* The parser accepts exactly 8-4-4-4-12 hex digits, either case: every byte value at every position
+ * of a valid id, against a by-the-rules reference. */
+static int ref_hex(unsigned char c)
+{
+    static const char digits[] = "0123456789abcdef";
+    const char *p = c != 0 ? strchr(digits, tolower(c)) : NULL;
+    return p != NULL ? (int)(p - digits) : -1;
+}
+
+static bool ref_parse(const char *s, size_t len, sb_uuid_t *out)
+{
+    if (len != SB_UUID_STRLEN)
+        return false;
+    int j = 0;
+    for (size_t i = 0; i < len;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            i++;
+            continue;
+        }
+        int hi = ref_hex((unsigned char)s[i]), lo = ref_hex((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out->b[j++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return true;
+}
+
+static void test_parse(void)
+{
+    char s[SB_UUID_STRLEN + 1] = "0189abcd-Ef01-7234-9a6B-cdef01234567";
+    int bad = 0;
+    for (int pos = 0; pos < SB_UUID_STRLEN && bad < 5; pos++) {
+        char keep = s[pos];
+        for (int c = 0; c < 256; c++) {
+            s[pos] = (char)c;
+            sb_uuid_t got, want;
+            memset(&got, 0xAA, sizeof(got));
+            memset(&want, 0x55, sizeof(want));
+            bool ok = ref_parse(s, SB_UUID_STRLEN, &want);
+            int rc = sb_uuid_parse(s, SB_UUID_STRLEN, &got);
+            if (!CHECK_EQ_INT(rc == 0, ok) || (ok && !CHECK(memcmp(&got, &want, sizeof(got)) == 0)))
+                bad++;
+            if (!ok) {
+                sb_uuid_t fill;
+                memset(&fill, 0xAA, sizeof(fill));
+                CHECK(memcmp(&got, &fill, sizeof(got)) == 0); /* untouched on failure */
+            }
+        }
+        s[pos] = keep;
+    }
+    sb_uuid_t u;
+    CHECK(sb_uuid_parse(s, SB_UUID_STRLEN - 1, &u) != 0);
+    CHECK(sb_uuid_parse("0189abcd0ef010723409a6b0cdef01234567", 36, &u) != 0);
+}
+
+/* Name-based ids are version 5 UUIDs: RFC 4122's DNS namespace and "python.org" give what Python's
+ * uuid.uuid5 gives, the same on every call and on every thread. */
+static void test_from_name(void)
+{
+    sb_uuid_t ns, id;
+    const char *dns = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    if (!CHECK_EQ_INT(sb_uuid_parse(dns, strlen(dns), &ns), 0))
+        return;
+    char s[SB_UUID_STRLEN + 1];
+    for (int i = 0; i < 3; i++) {
+        sb_uuid_from_name(&id, &ns, "python.org", strlen("python.org"));
+        sb_uuid_format(&id, s);
+        CHECK_EQ_STR(s, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    }
+}
+
 int main(void)
 {
+    SBTEST_RUN(test_parse);
+    SBTEST_RUN(test_from_name);
     SBTEST_RUN(test_bits);
     SBTEST_RUN(test_threads);
     SBTEST_RUN(test_fork);
