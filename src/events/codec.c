@@ -333,13 +333,28 @@ typedef struct tok_s {
     size_t len;
 } tok_t;
 
+/* A map entry written by emit_sorted_map: where its `"key":value` text is in out, and where its key's
+ * text is (a string key's bytes in the input; another key's text, which needs no escaping, in out
+ * just after the opening quote). */
+typedef struct ent_s {
+    size_t off, len;
+    size_t key_off, key_len;
+    bool key_in_input;
+} ent_t;
+
+#define RD_LOCAL_ENTS 32
+
 typedef struct rd_s {
     const uint8_t *base, *p, *end;
     char *err;
     size_t errlen;
-    sb_buf_t scratch; /* the jansson builder's base64; a map's entries while sorting them */
+    sb_buf_t scratch; /* the jansson builder's base64 */
     bool sort_keys;   /* sb_codec_to_json_sorted */
-    sb_buf_t ents;    /* ent_t stack: the entries of the maps being written (sorted keys) */
+    /* A stack of the entries of the maps being written (sorted keys): in ents_local until it
+     * outgrows it, so a payload of a few maps costs no allocation. */
+    ent_t *ents;
+    size_t nents, ents_cap;
+    ent_t ents_local[RD_LOCAL_ENTS];
 } rd_t;
 
 static void rd_init(rd_t *r, const char *mp, size_t len, char *err, size_t errlen)
@@ -350,7 +365,9 @@ static void rd_init(rd_t *r, const char *mp, size_t len, char *err, size_t errle
     r->errlen = errlen;
     r->scratch = (sb_buf_t)SB_BUF_INIT;
     r->sort_keys = false;
-    r->ents = (sb_buf_t)SB_BUF_INIT;
+    r->ents = r->ents_local;
+    r->nents = 0;
+    r->ents_cap = RD_LOCAL_ENTS;
     if (err && errlen)
         err[0] = '\0';
 }
@@ -518,15 +535,6 @@ static int put_string(sb_buf_t *out, const char *p, size_t len)
 }
 
 /* Writes a map key (always a JSON string). */
-/* A map entry written by emit_map: where its `"key":value` text is in out, and where its key's
- * text is (a string key's bytes in the input; another key's text, which needs no escaping, in out
- * just after the opening quote). */
-typedef struct ent_s {
-    size_t off, len;
-    size_t key_off, key_len;
-    bool key_in_input;
-} ent_t;
-
 /* Writes a map key; *e (when not NULL) learns where its text is. */
 static int emit_key(rd_t *r, sb_buf_t *out, ent_t *e)
 {
@@ -581,14 +589,31 @@ static int ent_cmp(const rd_t *r, const sb_buf_t *out, const ent_t *a, const ent
     return memcmp(ent_key(r, out, a), ent_key(r, out, b), a->key_len);
 }
 
+static int push_ent(rd_t *r, const ent_t *e)
+{
+    if (r->nents == r->ents_cap) {
+        size_t cap = r->ents_cap * 2;
+        ent_t *p = r->ents == r->ents_local ? malloc(cap * sizeof(*p)) : realloc(r->ents, cap * sizeof(*p));
+        if (p == NULL)
+            return rd_fail(r, SB_ENOMEM, r->p, "out of memory");
+        if (r->ents == r->ents_local)
+            memcpy(p, r->ents_local, sizeof(r->ents_local));
+        r->ents = p;
+        r->ents_cap = cap;
+    }
+    r->ents[r->nents++] = *e;
+    return 0;
+}
+
 /* Writes a map's n entries (after its '{') with the keys in jsonb's order: each entry is written
- * as it comes, then, unless they came in order, the entries are copied aside and written back
- * sorted (a stable sort: a repeated key keeps its place after the earlier one, so the text reads
- * as it would have, the last value winning).  The entries sit on r->ents, a stack shared with the
- * nested maps, which are finished (and sorted) before this one sorts. */
+ * as it comes; unless they came in order, they are then written again, sorted, after the map's
+ * text, and that is moved into its place (a stable sort: a repeated key keeps its place after the
+ * earlier one, so the text reads as it would have, the last value winning).  The entries sit on
+ * r->ents, a stack shared with the nested maps, which are finished (and sorted) before this one
+ * sorts.  The stack holds one entry per key read so far: bounded by the input's size. */
 static int emit_sorted_map(rd_t *r, sb_buf_t *out, uint64_t n, int depth)
 {
-    size_t base = r->ents.len, start = out->len;
+    size_t base = r->nents, start = out->len;
     int rc = 0;
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         if (i)
@@ -600,11 +625,9 @@ static int emit_sorted_map(rd_t *r, sb_buf_t *out, uint64_t n, int depth)
         if ((rc = emit(r, out, depth + 1)) != 0)
             break;
         e.len = out->len - e.off;
-        /* A nested map's entries went above these i and are gone again.  The stack holds one
-         * entry per key read so far: bounded by the input's size. */
-        sb_buf_append(&r->ents, &e, sizeof(e));
+        rc = push_ent(r, &e); /* a nested map's entries went above these i and are gone again */
     }
-    ent_t *ents = (ent_t *)(void *)(r->ents.data + base);
+    ent_t *ents = r->ents + base;
     bool sorted = true;
     for (uint64_t i = 1; rc == 0 && i < n && sorted; i++)
         sorted = ent_cmp(r, out, &ents[i - 1], &ents[i]) <= 0;
@@ -617,20 +640,22 @@ static int emit_sorted_map(rd_t *r, sb_buf_t *out, uint64_t n, int depth)
                 ents[j] = ents[j - 1];
             ents[j] = e;
         }
-        sb_buf_reset(&r->scratch);
-        if (sb_buf_reserve(&r->scratch, out->len - start) != 0) {
+        size_t len = out->len - start;
+        if (sb_buf_reserve(out, len) != 0) {
             rc = rd_fail(r, SB_ENOMEM, r->p, "out of memory");
         } else {
-            sb_buf_append(&r->scratch, out->data + start, out->len - start);
-            out->len = start;
+            char *at = out->data + out->len;
             for (uint64_t i = 0; i < n; i++) {
                 if (i)
-                    sb_buf_putc(out, ',');
-                sb_buf_append(out, r->scratch.data + (ents[i].off - start), ents[i].len);
+                    *at++ = ',';
+                memcpy(at, out->data + ents[i].off, ents[i].len);
+                at += ents[i].len;
             }
+            memmove(out->data + start, out->data + start + len, len);
+            out->data[out->len] = '\0';
         }
     }
-    r->ents.len = base;
+    r->nents = base;
     return rc;
 }
 
@@ -711,7 +736,8 @@ static int rd_finish(rd_t *r, int rc)
     if (rc == 0 && r->p != r->end)
         rc = rd_fail(r, SB_ECODEC, r->p, "trailing bytes after the value");
     sb_buf_free(&r->scratch);
-    sb_buf_free(&r->ents);
+    if (r->ents != r->ents_local)
+        free(r->ents);
     return rc;
 }
 

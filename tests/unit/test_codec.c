@@ -877,6 +877,41 @@ static void test_sorted_keys(void)
     sb_buf_free(&out);
     sb_buf_free(&mp);
 
+    /* More entries than the reader keeps without allocating: 40 keys in reverse, the last one's
+     * value a map of 40 more. */
+    sb_buf_t big = SB_BUF_INIT, bigwant = SB_BUF_INIT;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &big, sbuf_write);
+    msgpack_pack_map(&pk, 40);
+    for (int i = 39; i >= 0; i--) {
+        char k[8];
+        int n = snprintf(k, sizeof k, "k%02d", i);
+        msgpack_pack_str_with_body(&pk, k, (size_t)n);
+        if (i > 0) {
+            msgpack_pack_int(&pk, i);
+            continue;
+        }
+        msgpack_pack_map(&pk, 40);
+        for (int j = 39; j >= 0; j--) {
+            n = snprintf(k, sizeof k, "n%02d", j);
+            msgpack_pack_str_with_body(&pk, k, (size_t)n);
+            msgpack_pack_int(&pk, j);
+        }
+    }
+    sb_buf_puts(&bigwant, "{\"k00\":{");
+    for (int j = 0; j < 40; j++)
+        sb_buf_printf(&bigwant, "%s\"n%02d\":%d", j ? "," : "", j, j);
+    sb_buf_putc(&bigwant, '}');
+    for (int i = 1; i < 40; i++)
+        sb_buf_printf(&bigwant, ",\"k%02d\":%d", i, i);
+    sb_buf_putc(&bigwant, '}');
+    s = to_json_sorted(big.data, big.len, &rc);
+    if (CHECK_EQ_INT(rc, 0))
+        CHECK_EQ_STR(s, bigwant.data);
+    free(s);
+    sb_buf_free(&big);
+    sb_buf_free(&bigwant);
+
     /* The deepest nesting allowed, a map of two keys to sort at every level (so every level's
      * entries wait under the next ones'), and one more level refused. */
     sb_buf_t deep = SB_BUF_INIT, want = SB_BUF_INIT;
