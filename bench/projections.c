@@ -202,6 +202,7 @@ int main(int argc, char **argv)
     /* CPU spent by the database sessions of this database (the runner's; ours is idle) and by this
      * process (its runner thread): a figure that holds on a busy machine, where wall time does not. */
     double db_cpu = 0, sess[64];
+    unsigned long long minflt = 0;
     int nsess = 0;
     PGresult *pr = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                              "AND pid <> pg_backend_pid()");
@@ -215,12 +216,13 @@ int main(int argc, char **argv)
         char line[1024];
         if (fgets(line, sizeof(line), f) != NULL) {
             const char *p = strrchr(line, ')');
-            unsigned long ut = 0, st = 0;
+            unsigned long ut = 0, st = 0, mf = 0;
             /* fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt
              * majflt cmajflt utime stime */
             if (p != NULL &&
-                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %*u %*u %lu %lu", &mf, &ut, &st) == 3) {
                 db_cpu += (double)(ut + st) / (double)hz;
+                minflt += mf;
                 if (nsess < 64)
                     sess[nsess++] = (double)(ut + st) / (double)hz;
             }
@@ -255,6 +257,9 @@ int main(int argc, char **argv)
     /* The database's CPU is read just before the runner stops (its sessions end with it). */
     printf("projections_db_cpu_seconds=%.2f\n", db_cpu);
     printf("projections_runner_cpu_seconds=%.2f\n", self_cpu);
+    /* Minor page faults of those sessions: memory a backend returns to the system after a batch
+     * and faults in again for the next (malloc settings, docs/operations.md). */
+    printf("projections_db_page_faults=%llu\n", minflt);
     /* Each session's share, largest first: the lanes lead.  lane_wait is time one lane of a unit
      * was idle while another applied (at the end of the log, or when it ran out of batches in
      * hand); lanes_ahead counts batches a lane started before the other had committed the one

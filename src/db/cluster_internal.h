@@ -56,6 +56,10 @@ static inline bool sb__path_fmt(char *dst, const char *fmt, ...)
  * only fds 0-2 open, stdout and stderr captured into out (its tail, NUL-terminated).  Returns the
  * exit status, 128+signal when killed, or -errno when it could not be started. */
 int sb__pg_run(const sb__runas_t *ra, char *const argv[], char *out, size_t outlen);
+/* The same, with env ("NAME=value" strings, NULL-terminated; NULL for none) added to the program's
+ * environment where ours does not set the name already. */
+int sb__pg_run_env(const sb__runas_t *ra, char *const argv[], const char *const env[], char *out,
+                   size_t outlen);
 
 /* The most telling line of a tool's output or a server log: the last one naming an error, else the
  * last line, starting at the severity ("FATAL:  ...") for log lines. */

@@ -108,11 +108,27 @@ static int run_child(const sb__runas_t *ra, child_fn fn, void *arg, char *out, s
     return 128 + WTERMSIG(status);
 }
 
+typedef struct exec_args_s {
+    char *const *argv;
+    const char *const *env;
+} exec_args_t;
+
 static int exec_argv(void *arg)
 {
-    char *const *argv = arg;
-    execv(argv[0], argv);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+    const exec_args_t *a = arg;
+    /* Defaults for the program's environment: a variable the caller's environment already sets
+     * keeps its value. */
+    for (const char *const *e = a->env; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[64];
+        if (eq == NULL || (size_t)(eq - *e) >= sizeof(name))
+            continue;
+        memcpy(name, *e, (size_t)(eq - *e));
+        name[eq - *e] = '\0';
+        setenv(name, eq + 1, 0);
+    }
+    execv(a->argv[0], a->argv);
+    dprintf(2, "cannot run %s: %s\n", a->argv[0], strerror(errno));
     return 127;
 }
 
@@ -162,7 +178,14 @@ void sb__pg_pick_line(const char *out, char *line, size_t len)
 
 int sb__pg_run(const sb__runas_t *ra, char *const argv[], char *out, size_t outlen)
 {
-    return run_child(ra, exec_argv, (void *)argv, out, outlen);
+    return sb__pg_run_env(ra, argv, NULL, out, outlen);
+}
+
+int sb__pg_run_env(const sb__runas_t *ra, char *const argv[], const char *const env[], char *out,
+                   size_t outlen)
+{
+    exec_args_t a = {.argv = argv, .env = env};
+    return run_child(ra, exec_argv, &a, out, outlen);
 }
 
 /* ---- binaries ------------------------------------------------------------------------------- */

@@ -333,11 +333,28 @@ typedef struct tok_s {
     size_t len;
 } tok_t;
 
+/* A map entry written by emit_sorted_map: where its `"key":value` text is in out, and where its key's
+ * text is (a string key's bytes in the input; another key's text, which needs no escaping, in out
+ * just after the opening quote). */
+typedef struct ent_s {
+    size_t off, len;
+    size_t key_off, key_len;
+    bool key_in_input;
+} ent_t;
+
+#define RD_LOCAL_ENTS 32
+
 typedef struct rd_s {
     const uint8_t *base, *p, *end;
     char *err;
     size_t errlen;
     sb_buf_t scratch; /* the jansson builder's base64 */
+    bool sort_keys;   /* sb_codec_to_json_sorted */
+    /* A stack of the entries of the maps being written (sorted keys): in ents_local until it
+     * outgrows it, so a payload of a few maps costs no allocation. */
+    ent_t *ents;
+    size_t nents, ents_cap;
+    ent_t ents_local[RD_LOCAL_ENTS];
 } rd_t;
 
 static void rd_init(rd_t *r, const char *mp, size_t len, char *err, size_t errlen)
@@ -347,6 +364,10 @@ static void rd_init(rd_t *r, const char *mp, size_t len, char *err, size_t errle
     r->err = err;
     r->errlen = errlen;
     r->scratch = (sb_buf_t)SB_BUF_INIT;
+    r->sort_keys = false;
+    r->ents = r->ents_local;
+    r->nents = 0;
+    r->ents_cap = RD_LOCAL_ENTS;
     if (err && errlen)
         err[0] = '\0';
 }
@@ -514,7 +535,8 @@ static int put_string(sb_buf_t *out, const char *p, size_t len)
 }
 
 /* Writes a map key (always a JSON string). */
-static int emit_key(rd_t *r, sb_buf_t *out)
+/* Writes a map key; *e (when not NULL) learns where its text is. */
+static int emit_key(rd_t *r, sb_buf_t *out, ent_t *e)
 {
     const uint8_t *at = r->p;
     tok_t t;
@@ -522,18 +544,28 @@ static int emit_key(rd_t *r, sb_buf_t *out)
     if (rc)
         return rc;
     char num[24];
+    if (e != NULL) {
+        e->key_in_input = t.kind == K_STR;
+        e->key_off = t.kind == K_STR ? (size_t)((const uint8_t *)t.p - r->base) : out->len + 1;
+    }
     switch (t.kind) {
     case K_STR:
+        if (e != NULL)
+            e->key_len = t.len;
         return put_string(out, t.p, t.len);
     case K_UINT:
     case K_NEG: {
         char *s = fmt_u64(num, t.kind == K_UINT ? t.u : 0 - (uint64_t)t.i, t.kind == K_NEG);
+        if (e != NULL)
+            e->key_len = (size_t)(num + 24 - s);
         sb_buf_putc(out, '"');
         sb_buf_append(out, s, (size_t)(num + 24 - s));
         sb_buf_putc(out, '"');
         return 0;
     }
     case K_BOOL:
+        if (e != NULL)
+            e->key_len = t.b ? 4 : 5;
         sb_buf_puts(out, t.b ? "\"true\"" : "\"false\"");
         return 0;
     default:
@@ -542,6 +574,91 @@ static int emit_key(rd_t *r, sb_buf_t *out)
 }
 
 /* depth: the number of containers around this value. */
+static int emit(rd_t *r, sb_buf_t *out, int depth);
+
+static const char *ent_key(const rd_t *r, const sb_buf_t *out, const ent_t *e)
+{
+    return e->key_in_input ? (const char *)r->base + e->key_off : out->data + e->key_off;
+}
+
+/* PostgreSQL's order for a jsonb object's keys: shorter first, then bytewise. */
+static int ent_cmp(const rd_t *r, const sb_buf_t *out, const ent_t *a, const ent_t *b)
+{
+    if (a->key_len != b->key_len)
+        return a->key_len < b->key_len ? -1 : 1;
+    return memcmp(ent_key(r, out, a), ent_key(r, out, b), a->key_len);
+}
+
+static int push_ent(rd_t *r, const ent_t *e)
+{
+    if (r->nents == r->ents_cap) {
+        size_t cap = r->ents_cap * 2;
+        ent_t *p = r->ents == r->ents_local ? malloc(cap * sizeof(*p)) : realloc(r->ents, cap * sizeof(*p));
+        if (p == NULL)
+            return rd_fail(r, SB_ENOMEM, r->p, "out of memory");
+        if (r->ents == r->ents_local)
+            memcpy(p, r->ents_local, sizeof(r->ents_local));
+        r->ents = p;
+        r->ents_cap = cap;
+    }
+    r->ents[r->nents++] = *e;
+    return 0;
+}
+
+/* Writes a map's n entries (after its '{') with the keys in jsonb's order: each entry is written
+ * as it comes; unless they came in order, they are then written again, sorted, after the map's
+ * text, and that is moved into its place (a stable sort: a repeated key keeps its place after the
+ * earlier one, so the text reads as it would have, the last value winning).  The entries sit on
+ * r->ents, a stack shared with the nested maps, which are finished (and sorted) before this one
+ * sorts.  The stack holds one entry per key read so far: bounded by the input's size. */
+static int emit_sorted_map(rd_t *r, sb_buf_t *out, uint64_t n, int depth)
+{
+    size_t base = r->nents, start = out->len;
+    int rc = 0;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        if (i)
+            sb_buf_putc(out, ',');
+        ent_t e = {.off = out->len};
+        if ((rc = emit_key(r, out, &e)) != 0)
+            break;
+        sb_buf_putc(out, ':');
+        if ((rc = emit(r, out, depth + 1)) != 0)
+            break;
+        e.len = out->len - e.off;
+        rc = push_ent(r, &e); /* a nested map's entries went above these i and are gone again */
+    }
+    ent_t *ents = r->ents + base;
+    bool sorted = true;
+    for (uint64_t i = 1; rc == 0 && i < n && sorted; i++)
+        sorted = ent_cmp(r, out, &ents[i - 1], &ents[i]) <= 0;
+    if (rc == 0 && !sorted) {
+        /* Insertion sort: maps are small (an event's payload has a dozen keys or so). */
+        for (uint64_t i = 1; i < n; i++) {
+            ent_t e = ents[i];
+            uint64_t j = i;
+            for (; j > 0 && ent_cmp(r, out, &ents[j - 1], &e) > 0; j--)
+                ents[j] = ents[j - 1];
+            ents[j] = e;
+        }
+        size_t len = out->len - start;
+        if (sb_buf_reserve(out, len) != 0) {
+            rc = rd_fail(r, SB_ENOMEM, r->p, "out of memory");
+        } else {
+            char *at = out->data + out->len;
+            for (uint64_t i = 0; i < n; i++) {
+                if (i)
+                    *at++ = ',';
+                memcpy(at, out->data + ents[i].off, ents[i].len);
+                at += ents[i].len;
+            }
+            memmove(out->data + start, out->data + start + len, len);
+            out->data[out->len] = '\0';
+        }
+    }
+    r->nents = base;
+    return rc;
+}
+
 static int emit(rd_t *r, sb_buf_t *out, int depth)
 {
     tok_t t;
@@ -593,15 +710,19 @@ static int emit(rd_t *r, sb_buf_t *out, int depth)
         if ((rc = check_container(r, depth)))
             return rc;
         sb_buf_putc(out, '{');
-        for (uint64_t i = 0; i < t.u; i++) {
-            if (i)
-                sb_buf_putc(out, ',');
-            if ((rc = emit_key(r, out)))
-                return rc;
-            sb_buf_putc(out, ':');
-            if ((rc = emit(r, out, depth + 1)))
-                return rc;
-        }
+        if (r->sort_keys && t.u > 1)
+            rc = emit_sorted_map(r, out, t.u, depth);
+        else
+            for (uint64_t i = 0; i < t.u && rc == 0; i++) {
+                if (i)
+                    sb_buf_putc(out, ',');
+                if ((rc = emit_key(r, out, NULL)) == 0) {
+                    sb_buf_putc(out, ':');
+                    rc = emit(r, out, depth + 1);
+                }
+            }
+        if (rc)
+            return rc;
         sb_buf_putc(out, '}');
         return 0;
     case K_BAD: /* rd_next refuses it */
@@ -615,13 +736,16 @@ static int rd_finish(rd_t *r, int rc)
     if (rc == 0 && r->p != r->end)
         rc = rd_fail(r, SB_ECODEC, r->p, "trailing bytes after the value");
     sb_buf_free(&r->scratch);
+    if (r->ents != r->ents_local)
+        free(r->ents);
     return rc;
 }
 
-int sb_codec_to_json(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen)
+static int to_json(const char *mp, size_t len, sb_buf_t *out, bool sort_keys, char *err, size_t errlen)
 {
     rd_t r;
     rd_init(&r, mp, len, err, errlen);
+    r.sort_keys = sort_keys;
     size_t start = out->len;
     int rc = rd_finish(&r, emit(&r, out, 0));
     if (rc && out->data) {
@@ -629,6 +753,16 @@ int sb_codec_to_json(const char *mp, size_t len, sb_buf_t *out, char *err, size_
         out->data[start] = '\0';
     }
     return rc;
+}
+
+int sb_codec_to_json(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen)
+{
+    return to_json(mp, len, out, false, err, errlen);
+}
+
+int sb_codec_to_json_sorted(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen)
+{
+    return to_json(mp, len, out, true, err, errlen);
 }
 
 /* ---- msgpack -> jansson ----------------------------------------------------------------------- */

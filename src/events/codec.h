@@ -36,6 +36,12 @@
  * older callers reset it anyway). */
 int sb_codec_to_json(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen);
 
+/* The same, with every map's keys in the order PostgreSQL keeps a jsonb object's (shorter keys
+ * first, then bytewise; a repeated key stays after the earlier one): a server parsing the text as
+ * jsonb then finds each object's keys already sorted, which saves it the sort.  The projections
+ * runner sends payloads this way. */
+int sb_codec_to_json_sorted(const char *mp, size_t len, sb_buf_t *out, char *err, size_t errlen);
+
 /* Decodes msgpack into a jansson value (same rules as above; binary becomes a base64 string).
  * On success *out is a new reference. */
 int sb_codec_to_jansson(const char *mp, size_t len, json_t **out, char *err, size_t errlen);

@@ -55,14 +55,16 @@ static void put32(char *p, uint32_t v)
 }
 
 /* Appends msgpack as a binary jsonb element (version byte 1, then the JSON text), written straight
- * into the array's buffer.  Undecodable bytes become NULL: a malformed event must not stall the
- * projection, and handlers see the NULL. */
+ * into the array's buffer.  The keys come in jsonb's own order, so each lane's server finds every
+ * object sorted and skips sorting it (the lanes parse every payload; the sort was ~1.5% of their
+ * CPU).  Undecodable bytes become NULL: a malformed event must not stall the projection, and
+ * handlers see the NULL. */
 static void add_jsonb(sb_pg_array_t *a, const char *mp, size_t len, int64_t position)
 {
     size_t at = a->buf.len;
     sb_buf_append(&a->buf, "\0\0\0\0\1", 5);
     char err[96];
-    if (sb_codec_to_json(mp, len, &a->buf, err, sizeof(err)) != 0) {
+    if (sb_codec_to_json_sorted(mp, len, &a->buf, err, sizeof(err)) != 0) {
         a->buf.len = at;
         sb_log_warn("projections",
                     "event %" PRId64 ": undecodable payload or metadata (%s); handlers get NULL", position,

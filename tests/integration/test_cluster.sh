@@ -121,6 +121,12 @@ else
     [ "$owner" = "$(id -un)" ] || fail "the server runs as '$owner', want $(id -un)"
 fi
 
+# The server gets Switchboard's malloc settings (docs/operations.md); its backends are forked from
+# it (their own /proc/PID/environ holds their process titles instead).
+env_of() { tr '\0' '\n' <"/proc/$1/environ"; }
+env_of "$pid" | grep -qx 'MALLOC_TRIM_THRESHOLD_=67108864' || fail "the postmaster has no MALLOC_TRIM_THRESHOLD_"
+env_of "$pid" | grep -qx 'MALLOC_MMAP_THRESHOLD_=33554432' || fail "the postmaster has no MALLOC_MMAP_THRESHOLD_"
+
 # --- a second start is a no-op ---
 run "$B" db start
 expect_rc 0 "second start"
@@ -140,9 +146,13 @@ expect_rc 0 "second stop"
 [ "$out" = "not running" ] || fail "second stop said: $out"
 
 # --- reuse across restarts ---
-run "$B" db start
+# (A malloc setting of our own environment is passed on instead of Switchboard's default.)
+run env MALLOC_TRIM_THRESHOLD_=1048576 "$B" db start
 expect_rc 0 "restart"
 case "$out" in "started: "*) ;; *) fail "restart said: $out" ;; esac
+pid=$(head -n 1 "$D/pg/data/postmaster.pid")
+env_of "$pid" | grep -qx 'MALLOC_TRIM_THRESHOLD_=1048576' || fail "our MALLOC_TRIM_THRESHOLD_ was not kept"
+env_of "$pid" | grep -qx 'MALLOC_TOP_PAD_=16777216' || fail "the postmaster has no MALLOC_TOP_PAD_"
 [ "$(psql "$("$B" db conninfo)" -XAtc 'SELECT x FROM kept')" = 42 ] || fail "data lost across a restart"
 
 # --- crash: a stale postmaster.pid must not prevent start ---

@@ -77,11 +77,12 @@ static bool jansson_agrees(const char *mp, size_t len, const char *text)
     return ok;
 }
 
-static char *to_json(const char *mp, size_t len, int *rc)
+/* sb_codec_to_json, or sb_codec_to_json_sorted when sorted. */
+static char *to_json_as(const char *mp, size_t len, bool sorted, int *rc)
 {
     sb_buf_t b = SB_BUF_INIT;
     char err[128];
-    *rc = sb_codec_to_json(mp, len, &b, err, sizeof err);
+    *rc = (sorted ? sb_codec_to_json_sorted : sb_codec_to_json)(mp, len, &b, err, sizeof err);
     if (*rc) {
         sb_buf_free(&b);
         return NULL;
@@ -89,17 +90,29 @@ static char *to_json(const char *mp, size_t len, int *rc)
     return sb_buf_steal(&b);
 }
 
+static char *to_json(const char *mp, size_t len, int *rc)
+{
+    return to_json_as(mp, len, false, rc);
+}
+
+static char *to_json_sorted(const char *mp, size_t len, int *rc)
+{
+    return to_json_as(mp, len, true, rc);
+}
+
 /* mp is a string literal of msgpack bytes. */
-#define EXPECT_JSON(mp, expected)                                                                            \
+#define EXPECT_JSON_AS(mp, sorted, expected)                                                                 \
     do {                                                                                                     \
         int rc_;                                                                                             \
-        char *s_ = to_json(mp, sizeof(mp) - 1, &rc_);                                                        \
+        char *s_ = to_json_as(mp, sizeof(mp) - 1, sorted, &rc_);                                             \
         if (CHECK_EQ_INT(rc_, 0)) {                                                                          \
             CHECK_EQ_STR(s_, expected);                                                                      \
             CHECK(jansson_agrees(mp, sizeof(mp) - 1, s_));                                                   \
         }                                                                                                    \
         free(s_);                                                                                            \
     } while (0)
+#define EXPECT_JSON(mp, expected) EXPECT_JSON_AS(mp, false, expected)
+#define EXPECT_SORTED(mp, expected) EXPECT_JSON_AS(mp, true, expected)
 
 #define EXPECT_REJECT_LEN(mp, len, code)                                                                     \
     do {                                                                                                     \
@@ -757,17 +770,25 @@ static void sample(sb_buf_t *mp)
 
 static void test_sample(void)
 {
+    /* As it comes, and sorted as jsonb sorts keys (sb_codec_to_json_sorted). */
+    static const char *const want[2] = {
+        "{\"nil\":null,\"t\":true,\"u64\":18446744073709551615,\"i64\":-9223372036854775808,"
+        "\"f32\":1.5,\"f64\":-0.25,\"s\":\"h\xc3\xa9\",\"bin\":\"AQI=\",\"ext\":\"YWJj\","
+        "\"arr\":[-300,{}],\"42\":\"int key\",\"false\":1}",
+        "{\"s\":\"h\xc3\xa9\",\"t\":true,\"42\":\"int key\",\"arr\":[-300,{}],\"bin\":\"AQI=\","
+        "\"ext\":\"YWJj\",\"f32\":1.5,\"f64\":-0.25,\"i64\":-9223372036854775808,"
+        "\"nil\":null,\"u64\":18446744073709551615,\"false\":1}"};
     sb_buf_t mp = SB_BUF_INIT;
     sample(&mp);
-    int rc;
-    char *s = to_json(mp.data, mp.len, &rc);
-    CHECK_EQ_INT(rc, 0);
-    CHECK_EQ_STR(s, "{\"nil\":null,\"t\":true,\"u64\":18446744073709551615,\"i64\":-9223372036854775808,"
-                    "\"f32\":1.5,\"f64\":-0.25,\"s\":\"h\xc3\xa9\",\"bin\":\"AQI=\",\"ext\":\"YWJj\","
-                    "\"arr\":[-300,{}],\"42\":\"int key\",\"false\":1}");
-    CHECK(s && jansson_agrees(mp.data, mp.len, s));
+    for (int sorted = 0; sorted <= 1; sorted++) {
+        int rc;
+        char *s = to_json_as(mp.data, mp.len, sorted, &rc);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_STR(s, want[sorted]);
+        CHECK(s && jansson_agrees(mp.data, mp.len, s));
+        free(s);
+    }
     CHECK(sb_codec_is_valid_map(mp.data, mp.len));
-    free(s);
 
     /* Every strict prefix is truncated. */
     for (size_t n = 0; n < mp.len; n++) {
@@ -807,6 +828,115 @@ static void test_sample(void)
     sb_buf_free(&mp);
 }
 
+/* sb_codec_to_json_sorted: the same values, every map's keys in jsonb's order (shorter first, then
+ * bytewise on the raw key, escapes aside), a repeated key after the earlier one, nested maps
+ * sorted too; the same refusals. */
+static void test_sorted_keys(void)
+{
+    EXPECT_SORTED("\x80", "{}");
+    EXPECT_SORTED("\x81\xa1z\x01", "{\"z\":1}");
+    EXPECT_SORTED("\x83\xa2"
+                  "bb\x01\xa1"
+                  "c\x02\xa2"
+                  "ab\x03",
+                  "{\"c\":2,\"ab\":3,\"bb\":1}");
+    /* Nested maps (in arrays too) are sorted; arrays keep their order; integer and boolean keys
+     * sort by their text. */
+    EXPECT_SORTED("\x83\xa2zz\x92\x82\xa1y\x01\xa1x\x02\x03\xa1m\x82\xa3"
+                  "abc\xc0\xa2"
+                  "ab\xc3\x0a\xc2",
+                  "{\"m\":{\"ab\":true,\"abc\":null},\"10\":false,\"zz\":[{\"x\":2,\"y\":1},3]}");
+    EXPECT_SORTED("\x82\xc3\x01\xc2\x02", "{\"true\":1,\"false\":2}");
+    /* By the raw key: "a\"" (2 bytes, written with an escape) comes before "aa". */
+    EXPECT_SORTED("\x82\xa2"
+                  "aa\x01\xa2"
+                  "a\"\x02",
+                  "{\"a\\\"\":2,\"aa\":1}");
+    /* A repeated key stays after the earlier one, so the last value still wins when read. */
+    EXPECT_SORTED("\x83\xa1"
+                  "b\x01\xa2"
+                  "aa\x02\xa1"
+                  "b\x03",
+                  "{\"b\":1,\"b\":3,\"aa\":2}");
+
+    /* (The sample sorted: test_sample.)  Every strict prefix of it is refused, and a failure leaves
+     * the buffer as it was. */
+    sb_buf_t mp = SB_BUF_INIT;
+    sample(&mp);
+    int rc;
+    char *s;
+    sb_buf_t out = SB_BUF_INIT;
+    char err[128];
+    for (size_t n = 0; n < mp.len; n++) {
+        sb_buf_reset(&out);
+        sb_buf_puts(&out, "kept");
+        CHECK_EQ_INT(sb_codec_to_json_sorted(mp.data, n, &out, err, sizeof err), SB_ECODEC);
+        CHECK_EQ_STR(out.data, "kept");
+    }
+    CHECK_EQ_INT(sb_codec_to_json_sorted("\x81\x80\x01", 3, &out, err, sizeof err), SB_ECODEC);
+    sb_buf_free(&out);
+    sb_buf_free(&mp);
+
+    /* More entries than the reader keeps without allocating: 40 keys in reverse, the last one's
+     * value a map of 40 more. */
+    sb_buf_t big = SB_BUF_INIT, bigwant = SB_BUF_INIT;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &big, sbuf_write);
+    msgpack_pack_map(&pk, 40);
+    for (int i = 39; i >= 0; i--) {
+        char k[8];
+        int n = snprintf(k, sizeof k, "k%02d", i);
+        msgpack_pack_str_with_body(&pk, k, (size_t)n);
+        if (i > 0) {
+            msgpack_pack_int(&pk, i);
+            continue;
+        }
+        msgpack_pack_map(&pk, 40);
+        for (int j = 39; j >= 0; j--) {
+            n = snprintf(k, sizeof k, "n%02d", j);
+            msgpack_pack_str_with_body(&pk, k, (size_t)n);
+            msgpack_pack_int(&pk, j);
+        }
+    }
+    sb_buf_puts(&bigwant, "{\"k00\":{");
+    for (int j = 0; j < 40; j++)
+        sb_buf_printf(&bigwant, "%s\"n%02d\":%d", j ? "," : "", j, j);
+    sb_buf_putc(&bigwant, '}');
+    for (int i = 1; i < 40; i++)
+        sb_buf_printf(&bigwant, ",\"k%02d\":%d", i, i);
+    sb_buf_putc(&bigwant, '}');
+    s = to_json_sorted(big.data, big.len, &rc);
+    if (CHECK_EQ_INT(rc, 0))
+        CHECK_EQ_STR(s, bigwant.data);
+    free(s);
+    sb_buf_free(&big);
+    sb_buf_free(&bigwant);
+
+    /* The deepest nesting allowed, a map of two keys to sort at every level (so every level's
+     * entries wait under the next ones'), and one more level refused. */
+    sb_buf_t deep = SB_BUF_INIT, want = SB_BUF_INIT;
+    for (int i = 0; i < SB_CODEC_MAX_DEPTH; i++) {
+        sb_buf_append(&deep, "\x82\xa1z\x01\xa1k", 6);
+        sb_buf_puts(&want, "{\"k\":");
+    }
+    sb_buf_putc(&deep, 0x07);
+    sb_buf_putc(&want, '7');
+    for (int i = 0; i < SB_CODEC_MAX_DEPTH; i++)
+        sb_buf_puts(&want, ",\"z\":1}");
+    s = to_json_sorted(deep.data, deep.len, &rc);
+    if (CHECK_EQ_INT(rc, 0))
+        CHECK_EQ_STR(s, want.data);
+    free(s);
+    sb_buf_free(&deep);
+    sb_buf_free(&want);
+    size_t len;
+    char *at = nested(SB_CODEC_MAX_DEPTH + 1, 1, &len);
+    s = to_json_sorted(at, len, &rc);
+    CHECK_EQ_INT(rc, SB_ECODEC);
+    free(s);
+    free(at);
+}
+
 static void test_is_valid_map(void)
 {
     CHECK(sb_codec_is_valid_map("\x80", 1));
@@ -839,6 +969,7 @@ int main(void)
     SBTEST_RUN(test_huge_lengths);
     SBTEST_RUN(test_depth);
     SBTEST_RUN(test_sample);
+    SBTEST_RUN(test_sorted_keys);
     SBTEST_RUN(test_is_valid_map);
     return sbtest_summary();
 }
