@@ -176,13 +176,17 @@ done AS (
     DELETE FROM awaiting a USING per_contact p
      WHERE a.contact_id = p.contact_id AND p.replies > 0 AND p.trailing = 0)
 -- Every part of the statement sees `awaiting` as it was before the statement.  A contact still
--- waiting since the same moment keeps its row as it is.
+-- waiting since the same moment (more inbound messages, no reply: most of a live batch) keeps its
+-- row untouched: not even locked by ON CONFLICT.
 INSERT INTO awaiting AS a (contact_id, workspace_id, since)
-SELECT p.contact_id, p.workspace, coalesce(CASE WHEN p.replies = 0 THEN w.since END, p.trailing_since)
-  FROM per_contact p
-  LEFT JOIN awaiting w ON w.contact_id = p.contact_id
- WHERE p.trailing > 0
-ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since WHERE a.since IS DISTINCT FROM excluded.since;
+SELECT contact_id, workspace, since
+  FROM (SELECT p.contact_id, p.workspace, w.since AS was,
+               coalesce(CASE WHEN p.replies = 0 THEN w.since END, p.trailing_since) AS since
+          FROM per_contact p
+          LEFT JOIN awaiting w ON w.contact_id = p.contact_id
+         WHERE p.trailing > 0) s
+ WHERE was IS NULL OR was IS DISTINCT FROM since
+ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
 
 -- @on ContactDeleted
 DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;
