@@ -141,7 +141,11 @@ ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + exclu
 -- Response times, a batch at a time.  Per contact, number the events by how many replies came
 -- before them (g): the inbound messages of group g wait for reply g+1, from the first of them
 -- (or, for group 0, from the wait the contact was already in).  What is still waiting at the end
--- of the batch stays in `awaiting`.
+-- of the batch (the inbound messages after the contact's last reply: g = replies) stays in
+-- `awaiting`.  Each contact's figures come from windows over one sort, and `awaiting` is joined by
+-- its key: a join between two of these CTEs is planned as a nested loop whenever the planner
+-- guesses a handful of rows (it cannot see how many events match a type), which a live batch of a
+-- few hundred inbound messages made quadratic.
 WITH e AS (
     SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
            coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
@@ -150,32 +154,38 @@ WITH e AS (
         OR (type = 'MessageQueued' AND payload->>'author_id' IS NOT NULL AND NOT payload ? 'queued_at')),
 g AS (
     SELECT *, count(*) FILTER (WHERE NOT inbound)
-                  OVER (PARTITION BY contact_id ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS g
+                  OVER (PARTITION BY contact_id ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS g,
+              count(*) FILTER (WHERE NOT inbound) OVER (PARTITION BY contact_id) AS replies
       FROM e),
 first_in AS (
     SELECT contact_id, g, min(at) AS since FROM g WHERE inbound GROUP BY contact_id, g),
 per_contact AS (
-    SELECT contact_id, (array_agg(workspace))[1] AS workspace, count(*) FILTER (WHERE NOT inbound) AS replies
-      FROM e GROUP BY contact_id),
-waiting AS (
-    SELECT a.contact_id, a.since FROM awaiting a JOIN per_contact p USING (contact_id)),
+    SELECT contact_id, (array_agg(workspace))[1] AS workspace, max(replies) AS replies,
+           count(*) FILTER (WHERE inbound AND g = replies) AS trailing,
+           min(at) FILTER (WHERE inbound AND g = replies) AS trailing_since
+      FROM g GROUP BY contact_id),
 answered AS (
     INSERT INTO responses (workspace_id, contact_id, inbound_at, replied_at, seconds)
     SELECT r.workspace, r.contact_id, w.since, r.at, greatest(extract(epoch FROM r.at - w.since), 0)
       FROM g r
       LEFT JOIN first_in f ON f.contact_id = r.contact_id AND f.g = r.g
-      LEFT JOIN waiting a ON a.contact_id = r.contact_id AND r.g = 0
+      LEFT JOIN awaiting a ON a.contact_id = r.contact_id AND r.g = 0
      CROSS JOIN LATERAL (SELECT coalesce(a.since, f.since) AS since) w
      WHERE NOT r.inbound AND w.since IS NOT NULL),
 done AS (
     DELETE FROM awaiting a USING per_contact p
-     WHERE a.contact_id = p.contact_id AND p.replies > 0
-       AND NOT EXISTS (SELECT 1 FROM first_in f WHERE f.contact_id = p.contact_id AND f.g = p.replies))
+     WHERE a.contact_id = p.contact_id AND p.replies > 0 AND p.trailing = 0)
+-- Every part of the statement sees `awaiting` as it was before the statement.  A contact still
+-- waiting since the same moment (more inbound messages, no reply: most of a live batch) keeps its
+-- row untouched: not even locked by ON CONFLICT.
 INSERT INTO awaiting AS a (contact_id, workspace_id, since)
-SELECT p.contact_id, p.workspace, coalesce(CASE WHEN p.replies = 0 THEN w.since END, f.since)
-  FROM per_contact p
-  JOIN first_in f ON f.contact_id = p.contact_id AND f.g = p.replies
-  LEFT JOIN waiting w ON w.contact_id = p.contact_id
+SELECT contact_id, workspace, since
+  FROM (SELECT p.contact_id, p.workspace, w.since AS was,
+               coalesce(CASE WHEN p.replies = 0 THEN w.since END, p.trailing_since) AS since
+          FROM per_contact p
+          LEFT JOIN awaiting w ON w.contact_id = p.contact_id
+         WHERE p.trailing > 0) s
+ WHERE was IS NULL OR was IS DISTINCT FROM since
 ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
 
 -- @on ContactDeleted

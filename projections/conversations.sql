@@ -24,25 +24,24 @@ CREATE TABLE conversations (
 ) WITH (fillfactor = 80);
 
 -- @batch MessageReceived MessageQueued
-WITH e AS (
-    SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type,
-           (payload->>'message_id')::uuid AS message_id,
-           coalesce(payload->>'received_at', payload->>'queued_at', payload->>'created_at')::timestamptz AS at,
-           payload->>'channel' AS channel,
-           CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
-           left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
-      FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
-     WHERE type IN ('MessageReceived', 'MessageQueued')),
-latest AS (SELECT DISTINCT ON (contact_id) * FROM e ORDER BY contact_id, position DESC),
-counts AS (SELECT contact_id, count(*) AS messages,
-                  count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-                  max(at) FILTER (WHERE direction = 'inbound') AS last_inbound_at
-             FROM e GROUP BY contact_id)
+-- Each contact's last message and its counts in one pass: one sort, windows over each contact's
+-- events, the last row kept (a join of two aggregates over the batch was planned as a nested loop
+-- whenever the planner guessed a handful of rows, which it does for a live batch).
 INSERT INTO conversations AS c (contact_id, workspace_id, last_message_id, last_message_at, last_direction,
                                 channel, last_preview, last_inbound_at, unread, messages)
-SELECT l.contact_id, l.workspace, l.message_id, l.at, l.direction, l.channel, l.preview, k.last_inbound_at,
-       k.inbound, k.messages
-  FROM latest l JOIN counts k USING (contact_id)
+SELECT DISTINCT ON (contact_id) contact_id, workspace, message_id, at, direction, channel, preview,
+       max(at) FILTER (WHERE direction = 'inbound') OVER w, count(*) FILTER (WHERE direction = 'inbound') OVER w,
+       count(*) OVER w
+  FROM (SELECT right(stream, 36)::uuid AS contact_id, workspace, position,
+               (payload->>'message_id')::uuid AS message_id,
+               coalesce(payload->>'received_at', payload->>'queued_at', payload->>'created_at')::timestamptz AS at,
+               payload->>'channel' AS channel,
+               CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
+               left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
+          FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+         WHERE type IN ('MessageReceived', 'MessageQueued')) AS e
+WINDOW w AS (PARTITION BY contact_id ORDER BY position DESC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+ ORDER BY contact_id, position DESC
 ON CONFLICT (contact_id) DO UPDATE
    SET last_message_id = excluded.last_message_id,
        last_message_at = excluded.last_message_at,

@@ -800,12 +800,20 @@ static const char event_args[] =
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
 
-static void put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool any_on)
+/* Emits the calls of one group of batch sections (those before the per-event pass, or after it);
+ * returns how many.  A large batch plans them afresh (plan_cache_mode switched to custom plans for
+ * the group), a small one runs the session's generic plans: see sb_pj_install_sql. */
+static int put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool any_on)
 {
+    int n = 0;
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind != SB_PJ_BATCH || (any_on && sec->after != after) || (!any_on && after))
             continue;
+        if (n++ == 0)
+            sb_buf_puts(
+                out, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', 'force_custom_plan', "
+                     "true);\n    END IF;\n");
         sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ARRAY[",
                       sec->line);
         for (int k = 0; k < sec->ntypes; k++) {
@@ -816,6 +824,7 @@ static void put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, boo
         sb_buf_printf(out, "]::text[] THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1,
                       batch_args);
     }
+    return n;
 }
 
 void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, sb_buf_t *out)
@@ -851,12 +860,9 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         if (sec->kind == SB_PJ_DEFERRED)
             continue;
         any_on |= sec->kind == SB_PJ_ON;
-        /* A batch section plans afresh for each batch: it runs once per batch, and only a custom
-         * plan knows how many events the arrays hold (with the default guess of a hundred, joins
-         * over a batch of thousands become nested loops). */
-        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql %sAS ", s + 1,
-                      sec->kind == SB_PJ_ON ? scalar_args : array_args,
-                      sec->kind == SB_PJ_ON ? "" : "SET plan_cache_mode = force_custom_plan ");
+        /* No plan_cache_mode of its own: the dispatcher chooses, per batch (below). */
+        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ", s + 1,
+                      sec->kind == SB_PJ_ON ? scalar_args : array_args);
         put_body(out, sec->sql, "section");
         sb_buf_puts(out, ";\n");
     }
@@ -865,17 +871,28 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * the runner reports; it costs one subtransaction per batch, not per event.  Generic plans:
      * a handler runs thousands of times with different parameters, and planning an INSERT into a
      * table with several indexes can cost more than running it, which custom plans would do on
-     * every call when the planner finds them no dearer. */
+     * every call when the planner finds them no dearer.
+     * Batch sections: a large batch (a catch-up's thousands of events) plans each of them afresh,
+     * since only a custom plan knows how many events the arrays hold (a generic plan guesses ten,
+     * and joins over thousands become nested loops); a small one (live, a few hundred events at
+     * most) runs the generic plan the session keeps, as planning the sections would cost more than
+     * running them: at 20 events a batch, a fifth of the database's time went to planning. */
     sb_buf_puts(out,
                 "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
                 "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
                 "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
                 "SET search_path = ");
     sb_pj_quote_ident(out, schema);
-    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
-                     "text := '';\nBEGIN\n");
-    put_batch_calls(out, d, false, any_on);
+    sb_buf_printf(out,
+                  ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
+                  "text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
+                  SB_PJ_GENERIC_MAX_EVENTS);
+    int before = put_batch_calls(out, d, false, any_on);
     if (any_on) {
+        if (before > 0)
+            sb_buf_puts(
+                out, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', 'force_generic_plan', "
+                     "true);\n    END IF;\n");
         /* The per-event pass visits only the events some @on section takes: the filtering and the
          * type-to-branch mapping are done set-wise in C by the query, so events of other types
          * (most of a batch, for many projections) cost nothing here. */
@@ -924,7 +941,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
         sb_buf_free(&list);
     }
-    put_batch_calls(out, d, true, any_on);
+    (void)put_batch_calls(out, d, true, any_on);
     sb_buf_puts(out,
                 "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("
                 "'projection %s: %s: %s', ");

@@ -38,6 +38,9 @@
  * files declare about the microseconds of database CPU they cost per event of a typical log. */
 #define SB_PJ_DEFAULT_COST 1.0
 #define SB_PJ_MAX_COST 1000000
+/* A batch of more events than this plans its @batch sections afresh (custom plans); a smaller one
+ * runs the generic plans its session keeps (sb_pj_install_sql). */
+#define SB_PJ_GENERIC_MAX_EVENTS 1000
 
 enum { SB_PJ_ON = 1, SB_PJ_BATCH = 2, SB_PJ_DEFERRED = 3 };
 

@@ -176,8 +176,9 @@ static void test_install_sql(void)
     /* The set-up's last statement is closed before the functions. */
     CHECK(strstr(s, "CREATE TABLE t (n int)\n\n;") != NULL);
     /* Three sections, the dispatcher with the schema on its search_path and generic plans. */
-    CHECK(strstr(s, "CREATE FUNCTION \"__section_1\"(bigint[], text[]") != NULL);
-    CHECK(strstr(s, "SET plan_cache_mode = force_custom_plan") != NULL);
+    CHECK(strstr(s,
+                 "CREATE FUNCTION \"__section_1\"(bigint[], text[], text[], bigint[], uuid[], timestamptz[], "
+                 "jsonb[], jsonb[]) RETURNS void LANGUAGE plpgsql AS ") != NULL);
     CHECK(
         strstr(
             s,
@@ -201,6 +202,21 @@ static void test_install_sql(void)
     }
     /* The batch section (written before any @on) runs before the per-event pass. */
     CHECK(strstr(s, "\"__section_1\"(p_position") < strstr(s, "FOR i, k IN"));
+    /* Plans: no section sets its own plan_cache_mode; a batch of more than 1000 events switches to
+     * custom plans for the batch sections and back to generic ones for the per-event pass, a
+     * smaller one keeps the dispatcher's generic plans throughout. */
+    CHECK(strstr(s, "plan_cache_mode = force_custom_plan") == NULL);
+    CHECK(strstr(s, "    large boolean := cardinality(p_type) > 1000;\n") != NULL);
+    const char *custom = strstr(s, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', "
+                                   "'force_custom_plan', true);\n    END IF;\n");
+    const char *generic = strstr(s, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', "
+                                    "'force_generic_plan', true);\n    END IF;\n");
+    if (CHECK(custom != NULL && generic != NULL)) {
+        CHECK(custom < strstr(s, "\"__section_1\"(p_position"));
+        CHECK(strstr(s, "\"__section_1\"(p_position") < generic && generic < strstr(s, "FOR i, k IN"));
+        /* Once each: no batch section after the per-event pass. */
+        CHECK(strstr(strstr(custom, "'force_custom_plan'") + 1, "'force_custom_plan'") == NULL);
+    }
     CHECK(strstr(s, "'projection %s: %s: %s', 'demo'") != NULL);
     sb_buf_free(&out);
 
@@ -253,6 +269,11 @@ static void test_deferred(void)
     CHECK(strstr(out.data, "it''s a comment") != NULL);
     CHECK(strstr(out.data, "\"__section_1\"") != NULL && strstr(out.data, "\"__section_3\"") != NULL);
     CHECK(strstr(out.data, "\"__section_2\"") == NULL && strstr(out.data, "\"__section_4\"") == NULL);
+    /* Its only batch section runs after the per-event pass: a large batch switches to custom plans
+     * there, and has nothing to switch back from before the pass. */
+    const char *loop = strstr(out.data, "FOR i, k IN"), *custom = strstr(out.data, "'force_custom_plan'");
+    CHECK(loop != NULL && custom != NULL && loop < custom && custom < strstr(out.data, "\"__section_3\"(p_"));
+    CHECK(strstr(out.data, "'force_generic_plan'") == NULL);
     sb_buf_free(&out);
     sb_pj_def_free(d);
 
