@@ -92,8 +92,12 @@ char *sb__api_threads_page_after(sb__api_threads_t *c, const char *contact, cons
                                  const char *reader, int limit, int64_t after_at, const char *after_id);
 const char *sb__api_page_text(const sb__api_page_t *p, size_t *len);
 void sb__api_page_release(void *p);
+/* listed: whether the contacts read model listed the contact, at its checkpoint listed_at.
+ * *behind: this loop has followed an event of the contact (a note's, or its deletion) that the read
+ * models had not applied when they answered, so the page may be out of date and the contact gone. */
 char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
-                           int limit, PGresult *rows, bool cacheable, bool *oom);
+                           int limit, PGresult *rows, bool listed, int64_t listed_at, bool *oom,
+                           bool *behind);
 /* A page from the page query's rows (no checkpoint column). */
 char *sb__api_notes_page(PGresult *rows, const char *contact, int limit);
 /* hits, misses, fills, fills not kept, entries. */

@@ -185,6 +185,10 @@ static const char contact_sql[] = "SELECT 1 FROM contacts.contacts WHERE id = $1
 #define NOTE_COLUMNS                                                                                         \
     "n.id::text, n.author_id::text, n.body, n.private, array_to_json(n.mentions)::text, "                    \
     "(extract(epoch FROM n.created_at) * 1000000)::int8, (extract(epoch FROM n.edited_at) * 1000000)::int8"
+/* For a fill: the contacts read model's checkpoint with its answer (sb__api_threads_fill). */
+static const char fill_contact_sql[] =
+    "SELECT (SELECT position FROM projection_state WHERE name = 'contacts'), "
+    "EXISTS (SELECT 1 FROM contacts.contacts WHERE id = $1 AND workspace_id = $2)";
 static const char fill_sql[] =
     "SELECT cp.position, " NOTE_COLUMNS " FROM (SELECT position FROM projection_state "
     "WHERE name = 'notes') cp LEFT JOIN LATERAL (SELECT * FROM notes.notes "
@@ -259,9 +263,12 @@ static void run_page_query(sb_api_call_t *c)
 static void filled(sb_api_call_t *c, int status, PGresult *const *results, int n)
 {
     note_state_t *st = c->data;
-    bool listed = PQntuples(results[0]) == 1, oom;
+    PGresult *r0 = results[0];
+    bool listed = PQntuples(r0) == 1 && PQgetvalue(r0, 0, 1)[0] == 't', oom, behind;
+    int64_t listed_at =
+        PQntuples(r0) == 1 && !PQgetisnull(r0, 0, 0) ? strtoll(PQgetvalue(r0, 0, 0), NULL, 10) : -1;
     st->page = sb__api_threads_fill(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit,
-                                    results[1], listed, &oom);
+                                    results[1], listed, listed_at, &oom, &behind);
     if (st->page == NULL && !oom) {
         /* More than the cached window holds, and too few of them visible to this reader: the
          * first page, filtered by the database. */
@@ -270,7 +277,9 @@ static void filled(sb_api_call_t *c, int status, PGresult *const *results, int n
         run_page_query(c);
         return;
     }
-    page_ready(c, listed);
+    /* The read model is behind what this loop has followed for the contact (perhaps its deletion):
+     * the actor, which is always current, decides between 404 and this page. */
+    page_ready(c, listed && !behind);
 }
 
 static void list_loaded(sb_api_call_t *c)
@@ -302,7 +311,7 @@ static void list_loaded(sb_api_call_t *c)
         return;
     }
     sb_api_sql_t q[2] = {
-        {"api_notes_contact", contact_sql, 2, {c->id, c->ws_id}},
+        {"api_notes_fill_contact", fill_contact_sql, 2, {c->id, c->ws_id}},
         {"api_notes_fill", fill_sql, 2, {c->id, c->ws_id}},
     };
     sb_api_sql(c, q, 2, false, filled);

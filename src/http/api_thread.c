@@ -14,9 +14,13 @@
  * applies only events with positions above C.  Events above C that this loop's subscription
  * delivered before the fill completed would be missed, so each loop remembers, per contact (hashed),
  * the last position of a note event it saw; a fill is cached only when that is at most C, and is
- * otherwise served once and dropped.  Events at or below C arriving late (the subscription may lag
- * the projection) are ignored.  Bounded: THREAD_SLOTS entries and THREAD_BYTES per loop, least
- * recently used first out.
+ * otherwise served once and dropped (and the caller asks the contact's actor whether the contact
+ * still exists before serving it: the event it is behind may be the deletion).  The contacts read
+ * model, which says whether the contact is listed, keeps a checkpoint of its own (K): a deletion
+ * this loop has followed above K makes the fill behind too, so a thread the notes read model has
+ * already emptied is never kept for a contact the contacts read model still lists.  Events at or below C
+ * arriving late (the subscription may lag the projection) are ignored.  Bounded: THREAD_SLOTS entries and
+ * THREAD_BYTES per loop, least recently used first out.
  *
  * Each entry also keeps the last page it rendered (a page_t: limit, reader when private notes make
  * pages differ by reader, and the JSON text).  The same read again is answered with that text as
@@ -40,7 +44,7 @@
 #define THREAD_SLOTS 8192        /* contacts per loop */
 #define THREAD_BUCKETS 16384     /* hash buckets (power of two) */
 #define THREAD_BYTES (64u << 20) /* rendered notes per loop */
-#define RECENT_SLOTS 16384       /* last note-event position per hashed contact */
+#define RECENT_SLOTS 16384       /* last note-event and deletion positions per hashed contact */
 
 typedef struct tnote_s {
     char id[SB_UUID_STRLEN + 1];
@@ -82,6 +86,7 @@ struct sb__api_threads_s {
     int count;
     size_t bytes;
     int64_t recent[RECENT_SLOTS];
+    int64_t gone[RECENT_SLOTS]; /* the last ContactDeleted's position per hashed contact */
     sb_sub_t *sub;
     int64_t start; /* the subscription delivers every event after this position */
     /* Until the follower knows where the log ends, subscribing would replay every note ever
@@ -403,9 +408,11 @@ static void on_events(sb_sub_t *s, const sb_event_t *events, int n, void *data)
         if (strncmp(ev->stream, "contact-", 8) != 0)
             continue;
         const char *contact = ev->stream + 8;
-        int64_t *r = &c->recent[hash_id(contact) % RECENT_SLOTS];
-        if (ev->position > *r)
-            *r = ev->position;
+        uint32_t slot = hash_id(contact) % RECENT_SLOTS;
+        if (ev->position > c->recent[slot])
+            c->recent[slot] = ev->position;
+        if (ev->position > c->gone[slot] && strcmp(ev->type, "ContactDeleted") == 0)
+            c->gone[slot] = ev->position;
         thread_t *t = find(c, contact);
         if (t == NULL || ev->position <= t->base)
             continue;
@@ -621,9 +628,10 @@ char *sb__api_threads_page_after(sb__api_threads_t *c, const char *contact, cons
  * page from it, and keeps it when that is safe.  Returns the page text (caller frees), or NULL when
  * the thread cannot answer it (see page) or memory ran out; *oom tells which. */
 char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char *ws, const char *reader,
-                           int limit, PGresult *r, bool cacheable, bool *oom)
+                           int limit, PGresult *r, bool listed, int64_t listed_at, bool *oom, bool *behind)
 {
     *oom = true;
+    *behind = false;
     thread_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
@@ -652,8 +660,9 @@ char *sb__api_threads_fill(sb__api_threads_t *c, const char *contact, const char
     *oom = false;
     char *text = page(t, reader, limit, 0, NULL);
     /* Cache only what is provably current (see the top of this file). */
-    bool keep = cacheable && c != NULL && c->sub != NULL && t->base >= c->start &&
-                c->recent[hash_id(contact) % RECENT_SLOTS] <= t->base;
+    uint32_t slot = hash_id(contact) % RECENT_SLOTS;
+    *behind = c != NULL && c->sub != NULL && (c->recent[slot] > t->base || c->gone[slot] > listed_at);
+    bool keep = listed && c != NULL && c->sub != NULL && t->base >= c->start && !*behind;
     if (keep && text != NULL) {
         insert(c, t);
         bump(&c->fills);

@@ -83,6 +83,7 @@ export async function startServer({ db, env = {}, threads = 2, tls = null, bin =
   });
   return {
     port,
+    pid: child.pid,
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     log: () => log,
     async stop() {
@@ -101,6 +102,10 @@ export async function startServer({ db, env = {}, threads = 2, tls = null, bin =
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
+    },
+    // Sends a signal (e.g. SIGSTOP / SIGCONT to freeze a server and let it go on).
+    signal(sig) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
     },
   };
 }
