@@ -126,12 +126,10 @@ static long long slowest(PGconn *c)
 
 static void test_exactly_once(void)
 {
-    char *ci = sbt_db_create("pj_once");
-    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+    char *ci;
+    PGconn *c = pjt_db_open("pj_once", dir, &ci);
+    if (c == NULL)
         return;
-    char err[512];
-    CHECK_EQ_INT(sb_projections_prepare(ci, dir, err, sizeof(err)), 0);
-    PGconn *c = pjt_connect(ci);
     wl_t w;
     wl_init(&w, 11, ref_start_us);
     wl_setup(&w, 4);
@@ -179,9 +177,8 @@ static void test_exactly_once(void)
     CHECK(tables >= 15);
     fprintf(stderr, "exactly once: %d tables equal a from-scratch build (%lld events)\n", tables, head);
     PQfinish(ref);
-    PQfinish(c);
     wl_free(&w);
-    free(ci);
+    pjt_db_close(c, ci, NULL);
 }
 
 /* ---- rebuild under write load ------------------------------------------------------------------- */
@@ -250,12 +247,10 @@ static void *reader_main(void *data)
 
 static void test_rebuild_under_load(void)
 {
-    char *ci = sbt_db_create("pj_rebuild");
-    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+    char *ci;
+    PGconn *c = pjt_db_open("pj_rebuild", dir, &ci);
+    if (c == NULL)
         return;
-    char err[512];
-    CHECK_EQ_INT(sb_projections_prepare(ci, dir, err, sizeof(err)), 0);
-    PGconn *c = pjt_connect(ci);
     wl_t w;
     wl_init(&w, 23, ref_start_us);
     wl_setup(&w, 3);
@@ -327,9 +322,8 @@ static void test_rebuild_under_load(void)
     PGconn *ref = reference(c, "pj_rebuild_ref", dir);
     CHECK(pjt_compare(c, ref) >= 15);
     PQfinish(ref);
-    PQfinish(c);
     wl_free(&w);
-    free(ci);
+    pjt_db_close(c, ci, NULL);
 }
 
 /* ---- projection files: added, changed, broken ------------------------------------------------- */
@@ -391,12 +385,10 @@ static void test_files(void)
         return;
     copy_builtin(d, "notes");
     copy_builtin(d, "contacts");
-    char *ci = sbt_db_create("pj_files");
-    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+    char *ci, err[512];
+    PGconn *c = pjt_db_open("pj_files", d, &ci);
+    if (c == NULL)
         return;
-    char err[512];
-    CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
-    PGconn *c = pjt_connect(ci);
     wl_t w;
     wl_init(&w, 31, ref_start_us);
     wl_setup(&w, 2);
@@ -488,12 +480,8 @@ static void test_files(void)
      * started if the first stopped before it could). */
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%\\_\\_old'"), 0);
 
-    PQfinish(c);
     wl_free(&w);
-    free(ci);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-    CHECK_EQ_INT(system(cmd), 0);
+    pjt_db_close(c, ci, d);
 }
 
 int main(void)

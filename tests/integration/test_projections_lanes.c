@@ -73,12 +73,10 @@ static void test_lanes(void)
         return;
     pjt_write_file(d, "slow", slow_sql);
     pjt_write_file(d, "quick", quick_sql);
-    char *ci = sbt_db_create("pj_lanes");
-    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+    char *ci;
+    PGconn *c = pjt_db_open("pj_lanes", d, &ci);
+    if (c == NULL)
         return;
-    char err[512];
-    CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
-    PGconn *c = pjt_connect(ci);
 
     /* Catching up, a page or so per batch: the quick lane runs ahead of the slow one. */
     append(c, TICKS, "Tick");
@@ -122,11 +120,7 @@ static void test_lanes(void)
     CHECK_EQ_INT(pjt_num(c, "SELECT n FROM slow.seen"), pjt_num(c, sql));
     CHECK(pjt_num(c, "SELECT n FROM slow.seen") >= TICKS);
 
-    PQfinish(c);
-    free(ci);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-    CHECK_EQ_INT(system(cmd), 0);
+    pjt_db_close(c, ci, d);
 }
 
 int main(void)

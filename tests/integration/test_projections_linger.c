@@ -104,12 +104,10 @@ static void test_linger(void)
     if (!CHECK(d != NULL))
         return;
     pjt_write_file(d, "tally", tally);
-    char *ci = sbt_db_create("pj_linger");
-    if (!CHECK(ci != NULL) || !CHECK(sbt_db_migrate(ci) >= 0))
+    char *ci;
+    PGconn *c = pjt_db_open("pj_linger", d, &ci);
+    if (c == NULL)
         return;
-    char err[512];
-    CHECK_EQ_INT(sb_projections_prepare(ci, d, err, sizeof(err)), 0);
-    PGconn *c = pjt_connect(ci);
 
     pjt_runner_t *r = start(ci, d, LINGER_MS);
     uint64_t end = sb_clock_mono_ns() + 30000000000ull;
@@ -177,11 +175,7 @@ static void test_linger(void)
     fprintf(stderr, "linger off: burst of %d in %llu batches\n", BURST, (unsigned long long)s0.batches);
     pjt_stop(r);
 
-    PQfinish(c);
-    free(ci);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-    CHECK_EQ_INT(system(cmd), 0);
+    pjt_db_close(c, ci, d);
 }
 
 int main(void)

@@ -107,6 +107,32 @@ static inline PGconn *pjt_connect(const char *conninfo)
     return c;
 }
 
+/* A fresh, migrated database called name with the catalog prepared for the files of dir (their
+ * tables installed), and a connection to it; *ci gets its conninfo (the caller frees it).  NULL,
+ * with the failure counted, when any step fails. */
+static inline PGconn *pjt_db_open(const char *name, const char *dir, char **ci)
+{
+    *ci = sbt_db_create(name);
+    if (!CHECK(*ci != NULL) || !CHECK(sbt_db_migrate(*ci) >= 0))
+        return NULL;
+    char err[512];
+    if (!CHECK_EQ_INT(sb_projections_prepare(*ci, dir, err, sizeof(err)), 0))
+        return NULL;
+    return pjt_connect(*ci);
+}
+
+/* Undoes pjt_db_open's connection and conninfo, and removes dir (a test's own files) if given. */
+static inline void pjt_db_close(PGconn *c, char *ci, const char *dir)
+{
+    PQfinish(c);
+    free(ci);
+    if (dir != NULL) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK_EQ_INT(system(cmd), 0);
+    }
+}
+
 /* The first value of a one-row query, as a number (-1 on error or NULL). */
 static inline long long pjt_num(PGconn *c, const char *sql)
 {
