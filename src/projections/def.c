@@ -468,8 +468,14 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
         free(d);
         return SB_ENOMEM;
     }
+    /* The file's text after the generator's version (def.h): either changing rebuilds it. */
+    static const char generator[] = "switchboard projections generator " SB_PJ_GENERATOR "\n";
     unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)text, len);
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)generator, sizeof(generator) - 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)text, len);
+    crypto_hash_sha256_final(&st, h);
     sodium_bin2hex(d->hash, sizeof(d->hash), h, sizeof(h));
 
     int rc = 0;

@@ -29,8 +29,14 @@
 
 #include "core/buf.h"
 
-#define SB_PJ_NAME_MAX 40   /* bytes of a projection name, without the NUL */
-#define SB_PJ_HASH_LEN 64   /* hex SHA-256 */
+#define SB_PJ_NAME_MAX 40 /* bytes of a projection name, without the NUL */
+#define SB_PJ_HASH_LEN 64 /* hex SHA-256 */
+/* The version of the SQL the runner generates from a file (the sections' functions, the
+ * dispatcher): part of every file's hash, so a release that changes it rebuilds every read model
+ * once, in shadow tables swapped in as for an edited file, instead of leaving tables installed by
+ * an older release with the older functions.  Bump it with any change to what sb_pj_install_sql
+ * writes.  2: batches of at most SB_PJ_GENERIC_MAX_EVENTS run generic plans. */
+#define SB_PJ_GENERATOR "2"
 #define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "sbtest.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,13 @@ static void test_sections(void)
     if (CHECK(a && b && c)) {
         CHECK_EQ_STR(a->hash, b->hash);
         CHECK(strcmp(a->hash, c->hash) != 0);
+        /* The generator's version is part of it: not the bare file's SHA-256. */
+        const char *text = "-- @on A\nSELECT 1;";
+        unsigned char h[crypto_hash_sha256_BYTES];
+        char bare[SB_PJ_HASH_LEN + 1];
+        crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
+        sodium_bin2hex(bare, sizeof(bare), h, sizeof(h));
+        CHECK(strcmp(a->hash, bare) != 0);
         CHECK(!a->uses_metadata);
     }
     sb_pj_def_free(a);
