@@ -56,9 +56,9 @@ static sb_task_t *queue_pop(sb_loop_t *l)
     return NULL;
 }
 
-static void on_wake(uv_async_t *h)
+static void on_wake(sb_wake_t *w)
 {
-    sb_loop_t *l = h->data;
+    sb_loop_t *l = w->data;
     sb_task_t *t;
     int n = 0;
     while (n < DRAIN_BATCH && (t = queue_pop(l)) != NULL) {
@@ -66,7 +66,7 @@ static void on_wake(uv_async_t *h)
         n++;
     }
     if (n == DRAIN_BATCH)
-        uv_async_send(&l->_wake); /* more may be queued: come back after polling I/O */
+        sb_wake_send(&l->_wake); /* more may be queued: come back after polling I/O */
 }
 
 static int loop_init(sb_loop_t *l)
@@ -78,19 +78,19 @@ static int loop_init(sb_loop_t *l)
     atomic_store(&l->_stub._next, NULL);
     atomic_store(&l->_head, &l->_stub);
     l->_tail = &l->_stub;
-    r = uv_async_init(&l->uv, &l->_wake, on_wake);
+    l->_wake.data = l;
+    r = sb_wake_init(&l->uv, &l->_wake, on_wake);
     if (r != 0) {
         uv_loop_close(&l->uv);
         return r;
     }
-    l->_wake.data = l;
     return 0;
 }
 
 void sb_loop_post(sb_loop_t *target, sb_task_t *task)
 {
     queue_push(target, task);
-    uv_async_send(&target->_wake);
+    sb_wake_send(&target->_wake);
 }
 
 int sb_loop_on_stop(sb_loop_t *loop, sb_loop_hook_cb cb, void *data)
@@ -148,7 +148,7 @@ static void on_final_stop(sb_task_t *t)
     free(st);
     /* Every subsystem has closed its handles by now (their stop hooks ran before); drop the wake
      * handle's reference so uv_run returns once the last close callback has run. */
-    uv_unref((uv_handle_t *)&l->_wake);
+    uv_unref(sb_wake_handle(&l->_wake));
 }
 
 int sb_loops_init(sb_loops_t *g, int n, sb_loop_hook_cb on_start, void *data)
@@ -202,11 +202,6 @@ void sb_loops_stop(sb_loops_t *g)
     }
 }
 
-static void on_wake_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 void sb_loops_join(sb_loops_t *g)
 {
     for (int i = 0; i < g->n; i++)
@@ -229,7 +224,7 @@ void sb_loops_join(sb_loops_t *g)
     current_loop = NULL;
     for (int i = 0; i < g->n; i++) {
         sb_loop_t *l = g->loops[i];
-        uv_close((uv_handle_t *)&l->_wake, on_wake_closed);
+        sb_wake_close(&l->_wake, NULL);
         uv_run(&l->uv, UV_RUN_DEFAULT);
         if (uv_loop_close(&l->uv) != 0)
             sb_log_warn("loop", "loop %d closed with handles still open", i);
@@ -247,7 +242,7 @@ int sb_loop_init_standalone(sb_loop_t *loop)
     int r = loop_init(loop);
     if (r != 0)
         return r;
-    uv_unref((uv_handle_t *)&loop->_wake); /* the queue alone does not keep a tool's loop alive */
+    uv_unref(sb_wake_handle(&loop->_wake)); /* the queue alone does not keep a tool's loop alive */
     current_loop = loop;
     return 0;
 }
@@ -256,7 +251,7 @@ void sb_loop_close_standalone(sb_loop_t *loop)
 {
     run_stop(loop);
     on_wake(&loop->_wake);
-    uv_close((uv_handle_t *)&loop->_wake, on_wake_closed);
+    sb_wake_close(&loop->_wake, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     uv_loop_close(&loop->uv);
     if (current_loop == loop)

@@ -3,7 +3,7 @@
  * Every piece of per-thread state (an h2o context, database connections, the appender, the actors a
  * loop owns) hangs off its sb_loop_t and is touched only on that loop's thread.  Crossing threads
  * is always a task posted with sb_loop_post(): an intrusive multi-producer single-consumer queue
- * (lock-free push) plus one uv_async_t, so any number of posts between two loop turns cost one
+ * (lock-free push) plus one wake-up (core/wake.h), so any number of posts between two loop turns cost one
  * wake-up. */
 #ifndef SB_CORE_LOOP_H
 #define SB_CORE_LOOP_H
@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "core/wake.h"
 
 typedef struct sb_task_s sb_task_t;
 typedef void (*sb_task_cb)(sb_task_t *task);
@@ -41,7 +43,7 @@ struct sb_loop_s {
     void *messaging;   /* src/reactors: the loop's part of the messaging service */
     void *user;        /* free for tools and tests */
     /* internal */
-    uv_async_t _wake;
+    sb_wake_t _wake;
     _Atomic(sb_task_t *) _head; /* producers push here */
     sb_task_t *_tail;           /* consumer pops here */
     sb_task_t _stub;

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/wake.h"
 #include "db/pg.h"
 #include "events/codec.h"
 #include "events/stream.h"
@@ -76,7 +77,7 @@ struct sb_appender_s {
     void (*on_closed)(void *data);
     void *closed_data;
     /* the process's turn (see take_turn): under turn_lock */
-    uv_async_t turn_wake;
+    sb_wake_t turn_wake;
     bool turn_waiting, turn_given;
     sb_appender_t *turn_next;
 };
@@ -224,7 +225,7 @@ static void give_turn(bool batch_done)
             turn_tail = NULL;
         w->turn_waiting = false;
         w->turn_given = true;
-        uv_async_send(&w->turn_wake);
+        sb_wake_send(&w->turn_wake);
     } else {
         turn_busy = false;
     }
@@ -450,9 +451,9 @@ static void on_idle(uv_idle_t *h)
         send_batch(ap);
 }
 
-static void on_turn(uv_async_t *h)
+static void on_turn(sb_wake_t *w)
 {
-    on_idle(&((sb_appender_t *)h->data)->idle);
+    on_idle(&((sb_appender_t *)w->data)->idle);
 }
 
 /* Sends on the next loop iteration, after everything decided in this turn has been queued. */
@@ -489,6 +490,13 @@ void sb_append(sb_appender_t *ap, sb_append_t *a)
         kick(ap);
 }
 
+static void free_unopened(sb_wake_t *w)
+{
+    sb_appender_t *ap = w->data;
+    free(ap->batch);
+    free(ap);
+}
+
 sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
 {
     uv_once(&turn_once, turn_init);
@@ -496,12 +504,15 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
     if (ap == NULL)
         return NULL;
     ap->batch = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->batch));
-    ap->pg = sb_pg_open(loop, conninfo, "appender");
-    if (ap->batch == NULL || ap->pg == NULL) {
+    ap->turn_wake.data = ap;
+    if (ap->batch == NULL || sb_wake_init(loop, &ap->turn_wake, on_turn) != 0) {
         free(ap->batch);
-        if (ap->pg)
-            sb_pg_close(ap->pg, NULL, NULL);
         free(ap);
+        return NULL;
+    }
+    ap->pg = sb_pg_open(loop, conninfo, "appender");
+    if (ap->pg == NULL) {
+        sb_wake_close(&ap->turn_wake, free_unopened); /* frees ap once the loop has closed it */
         return NULL;
     }
     ap->loop = loop;
@@ -510,9 +521,7 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
     uv_idle_init(loop, &ap->idle);
     ap->idle.data = ap;
-    uv_async_init(loop, &ap->turn_wake, on_turn);
-    ap->turn_wake.data = ap;
-    uv_unref((uv_handle_t *)&ap->turn_wake); /* wakes the loop, never keeps it alive */
+    uv_unref(sb_wake_handle(&ap->turn_wake)); /* wakes the loop, never keeps it alive */
     return ap;
 }
 
@@ -529,9 +538,9 @@ static void on_idle_closed(uv_handle_t *h)
         cb(data);
 }
 
-static void on_wake_closed(uv_handle_t *h)
+static void on_wake_closed(sb_wake_t *w)
 {
-    sb_appender_t *ap = h->data;
+    sb_appender_t *ap = w->data;
     uv_close((uv_handle_t *)&ap->idle, on_idle_closed);
 }
 
@@ -539,7 +548,7 @@ static void on_pg_closed(void *data)
 {
     sb_appender_t *ap = data;
     leave_turns(ap); /* nobody hands it a turn from now on: its wake-up can close */
-    uv_close((uv_handle_t *)&ap->turn_wake, on_wake_closed);
+    sb_wake_close(&ap->turn_wake, on_wake_closed);
 }
 
 void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data)
