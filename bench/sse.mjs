@@ -17,7 +17,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const [build, db, ...rest] = process.argv.slice(2);
 if (!build || !db) {
@@ -163,6 +163,12 @@ async function run(nclients) {
   const count = RATE * SECONDS;
   state.measureFrom = nowUs() + 1_000_000;
   state.measuring = true;
+  // This process reads every stream on one thread: a message is timed when its chunk is handled,
+  // so a stall of this event loop (garbage collection, or no core free) adds to every latency in
+  // it.  Its own delays are reported beside the latencies, to tell the client's tail from the
+  // server's.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  setTimeout(() => loopDelay.enable(), 1000);
   const before = state.received;
   const app = spawn(
     path.join(build, 'sbtest_append'),
@@ -175,14 +181,17 @@ async function run(nclients) {
   const expected = count * (nclients / NWS);
   const deadline = Date.now() + 30000;
   while (state.received - before < expected && Date.now() < deadline) await sleep(50);
+  loopDelay.disable();
   const lat = state.lat.sort((a, b) => a - b);
   const ms = (us) => (us / 1000).toFixed(2);
+  const delayMs = (ns) => (ns / 1e6).toFixed(2);
   console.log(
     `sse proto=${PROTO} clients=${nclients} workspaces=${NWS} threads=${opt.threads} ` +
       `connect_s=${(connectMs / 1000).toFixed(1)} rss_per_idle_client_kb=${perClientKb.toFixed(1)} ` +
       `append_rate=${Math.round(count / appSecs)}/s appender_exit=${code} ` +
       `delivered=${state.received - before}/${expected} ` +
-      `p50_ms=${ms(pct(lat, 50))} p99_ms=${ms(pct(lat, 99))} max_ms=${ms(lat[lat.length - 1] ?? NaN)}`,
+      `p50_ms=${ms(pct(lat, 50))} p99_ms=${ms(pct(lat, 99))} max_ms=${ms(lat[lat.length - 1] ?? NaN)} ` +
+      `client_loop_delay_p99_ms=${delayMs(loopDelay.percentile(99))} client_loop_delay_max_ms=${delayMs(loopDelay.max)}`,
   );
   for (const c of closers) c();
   for (const s of sessions) s.close();
