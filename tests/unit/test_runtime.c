@@ -735,12 +735,12 @@ static void test_schedule(void)
     char name[SB_STREAM_NAME_MAX];
     stream_name(name, 9000);
     int64_t now = sb_clock_now_us();
-    CHECK(sb_actor_schedule(g, name, now + 300000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "c"), NULL) ==
-          0);
-    CHECK(sb_actor_schedule(g, name, now + 100000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "a"), NULL) ==
-          0);
-    CHECK(sb_actor_schedule(g, name, now + 200000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "b"), NULL) ==
-          0);
+    CHECK(sb_actor_schedule(g, name, now + 300000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "c"),
+                            NULL) == 0);
+    CHECK(sb_actor_schedule(g, name, now + 100000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "a"),
+                            NULL) == 0);
+    CHECK(sb_actor_schedule(g, name, now + 200000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "b"),
+                            NULL) == 0);
     CHECK(sb_actor_schedule(g, name, now - 1000, json_pack("{s:s, s:s}", "type", "Tag", "tag", "0"), NULL) ==
           0);
     CHECK(sb_actor_schedule(g, "bad", now, json_object(), NULL) == SB_EINVAL);
