@@ -43,8 +43,25 @@ function request()
     { ["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = sig }, body)
 end
 
+-- CPU ticks (user + system) in a /proc stat line: fields 14 and 15, after the command's ")".
+local function ticks(path)
+  local f = io.open(path)
+  if f == nil then return nil end
+  local line = f:read("*l")
+  f:close()
+  local rest = line:match("%) (.*)")
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  return tonumber(fields[12]) + tonumber(fields[13]), line:match("^(%d+)")
+end
+
 function done(summary, latency, requests)
-  io.write(string.format("wrk requests=%d duration_s=%.2f errors_status=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+  -- done() runs on wrk's main thread once the worker threads have ended: the process's ticks include
+  -- theirs, the main thread's own are the set-up (reading and splitting the file for each thread).
+  local all, pid = ticks("/proc/self/stat")
+  local main = pid and ticks("/proc/self/task/" .. pid .. "/stat")
+  io.write(string.format("wrk requests=%d duration_s=%.2f errors_status=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f workers_cpu_ticks=%d\n",
     summary.requests, summary.duration / 1e6, summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    (all and main) and (all - main) or -1))
 end

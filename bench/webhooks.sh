@@ -150,7 +150,11 @@ pg=$(us $((cpu1_pg - cpu0_pg)))
 srv_all=$(us $((cpu2_server - cpu0_server)))
 pg_all=$(us $((cpu2_pg - cpu0_pg)))
 client=$(echo "$(cat "$tmp/wrk.cpu") * 1000000 / $n" | bc)
-echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg client_incl_setup=$client with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
+# wrk's worker threads alone (bench/webhooks.lua's done()): the load generator during the phase,
+# without its set-up (reading and splitting the request file before the run starts).
+wticks=$(printf '%s' "$line" | sed -n 's/.*workers_cpu_ticks=\([0-9]*\).*/\1/p')
+client_run=$(us "${wticks:-0}")
+echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg client=$client_run client_incl_setup=$client with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
 
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
 psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \
