@@ -1,0 +1,106 @@
+/* Content codings (src/http/encoding.c): which Accept-Encoding values make gzip acceptable
+ * (RFC 9110 §12.5.3, weights §12.4.2), and gzip that inflates back to its input. */
+#include "http/encoding.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "sbtest.h"
+
+static bool ok(const char *v)
+{
+    return sb_http_gzip_acceptable(v, strlen(v));
+}
+
+static void test_accept(void)
+{
+    /* What browsers, fetch and curl --compressed send. */
+    CHECK(ok("gzip, deflate, br"));
+    CHECK(ok("gzip, deflate, br, zstd"));
+    CHECK(ok("deflate, gzip"));
+    CHECK(ok("GZip"));
+    CHECK(ok("x-gzip"));
+    CHECK(ok("gzip;q=0.5, identity;q=1"));
+    CHECK(ok("gzip ; q=1.000"));
+    CHECK(ok("gzip;Q=0.001"));
+    CHECK(ok("*"));
+    CHECK(ok("br;q=1, *;q=0.1"));
+    CHECK(ok("identity;q=0, gzip"));
+    CHECK(ok("gzip;foo=bar;q=0.8"));
+    /* Not acceptable: absent, refused by weight, or only others. */
+    CHECK(!ok(""));
+    CHECK(!ok("identity"));
+    CHECK(!ok("br, deflate"));
+    CHECK(!ok("gzip;q=0"));
+    CHECK(!ok("gzip;q=0.000"));
+    CHECK(!ok("gzip ;q=0 , deflate"));
+    CHECK(!ok("*;q=0"));
+    CHECK(!ok("gzip;q=0, *"));
+    CHECK(!ok("*, gzip;q=0"));
+    CHECK(!ok("gzipx"));
+    CHECK(!ok("xgzip"));
+    /* A malformed weight counts as 0: identity is always safe. */
+    CHECK(!ok("gzip;q=2"));
+    CHECK(!ok("gzip;q=1.5"));
+    CHECK(!ok("gzip;q=0.0001"));
+    CHECK(!ok("gzip;q="));
+    CHECK(!ok("gzip;q=abc"));
+    CHECK(!ok(",,;"));
+    /* Not NUL-terminated: the length bounds the scan. */
+    CHECK(sb_http_gzip_acceptable("gzip;q=0", 4));
+    CHECK(!sb_http_gzip_acceptable("gzip", 3));
+}
+
+static void test_gzip(void)
+{
+    size_t n = 0, len = 0;
+    char *in = malloc(SB_HTTP_GZIP_MAX + 1);
+    while (n + 100 < SB_HTTP_GZIP_MAX)
+        n += (size_t)snprintf(in + n, 100, "{\"id\":%zu,\"body\":\"note %zu about the order\"},", n, n % 97);
+    size_t sizes[] = {SB_HTTP_GZIP_MIN, 5700, 70000, n};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        char *gz = sb_http_gzip(in, sizes[k], &len);
+        if (!CHECK(gz != NULL))
+            continue;
+        CHECK(len < sizes[k] / 2);
+        CHECK((unsigned char)gz[0] == 0x1f && (unsigned char)gz[1] == 0x8b); /* the gzip magic */
+        char *back = malloc(sizes[k] + 1);
+        uLongf back_len = (uLongf)sizes[k] + 1;
+        z_stream z;
+        memset(&z, 0, sizeof(z));
+        CHECK(inflateInit2(&z, 16 + 15) == Z_OK);
+        z.next_in = (Bytef *)gz;
+        z.avail_in = (uInt)len;
+        z.next_out = (Bytef *)back;
+        z.avail_out = (uInt)back_len;
+        CHECK(inflate(&z, Z_FINISH) == Z_STREAM_END);
+        CHECK_EQ_UINT(z.total_out, sizes[k]);
+        CHECK(memcmp(back, in, sizes[k]) == 0);
+        inflateEnd(&z);
+        free(back);
+        free(gz);
+    }
+    /* Outside the bounds, or not smaller: none. */
+    CHECK(sb_http_gzip(in, SB_HTTP_GZIP_MIN - 1, &len) == NULL);
+    CHECK(sb_http_gzip(in, SB_HTTP_GZIP_MAX + 1, &len) == NULL);
+    unsigned char *noise = malloc(4096);
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 4096; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise[i] = (unsigned char)x;
+    }
+    CHECK(sb_http_gzip((const char *)noise, 4096, &len) == NULL);
+    free(noise);
+    free(in);
+}
+
+int main(void)
+{
+    SBTEST_RUN(test_accept);
+    SBTEST_RUN(test_gzip);
+    return sbtest_summary();
+}
