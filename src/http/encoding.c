@@ -50,12 +50,15 @@ static void scan(const char *v, size_t len, accept_t *st)
         while (t < e && *t != ';' && !is_ows(*t))
             t++;
         bool positive = true; /* no weight: 1 */
-        for (const char *q = memchr(t, ';', (size_t)(e - t)); q != NULL;) {
-            q++;
+        for (const char *q = t; q < e;) {
+            if (*q++ != ';')
+                continue;
             while (q < e && is_ows(*q))
                 q++;
-            const char *next = memchr(q, ';', (size_t)(e - q));
-            const char *ve = next != NULL ? next : e;
+            const char *next = q;
+            while (next < e && *next != ';')
+                next++;
+            const char *ve = next;
             while (ve > q && is_ows(ve[-1]))
                 ve--;
             if (ve - q >= 2 && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=')
