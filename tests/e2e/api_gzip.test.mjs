@@ -58,7 +58,7 @@ async function thread(n = 20, body = (i) => `note ${i}: called back about the qu
   const path = `/v1/workspaces/${ws.id}/contacts/${c.id}/notes`;
   for (let i = 1; i <= n; i++) assert.equal((await owner.client.post(path, { body: body(i) })).status, 201);
   await eventually(async () => (await owner.client.get(`${path}?limit=50`)).json?.items?.length === n, { what: 'the notes listed' });
-  return { path: `${path}?limit=50`, url: `${fx.srv.url}${path}?limit=50`, token: owner.token, owner };
+  return { path: `${path}?limit=50`, url: `${fx.srv.url}${path}?limit=50`, token: owner.token, owner, ws };
 }
 
 test('HTTP/1.1: gzip when accepted, decoding to exactly the identity body; Vary on both', async () => {
@@ -129,6 +129,18 @@ test('identity for clients that do not take gzip: no header, q=0, other codings,
   assert.equal(r.headers['content-encoding'], undefined);
   assert.ok(varies(r.headers));
   assert.equal(JSON.parse(r.body).items.length, 2);
+  // Answers built for one request are never compressed (docs/api/README.md), nor pages after a
+  // cursor: a list of 40 contacts (about 8 kB), and the thread's second page.
+  for (let i = 0; i < 40; i++) await t.owner.client.post(`/v1/workspaces/${t.ws.id}/contacts`, { name: `Contact with a longer name ${i}` });
+  const list = curl(['-H', 'accept-encoding: gzip'], `${fx.srv.url}/v1/workspaces/${t.ws.id}/contacts?limit=200`, t.token);
+  assert.equal(list.status, 200);
+  assert.ok(list.body.length > 4000, `${list.body.length} bytes`);
+  assert.equal(list.headers['content-encoding'], undefined);
+  const cursor = JSON.parse(curl([], t.url.replace('limit=50', 'limit=5'), t.token).body).next_cursor;
+  const next = curl(['-H', 'accept-encoding: gzip'], `${t.url.replace('limit=50', 'limit=5')}&cursor=${cursor}`, t.token);
+  assert.equal(next.status, 200);
+  assert.equal(JSON.parse(next.body).items.length, 5);
+  assert.equal(next.headers['content-encoding'], undefined);
 });
 
 test('a new note reaches gzip readers: the compressed copy is never older than the page', async () => {
