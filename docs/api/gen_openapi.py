@@ -33,7 +33,7 @@ loc_h = {"Location": {"description": "the created resource's path", "schema": {"
 P = lambda n: {"$ref": f"#/components/parameters/{n}"}
 # Notes live on their contact's stream: their ETag, and what If-Match on a note compares, is the contact's version.
 # The notes thread's cached first page may be sent in gzip (docs/api/README.md, "Compression").
-gzip_h = {"Content-Encoding": {"description": "gzip when the request's Accept-Encoding takes gzip and the page is a cached first page of 1 kB or more; absent otherwise (identity)", "schema": {"type": "string", "enum": ["gzip"]}},
+gzip_h = {"Content-Encoding": {"required": False, "description": "gzip when the request's Accept-Encoding takes gzip and the page is a cached first page of 1 kB or more; absent otherwise (identity)", "schema": {"type": "string", "enum": ["gzip"]}},
           "Vary": {"description": "Accept-Encoding, on every answer of this route", "schema": {"type": "string"}}}
 note_etag_h = {"ETag": {"description": "the contact's version (notes are kept on the contact's stream); If-Match on a note compares it", "schema": {"type": "string"}}}
 
