@@ -291,7 +291,7 @@ static void list_loaded(sb_api_call_t *c)
         return;
     /* A cached first page may be sent in gzip (below): every answer here says the representation
      * depends on Accept-Encoding, so shared caches keep the variants apart. */
-    sb_api_header(c, "vary", "accept-encoding");
+    sb_http_vary_coding(c->req);
     const char *cur = sb_api_query(c, "cursor");
     if (cur != NULL) {
         if (sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
@@ -316,7 +316,7 @@ static void list_loaded(sb_api_call_t *c)
         size_t len;
         const char *body = gzip ? sb__api_page_gzip(pg, &len) : NULL;
         if (body != NULL)
-            sb_api_header(c, "content-encoding", "gzip");
+            sb_http_gzip_coding(c->req);
         else
             body = sb__api_page_text(pg, &len);
         sb_api_reply_borrowed(c, 200, body, len, sb__api_page_release, pg);

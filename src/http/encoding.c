@@ -103,6 +103,18 @@ bool sb_http_accepts_gzip(h2o_req_t *req)
     return verdict(&st);
 }
 
+void sb_http_vary_coding(h2o_req_t *req)
+{
+    if (req != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("accept-encoding"));
+}
+
+void sb_http_gzip_coding(h2o_req_t *req)
+{
+    if (req != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+}
+
 char *sb_http_gzip(const char *in, size_t len, size_t *out_len)
 {
     if (len < SB_HTTP_GZIP_MIN || len > SB_HTTP_GZIP_MAX)
