@@ -6,7 +6,11 @@
 #            (BENCH_HTTP_TRIVIAL_AUTH=0 sends it without, as runs before 2026-11-21 21:00 did);
 #   read     GET .../contacts/{id}/notes?limit=20: a contact's thread (token check, workspace
 #            membership, the first page: from the loop's thread cache, which the follower keeps
-#            current, after the first read from the notes read model);
+#            current, after the first read from the notes read model); both it and the trivial
+#            request send "accept-encoding: gzip, deflate, br" as browsers do
+#            (BENCH_HTTP_ACCEPT_ENCODING), so the read gets the cached page's gzip copy (5.7 kB of
+#            JSON in about 0.6 kB) from builds that have one;
+#   read_identity  the same read with "accept-encoding: identity": the plain 5.7 kB;
 #   write    POST .../contacts/{id}/notes: a command decided by the contact actor and committed to
 #            the log (group commit) before the 201, spread over 500 contacts;
 # all in one run of one server, so the ratios compare like with like.  Prints key=value lines,
@@ -16,7 +20,9 @@
 # Usage: bench/http_api.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
 # Environment: BENCH_HTTP_ROUNDS (3: the reads alternate with the trivial handler in this many runs
 # of SECONDS/ROUNDS each), BENCH_HTTP_LOG (warn; info writes the access log), BENCH_HTTP_THREADS,
-# BENCH_HTTP_CONTACTS, BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_H1_CONNS, BENCH_HTTP_TRIVIAL_AUTH.
+# BENCH_HTTP_CONTACTS, BENCH_H2_CONNS, BENCH_H2_STREAMS, BENCH_H1_CONNS, BENCH_HTTP_TRIVIAL_AUTH,
+# BENCH_HTTP_ACCEPT_ENCODING (the read's and the trivial request's; empty: no such header),
+# BENCH_HTTP_WRITES (1; 0 leaves out the write phases, for short A/B runs of the reads).
 # Needs h2load (nghttp2-client), wrk, curl and node (to pick a free port).
 set -eu
 BUILD=$1
@@ -105,9 +111,13 @@ request = function()
     return wrk.format("POST", paths[(n % #paths) + 1], {["content-type"] = "application/json", ["authorization"] = "Bearer $TOKEN"}, body)
 end
 EOF
+AE=${BENCH_HTTP_ACCEPT_ENCODING-gzip, deflate, br}
 cat >"$tmp/read.lua" <<EOF
 wrk.headers["authorization"] = "Bearer $TOKEN"
 EOF
+cp "$tmp/read.lua" "$tmp/identity.lua"
+echo 'wrk.headers["accept-encoding"] = "identity"' >>"$tmp/identity.lua"
+[ -z "$AE" ] || echo "wrk.headers[\"accept-encoding\"] = \"$AE\"" >>"$tmp/read.lua"
 cat >"$tmp/done.lua" <<'EOF'
 done = function(summary, latency, requests)
     local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
@@ -117,14 +127,31 @@ end
 EOF
 cat "$tmp/done.lua" >>"$tmp/write.lua"
 cat "$tmp/done.lua" >>"$tmp/read.lua"
+cat "$tmp/done.lua" >>"$tmp/identity.lua"
 TRIVIAL_AUTH=${BENCH_HTTP_TRIVIAL_AUTH:-1}
+# The positional parameters were read into variables above: they become the read's extra headers
+# for h2load ("$@"), which the trivial request shares (with or without authorization).
+if [ -n "$AE" ]; then set -- -H "accept-encoding: $AE"; else set --; fi
 if [ "$TRIVIAL_AUTH" = 1 ]; then
-    cp "$tmp/read.lua" "$tmp/trivial.lua" # read.lua: the header, then done()
-    set -- -H "$A" # the positional parameters were read into variables above: h2 trivial "$@"
+    cp "$tmp/read.lua" "$tmp/trivial.lua" # read.lua: the headers, then done()
+    TRIVIAL_H2_AUTH=$A
 else
-    cp "$tmp/done.lua" "$tmp/trivial.lua"
-    set --
+    : >"$tmp/trivial.lua"
+    [ -z "$AE" ] || echo "wrk.headers[\"accept-encoding\"] = \"$AE\"" >"$tmp/trivial.lua"
+    cat "$tmp/done.lua" >>"$tmp/trivial.lua"
+    TRIVIAL_H2_AUTH=
 fi
+# What the read answers with these headers, and with identity: its coding and bytes on the wire
+# (the last of a few reads on new connections: each loop's cache answers its first read from the
+# database, uncompressed).
+wire() { # accept-encoding value
+    for _ in 1 2 3 4 5 6; do
+        curl -s -D "$tmp/wire.h" -o "$tmp/wire.b" -H "$A" -H "accept-encoding: $1" "$U$THREAD?limit=20"
+    done
+    enc=$(tr -d '\r' <"$tmp/wire.h" | sed -n 's/^content-encoding: *//ip')
+    echo "encoding=${enc:-identity} bytes=$(wc -c <"$tmp/wire.b")"
+}
+echo "# read: accept-encoding \"$AE\" -> $(wire "$AE"); identity -> $(wire identity)"
 
 # The server's CPU time (user + system, in clock ticks) so far: with the requests a run completed,
 # the server's CPU per request, which a busy machine distorts less than the rates.  The load
@@ -193,21 +220,30 @@ D=$((SECS / ROUNDS))
 for _ in $(seq "$ROUNDS"); do
     h1 trivial "$tmp/trivial.lua" "$U/healthz"
     h1 read "$tmp/read.lua" "$U$THREAD?limit=20"
-    h2 trivial "$@" "$U/healthz"
-    h2 read -H "$A" "$U$THREAD?limit=20"
+    h1 read_identity "$tmp/identity.lua" "$U$THREAD?limit=20"
+    h2 trivial ${TRIVIAL_H2_AUTH:+-H "$TRIVIAL_H2_AUTH"} "$@" "$U/healthz"
+    h2 read -H "$A" "$@" "$U$THREAD?limit=20"
+    h2 read_identity -H "$A" -H "accept-encoding: identity" "$U$THREAD?limit=20"
 done
-D=$SECS
-h1 write "$tmp/write.lua" "$U/"
-h2 write -H "$A" -H "$J" -d "$tmp/note.json" -i "$tmp/write_uris"
+WRITES=${BENCH_HTTP_WRITES:-1}
+if [ "$WRITES" = 1 ]; then
+    D=$SECS
+    h1 write "$tmp/write.lua" "$U/"
+    h2 write -H "$A" -H "$J" -d "$tmp/note.json" -i "$tmp/write_uris"
+fi
 ratio() { node -e "console.log(($1 / $2).toFixed(2))"; }
 for p in h1 h2; do
-    eval "t=\$SUM_${p}_trivial r=\$SUM_${p}_read"
+    eval "t=\$SUM_${p}_trivial r=\$SUM_${p}_read i=\$SUM_${p}_read_identity"
     echo "http trivial proto=$p rounds=$ROUNDS mean_rps=$((t / ROUNDS))"
     echo "http read proto=$p rounds=$ROUNDS mean_rps=$((r / ROUNDS))"
+    echo "http read_identity proto=$p rounds=$ROUNDS mean_rps=$((i / ROUNDS))"
     echo "http read_vs_trivial proto=$p ratio=$(ratio "$r" "$t") target=0.50"
+    echo "http read_identity_vs_trivial proto=$p ratio=$(ratio "$i" "$t")"
 done
-echo "http write proto=h1 rps=$SUM_h1_write target=10000"
-echo "http write proto=h2 rps=$SUM_h2_write target=10000"
+if [ "$WRITES" = 1 ]; then
+    echo "http write proto=h1 rps=$SUM_h1_write target=10000"
+    echo "http write proto=h2 rps=$SUM_h2_write target=10000"
+fi
 if grep -q " error " "$tmp/server.log"; then
     echo "# server errors:"
     grep " error " "$tmp/server.log" | head -5

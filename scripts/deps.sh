@@ -5,7 +5,7 @@
 set -eu
 level=${1:-build}
 pkgs="cmake make gcc pkg-config libuv1-dev libh2o-dev libpq-dev libmsgpack-dev
-libcurl4-openssl-dev libssl-dev libsodium-dev libjansson-dev postgresql postgresql-contrib"
+libcurl4-openssl-dev libssl-dev libsodium-dev libjansson-dev zlib1g-dev postgresql postgresql-contrib"
 if [ "$level" = test ] || [ "$level" = bench ]; then
     pkgs="$pkgs curl openssl nodejs npm clang-format clang libclang-rt-14-dev chromium"
 fi

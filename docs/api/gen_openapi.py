@@ -15,6 +15,7 @@ Conventions:
 - Resources backed by an actor carry an ETag (the stream version); If-Match on PATCH/DELETE makes the change conditional (412 on mismatch).
 - Idempotency-Key on POST: the same key (per user, kept at least 24 h) returns the first response again and stores nothing twice.
 - Lists are {"items": [...], "next_cursor": "..." | null}; pages are keyset pages, stable while new rows arrive.
+- Compression: a contact's notes (GET .../contacts/{id}/notes, a first page the server has cached) come with Content-Encoding: gzip when Accept-Encoding takes gzip (weight above 0) and the page is 1 kB or more; every answer of that route carries Vary: Accept-Encoding. Everything else is sent uncompressed: compressing each answer anew would cost the server more CPU than the bytes save (a proxy in front may compress on a slow link).
 """
 
 def ref(n): return {"$ref": f"#/components/schemas/{n}"}
@@ -31,6 +32,9 @@ etag_h = {"ETag": {"$ref": "#/components/headers/ETag"}}
 loc_h = {"Location": {"description": "the created resource's path", "schema": {"type": "string"}}}
 P = lambda n: {"$ref": f"#/components/parameters/{n}"}
 # Notes live on their contact's stream: their ETag, and what If-Match on a note compares, is the contact's version.
+# The notes thread's cached first page may be sent in gzip (docs/api/README.md, "Compression").
+gzip_h = {"Content-Encoding": {"required": False, "description": "gzip when the request's Accept-Encoding takes gzip and the page is a cached first page of 1 kB or more; absent otherwise (identity)", "schema": {"type": "string", "enum": ["gzip"]}},
+          "Vary": {"description": "Accept-Encoding, on every answer of this route", "schema": {"type": "string"}}}
 note_etag_h = {"ETag": {"description": "the contact's version (notes are kept on the contact's stream); If-Match on a note compares it", "schema": {"type": "string"}}}
 
 def op(summary, responses, params=None, body=None, tags=None, security=True, desc=None):
@@ -134,9 +138,9 @@ paths["/v1/workspaces/{ws}/contacts/{id}"] = {
 }
 paths["/v1/workspaces/{ws}/contacts/{id}/notes"] = {
     "parameters": [P("ws"), P("contact_id")],
-    "get": op("Notes on a contact, oldest first (private notes only to their author)", {"200": resp("a page", ref("NoteList")), **errs(400, 401, 404, 503)},
+    "get": op("Notes on a contact, oldest first (private notes only to their author)", {"200": resp("a page", ref("NoteList"), gzip_h), **errs(400, 401, 404, 503)},
               params=[P("limit"), P("cursor")], tags=["notes"],
-              desc="From the notes read model, through a per-loop cache that applies new notes as they commit: a note added a moment ago shows at once on a thread the serving loop has cached and the pages after it, and otherwise once the read model has applied it (a few milliseconds; up to SWITCHBOARD_PROJECTIONS_LINGER_MS under load)."),
+              desc="From the notes read model, through a per-loop cache that applies new notes as they commit: a note added a moment ago shows at once on a thread the serving loop has cached and the pages after it, and otherwise once the read model has applied it (a few milliseconds; up to SWITCHBOARD_PROJECTIONS_LINGER_MS under load). A cached first page of 1 kB or more is sent in gzip (Content-Encoding: gzip) to clients whose Accept-Encoding takes it, compressed once per version of the page; identity otherwise (no Accept-Encoding, gzip;q=0, identity only). No ETag, so none differs between the codings."),
     "post": op("Add a note; @mentions of members are recognised", {"201": resp("the note", ref("Note"), {**note_etag_h, **loc_h}), **errs(400, 401, 404, 409, 415, 422, 503)},
                params=[P("IdempotencyKey")], body=jbody(ref("NoteInput"), {"body": "Called back; wants a quote by Friday.", "private": False}), tags=["notes"]),
 }

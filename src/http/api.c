@@ -351,15 +351,21 @@ static void deliver(sb_api_call_t *c)
     free_call(c);
 }
 
-static void respond(sb_api_call_t *c, int status, char *text)
+/* len bytes of body (binary-safe: a borrowed body may be gzip). */
+static void respond_len(sb_api_call_t *c, int status, char *body, size_t len)
 {
     c->_resp.status = status;
-    c->_resp.body = text;
-    c->_resp.len = text != NULL ? strlen(text) : 0;
+    c->_resp.body = body;
+    c->_resp.len = len;
     if (c->_idem != NULL)
         sb__api_idem_finish(c, status, deliver);
     else
         deliver(c);
+}
+
+static void respond(sb_api_call_t *c, int status, char *text)
+{
+    respond_len(c, status, text, text != NULL ? strlen(text) : 0);
 }
 
 void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body)
@@ -395,7 +401,7 @@ void sb_api_reply_borrowed(sb_api_call_t *c, int status, const char *json_text, 
         if (text == NULL)
             sb_api_reply_errcode(c, SB_ENOMEM, NULL);
         else
-            respond(c, status, text);
+            respond_len(c, status, text, len);
         return;
     }
     status_headers(c, status);

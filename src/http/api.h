@@ -219,7 +219,9 @@ void sb_api_reply_json(sb_api_call_t *c, int status, json_t *body);
 void sb_api_reply_raw(sb_api_call_t *c, int status, char *json_text);
 /* Sends len bytes of json_text as they are, without copying: the text stays the caller's until
  * release(data) runs, exactly once (when h2o disposes of the request; at once when the call keeps
- * a copy instead, under an Idempotency-Key).  For texts a cache serves to many requests. */
+ * a copy instead, under an Idempotency-Key).  For texts a cache serves to many requests.  The
+ * bytes may be the JSON in a content coding (gzip, with Content-Encoding set by sb_api_header
+ * first) on calls without an Idempotency-Key (reads): stored answers are text. */
 void sb_api_reply_borrowed(sb_api_call_t *c, int status, const char *json_text, size_t len,
                            void (*release)(void *data), void *data);
 /* SPEC §5's error shape; code NULL picks the status's word; field may be NULL. */

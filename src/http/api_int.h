@@ -79,11 +79,13 @@ sb__api_threads_t *sb__api_threads_start(sb_loop_t *loop, struct sb_follower_s *
 void sb__api_threads_stop(sb__api_threads_t *c);
 void sb__api_threads_free(sb__api_threads_t *c);
 /* The reader's first page of contact's notes (limit 1..200) from the cache, or NULL on a miss: a
- * reference to a rendered page that the cache may hand to other requests too.  Its text stays valid
- * and unchanged until the caller releases it (sb__api_page_release, once), on the cache's loop. */
+ * reference to a rendered page that the cache may hand to other requests too.  Its text (and gzip
+ * copy) stay valid and unchanged until the caller releases it (sb__api_page_release, once), on the
+ * cache's loop.  gzip: the caller may send gzip, so the page gets its gzip copy if it has none
+ * (compressed once, kept with the page; sb__api_page_gzip). */
 typedef struct sb__api_page_s sb__api_page_t;
 sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws,
-                                     const char *reader, int limit);
+                                     const char *reader, int limit, bool gzip);
 /* The reader's page of contact's notes after a cursor (the note at after_at, after_id) from the
  * cache: its text (caller frees), or NULL on a miss (not cached, or past the notes it holds).  A
  * cached thread can be ahead of the notes read model (it applies the follower's events at once), so
@@ -91,6 +93,9 @@ sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, 
 char *sb__api_threads_page_after(sb__api_threads_t *c, const char *contact, const char *ws,
                                  const char *reader, int limit, int64_t after_at, const char *after_id);
 const char *sb__api_page_text(const sb__api_page_t *p, size_t *len);
+/* The page's text in gzip, or NULL when it has none (never asked for, too small or too large to be
+ * worth it: http/encoding.h). */
+const char *sb__api_page_gzip(const sb__api_page_t *p, size_t *len);
 void sb__api_page_release(void *p);
 /* listed: whether the contacts read model listed the contact, at its checkpoint listed_at.
  * *behind: this loop has followed an event of the contact (a note's, or its deletion) that the read

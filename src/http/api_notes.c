@@ -1,7 +1,8 @@
 /* Notes on a contact:
  *   POST   /v1/workspaces/{ws}/contacts/{id}/notes {body, private?}   -> 201 note
  *   GET    /v1/workspaces/{ws}/contacts/{id}/notes?limit=&cursor=      -> page, oldest first (notes
- *                                                                         read model)
+ *                                                                         read model; a cached first
+ *                                                                         page in gzip if accepted)
  *   PATCH  /v1/workspaces/{ws}/contacts/{id}/notes/{nid} {body}        -> note (author only)
  *   DELETE /v1/workspaces/{ws}/contacts/{id}/notes/{nid}               -> 204 (author only)
  * @mentions of members are recognised by the contact actor and stored with the note.  A private
@@ -14,6 +15,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "http/api_int.h"
+#include "http/encoding.h"
 
 #define NOTE_MAX_CHARS 10000
 #define PAGE_DEFAULT 50
@@ -287,6 +289,9 @@ static void list_loaded(sb_api_call_t *c)
     note_state_t *st = c->data;
     if (!need_contact_id(c, st) || !sb_api_page_limit(c, PAGE_DEFAULT, PAGE_MAX, &st->limit))
         return;
+    /* A cached first page may be sent in gzip (below): every answer here says the representation
+     * depends on Accept-Encoding, so shared caches keep the variants apart. */
+    sb_http_vary_coding(c->req);
     const char *cur = sb_api_query(c, "cursor");
     if (cur != NULL) {
         if (sb_api_cursor_decode(cur, &st->cursor_at, st->cursor_id) != 0) {
@@ -302,12 +307,19 @@ static void list_loaded(sb_api_call_t *c)
         run_page_query(c);
         return;
     }
+    /* The cached page in gzip when the client takes it: compressed once per page by the cache,
+     * then sent by reference like the text.  No ETag here, so none has to differ by coding. */
+    bool gzip = sb_http_accepts_gzip(c->req);
     sb__api_page_t *pg =
-        sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit);
+        sb__api_threads_page(sb__api_loop(c)->threads, c->id, c->ws_id, c->user_id, st->limit, gzip);
     if (pg != NULL) {
         size_t len;
-        const char *text = sb__api_page_text(pg, &len);
-        sb_api_reply_borrowed(c, 200, text, len, sb__api_page_release, pg);
+        const char *body = gzip ? sb__api_page_gzip(pg, &len) : NULL;
+        if (body != NULL)
+            sb_http_gzip_coding(c->req);
+        else
+            body = sb__api_page_text(pg, &len);
+        sb_api_reply_borrowed(c, 200, body, len, sb__api_page_release, pg);
         return;
     }
     sb_api_sql_t q[2] = {

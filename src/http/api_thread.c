@@ -25,7 +25,11 @@
  * Each entry also keeps the last page it rendered (a page_t: limit, reader when private notes make
  * pages differ by reader, and the JSON text).  The same read again is answered with that text as
  * it is, shared by reference with every request sending it (no rendering, no copy); any event
- * applied to the entry forgets it.  Pages are counted in THREAD_BYTES like the notes. */
+ * applied to the entry forgets it.  Pages are counted in THREAD_BYTES like the notes.
+ *
+ * A page also keeps its gzip copy, made the first time a client that accepts gzip reads it
+ * (http/encoding.h): later such reads send those bytes by reference too, so a cached page costs
+ * no compression per request, and the copy goes with the page, never outliving its text. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +43,7 @@
 #include "events/codec.h"
 #include "events/follow.h"
 #include "http/api_int.h"
+#include "http/encoding.h"
 
 #define THREAD_NOTES 200         /* notes kept per contact: the largest page */
 #define THREAD_SLOTS 8192        /* contacts per loop */
@@ -63,6 +68,9 @@ struct sb__api_page_s {
     bool per_reader; /* the thread holds private notes: reader says whose page this is */
     char reader[SB_UUID_STRLEN + 1];
     size_t len;
+    char *gz; /* the text in gzip, or NULL (not made yet, not worth it, or out of memory) */
+    size_t gz_len;
+    bool gz_tried; /* gz was attempted: NULL stays NULL */
     char text[];
 };
 typedef sb__api_page_t page_t;
@@ -221,8 +229,10 @@ static thread_t *find(sb__api_threads_t *c, const char *contact)
 void sb__api_page_release(void *p)
 {
     page_t *pg = p;
-    if (--pg->refs == 0)
+    if (--pg->refs == 0) {
+        free(pg->gz);
         free(pg);
+    }
 }
 
 const char *sb__api_page_text(const sb__api_page_t *p, size_t *len)
@@ -231,13 +241,19 @@ const char *sb__api_page_text(const sb__api_page_t *p, size_t *len)
     return p->text;
 }
 
+const char *sb__api_page_gzip(const sb__api_page_t *p, size_t *len)
+{
+    *len = p->gz_len;
+    return p->gz;
+}
+
 /* Forgets t's page (requests still sending it keep it alive). */
 static void forget_page(sb__api_threads_t *c, thread_t *t)
 {
     if (t->page == NULL)
         return;
-    t->bytes -= t->page->len;
-    c->bytes -= t->page->len;
+    t->bytes -= t->page->len + t->page->gz_len;
+    c->bytes -= t->page->len + t->page->gz_len;
     sb__api_page_release(t->page);
     t->page = NULL;
 }
@@ -578,6 +594,9 @@ static page_t *render_page(sb__api_threads_t *c, thread_t *t, const char *reader
     free(text);
     pg->refs = 1;
     pg->len = len;
+    pg->gz = NULL;
+    pg->gz_len = 0;
+    pg->gz_tried = false;
     pg->limit = limit;
     pg->per_reader = false;
     for (int i = 0; i < t->n && !pg->per_reader; i++)
@@ -590,8 +609,19 @@ static page_t *render_page(sb__api_threads_t *c, thread_t *t, const char *reader
     return pg;
 }
 
+/* Gives t's page pg its gzip copy, once (see the top of this file). */
+static void compress_page(sb__api_threads_t *c, thread_t *t, page_t *pg)
+{
+    pg->gz_tried = true;
+    pg->gz = sb_http_gzip(pg->text, pg->len, &pg->gz_len);
+    if (pg->gz == NULL)
+        pg->gz_len = 0;
+    t->bytes += pg->gz_len;
+    c->bytes += pg->gz_len;
+}
+
 sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, const char *ws,
-                                     const char *reader, int limit)
+                                     const char *reader, int limit, bool gzip)
 {
     thread_t *t = c != NULL ? find(c, contact) : NULL;
     if (t == NULL || strcmp(t->ws, ws) != 0) {
@@ -606,6 +636,8 @@ sb__api_page_t *sb__api_threads_page(sb__api_threads_t *c, const char *contact, 
         bump(&c->misses);
         return NULL;
     }
+    if (gzip && !pg->gz_tried)
+        compress_page(c, t, pg);
     bump(&c->hits);
     lru_unlink(t);
     lru_front(c, t);

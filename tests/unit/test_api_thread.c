@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include <zlib.h>
+
 #include "events/codec.h"
 #include "sbtest.h"
 
@@ -201,10 +203,30 @@ static void test_random_walk(void)
     sb__api_threads_free(c);
 }
 
+/* A cache (pretending to be subscribed) holding the contact's thread, without notes. */
+static sb__api_threads_t *empty_thread(void)
+{
+    sb__api_threads_t *c = calloc(1, sizeof(*c));
+    c->lru.next = c->lru.prev = &c->lru;
+    c->sub = (sb_sub_t *)1;
+    nmodel = 0;
+    refill(c);
+    return c;
+}
+
+/* Drops the thread, checks that the cache's byte count returns to 0, and frees the cache. */
+static void free_emptied(sb__api_threads_t *c)
+{
+    drop(c, find(c, CONTACT));
+    CHECK_EQ_UINT(c->bytes, 0);
+    c->sub = NULL;
+    sb__api_threads_free(c);
+}
+
 /* The cache's page for reader as a string of its own (NULL on a miss). */
 static char *page_copy(sb__api_threads_t *c, const char *reader, int limit)
 {
-    sb__api_page_t *p = sb__api_threads_page(c, CONTACT, WS, reader, limit);
+    sb__api_page_t *p = sb__api_threads_page(c, CONTACT, WS, reader, limit, false);
     if (p == NULL)
         return NULL;
     size_t len;
@@ -218,11 +240,7 @@ static char *page_copy(sb__api_threads_t *c, const char *reader, int limit)
 /* A reader sees their own private notes and nobody else's; a full page has a cursor. */
 static void test_page_privacy(void)
 {
-    sb__api_threads_t *c = calloc(1, sizeof(*c));
-    c->lru.next = c->lru.prev = &c->lru;
-    c->sub = (sb_sub_t *)1;
-    nmodel = 0;
-    refill(c);
+    sb__api_threads_t *c = empty_thread();
     static const char *const authors[] = {"00000000-0000-7000-8000-00000000000a",
                                           "00000000-0000-7000-8000-00000000000b"};
     for (int i = 0; i < 6; i++) {
@@ -244,7 +262,8 @@ static void test_page_privacy(void)
         CHECK(j != NULL && json_array_size(json_object_get(j, "items")) == 5);
         json_decref(j);
     }
-    CHECK(sb__api_threads_page(c, CONTACT, "99999999-9999-7999-8999-999999999999", authors[0], 10) == NULL);
+    CHECK(sb__api_threads_page(c, CONTACT, "99999999-9999-7999-8999-999999999999", authors[0], 10, false) ==
+          NULL);
     free(a);
     free(b);
     free(two);
@@ -256,11 +275,7 @@ static void test_page_privacy(void)
  * it keeps it alive after the thread moves on; the next read renders the change. */
 static void test_page_shared(void)
 {
-    sb__api_threads_t *c = calloc(1, sizeof(*c));
-    c->lru.next = c->lru.prev = &c->lru;
-    c->sub = (sb_sub_t *)1;
-    nmodel = 0;
-    refill(c);
+    sb__api_threads_t *c = empty_thread();
     static const char *const readers[] = {"00000000-0000-7000-8000-00000000000a",
                                           "00000000-0000-7000-8000-00000000000b"};
     char id[SB_UUID_STRLEN + 1];
@@ -273,14 +288,14 @@ static void test_page_shared(void)
     thread_t *t = find(c, CONTACT);
     size_t bytes = t->bytes;
     /* No private notes: every reader gets the same page, rendered once. */
-    sb__api_page_t *p1 = sb__api_threads_page(c, CONTACT, WS, readers[0], 10);
-    sb__api_page_t *p2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+    sb__api_page_t *p1 = sb__api_threads_page(c, CONTACT, WS, readers[0], 10, false);
+    sb__api_page_t *p2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10, false);
     CHECK(p1 != NULL && p1 == p2);
     CHECK_EQ_INT(p1->refs, 3);
     CHECK_EQ_UINT(t->bytes, bytes + p1->len);
     CHECK_EQ_UINT(c->bytes, t->bytes);
     /* Another limit is another page. */
-    sb__api_page_t *p3 = sb__api_threads_page(c, CONTACT, WS, readers[1], 2);
+    sb__api_page_t *p3 = sb__api_threads_page(c, CONTACT, WS, readers[1], 2, false);
     CHECK(p3 != NULL && p3 != p1 && strstr(p3->text, "\"next_cursor\":\"") != NULL);
     CHECK_EQ_INT(p1->refs, 2); /* the thread let go of it: the two requests hold it */
     sb__api_page_release(p2);
@@ -294,22 +309,117 @@ static void test_page_shared(void)
     sb__api_page_release(p1);
     sb__api_page_release(p3);
     /* Now a private note makes pages differ by reader. */
-    sb__api_page_t *a = sb__api_threads_page(c, CONTACT, WS, readers[0], 10);
-    sb__api_page_t *b = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+    sb__api_page_t *a = sb__api_threads_page(c, CONTACT, WS, readers[0], 10, false);
+    sb__api_page_t *b = sb__api_threads_page(c, CONTACT, WS, readers[1], 10, false);
     if (CHECK(a != NULL && b != NULL)) {
         CHECK(a != b);
         CHECK(strstr(a->text, id) == NULL);
         CHECK(strstr(b->text, id) != NULL);
-        sb__api_page_t *b2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10);
+        sb__api_page_t *b2 = sb__api_threads_page(c, CONTACT, WS, readers[1], 10, false);
         CHECK(b2 == b);
         sb__api_page_release(b2);
         sb__api_page_release(a);
         sb__api_page_release(b);
     }
-    drop(c, find(c, CONTACT));
-    CHECK_EQ_UINT(c->bytes, 0);
-    c->sub = NULL;
-    sb__api_threads_free(c);
+    free_emptied(c);
+}
+
+/* text inflated from gzip (malloc'd, NUL-terminated), or NULL when it is not valid gzip. */
+static char *gunzip(const char *gz, size_t len)
+{
+    size_t cap = 1 << 20;
+    char *out = malloc(cap + 1);
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (out == NULL || inflateInit2(&z, 16 + 15) != Z_OK) {
+        free(out);
+        return NULL;
+    }
+    z.next_in = (Bytef *)gz;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    int rc = inflate(&z, Z_FINISH);
+    size_t n = z.total_out;
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static void add_note(sb__api_threads_t *c, int i, const char *body)
+{
+    char id[SB_UUID_STRLEN + 1];
+    snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012d", i);
+    deliver(c, "NoteAdded",
+            json_pack("{s:s, s:s, s:s, s:b, s:[], s:o}", "note_id", id, "author_id", AUTHOR, "body", body,
+                      "private", 0, "mentions", "at", at_json(1000000 + i)));
+}
+
+/* A page's gzip copy is made on the first read that asks for it, decodes to exactly the page's
+ * text, is counted in the cache's bytes, and goes with the page when the thread changes: the
+ * next gzip read carries the change.  Small pages get none. */
+static void test_page_gzip(void)
+{
+    sb__api_threads_t *c = empty_thread();
+    add_note(c, 0, "short");
+    thread_t *t = find(c, CONTACT);
+    sb__api_page_t *small = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 20, true);
+    size_t len;
+    if (CHECK(small != NULL)) {
+        CHECK(small->len < SB_HTTP_GZIP_MIN);
+        CHECK(sb__api_page_gzip(small, &len) == NULL);
+        sb__api_page_release(small);
+    }
+    for (int i = 1; i < 20; i++)
+        add_note(c, i, "called back about the quote; the customer wants delivery on Tuesday morning");
+    /* Identity readers alone never pay for compression. */
+    sb__api_page_t *plain = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 20, false);
+    if (CHECK(plain != NULL)) {
+        CHECK(sb__api_page_gzip(plain, &len) == NULL);
+        sb__api_page_release(plain);
+    }
+    size_t before = t->bytes;
+    sb__api_page_t *p = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 20, true);
+    const char *gz = p != NULL ? sb__api_page_gzip(p, &len) : NULL;
+    if (CHECK(gz != NULL)) {
+        CHECK(p == plain); /* the same page, now with its copy */
+        CHECK(len < p->len / 3);
+        CHECK_EQ_UINT(t->bytes, before + len);
+        CHECK_EQ_UINT(c->bytes, t->bytes);
+        char *text = gunzip(gz, len);
+        CHECK(text != NULL && strlen(text) == p->len && memcmp(text, p->text, p->len) == 0);
+        free(text);
+        /* Compressed once: the next gzip read shares the same bytes. */
+        sb__api_page_t *again = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 20, true);
+        size_t len2;
+        CHECK(again == p && sb__api_page_gzip(again, &len2) == gz && len2 == len);
+        sb__api_page_release(again);
+    }
+    /* A new note: the page and its copy are forgotten (the request sending them keeps them); the
+     * next gzip read decodes to the new page. */
+    add_note(c, 20, "a note after the page was compressed");
+    CHECK(t->page == NULL);
+    CHECK_EQ_UINT(c->bytes, t->bytes);
+    sb__api_page_t *q = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 21, true);
+    const char *gz2 = q != NULL ? sb__api_page_gzip(q, &len) : NULL;
+    if (CHECK(gz2 != NULL)) {
+        char *text = gunzip(gz2, len);
+        CHECK(text != NULL && strstr(text, "a note after the page was compressed") != NULL);
+        CHECK(text != NULL && strlen(text) == q->len && memcmp(text, q->text, q->len) == 0);
+        free(text);
+        sb__api_page_release(q);
+    }
+    if (p != NULL) {
+        char *old = gunzip(gz, p->gz_len);
+        CHECK(old != NULL && strstr(old, "a note after") == NULL);
+        free(old);
+        sb__api_page_release(p);
+    }
+    free_emptied(c);
 }
 
 int main(void)
@@ -317,5 +427,6 @@ int main(void)
     SBTEST_RUN(test_random_walk);
     SBTEST_RUN(test_page_privacy);
     SBTEST_RUN(test_page_shared);
+    SBTEST_RUN(test_page_gzip);
     return sbtest_summary();
 }
