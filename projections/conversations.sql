@@ -64,8 +64,13 @@ UPDATE conversations c
          GROUP BY 1) r
  WHERE c.contact_id = r.contact_id;
 
--- @on ContactDeleted
-DELETE FROM conversations WHERE contact_id = right($2, 36)::uuid;
+-- @batch ContactDeleted
+-- After the sections above, as a per-event section would run. A batch section rather than one per
+-- event: a file without `@on` sections spares every batch the pass looking for their events.
+DELETE FROM conversations
+ WHERE contact_id IN (SELECT right(stream, 36)::uuid
+                        FROM (SELECT unnest($2) AS stream, unnest($3) AS type) AS e
+                       WHERE type = 'ContactDeleted');
 
 -- @deferred
 -- Indexes only reads use: a build from position 0 creates them once it has caught up (far
