@@ -800,9 +800,22 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base)
 static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
 static const char array_args[] =
     "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
-static const char event_args[] =
-    "p_position[i], p_stream[i], t, p_version[i], p_workspace[i], p_recorded_at[i], "
-    "p_payload[i], p_metadata[i]";
+/* An @on section's arguments: the event's element of each array the section reads, NULL for the
+ * others.  Subscripting an array in PL/pgSQL deconstructs all of it (every element's pointer, once
+ * per dispatcher call), so a pass that visits a few events should not touch the payloads'
+ * array to hand a handler that only reads the stream a payload it ignores. */
+static const char *const event_arg[8] = {"p_position[i]", "p_stream[i]",    "t",
+                                         "p_version[i]",  "p_workspace[i]", "p_recorded_at[i]",
+                                         "p_payload[i]",  "p_metadata[i]"};
+static const char *const event_null[8] = {"NULL::bigint", "NULL::text",        "t",           "NULL::bigint",
+                                          "NULL::uuid",   "NULL::timestamptz", "NULL::jsonb", "NULL::jsonb"};
+
+static void put_event_args(sb_buf_t *out, const char *sql)
+{
+    for (int j = 0; j < 8; j++)
+        sb_buf_printf(out, "%s%s", j > 0 ? ", " : "",
+                      mentions_param(sql, (char)('1' + j)) ? event_arg[j] : event_null[j]);
+}
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
 
@@ -920,9 +933,8 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_printf(
             out,
             "    sect := '';\n"
-            "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
-            "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
-            "        t := p_type[i];\n"
+            "    FOR i, k, t IN SELECT e.ord, array_position(%s, e.ty), e.ty FROM unnest(p_type) WITH "
+            "ORDINALITY AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
             "        CASE k\n",
             list.data, list.data);
         int branch = 0;
@@ -940,8 +952,11 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                 if (sec->kind != SB_PJ_ON)
                     continue;
                 for (int j = 0; j < sec->ntypes; j++)
-                    if (strcmp(sec->types[j], type) == 0)
-                        sb_buf_printf(out, "            PERFORM \"__section_%d\"(%s);\n", s + 1, event_args);
+                    if (strcmp(sec->types[j], type) == 0) {
+                        sb_buf_printf(out, "            PERFORM \"__section_%d\"(", s + 1);
+                        put_event_args(out, sec->sql);
+                        sb_buf_puts(out, ");\n");
+                    }
             }
         }
         sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
