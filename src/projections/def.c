@@ -798,26 +798,42 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base)
 }
 
 static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
+/* The batch's arrays are passed as domains over the array types, made in the projection's schema:
+ * PL/pgSQL copies every argument of an array type into an "expanded" array when a function starts
+ * (each dispatcher, every batch: all eight arrays, payloads included, once per projection), and a
+ * domain is not an array type to it, so the dispatcher and the sections read the bytes the lane's
+ * session received.  Anything that takes an array takes them (unnest, cardinality, &&, ANY). */
+static const char array_domains[] = "CREATE DOMAIN \"__bigint_array\" AS bigint[];\n"
+                                    "CREATE DOMAIN \"__text_array\" AS text[];\n"
+                                    "CREATE DOMAIN \"__uuid_array\" AS uuid[];\n"
+                                    "CREATE DOMAIN \"__timestamptz_array\" AS timestamptz[];\n"
+                                    "CREATE DOMAIN \"__jsonb_array\" AS jsonb[];\n";
 static const char array_args[] =
-    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
-/* An @on section's arguments: the event's element of each array the section reads, NULL for the
- * others.  Subscripting an array in PL/pgSQL deconstructs all of it (every element's pointer, once
- * per dispatcher call), so a pass that visits a few events should not touch the payloads'
- * array to hand a handler that only reads the stream a payload it ignores. */
-static const char *const event_arg[8] = {"p_position[i]", "p_stream[i]",    "t",
-                                         "p_version[i]",  "p_workspace[i]", "p_recorded_at[i]",
-                                         "p_payload[i]",  "p_metadata[i]"};
-static const char *const event_null[8] = {"NULL::bigint", "NULL::text",        "t",           "NULL::bigint",
-                                          "NULL::uuid",   "NULL::timestamptz", "NULL::jsonb", "NULL::jsonb"};
-
-static void put_event_args(sb_buf_t *out, const char *sql)
-{
-    for (int j = 0; j < 8; j++)
-        sb_buf_printf(out, "%s%s", j > 0 ? ", " : "",
-                      mentions_param(sql, (char)('1' + j)) ? event_arg[j] : event_null[j]);
-}
+    "\"__bigint_array\", \"__text_array\", \"__text_array\", \"__bigint_array\", "
+    "\"__uuid_array\", \"__timestamptz_array\", \"__jsonb_array\", \"__jsonb_array\"";
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
+/* The per-event pass: the loop's variables, each array's name, and its element's type. */
+static const char *const event_var[8] = {"e_position",  "e_stream",      "t",         "e_version",
+                                         "e_workspace", "e_recorded_at", "e_payload", "e_metadata"};
+static const char *const event_array[8] = {"p_position",  "p_stream",      "p_type",    "p_version",
+                                           "p_workspace", "p_recorded_at", "p_payload", "p_metadata"};
+static const char *const event_type[8] = {"bigint", "text",        "text",  "bigint",
+                                          "uuid",   "timestamptz", "jsonb", "jsonb"};
+
+/* An @on section's arguments: the event's values of the parameters the section reads, NULL for
+ * the others (the pass fetches only what some handler reads: see sb_pj_install_sql). */
+static void put_event_args(sb_buf_t *out, const char *sql)
+{
+    for (int j = 0; j < 8; j++) {
+        if (j > 0)
+            sb_buf_puts(out, ", ");
+        if (j == 2 || mentions_param(sql, (char)('1' + j)))
+            sb_buf_puts(out, event_var[j]);
+        else
+            sb_buf_printf(out, "NULL::%s", event_type[j]);
+    }
+}
 
 /* Emits the calls of one group of batch sections (those before the per-event pass, or after it);
  * returns how many.  A large batch plans them afresh (plan_cache_mode switched to custom plans for
@@ -873,12 +889,16 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, ");\n");
     }
 
+    sb_buf_puts(out, array_domains);
     bool any_on = false;
+    bool reads[8] = {false}; /* the parameters some @on section reads */
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind == SB_PJ_DEFERRED)
             continue;
         any_on |= sec->kind == SB_PJ_ON;
+        for (int j = 0; j < 8 && sec->kind == SB_PJ_ON; j++)
+            reads[j] |= mentions_param(sec->sql, (char)('1' + j));
         /* No plan_cache_mode of its own: the dispatcher chooses, per batch (below). */
         sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ", s + 1,
                       sec->kind == SB_PJ_ON ? scalar_args : array_args);
@@ -896,15 +916,18 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * and joins over thousands become nested loops); a small one (live, a few hundred events at
      * most) runs the generic plan the session keeps, as planning the sections would cost more than
      * running them: at 20 events a batch, a fifth of the database's time went to planning. */
-    sb_buf_puts(out,
-                "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
-                "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
-                "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
-                "SET search_path = ");
+    sb_buf_puts(
+        out,
+        "CREATE FUNCTION \"__apply\"(p_position \"__bigint_array\", p_stream \"__text_array\", p_type "
+        "\"__text_array\", p_version \"__bigint_array\", p_workspace \"__uuid_array\", p_recorded_at "
+        "\"__timestamptz_array\", p_payload \"__jsonb_array\", p_metadata \"__jsonb_array\") RETURNS void "
+        "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET search_path = ");
     sb_pj_quote_ident(out, schema);
-    sb_buf_printf(out,
-                  ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
-                  "text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
+    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n");
+    for (int j = 0; j < 8; j++)
+        if (j != 2)
+            sb_buf_printf(out, "    %s %s;\n", event_var[j], event_type[j]);
+    sb_buf_printf(out, "    sect text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
                   SB_PJ_GENERIC_MAX_EVENTS);
     int before = put_batch_calls(out, d, false, any_on);
     if (any_on) {
@@ -914,7 +937,10 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                      "true);\n    END IF;\n");
         /* The per-event pass visits only the events some @on section takes: the filtering and the
          * type-to-branch mapping are done set-wise in C by the query, so events of other types
-         * (most of a batch, for many projections) cost nothing here. */
+         * (most of a batch, for many projections) cost nothing here.  The query also reads the
+         * events' values, of the arrays some handler reads only, in one sequential walk: the arrays
+         * are not expanded (array_domains), and an element of a flat array of texts or jsonb is
+         * found by walking the ones before it. */
         sb_buf_t list = SB_BUF_INIT;
         int nhandled = 0;
         sb_buf_puts(&list, "ARRAY[");
@@ -930,13 +956,25 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
             sb_pj_quote_literal(&list, d->types[k]);
         }
         sb_buf_puts(&list, "]::text[]");
-        sb_buf_printf(
-            out,
-            "    sect := '';\n"
-            "    FOR i, k, t IN SELECT e.ord, array_position(%s, e.ty), e.ty FROM unnest(p_type) WITH "
-            "ORDINALITY AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
-            "        CASE k\n",
-            list.data, list.data);
+        sb_buf_printf(out, "    sect := '';\n    IF p_type && %s THEN\n    FOR i, k, t", list.data);
+        for (int j = 0; j < 8; j++)
+            if (j != 2)
+                sb_buf_printf(out, ", %s", event_var[j]);
+        sb_buf_printf(out, " IN SELECT e.ord, array_position(%s, e.ty), e.ty", list.data);
+        for (int j = 0; j < 8; j++) {
+            if (j == 2)
+                continue;
+            if (reads[j])
+                sb_buf_printf(out, ", e.v%d", j + 1);
+            else
+                sb_buf_printf(out, ", NULL::%s", event_type[j]);
+        }
+        sb_buf_puts(out,
+                    " FROM (SELECT generate_series(1, cardinality(p_type)) AS ord, unnest(p_type) AS ty");
+        for (int j = 0; j < 8; j++)
+            if (j != 2 && reads[j])
+                sb_buf_printf(out, ", unnest(%s) AS v%d", event_array[j], j + 1);
+        sb_buf_printf(out, ") AS e WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n        CASE k\n", list.data);
         int branch = 0;
         for (int k = 0; k < d->ntypes; k++) {
             const char *type = d->types[k];
@@ -959,7 +997,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                     }
             }
         }
-        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
+        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    END IF;\n    i := 0;\n");
         sb_buf_free(&list);
     }
     (void)put_batch_calls(out, d, true, any_on);
