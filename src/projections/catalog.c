@@ -125,8 +125,8 @@ static const char catalog_sql[] =
     "        EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.name || '__old');\n"
     "        EXECUTE format('ALTER SCHEMA %I RENAME TO %I', r.name, r.name || '__old');\n"
     "        EXECUTE format('ALTER SCHEMA %I RENAME TO %I', r.name || '__build', r.name);\n"
-    /* No argument list: dispatchers take arrays, or domains over them (generator 3). */
-    "        EXECUTE format('ALTER FUNCTION %I.__apply SET search_path = %I, public', r.name, r.name);\n"
+    "        EXECUTE format('ALTER FUNCTION %I.__apply(bigint[], text[], text[], bigint[], uuid[], "
+    "timestamptz[], jsonb[], jsonb[]) SET search_path = %I, public', r.name, r.name);\n"
     "        UPDATE projection_state SET hash = r.build_hash, types = r.build_types,\n"
     "            uses_metadata = r.build_uses_metadata, position = p_position, applied_at = NULL,\n"
     "            built_at = now(), updated_at = now(), error = NULL, build_hash = NULL, build_types = NULL,\n"

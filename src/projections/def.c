@@ -798,19 +798,8 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base)
 }
 
 static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
-/* The batch's arrays are passed as domains over the array types, made in the projection's schema:
- * PL/pgSQL copies every argument of an array type into an "expanded" array when a function starts
- * (each dispatcher, every batch: all eight arrays, payloads included, once per projection), and a
- * domain is not an array type to it, so the dispatcher and the sections read the bytes the lane's
- * session received.  Anything that takes an array takes them (unnest, cardinality, &&, ANY). */
-static const char array_domains[] = "CREATE DOMAIN \"__bigint_array\" AS bigint[];\n"
-                                    "CREATE DOMAIN \"__text_array\" AS text[];\n"
-                                    "CREATE DOMAIN \"__uuid_array\" AS uuid[];\n"
-                                    "CREATE DOMAIN \"__timestamptz_array\" AS timestamptz[];\n"
-                                    "CREATE DOMAIN \"__jsonb_array\" AS jsonb[];\n";
 static const char array_args[] =
-    "\"__bigint_array\", \"__text_array\", \"__text_array\", \"__bigint_array\", "
-    "\"__uuid_array\", \"__timestamptz_array\", \"__jsonb_array\", \"__jsonb_array\"";
+    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
 /* The per-event pass: the loop's variables, each array's name, and its element's type. */
@@ -889,7 +878,6 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, ");\n");
     }
 
-    sb_buf_puts(out, array_domains);
     bool any_on = false;
     bool reads[8] = {false}; /* the parameters some @on section reads */
     for (int s = 0; s < d->nsections; s++) {
@@ -916,12 +904,11 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * and joins over thousands become nested loops); a small one (live, a few hundred events at
      * most) runs the generic plan the session keeps, as planning the sections would cost more than
      * running them: at 20 events a batch, a fifth of the database's time went to planning. */
-    sb_buf_puts(
-        out,
-        "CREATE FUNCTION \"__apply\"(p_position \"__bigint_array\", p_stream \"__text_array\", p_type "
-        "\"__text_array\", p_version \"__bigint_array\", p_workspace \"__uuid_array\", p_recorded_at "
-        "\"__timestamptz_array\", p_payload \"__jsonb_array\", p_metadata \"__jsonb_array\") RETURNS void "
-        "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET search_path = ");
+    sb_buf_puts(out,
+                "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
+                "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
+                "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
+                "SET search_path = ");
     sb_pj_quote_ident(out, schema);
     sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n");
     for (int j = 0; j < 8; j++)
@@ -938,9 +925,9 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         /* The per-event pass visits only the events some @on section takes: the filtering and the
          * type-to-branch mapping are done set-wise in C by the query, so events of other types
          * (most of a batch, for many projections) cost nothing here.  The query also reads the
-         * events' values, of the arrays some handler reads only, in one sequential walk: the arrays
-         * are not expanded (array_domains), and an element of a flat array of texts or jsonb is
-         * found by walking the ones before it. */
+         * events' values, of the arrays some handler reads only, in one sequential walk: a
+         * subscript (p_payload[i]) would deconstruct the whole array, every element, once per call,
+         * and the pass runs in most batches (a ContactDeleted is enough). */
         sb_buf_t list = SB_BUF_INIT;
         int nhandled = 0;
         sb_buf_puts(&list, "ARRAY[");

@@ -126,10 +126,7 @@ static void refresh_lane(pj_lane_t *l)
         if (i > 0)
             sb_buf_puts(&sql, ", ");
         sb_pj_quote_ident(&sql, l->members[i]->schema);
-        /* The array types, not the domains each schema's dispatcher takes (def.c): the statement's
-         * parameters then do not depend on any one member's schema. */
-        sb_buf_puts(&sql, ".\"__apply\"($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[], "
-                          "$6::timestamptz[], $7::jsonb[], $8::jsonb[])");
+        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8)");
     }
     free(l->apply_sql);
     l->apply_sql = sb_buf_steal(&sql);
