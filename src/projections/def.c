@@ -800,11 +800,29 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base)
 static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
 static const char array_args[] =
     "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
-static const char event_args[] =
-    "p_position[i], p_stream[i], t, p_version[i], p_workspace[i], p_recorded_at[i], "
-    "p_payload[i], p_metadata[i]";
 static const char batch_args[] =
     "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
+/* The per-event pass: the loop's variables, each array's name, and its element's type. */
+static const char *const event_var[8] = {"e_position",  "e_stream",      "t",         "e_version",
+                                         "e_workspace", "e_recorded_at", "e_payload", "e_metadata"};
+static const char *const event_array[8] = {"p_position",  "p_stream",      "p_type",    "p_version",
+                                           "p_workspace", "p_recorded_at", "p_payload", "p_metadata"};
+static const char *const event_type[8] = {"bigint", "text",        "text",  "bigint",
+                                          "uuid",   "timestamptz", "jsonb", "jsonb"};
+
+/* An @on section's arguments: the event's values of the parameters the section reads, NULL for
+ * the others (the pass fetches only what some handler reads: see sb_pj_install_sql). */
+static void put_event_args(sb_buf_t *out, const char *sql)
+{
+    for (int j = 0; j < 8; j++) {
+        if (j > 0)
+            sb_buf_puts(out, ", ");
+        if (j == 2 || mentions_param(sql, (char)('1' + j)))
+            sb_buf_puts(out, event_var[j]);
+        else
+            sb_buf_printf(out, "NULL::%s", event_type[j]);
+    }
+}
 
 /* Emits the calls of one group of batch sections (those before the per-event pass, or after it);
  * returns how many.  A large batch plans them afresh (plan_cache_mode switched to custom plans for
@@ -861,11 +879,14 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     }
 
     bool any_on = false;
+    bool reads[8] = {false}; /* the parameters some @on section reads */
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind == SB_PJ_DEFERRED)
             continue;
         any_on |= sec->kind == SB_PJ_ON;
+        for (int j = 0; j < 8 && sec->kind == SB_PJ_ON; j++)
+            reads[j] |= mentions_param(sec->sql, (char)('1' + j));
         /* No plan_cache_mode of its own: the dispatcher chooses, per batch (below). */
         sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ", s + 1,
                       sec->kind == SB_PJ_ON ? scalar_args : array_args);
@@ -889,9 +910,11 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                 "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
                 "SET search_path = ");
     sb_pj_quote_ident(out, schema);
-    sb_buf_printf(out,
-                  ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n    sect "
-                  "text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
+    sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n");
+    for (int j = 0; j < 8; j++)
+        if (j != 2)
+            sb_buf_printf(out, "    %s %s;\n", event_var[j], event_type[j]);
+    sb_buf_printf(out, "    sect text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
                   SB_PJ_GENERIC_MAX_EVENTS);
     int before = put_batch_calls(out, d, false, any_on);
     if (any_on) {
@@ -901,7 +924,10 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                      "true);\n    END IF;\n");
         /* The per-event pass visits only the events some @on section takes: the filtering and the
          * type-to-branch mapping are done set-wise in C by the query, so events of other types
-         * (most of a batch, for many projections) cost nothing here. */
+         * (most of a batch, for many projections) cost nothing here.  The query also reads the
+         * events' values, of the arrays some handler reads only, in one sequential walk: a
+         * subscript (p_payload[i]) would deconstruct the whole array, every element, once per call,
+         * and the pass runs in most batches (a ContactDeleted is enough). */
         sb_buf_t list = SB_BUF_INIT;
         int nhandled = 0;
         sb_buf_puts(&list, "ARRAY[");
@@ -917,14 +943,25 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
             sb_pj_quote_literal(&list, d->types[k]);
         }
         sb_buf_puts(&list, "]::text[]");
-        sb_buf_printf(
-            out,
-            "    sect := '';\n"
-            "    FOR i, k IN SELECT e.ord, array_position(%s, e.ty) FROM unnest(p_type) WITH ORDINALITY "
-            "AS e(ty, ord) WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n"
-            "        t := p_type[i];\n"
-            "        CASE k\n",
-            list.data, list.data);
+        sb_buf_printf(out, "    sect := '';\n    IF p_type && %s THEN\n    FOR i, k, t", list.data);
+        for (int j = 0; j < 8; j++)
+            if (j != 2)
+                sb_buf_printf(out, ", %s", event_var[j]);
+        sb_buf_printf(out, " IN SELECT e.ord, array_position(%s, e.ty), e.ty", list.data);
+        for (int j = 0; j < 8; j++) {
+            if (j == 2)
+                continue;
+            if (reads[j])
+                sb_buf_printf(out, ", e.v%d", j + 1);
+            else
+                sb_buf_printf(out, ", NULL::%s", event_type[j]);
+        }
+        sb_buf_puts(out,
+                    " FROM (SELECT generate_series(1, cardinality(p_type)) AS ord, unnest(p_type) AS ty");
+        for (int j = 0; j < 8; j++)
+            if (j != 2 && reads[j])
+                sb_buf_printf(out, ", unnest(%s) AS v%d", event_array[j], j + 1);
+        sb_buf_printf(out, ") AS e WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n        CASE k\n", list.data);
         int branch = 0;
         for (int k = 0; k < d->ntypes; k++) {
             const char *type = d->types[k];
@@ -940,11 +977,14 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                 if (sec->kind != SB_PJ_ON)
                     continue;
                 for (int j = 0; j < sec->ntypes; j++)
-                    if (strcmp(sec->types[j], type) == 0)
-                        sb_buf_printf(out, "            PERFORM \"__section_%d\"(%s);\n", s + 1, event_args);
+                    if (strcmp(sec->types[j], type) == 0) {
+                        sb_buf_printf(out, "            PERFORM \"__section_%d\"(", s + 1);
+                        put_event_args(out, sec->sql);
+                        sb_buf_puts(out, ");\n");
+                    }
             }
         }
-        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    i := 0;\n");
+        sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    END IF;\n    i := 0;\n");
         sb_buf_free(&list);
     }
     (void)put_batch_calls(out, d, true, any_on);

@@ -209,7 +209,7 @@ static void test_install_sql(void)
         CHECK(s2 != NULL && s3 != NULL && s2 < s3);
     }
     /* The batch section (written before any @on) runs before the per-event pass. */
-    CHECK(strstr(s, "\"__section_1\"(p_position") < strstr(s, "FOR i, k IN"));
+    CHECK(strstr(s, "\"__section_1\"(p_position") < strstr(s, "FOR i, k, t, e_position"));
     /* Plans: no section sets its own plan_cache_mode; a batch of more than 1000 events switches to
      * custom plans for the batch sections and back to generic ones for the per-event pass, a
      * smaller one keeps the dispatcher's generic plans throughout. */
@@ -221,7 +221,8 @@ static void test_install_sql(void)
                                     "'force_generic_plan', true);\n    END IF;\n");
     if (CHECK(custom != NULL && generic != NULL)) {
         CHECK(custom < strstr(s, "\"__section_1\"(p_position"));
-        CHECK(strstr(s, "\"__section_1\"(p_position") < generic && generic < strstr(s, "FOR i, k IN"));
+        CHECK(strstr(s, "\"__section_1\"(p_position") < generic &&
+              generic < strstr(s, "FOR i, k, t, e_position"));
         /* Once each: no batch section after the per-event pass. */
         CHECK(strstr(strstr(custom, "'force_custom_plan'") + 1, "'force_custom_plan'") == NULL);
     }
@@ -279,9 +280,23 @@ static void test_deferred(void)
     CHECK(strstr(out.data, "\"__section_2\"") == NULL && strstr(out.data, "\"__section_4\"") == NULL);
     /* Its only batch section runs after the per-event pass: a large batch switches to custom plans
      * there, and has nothing to switch back from before the pass. */
-    const char *loop = strstr(out.data, "FOR i, k IN"), *custom = strstr(out.data, "'force_custom_plan'");
+    const char *loop = strstr(out.data, "FOR i, k, t, e_position"),
+               *custom = strstr(out.data, "'force_custom_plan'");
     CHECK(loop != NULL && custom != NULL && loop < custom && custom < strstr(out.data, "\"__section_3\"(p_"));
     CHECK(strstr(out.data, "'force_generic_plan'") == NULL);
+    /* The per-event pass hands the handler the elements of the arrays it reads ($2, $7; the type
+     * always) and NULL for the others, so the arrays no handler reads are not walked. */
+    CHECK(strstr(out.data, "PERFORM \"__section_1\"(NULL::bigint, e_stream, t, NULL::bigint, NULL::uuid, "
+                           "NULL::timestamptz, e_payload, NULL::jsonb);") != NULL);
+    /* The pass's query walks those two arrays (and the types) once, and no other. */
+    CHECK(strstr(out.data,
+                 "IN SELECT e.ord, array_position(ARRAY['A']::text[], e.ty), e.ty, NULL::bigint, "
+                 "e.v2, NULL::bigint, NULL::uuid, NULL::timestamptz, e.v7, NULL::jsonb "
+                 "FROM (SELECT generate_series(1, cardinality(p_type)) AS ord, unnest(p_type) AS ty, "
+                 "unnest(p_stream) AS v2, unnest(p_payload) AS v7) AS e WHERE") != NULL);
+    /* Only the error message reads the others (the event that failed). */
+    CHECK(strstr(out.data, "p_position[i]") > strstr(out.data, "EXCEPTION WHEN OTHERS"));
+    CHECK(strstr(out.data, "p_type[i]") > strstr(out.data, "EXCEPTION WHEN OTHERS"));
     sb_buf_free(&out);
     sb_pj_def_free(d);
 
