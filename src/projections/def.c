@@ -916,6 +916,19 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
             sb_buf_printf(out, "    %s %s;\n", event_var[j], event_type[j]);
     sb_buf_printf(out, "    sect text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
                   SB_PJ_GENERIC_MAX_EVENTS);
+    /* A batch with none of the projection's types (live, most batches for most projections: a
+     * burst of inbound messages means nothing to notes or calls) returns before the block below,
+     * whose EXCEPTION clause would open a subtransaction on entry. */
+    if (d->ntypes > 0) {
+        sb_buf_puts(out, "    IF NOT p_type && ARRAY[");
+        for (int k = 0; k < d->ntypes; k++) {
+            if (k > 0)
+                sb_buf_putc(out, ',');
+            sb_pj_quote_literal(out, d->types[k]);
+        }
+        sb_buf_puts(out, "]::text[] THEN\n        RETURN;\n    END IF;\n");
+    }
+    sb_buf_puts(out, "BEGIN\n");
     int before = put_batch_calls(out, d, false, any_on);
     if (any_on) {
         if (before > 0)
@@ -993,7 +1006,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
                 "'projection %s: %s: %s', ");
     sb_pj_quote_literal(out, d->name);
     sb_buf_puts(out, ", CASE WHEN i > 0 THEN format('event %s (%s %s v%s)', p_position[i], p_type[i], "
-                     "p_stream[i], p_version[i]) ELSE sect END, SQLERRM);\nEND\n$sb_apply$;\n");
+                     "p_stream[i], p_version[i]) ELSE sect END, SQLERRM);\nEND;\nEND\n$sb_apply$;\n");
 }
 
 /* ---- spreading projections over partitions ---------------------------------------------------- */

@@ -227,6 +227,13 @@ static void test_install_sql(void)
         CHECK(strstr(strstr(custom, "'force_custom_plan'") + 1, "'force_custom_plan'") == NULL);
     }
     CHECK(strstr(s, "'projection %s: %s: %s', 'demo'") != NULL);
+    /* A batch with none of the file's types returns before the block whose EXCEPTION clause opens
+     * a subtransaction: the check comes first, then that block, closed before the function ends. */
+    const char *gate =
+        strstr(s, "BEGIN\n    IF NOT p_type && ARRAY['A','B','C']::text[] THEN\n        RETURN;\n"
+                  "    END IF;\nBEGIN\n");
+    CHECK(gate != NULL && gate < strstr(s, "EXCEPTION WHEN OTHERS"));
+    CHECK(strstr(s, "SQLERRM);\nEND;\nEND\n$sb_apply$;") != NULL);
     sb_buf_free(&out);
 
     /* Live installs do not drop anything. */
