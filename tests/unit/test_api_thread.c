@@ -368,7 +368,7 @@ static void test_page_gzip(void)
     add_note(c, 0, "short");
     thread_t *t = find(c, CONTACT);
     sb__api_page_t *small = sb__api_threads_page(c, CONTACT, WS, AUTHOR, 20, true);
-    size_t len;
+    size_t len = 0;
     if (CHECK(small != NULL)) {
         CHECK(small->len < SB_HTTP_GZIP_MIN);
         CHECK(sb__api_page_gzip(small, &len) == NULL);
