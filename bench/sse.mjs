@@ -3,7 +3,9 @@
 // workspaces, measures the server's resident memory per idle client, then appends RATE events/s
 // for SECONDS (sbtest_append, spread over the same workspaces) and reports append -> delivery
 // latency: from the appender's submission (the payload's sent_us) to the client reading the
-// message.
+// message, beside the appender's own latency to the commit (commit_*) and this process's event-loop
+// delays (client_loop_delay_*), the two parts of it that are not the server's; from_commit_* is
+// each event's latency from its commit (the appender's callback) to the client reading it.
 //
 //   node bench/sse.mjs BUILD_DIR CONNINFO [--clients 1000,10000] [--rate 5000] [--seconds 10]
 //                      [--workspaces 1000] [--proto h1|h2] [--threads N]
@@ -77,12 +79,18 @@ function makeSink(state) {
     const t = nowUs();
     let i = 0;
     for (;;) {
+      i = done.indexOf('"seq":', i);
+      if (i < 0) break;
+      const seq = parseInt(done.slice(i + 6, i + 26), 10);
       i = done.indexOf('"sent_us":', i);
       if (i < 0) break;
       i += 10;
       const sent = parseInt(done.slice(i, i + 20), 10);
       state.received++;
-      if (state.measuring && sent >= state.measureFrom) state.lat.push(t - sent);
+      if (state.measuring && sent >= state.measureFrom) {
+        state.lat.push(t - sent);
+        state.got.push(seq, t);
+      }
     }
   };
 }
@@ -136,7 +144,7 @@ async function run(nclients) {
   const srv = await startServer();
   await sleep(500);
   const rss0 = rssKb(srv.child.pid);
-  const state = { received: 0, lat: [], measuring: false, measureFrom: 0 };
+  const state = { received: 0, lat: [], got: [], measuring: false, measureFrom: 0 };
   const closers = [];
   const sessions = [];
   const t0 = Date.now();
@@ -161,6 +169,7 @@ async function run(nclients) {
 
   // Append RATE events/s for SECONDS; measure after a one-second warm-up.
   const count = RATE * SECONDS;
+  const commitLog = path.join(os.tmpdir(), `sb_sse_commits_${process.pid}.txt`);
   state.measureFrom = nowUs() + 1_000_000;
   state.measuring = true;
   // This process reads every stream on one thread: a message is timed when its chunk is handled,
@@ -172,16 +181,37 @@ async function run(nclients) {
   const before = state.received;
   const app = spawn(
     path.join(build, 'sbtest_append'),
-    [db, '--workspace', workspaces.join(','), '--count', String(count), '--rate', String(RATE), '--in-flight', '256'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    [db, '--workspace', workspaces.join(','), '--count', String(count), '--rate', String(RATE), '--in-flight', '256',
+      '--latency', '--commit-log', commitLog],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // The appender's own latency, submission to commit, of the same events: the part of the delivery
+  // latency spent in the database before the server can see an event.
+  let appErr = '';
+  app.stderr.setEncoding('utf8');
+  app.stderr.on('data', (d) => { appErr += d; });
   const appStart = Date.now();
-  const code = await new Promise((r) => app.on('exit', r));
+  const code = await new Promise((r) => app.on('close', r));
+  const commit = appErr.match(/append_latency_ms p50=([\d.]+) p99=([\d.]+) max=([\d.]+)/);
+  process.stderr.write(appErr.replace(/^append_latency_ms .*\n?/m, ''));
   const appSecs = (Date.now() - appStart) / 1000;
   const expected = count * (nclients / NWS);
   const deadline = Date.now() + 30000;
   while (state.received - before < expected && Date.now() < deadline) await sleep(50);
   loopDelay.disable();
+  // The server's part: from each event's commit (the appender's callback) to the client reading it.
+  const committed = new Map();
+  for (const line of fs.readFileSync(commitLog, 'utf8').split('\n')) {
+    const sp = line.indexOf(' ');
+    if (sp > 0) committed.set(Number(line.slice(0, sp)), Number(line.slice(sp + 1)));
+  }
+  fs.rmSync(commitLog, { force: true });
+  const fromCommit = [];
+  for (let k = 0; k < state.got.length; k += 2) {
+    const c = committed.get(state.got[k]);
+    if (c !== undefined) fromCommit.push(state.got[k + 1] - c);
+  }
+  fromCommit.sort((a, b) => a - b);
   const lat = state.lat.sort((a, b) => a - b);
   const ms = (us) => (us / 1000).toFixed(2);
   const delayMs = (ns) => (ns / 1e6).toFixed(2);
@@ -191,7 +221,9 @@ async function run(nclients) {
       `append_rate=${Math.round(count / appSecs)}/s appender_exit=${code} ` +
       `delivered=${state.received - before}/${expected} ` +
       `p50_ms=${ms(pct(lat, 50))} p99_ms=${ms(pct(lat, 99))} max_ms=${ms(lat[lat.length - 1] ?? NaN)} ` +
-      `client_loop_delay_p99_ms=${delayMs(loopDelay.percentile(99))} client_loop_delay_max_ms=${delayMs(loopDelay.max)}`,
+      `client_loop_delay_p99_ms=${delayMs(loopDelay.percentile(99))} client_loop_delay_max_ms=${delayMs(loopDelay.max)} ` +
+      `commit_p50_ms=${commit ? commit[1] : 'NaN'} commit_p99_ms=${commit ? commit[2] : 'NaN'} commit_max_ms=${commit ? commit[3] : 'NaN'} ` +
+      `from_commit_p50_ms=${ms(pct(fromCommit, 50))} from_commit_p99_ms=${ms(pct(fromCommit, 99))} from_commit_max_ms=${ms(fromCommit[fromCommit.length - 1] ?? NaN)}`,
   );
   for (const c of closers) c();
   for (const s of sessions) s.close();

@@ -12,6 +12,10 @@
  *     --in-flight C       commands outstanding at once (default 1: strictly one after another)
  *     --payload-bytes B   pad each payload with B bytes of text (default 0)
  *     --print             print "POSITION STREAM TYPE" for each committed event, in commit order
+ *     --latency           at the end, print "append_latency_ms p50=.. p99=.. max=.." on stderr: from
+ *                         submission to the appender's callback (the commit), per event
+ *     --commit-log FILE   write "SEQ COMMIT_US" per committed event to FILE (wall-clock microseconds
+ *                         when the appender's callback ran), for receivers to split their latency
  *
  * Each event is one command (one event) on its stream, with payload {"seq": i, "sent_us": wall
  * clock microseconds at submission, "pad": "..."} and metadata {"source": "sbtest_append"}; the
@@ -37,6 +41,7 @@ typedef struct slot_s {
     sb_new_event_t ev;
     msgpack_sbuffer payload;
     long seq;
+    int64_t sent_us;
 } slot_t;
 
 static sb_loop_t loop;
@@ -53,7 +58,10 @@ static double rate;
 static int in_flight = 1, outstanding;
 static size_t pad;
 static char *padding;
-static int print;
+static int print, latency;
+static uint32_t *latencies_us; /* with --latency: one per committed event */
+static FILE *commit_log;
+static long nlatencies;
 static uint64_t start_ns;
 static slot_t *slots;
 static int nfree;
@@ -78,6 +86,12 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 
 static void submit_more(void);
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void on_appended(sb_append_t *a, int status)
 {
     slot_t *s = a->data;
@@ -88,8 +102,16 @@ static void on_appended(sb_append_t *a, int status)
         fprintf(stderr, "sbtest_append: event %ld: %s%s%s\n", s->seq, sb_strerror(status),
                 a->error ? ": " : "", a->error ? a->error : "");
         failures++;
-    } else if (print) {
-        printf("%lld %s %s\n", (long long)a->first_position, a->stream, s->ev.type);
+    } else {
+        if (print)
+            printf("%lld %s %s\n", (long long)a->first_position, a->stream, s->ev.type);
+        int64_t now = sb_clock_now_us();
+        if (commit_log != NULL)
+            fprintf(commit_log, "%ld %lld\n", s->seq, (long long)now);
+        if (latencies_us != NULL) {
+            int64_t us = now - s->sent_us;
+            latencies_us[nlatencies++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        }
     }
     free_slots[nfree++] = s;
     if (done == count) {
@@ -121,7 +143,8 @@ static void submit_more(void)
         pack_str(&pk, "seq", 3);
         msgpack_pack_int64(&pk, s->seq);
         pack_str(&pk, "sent_us", 7);
-        msgpack_pack_int64(&pk, sb_clock_now_us());
+        s->sent_us = sb_clock_now_us();
+        msgpack_pack_int64(&pk, s->sent_us);
         if (pad > 0) {
             pack_str(&pk, "pad", 3);
             pack_str(&pk, padding, pad);
@@ -152,7 +175,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: sbtest_append CONNINFO --workspace UUID [--count N] [--streams LIST | --new-streams K "
             "[--categories LIST]] [--types LIST] [--rate R] [--in-flight C] [--payload-bytes B] "
-            "[--print]\n");
+            "[--print] [--latency] [--commit-log FILE]\n");
     exit(2);
 }
 
@@ -170,6 +193,18 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--print") == 0) {
             print = 1;
+            continue;
+        }
+        if (strcmp(a, "--latency") == 0) {
+            latency = 1;
+            continue;
+        }
+        if (strcmp(a, "--commit-log") == 0 && v != NULL) {
+            if ((commit_log = fopen(v, "w")) == NULL) {
+                perror(v);
+                return 2;
+            }
+            i++;
             continue;
         }
         if (v == NULL)
@@ -247,9 +282,20 @@ int main(int argc, char **argv)
         return 1;
     uv_timer_init(&loop.uv, &timer);
     uv_timer_start(&timer, on_timer, 1, 1);
+    if (latency && (latencies_us = malloc((size_t)count * sizeof(*latencies_us))) == NULL)
+        return 1;
     start_ns = sb_clock_mono_ns();
     submit_more();
     uv_run(&loop.uv, UV_RUN_DEFAULT);
+    if (latency && nlatencies > 0) {
+        qsort(latencies_us, (size_t)nlatencies, sizeof(*latencies_us), cmp_u32);
+        fprintf(stderr, "append_latency_ms p50=%.2f p99=%.2f max=%.2f\n",
+                latencies_us[nlatencies / 2] / 1000.0, latencies_us[nlatencies * 99 / 100] / 1000.0,
+                latencies_us[nlatencies - 1] / 1000.0);
+    }
+    free(latencies_us);
+    if (commit_log != NULL && fclose(commit_log) != 0)
+        failures++;
     sb_loop_close_standalone(&loop);
     for (int i = 0; i < in_flight; i++)
         msgpack_sbuffer_destroy(&slots[i].payload);
