@@ -824,6 +824,18 @@ static void put_event_args(sb_buf_t *out, const char *sql)
     }
 }
 
+/* ARRAY['A','B']::text[]: event types as a text array literal. */
+static void put_types(sb_buf_t *out, char *const *types, int n)
+{
+    sb_buf_puts(out, "ARRAY[");
+    for (int k = 0; k < n; k++) {
+        if (k > 0)
+            sb_buf_putc(out, ',');
+        sb_pj_quote_literal(out, types[k]);
+    }
+    sb_buf_puts(out, "]::text[]");
+}
+
 /* Emits the calls of one group of batch sections (those before the per-event pass, or after it);
  * returns how many.  A large batch plans them afresh (plan_cache_mode switched to custom plans for
  * the group), a small one runs the session's generic plans: see sb_pj_install_sql. */
@@ -838,15 +850,9 @@ static int put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool
             sb_buf_puts(
                 out, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', 'force_custom_plan', "
                      "true);\n    END IF;\n");
-        sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ARRAY[",
-                      sec->line);
-        for (int k = 0; k < sec->ntypes; k++) {
-            if (k > 0)
-                sb_buf_putc(out, ',');
-            sb_pj_quote_literal(out, sec->types[k]);
-        }
-        sb_buf_printf(out, "]::text[] THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1,
-                      batch_args);
+        sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ", sec->line);
+        put_types(out, sec->types, sec->ntypes);
+        sb_buf_printf(out, " THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1, batch_args);
     }
     return n;
 }
@@ -920,13 +926,9 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * burst of inbound messages means nothing to notes or calls) returns before the block below,
      * whose EXCEPTION clause would open a subtransaction on entry. */
     if (d->ntypes > 0) {
-        sb_buf_puts(out, "    IF NOT p_type && ARRAY[");
-        for (int k = 0; k < d->ntypes; k++) {
-            if (k > 0)
-                sb_buf_putc(out, ',');
-            sb_pj_quote_literal(out, d->types[k]);
-        }
-        sb_buf_puts(out, "]::text[] THEN\n        RETURN;\n    END IF;\n");
+        sb_buf_puts(out, "    IF NOT p_type && ");
+        put_types(out, d->types, d->ntypes);
+        sb_buf_puts(out, " THEN\n        RETURN;\n    END IF;\n");
     }
     sb_buf_puts(out, "BEGIN\n");
     int before = put_batch_calls(out, d, false, any_on);
