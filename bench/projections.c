@@ -51,6 +51,14 @@ static long long num(PGconn *c, const char *sql)
     return v;
 }
 
+/* The current WAL insert position, as text (empty when the query fails). */
+static void wal_point(PGconn *c, char *out, size_t cap)
+{
+    PGresult *r = PQexec(c, "SELECT pg_current_wal_insert_lsn()");
+    snprintf(out, cap, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "0/0");
+    PQclear(r);
+}
+
 /* CONNINFO with its database replaced by dbname (caller frees). */
 static char *with_db(const char *conninfo, const char *dbname, char *base_db, size_t cap)
 {
@@ -172,6 +180,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_projections: %s\n", err);
         return 1;
     }
+    /* The generated log's pages are written out before the clock starts, so the catch-up's
+     * backends do not write them back as they evict (a copied template is checkpointed already). */
+    PQclear(PQexec(c, "CHECKPOINT"));
     long long total = num(c, "SELECT count(*) FROM events");
     long long head = num(c, "SELECT max(position) FROM events");
 
@@ -191,6 +202,14 @@ int main(int argc, char **argv)
              "SELECT (SELECT count(*) FROM projection_state WHERE state = 'live' AND position < %lld) + "
              "(SELECT count(*) FROM pg_class WHERE relname = '__deferred' AND relkind = 'r')",
              head);
+    /* What the catch-up writes: WAL (full-page images after a checkpoint cost the backends a copy
+     * and a CRC of 8 kB each) and the checkpoints that ran meanwhile.  pg_waldump --stats over the
+     * printed LSN range splits the WAL by kind. */
+    char lsn0[64];
+    wal_point(c, lsn0, sizeof(lsn0));
+    long long ckpt0 = num(c, "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter");
+    long long bwrite0 = num(c, "SELECT buffers_backend FROM pg_stat_bgwriter");
+    long long fpi0 = num(c, "SELECT wal_fpi FROM pg_stat_wal");
     t0 = sb_clock_mono_ns();
     sb_loops_start(&loops);
     uint64_t deadline = t0 + (uint64_t)seconds * 1000000000ull;
@@ -199,6 +218,8 @@ int main(int argc, char **argv)
         usleep(20 * 1000);
     double run_s = (double)(sb_clock_mono_ns() - t0) / 1e9;
     long long slowest = num(c, "SELECT min(position) FROM projection_state WHERE state = 'live'");
+    char lsn1[64];
+    wal_point(c, lsn1, sizeof(lsn1));
     /* CPU spent by the database sessions of this database (the runner's; ours is idle) and by this
      * process (its runner thread): a figure that holds on a busy machine, where wall time does not. */
     double db_cpu = 0, sess[64];
@@ -240,6 +261,12 @@ int main(int argc, char **argv)
     sb_loops_join(&loops);
     sb_projections_free(r.p);
     sb_follower_free(r.f);
+    /* Sessions report their WAL counters when they end: wait (5 s at most) for the runner's. */
+    for (int i = 0; i < 250 && num(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                      "current_database() AND pid <> pg_backend_pid()") > 0;
+         i++)
+        usleep(20 * 1000);
+    long long fpi = num(c, "SELECT wal_fpi FROM pg_stat_wal") - fpi0;
 
     printf("projections_events=%lld\n", total);
     printf("projections_generate_seconds=%.1f\n", gen_s);
@@ -274,6 +301,14 @@ int main(int argc, char **argv)
         printf("%s%.2f", i ? "," : "", sess[i]);
     printf("\n");
     printf("projections_cpu_us_per_event=%.1f\n", (db_cpu + self_cpu) * 1e6 / (double)total);
+    char walsql[256];
+    snprintf(walsql, sizeof(walsql), "SELECT pg_wal_lsn_diff('%s', '%s')::bigint", lsn1, lsn0);
+    long long wal = num(c, walsql);
+    printf("projections_wal_bytes_per_event=%.0f (%s..%s) full_page_images=%lld checkpoints=%lld "
+           "backend_buffer_writes=%lld\n",
+           wal >= 0 ? (double)wal / (double)total : -1.0, lsn0, lsn1, fpi,
+           num(c, "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter") - ckpt0,
+           num(c, "SELECT buffers_backend FROM pg_stat_bgwriter") - bwrite0);
     printf("projections_events_per_s_2_idle_cores=%.0f\n", 2.0 * (double)total / (db_cpu + self_cpu));
     PQfinish(c);
     wl_free(&w);

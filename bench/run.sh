@@ -27,6 +27,11 @@ echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/104857
 echo "# cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $SECS s per run, PostgreSQL $(psql -X -At "$DB" -c 'SHOW server_version')"
 
+# Each section starts from a clean cluster: CHECKPOINT writes out what the sections before it left
+# dirty, so their write-back does not land in its figures (backends evicting dirty buffers, commits
+# waiting on a disk busy with a checkpoint).
+settle() { psql -X -q "$PSQL_ADMIN" -c CHECKPOINT; }
+
 want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 
 if want append; then
@@ -55,6 +60,7 @@ rm -rf "$tmp"
 fi
 
 if want sse; then
+settle
 echo "## sse (append -> delivery latency while appending 5,000 events/s; server memory per idle client)"
 # A database of its own: the append section leaves millions of rows whose aftermath (autovacuum,
 # checkpoints, the read models skipping them) would otherwise land in these latency figures.
@@ -65,11 +71,13 @@ node bench/sse.mjs "$BUILD" "$SSE_DB" --clients 1000,10000 --seconds "$SECS" --p
 fi
 
 if want http_api; then
+settle
 echo "## http api (h2load and wrk: a trivial handler, a contact's thread, adding a note)"
 bench/http_api.sh "$BUILD" "$DB" "$SECS" || echo "(http api failed)"
 fi
 
 if want webhooks; then
+settle
 echo "## webhooks (signed inbound Twilio messages, acknowledged after commit; pgbench baseline)"
 bench/webhooks.sh "$BUILD" "$DB" "$SECS" || echo "(webhooks failed)"
 fi
@@ -78,6 +86,7 @@ for b in "$BUILD"/bench_*; do
     case "$b" in */bench_append) continue ;; esac
     [ -x "$b" ] || continue
     want "${b##*/bench_}" || continue
+    settle
     echo "## $(basename "$b")"
     "$b" "$DB" "$SECS" || echo "($(basename "$b") failed)"
 done
