@@ -518,10 +518,11 @@ int main(int argc, char **argv)
            (unsigned long long)non2xx);
     for (int e = 0; e < E_COUNT; e++)
         printf(" errors_%s=%llu", error_names[e], (unsigned long long)errors[e]);
-    printf(" p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f workers_cpu_ticks=%.0f cpu_us_per_request=%.2f "
+    printf(" p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f workers_cpu_ticks=%.0f workers_cpu_us=%.0f "
+           "cpu_us_per_request=%.2f "
            "setup_cpu_s=%.2f file_done=%d conns=%d threads=%d\n",
            percentile_ms(hist, total, max_ns, 50), percentile_ms(hist, total, max_ns, 90),
-           percentile_ms(hist, total, max_ns, 99), (double)max_ns / 1e6, cpu * (double)hz,
+           percentile_ms(hist, total, max_ns, 99), (double)max_ns / 1e6, cpu * (double)hz, cpu * 1e6,
            total ? cpu * 1e6 / (double)total : 0, cpu0 - cpu_setup0, (int)atomic_load(&exhausted), conns,
            threads);
     uint64_t failed = 0;
