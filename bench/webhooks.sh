@@ -30,7 +30,7 @@ load) CLIENT_THREADS=${BENCH_WEBHOOK_CLIENT_THREADS:-1} ;;
 wrk) CLIENT_THREADS=${BENCH_WEBHOOK_CLIENT_THREADS:-${BENCH_WEBHOOK_WRK_THREADS:-2}} ;;
 *) echo "webhooks: BENCH_WEBHOOK_CLIENT is load or wrk" >&2; exit 1 ;;
 esac
-LOAD=$BUILD/bench_webhook_load
+LOAD=${BENCH_WEBHOOK_LOAD_BIN:-$BUILD/bench_webhook_load} # another build's, e.g. when BUILD is an older tree
 MAX_RATE=${BENCH_WEBHOOK_MAX_RATE:-30000} # requests generated for the main phase: MAX_RATE * SECONDS
 PUBLIC=https://bench.example.com
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +40,7 @@ tools="pgbench psql curl node"
 for tool in $tools; do
     command -v "$tool" >/dev/null || { echo "webhooks: $tool not found (scripts/deps.sh bench)" >&2; exit 1; }
 done
-[ "$CLIENT" = wrk ] || [ -x "$LOAD" ] || { echo "webhooks: $LOAD not built" >&2; exit 1; }
+[ "$CLIENT" = wrk ] || [ -x "$LOAD" ] || { echo "webhooks: $LOAD not built (BENCH_WEBHOOK_LOAD_BIN, or BENCH_WEBHOOK_CLIENT=wrk)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 # The fake exits when its stdin closes: hold a pipe open for as long as the benchmark runs.
