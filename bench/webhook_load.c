@@ -10,7 +10,7 @@
  * still outstanding then are waited for (GRACE_SECONDS at most; those left count as timeouts), so
  * every request sent is either answered or counted as an error.
  *
- * Prints one line of key=value pairs: requests (complete answers), duration_s, errors_status
+ * Prints one line of key=value pairs: requests (complete answers), duration_s, requests_per_s, errors_status
  * (answers other than 2xx), errors_connect/read/write/parse/timeout (requests without an answer and
  * failed connections: never hidden), latency percentiles from a log-bucketed histogram (1.6 %
  * resolution), and the client's own CPU time during the timed phase (getrusage), in clock ticks
@@ -540,8 +540,8 @@ int main(int argc, char **argv)
      * still outstanding then (each connection's last, at most). */
     double dur = (double)(uv_hrtime() - t0) / 1e9;
     long hz = sysconf(_SC_CLK_TCK);
-    printf("load requests=%llu duration_s=%.2f errors_status=%llu", (unsigned long long)total, dur,
-           (unsigned long long)non2xx);
+    printf("load requests=%llu duration_s=%.2f requests_per_s=%.0f errors_status=%llu",
+           (unsigned long long)total, dur, dur > 0 ? (double)total / dur : 0, (unsigned long long)non2xx);
     for (int e = 0; e < E_COUNT; e++)
         printf(" errors_%s=%llu", error_names[e], (unsigned long long)errors[e]);
     printf(" mean_ms=%.2f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f",
