@@ -10,11 +10,13 @@
  * still outstanding then are waited for (GRACE_SECONDS at most; those left count as timeouts), so
  * every request sent is either answered or counted as an error.
  *
- * Prints one line of key=value pairs: requests (complete answers), duration_s, requests_per_s, errors_status
- * (answers other than 2xx), errors_connect/read/write/parse/timeout (requests without an answer and
- * failed connections: never hidden), latency percentiles from a log-bucketed histogram (1.6 %
- * resolution), and the client's own CPU time during the timed phase (getrusage), in clock ticks
- * like wrk's figure and in µs per request.  A connection the server closes is reopened. */
+ * Prints one line of key=value pairs: requests (complete answers), duration_s, requests_per_s,
+ * errors_status (answers other than 2xx), errors_connect/read/write/parse/timeout (requests without
+ * an answer, and failed connections: never hidden), the mean and percentiles of the latency from a
+ * log-bucketed histogram (1.6 % resolution) and the same corrected the way wrk 4 corrects its own
+ * (corr_*, see wrk_correct), and the client's own CPU time during the timed phase (getrusage), in
+ * clock ticks like wrk's figure, in µs, and in µs per request.  A connection the server closes is
+ * reopened.  Exits 0 once it has reported, failures or not; 2 on bad usage or an unreadable file. */
 #include "http1_response.h"
 
 #include <netdb.h>
