@@ -2,9 +2,8 @@
 # Inbound webhook throughput (issue 6): signed Twilio messaging webhooks (distinct MessageSids, from
 # many contacts) against the real server, each answered only after its MessageReceived committed;
 # the load generator (bench/webhook_load.c, closed-loop HTTP/1.1 keep-alive) reports webhooks/s with
-# p50/p90/p99 latency.  The baseline, in the
-# same run and database: pgbench inserting the same event rows (the payload and metadata the server
-# stored) one per transaction.  Prints key=value lines.
+# p50/p90/p99 latency.  The baseline, in the same run and database: pgbench inserting the same event
+# rows (the payload and metadata the server stored) one per transaction.  Prints key=value lines.
 #
 #   phase new:  the first message from each of CONTACTS numbers (a contact found-or-created by the
 #               flows: claim, CreateContact, then ReceiveMessage);
