@@ -60,8 +60,11 @@ function done(summary, latency, requests)
   -- theirs, the main thread's own are the set-up (reading and splitting the file for each thread).
   local all, pid = ticks("/proc/self/stat")
   local main = pid and ticks("/proc/self/task/" .. pid .. "/stat")
-  io.write(string.format("wrk requests=%d duration_s=%.2f errors_status=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f workers_cpu_ticks=%d\n",
-    summary.requests, summary.duration / 1e6, summary.errors.status,
+  -- The same keys as bench_webhook_load's (bench/webhook_load.c): wrk counts answers >= 400 in
+  -- errors.status, and its connect/read/write/timeout errors apart.
+  local e = summary.errors
+  io.write(string.format("wrk requests=%d duration_s=%.2f errors_status=%d errors_connect=%d errors_read=%d errors_write=%d errors_timeout=%d mean_ms=%.2f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f workers_cpu_ticks=%d\n",
+    summary.requests, summary.duration / 1e6, e.status, e.connect, e.read, e.write, e.timeout, latency.mean / 1000,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     (all and main) and (all - main) or -1))
 end

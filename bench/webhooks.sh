@@ -1,17 +1,18 @@
 #!/bin/sh
 # Inbound webhook throughput (issue 6): signed Twilio messaging webhooks (distinct MessageSids, from
 # many contacts) against the real server, each answered only after its MessageReceived committed;
-# wrk (HTTP/1.1 keep-alive) reports webhooks/s with p50/p90/p99 latency.  The baseline, in the
-# same run and database: pgbench inserting the same event rows (the payload and metadata the server
-# stored) one per transaction.  Prints key=value lines.
+# the load generator (bench/webhook_load.c, closed-loop HTTP/1.1 keep-alive) reports webhooks/s with
+# p50/p90/p99 latency.  The baseline, in the same run and database: pgbench inserting the same event
+# rows (the payload and metadata the server stored) one per transaction.  Prints key=value lines.
 #
 #   phase new:  the first message from each of CONTACTS numbers (a contact found-or-created by the
 #               flows: claim, CreateContact, then ReceiveMessage);
 #   phase main: messages from those contacts (the common case), for SECONDS.
 #
 # Usage: bench/webhooks.sh BUILD_DIR CONNINFO [SECONDS]   (bench/run.sh calls it)
-# Needs wrk, pgbench, psql, curl, node (the fake Twilio, twilio's signing helper).
-# BENCH_WEBHOOK_LUA: another wrk script (A/B runs of the load generator).
+# Needs pgbench, psql, curl, node (the fake Twilio, twilio's signing helper), BUILD/bench_webhook_load.
+# BENCH_WEBHOOK_CLIENT=wrk: wrk + bench/webhooks.lua instead (cross-checks); BENCH_WEBHOOK_LUA: another
+# wrk script.
 set -eu
 BUILD=$1
 DB=$2
@@ -20,14 +21,25 @@ BIN=${BENCH_WEBHOOK_BIN:-$BUILD/switchboard} # BENCH_WEBHOOK_BIN: another binary
 CONTACTS=${BENCH_WEBHOOK_CONTACTS:-2000}
 CONNS=${BENCH_WEBHOOK_CONNS:-64}
 THREADS=${BENCH_WEBHOOK_THREADS:-$(nproc)}
-WRK_THREADS=${BENCH_WEBHOOK_WRK_THREADS:-2}
+CLIENT=${BENCH_WEBHOOK_CLIENT:-load}
+# The load generator's threads: one loop keeps up with the server at a few µs per request; wrk's
+# Lua costs several times more and had two.
+case "$CLIENT" in
+load) CLIENT_THREADS=${BENCH_WEBHOOK_CLIENT_THREADS:-1} ;;
+wrk) CLIENT_THREADS=${BENCH_WEBHOOK_CLIENT_THREADS:-${BENCH_WEBHOOK_WRK_THREADS:-2}} ;;
+*) echo "webhooks: BENCH_WEBHOOK_CLIENT is load or wrk" >&2; exit 1 ;;
+esac
+LOAD=${BENCH_WEBHOOK_LOAD_BIN:-$BUILD/bench_webhook_load} # another build's, e.g. when BUILD is an older tree
 MAX_RATE=${BENCH_WEBHOOK_MAX_RATE:-30000} # requests generated for the main phase: MAX_RATE * SECONDS
 PUBLIC=https://bench.example.com
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-for tool in wrk pgbench psql curl node; do
+tools="pgbench psql curl node"
+[ "$CLIENT" = load ] || tools="wrk $tools"
+for tool in $tools; do
     command -v "$tool" >/dev/null || { echo "webhooks: $tool not found (scripts/deps.sh bench)" >&2; exit 1; }
 done
+[ "$CLIENT" = wrk ] || [ -x "$LOAD" ] || { echo "webhooks: $LOAD not built (BENCH_WEBHOOK_LOAD_BIN, or BENCH_WEBHOOK_CLIENT=wrk)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 # The fake exits when its stdin closes: hold a pipe open for as long as the benchmark runs.
@@ -74,25 +86,35 @@ node "$ROOT/bench/webhooks_gen.mjs" "$tmp/new.txt" "$CONTACTS" "$CONTACTS" "$SID
 node "$ROOT/bench/webhooks_gen.mjs" "$tmp/main.txt" $((MAX_RATE * SECS)) "$CONTACTS" "$SID" "$TW" "$TO" "$PUBLIC" +1415
 
 count() { psql -X -At "$DB" -c "SELECT count(*) FROM events WHERE workspace_id = '$WS' AND type = '$1'"; }
-# wrk's own CPU time (user + system, seconds) goes to $tmp/wrk.cpu: the subshell's `times` prints its
-# own times, then its children's.  It includes reading and formatting the file.
-run_wrk() { # file seconds
+# The load generator's own CPU time (user + system, seconds) goes to $tmp/client.cpu: the subshell's
+# `times` prints its own times, then its children's.  It includes reading and formatting the file.
+# Prints the client's key=value line, "wrk" or "load" first.
+run_client() { # file seconds
     (
-        WEBHOOKS_FILE=$1 WEBHOOKS_THREADS=$WRK_THREADS wrk -t "$WRK_THREADS" -c "$CONNS" -d "${2}s" \
-            -s "${BENCH_WEBHOOK_LUA:-$ROOT/bench/webhooks.lua}" "$U" >"$tmp/wrk.out" 2>&1
-        times >"$tmp/wrk.times"
+        if [ "$CLIENT" = load ]; then
+            "$LOAD" -c "$CONNS" -t "$CLIENT_THREADS" -d "$2" "$1" "$U" >"$tmp/client.out" 2>"$tmp/client.err"
+        else
+            WEBHOOKS_FILE=$1 WEBHOOKS_THREADS=$CLIENT_THREADS wrk -t "$CLIENT_THREADS" -c "$CONNS" -d "${2}s" \
+                -s "${BENCH_WEBHOOK_LUA:-$ROOT/bench/webhooks.lua}" "$U" >"$tmp/client.out" 2>"$tmp/client.err"
+        fi
+        times >"$tmp/client.times"
     )
-    sed -n '2{s/m/ /g;s/s//g;p}' "$tmp/wrk.times" | awk '{print $1 * 60 + $2 + $3 * 60 + $4}' >"$tmp/wrk.cpu"
-    grep '^wrk ' "$tmp/wrk.out"
+    sed -n '2{s/m/ /g;s/s//g;p}' "$tmp/client.times" | awk '{print $1 * 60 + $2 + $3 * 60 + $4}' >"$tmp/client.cpu"
+    grep -E '^(wrk|load) ' "$tmp/client.out" || { cat "$tmp/client.out" "$tmp/client.err" >&2; return 1; }
+    # Failed requests are reported in the line (errors_*), and said here so they are not missed.
+    errors=$(grep -E '^(wrk|load) ' "$tmp/client.out" | tr ' ' '\n' | sed -n 's/^errors_[a-z]*=//p' | awk '{s += $1} END {print s + 0}')
+    [ "$errors" = 0 ] || { echo "webhooks: $errors failed requests (errors_*):" >&2; head -5 "$tmp/client.err" >&2; }
 }
 
-# Phase new: every contact's first message.  wrk runs until its time is up even when the file is
-# done, so the rate is measured from the log: the first and last MessageReceived.
-t0=$(date +%s.%N)
-run_wrk "$tmp/new.txt" $((CONTACTS / 1000 + 3)) >"$tmp/new.out"
+# Phase new: every contact's first message, a fixed amount of work.  bench_webhook_load stops when
+# the file is done (the time given is only a bound, for a server that stalls); wrk runs until its
+# time is up even then, so the rate is measured from the log, the same way for both: the first and
+# last MessageReceived.
+if [ "$CLIENT" = load ]; then new_secs=$((CONTACTS / 100 + 60)); else new_secs=$((CONTACTS / 1000 + 3)); fi
+run_client "$tmp/new.txt" "$new_secs" >"$tmp/new.out"
 created=$(count ContactCreated)
 secs_new=$(psql -X -At "$DB" -c "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM events WHERE workspace_id = '$WS' AND type = 'MessageReceived'")
-echo "webhooks phase=new contacts=$CONTACTS contacts_created=$created received=$(count MessageReceived) per_s=$(echo "$(count MessageReceived) / $secs_new" | bc) $(sed 's/^wrk //' "$tmp/new.out")"
+echo "webhooks phase=new contacts=$CONTACTS contacts_created=$created received=$(count MessageReceived) per_s=$(echo "$(count MessageReceived) / $secs_new" | bc) client=$CLIENT $(sed -E 's/^(wrk|load) //' "$tmp/new.out")"
 
 # CPU accounting, which holds on a shared machine where wall-clock rates do not: the server's and
 # the database's (the postmaster's children: appenders, queries, the follower, the read models)
@@ -126,7 +148,7 @@ if [ -n "${BENCH_WEBHOOK_PERF:-}" ]; then
     (sleep 1 && perf record -q $target ${BENCH_WEBHOOK_PERF_ARGS:-} -o "$BENCH_WEBHOOK_PERF" -- sleep $((SECS - 2)) >/dev/null 2>&1) &
     prof=$!
 fi
-run_wrk "$tmp/main.txt" "$SECS" >"$tmp/main.out"
+run_client "$tmp/main.txt" "$SECS" >"$tmp/main.out"
 [ -z "$prof" ] || wait "$prof"
 cpu1_server=$(ticks "$pid")
 cpu1_pg=$(ticks $(pg_pids))
@@ -136,11 +158,12 @@ t_caught=$(echo "$(date +%s.%N) - $t_caught" | bc)
 cpu2_server=$(ticks "$pid")
 cpu2_pg=$(ticks $(pg_pids))
 after=$(count MessageReceived)
-line=$(sed 's/^wrk //' "$tmp/main.out")
+line=$(sed -E 's/^(wrk|load) //' "$tmp/main.out")
+case "$line" in *file_done=1*) echo "webhooks: the request file ran out before the time was up: raise BENCH_WEBHOOK_MAX_RATE" >&2 ;; esac
 reqs=$(printf '%s' "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
 dur=$(printf '%s' "$line" | sed -n 's/.*duration_s=\([0-9.]*\).*/\1/p')
 errs=$(printf '%s' "$line" | sed -n 's/.*errors_status=\([0-9]*\).*/\1/p')
-echo "webhooks phase=main conns=$CONNS server_threads=$THREADS webhooks_per_s=$(echo "$reqs / $dur" | bc) acknowledged=$((reqs - errs)) stored=$((after - before)) $line"
+echo "webhooks phase=main conns=$CONNS server_threads=$THREADS client=$CLIENT client_threads=$CLIENT_THREADS webhooks_per_s=$(echo "$reqs / $dur" | bc) acknowledged=$((reqs - errs)) stored=$((after - before)) $line"
 [ $((after - before)) -ge $((reqs - errs)) ] || echo "webhooks: FEWER MESSAGES STORED THAN ACKNOWLEDGED" >&2
 # Per stored message: during the phase, and including the read models' catch-up after it.
 n=$((after - before))
@@ -149,11 +172,13 @@ srv=$(us $((cpu1_server - cpu0_server)))
 pg=$(us $((cpu1_pg - cpu0_pg)))
 srv_all=$(us $((cpu2_server - cpu0_server)))
 pg_all=$(us $((cpu2_pg - cpu0_pg)))
-client=$(echo "$(cat "$tmp/wrk.cpu") * 1000000 / $n" | bc)
-# wrk's worker threads alone (bench/webhooks.lua's done()): the load generator during the phase,
-# without its set-up (reading and splitting the request file before the run starts).
+client=$(echo "$(cat "$tmp/client.cpu") * 1000000 / $n" | bc)
+# The load generator during the phase alone, without its set-up (reading and formatting or splitting
+# the request file before the run starts): bench_webhook_load's getrusage over the run, in µs; wrk's
+# worker threads (bench/webhooks.lua's done()), in clock ticks.
+wus=$(printf '%s' "$line" | sed -n 's/.*workers_cpu_us=\([0-9]*\).*/\1/p')
 wticks=$(printf '%s' "$line" | sed -n 's/.*workers_cpu_ticks=\([0-9]*\).*/\1/p')
-client_run=$(us "${wticks:-0}")
+if [ -n "$wus" ]; then client_run=$(echo "$wus / $n" | bc); else client_run=$(us "${wticks:-0}"); fi
 echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg client=$client_run client_incl_setup=$client with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
 
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
