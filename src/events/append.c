@@ -17,6 +17,7 @@
 #include "core/wake.h"
 #include "db/pg.h"
 #include "events/codec.h"
+#include "events/follow.h"
 #include "events/stream.h"
 
 #include <stdlib.h>
@@ -43,11 +44,12 @@ static const char batch_sql[] =
     "  ORDER BY x.ci, x.k"
     "  RETURNING stream, position, recorded_at"
     "), agg AS ("
-    "  SELECT stream, min(position) AS lo, max(position) AS hi, max(recorded_at) AS at"
+    "  SELECT stream, min(position) AS lo, max(position) AS hi, max(recorded_at) AS at,"
+    "         array_agg((extract(epoch FROM recorded_at) * 1000000)::int8 ORDER BY position) AS ats"
     "  FROM ins GROUP BY stream"
     ")"
     " SELECT cur.i, cur.v, (cur.e < 0 OR cur.e = cur.v), agg.lo, agg.hi,"
-    "        (extract(epoch FROM agg.at) * 1000000)::int8"
+    "        (extract(epoch FROM agg.at) * 1000000)::int8, agg.ats"
     " FROM cur LEFT JOIN agg ON agg.stream = cur.s ORDER BY cur.i";
 
 enum { P_STREAMS, P_EXPECTED, P_WS, P_CMD, P_IDX, P_TYPES, P_PAYLOADS, P_META, NPARAMS };
@@ -80,6 +82,11 @@ struct sb_appender_s {
     sb_wake_t turn_wake;
     bool turn_waiting, turn_given;
     sb_appender_t *turn_next;
+    /* sb_appender_set_follower: committed batches go to it; the NOTIFY carries its origin */
+    sb_follower_t *follower;
+    const char *notify_values[1];
+    sb_event_t *offer_events;
+    int offer_cap;
 };
 
 /* Turns.  The appenders of one process commit one batch at a time: a batch that waits in
@@ -330,7 +337,10 @@ static void send_batch(sb_appender_t *ap)
                                       .values = ap->values,
                                       .lengths = ap->lengths,
                                       .formats = ap->formats};
-    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events", .sql = "SELECT pg_notify('sb_events', '')"};
+    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events",
+                                      .sql = "SELECT pg_notify('sb_events', $1)",
+                                      .nparams = 1,
+                                      .values = ap->notify_values};
     ap->req.nstmts = 3;
     ap->req.cb = on_batch_done;
     ap->req.data = ap;
@@ -353,18 +363,90 @@ static int64_t field_int(PGresult *r, int row, int col)
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* The stored events of a committed batch, for the follower: in position order, which is the
+ * batch's command order (the INSERT draws positions in that order, under the log's lock).  Only a
+ * gap-free run is offered as it is; anything else makes the follower read the log. */
+static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total);
+
+static void offer_committed(sb_appender_t *ap, PGresult *res, int n)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        if (PQgetvalue(res, i, 2)[0] == 't')
+            total += ap->batch[i]->nevents;
+    if (total == 0)
+        return; /* nothing stored (conflicts only): nothing to follow */
+    sb_batch_t *b = offerable(ap, res, n, total);
+    sb_follower_offer(ap->follower, b); /* NULL: the follower reads the log instead */
+}
+
+static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total)
+{
+    if (total > ap->offer_cap) {
+        sb_event_t *p = realloc(ap->offer_events, (size_t)total * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        ap->offer_events = p;
+        ap->offer_cap = total;
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        const sb_append_t *a = ap->batch[i];
+        if (PQgetvalue(res, i, 2)[0] != 't')
+            continue;
+        int64_t first = field_int(res, i, 3), v = field_int(res, i, 1);
+        if (field_int(res, i, 4) - first + 1 != a->nevents ||
+            (m > 0 && first != ap->offer_events[m - 1].position + 1))
+            return NULL;
+        /* agg.ats: "{t1,t2,...}", one per event in position order */
+        const char *p = PQgetvalue(res, i, 6);
+        if (*p++ != '{')
+            return NULL;
+        for (int k = 0; k < a->nevents; k++) {
+            char *end;
+            int64_t at = strtoll(p, &end, 10);
+            if (end == p || (*end != ',' && *end != '}'))
+                return NULL;
+            p = end + 1;
+            const sb_new_event_t *ne = &a->events[k];
+            ap->offer_events[m++] = (sb_event_t){
+                .position = first + k,
+                .version = v + k + 1,
+                .recorded_at_us = at,
+                .stream = a->stream,
+                .type = ne->type,
+                .has_workspace = a->has_workspace,
+                .workspace = a->workspace,
+                .payload = ne->payload,
+                .payload_len = ne->payload_len,
+                .metadata = ne->metadata_len > 0 ? ne->metadata : empty_map,
+                .metadata_len = ne->metadata_len > 0 ? ne->metadata_len : 1,
+            };
+        }
+    }
+    return sb_batch_copy(ap->offer_events[0].position - 1, ap->offer_events, m);
+}
+
 static void on_batch_done(sb_pg_req_t *req, int status)
 {
     sb_appender_t *ap = req->data;
     int n = ap->nbatch;
     ap->in_flight = false;
     ap->nbatch = 0;
-    give_turn(true);
     PGresult *res = status == 0 ? req->results[1] : NULL;
-    if (status == 0 && (res == NULL || PQntuples(res) != n)) {
+    if (status == 0 && (res == NULL || PQntuples(res) != n || PQnfields(res) != 7)) {
         sb_log_error("append", "batch answered %d rows for %d commands", res ? PQntuples(res) : -1, n);
         status = SB_EUNKNOWN;
     }
+    /* Before the turn passes on, so that this batch's offer reaches the follower before the next
+     * one's (out of order, the later one would make it read the log). */
+    if (ap->follower != NULL) {
+        if (status == 0)
+            offer_committed(ap, res, n);
+        else
+            sb_follower_offer(ap->follower, NULL); /* it may have committed: read to find out */
+    }
+    give_turn(true);
     if (status == SB_EDB && n > 1) {
         /* Find the culprit: requeue everything at the front, to go one per transaction. */
         sb_log_warn("append", "batch of %d failed (%s: %s); retrying one command per transaction", n,
@@ -517,6 +599,7 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
     }
     ap->loop = loop;
     ap->gen = 1;
+    ap->notify_values[0] = "";
     for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
     uv_idle_init(loop, &ap->idle);
@@ -532,6 +615,7 @@ static void on_idle_closed(uv_handle_t *h)
     void *data = ap->closed_data;
     for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_free(&ap->arr[p]);
+    free(ap->offer_events);
     free(ap->batch);
     free(ap);
     if (cb)
@@ -559,6 +643,12 @@ void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *d
     ap->on_closed = on_closed;
     ap->closed_data = data;
     kick(ap);
+}
+
+void sb_appender_set_follower(sb_appender_t *ap, sb_follower_t *f)
+{
+    ap->follower = f;
+    ap->notify_values[0] = f != NULL ? sb_follower_origin(f) : "";
 }
 
 void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out)
