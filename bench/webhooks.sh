@@ -184,6 +184,10 @@ psql -X -At -F' ' "$DB" -c "SELECT 'webhooks append_batches=' || count(DISTINCT 
     round(count(*)::numeric / greatest(count(DISTINCT xmin::text), 1), 1) || ' wal_bytes_per_webhook=' ||
     round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / $n) FROM events WHERE position > $pos0"
 
+# The follower's offers (appended batches handed over by this process's appenders), when reported.
+offers=$(curl -sf "$U/metrics" 2>/dev/null | sed -n 's/^switchboard_follower_offers_\([a-z]*\)_total \([0-9]*\)$/ \1=\2/p' | tr -d '\n')
+[ -z "$offers" ] || echo "webhooks follower_offers$offers"
+
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
 psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \
     -c "CREATE TABLE bench_webhook_events (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING GENERATED)"

@@ -341,7 +341,10 @@ static void send_batch(sb_appender_t *ap)
                                       .sql = "SELECT pg_notify('sb_events', $1)",
                                       .nparams = 1,
                                       .values = ap->notify_values};
-    ap->req.nstmts = 3;
+    /* The NOTIFY is for other processes' followers only (ours takes the batch as an offer). */
+    ap->req.nstmts = ap->follower == NULL || sb_follower_others(ap->follower) ? 3 : 2;
+    if (ap->req.nstmts == 3)
+        ap->stats.notifies++;
     ap->req.cb = on_batch_done;
     ap->req.data = ap;
     ap->in_flight = true;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define POLL_MS 100
+#define OTHERS_EVERY_TICKS 10 /* every second */
 
 typedef struct hub_s hub_t;
 
@@ -69,6 +70,13 @@ struct sb_follower_s {
     _Atomic(sb_loop_t *) loop;
     char origin[48]; /* see sb_follower_origin */
     _Atomic uint64_t offers_published, offers_read;
+    /* sb_follower_others: the connection's application_name, and the check for other followers */
+    char app_name[96]; /* 59 characters: PostgreSQL keeps 63 */
+    const char *app_name_values[1];
+    sb_pg_req_t name_req, others_req;
+    bool name_in_flight, others_in_flight;
+    int ticks;
+    _Atomic bool others;
     sb_pg_t *pg;
     uv_timer_t timer;
     bool timer_open;
@@ -490,15 +498,67 @@ void sb_follower_offer_stats(const sb_follower_t *f, uint64_t *published, uint64
     *read_instead = atomic_load_explicit(&f->offers_read, memory_order_relaxed);
 }
 
+static void on_named(sb_pg_req_t *req, int status)
+{
+    sb_follower_t *f = req->data;
+    f->name_in_flight = false;
+    if (status != 0 && !f->stopped)
+        sb_log_warn("follow", "cannot name the follower's connection: %s",
+                    req->error ? req->error : sb_strerror(status));
+}
+
+static void on_others(sb_pg_req_t *req, int status)
+{
+    sb_follower_t *f = req->data;
+    f->others_in_flight = false;
+    /* Unknown counts as yes: a NOTIFY too many costs little, one too few costs another process
+     * up to its poll interval. */
+    bool others =
+        status != 0 || PQntuples(req->results[0]) != 1 || strcmp(PQgetvalue(req->results[0], 0, 0), "0") != 0;
+    atomic_store_explicit(&f->others, others, memory_order_relaxed);
+}
+
+/* Is another process's follower connected?  Asked on the follower's connection every
+ * OTHERS_EVERY_TICKS polls. */
+static void check_others(sb_follower_t *f)
+{
+    if (f->stopped || f->others_in_flight || f->pg == NULL || !sb_pg_is_connected(f->pg))
+        return;
+    f->others_in_flight = true;
+    sb_pg_req_init(&f->others_req,
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '" SB_FOLLOW_APP_PREFIX
+                   "%' AND application_name <> $1 AND datname = current_database()",
+                   1, f->app_name_values, on_others, f);
+    sb_pg_submit(f->pg, &f->others_req);
+}
+
 static void on_state(sb_pg_t *pg, bool connected, void *data)
 {
-    if (connected)
-        read_next(data); /* anything committed while we were away */
+    sb_follower_t *f = data;
+    if (!connected)
+        return;
+    /* Other processes' appenders look for this name (sb_follower_others) to know that we follow. */
+    if (!f->name_in_flight) {
+        f->name_in_flight = true;
+        sb_pg_req_init(&f->name_req, "SELECT set_config('application_name', $1, false)", 1,
+                       f->app_name_values, on_named, f);
+        sb_pg_submit(f->pg, &f->name_req);
+    }
+    check_others(f);
+    read_next(f); /* anything committed while we were away */
 }
 
 static void on_timer(uv_timer_t *t)
 {
-    read_next(t->data);
+    sb_follower_t *f = t->data;
+    if (++f->ticks % OTHERS_EVERY_TICKS == 0)
+        check_others(f);
+    read_next(f);
+}
+
+bool sb_follower_others(const sb_follower_t *f)
+{
+    return atomic_load_explicit(&f->others, memory_order_relaxed);
 }
 
 sb_follower_t *sb_follower_new(const char *conninfo, int nloops)
@@ -527,6 +587,9 @@ sb_follower_t *sb_follower_new(const char *conninfo, int nloops)
     char us[SB_UUID_STRLEN + 1];
     sb_uuid_format(&u, us);
     snprintf(f->origin, sizeof(f->origin), "f:%s", us);
+    snprintf(f->app_name, sizeof(f->app_name), SB_FOLLOW_APP_PREFIX "%s", f->origin);
+    f->app_name_values[0] = f->app_name;
+    atomic_init(&f->others, true); /* until the first check says otherwise */
     return f;
 }
 

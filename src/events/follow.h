@@ -84,6 +84,14 @@ int64_t sb_follower_head(const sb_follower_t *f);
  *     which covers b.  b == NULL asks for a read (an append whose outcome is unknown).  Takes over
  *     the caller's reference to b. */
 const char *sb_follower_origin(const sb_follower_t *f);
+/* Whether the follower of another process may be listening (any thread): each follower names its
+ * connection SB_FOLLOW_APP_PREFIX + its origin, and looks for other such names in pg_stat_activity
+ * once a second (true until the first answer, and after a failed one).  When no other process
+ * follows the log, this process's appenders need not NOTIFY at all: their batches reach their own
+ * follower as offers.  A follower that starts in another process meanwhile polls (every 100 ms)
+ * until the next check here sees it. */
+bool sb_follower_others(const sb_follower_t *f);
+#define SB_FOLLOW_APP_PREFIX "switchboard follower "
 void sb_follower_offer(sb_follower_t *f, sb_batch_t *b);
 /* Batches published from offers, and offers that fell back to reading the log (tests, metrics). */
 void sb_follower_offer_stats(const sb_follower_t *f, uint64_t *published, uint64_t *read_instead);

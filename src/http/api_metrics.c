@@ -7,7 +7,8 @@
  *   _append_batches_total, _append_failures_total             counters (every loop's appender)
  *   switchboard_follower_offers_published_total, _read_total  counters (the follower: appended
  *                                                             batches published as handed over, or
- *                                                             read back from the log)
+ *                                                             read back from the log);
+ *   switchboard_follower_others                               gauge (another process follows: NOTIFY)
  *   switchboard_actors_active                                 gauge; activations, passivations,
  *                                                             mailbox_full, commands, rejected ...
  *   switchboard_db_connections{role="query"|"append"}         gauge (connected now)
@@ -235,6 +236,9 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
             b, "switchboard_follower_offers_read_total",
             "Appends the follower read back from the log instead (a gap before them, or unknown outcome).",
             read);
+        gauge(b, "switchboard_follower_others",
+              "1 while another process's follower is connected to the database (the appenders NOTIFY then).",
+              sb_follower_others(api->app->follower) ? 1 : 0);
     }
     counter(b, "switchboard_db_requests_total", "Requests on the loops' query connections.", dbreq);
     counter(b, "switchboard_db_errors_total", "Failed requests on the loops' query connections.", dberr);

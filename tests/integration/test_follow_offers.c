@@ -29,6 +29,7 @@ static sb_appender_t *ap;
 static sb_pg_t *pg;
 static PGconn *db;
 static uv_timer_t timer;
+static const char *conninfo;
 
 static char *seen[MAXSEEN];
 static int nseen;
@@ -93,11 +94,12 @@ static void on_done(sb_append_t *a, int status)
 
 static int64_t want_position;
 static bool want_head;
+static bool (*want)(void); /* else the above */
 
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
-    bool done = want_head ? sb_follower_head(f) >= 0 : sub_position >= want_position;
+    bool done = want != NULL ? want() : want_head ? sb_follower_head(f) >= 0 : sub_position >= want_position;
     if (done || sb_clock_mono_ns() / 1000000 > deadline)
         uv_stop(&loop.uv);
 }
@@ -243,11 +245,81 @@ static void test_offers(void)
         sb_sub_close(sub);
 }
 
+static sb_follower_t *f2;
+static int64_t sub2_position;
+
+static void on_events2(sb_sub_t *s, const sb_event_t *ev, int n, void *data)
+{
+    (void)ev, (void)n, (void)data;
+    sub2_position = sb_sub_position(s);
+}
+
+static bool alone(void)
+{
+    return !sb_follower_others(f);
+}
+
+static bool not_alone(void)
+{
+    return sb_follower_others(f) && sb_follower_others(f2);
+}
+
+static bool both_delivered(void)
+{
+    return sub_position >= want_position && sub2_position >= want_position;
+}
+
+/* No NOTIFY while no other process follows the log; one per batch as soon as another does. */
+static void test_notify_only_for_others(void)
+{
+    sb_sub_t *sub = sb_follower_subscribe(f, pg, sb_follower_head(f), NULL, on_events, NULL);
+    CHECK(sub != NULL);
+    want = alone;
+    run_until();
+    CHECK(!sb_follower_others(f));
+    sb_appender_stats_t st0, st1, st2;
+    sb_appender_get_stats(ap, &st0);
+    append_batch();
+    want = NULL;
+    wait_delivered();
+    sb_appender_get_stats(ap, &st1);
+    CHECK_EQ_INT(st1.batches, st0.batches + 1);
+    CHECK_EQ_INT(st1.notifies, st0.notifies);
+
+    /* Another follower (as another process's would be): both see each other within a second or so,
+     * and from then on every batch notifies. */
+    f2 = sb_follower_new(conninfo, 1);
+    sb_pg_t *pg2 = sb_pg_open(&loop.uv, conninfo, "follow-offers-test-2");
+    if (!CHECK(f2 != NULL && pg2 != NULL && sb_follower_start(f2, &loop) == 0))
+        return;
+    want = not_alone;
+    run_until();
+    CHECK(sb_follower_others(f));
+    CHECK(sb_follower_others(f2));
+    sb_sub_t *sub2 = sb_follower_subscribe(f2, pg2, max_position(), NULL, on_events2, NULL);
+    append_batch();
+    want = both_delivered;
+    want_position = max_position();
+    run_until();
+    want = NULL;
+    CHECK_EQ_INT(sub_position, want_position);
+    CHECK_EQ_INT(sub2_position, want_position);
+    sb_appender_get_stats(ap, &st2);
+    CHECK_EQ_INT(st2.notifies, st1.notifies + 1);
+    if (sub2 != NULL)
+        sb_sub_close(sub2);
+    if (sub != NULL)
+        sb_sub_close(sub);
+    sb_follower_stop(f2);
+    sb_pg_close(pg2, NULL, NULL);
+}
+
 int main(void)
 {
     char *ci = sbt_db_create("follow_offers");
     if (ci == NULL || sbt_db_migrate(ci) < 0)
         return 1;
+    conninfo = ci;
     db = PQconnectdb(ci);
     sb_loop_init_standalone(&loop);
     sb_loop_set_current(&loop);
@@ -259,12 +331,14 @@ int main(void)
         return sbtest_summary();
     sb_appender_set_follower(ap, f);
     SBTEST_RUN(test_offers);
+    SBTEST_RUN(test_notify_only_for_others);
     uv_close((uv_handle_t *)&timer, NULL);
     sb_appender_close(ap, NULL, NULL);
     sb_follower_stop(f);
     sb_pg_close(pg, NULL, NULL);
     sb_loop_close_standalone(&loop);
     sb_follower_free(f);
+    sb_follower_free(f2);
     for (int i = 0; i < nseen; i++)
         free(seen[i]);
     PQfinish(db);
