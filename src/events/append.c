@@ -45,11 +45,11 @@ static const char batch_sql[] =
     "  RETURNING stream, position, recorded_at"
     "), agg AS ("
     "  SELECT stream, min(position) AS lo, max(position) AS hi, max(recorded_at) AS at,"
-    "         array_agg((extract(epoch FROM recorded_at) * 1000000)::int8 ORDER BY position) AS ats"
+    "         array_agg(position) AS ps, array_agg((extract(epoch FROM recorded_at) * 1000000)::int8) AS ats"
     "  FROM ins GROUP BY stream"
     ")"
     " SELECT cur.i, cur.v, (cur.e < 0 OR cur.e = cur.v), agg.lo, agg.hi,"
-    "        (extract(epoch FROM agg.at) * 1000000)::int8, agg.ats"
+    "        (extract(epoch FROM agg.at) * 1000000)::int8, agg.ps, agg.ats"
     " FROM cur LEFT JOIN agg ON agg.stream = cur.s ORDER BY cur.i";
 
 enum { P_STREAMS, P_EXPECTED, P_WS, P_CMD, P_IDX, P_TYPES, P_PAYLOADS, P_META, NPARAMS };
@@ -383,6 +383,20 @@ static void offer_committed(sb_appender_t *ap, PGresult *res, int n)
     sb_follower_offer(ap->follower, b); /* NULL: the follower reads the log instead */
 }
 
+/* The next element of an int8 array's text form ("{1,2,3}"), advancing *p past it. */
+static bool next_int8(const char **p, int64_t *out)
+{
+    const char *s = *p;
+    if (*s == '{' || *s == ',')
+        s++;
+    char *end;
+    *out = strtoll(s, &end, 10);
+    if (end == s || (*end != ',' && *end != '}'))
+        return false;
+    *p = end;
+    return true;
+}
+
 static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total)
 {
     if (total > ap->offer_cap) {
@@ -401,21 +415,13 @@ static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total)
         if (field_int(res, i, 4) - first + 1 != a->nevents ||
             (m > 0 && first != ap->offer_events[m - 1].position + 1))
             return NULL;
-        /* agg.ats: "{t1,t2,...}", one per event in position order */
-        const char *p = PQgetvalue(res, i, 6);
-        if (*p++ != '{')
-            return NULL;
+        sb_event_t *evs = &ap->offer_events[m];
         for (int k = 0; k < a->nevents; k++) {
-            char *end;
-            int64_t at = strtoll(p, &end, 10);
-            if (end == p || (*end != ',' && *end != '}'))
-                return NULL;
-            p = end + 1;
             const sb_new_event_t *ne = &a->events[k];
             ap->offer_events[m++] = (sb_event_t){
                 .position = first + k,
                 .version = v + k + 1,
-                .recorded_at_us = at,
+                .recorded_at_us = INT64_MIN, /* from agg below */
                 .stream = a->stream,
                 .type = ne->type,
                 .has_workspace = a->has_workspace,
@@ -425,6 +431,16 @@ static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total)
                 .metadata = ne->metadata_len > 0 ? ne->metadata : empty_map,
                 .metadata_len = ne->metadata_len > 0 ? ne->metadata_len : 1,
             };
+        }
+        /* agg.ps and agg.ats, "{...}": each event's position and recorded_at, in one (any) order
+         * (an aggregate's ORDER BY would sort every group) */
+        const char *ps = PQgetvalue(res, i, 6), *ats = PQgetvalue(res, i, 7);
+        for (int k = 0; k < a->nevents; k++) {
+            int64_t pos, at;
+            if (!next_int8(&ps, &pos) || !next_int8(&ats, &at) || pos < first || pos >= first + a->nevents ||
+                evs[pos - first].recorded_at_us != INT64_MIN)
+                return NULL;
+            evs[pos - first].recorded_at_us = at;
         }
     }
     return sb_batch_copy(ap->offer_events[0].position - 1, ap->offer_events, m);
@@ -437,7 +453,7 @@ static void on_batch_done(sb_pg_req_t *req, int status)
     ap->in_flight = false;
     ap->nbatch = 0;
     PGresult *res = status == 0 ? req->results[1] : NULL;
-    if (status == 0 && (res == NULL || PQntuples(res) != n || PQnfields(res) != 7)) {
+    if (status == 0 && (res == NULL || PQntuples(res) != n || PQnfields(res) != 8)) {
         sb_log_error("append", "batch answered %d rows for %d commands", res ? PQntuples(res) : -1, n);
         status = SB_EUNKNOWN;
     }
