@@ -115,6 +115,10 @@ projections_at "$(head_pos)" || true
 before=$(count MessageReceived)
 pos0=$(head_pos)
 lsn0=$(psql -X -At "$DB" -c "SELECT pg_current_wal_lsn()")
+# The read models' batches in the phase (their size sets the lanes' per-event share of fixed costs).
+pj_metric() { curl -sf "$U/metrics" 2>/dev/null | sed -n "s/^switchboard_projections_$1 \([0-9]*\)$/\1/p"; }
+pjb0=$(pj_metric batches_total)
+pje0=$(pj_metric events_applied_total)
 cpu0_server=$(ticks "$pid")
 cpu0_pg=$(ticks $(pg_pids))
 # Each PostgreSQL process's ticks, to split the phase's CPU by role (below).
@@ -134,6 +138,8 @@ fi
 run_wrk "$tmp/main.txt" "$SECS" >"$tmp/main.out"
 [ -z "$prof" ] || wait "$prof"
 cpu1_server=$(ticks "$pid")
+pjb1=$(pj_metric batches_total)
+pje1=$(pj_metric events_applied_total)
 cpu1_pg=$(ticks $(pg_pids))
 per_pid >"$tmp/pids1"
 # Which process is which: the read models' lease by its name, a server's connection by the
@@ -187,6 +193,8 @@ psql -X -At -F' ' "$DB" -c "SELECT 'webhooks append_batches=' || count(DISTINCT 
 # The follower's offers (appended batches handed over by this process's appenders), when reported.
 offers=$(curl -sf "$U/metrics" 2>/dev/null | sed -n 's/^switchboard_follower_offers_\([a-z]*\)_total \([0-9]*\)$/ \1=\2/p' | tr -d '\n')
 [ -z "$offers" ] || echo "webhooks follower_offers$offers"
+[ -z "${pjb0:-}" ] || [ -z "${pjb1:-}" ] || [ "$pjb1" -le "$pjb0" ] ||
+    echo "webhooks projection_batches=$((pjb1 - pjb0)) events_per_projection_batch=$(((pje1 - pje0) / (pjb1 - pjb0)))"
 
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
 psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \
