@@ -2,7 +2,8 @@
  * hands them to every subscriber, on the subscriber's own loop, exactly once and in order.
  *
  * The follower LISTENs for the appenders' NOTIFY and also polls on a short timer (100 ms), so a
- * lost notification or a reconnect only adds latency.  It reads pages of events after its head and
+ * lost notification or a reconnect only adds latency.  What its own process's appenders commit it
+ * gets from them instead, without a NOTIFY or a read (sb_follower_offer below).  It reads pages of events after its head and
  * publishes each page as an immutable, reference-counted batch covering the position range
  * (from, to]: every committed event in that range is in the batch (docs/event-log.md explains why
  * positions become visible in order).
