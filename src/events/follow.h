@@ -3,8 +3,8 @@
  *
  * The follower LISTENs for the appenders' NOTIFY and also polls on a short timer (100 ms), so a
  * lost notification or a reconnect only adds latency.  What its own process's appenders commit it
- * gets from them instead, without a NOTIFY or a read (sb_follower_offer below).  It reads pages of events after its head and
- * publishes each page as an immutable, reference-counted batch covering the position range
+ * gets from them instead, without a NOTIFY or a read (sb_follower_offer below).  It reads pages of events
+ * after its head and publishes each page as an immutable, reference-counted batch covering the position range
  * (from, to]: every committed event in that range is in the batch (docs/event-log.md explains why
  * positions become visible in order).
  *
