@@ -135,8 +135,17 @@ projections_at() {
 projections_at "$(head_pos)" || true
 
 before=$(count MessageReceived)
+pos0=$(head_pos)
+lsn0=$(psql -X -At "$DB" -c "SELECT pg_current_wal_lsn()")
+# The read models' batches in the phase (their size sets the lanes' per-event share of fixed costs).
+pj_metric() { curl -sf "$U/metrics" 2>/dev/null | sed -n "s/^switchboard_projections_$1 \([0-9]*\)$/\1/p"; }
+pjb0=$(pj_metric batches_total)
+pje0=$(pj_metric events_applied_total)
 cpu0_server=$(ticks "$pid")
 cpu0_pg=$(ticks $(pg_pids))
+# Each PostgreSQL process's ticks, to split the phase's CPU by role (below).
+per_pid() { for p in $(pg_pids); do awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat" 2>/dev/null; done; }
+per_pid >"$tmp/pids0"
 # BENCH_WEBHOOK_PERF=FILE: a profile of the main phase's middle, system-wide (perf record -a), or of
 # the server alone with BENCH_WEBHOOK_PERF_SERVER=1; more perf options in BENCH_WEBHOOK_PERF_ARGS
 # (e.g. "--call-graph dwarf").
@@ -151,7 +160,19 @@ fi
 run_client "$tmp/main.txt" "$SECS" >"$tmp/main.out"
 [ -z "$prof" ] || wait "$prof"
 cpu1_server=$(ticks "$pid")
+pjb1=$(pj_metric batches_total)
+pje1=$(pj_metric events_applied_total)
 cpu1_pg=$(ticks $(pg_pids))
+per_pid >"$tmp/pids1"
+# Which process is which: the read models' lease by its name, a server's connection by the
+# statement it last ran (lanes apply batches, appenders end on the NOTIFY, the follower and the
+# units' readers read the log by position), the rest by PostgreSQL's backend type.
+psql -X -At -F' ' "$DB" -c "SELECT pid, CASE WHEN application_name LIKE 'switchboard projections%' THEN 'lease'
+    WHEN query LIKE '%__apply%' OR query LIKE '%projection_advance%' THEN 'lanes'
+    WHEN query LIKE '%pg_notify(''sb_events''%' OR query LIKE 'WITH c AS%' OR query LIKE '%sb_lock_log%' THEN 'appender'
+    WHEN query LIKE '%FROM events WHERE position > %' OR query LIKE 'LISTEN%' THEN 'log_readers'
+    WHEN backend_type = 'client backend' THEN 'other_client'
+    ELSE replace(backend_type, ' ', '_') END FROM pg_stat_activity" >"$tmp/roles" 2>/dev/null || true
 t_caught=$(date +%s.%N)
 projections_at "$(head_pos)" || echo "webhooks: the read models did not catch up within 120 s" >&2
 t_caught=$(echo "$(date +%s.%N) - $t_caught" | bc)
@@ -180,6 +201,25 @@ wus=$(printf '%s' "$line" | sed -n 's/.*workers_cpu_us=\([0-9]*\).*/\1/p')
 wticks=$(printf '%s' "$line" | sed -n 's/.*workers_cpu_ticks=\([0-9]*\).*/\1/p')
 if [ -n "$wus" ]; then client_run=$(echo "$wus / $n" | bc); else client_run=$(us "${wticks:-0}"); fi
 echo "webhooks cpu_us_per_webhook server=$srv postgres=$pg client=$client_run client_incl_setup=$client with_read_models_caught_up: server=$srv_all postgres=$pg_all catch_up_s=$(printf '%.1f' "$t_caught") two_idle_cores_per_s=$(echo "2000000 / ($srv_all + $pg_all)" | bc)"
+
+# PostgreSQL's CPU in the main phase by role, µs per stored message (a process that is in neither
+# snapshot, e.g. the postmaster, counts as "other").
+roles=$(awk -v hz="$HZ" -v n="$n" 'FILENAME ~ /roles$/ {role[$1] = $2; next}
+    FILENAME ~ /pids0$/ {t0[$1] = $2; next}
+    {r = ($1 in role) ? role[$1] : "other"; d[r] += $2 - (($1 in t0) ? t0[$1] : 0)}
+    END {for (r in d) printf " %s=%d", r, d[r] * 1000000 / hz / n}' "$tmp/roles" "$tmp/pids0" "$tmp/pids1")
+echo "webhooks postgres_us_per_webhook_by_role$roles"
+# The group commit's batches (events per append transaction: the rows' xmin) and the WAL written per
+# stored message, from the phase's start to the read models' catch-up.
+psql -X -At -F' ' "$DB" -c "SELECT 'webhooks append_batches=' || count(DISTINCT xmin::text) || ' events_per_batch=' ||
+    round(count(*)::numeric / greatest(count(DISTINCT xmin::text), 1), 1) || ' wal_bytes_per_webhook=' ||
+    round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / $n) FROM events WHERE position > $pos0"
+
+# The follower's offers (appended batches handed over by this process's appenders), when reported.
+offers=$(curl -sf "$U/metrics" 2>/dev/null | sed -n 's/^switchboard_follower_offers_\([a-z]*\)_total \([0-9]*\)$/ \1=\2/p' | tr -d '\n')
+[ -z "$offers" ] || echo "webhooks follower_offers$offers"
+[ -z "${pjb0:-}" ] || [ -z "${pjb1:-}" ] || [ "$pjb1" -le "$pjb0" ] ||
+    echo "webhooks projection_batches=$((pjb1 - pjb0)) events_per_projection_batch=$(((pje1 - pje0) / (pjb1 - pjb0)))"
 
 # The baseline: the same rows, one per transaction, straight into a copy of the events table.
 psql -X -q "$DB" -c "DROP TABLE IF EXISTS bench_webhook_events" \

@@ -6,8 +6,11 @@
  *   2. the batch INSERT          checks every command's expected version against the stream's
  *                                current version (read after the lock, so no other appender can
  *                                move it) and inserts the events of the commands that pass;
- *   3. SELECT pg_notify(...)     wakes every follower once the transaction commits.
- * The INSERT reports per command whether it was stored, so a conflict fails only its command.
+ *   3. SELECT pg_notify(...)     wakes the followers of other processes once the transaction
+ *                                commits (left out while there are none: sb_follower_others).
+ * The INSERT reports per command whether it was stored, so a conflict fails only its command, and
+ * each stored event's position and recorded_at, so that the batch can be handed to this process's
+ * follower (sb_appender_set_follower) without being read back.
  * Should the batch fail as a whole (e.g. a writer that bypasses the lock hits the unique key),
  * its commands are retried one per transaction, so only the culprit fails. */
 #include "events/append.h"
@@ -17,6 +20,7 @@
 #include "core/wake.h"
 #include "db/pg.h"
 #include "events/codec.h"
+#include "events/follow.h"
 #include "events/stream.h"
 
 #include <stdlib.h>
@@ -42,13 +46,10 @@ static const char batch_sql[] =
     "  WHERE cur.e < 0 OR cur.e = cur.v"
     "  ORDER BY x.ci, x.k"
     "  RETURNING stream, position, recorded_at"
-    "), agg AS ("
-    "  SELECT stream, min(position) AS lo, max(position) AS hi, max(recorded_at) AS at"
-    "  FROM ins GROUP BY stream"
     ")"
-    " SELECT cur.i, cur.v, (cur.e < 0 OR cur.e = cur.v), agg.lo, agg.hi,"
-    "        (extract(epoch FROM agg.at) * 1000000)::int8"
-    " FROM cur LEFT JOIN agg ON agg.stream = cur.s ORDER BY cur.i";
+    " SELECT cur.i, cur.v, (cur.e < 0 OR cur.e = cur.v), ins.position,"
+    "        (extract(epoch FROM ins.recorded_at) * 1000000)::int8"
+    " FROM cur LEFT JOIN ins ON ins.stream = cur.s ORDER BY cur.i, ins.position";
 
 enum { P_STREAMS, P_EXPECTED, P_WS, P_CMD, P_IDX, P_TYPES, P_PAYLOADS, P_META, NPARAMS };
 
@@ -80,6 +81,12 @@ struct sb_appender_s {
     sb_wake_t turn_wake;
     bool turn_waiting, turn_given;
     sb_appender_t *turn_next;
+    /* sb_appender_set_follower: committed batches go to it; the NOTIFY carries its origin */
+    sb_follower_t *follower;
+    const char *notify_values[1];
+    sb_event_t *offer_events;
+    int offer_cap;
+    int *row_of; /* the batch's commands' first rows in the answer (see parse_answer) */
 };
 
 /* Turns.  The appenders of one process commit one batch at a time: a batch that waits in
@@ -330,8 +337,14 @@ static void send_batch(sb_appender_t *ap)
                                       .values = ap->values,
                                       .lengths = ap->lengths,
                                       .formats = ap->formats};
-    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events", .sql = "SELECT pg_notify('sb_events', '')"};
-    ap->req.nstmts = 3;
+    ap->req.stmts[2] = (sb_pg_stmt_t){.name = "sb_notify_events",
+                                      .sql = "SELECT pg_notify('sb_events', $1)",
+                                      .nparams = 1,
+                                      .values = ap->notify_values};
+    /* The NOTIFY is for other processes' followers only (ours takes the batch as an offer). */
+    ap->req.nstmts = ap->follower == NULL || sb_follower_others(ap->follower) ? 3 : 2;
+    if (ap->req.nstmts == 3)
+        ap->stats.notifies++;
     ap->req.cb = on_batch_done;
     ap->req.data = ap;
     ap->in_flight = true;
@@ -353,18 +366,106 @@ static int64_t field_int(PGresult *r, int row, int col)
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* The answer has one row per stored event (command number, the stream's version before, whether
+ * the command passed, position, recorded_at), in command then position order, and one row with no
+ * position for a command that stored nothing.  Records where each command's rows start; false when
+ * the answer has another shape. */
+static bool parse_answer(sb_appender_t *ap, PGresult *res, int n)
+{
+    int rows = PQntuples(res), row = 0;
+    if (PQnfields(res) != 5)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (row >= rows || field_int(res, row, 0) != i + 1)
+            return false;
+        ap->row_of[i] = row;
+        bool ok = PQgetvalue(res, row, 2)[0] == 't';
+        int k = ok ? ap->batch[i]->nevents : 1;
+        if (row + k > rows || field_int(res, row + k - 1, 0) != i + 1)
+            return false;
+        for (int j = 0; ok && j < k; j++)
+            if (PQgetisnull(res, row + j, 3) ||
+                (j > 0 && field_int(res, row + j, 3) != field_int(res, row, 3) + j))
+                return false;
+        row += k;
+    }
+    return row == rows;
+}
+
+/* The stored events of a committed batch, for the follower: in position order, which is the
+ * batch's command order (the INSERT draws positions in that order, under the log's lock).  Only a
+ * gap-free run is offered as it is (NULL otherwise: the follower reads the log). */
+static sb_batch_t *offerable(sb_appender_t *ap, PGresult *res, int n, int total)
+{
+    if (total > ap->offer_cap) {
+        sb_event_t *p = realloc(ap->offer_events, (size_t)total * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        ap->offer_events = p;
+        ap->offer_cap = total;
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        const sb_append_t *a = ap->batch[i];
+        int row = ap->row_of[i];
+        if (PQgetvalue(res, row, 2)[0] != 't')
+            continue;
+        int64_t v = field_int(res, row, 1);
+        for (int k = 0; k < a->nevents; k++) {
+            const sb_new_event_t *ne = &a->events[k];
+            int64_t pos = field_int(res, row + k, 3);
+            if (m > 0 && pos != ap->offer_events[m - 1].position + 1)
+                return NULL;
+            ap->offer_events[m++] = (sb_event_t){
+                .position = pos,
+                .version = v + k + 1,
+                .recorded_at_us = field_int(res, row + k, 4),
+                .stream = a->stream,
+                .type = ne->type,
+                .has_workspace = a->has_workspace,
+                .workspace = a->workspace,
+                .payload = ne->payload,
+                .payload_len = ne->payload_len,
+                .metadata = ne->metadata_len > 0 ? ne->metadata : empty_map,
+                .metadata_len = ne->metadata_len > 0 ? ne->metadata_len : 1,
+            };
+        }
+    }
+    return m > 0 ? sb_batch_copy(ap->offer_events[0].position - 1, ap->offer_events, m) : NULL;
+}
+
+static void offer_committed(sb_appender_t *ap, PGresult *res, int n)
+{
+    int total = PQntuples(res) - n; /* one row per stored event, one per command that stored none */
+    for (int i = 0; i < n; i++)
+        if (PQgetvalue(res, ap->row_of[i], 2)[0] == 't')
+            total++;
+    if (total == 0)
+        return; /* nothing stored (conflicts only): nothing to follow */
+    sb_follower_offer(ap->follower, offerable(ap, res, n, total)); /* NULL: it reads the log */
+}
+
 static void on_batch_done(sb_pg_req_t *req, int status)
 {
     sb_appender_t *ap = req->data;
     int n = ap->nbatch;
     ap->in_flight = false;
     ap->nbatch = 0;
-    give_turn(true);
     PGresult *res = status == 0 ? req->results[1] : NULL;
-    if (status == 0 && (res == NULL || PQntuples(res) != n)) {
-        sb_log_error("append", "batch answered %d rows for %d commands", res ? PQntuples(res) : -1, n);
+    if (status == 0 && (res == NULL || !parse_answer(ap, res, n))) {
+        sb_log_error("append", "batch answered %d unexpected rows for %d commands", res ? PQntuples(res) : -1,
+                     n);
         status = SB_EUNKNOWN;
     }
+    /* Before the turn passes on, so that this batch's offer reaches the follower before the next
+     * one's (out of order, the later one would make it read the log). */
+    if (ap->follower != NULL) {
+        if (status == 0)
+            offer_committed(ap, res, n);
+        else
+            sb_follower_offer(ap->follower, NULL); /* it may have committed: read to find out */
+    }
+    give_turn(true);
     if (status == SB_EDB && n > 1) {
         /* Find the culprit: requeue everything at the front, to go one per transaction. */
         sb_log_warn("append", "batch of %d failed (%s: %s); retrying one command per transaction", n,
@@ -389,14 +490,20 @@ static void on_batch_done(sb_pg_req_t *req, int status)
             complete(ap, a, status);
             continue;
         }
-        int64_t v = field_int(res, i, 1);
-        bool ok = PQgetvalue(res, i, 2)[0] == 't';
+        int row = ap->row_of[i];
+        int64_t v = field_int(res, row, 1);
+        bool ok = PQgetvalue(res, row, 2)[0] == 't';
         a->error = NULL;
         if (ok) {
-            a->first_position = field_int(res, i, 3);
-            a->last_position = field_int(res, i, 4);
+            a->first_position = field_int(res, row, 3);
+            a->last_position = field_int(res, row + a->nevents - 1, 3);
             a->version = v + a->nevents;
-            a->recorded_at_us = field_int(res, i, 5);
+            a->recorded_at_us = 0; /* the latest of its events' */
+            for (int k = 0; k < a->nevents; k++) {
+                int64_t at = field_int(res, row + k, 4);
+                if (at > a->recorded_at_us)
+                    a->recorded_at_us = at;
+            }
             complete(ap, a, 0);
         } else {
             a->version = v;
@@ -493,6 +600,7 @@ void sb_append(sb_appender_t *ap, sb_append_t *a)
 static void free_unopened(sb_wake_t *w)
 {
     sb_appender_t *ap = w->data;
+    free(ap->row_of);
     free(ap->batch);
     free(ap);
 }
@@ -504,8 +612,10 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
     if (ap == NULL)
         return NULL;
     ap->batch = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->batch));
+    ap->row_of = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->row_of));
     ap->turn_wake.data = ap;
-    if (ap->batch == NULL || sb_wake_init(loop, &ap->turn_wake, on_turn) != 0) {
+    if (ap->batch == NULL || ap->row_of == NULL || sb_wake_init(loop, &ap->turn_wake, on_turn) != 0) {
+        free(ap->row_of);
         free(ap->batch);
         free(ap);
         return NULL;
@@ -517,6 +627,7 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
     }
     ap->loop = loop;
     ap->gen = 1;
+    ap->notify_values[0] = "";
     for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
     uv_idle_init(loop, &ap->idle);
@@ -532,6 +643,8 @@ static void on_idle_closed(uv_handle_t *h)
     void *data = ap->closed_data;
     for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_free(&ap->arr[p]);
+    free(ap->offer_events);
+    free(ap->row_of);
     free(ap->batch);
     free(ap);
     if (cb)
@@ -559,6 +672,12 @@ void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *d
     ap->on_closed = on_closed;
     ap->closed_data = data;
     kick(ap);
+}
+
+void sb_appender_set_follower(sb_appender_t *ap, sb_follower_t *f)
+{
+    ap->follower = f;
+    ap->notify_values[0] = f != NULL ? sb_follower_origin(f) : "";
 }
 
 void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out)

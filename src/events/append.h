@@ -23,6 +23,7 @@
 
 typedef struct sb_appender_s sb_appender_t;
 typedef struct sb_append_s sb_append_t;
+typedef struct sb_follower_s sb_follower_t;
 
 /* The outcome of one command.
  *   status 0:            stored; first_position..last_position, new version = version.
@@ -62,6 +63,7 @@ typedef struct sb_appender_stats_s {
     uint64_t conflicts;
     uint64_t batches;
     uint64_t failures;
+    uint64_t notifies; /* batches that sent a NOTIFY (see sb_appender_set_follower) */
     int queued;
     /* The most batches the process's appenders (all of them) ever had in flight at once: 1, as they
      * take turns (see sb_appender_open). */
@@ -81,6 +83,13 @@ void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *d
  * call.  Invalid commands (bad stream name, no events, too many or too big events, malformed
  * payload) fail with SB_EINVAL from the callback. */
 void sb_append(sb_appender_t *ap, sb_append_t *a);
+
+/* Hands every batch this appender commits to f, the follower of its process (events/follow.h,
+ * sb_follower_offer), which then need not read it back from the log, and makes its NOTIFY carry
+ * f's origin so that f ignores it; the NOTIFY is sent only while f says another process follows
+ * the log (sb_follower_others), whose followers read the log on it as before.  Call on the
+ * appender's loop before its first sb_append; f must outlive the appender's last callback. */
+void sb_appender_set_follower(sb_appender_t *ap, sb_follower_t *f);
 
 void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out);
 

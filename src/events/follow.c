@@ -9,12 +9,15 @@
 #include "events/follow.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/uuid.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define POLL_MS 100
+#define OTHERS_EVERY_TICKS 10 /* every second */
 
 typedef struct hub_s hub_t;
 
@@ -54,11 +57,26 @@ typedef struct delivery_s {
     sb_batch_t *batch;
 } delivery_t;
 
+typedef struct offer_s {
+    sb_task_t task;
+    sb_follower_t *f;
+    sb_batch_t *batch;
+} offer_t;
+
 struct sb_follower_s {
     char *conninfo;
     int nloops;
     hub_t *hubs;
-    sb_loop_t *loop;
+    _Atomic(sb_loop_t *) loop;
+    char origin[48]; /* see sb_follower_origin */
+    _Atomic uint64_t offers_published, offers_read;
+    /* sb_follower_others: the connection's application_name, and the check for other followers */
+    char app_name[96]; /* 59 characters: PostgreSQL keeps 63 */
+    const char *app_name_values[1];
+    sb_pg_req_t name_req, others_req;
+    bool name_in_flight, others_in_flight;
+    int ticks;
+    _Atomic bool others;
     sb_pg_t *pg;
     uv_timer_t timer;
     bool timer_open;
@@ -85,12 +103,11 @@ void sb_batch_unref(sb_batch_t *b)
         free(b);
 }
 
-/* Copies a page into one immutable block: the struct, the event array, then the bytes. */
-static sb_batch_t *batch_from_page(int64_t from, const sb_event_page_t *page)
+sb_batch_t *sb_batch_copy(int64_t from, const sb_event_t *events, int n)
 {
-    size_t bytes = sizeof(sb_batch_t) + (size_t)page->n * sizeof(sb_event_t);
-    for (int i = 0; i < page->n; i++) {
-        const sb_event_t *e = &page->events[i];
+    size_t bytes = sizeof(sb_batch_t) + (size_t)n * sizeof(sb_event_t);
+    for (int i = 0; i < n; i++) {
+        const sb_event_t *e = &events[i];
         bytes += strlen(e->stream) + 1 + strlen(e->type) + 1 + e->payload_len + e->metadata_len;
     }
     sb_batch_t *b = malloc(bytes);
@@ -98,12 +115,12 @@ static sb_batch_t *batch_from_page(int64_t from, const sb_event_page_t *page)
         return NULL;
     atomic_init(&b->refs, 1);
     b->from = from;
-    b->to = page->events[page->n - 1].position;
-    b->n = page->n;
+    b->to = events[n - 1].position;
+    b->n = n;
     b->events = (sb_event_t *)(b + 1);
-    char *p = (char *)(b->events + page->n);
-    for (int i = 0; i < page->n; i++) {
-        const sb_event_t *e = &page->events[i];
+    char *p = (char *)(b->events + n);
+    for (int i = 0; i < n; i++) {
+        const sb_event_t *e = &events[i];
         sb_event_t *d = &b->events[i];
         *d = *e;
         size_t n = strlen(e->stream) + 1;
@@ -365,8 +382,15 @@ static void on_page(sb_read_t *r, int status, const sb_event_page_t *page)
         sb_log_debug("follow", "read failed: %s", sb_strerror(status));
         return; /* the poll timer tries again */
     }
-    if (page->n > 0) {
-        sb_batch_t *b = batch_from_page(sb_follower_head(f), page);
+    /* An offer may have published part of the page while it was being read: the rest continues
+     * the head (positions become visible in order, so the page holds all of that offer's events
+     * if it holds any event after them). */
+    int64_t head = sb_follower_head(f);
+    int skip = 0;
+    while (skip < page->n && page->events[skip].position <= head)
+        skip++;
+    if (skip < page->n) {
+        sb_batch_t *b = sb_batch_copy(head, page->events + skip, page->n - skip);
         if (b == NULL)
             return;
         publish(f, b);
@@ -419,18 +443,122 @@ static void read_next(sb_follower_t *f)
 
 static void on_notify(sb_pg_t *pg, const char *channel, const char *payload, void *data)
 {
-    read_next(data);
+    sb_follower_t *f = data;
+    if (payload != NULL && strcmp(payload, f->origin) == 0)
+        return; /* our own appenders' batch: it comes as an offer */
+    read_next(f);
+}
+
+const char *sb_follower_origin(const sb_follower_t *f)
+{
+    return f->origin;
+}
+
+static void on_offer(sb_task_t *t)
+{
+    offer_t *o = (offer_t *)t;
+    sb_follower_t *f = o->f;
+    sb_batch_t *b = o->batch;
+    free(o);
+    int64_t head = sb_follower_head(f);
+    if (b != NULL && !f->stopped && head >= 0 && b->from == head && b->to > head) {
+        atomic_fetch_add_explicit(&f->offers_published, 1, memory_order_relaxed);
+        publish(f, b); /* consumes the reference */
+        return;
+    }
+    bool stale = b != NULL && head >= 0 && b->to <= head;
+    if (b != NULL)
+        sb_batch_unref(b);
+    if (stale)
+        return; /* a read published it already */
+    atomic_fetch_add_explicit(&f->offers_read, 1, memory_order_relaxed);
+    read_next(f); /* a hole before it, an overlap, or the head not known yet: the log says */
+}
+
+void sb_follower_offer(sb_follower_t *f, sb_batch_t *b)
+{
+    sb_loop_t *loop = atomic_load(&f->loop);
+    offer_t *o = loop != NULL ? malloc(sizeof(*o)) : NULL;
+    if (o == NULL) {
+        /* Not started (the head is unknown, so nothing is lost), or out of memory: the poll
+         * timer reads it. */
+        if (b != NULL)
+            sb_batch_unref(b);
+        return;
+    }
+    o->task.cb = on_offer;
+    o->f = f;
+    o->batch = b;
+    sb_loop_post(loop, &o->task);
+}
+
+void sb_follower_offer_stats(const sb_follower_t *f, uint64_t *published, uint64_t *read_instead)
+{
+    *published = atomic_load_explicit(&f->offers_published, memory_order_relaxed);
+    *read_instead = atomic_load_explicit(&f->offers_read, memory_order_relaxed);
+}
+
+static void on_named(sb_pg_req_t *req, int status)
+{
+    sb_follower_t *f = req->data;
+    f->name_in_flight = false;
+    if (status != 0 && !f->stopped)
+        sb_log_warn("follow", "cannot name the follower's connection: %s",
+                    req->error ? req->error : sb_strerror(status));
+}
+
+static void on_others(sb_pg_req_t *req, int status)
+{
+    sb_follower_t *f = req->data;
+    f->others_in_flight = false;
+    /* Unknown counts as yes: a NOTIFY too many costs little, one too few costs another process
+     * up to its poll interval. */
+    bool others =
+        status != 0 || PQntuples(req->results[0]) != 1 || strcmp(PQgetvalue(req->results[0], 0, 0), "0") != 0;
+    atomic_store_explicit(&f->others, others, memory_order_relaxed);
+}
+
+/* Is another process's follower connected?  Asked on the follower's connection every
+ * OTHERS_EVERY_TICKS polls. */
+static void check_others(sb_follower_t *f)
+{
+    if (f->stopped || f->others_in_flight || f->pg == NULL || !sb_pg_is_connected(f->pg))
+        return;
+    f->others_in_flight = true;
+    sb_pg_req_init(&f->others_req,
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '" SB_FOLLOW_APP_PREFIX
+                   "%' AND application_name <> $1 AND datname = current_database()",
+                   1, f->app_name_values, on_others, f);
+    sb_pg_submit(f->pg, &f->others_req);
 }
 
 static void on_state(sb_pg_t *pg, bool connected, void *data)
 {
-    if (connected)
-        read_next(data); /* anything committed while we were away */
+    sb_follower_t *f = data;
+    if (!connected)
+        return;
+    /* Other processes' appenders look for this name (sb_follower_others) to know that we follow. */
+    if (!f->name_in_flight) {
+        f->name_in_flight = true;
+        sb_pg_req_init(&f->name_req, "SELECT set_config('application_name', $1, false)", 1,
+                       f->app_name_values, on_named, f);
+        sb_pg_submit(f->pg, &f->name_req);
+    }
+    check_others(f);
+    read_next(f); /* anything committed while we were away */
 }
 
 static void on_timer(uv_timer_t *t)
 {
-    read_next(t->data);
+    sb_follower_t *f = t->data;
+    if (++f->ticks % OTHERS_EVERY_TICKS == 0)
+        check_others(f);
+    read_next(f);
+}
+
+bool sb_follower_others(const sb_follower_t *f)
+{
+    return atomic_load_explicit(&f->others, memory_order_relaxed);
 }
 
 sb_follower_t *sb_follower_new(const char *conninfo, int nloops)
@@ -450,12 +578,23 @@ sb_follower_t *sb_follower_new(const char *conninfo, int nloops)
     for (int i = 0; i < nloops; i++)
         f->hubs[i].f = f;
     atomic_init(&f->head, -1);
+    atomic_init(&f->loop, NULL);
+    atomic_init(&f->offers_published, 0);
+    atomic_init(&f->offers_read, 0);
+    /* Unique to this follower (so to its process): a random UUID. */
+    sb_uuid_t u;
+    sb_uuid_v4(&u);
+    char us[SB_UUID_STRLEN + 1];
+    sb_uuid_format(&u, us);
+    snprintf(f->origin, sizeof(f->origin), "f:%s", us);
+    snprintf(f->app_name, sizeof(f->app_name), SB_FOLLOW_APP_PREFIX "%s", f->origin);
+    f->app_name_values[0] = f->app_name;
+    atomic_init(&f->others, true); /* until the first check says otherwise */
     return f;
 }
 
 int sb_follower_start(sb_follower_t *f, sb_loop_t *loop)
 {
-    f->loop = loop;
     f->pg = sb_pg_open(&loop->uv, f->conninfo, "follower");
     if (f->pg == NULL)
         return SB_ENOMEM;
@@ -465,6 +604,7 @@ int sb_follower_start(sb_follower_t *f, sb_loop_t *loop)
     f->timer.data = f;
     f->timer_open = true;
     uv_timer_start(&f->timer, on_timer, POLL_MS, POLL_MS);
+    atomic_store(&f->loop, loop); /* offers may come from now on */
     return 0;
 }
 

@@ -2,8 +2,9 @@
  * hands them to every subscriber, on the subscriber's own loop, exactly once and in order.
  *
  * The follower LISTENs for the appenders' NOTIFY and also polls on a short timer (100 ms), so a
- * lost notification or a reconnect only adds latency.  It reads pages of events after its head and
- * publishes each page as an immutable, reference-counted batch covering the position range
+ * lost notification or a reconnect only adds latency.  What its own process's appenders commit it
+ * gets from them instead, without a NOTIFY or a read (sb_follower_offer below).  It reads pages of events
+ * after its head and publishes each page as an immutable, reference-counted batch covering the position range
  * (from, to]: every committed event in that range is in the batch (docs/event-log.md explains why
  * positions become visible in order).
  *
@@ -47,6 +48,9 @@ typedef struct sb_batch_s {
 
 void sb_batch_ref(sb_batch_t *b);
 void sb_batch_unref(sb_batch_t *b);
+/* A new batch (one reference) holding copies of events[0..n) (n >= 1, in position order), covering
+ * (from, the last one's position].  NULL on allocation failure. */
+sb_batch_t *sb_batch_copy(int64_t from, const sb_event_t *events, int n);
 
 /* Delivers events with position > the subscriber's position, in order, on the subscriber's loop.
  * The events are borrowed for the call.  To process asynchronously, call sb_sub_pause() before
@@ -67,6 +71,31 @@ void sb_follower_free(sb_follower_t *f);
 /* The last position the follower has published, or -1 before it knows the log's end (any
  * thread). */
 int64_t sb_follower_head(const sb_follower_t *f);
+
+/* Appenders of the follower's own process hand it what they commit, so that it need not read it
+ * back from the log (src/events/append.c, sb_appender_set_follower):
+ *   - sb_follower_origin: the text such an appender puts in its NOTIFY's payload; the follower
+ *     ignores notifications that carry it (their batch is offered instead), and reads the log on
+ *     any other (another process appended).  Constant for the follower's lifetime.
+ *   - sb_follower_offer (any thread): b holds every event one append transaction committed, in
+ *     position order, as (from, to] with from = the first position - 1.  On the follower's loop,
+ *     b is published as it is when from is the follower's head; if it overlaps what is already
+ *     published it is dropped; otherwise (a position between the head and from: another process's
+ *     events, or positions a rolled-back transaction drew) the follower reads the log from its head,
+ *     which covers b.  b == NULL asks for a read (an append whose outcome is unknown).  Takes over
+ *     the caller's reference to b. */
+const char *sb_follower_origin(const sb_follower_t *f);
+/* Whether the follower of another process may be listening (any thread): each follower names its
+ * connection SB_FOLLOW_APP_PREFIX + its origin, and looks for other such names in pg_stat_activity
+ * once a second (true until the first answer, and after a failed one).  When no other process
+ * follows the log, this process's appenders need not NOTIFY at all: their batches reach their own
+ * follower as offers.  A follower that starts in another process meanwhile polls (every 100 ms)
+ * until the next check here sees it. */
+bool sb_follower_others(const sb_follower_t *f);
+#define SB_FOLLOW_APP_PREFIX "switchboard follower "
+void sb_follower_offer(sb_follower_t *f, sb_batch_t *b);
+/* Batches published from offers, and offers that fell back to reading the log (tests, metrics). */
+void sb_follower_offer_stats(const sb_follower_t *f, uint64_t *published, uint64_t *read_instead);
 
 /* Subscribes on the calling loop (sb_loop_current()), reading catch-up pages through pg (a
  * connection on that loop).  Delivers every event matching filter (copied; may be NULL) with

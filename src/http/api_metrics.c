@@ -5,6 +5,10 @@
  *   switchboard_http_response_bytes_total{method,route}       counter
  *   switchboard_events_appended_total, _append_commands_total, _append_conflicts_total,
  *   _append_batches_total, _append_failures_total             counters (every loop's appender)
+ *   switchboard_follower_offers_published_total, _read_total  counters (the follower: appended
+ *                                                             batches published as handed over, or
+ *                                                             read back from the log);
+ *   switchboard_follower_others                               gauge (another process follows: NOTIFY)
  *   switchboard_actors_active                                 gauge; activations, passivations,
  *                                                             mailbox_full, commands, rejected ...
  *   switchboard_db_connections{role="query"|"append"}         gauge (connected now)
@@ -26,6 +30,7 @@
 #include "core/buf.h"
 #include "db/pg.h"
 #include "events/append.h"
+#include "events/follow.h"
 #include "http/api_int.h"
 #include "http/response.h"
 #include "http/server.h"
@@ -222,6 +227,19 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
     help(b, "switchboard_db_connections", "gauge", "Database connections of the worker loops that are up.");
     sb_buf_printf(b, "switchboard_db_connections{role=\"query\"} %d\n", conn_q);
     sb_buf_printf(b, "switchboard_db_connections{role=\"append\"} %d\n", conn_a);
+    if (api->app->follower != NULL) {
+        uint64_t published, read;
+        sb_follower_offer_stats(api->app->follower, &published, &read);
+        counter(b, "switchboard_follower_offers_published_total",
+                "Committed batches the follower published as the appenders handed them over.", published);
+        counter(
+            b, "switchboard_follower_offers_read_total",
+            "Appends the follower read back from the log instead (a gap before them, or unknown outcome).",
+            read);
+        gauge(b, "switchboard_follower_others",
+              "1 while another process's follower is connected to the database (the appenders NOTIFY then).",
+              sb_follower_others(api->app->follower) ? 1 : 0);
+    }
     counter(b, "switchboard_db_requests_total", "Requests on the loops' query connections.", dbreq);
     counter(b, "switchboard_db_errors_total", "Failed requests on the loops' query connections.", dberr);
     counter(b, "switchboard_db_reconnects_total", "Reconnections of the loops' query connections.", dbrec);

@@ -218,8 +218,10 @@ static void on_loop_start(sb_loop_t *loop, void *data)
     int rc = SB_ENOMEM;
     loop->db = sb_pg_open(&loop->uv, s->conninfo, "query");
     loop->appender = sb_appender_open(&loop->uv, s->conninfo);
-    if (loop->db != NULL && loop->appender != NULL)
+    if (loop->db != NULL && loop->appender != NULL) {
+        sb_appender_set_follower(loop->appender, s->app.follower);
         rc = loop->index == 0 ? sb_follower_start(s->app.follower, loop) : 0;
+    }
     /* Subsystems above the event log start here, in dependency order.  Each registers its own
      * stop hook; hooks run latest first, so they stop before the log's parts close. */
     if (rc == 0) {
