@@ -4,6 +4,7 @@
 
 #include "actors/replay.h"
 #include "core/config.h"
+#include "core/jalloc.h"
 #include "db/cluster.h"
 #include "db/migrate.h"
 #include "events/export.h"
@@ -38,6 +39,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    sb_jalloc_install(); /* before any jansson value is made */
     if (argc < 2) {
         usage(stderr);
         return 2;

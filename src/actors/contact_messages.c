@@ -35,6 +35,29 @@
 #define SCHEDULE_HORIZON_US (366LL * 24 * 3600 * 1000000)
 
 static const char *const channels[] = {"sms", "mms", "whatsapp", "email", "chat", NULL};
+
+/* The words every inbound message's event and state entry hold, made once (sb__const_str). */
+static json_t *inbound_word(void)
+{
+    static json_t *_Atomic slot;
+    return sb__const_str(&slot, "inbound");
+}
+
+static json_t *received_word(void)
+{
+    static json_t *_Atomic slot;
+    return sb__const_str(&slot, "received");
+}
+
+/* cmd[key] shared when its text is s (a normalised address that came in normalised: the usual
+ * case), else a new string holding s. */
+static json_t *same_or_new(const json_t *cmd, const char *key, const char *s)
+{
+    const json_t *v = json_object_get(cmd, key);
+    if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+        return json_incref((json_t *)v);
+    return json_string(s);
+}
 static const char *const statuses[] = {"sent", "delivered", "read", "failed", "undelivered", NULL};
 
 /* ---- segments ------------------------------------------------------------------------------- */
@@ -492,9 +515,9 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
     json_t *data = json_object();
     sb__put(&data, "message_id", sb__copy(json_object_get(cmd, "message_id")));
     sb__put(&data, "channel", sb__copy(json_object_get(cmd, "channel")));
-    sb__put(&data, "direction", json_string_nocheck("inbound"));
-    sb__put(&data, "from", json_string(from));
-    sb__put(&data, "to", to[0] ? json_string(to) : json_null());
+    sb__put(&data, "direction", inbound_word());
+    sb__put(&data, "from", same_or_new(cmd, "from", from));
+    sb__put(&data, "to", to[0] ? same_or_new(cmd, "to", to) : json_null());
     sb__put(&data, "body", sb__copy(json_object_get(cmd, "body")));
     sb__put(&data, "media_urls", media);
     sb__put(&data, "subject", subject ? sb__copy(json_object_get(cmd, "subject")) : json_null());
@@ -552,12 +575,13 @@ static bool is_pending(const char *status)
     return sb__eq(status, "scheduled") || sb__eq(status, "queued");
 }
 
-/* Records that message id left pending, and forgets the oldest settled messages past the window. */
-static void settle(json_t *state, const char *id)
+/* Records that message id left pending, and forgets the oldest settled messages past the window.
+ * idv, when not NULL, is id as a JSON string (the event's), shared rather than copied. */
+static void settle(json_t *state, const char *id, const json_t *idv)
 {
     json_t *settled = json_object_get(state, "settled");
     json_t *messages = json_object_get(state, "messages");
-    json_array_append_new(settled, json_string(id));
+    json_array_append_new(settled, idv != NULL ? json_incref((json_t *)idv) : json_string(id));
     while (json_array_size(settled) > SB_CONTACT_SETTLED_WINDOW) {
         const char *old = json_string_value(json_array_get(settled, 0));
         if (old != NULL)
@@ -579,7 +603,7 @@ static void move(json_t *state, const char *id, const char *status, const json_t
     if (!is_pending(status))
         json_object_del(m, "content");
     if (was_pending && !is_pending(status))
-        settle(state, id);
+        settle(state, id, NULL);
 }
 
 /* index[pid] counts pid's entries in the list: true for one, an integer from two.  Both return
@@ -706,11 +730,11 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         /* As json_pack("{s:o, s:s, s:s, s:o}") with copies, sharing the event's strings instead. */
         json_t *entry = json_object();
         sb__put(&entry, "channel", sb__copy(json_object_get(d, "channel")));
-        sb__put(&entry, "direction", json_string_nocheck("inbound"));
-        sb__put(&entry, "status", json_string_nocheck("received"));
+        sb__put(&entry, "direction", inbound_word());
+        sb__put(&entry, "status", received_word());
         sb__put(&entry, "provider_id", sb__copy(json_object_get(d, "provider_id")));
         json_object_set_new(messages, id, entry);
-        settle(state, id);
+        settle(state, id, json_object_get(d, "message_id"));
         remember_provider_id(state, json_object_get(d, "provider_id"));
     }
     return true;

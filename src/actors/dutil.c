@@ -2,6 +2,7 @@
 #include "core/error.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <string.h>
 
 const char *sb__str(const json_t *obj, const char *key)
@@ -308,6 +309,23 @@ void sb__put(json_t **obj, const char *key, json_t *v)
         json_decref(*obj);
         *obj = NULL;
     }
+}
+
+json_t *sb__const_str(json_t *_Atomic *slot, const char *s)
+{
+    json_t *v = atomic_load_explicit(slot, memory_order_acquire);
+    if (v != NULL)
+        return v;
+    json_t *made = json_string_nocheck(s);
+    if (made == NULL)
+        return NULL;
+    made->refcount = (size_t)-1;
+    /* Two loops may race to make it: the first one published wins, the other is dropped. */
+    if (atomic_compare_exchange_strong_explicit(slot, &v, made, memory_order_acq_rel, memory_order_acquire))
+        return made;
+    made->refcount = 1;
+    json_decref(made);
+    return v;
 }
 
 int sb__keyword_kind(const char *word, size_t len)

@@ -85,6 +85,14 @@ void sb__set(json_t *obj, const char *key, const json_t *v);
  * (a failed allocation) it releases both and leaves *obj NULL, so a chain of puts ends with the
  * object or NULL, like json_pack. */
 void sb__put(json_t **obj, const char *key, json_t *v);
+/* A constant JSON string (one of the words every inbound command, event or state entry holds:
+ * "inbound", "received", "ReceiveMessage"...), made once per process and never freed: its reference
+ * count is jansson's "not counted" value ((size_t)-1, as json_true() has), so json_incref and
+ * json_decref leave it alone — no allocation per use, and no atomic write on a line both loops
+ * share.  slot is the caller's cache (a static, zero at start); s a literal.  The result may be
+ * put in any object (sb__put steals nothing from it) and compares, copies and encodes like any
+ * string.  NULL when memory ran out. */
+json_t *sb__const_str(json_t *_Atomic *slot, const char *s);
 
 /* Carrier keywords (Twilio's defaults): SB_KW_OPT_OUT for STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
  * QUIT, REVOKE, OPTOUT; SB_KW_OPT_IN for START, YES, UNSTOP; SB_KW_HELP for HELP, INFO; else

@@ -227,8 +227,10 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
-/* The metadata map, with every key present (nil when unknown) so readers see one shape. */
-static void pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
+/* The metadata map, with every key present (nil when unknown) so readers see one shape.  Returns
+ * SB_ECODEC, as the appender's own check of the map would, when a value is not UTF-8 (the appender
+ * does not check it again: see encoded_checked). */
+static int pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, b, buf_write);
@@ -237,11 +239,14 @@ static void pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
     msgpack_pack_map(&pk, 5);
     for (int i = 0; i < 5; i++) {
         pack_str(&pk, keys[i]);
+        if (vals[i] != NULL && !sb_utf8_is_valid(vals[i], strlen(vals[i])))
+            return SB_ECODEC;
         if (vals[i] != NULL)
             pack_str(&pk, vals[i]);
         else
             msgpack_pack_nil(&pk);
     }
+    return 0;
 }
 
 static void on_appended(sb_append_t *a, int status)
@@ -279,12 +284,15 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     op->data = data;
     int n = req->nevents;
     size_t offs[SB_MAX_EVENTS_PER_COMMAND + 1];
-    pack_meta(&op->buf, &req->meta);
+    int status = pack_meta(&op->buf, &req->meta);
     size_t meta_len = op->buf.len;
-    int status = n >= 1 && n <= SB_MAX_EVENTS_PER_COMMAND ? 0 : SB_EINVAL;
+    if (status == 0 && (n < 1 || n > SB_MAX_EVENTS_PER_COMMAND))
+        status = SB_EINVAL;
     for (int i = 0; status == 0 && i < n; i++) {
         offs[i] = op->buf.len;
-        if (req->events[i].data != NULL)
+        if (req->events[i].data != NULL && !json_is_object(req->events[i].data))
+            status = SB_ECODEC; /* a payload is a map (the appender's check, which is skipped) */
+        else if (req->events[i].data != NULL)
             status = sb_codec_from_jansson(req->events[i].data, &op->buf);
         else
             sb_buf_putc(&op->buf, (char)0x80); /* an empty map */
@@ -313,6 +321,7 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     op->a.nevents = n;
     op->a.cb = on_appended;
     op->a.data = op;
+    op->a.encoded_checked = true; /* pack_meta and sb_codec_from_jansson checked every string */
     sb_append(ps->ap, &op->a);
 }
 

@@ -1,9 +1,14 @@
 #include "core/buf.h"
 #include "core/error.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define ONES8 0x0101010101010101ull
+#define HIGH8 0x8080808080808080ull
 
 int sb_buf_reserve(sb_buf_t *b, size_t extra)
 {
@@ -23,8 +28,11 @@ int sb_buf_reserve(sb_buf_t *b, size_t extra)
     return 0;
 }
 
-static void must_reserve(sb_buf_t *b, size_t extra)
+static inline void must_reserve(sb_buf_t *b, size_t extra)
 {
+    /* The common case, inline: room for extra bytes and the NUL (cap > len whenever data is set). */
+    if (b->cap > b->len && b->cap - b->len > extra)
+        return;
     if (sb_buf_reserve(b, extra) != 0) {
         fputs("fatal: out of memory\n", stderr);
         abort();
@@ -67,13 +75,46 @@ void sb_buf_printf(sb_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Whether the 8 bytes at s hold one that needs an escape: below 0x20, '"' or '\\' (the usual word
+ * tests: a byte below n; a zero byte in w ^ c). */
+static inline bool needs_escape8(const char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+    uint64_t q = w ^ (ONES8 * '"'), bs = w ^ (ONES8 * '\\');
+    return (((w - ONES8 * 0x20) & ~w) | ((q - ONES8) & ~q) | ((bs - ONES8) & ~bs)) & HIGH8;
+}
+
 void sb_buf_put_json_string(sb_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     must_reserve(b, n + 2);
+    /* Most strings need no escape at all: checked 8 bytes at a time, then copied whole. */
+    size_t i = 0;
+    while (n - i >= 8 && !needs_escape8(s + i))
+        i += 8;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            break;
+    }
+    if (i == n) {
+        char *o = b->data + b->len;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        b->len += n + 2;
+        b->data[b->len] = '\0';
+        return;
+    }
     sb_buf_putc(b, '"');
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
+        /* Step over runs that need no escape 8 bytes at a time. */
+        while (n - i >= 8 && !needs_escape8(s + i))
+            i += 8;
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;

@@ -143,6 +143,8 @@ static int validate(const sb_append_t *a)
             return SB_EINVAL;
         if (e->payload_len + e->metadata_len > SB_APPEND_MAX_EVENT_BYTES)
             return SB_ETOOBIG;
+        if (a->encoded_checked)
+            continue;
         if (!sb_codec_is_valid_map(e->payload, e->payload_len))
             return SB_ECODEC;
         if (e->metadata_len > 0 && !sb_codec_is_valid_map(e->metadata, e->metadata_len))

@@ -43,6 +43,10 @@ struct sb_append_s {
     int nevents; /* 1..SB_APPEND_MAX_EVENTS */
     sb_append_cb cb;
     void *data;
+    /* The payloads and metadata were just encoded by this process from values it checked
+     * (sb_codec_from_jansson checks every string as the decoder would): they are not read through
+     * again to validate them.  False (the default): every map is checked. */
+    bool encoded_checked;
     /* set for the callback */
     int64_t first_position;
     int64_t last_position;

@@ -89,6 +89,24 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
     twh_free(t);
 }
 
+/* The command's constant words, made once (sb__const_str): in->channel is one of three literals. */
+static json_t *const_word(const char *s)
+{
+    static json_t *_Atomic type;
+    static json_t *_Atomic sms;
+    static json_t *_Atomic mms;
+    static json_t *_Atomic whatsapp;
+    if (strcmp(s, "ReceiveMessage") == 0)
+        return sb__const_str(&type, s);
+    if (strcmp(s, "sms") == 0)
+        return sb__const_str(&sms, s);
+    if (strcmp(s, "mms") == 0)
+        return sb__const_str(&mms, s);
+    if (strcmp(s, "whatsapp") == 0)
+        return sb__const_str(&whatsapp, s);
+    return json_string_nocheck(s);
+}
+
 static void receive(twh_t *t)
 {
     const sb_wh_inbound_t *in = &t->in;
@@ -102,9 +120,9 @@ static void receive(twh_t *t)
             media = NULL;
         }
     json_t *cmd = json_object();
-    sb__put(&cmd, "type", json_string_nocheck("ReceiveMessage"));
+    sb__put(&cmd, "type", const_word("ReceiveMessage"));
     sb__put(&cmd, "message_id", json_string_nocheck(t->message_id));
-    sb__put(&cmd, "channel", json_string_nocheck(in->channel));
+    sb__put(&cmd, "channel", const_word(in->channel));
     sb__put(&cmd, "from", json_string_nocheck(in->from));
     sb__put(&cmd, "to", json_string_nocheck(in->to));
     sb__put(&cmd, "body", json_string_nocheck(in->body));

@@ -3,6 +3,8 @@
 #include "decider_harness.h"
 
 #include "actors/contact_int.h"
+#include "core/buf.h"
+#include "events/codec.h"
 
 #define CREATED                                                                                              \
     "['ContactCreated', {'contact_id': '" CONTACT "', 'workspace_id': '" WS "', 'name': 'Bea', 'phones': "   \
@@ -652,6 +654,78 @@ static void check_limits(void)
     live_free(&l);
 }
 
+/* The MessageReceived a ReceiveMessage decides is, byte for byte once encoded, the payload the
+ * documented json_pack format builds (the decider shares strings with the command and uses constant
+ * words instead of building each); and the state its evolve leaves (sharing the event's strings and
+ * constant words) is the one a fresh copy of the event leaves. */
+static void check_received_bytes(void)
+{
+    static const struct {
+        const char *channel, *from, *to, *want_from, *want_to;
+    } cases[] = {
+        {"sms", "+14155550100", "+14155550199", "+14155550100", "+14155550199"},
+        {"sms", "(415) 555-0100", NULL, "+14155550100", NULL},
+        {"mms", "+14155550100", "415 555 0199", "+14155550100", "+14155550199"},
+        {"whatsapp", "whatsapp:+14155550100", "whatsapp:+14155550199", "+14155550100", "+14155550199"},
+        {"email", "Bea@Example.com", "hello@acme.example", "bea@example.com", "hello@acme.example"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        live_t l;
+        live_init(&l);
+        char id[37], pid[16], now[SB_RFC3339_LEN];
+        id_of((int)c + 1, id);
+        snprintf(pid, sizeof pid, "SM%zu", c);
+        for (int round = 0; round < 2; round++) { /* twice: the constant words outlive the first */
+            json_t *cmd =
+                json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s, s:b}", "type", "ReceiveMessage", "message_id",
+                          id, "channel", cases[c].channel, "from", cases[c].from, "to", cases[c].to, "body",
+                          "Hi there", "provider_id", pid, "from_listed", 0);
+            sb_decide_ctx_t ctx = {.now_us = l.now + round, .id = CONTACT, .context = l.ctx};
+            sb_devents_t out = {.n = 0};
+            sb_derror_t err;
+            bool decided = sb_kind_contact.decide(l.state, cmd, &ctx, &out, &err) == 0 && out.n == 1;
+            CHECK(decided);
+            if (!decided) {
+                json_decref(cmd);
+                sb_devents_clear(&out);
+                break;
+            }
+            json_decref(cmd); /* the event keeps what it shares */
+            sb_clock_format_rfc3339(ctx.now_us, now);
+            json_t *want =
+                json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:s}", "message_id", id,
+                          "channel", cases[c].channel, "direction", "inbound", "from", cases[c].want_from,
+                          "to", cases[c].want_to, "body", "Hi there", "media_urls", json_array(), "subject",
+                          NULL, "provider_id", pid, "received_at", now);
+            sb_buf_t a = SB_BUF_INIT, b = SB_BUF_INIT;
+            CHECK(sb_codec_from_jansson(out.items[0].data, &a) == 0);
+            CHECK(sb_codec_from_jansson(want, &b) == 0);
+            CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+            /* Evolve with the event as decided, and with a copy sharing nothing. */
+            json_t *shared = json_deep_copy(l.state), *fresh = json_deep_copy(l.state);
+            sb_devent_t copy = out.items[0];
+            char *text = json_dumps(out.items[0].data, JSON_PRESERVE_ORDER);
+            copy.data = json_loads(text, 0, NULL);
+            free(text);
+            sb_kind_contact.evolve(shared, &out.items[0]);
+            sb_kind_contact.evolve(fresh, &copy);
+            json_decref(copy.data);
+            sb_devents_clear(&out);
+            char *s1 = json_dumps(shared, JSON_PRESERVE_ORDER | JSON_COMPACT);
+            char *s2 = json_dumps(fresh, JSON_PRESERVE_ORDER | JSON_COMPACT);
+            CHECK(strcmp(s1, s2) == 0);
+            free(s1);
+            free(s2);
+            json_decref(shared);
+            json_decref(fresh);
+            json_decref(want);
+            sb_buf_free(&a);
+            sb_buf_free(&b);
+        }
+        live_free(&l);
+    }
+}
+
 /* A contact with 100,000 messages keeps a bounded state: pending messages, the newest settled ones
  * and the newest inbound provider ids. */
 static void check_bounded(void)
@@ -938,6 +1012,7 @@ int main(void)
     run_cases(&sb_kind_contact, cases, sizeof cases / sizeof cases[0], MEMBERS_CTX, CONTACT);
     check_segments();
     check_limits();
+    check_received_bytes();
     check_bounded();
     check_provider_index();
     CHECK(run_property(&sb_kind_contact, gen, MEMBERS_CTX, CONTACT, 5000, 2024, 200000) > 2000);
