@@ -13,7 +13,9 @@ cmake --build build-asan -j "$JOBS"
 
 if [ -f package.json ]; then
     # Real clients for the end-to-end tests (twilio, eventsource, ...), pinned by package-lock.json.
-    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    # npm writes node_modules/.package-lock.json last: without it the install is missing or partial
+    # (an interrupted npm ci, or an emptied directory), whatever the directory's own state.
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
         npm ci --no-audit --no-fund --loglevel=error
     fi
 fi
