@@ -786,11 +786,13 @@ static void body_tag(const char *body, const char *base, char *tag, size_t cap)
         snprintf(tag, cap, "$%s%d$", base, k);
 }
 
-static void put_body(sb_buf_t *out, const char *sql, const char *base)
+/* prologue: statements put on the BEGIN line (so the section's own line numbers stay those of
+ * its first line), or NULL. */
+static void put_body(sb_buf_t *out, const char *sql, const char *base, const char *prologue)
 {
     char tag[64];
     body_tag(sql, base, tag, sizeof(tag));
-    sb_buf_printf(out, "%s\nBEGIN\n%s", tag, sql);
+    sb_buf_printf(out, "%s\nBEGIN%s%s\n%s", tag, prologue ? " " : "", prologue ? prologue : "", sql);
     /* PL/pgSQL wants each statement ended, and refuses an empty one. */
     if (last_significant(sql) != ';')
         sb_buf_puts(out, "\n;");
@@ -836,25 +838,19 @@ static void put_types(sb_buf_t *out, char *const *types, int n)
     sb_buf_puts(out, "]::text[]");
 }
 
-/* Emits the calls of one group of batch sections (those before the per-event pass, or after it);
- * returns how many.  A large batch plans them afresh (plan_cache_mode switched to custom plans for
- * the group), a small one runs the session's generic plans: see sb_pj_install_sql. */
-static int put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool any_on)
+/* Emits the calls of one group of batch sections (those before the per-event pass, or after it).
+ * The calls themselves run generic plans, whatever the batch's size: see
+ * sb_pj_install_sql. */
+static void put_batch_calls(sb_buf_t *out, const sb_pj_def_t *d, bool after, bool any_on)
 {
-    int n = 0;
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind != SB_PJ_BATCH || (any_on && sec->after != after) || (!any_on && after))
             continue;
-        if (n++ == 0)
-            sb_buf_puts(
-                out, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', 'force_custom_plan', "
-                     "true);\n    END IF;\n");
         sb_buf_printf(out, "    sect := 'the @batch section at line %d';\n    IF p_type && ", sec->line);
         put_types(out, sec->types, sec->ntypes);
         sb_buf_printf(out, " THEN\n        PERFORM \"__section_%d\"(%s);\n    END IF;\n", s + 1, batch_args);
     }
-    return n;
 }
 
 void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, sb_buf_t *out)
@@ -893,10 +889,35 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         any_on |= sec->kind == SB_PJ_ON;
         for (int j = 0; j < 8 && sec->kind == SB_PJ_ON; j++)
             reads[j] |= mentions_param(sec->sql, (char)('1' + j));
-        /* No plan_cache_mode of its own: the dispatcher chooses, per batch (below). */
-        sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ", s + 1,
-                      sec->kind == SB_PJ_ON ? scalar_args : array_args);
-        put_body(out, sec->sql, "section");
+        if (sec->kind == SB_PJ_ON) {
+            /* Runs the dispatcher's generic plans. */
+            sb_buf_printf(out, "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql AS ",
+                          s + 1, scalar_args);
+            put_body(out, sec->sql, "section", NULL);
+        } else {
+            /* A large batch (a catch-up's thousands of events) plans the section's statements
+             * afresh, since only a custom plan knows how many events the arrays hold (a generic
+             * plan guesses ten, and joins over thousands become nested loops); a small one (live,
+             * a few hundred events at most) runs the generic plans the session keeps, as planning
+             * would cost more than running them: at 20 events a batch, a fifth of the database's
+             * time went to planning.  The switch is the section's own, undone when it returns (the
+             * SET attribute), so the dispatcher's call of it stays a generic plan: a custom plan of
+             * that call would copy all eight arrays twice (into the plan as constants, then the
+             * plan into the plan cache) and the section a third time on entry (the arrays would
+             * come in flat, and PL/pgSQL expands every flat array argument), where the generic one
+             * hands the section the dispatcher's expanded arrays, read-only, without a copy. */
+            char prologue[160];
+            snprintf(
+                prologue, sizeof(prologue),
+                "IF cardinality($3) > %d THEN PERFORM set_config('plan_cache_mode', 'force_custom_plan', "
+                "true); END IF;",
+                SB_PJ_GENERIC_MAX_EVENTS);
+            sb_buf_printf(out,
+                          "CREATE FUNCTION \"__section_%d\"(%s) RETURNS void LANGUAGE plpgsql SET "
+                          "plan_cache_mode = force_generic_plan AS ",
+                          s + 1, array_args);
+            put_body(out, sec->sql, "section", prologue);
+        }
         sb_buf_puts(out, ";\n");
     }
 
@@ -904,12 +925,8 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
      * the runner reports; it costs one subtransaction per batch, not per event.  Generic plans:
      * a handler runs thousands of times with different parameters, and planning an INSERT into a
      * table with several indexes can cost more than running it, which custom plans would do on
-     * every call when the planner finds them no dearer.
-     * Batch sections: a large batch (a catch-up's thousands of events) plans each of them afresh,
-     * since only a custom plan knows how many events the arrays hold (a generic plan guesses ten,
-     * and joins over thousands become nested loops); a small one (live, a few hundred events at
-     * most) runs the generic plan the session keeps, as planning the sections would cost more than
-     * running them: at 20 events a batch, a fifth of the database's time went to planning. */
+     * every call when the planner finds them no dearer.  (Batch sections switch to custom plans
+     * themselves, for large batches: above.) */
     sb_buf_puts(out,
                 "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
                 "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
@@ -920,8 +937,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     for (int j = 0; j < 8; j++)
         if (j != 2)
             sb_buf_printf(out, "    %s %s;\n", event_var[j], event_type[j]);
-    sb_buf_printf(out, "    sect text := '';\n    large boolean := cardinality(p_type) > %d;\nBEGIN\n",
-                  SB_PJ_GENERIC_MAX_EVENTS);
+    sb_buf_puts(out, "    sect text := '';\nBEGIN\n");
     /* A batch with none of the projection's types (live, most batches for most projections: a
      * burst of inbound messages means nothing to notes or calls) returns before the block below,
      * whose EXCEPTION clause would open a subtransaction on entry. */
@@ -931,12 +947,8 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, " THEN\n        RETURN;\n    END IF;\n");
     }
     sb_buf_puts(out, "BEGIN\n");
-    int before = put_batch_calls(out, d, false, any_on);
+    put_batch_calls(out, d, false, any_on);
     if (any_on) {
-        if (before > 0)
-            sb_buf_puts(
-                out, "    IF large THEN\n        PERFORM set_config('plan_cache_mode', 'force_generic_plan', "
-                     "true);\n    END IF;\n");
         /* The per-event pass visits only the events some @on section takes: the filtering and the
          * type-to-branch mapping are done set-wise in C by the query, so events of other types
          * (most of a batch, for many projections) cost nothing here.  The query also reads the
@@ -1002,7 +1014,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, "        END CASE;\n    END LOOP;\n    END IF;\n    i := 0;\n");
         sb_buf_free(&list);
     }
-    (void)put_batch_calls(out, d, true, any_on);
+    put_batch_calls(out, d, true, any_on);
     sb_buf_puts(out,
                 "EXCEPTION WHEN OTHERS THEN\n    RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format("
                 "'projection %s: %s: %s', ");

@@ -37,8 +37,9 @@
  * an older release with the older functions.  Bump it with any change to what sb_pj_install_sql
  * writes.  2: batches of at most SB_PJ_GENERIC_MAX_EVENTS run generic plans.  3: the per-event
  * pass reads only the arrays its handlers read, in its query (no subscripts).  4: a batch with
- * none of the file's types returns before the dispatcher's subtransaction. */
-#define SB_PJ_GENERATOR "4"
+ * none of the file's types returns before the dispatcher's subtransaction.  5: batch sections
+ * switch to custom plans themselves (the dispatcher's calls of them stay generic plans). */
+#define SB_PJ_GENERATOR "5"
 #define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)
