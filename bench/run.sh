@@ -77,9 +77,13 @@ bench/http_api.sh "$BUILD" "$DB" "$SECS" || echo "(http api failed)"
 fi
 
 if want webhooks; then
-settle
-echo "## webhooks (signed inbound Twilio messages, acknowledged after commit; pgbench baseline)"
-bench/webhooks.sh "$BUILD" "$DB" "$SECS" || echo "(webhooks failed)"
+# One run per connection count (BENCH_WEBHOOK_CONNS_LIST): 64 is the reference; more connections make
+# larger append transactions, so the rate rises until the CPU or the p99 bound stops it.
+for conns in ${BENCH_WEBHOOK_CONNS_LIST:-64 192}; do
+    settle
+    echo "## webhooks, $conns connections (signed inbound Twilio messages, acknowledged after commit; pgbench baseline)"
+    BENCH_WEBHOOK_CONNS=$conns bench/webhooks.sh "$BUILD" "$DB" "$SECS" || echo "(webhooks failed)"
+done
 fi
 
 for b in "$BUILD"/bench_*; do
