@@ -53,18 +53,48 @@ static const char batch_sql[] =
 
 enum { P_STREAMS, P_EXPECTED, P_WS, P_CMD, P_IDX, P_TYPES, P_PAYLOADS, P_META, NPARAMS };
 
+/* The appenders of one process that write to the same database share one queue (a group): a
+ * command any of them takes joins the next batch, whichever appender sends it, so the process
+ * commits one batch at a time holding everything that arrived meanwhile, from every loop.
+ *
+ * Why one queue: the log's lock serialises commits anyway, so a second batch in flight would only
+ * wait for it inside PostgreSQL, holding commands that could have joined one larger commit; and
+ * with a queue per loop that took turns, a loop's commands waited for the other loops' batches
+ * before their own (two commit cycles rather than one and a half, at the same batch size).
+ *
+ * Who sends: the group's sender.  An appender that queues a command while there is none becomes
+ * it and sends on its loop's next iteration; when its batch returns it sends the next one at once
+ * if commands are waiting (so PostgreSQL is not left idle while the loop answers the commands),
+ * else the group has no sender until the next command.  A closing sender hands the role to another
+ * member.  A command is called back on its own appender's loop: the sender posts the others'
+ * outcomes to their owners (done lists, woken through sb_wake). */
+typedef struct group_s group_t;
+struct group_s {
+    group_t *next;
+    char *conninfo;
+    uv_mutex_t lock;
+    /* under lock */
+    sb_append_t *head, *tail; /* waiting commands, in the order they were queued */
+    sb_appender_t *sender;    /* sends the next batch; NULL: none until a command comes */
+    sb_appender_t *members;   /* open appenders (sb_appender_open until their connection closed) */
+    bool solo_mode;           /* after a whole-batch failure: one command per transaction a while */
+    int solo_left;
+    int in_flight, in_flight_max; /* batches sent and not yet returned */
+};
+
+static uv_once_t groups_once = UV_ONCE_INIT;
+static uv_mutex_t groups_lock;
+static group_t *groups;
+
 struct sb_appender_s {
     uv_loop_t *loop;
     sb_pg_t *pg;
+    group_t *g;
     uv_idle_t idle;
-    sb_append_t *queue_head, *queue_tail;
-    int nqueued;
-    sb_append_t *failed_head, *failed_tail; /* rejected before sending: called back next tick */
+    sb_append_t *failed_head, *failed_tail; /* rejected before queueing: called back next tick */
     sb_append_t **batch;
     int nbatch;
     bool in_flight;
-    bool solo_mode; /* after a whole-batch failure: one command per transaction for a while */
-    int solo_left;
     sb_pg_req_t req;
     sb_pg_array_t arr[NPARAMS];
     const char *values[NPARAMS];
@@ -77,10 +107,12 @@ struct sb_appender_s {
     bool closing;
     void (*on_closed)(void *data);
     void *closed_data;
-    /* the process's turn (see take_turn): under turn_lock */
-    sb_wake_t turn_wake;
-    bool turn_waiting, turn_given;
-    sb_appender_t *turn_next;
+    sb_wake_t wake; /* outcomes posted here, or the sender's role handed over */
+    /* under g->lock */
+    sb_appender_t *g_next;              /* the group's members */
+    int nqueued;                        /* own commands in the group's queue */
+    int outstanding;                    /* own commands in a batch, not yet called back */
+    sb_append_t *done_head, *done_tail; /* own commands another member's batch carried */
     /* sb_appender_set_follower: committed batches go to it; the NOTIFY carries its origin */
     sb_follower_t *follower;
     const char *notify_values[1];
@@ -89,22 +121,69 @@ struct sb_appender_s {
     int *row_of; /* the batch's commands' first rows in the answer (see parse_answer) */
 };
 
-/* Turns.  The appenders of one process commit one batch at a time: a batch that waits in
- * PostgreSQL for the log's lock while a sibling's commits holds commands that could have joined
- * the next batch, and two half batches cost the database twice the per-commit work of one.  So an
- * appender with commands sends only when no sibling has a batch in flight; otherwise it waits for
- * its turn, which the sibling hands over when its commit returns (waiters in arrival order).  The
- * log's lock still orders commits across processes. */
-static uv_once_t turn_once = UV_ONCE_INIT;
-static uv_mutex_t turn_lock;
-static int turn_in_flight, turn_in_flight_max; /* batches sent and not yet returned */
-static bool turn_busy;                         /* a batch is in flight, or a turn was handed over */
-static sb_appender_t *turn_head, *turn_tail;   /* appenders waiting for their turn */
-
-static void turn_init(void)
+static void groups_init(void)
 {
-    if (uv_mutex_init(&turn_lock) != 0)
+    if (uv_mutex_init(&groups_lock) != 0)
         abort();
+}
+
+/* The group of conninfo's appenders, ap its new member; NULL on allocation failure. */
+static group_t *group_join(sb_appender_t *ap, const char *conninfo)
+{
+    uv_once(&groups_once, groups_init);
+    uv_mutex_lock(&groups_lock);
+    group_t *g = groups;
+    while (g != NULL && strcmp(g->conninfo, conninfo) != 0)
+        g = g->next;
+    if (g == NULL && (g = calloc(1, sizeof(*g))) != NULL) {
+        if ((g->conninfo = strdup(conninfo)) == NULL || uv_mutex_init(&g->lock) != 0) {
+            free(g->conninfo);
+            free(g);
+            g = NULL;
+        } else {
+            g->next = groups;
+            groups = g;
+        }
+    }
+    if (g != NULL) {
+        uv_mutex_lock(&g->lock);
+        ap->g_next = g->members;
+        g->members = ap;
+        uv_mutex_unlock(&g->lock);
+    }
+    uv_mutex_unlock(&groups_lock);
+    return g;
+}
+
+/* ap leaves its group for good (nothing of its is queued, in flight or to be called back); the
+ * group itself stays, for the process's next appenders to the same database. */
+static void group_leave(sb_appender_t *ap)
+{
+    group_t *g = ap->g;
+    uv_mutex_lock(&g->lock);
+    sb_appender_t **pp = &g->members;
+    while (*pp != NULL && *pp != ap)
+        pp = &(*pp)->g_next;
+    if (*pp == ap)
+        *pp = ap->g_next;
+    if (g->sender == ap)
+        g->sender = NULL;
+    uv_mutex_unlock(&g->lock);
+}
+
+/* Under g->lock: the sender's role goes to an open member other than ap if commands wait (woken to
+ * send them), else to nobody. */
+static void hand_over_locked(group_t *g, sb_appender_t *ap)
+{
+    g->sender = NULL;
+    if (g->head == NULL)
+        return;
+    for (sb_appender_t *m = g->members; m != NULL; m = m->g_next)
+        if (m != ap && !m->closing) {
+            g->sender = m;
+            sb_wake_send(&m->wake);
+            return;
+        }
 }
 
 static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT, SB_OID_INT8, SB_OID_UUID,  SB_OID_INT4,
@@ -195,102 +274,34 @@ static bool mark_stream(sb_appender_t *ap, const char *stream)
 
 static void on_batch_done(sb_pg_req_t *req, int status);
 
-/* true when ap may send now; else it is queued for its turn (turn_wake fires when it comes). */
-static bool take_turn(sb_appender_t *ap)
+/* Under g->lock: takes *pp out of the group's queue (prev: the command before it, NULL at its
+ * head). */
+static sb_append_t *unlink_locked(group_t *g, sb_append_t **pp, sb_append_t *prev)
 {
-    bool go = false;
-    uv_mutex_lock(&turn_lock);
-    if (ap->turn_given) {
-        ap->turn_given = false;
-        go = true;
-    } else if (!turn_busy) {
-        turn_busy = true;
-        go = true;
-    } else if (!ap->turn_waiting) {
-        ap->turn_waiting = true;
-        ap->turn_next = NULL;
-        if (turn_tail != NULL)
-            turn_tail->turn_next = ap;
-        else
-            turn_head = ap;
-        turn_tail = ap;
-    }
-    uv_mutex_unlock(&turn_lock);
-    return go;
+    sb_append_t *a = *pp;
+    *pp = a->_next;
+    if (g->tail == a)
+        g->tail = prev;
+    a->_next = NULL;
+    return a;
 }
 
-/* Hands the turn to the first waiting appender, or frees it.  batch_done: a batch returned (called
- * before its callbacks: the caller asks again for a turn of its own afterwards, behind the
- * waiters); else an unused turn is passed on. */
-static void give_turn(bool batch_done)
+/* Under g->lock: the next batch from the group's queue into ap->batch.  Commands go in order, but
+ * at most one per stream: a second command for a stream waits for the next batch so that its
+ * version check sees the first one's events, and everything behind it for that stream waits too,
+ * which keeps each stream's commands in order. */
+static void take_batch_locked(sb_appender_t *ap)
 {
-    uv_mutex_lock(&turn_lock);
-    if (batch_done)
-        turn_in_flight--;
-    sb_appender_t *w = turn_head;
-    if (w != NULL) {
-        turn_head = w->turn_next;
-        if (turn_head == NULL)
-            turn_tail = NULL;
-        w->turn_waiting = false;
-        w->turn_given = true;
-        sb_wake_send(&w->turn_wake);
-    } else {
-        turn_busy = false;
-    }
-    uv_mutex_unlock(&turn_lock);
-}
-
-/* Passes on a turn ap was given but has no use for. */
-static void drop_turn(sb_appender_t *ap)
-{
-    uv_mutex_lock(&turn_lock);
-    bool pass = ap->turn_given;
-    ap->turn_given = false;
-    uv_mutex_unlock(&turn_lock);
-    if (pass)
-        give_turn(false);
-}
-
-/* A closing appender leaves the queue, and passes on a turn it was given but will not use. */
-static void leave_turns(sb_appender_t *ap)
-{
-    bool pass = false;
-    uv_mutex_lock(&turn_lock);
-    if (ap->turn_waiting) {
-        sb_appender_t **pp = &turn_head, *prev = NULL;
-        while (*pp != ap) {
-            prev = *pp;
-            pp = &(*pp)->turn_next;
-        }
-        *pp = ap->turn_next;
-        if (turn_tail == ap)
-            turn_tail = prev;
-        ap->turn_waiting = false;
-    }
-    pass = ap->turn_given;
-    ap->turn_given = false;
-    uv_mutex_unlock(&turn_lock);
-    if (pass)
-        give_turn(false);
-}
-
-static void send_batch(sb_appender_t *ap)
-{
+    group_t *g = ap->g;
     ap->gen++;
     if (ap->gen == 0) {
         memset(ap->seen_gen, 0, sizeof(ap->seen_gen));
         ap->gen = 1;
     }
-    for (int p = 0; p < NPARAMS; p++)
-        sb_pg_array_begin(&ap->arr[p], array_oids[p]);
-    int limit = ap->solo_mode ? 1 : MAX_BATCH_COMMANDS;
+    int limit = g->solo_mode ? 1 : MAX_BATCH_COMMANDS;
     size_t bytes = 0;
     ap->nbatch = 0;
-    /* Take commands in order, but at most one per stream: a second command for a stream waits
-     * for the next batch so that its version check sees the first one's events.  Everything
-     * behind it for that stream waits too, which keeps each stream's commands in order. */
-    sb_append_t **pp = &ap->queue_head;
+    sb_append_t **pp = &g->head;
     sb_append_t *prev = NULL;
     while (*pp != NULL && ap->nbatch < limit && bytes < MAX_BATCH_BYTES) {
         sb_append_t *a = *pp;
@@ -299,14 +310,51 @@ static void send_batch(sb_appender_t *ap)
             pp = &a->_next;
             continue;
         }
-        *pp = a->_next;
-        if (ap->queue_tail == a)
-            ap->queue_tail = prev;
-        a->_next = NULL;
-        ap->nqueued--;
+        unlink_locked(g, pp, prev);
+        a->_owner->nqueued--;
+        a->_owner->outstanding++;
         ap->batch[ap->nbatch++] = a;
         bytes += command_bytes(a);
-        int ci = ap->nbatch;
+    }
+    if (ap->nbatch > 0 && g->solo_mode && --g->solo_left <= 0)
+        g->solo_mode = false;
+}
+
+/* Sends the next batch when ap is the group's sender, has none in flight and commands wait; a
+ * sender with nothing to send gives the role up, a closing one hands it over. */
+static void try_send(sb_appender_t *ap)
+{
+    group_t *g = ap->g;
+    if (ap->in_flight || ap->pg == NULL)
+        return;
+    uv_mutex_lock(&g->lock);
+    if (g->sender != ap) {
+        uv_mutex_unlock(&g->lock);
+        return;
+    }
+    if (ap->closing) {
+        hand_over_locked(g, ap);
+        uv_mutex_unlock(&g->lock);
+        return;
+    }
+    take_batch_locked(ap);
+    if (ap->nbatch == 0) {
+        g->sender = NULL;
+        uv_mutex_unlock(&g->lock);
+        return;
+    }
+    if (++g->in_flight > g->in_flight_max)
+        g->in_flight_max = g->in_flight;
+    uv_mutex_unlock(&g->lock);
+
+    for (int p = 0; p < NPARAMS; p++)
+        sb_pg_array_begin(&ap->arr[p], array_oids[p]);
+    uint64_t now = sb_clock_mono_ns();
+    for (int i = 0; i < ap->nbatch; i++) {
+        sb_append_t *a = ap->batch[i];
+        if (a->_submitted_ns == 0)
+            a->_submitted_ns = now;
+        int ci = i + 1;
         sb_pg_array_add(&ap->arr[P_STREAMS], a->stream, (int32_t)strlen(a->stream));
         sb_pg_array_add_int8(&ap->arr[P_EXPECTED], a->expected_version);
         if (a->has_workspace)
@@ -325,8 +373,6 @@ static void send_batch(sb_appender_t *ap)
                 sb_pg_array_add(&ap->arr[P_META], empty_map, 1);
         }
     }
-    if (ap->solo_mode && --ap->solo_left <= 0)
-        ap->solo_mode = false;
     for (int p = 0; p < NPARAMS; p++) {
         sb_pg_array_finish(&ap->arr[p], &ap->values[p], &ap->lengths[p]);
         ap->formats[p] = 1;
@@ -351,13 +397,6 @@ static void send_batch(sb_appender_t *ap)
     ap->req.data = ap;
     ap->in_flight = true;
     ap->stats.batches++;
-    uv_mutex_lock(&turn_lock);
-    if (++turn_in_flight > turn_in_flight_max)
-        turn_in_flight_max = turn_in_flight;
-    uv_mutex_unlock(&turn_lock);
-    uint64_t now = sb_clock_mono_ns();
-    for (int i = 0; i < ap->nbatch; i++)
-        ap->batch[i]->_submitted_ns = ap->batch[i]->_submitted_ns ? ap->batch[i]->_submitted_ns : now;
     sb_pg_submit(ap->pg, &ap->req);
 }
 
@@ -447,80 +486,171 @@ static void offer_committed(sb_appender_t *ap, PGresult *res, int n)
     sb_follower_offer(ap->follower, offerable(ap, res, n, total)); /* NULL: it reads the log */
 }
 
+/* Records command i's outcome in it, for its callback (which may run on another loop, after this
+ * batch's results are gone: a failure's message is copied for those). */
+static void set_outcome(sb_appender_t *ap, int i, PGresult *res, sb_pg_req_t *req, int status)
+{
+    sb_append_t *a = ap->batch[i];
+    a->error = NULL;
+    if (status != 0) {
+        a->_status = status;
+        if (req->error != NULL && a->_owner != ap) {
+            a->_error_copy = strdup(req->error);
+            a->error = a->_error_copy != NULL ? a->_error_copy : "database error";
+        } else {
+            a->error = req->error;
+        }
+        return;
+    }
+    int row = ap->row_of[i];
+    int64_t v = field_int(res, row, 1);
+    if (PQgetvalue(res, row, 2)[0] != 't') {
+        a->version = v;
+        a->_status = SB_ECONFLICT;
+        return;
+    }
+    a->first_position = field_int(res, row, 3);
+    a->last_position = field_int(res, row + a->nevents - 1, 3);
+    a->version = v + a->nevents;
+    a->recorded_at_us = 0; /* the latest of its events' */
+    for (int k = 0; k < a->nevents; k++) {
+        int64_t at = field_int(res, row + k, 4);
+        if (at > a->recorded_at_us)
+            a->recorded_at_us = at;
+    }
+    a->_status = 0;
+}
+
+/* Calls back one of ap's own commands, on ap's loop. */
+static void finish_command(sb_appender_t *ap, sb_append_t *a)
+{
+    char *copy = a->_error_copy;
+    a->_next = NULL;
+    a->_error_copy = NULL;
+    complete(ap, a, a->_status);
+    free(copy);
+}
+
 static void on_batch_done(sb_pg_req_t *req, int status)
 {
     sb_appender_t *ap = req->data;
+    group_t *g = ap->g;
     int n = ap->nbatch;
     ap->in_flight = false;
-    ap->nbatch = 0;
     PGresult *res = status == 0 ? req->results[1] : NULL;
     if (status == 0 && (res == NULL || !parse_answer(ap, res, n))) {
         sb_log_error("append", "batch answered %d unexpected rows for %d commands", res ? PQntuples(res) : -1,
                      n);
         status = SB_EUNKNOWN;
     }
-    /* Before the turn passes on, so that this batch's offer reaches the follower before the next
-     * one's (out of order, the later one would make it read the log). */
+    /* Before the next batch goes, so that the follower takes this one's offer first (out of
+     * order, the later one would make it read the log). */
     if (ap->follower != NULL) {
         if (status == 0)
             offer_committed(ap, res, n);
         else
             sb_follower_offer(ap->follower, NULL); /* it may have committed: read to find out */
     }
-    give_turn(true);
-    if (status == SB_EDB && n > 1) {
-        /* Find the culprit: requeue everything at the front, to go one per transaction. */
+    bool retry = status == SB_EDB && n > 1;
+    if (retry)
         sb_log_warn("append", "batch of %d failed (%s: %s); retrying one command per transaction", n,
                     req->sqlstate ? req->sqlstate : "?", req->error ? req->error : "?");
+    else
+        for (int i = 0; i < n; i++)
+            set_outcome(ap, i, res, req, status);
+
+    /* The outcomes go to their owners: ap's own are called back below, the others posted. */
+    sb_append_t *mine = NULL, **mine_tail = &mine;
+    uv_mutex_lock(&g->lock);
+    g->in_flight--;
+    if (retry) {
+        /* Find the culprit: everything back at the front of the queue, to go one per
+         * transaction. */
         for (int i = n - 1; i >= 0; i--) {
             sb_append_t *a = ap->batch[i];
-            a->_next = ap->queue_head;
-            ap->queue_head = a;
-            if (ap->queue_tail == NULL)
-                ap->queue_tail = a;
-            ap->nqueued++;
+            a->_next = g->head;
+            g->head = a;
+            if (g->tail == NULL)
+                g->tail = a;
+            a->_owner->nqueued++;
+            a->_owner->outstanding--;
         }
-        ap->solo_mode = true;
-        ap->solo_left = n;
-        kick(ap);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        sb_append_t *a = ap->batch[i];
-        if (status != 0) {
-            a->error = req->error;
-            complete(ap, a, status);
-            continue;
-        }
-        int row = ap->row_of[i];
-        int64_t v = field_int(res, row, 1);
-        bool ok = PQgetvalue(res, row, 2)[0] == 't';
-        a->error = NULL;
-        if (ok) {
-            a->first_position = field_int(res, row, 3);
-            a->last_position = field_int(res, row + a->nevents - 1, 3);
-            a->version = v + a->nevents;
-            a->recorded_at_us = 0; /* the latest of its events' */
-            for (int k = 0; k < a->nevents; k++) {
-                int64_t at = field_int(res, row + k, 4);
-                if (at > a->recorded_at_us)
-                    a->recorded_at_us = at;
+        g->solo_mode = true;
+        g->solo_left = n;
+    } else {
+        for (int i = 0; i < n; i++) {
+            sb_append_t *a = ap->batch[i];
+            sb_appender_t *owner = a->_owner;
+            owner->outstanding--;
+            a->_next = NULL;
+            if (owner == ap) {
+                *mine_tail = a;
+                mine_tail = &a->_next;
+                continue;
             }
-            complete(ap, a, 0);
-        } else {
-            a->version = v;
-            complete(ap, a, SB_ECONFLICT);
+            if (owner->done_tail != NULL) {
+                owner->done_tail->_next = a;
+            } else {
+                owner->done_head = a;
+                sb_wake_send(&owner->wake); /* under the lock: the owner cannot be closing it */
+            }
+            owner->done_tail = a;
         }
     }
-    if (ap->closing && !ap->in_flight) {
-        kick(ap);
-        return;
+    /* Commands waiting: the next batch goes at once, while this loop calls these back. */
+    bool again = g->head != NULL && !ap->closing;
+    if (!again)
+        hand_over_locked(g, ap);
+    uv_mutex_unlock(&g->lock);
+    ap->nbatch = 0;
+    if (again)
+        try_send(ap);
+    while (mine != NULL) {
+        sb_append_t *next = mine->_next;
+        finish_command(ap, mine);
+        mine = next;
     }
-    if (ap->nqueued > 0)
+    if (ap->closing)
         kick(ap);
 }
 
 static void on_pg_closed(void *data);
+
+/* A closing appender fails its queued commands, and closes its connection once nothing of its is
+ * in flight or still to be called back. */
+static void close_step(sb_appender_t *ap)
+{
+    group_t *g = ap->g;
+    sb_append_t *mine = NULL, **mine_tail = &mine;
+    uv_mutex_lock(&g->lock);
+    sb_append_t **pp = &g->head, *prev = NULL;
+    while (*pp != NULL) {
+        if ((*pp)->_owner == ap) {
+            *mine_tail = unlink_locked(g, pp, prev);
+            mine_tail = &(*mine_tail)->_next;
+        } else {
+            prev = *pp;
+            pp = &prev->_next;
+        }
+    }
+    ap->nqueued = 0;
+    if (g->sender == ap && !ap->in_flight)
+        hand_over_locked(g, ap);
+    bool idle = !ap->in_flight && ap->outstanding == 0 && ap->done_head == NULL;
+    uv_mutex_unlock(&g->lock);
+    while (mine != NULL) {
+        sb_append_t *next = mine->_next;
+        mine->_next = NULL;
+        mine->error = "shutting down";
+        complete(ap, mine, SB_ESHUTDOWN);
+        mine = next;
+    }
+    if (idle && ap->pg != NULL) {
+        sb_pg_t *pg = ap->pg;
+        ap->pg = NULL;
+        sb_pg_close(pg, on_pg_closed, ap);
+    }
+}
 
 static void on_idle(uv_idle_t *h)
 {
@@ -534,38 +664,32 @@ static void on_idle(uv_idle_t *h)
         a->_next = NULL;
         complete(ap, a, a->version < 0 ? (int)a->version : SB_EINVAL);
     }
-    if (ap->closing) {
-        while (ap->queue_head != NULL) {
-            sb_append_t *a = ap->queue_head;
-            ap->queue_head = a->_next;
-            a->_next = NULL;
-            a->error = "shutting down";
-            complete(ap, a, SB_ESHUTDOWN);
-        }
-        ap->queue_tail = NULL;
-        ap->nqueued = 0;
-        leave_turns(ap);
-        if (!ap->in_flight && ap->pg != NULL) {
-            sb_pg_t *pg = ap->pg;
-            ap->pg = NULL;
-            sb_pg_close(pg, on_pg_closed, ap);
-        }
-        return;
-    }
-    if (ap->in_flight || ap->queue_head == NULL) {
-        drop_turn(ap); /* cannot happen (a waiter has commands and none in flight): never keep one */
-        return;
-    }
-    if (take_turn(ap))
-        send_batch(ap);
+    if (ap->closing)
+        close_step(ap);
+    else
+        try_send(ap);
 }
 
-static void on_turn(sb_wake_t *w)
+/* Outcomes another member's batch carried, or the sender's role handed over. */
+static void on_wake(sb_wake_t *w)
 {
-    on_idle(&((sb_appender_t *)w->data)->idle);
+    sb_appender_t *ap = w->data;
+    uv_mutex_lock(&ap->g->lock);
+    sb_append_t *a = ap->done_head;
+    ap->done_head = ap->done_tail = NULL;
+    uv_mutex_unlock(&ap->g->lock);
+    while (a != NULL) {
+        sb_append_t *next = a->_next;
+        finish_command(ap, a);
+        a = next;
+    }
+    if (ap->closing)
+        kick(ap);
+    else
+        try_send(ap);
 }
 
-/* Sends on the next loop iteration, after everything decided in this turn has been queued. */
+/* Runs on the next loop iteration, after everything decided in this one has been queued. */
 static void kick(sb_appender_t *ap)
 {
     uv_idle_start(&ap->idle, on_idle);
@@ -574,6 +698,8 @@ static void kick(sb_appender_t *ap)
 void sb_append(sb_appender_t *ap, sb_append_t *a)
 {
     a->_next = NULL;
+    a->_owner = ap;
+    a->_error_copy = NULL;
     a->_submitted_ns = 0;
     a->error = NULL;
     a->first_position = a->last_position = 0;
@@ -589,13 +715,19 @@ void sb_append(sb_appender_t *ap, sb_append_t *a)
         return;
     }
     a->version = 0;
-    if (ap->queue_tail)
-        ap->queue_tail->_next = a;
+    group_t *g = ap->g;
+    uv_mutex_lock(&g->lock);
+    if (g->tail)
+        g->tail->_next = a;
     else
-        ap->queue_head = a;
-    ap->queue_tail = a;
+        g->head = a;
+    g->tail = a;
     ap->nqueued++;
-    if (!ap->in_flight)
+    bool send = g->sender == NULL;
+    if (send)
+        g->sender = ap;
+    uv_mutex_unlock(&g->lock);
+    if (send)
         kick(ap);
 }
 
@@ -609,24 +741,18 @@ static void free_unopened(sb_wake_t *w)
 
 sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
 {
-    uv_once(&turn_once, turn_init);
     sb_appender_t *ap = calloc(1, sizeof(*ap));
     if (ap == NULL)
         return NULL;
     ap->batch = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->batch));
     ap->row_of = calloc(MAX_BATCH_COMMANDS, sizeof(*ap->row_of));
-    ap->turn_wake.data = ap;
-    if (ap->batch == NULL || ap->row_of == NULL || sb_wake_init(loop, &ap->turn_wake, on_turn) != 0) {
-        free(ap->row_of);
-        free(ap->batch);
-        free(ap);
-        return NULL;
-    }
+    ap->wake.data = ap;
+    if (ap->batch == NULL || ap->row_of == NULL || sb_wake_init(loop, &ap->wake, on_wake) != 0)
+        goto fail;
+    uv_unref(sb_wake_handle(&ap->wake)); /* wakes the loop, never keeps it alive */
     ap->pg = sb_pg_open(loop, conninfo, "appender");
-    if (ap->pg == NULL) {
-        sb_wake_close(&ap->turn_wake, free_unopened); /* frees ap once the loop has closed it */
-        return NULL;
-    }
+    if (ap->pg == NULL || (ap->g = group_join(ap, conninfo)) == NULL)
+        goto fail_wake;
     ap->loop = loop;
     ap->gen = 1;
     ap->notify_values[0] = "";
@@ -634,8 +760,18 @@ sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
     uv_idle_init(loop, &ap->idle);
     ap->idle.data = ap;
-    uv_unref(sb_wake_handle(&ap->turn_wake)); /* wakes the loop, never keeps it alive */
     return ap;
+
+fail_wake:
+    if (ap->pg != NULL)
+        sb_pg_close(ap->pg, NULL, NULL);
+    sb_wake_close(&ap->wake, free_unopened); /* frees ap once the loop has closed it */
+    return NULL;
+fail:
+    free(ap->row_of);
+    free(ap->batch);
+    free(ap);
+    return NULL;
 }
 
 static void on_idle_closed(uv_handle_t *h)
@@ -662,15 +798,17 @@ static void on_wake_closed(sb_wake_t *w)
 static void on_pg_closed(void *data)
 {
     sb_appender_t *ap = data;
-    leave_turns(ap); /* nobody hands it a turn from now on: its wake-up can close */
-    sb_wake_close(&ap->turn_wake, on_wake_closed);
+    group_leave(ap); /* nobody wakes it from now on: its wake-up can close */
+    sb_wake_close(&ap->wake, on_wake_closed);
 }
 
 void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data)
 {
     if (ap->closing)
         return;
+    uv_mutex_lock(&ap->g->lock); /* members read it when they hand the sender's role over */
     ap->closing = true;
+    uv_mutex_unlock(&ap->g->lock);
     ap->on_closed = on_closed;
     ap->closed_data = data;
     kick(ap);
@@ -685,8 +823,8 @@ void sb_appender_set_follower(sb_appender_t *ap, sb_follower_t *f)
 void sb_appender_get_stats(const sb_appender_t *ap, sb_appender_stats_t *out)
 {
     *out = ap->stats;
+    uv_mutex_lock(&ap->g->lock);
     out->queued = ap->nqueued;
-    uv_mutex_lock(&turn_lock);
-    out->process_in_flight_max = turn_in_flight_max;
-    uv_mutex_unlock(&turn_lock);
+    out->process_in_flight_max = ap->g->in_flight_max;
+    uv_mutex_unlock(&ap->g->lock);
 }

@@ -1,13 +1,13 @@
 /* Appending to the event log with group commit.
  *
- * Each loop has one appender with its own connection; a process's appenders take turns (one batch
- * in flight at a time, see sb_appender_open).  A command is a list of events for one
- * stream with the version the stream is expected to be at.  Commands submitted while a commit is in
- * flight wait and go to PostgreSQL together in the next transaction (one pipelined round trip:
- * BEGIN, the log lock, one INSERT for the whole batch, NOTIFY, COMMIT), so throughput grows with
- * concurrency.  Each command is atomic: all of its events are stored or none.  A command whose
- * expected version does not match gets SB_ECONFLICT and stores nothing, without failing the others
- * in its batch.  Callbacks fire only after COMMIT succeeded (or failed).
+ * Each loop has one appender with its own connection; a process's appenders to one database share
+ * one queue and commit one batch at a time (see sb_appender_open).  A command is a list of events
+ * for one stream with the version the stream is expected to be at.  Commands submitted while a
+ * commit is in flight wait, on every loop, and go to PostgreSQL together in the next transaction
+ * (one pipelined round trip: BEGIN, the log lock, one INSERT for the whole batch, NOTIFY, COMMIT),
+ * so throughput grows with concurrency.  Each command is atomic: all of its events are stored or none.  A
+ * command whose expected version does not match gets SB_ECONFLICT and stores nothing, without failing the
+ * others in its batch.  Callbacks fire only after COMMIT succeeded (or failed).
  *
  * Ordering: every append transaction holds one advisory lock from before its version checks to its
  * commit, so positions are drawn in commit order and a reader following the log by position never
@@ -55,6 +55,9 @@ struct sb_append_s {
     const char *error; /* server message for SB_EDB; valid during the callback */
     /* internal */
     sb_append_t *_next;
+    sb_appender_t *_owner; /* the appender it was submitted to, which calls it back */
+    int _status;
+    char *_error_copy; /* error, copied for a callback on another loop than the batch's */
     uint64_t _submitted_ns;
 };
 
@@ -69,16 +72,19 @@ typedef struct sb_appender_stats_s {
     uint64_t failures;
     uint64_t notifies; /* batches that sent a NOTIFY (see sb_appender_set_follower) */
     int queued;
-    /* The most batches the process's appenders (all of them) ever had in flight at once: 1, as they
-     * take turns (see sb_appender_open). */
+    /* The most batches the appenders of its group (the process's, to its database) ever had in
+     * flight at once: 1, as they share one queue (see sb_appender_open). */
     int process_in_flight_max;
 } sb_appender_stats_t;
 
 /* Creates the appender for loop with its own connection.  NULL on allocation failure.  The
- * appenders of one process take turns: one sends its batch only when none of the others has one in
- * flight, and waits for its turn otherwise, so that the process commits one batch at a time, as
- * large as the commands that arrived meanwhile (the log's lock serialises commits anyway; a batch
- * waiting in PostgreSQL for it would only split what could be one commit in two). */
+ * appenders of one process with the same conninfo form a group with one queue: a command submitted
+ * to any of them joins the group's next batch, which one of them (the one whose batch just returned,
+ * or the first to get a command while none was in flight) sends on its connection, so the process
+ * commits one batch at a time holding every command that arrived meanwhile, from every loop (the
+ * log's lock serialises commits anyway; a second batch waiting in PostgreSQL for it would only split
+ * what could be one commit in two).  Each command is still called back on its own appender's
+ * loop. */
 sb_appender_t *sb_appender_open(uv_loop_t *loop, const char *conninfo);
 /* Fails queued commands with SB_ESHUTDOWN, lets the in-flight batch finish, then closes. */
 void sb_appender_close(sb_appender_t *ap, void (*on_closed)(void *data), void *data);

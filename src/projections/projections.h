@@ -37,7 +37,7 @@ typedef struct sb_projections_options_s {
     int max_batch;        /* events per transaction at most; 0 = 12000 */
     int linger_ms;        /* live, how long a batch that collected while the previous one was
                              applied waits for more (a lone event never waits): 0 = never;
-                             < 0 = SWITCHBOARD_PROJECTIONS_LINGER_MS, or 50 when unset */
+                             < 0 = SWITCHBOARD_PROJECTIONS_LINGER_MS, or 20 when unset */
 } sb_projections_options_t;
 
 /* Live, without a linger, a busy log is applied in batches of the few events that arrived while

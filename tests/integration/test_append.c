@@ -1,5 +1,6 @@
 /* Appending and reading the log against PostgreSQL: per-command atomicity, conflicts inside one
- * batch, isolation of a failing command, validation, and reads by stream and by filters. */
+ * batch, isolation of a failing command, validation, reads by stream and by filters, and two
+ * appenders' commands sharing a batch. */
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/loop.h"
@@ -17,9 +18,10 @@
 #define MAXCMD 128
 
 static sb_loop_t loop;
-static sb_appender_t *ap;
+static sb_appender_t *ap, *ap2;
 static sb_pg_t *pg;
 static PGconn *db;
+static const char *ci_global;
 
 typedef struct {
     sb_append_t a;
@@ -266,6 +268,104 @@ static void on_read(sb_read_t *r, int status, const sb_event_page_t *page)
     uv_stop(&loop.uv);
 }
 
+static long query_long(const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    long n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atol(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+}
+
+static void on_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+/* Holds the log's lock in this session until the command submitted to a is in PostgreSQL waiting
+ * for it (pending: the commands that will be called back, this one included). */
+static void hold_batch_of(sb_appender_t *a, cmd_t *c, int npending)
+{
+    PGresult *r = PQexec(db, "BEGIN; SELECT sb_lock_log()");
+    CHECK_EQ_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    pending = npending;
+    sb_append(a, &c->a);
+    long waiting = 0;
+    for (uint64_t end = sb_clock_mono_ns() + 5000000000ull; waiting != 1 && sb_clock_mono_ns() < end;) {
+        uv_run(&loop.uv, UV_RUN_NOWAIT);
+        waiting = query_long("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+    }
+    CHECK_EQ_INT(waiting, 1);
+}
+
+/* The appenders of a process share one queue: while a batch is in flight, commands submitted to
+ * two appenders go out together, in one transaction, and each is called back by its own. */
+static void test_appenders_share_batches(void)
+{
+    sb_appender_stats_t a0, a1, b0, b1;
+    sb_appender_get_stats(ap, &a0);
+    sb_appender_get_stats(ap2, &b0);
+    /* A batch in flight, held in PostgreSQL by the log's lock, which this session takes. */
+    hold_batch_of(ap, prep(0, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM), 11);
+    /* Meanwhile five commands come to each appender. */
+    for (int i = 1; i <= 10; i++) {
+        prep(i, NULL, 2, "ThingMade", SB_VERSION_NO_STREAM);
+        sb_append(i % 2 ? ap : ap2, &cmds[i].a);
+    }
+    for (int i = 0; i < 3; i++)
+        uv_run(&loop.uv, UV_RUN_NOWAIT);
+    CHECK_EQ_INT(cmds[0].done, 0);
+    PQclear(PQexec(db, "COMMIT"));
+    uv_run(&loop.uv, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(pending, 0);
+    char in[40 * 11 + 64] = "stream IN (", *p = in + strlen(in);
+    for (int i = 1; i <= 10; i++) {
+        CHECK_EQ_INT(cmds[i].status, 0);
+        p += sprintf(p, "%s'%s'", i > 1 ? "," : "", cmds[i].stream);
+    }
+    strcpy(p, ")");
+    char q[sizeof(in) * 2 + 256];
+    snprintf(q, sizeof(q), "SELECT count(DISTINCT xmin::text) FROM events WHERE %s", in);
+    CHECK_EQ_INT(query_long(q), 1); /* one transaction */
+    snprintf(q, sizeof(q), "SELECT count(*) FROM events WHERE %s", in);
+    CHECK_EQ_INT(query_long(q), 20);
+    snprintf(q, sizeof(q),
+             "SELECT count(*) FROM events WHERE stream = '%s' AND xmin IN (SELECT xmin FROM events WHERE %s)",
+             cmds[0].stream, in);
+    CHECK_EQ_INT(query_long(q), 0); /* not the held batch's */
+    sb_appender_get_stats(ap, &a1);
+    sb_appender_get_stats(ap2, &b1);
+    CHECK_EQ_INT((int)(a1.commands - a0.commands), 6);
+    CHECK_EQ_INT((int)(b1.commands - b0.commands), 5);
+    CHECK_EQ_INT((int)(a1.batches - a0.batches + b1.batches - b0.batches), 2);
+    CHECK_EQ_INT(a1.process_in_flight_max, 1);
+}
+
+/* An appender closing while its batch is in flight fails its queued commands, lets the batch
+ * finish, and hands the sending over: another appender's queued command still goes. */
+static void test_sender_closing(void)
+{
+    sb_appender_t *ap3 = sb_appender_open(&loop.uv, ci_global);
+    CHECK(ap3 != NULL);
+    bool closed = false;
+    hold_batch_of(ap3, prep(0, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM), 3);
+    sb_append(ap, &prep(1, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM)->a);
+    sb_append(ap3, &prep(2, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM)->a);
+    sb_appender_close(ap3, on_closed, &closed);
+    for (int i = 0; i < 3; i++)
+        uv_run(&loop.uv, UV_RUN_NOWAIT);
+    CHECK_EQ_INT(cmds[2].done, 1);
+    CHECK_EQ_INT(cmds[2].status, SB_ESHUTDOWN);
+    CHECK_EQ_INT(cmds[0].done, 0);
+    PQclear(PQexec(db, "COMMIT"));
+    while (pending > 0 || !closed)
+        uv_run(&loop.uv, UV_RUN_ONCE);
+    CHECK_EQ_INT(cmds[0].status, 0);
+    CHECK_EQ_INT(cmds[1].status, 0);
+    CHECK_EQ_INT(count_stream(cmds[1].stream), 1);
+    CHECK_EQ_INT(count_stream(cmds[2].stream), 0);
+}
+
 static void test_reads(void)
 {
     /* A stream of 5 events in a workspace, another stream in another workspace. */
@@ -342,15 +442,20 @@ int main(void)
     if (ci == NULL || sbt_db_migrate(ci) < 0)
         return 1;
     db = PQconnectdb(ci);
+    ci_global = ci;
     sb_loop_init_standalone(&loop);
     ap = sb_appender_open(&loop.uv, ci);
+    ap2 = sb_appender_open(&loop.uv, ci);
     pg = sb_pg_open(&loop.uv, ci, "test");
     SBTEST_RUN(test_append_and_conflict);
     SBTEST_RUN(test_batch_with_conflicts);
     SBTEST_RUN(test_failing_command_isolated);
     SBTEST_RUN(test_validation);
     SBTEST_RUN(test_reads);
+    SBTEST_RUN(test_appenders_share_batches);
+    SBTEST_RUN(test_sender_closing);
     sb_appender_close(ap, NULL, NULL);
+    sb_appender_close(ap2, NULL, NULL);
     sb_pg_close(pg, NULL, NULL);
     sb_loop_close_standalone(&loop);
     PQfinish(db);

@@ -6,7 +6,7 @@
  *   - what it saw is exactly the set of positions in the log;
  *   - every command a writer had acknowledged is in the log with all of its events.
  * Conflicts are provoked on purpose (writers share streams and some commands name an expected
- * version), so conflicting commands must leave nothing behind.  A writer's appenders take turns
+ * version), so conflicting commands must leave nothing behind.  A writer's appenders share one queue
  * (append.h): it also checks that it never had two batches in flight at once. */
 #include "core/clock.h"
 #include "core/error.h"
@@ -147,7 +147,7 @@ static int run_writer(int id, const sb_uuid_t *shared)
         submit(w, &w->slots[i]);
     }
     uv_run(&w->loop.uv, UV_RUN_DEFAULT);
-    /* The process's appenders take turns: never two of its batches in flight at once (else one
+    /* The process's appenders share one queue: never two of its batches in flight at once (else one
      * waits in PostgreSQL for the log's lock with commands that could have joined the next). */
     sb_appender_stats_t st;
     sb_appender_get_stats(w->aps[0], &st);
