@@ -315,6 +315,7 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     }
     op->a.stream = req->stream;
     op->a.expected_version = req->expected_version;
+    op->a.expected_known = true; /* the actor's version: read from the log or committed (runtime_store.h) */
     op->a.has_workspace = req->has_workspace;
     op->a.workspace = req->workspace;
     op->a.events = op->events;

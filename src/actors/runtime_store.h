@@ -41,7 +41,9 @@ typedef struct sb_rt_meta_s {
 /* A command's events to append; everything is borrowed until the callback. */
 typedef struct sb_rt_append_req_s {
     const char *stream;
-    int64_t expected_version; /* the stream's current version (SB_VERSION_NO_STREAM for a new one) */
+    int64_t expected_version; /* the stream's current version (SB_VERSION_NO_STREAM for a new one), as
+                                 the actor knows it: read from the log or committed by an append,
+                                 never assumed (sb_append_t.expected_known) */
     bool has_workspace;
     sb_uuid_t workspace;
     const sb_devent_t *events;

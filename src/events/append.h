@@ -47,6 +47,13 @@ struct sb_append_s {
      * (sb_codec_from_jansson checks every string as the decoder would): they are not read through
      * again to validate them.  False (the default): every map is checked. */
     bool encoded_checked;
+    /* The stream is known to have reached expected_version (> 0): the caller read that version
+     * from the log or had an append to it committed (the log never loses an event).  The appender
+     * then leaves the version check to the log's unique (stream, version) key rather than reading
+     * the stream's version; a conflict costs the batch a second attempt.  Never set it for a
+     * version that was not read or committed: an expected version beyond the stream's would leave
+     * a gap in its versions.  (A new stream, SB_VERSION_NO_STREAM, is checked that way always.) */
+    bool expected_known;
     /* set for the callback */
     int64_t first_position;
     int64_t last_position;
@@ -71,6 +78,7 @@ typedef struct sb_appender_stats_s {
     uint64_t batches;
     uint64_t failures;
     uint64_t notifies; /* batches that sent a NOTIFY (see sb_appender_set_follower) */
+    uint64_t rechecks; /* batches sent again because a version assumed known was taken */
     int queued;
     /* The most batches the appenders of its group (the process's, to its database) ever had in
      * flight at once: 1, as they share one queue (see sb_appender_open). */

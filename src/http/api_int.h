@@ -33,7 +33,7 @@ typedef struct sb__api_token_slot_s {
 /* What /metrics reports about a loop's database side, sampled on the loop (the appender's and the
  * connection's counters are the loop's own, not safe to read from another thread). */
 typedef struct sb__api_sample_s {
-    _Atomic uint64_t events, commands, conflicts, batches, failures;
+    _Atomic uint64_t events, commands, conflicts, batches, failures, rechecks;
     _Atomic uint64_t db_requests, db_errors, db_reconnects;
     _Atomic int db_connected, appender_connected;
 } sb__api_sample_t;

@@ -4,7 +4,8 @@
  *   switchboard_http_request_duration_seconds{method,route}   histogram
  *   switchboard_http_response_bytes_total{method,route}       counter
  *   switchboard_events_appended_total, _append_commands_total, _append_conflicts_total,
- *   _append_batches_total, _append_failures_total             counters (every loop's appender)
+ *   _append_batches_total, _append_failures_total,
+ *   _append_rechecks_total                                    counters (every loop's appender)
  *   switchboard_follower_offers_published_total, _read_total  counters (the follower: appended
  *                                                             batches published as handed over, or
  *                                                             read back from the log);
@@ -58,6 +59,7 @@ static void sample(sb__api_loop_t *l)
         store(&l->sample.conflicts, as.conflicts);
         store(&l->sample.batches, as.batches);
         store(&l->sample.failures, as.failures);
+        store(&l->sample.rechecks, as.rechecks);
         atomic_store_explicit(&l->sample.appender_connected, 1, memory_order_relaxed);
     }
     if (loop->db != NULL) {
@@ -199,7 +201,7 @@ static uint64_t load(_Atomic uint64_t *a)
 
 static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
 {
-    uint64_t ev = 0, cmd = 0, conf = 0, bat = 0, fail = 0, dbreq = 0, dberr = 0, dbrec = 0;
+    uint64_t ev = 0, cmd = 0, conf = 0, bat = 0, fail = 0, rechk = 0, dbreq = 0, dberr = 0, dbrec = 0;
     int conn_q = 0, conn_a = 0;
     for (int i = 0; i < api->nloops; i++) {
         sb__api_loop_t *l = api->loops[i];
@@ -212,6 +214,7 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
         conf += load(&l->sample.conflicts);
         bat += load(&l->sample.batches);
         fail += load(&l->sample.failures);
+        rechk += load(&l->sample.rechecks);
         dbreq += load(&l->sample.db_requests);
         dberr += load(&l->sample.db_errors);
         dbrec += load(&l->sample.db_reconnects);
@@ -224,6 +227,10 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
             conf);
     counter(b, "switchboard_append_batches_total", "Group-commit transactions.", bat);
     counter(b, "switchboard_append_failures_total", "Append commands that failed.", fail);
+    counter(b, "switchboard_append_rechecks_total",
+            "Batches sent again with every stream version read, after the log's key refused a version "
+            "assumed known (another process appended to one of its streams).",
+            rechk);
     help(b, "switchboard_db_connections", "gauge", "Database connections of the worker loops that are up.");
     sb_buf_printf(b, "switchboard_db_connections{role=\"query\"} %d\n", conn_q);
     sb_buf_printf(b, "switchboard_db_connections{role=\"append\"} %d\n", conn_a);

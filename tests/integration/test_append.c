@@ -276,6 +276,54 @@ static long query_long(const char *sql)
     return n;
 }
 
+/* Versions the caller knows (and new streams) are checked by the log's unique key instead of a
+ * read: a stale one fails the batch, which goes again with every version read, so only the stale
+ * command gets its conflict. */
+static void test_known_versions(void)
+{
+    sb_appender_stats_t s0, s1;
+    cmd_t *c = prep(0, NULL, 2, "ThingMade", SB_VERSION_NO_STREAM);
+    cmd_t *d = prep(1, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM);
+    run(2);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(d->status, 0);
+    char s[SB_STREAM_NAME_MAX], t[SB_STREAM_NAME_MAX];
+    strcpy(s, c->stream);
+    strcpy(t, d->stream);
+
+    /* Right: stored without a recheck. */
+    sb_appender_get_stats(ap, &s0);
+    c = prep(0, s, 1, "ThingChanged", 2);
+    c->a.expected_known = true;
+    run(1);
+    sb_appender_get_stats(ap, &s1);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->a.version, 3);
+    CHECK_EQ_INT((int)(s1.rechecks - s0.rechecks), 0);
+
+    /* Stale (s is at 3), next to a right one and a new stream: one recheck, one conflict. */
+    s0 = s1;
+    c = prep(0, s, 2, "ThingChanged", 2);
+    c->a.expected_known = true;
+    d = prep(1, t, 1, "ThingChanged", 1);
+    d->a.expected_known = true;
+    cmd_t *e = prep(2, NULL, 1, "ThingMade", SB_VERSION_NO_STREAM);
+    cmd_t *f = prep(3, s, 1, "ThingChanged", SB_VERSION_NO_STREAM); /* s exists */
+    run(4);
+    sb_appender_get_stats(ap, &s1);
+    CHECK_EQ_INT(c->status, SB_ECONFLICT);
+    CHECK_EQ_INT(c->a.version, 3);
+    CHECK_EQ_INT(f->status, SB_ECONFLICT); /* same stream as c: the batch after, checked by the key */
+    CHECK_EQ_INT(d->status, 0);
+    CHECK_EQ_INT(d->a.version, 2);
+    CHECK_EQ_INT(e->status, 0);
+    CHECK_EQ_INT(count_stream(s), 3);
+    CHECK_EQ_INT(count_stream(t), 2);
+    CHECK_EQ_INT(count_stream(e->stream), 1);
+    CHECK_EQ_INT((int)(s1.rechecks - s0.rechecks), 2);
+    CHECK_EQ_INT((int)(s1.failures - s0.failures), 0);
+}
+
 static void on_closed(void *data)
 {
     *(bool *)data = true;
@@ -452,6 +500,7 @@ int main(void)
     SBTEST_RUN(test_failing_command_isolated);
     SBTEST_RUN(test_validation);
     SBTEST_RUN(test_reads);
+    SBTEST_RUN(test_known_versions);
     SBTEST_RUN(test_appenders_share_batches);
     SBTEST_RUN(test_sender_closing);
     sb_appender_close(ap, NULL, NULL);
