@@ -80,8 +80,8 @@ void sb_uuid_v7(sb_uuid_t *out)
  * (as costly as hashing a short name; an inbound message's id is named by its MessageSid).  Each
  * thread hashes in a context of its own, made on first use and kept: a context made and freed per
  * id cost two allocations and frees, and a reference taken and dropped on the digest (an atomic
- * both loops write), as much again as the hashing.  The pthread key's destructor frees a thread's
- * context when the thread ends; the thread-local pointer is the leak checkers' root until then. */
+ * both loops write).  The pthread key's destructor frees a thread's context when the thread ends;
+ * the thread-local pointer is the leak checkers' root until then. */
 static EVP_MD *sha1_md;
 static pthread_key_t sha1_key;
 static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
