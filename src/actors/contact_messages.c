@@ -733,7 +733,9 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         sb__put(&entry, "direction", inbound_word());
         sb__put(&entry, "status", received_word());
         sb__put(&entry, "provider_id", sb__copy(json_object_get(d, "provider_id")));
-        json_object_set_new(messages, id, entry);
+        /* id is a string of the event, UTF-8 already (the decider's or the codec's check): not
+         * checked again on every inbound message. */
+        json_object_set_new_nocheck(messages, id, entry);
         settle(state, id, json_object_get(d, "message_id"));
         remember_provider_id(state, json_object_get(d, "provider_id"));
     }

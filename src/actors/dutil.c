@@ -85,25 +85,35 @@ static int check_len(const char *key, const char *s, size_t min, size_t max, sb_
     return 0;
 }
 
-int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
-                 sb_derror_t *err)
+/* v, cmd[key] (present and not null), as sb__need_str checks it. */
+static int str_value(const json_t *v, const char *key, size_t min, size_t max, const char **out,
+                     sb_derror_t *err)
 {
-    const json_t *v = json_object_get(cmd, key);
-    if (v == NULL || json_is_null(v))
-        return sb_reject(err, 400, "required", key, "%s is required", key);
     if (!json_is_string(v))
         return sb_reject(err, 400, "invalid", key, "%s must be a string", key);
     *out = json_string_value(v);
     return check_len(key, *out, min, max, err);
 }
 
+int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
+                 sb_derror_t *err)
+{
+    const json_t *v = json_object_get(cmd, key);
+    if (v == NULL || json_is_null(v))
+        return sb_reject(err, 400, "required", key, "%s is required", key);
+    return str_value(v, key, min, max, out, err);
+}
+
+/* One lookup of key, not sb__has's and then sb__need_str's: every decision reads a few optional
+ * strings. */
 int sb__opt_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
                 sb_derror_t *err)
 {
     *out = NULL;
-    if (!sb__has(cmd, key))
+    const json_t *v = json_object_get(cmd, key);
+    if (v == NULL || json_is_null(v))
         return 0;
-    return sb__need_str(cmd, key, min, max, out, err);
+    return str_value(v, key, min, max, out, err);
 }
 
 int sb__trimmed(const char *s, const char *field, size_t min, size_t max, json_t **out, sb_derror_t *err)

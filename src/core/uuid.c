@@ -77,28 +77,45 @@ void sb_uuid_v7(sb_uuid_t *out)
 }
 
 /* SHA-1 fetched once: EVP_sha1() makes every EVP_DigestInit_ex look the implementation up by name
- * (as costly as hashing a short name; an inbound message's id is named by its MessageSid). */
+ * (as costly as hashing a short name; an inbound message's id is named by its MessageSid).  Each
+ * thread hashes in a context of its own, made on first use and kept: a context made and freed per
+ * id cost two allocations and frees, and a reference taken and dropped on the digest (an atomic
+ * both loops write).  The pthread key's destructor frees a thread's context when the thread ends;
+ * the thread-local pointer is the leak checkers' root until then. */
 static EVP_MD *sha1_md;
+static pthread_key_t sha1_key;
 static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+static _Thread_local EVP_MD_CTX *sha1_ctx;
+
+static void free_ctx(void *p)
+{
+    EVP_MD_CTX_free(p);
+}
 
 static void fetch_sha1(void)
 {
     sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+    if (pthread_key_create(&sha1_key, free_ctx) != 0)
+        abort();
 }
 
 void sb_uuid_from_name(sb_uuid_t *out, const sb_uuid_t *ns, const char *name, size_t len)
 {
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    pthread_once(&sha1_once, fetch_sha1);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx = sha1_ctx;
+    if (ctx == NULL) {
+        pthread_once(&sha1_once, fetch_sha1);
+        ctx = EVP_MD_CTX_new();
+        if (ctx == NULL || pthread_setspecific(sha1_key, ctx) != 0)
+            abort();
+        sha1_ctx = ctx;
+    }
     /* Without a context or the digest there is no name-based id at all: the same inputs must
      * always give the same id, so there is no fallback. */
-    if (ctx == NULL || sha1_md == NULL || !EVP_DigestInit_ex(ctx, sha1_md, NULL) ||
-        !EVP_DigestUpdate(ctx, ns->b, 16) || !EVP_DigestUpdate(ctx, name, len) ||
-        !EVP_DigestFinal_ex(ctx, digest, &dlen))
+    if (sha1_md == NULL || !EVP_DigestInit_ex(ctx, sha1_md, NULL) || !EVP_DigestUpdate(ctx, ns->b, 16) ||
+        !EVP_DigestUpdate(ctx, name, len) || !EVP_DigestFinal_ex(ctx, digest, &dlen))
         abort();
-    EVP_MD_CTX_free(ctx);
     memcpy(out->b, digest, 16);
     out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x50);
     out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);

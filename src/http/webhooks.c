@@ -32,7 +32,11 @@ void sb__wh_attach(sb__wh_t *w, h2o_req_t *req, const sb_config_t *cfg)
     w->cfg = cfg;
     w->link = h2o_mem_alloc_shared(&req->pool, sizeof(*w->link), on_dispose);
     w->link->w = w;
-    snprintf(w->request_id, sizeof(w->request_id), "%s", sb_http_request_id(req));
+    /* Cut to fit, as snprintf would, without formatting. */
+    const char *id = sb_http_request_id(req);
+    size_t n = strnlen(id, sizeof(w->request_id) - 1);
+    memcpy(w->request_id, id, n);
+    w->request_id[n] = '\0';
 }
 
 void sb__wh_detach(sb__wh_t *w)

@@ -60,6 +60,15 @@ static void forbidden(twh_t *t, const char *why)
     twh_free(t);
 }
 
+/* "contact-<id>" into out (id a formatted UUID, or shorter): what snprintf made, without formatting. */
+static void contact_stream(const char *id, char out[SB_UUID_STRLEN + 16])
+{
+    size_t n = strnlen(id, SB_UUID_STRLEN);
+    memcpy(out, "contact-", 8);
+    memcpy(out + 8, id, n);
+    out[8 + n] = '\0';
+}
+
 /* ---- inbound ------------------------------------------------------------------------------------ */
 
 static void find_contact(twh_t *t);
@@ -112,13 +121,19 @@ static void receive(twh_t *t)
     const sb_wh_inbound_t *in = &t->in;
     /* The form parser checked that every value is UTF-8 (sb_form_parse), so the strings go in
      * unchecked: json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b}") would check each again and
-     * parse its format on every webhook.  Same keys, same order. */
-    json_t *media = json_array();
-    for (int i = 0; i < in->n_media && media != NULL; i++)
-        if (json_array_append_new(media, json_string_nocheck(in->media[i])) != 0) {
-            json_decref(media);
-            media = NULL;
-        }
+     * parse its format on every webhook.  Same keys, same order, but for "media_urls", which a message
+     * without media leaves out: the decider reads no list as an empty one (the event has
+     * "media_urls": [] either way), and eight keys fit the object's first hash table where nine
+     * made jansson grow it, an allocation and a rehash on nearly every webhook. */
+    json_t *media = NULL;
+    if (in->n_media > 0) {
+        media = json_array();
+        for (int i = 0; i < in->n_media && media != NULL; i++)
+            if (json_array_append_new(media, json_string_nocheck(in->media[i])) != 0) {
+                json_decref(media);
+                media = NULL;
+            }
+    }
     json_t *cmd = json_object();
     sb__put(&cmd, "type", const_word("ReceiveMessage"));
     sb__put(&cmd, "message_id", json_string_nocheck(t->message_id));
@@ -126,14 +141,15 @@ static void receive(twh_t *t)
     sb__put(&cmd, "from", json_string_nocheck(in->from));
     sb__put(&cmd, "to", json_string_nocheck(in->to));
     sb__put(&cmd, "body", json_string_nocheck(in->body));
-    sb__put(&cmd, "media_urls", media);
+    if (in->n_media > 0)
+        sb__put(&cmd, "media_urls", media);
     sb__put(&cmd, "provider_id", json_string_nocheck(in->message_sid));
     /* from_listed: the contact refuses the message unless the number is still one of its own (the
      * contact may have been named by the loop's memory of senders, or have changed since the flow
      * found it); on_received then finds the number's contact again. */
     sb__put(&cmd, "from_listed", json_true());
     char stream[SB_UUID_STRLEN + 16];
-    snprintf(stream, sizeof(stream), "contact-%s", t->contact_id);
+    contact_stream(t->contact_id, stream);
     sb_ask_opts_t opts = {
         .context = t->s.conf->context,
         .correlation_id = t->s.h.request_id,
@@ -238,7 +254,7 @@ static void record_status(twh_t *t)
                             t->ids.message, "status", st->status, "provider_id", st->message_sid,
                             "error_code", st->error_code, "error", st->error);
     char stream[SB_UUID_STRLEN + 16];
-    snprintf(stream, sizeof(stream), "contact-%s", t->ids.contact);
+    contact_stream(t->ids.contact, stream);
     sb_ask_opts_t opts = {
         .context = t->s.conf->context,
         .correlation_id = t->s.h.request_id,

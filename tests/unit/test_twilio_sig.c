@@ -233,6 +233,23 @@ static void test_tampering(void)
     memcpy(bad, sig, sizeof bad);
     bad[5] ^= 1;
     CHECK(!sb_twilio_sig_check(TOKEN, url, strlen(url), &f, bad, strlen(bad)));
+    /* Texts that are not the signature's but decode to its bytes (the check compares bytes): the
+     * last character with an unused bit set, the padding missing or changed, another alphabet. */
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    memcpy(bad, sig, sizeof bad);
+    const char *at = strchr(b64, bad[26]);
+    if (CHECK(at != NULL && ((at - b64) & 3) == 0)) {
+        for (int low = 1; low < 4; low++) {
+            bad[26] = b64[(at - b64) | low];
+            CHECK(!sb_twilio_sig_check(TOKEN, url, strlen(url), &f, bad, strlen(bad)));
+        }
+    }
+    memcpy(bad, sig, sizeof bad);
+    bad[27] = 'A';
+    CHECK(!sb_twilio_sig_check(TOKEN, url, strlen(url), &f, bad, strlen(bad)));
+    memcpy(bad, sig, sizeof bad);
+    bad[27] = '\0';
+    CHECK(!sb_twilio_sig_check(TOKEN, url, strlen(url), &f, bad, SB_TWILIO_SIG_LEN));
     /* Parameter order in the body does not matter. */
     sb_form_free(&f);
     CHECK(check(

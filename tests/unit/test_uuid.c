@@ -197,10 +197,52 @@ static void test_from_name(void)
     }
 }
 
+/* Each thread hashes in a context it keeps (src/core/uuid.c): an id must not depend on what the
+ * context hashed before (other names, other namespaces), on any thread; the threads' contexts are
+ * freed when they end (LeakSanitizer reports them otherwise). */
+static void *names_on_thread(void *arg)
+{
+    int *bad = arg;
+    sb_uuid_t dns, url, a, b;
+    const char *d = "6ba7b810-9dad-11d1-80b4-00c04fd430c8", *u = "6ba7b811-9dad-11d1-80b4-00c04fd430c8";
+    if (sb_uuid_parse(d, strlen(d), &dns) != 0 || sb_uuid_parse(u, strlen(u), &url) != 0) {
+        (*bad)++;
+        return NULL;
+    }
+    char s[SB_UUID_STRLEN + 1];
+    for (int i = 0; i < 200; i++) {
+        sb_uuid_from_name(&a, &dns, "python.org", strlen("python.org"));
+        sb_uuid_format(&a, s);
+        *bad += strcmp(s, "886313e1-3b8a-5372-9b90-0c9aee199e5d") != 0;
+        /* Python: uuid.uuid5(uuid.NAMESPACE_URL, "http://python.org/") */
+        sb_uuid_from_name(&b, &url, "http://python.org/", strlen("http://python.org/"));
+        sb_uuid_format(&b, s);
+        *bad += strcmp(s, "4c565f0d-3f5a-5890-b41b-20cf47701c5e") != 0;
+        sb_uuid_from_name(&b, &dns, "", 0);
+        sb_uuid_format(&b, s);
+        *bad += strcmp(s, "4ebd0208-8328-5d69-8c44-ec50939c0967") != 0;
+    }
+    return NULL;
+}
+
+static void test_from_name_threads(void)
+{
+    int bad[3] = {0, 0, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(pthread_create(&t[i], NULL, names_on_thread, &bad[i + 1]), 0);
+    names_on_thread(&bad[0]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(bad[i], 0);
+}
+
 int main(void)
 {
     SBTEST_RUN(test_parse);
     SBTEST_RUN(test_from_name);
+    SBTEST_RUN(test_from_name_threads);
     SBTEST_RUN(test_bits);
     SBTEST_RUN(test_threads);
     SBTEST_RUN(test_fork);

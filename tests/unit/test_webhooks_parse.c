@@ -254,6 +254,19 @@ static void test_message_ids(void)
     CHECK(strcmp(a, c) != 0);
     sb_uuid_t u;
     CHECK_EQ_INT(sb_uuid_parse(a, SB_UUID_STRLEN, &u), 0);
+    /* The ids recorded so far were named "provider:sid" cut at 255 bytes: the same ids now
+     * (Python: uuid.uuid5(ns, name), ns the file's inbound namespace). */
+    CHECK_EQ_STR(a, "1f34a8ff-b37c-5a70-8125-c9fe68b715b3");
+    char longer[301];
+    memset(longer, 'S', 300);
+    longer[300] = '\0';
+    sb_wh_inbound_message_id("twilio", longer, c);
+    CHECK_EQ_STR(c, "b88eec31-9782-5f59-8aac-5959014e9079");
+    char provider[300];
+    memset(provider, 'e', 299);
+    provider[299] = '\0';
+    sb_wh_inbound_message_id(provider, SM, c);
+    CHECK_EQ_STR(c, "450192c1-1bc5-5e1f-b4a0-83ace81d9209");
 }
 
 int main(void)
