@@ -97,6 +97,25 @@ CREATE TABLE calls_daily (
 );
 
 -- @batch MessageReceived MessageQueued MessageSent MessageDelivered MessageRead MessageFailed
+-- A batch of inbound messages alone (live, a burst of webhooks: most batches) counts each
+-- (workspace, day, channel) once and adds the same counts to both tables, instead of carrying
+-- every event through both aggregates.
+IF NOT $3 && ARRAY['MessageQueued', 'MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed'] THEN
+    WITH d AS (
+        SELECT workspace, (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
+                                    payload->>'created_at')::timestamptz AT TIME ZONE 'UTC')::date AS day,
+               payload->>'channel' AS channel, count(*) AS n
+          FROM (SELECT unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+         WHERE type = 'MessageReceived' AND workspace IS NOT NULL
+         GROUP BY 1, 2, 3),
+    created AS (
+        INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, messages)
+        SELECT workspace, day, channel, 'inbound', n FROM d
+        ON CONFLICT (workspace_id, day, channel, direction) DO UPDATE SET messages = d.messages + excluded.messages)
+    INSERT INTO status_daily AS d (workspace_id, day, direction, status, messages)
+    SELECT workspace, day, 'inbound', 'received', sum(n)::bigint FROM d GROUP BY 1, 2
+    ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+ELSE
 WITH e AS (
     SELECT workspace, type, payload,
            (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
@@ -123,6 +142,7 @@ SELECT workspace, day, direction, status, count(*)
           FROM e) s
  GROUP BY 1, 2, 3, 4
 ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+END IF;
 
 -- @batch CallInitiated
 WITH c AS (
