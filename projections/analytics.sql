@@ -97,6 +97,25 @@ CREATE TABLE calls_daily (
 );
 
 -- @batch MessageReceived MessageQueued MessageSent MessageDelivered MessageRead MessageFailed
+-- A batch of inbound messages alone (live, a burst of webhooks: most batches) counts each
+-- (workspace, day, channel) once and adds the same counts to both tables, instead of carrying
+-- every event through both aggregates.
+IF NOT $3 && ARRAY['MessageQueued', 'MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed'] THEN
+    WITH d AS (
+        SELECT workspace, (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
+                                    payload->>'created_at')::timestamptz AT TIME ZONE 'UTC')::date AS day,
+               payload->>'channel' AS channel, count(*) AS n
+          FROM (SELECT unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+         WHERE type = 'MessageReceived' AND workspace IS NOT NULL
+         GROUP BY 1, 2, 3),
+    created AS (
+        INSERT INTO messages_daily AS d (workspace_id, day, channel, direction, messages)
+        SELECT workspace, day, channel, 'inbound', n FROM d
+        ON CONFLICT (workspace_id, day, channel, direction) DO UPDATE SET messages = d.messages + excluded.messages)
+    INSERT INTO status_daily AS d (workspace_id, day, direction, status, messages)
+    SELECT workspace, day, 'inbound', 'received', sum(n)::bigint FROM d GROUP BY 1, 2
+    ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+ELSE
 WITH e AS (
     SELECT workspace, type, payload,
            (coalesce(payload->>'at', payload->>'received_at', payload->>'queued_at',
@@ -123,6 +142,7 @@ SELECT workspace, day, direction, status, count(*)
           FROM e) s
  GROUP BY 1, 2, 3, 4
 ON CONFLICT (workspace_id, day, direction, status) DO UPDATE SET messages = d.messages + excluded.messages;
+END IF;
 
 -- @batch CallInitiated
 WITH c AS (
@@ -146,6 +166,23 @@ ON CONFLICT (workspace_id, day, direction) DO UPDATE SET calls = d.calls + exclu
 -- its key: a join between two of these CTEs is planned as a nested loop whenever the planner
 -- guesses a handful of rows (it cannot see how many events match a type), which a live batch of a
 -- few hundred inbound messages made quadratic.
+--
+-- A batch with no MessageQueued holds no reply (live, a burst of inbound messages: most batches),
+-- so nothing is answered and a contact already waiting stays as it is: only the contacts not yet
+-- waiting start to, from their first inbound message here.  The short path writes exactly those
+-- rows, looking each event's contact up in `awaiting` before anything else, so the windows, the
+-- aggregates and the time's parsing are spent only on contacts that start waiting.
+IF NOT $3 && ARRAY['MessageQueued'] THEN
+    INSERT INTO awaiting (contact_id, workspace_id, since)
+    SELECT contact_id, (array_agg(workspace ORDER BY position))[1],
+           min(coalesce(payload->>'received_at', payload->>'created_at')::timestamptz)
+      FROM (SELECT right(stream, 36)::uuid AS contact_id, workspace, position, payload
+              FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace,
+                           unnest($7) AS payload) AS e
+             WHERE type = 'MessageReceived') AS e
+     WHERE NOT EXISTS (SELECT FROM awaiting a WHERE a.contact_id = e.contact_id)
+     GROUP BY contact_id;
+ELSE
 WITH e AS (
     SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
            coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
@@ -187,6 +224,7 @@ SELECT contact_id, workspace, since
          WHERE p.trailing > 0) s
  WHERE was IS NULL OR was IS DISTINCT FROM since
 ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
+END IF;
 
 -- @on ContactDeleted
 DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;

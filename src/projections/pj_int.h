@@ -48,10 +48,22 @@ typedef struct pj_member_s {
     struct pj_member_s *next; /* the runner's list */
 } pj_member_t;
 
+/* The distinct event types a batch remembers (beyond that, or for a longer name, it calls every
+ * lane member: see pj_batch_t.types). */
+#define SB_PJ_BATCH_TYPES 8
+#define SB_PJ_BATCH_TYPE_MAX 63
+
 /* One batch being collected or applied, as the eight array parameters of __apply. */
 typedef struct pj_batch_s {
     sb_pg_array_t a[8];
     int n;
+    /* The distinct types of its events, so that a lane calls only the __apply of members that
+     * take one of them (live, a burst of inbound messages means nothing to most projections, and
+     * each call costs its session the arrays' set-up and a scan of the types); types_all when
+     * there were more than fit (every member is called, and its dispatcher checks). */
+    char types[SB_PJ_BATCH_TYPES][SB_PJ_BATCH_TYPE_MAX + 1];
+    int ntypes;
+    bool types_all;
     int64_t last_position;
     int64_t last_recorded_us;
     /* once sealed (handed to the lanes): its place in the unit's sequence, the position it takes
@@ -96,9 +108,11 @@ typedef struct pj_lane_s {
     char *p_names; /* its members' names as a text[] literal */
     char p_from[24], p_to[24], p_at[40];
     const char *adv_values[5];
-    const char *apply_values[8];
-    int apply_lengths[8];
-    int apply_formats[8];
+    /* the eight arrays, then which members to call ($9, a boolean[] literal in p_calls) */
+    const char *apply_values[9];
+    int apply_lengths[9];
+    int apply_formats[9];
+    char *p_calls;
     /* running what its members' files deferred (projection_run_deferred) */
     sb_pg_req_t dreq;
     char *d_schemas;

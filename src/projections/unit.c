@@ -11,8 +11,9 @@
  *   1. projection_advance(names, build, from, to, applied_at): moves the lane's members'
  *      checkpoints from `from` to `to`, or raises if one is not at `from` (another runner got there
  *      first);
- *   2. SELECT m1.__apply($1..$8), m2.__apply($1..$8), ...: the events as eight binary arrays, the
- *      same bytes for every lane.
+ *   2. SELECT CASE WHEN $9[1] THEN m1.__apply($1..$8) END, CASE WHEN $9[2] THEN m2.__apply(...)
+ *      END, ...: the events as eight binary arrays, the same bytes for every lane, and which
+ *      members take any of the batch's types (the others are not called at all).
  * So the rows a batch writes and the checkpoints that say so commit or roll back together, and each
  * lane's checkpoint is its own (`from` is where that lane is).  A sealed batch's buffers are reused
  * once every lane has committed it; u->committed is then where every lane is at least, and with
@@ -44,6 +45,8 @@ static void batch_reset(pj_batch_t *b)
     for (int i = 0; i < 8; i++)
         sb_pg_array_begin(&b->a[i], array_oids[i]);
     b->n = 0;
+    b->ntypes = 0;
+    b->types_all = false;
     b->last_position = 0;
     b->last_recorded_us = 0;
 }
@@ -76,8 +79,36 @@ static void add_jsonb(sb_pg_array_t *a, const char *mp, size_t len, int64_t posi
     a->count++;
 }
 
+/* Remembers type among the batch's distinct types (nearly always the first compared). */
+static void batch_note_type(pj_batch_t *b, const char *type)
+{
+    if (b->types_all)
+        return;
+    for (int i = b->ntypes - 1; i >= 0; i--)
+        if (strcmp(b->types[i], type) == 0)
+            return;
+    if (b->ntypes == SB_PJ_BATCH_TYPES || strlen(type) > SB_PJ_BATCH_TYPE_MAX) {
+        b->types_all = true;
+        return;
+    }
+    snprintf(b->types[b->ntypes++], sizeof(b->types[0]), "%s", type);
+}
+
+/* Whether the batch holds an event of a type m takes. */
+static bool batch_wants(const pj_batch_t *b, const pj_member_t *m)
+{
+    if (b->types_all)
+        return true;
+    for (int i = 0; i < b->ntypes; i++)
+        for (int k = 0; k < m->ntypes; k++)
+            if (strcmp(b->types[i], m->types[k]) == 0)
+                return true;
+    return false;
+}
+
 static void batch_add(pj_batch_t *b, const sb_event_t *e, bool metadata)
 {
+    batch_note_type(b, e->type);
     sb_pg_array_add_int8(&b->a[0], e->position);
     sb_pg_array_add(&b->a[1], e->stream, (int32_t)strlen(e->stream));
     sb_pg_array_add(&b->a[2], e->type, (int32_t)strlen(e->type));
@@ -125,8 +156,10 @@ static void refresh_lane(pj_lane_t *l)
         l->uses_metadata |= l->members[i]->uses_metadata;
         if (i > 0)
             sb_buf_puts(&sql, ", ");
+        /* Not called at all for a batch without its types ($9: submit_lane). */
+        sb_buf_printf(&sql, "CASE WHEN ($9::boolean[])[%d] THEN ", i + 1);
         sb_pj_quote_ident(&sql, l->members[i]->schema);
-        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8)");
+        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8) END");
     }
     free(l->apply_sql);
     l->apply_sql = sb_buf_steal(&sql);
@@ -380,9 +413,22 @@ static void submit_lane(pj_lane_t *l, pj_batch_t *b)
             l->apply_lengths[i] = skip ? 0 : b->lengths[i];
             l->apply_formats[i] = 1;
         }
+        sb_buf_t calls = SB_BUF_INIT;
+        sb_buf_putc(&calls, '{');
+        for (int i = 0; i < l->nmembers; i++) {
+            if (i > 0)
+                sb_buf_putc(&calls, ',');
+            sb_buf_putc(&calls, batch_wants(b, l->members[i]) ? 't' : 'f');
+        }
+        sb_buf_putc(&calls, '}');
+        free(l->p_calls);
+        l->p_calls = sb_buf_steal(&calls);
+        l->apply_values[8] = l->p_calls;
+        l->apply_lengths[8] = 0;
+        l->apply_formats[8] = 0;
         sb_pg_stmt_t st = {.name = l->stmt_name,
                            .sql = l->apply_sql,
-                           .nparams = 8,
+                           .nparams = 9,
                            .values = l->apply_values,
                            .lengths = l->apply_lengths,
                            .formats = l->apply_formats};
@@ -714,6 +760,7 @@ void sb__pj_unit_promote(pj_unit_t *u)
 
 static void free_lane(pj_lane_t *l)
 {
+    free(l->p_calls);
     free(l->members);
     free(l->d_schemas);
     free(l->apply_sql);

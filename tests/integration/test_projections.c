@@ -9,7 +9,10 @@
  *    result equals a from-scratch build;
  *  - files: a projection file added later is built from position 0 and queryable; a changed file
  *    is rebuilt into the new shape while the old tables keep answering; a file that does not
- *    install, and one whose handler fails, stall only themselves, with the error in the catalog.
+ *    install, and one whose handler fails, stall only themselves, with the error in the catalog;
+ *  - small batches: a log applied live as it grows a few events per transaction (batches of a few
+ *    events, many with inbound messages only, which take analytics.sql's short path) equals a
+ *    build in batches of thousands, table by table.
  */
 #include "../../bench/workload.h"
 #include "test_projections_support.h"
@@ -484,6 +487,47 @@ static void test_files(void)
     pjt_db_close(c, ci, d);
 }
 
+/* ---- small batches ---------------------------------------------------------------------------- */
+
+static void test_small_batches(void)
+{
+    char *ci;
+    PGconn *c = pjt_db_open("pj_small", dir, &ci);
+    if (c == NULL)
+        return;
+    wl_t w;
+    wl_init(&w, 23, ref_start_us);
+    wl_setup(&w, 3);
+    CHECK_EQ_INT(wl_generate(&w, c, 300, 300), 0);
+    /* Live: the log grows a few events per transaction while the runner applies it, each batch
+     * what arrived while the lanes applied the one before (no linger). */
+    pjt_runner_t *r = pjt_start(ci, dir, 1, 2);
+    CHECK(pjt_wait_caught_up(c, 60));
+    for (int i = 0; i < 1200; i++)
+        if (!CHECK_EQ_INT(wl_generate(&w, c, 5, 5), 0) || !pjt_exec(c, "SELECT pg_notify('sb_events', '')"))
+            break;
+    CHECK(pjt_wait_caught_up(c, 240));
+    sb_projections_stats_t st;
+    sb_projections_stats(r->p, &st);
+    pjt_stop(r);
+    long long events = pjt_num(c, "SELECT count(*) FROM events");
+    fprintf(stderr, "small batches: %llu batches of %llu events\n", (unsigned long long)st.batches,
+            (unsigned long long)st.events);
+    CHECK(st.batches >= 100 && st.events / st.batches < 60);
+    CHECK(events >= 6300);
+    /* Some of them hold no reply, others do (the full path of the response times). */
+    CHECK(pjt_num(c, "SELECT count(*) FROM analytics.responses") > 0);
+    check_counts(c, &w);
+    PGconn *ref = reference(c, "pj_small_ref", dir);
+    int tables = pjt_compare(c, ref);
+    CHECK(tables >= 15);
+    fprintf(stderr, "small batches: %d tables equal a build in large batches (%lld events)\n", tables,
+            events);
+    PQfinish(ref);
+    wl_free(&w);
+    pjt_db_close(c, ci, NULL);
+}
+
 int main(void)
 {
     const char *src = getenv("SWITCHBOARD_SOURCE_DIR");
@@ -501,6 +545,8 @@ int main(void)
         SBTEST_RUN(test_rebuild_under_load);
     if (only == NULL || strstr("test_files", only))
         SBTEST_RUN(test_files);
+    if (only == NULL || strstr("test_small_batches", only))
+        SBTEST_RUN(test_small_batches);
     free(dir);
     return sbtest_summary();
 }

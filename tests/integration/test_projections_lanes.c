@@ -7,7 +7,10 @@
  *     exactly once by both;
  *   - a handler of the slow lane failing while the quick lane is batches ahead: the unit splits by
  *     where each lane is, the quick projection goes on to the end of the log and the failing one
- *     stays just before the event it fails on, each event applied exactly once. */
+ *     stays just before the event it fails on, each event applied exactly once.
+ * And a lane calls a projection's __apply only for a batch holding one of its types: with two
+ * projections in one lane, one taking Tick and one Boom, the Boom one is called once, for the one
+ * batch that holds a Boom (pg_stat_user_functions, with track_functions on). */
 #include "test_projections_support.h"
 
 #include <sys/stat.h>
@@ -123,9 +126,64 @@ static void test_lanes(void)
     pjt_db_close(c, ci, d);
 }
 
+static const char booms_sql[] =
+    "CREATE TABLE seen (n bigint NOT NULL);\n"
+    "INSERT INTO seen VALUES (0);\n"
+    "-- @batch Boom\n"
+    "UPDATE seen SET n = n + (SELECT count(*) FROM unnest($3) AS t WHERE t = 'Boom');\n";
+
+/* The __apply calls the statistics counted for projection name's schema (-1 when none yet). */
+static long long apply_calls(PGconn *c, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce((SELECT calls FROM pg_stat_user_functions WHERE schemaname = '%s' AND "
+             "funcname = '__apply'), -1)",
+             name);
+    return pjt_num(c, sql);
+}
+
+static void test_calls(void)
+{
+    char tmpl[] = "/tmp/sb_lanes_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!CHECK(d != NULL))
+        return;
+    pjt_write_file(d, "quick", quick_sql);
+    pjt_write_file(d, "booms", booms_sql);
+    char *ci;
+    PGconn *c = pjt_db_open("pj_calls", d, &ci);
+    if (c == NULL)
+        return;
+    /* The lane's session counts its functions' calls (it reads the setting when it connects). */
+    CHECK(pjt_exec(c, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET track_functions = ''pl''', "
+                      "current_database()); END $$"));
+    /* One partition: both projections in one lane, so one session counts both (and reports them
+     * together when it ends). */
+    sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 1, .max_batch = MAX_BATCH};
+    pjt_runner_t *r = pjt_start_with(&o, 1);
+    append(c, 3 * SB_FOLLOW_PAGE, "Tick");
+    CHECK(pjt_wait_caught_up(c, 30));
+    append(c, 1, "Boom");
+    CHECK(pjt_wait_caught_up(c, 30));
+    sb_projections_stats_t st;
+    sb_projections_stats(r->p, &st);
+    pjt_stop(r);
+    CHECK(wait_for(c, "SELECT count(*) FROM pg_stat_user_functions WHERE funcname = '__apply'", 2));
+    fprintf(stderr, "%llu batches; __apply called %lld times (quick), %lld (booms)\n",
+            (unsigned long long)st.batches, apply_calls(c, "quick"), apply_calls(c, "booms"));
+    CHECK(st.batches >= 2);
+    CHECK_EQ_INT(apply_calls(c, "booms"), 1);
+    CHECK_EQ_INT(apply_calls(c, "quick"), (long long)st.batches - 1);
+    CHECK_EQ_INT(pjt_num(c, "SELECT n FROM quick.seen"), 3 * SB_FOLLOW_PAGE);
+    CHECK_EQ_INT(pjt_num(c, "SELECT n FROM booms.seen"), 1);
+    pjt_db_close(c, ci, d);
+}
+
 int main(void)
 {
     sb_log_set_level(SB_LOG_WARN);
     SBTEST_RUN(test_lanes);
+    SBTEST_RUN(test_calls);
     return sbtest_summary();
 }

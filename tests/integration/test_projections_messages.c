@@ -2,7 +2,11 @@
  * batch's MessageReceived with a plain INSERT and, only when a unique key refuses one, inserts the
  * batch again skipping the rows already there.  Either way the first event of a message id, and
  * the first inbound message of a provider id, is the one kept, and the rest of the batch is not
- * lost.  Events are written straight into the log (the deciders would refuse the repeats). */
+ * lost.  Events are written straight into the log (the deciders would refuse the repeats).
+ *
+ * And live batches of inbound messages between replies: analytics.sql's response times take a
+ * short path for a batch without replies (only contacts not yet waiting start to), the full one
+ * for a batch with one; the inbox counts them all. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,9 +131,87 @@ static void test_repeats(void)
     pjt_db_close(c, ci, NULL);
 }
 
+/* Appends, in one transaction, a member's reply to contact (MessageQueued with an author) at time
+ * at. */
+static bool reply(PGconn *c, const char *contact, const char *id, const char *at)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"message_id\":\"%s\",\"channel\":\"sms\",\"body\":\"reply\",\"media_urls\":[],"
+             "\"author_id\":\"" C1 "\",\"created_at\":\"%s\"}",
+             id, at);
+    bool ok = pjt_exec(c, "BEGIN") && append(c, contact, "MessageQueued", json);
+    return pjt_exec(c, ok ? "COMMIT; SELECT pg_notify('sb_events', '')" : "ROLLBACK") && ok;
+}
+
+/* Seconds from 2026-11-22T00:00:00Z to the time the query gives (-1 when it gives none). */
+static long long at_seconds(PGconn *c, const char *query)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT extract(epoch FROM (%s) - '2026-11-22T00:00:00Z')::bigint", query);
+    return pjt_num(c, sql);
+}
+
+/* Batches of inbound messages alone (each its own batch: the runner is idle when it commits),
+ * with replies between them: a contact starts waiting at its first unanswered message and keeps
+ * that time through later ones; a reply ends the wait with its response time; a message after it
+ * starts a new wait. */
+static void test_waiting(void)
+{
+    char *ci;
+    const char *dir = SB_SOURCE_DIR "/projections";
+    PGconn *c = pjt_db_open("pj_waiting", dir, &ci);
+    if (c == NULL)
+        return;
+    pjt_runner_t *r = pjt_start(ci, dir, 1, 2);
+
+    /* C1 waits from second 0 (receive() stamps the i-th message of a batch at second i). */
+    static const char *const b1[][4] = {{C1, M(1), "SM1", "one"}, {C1, M(2), "SM2", "two"}};
+    CHECK(receive(c, b1, 2));
+    CHECK(pjt_wait_caught_up(c, 60));
+    CHECK_EQ_INT(at_seconds(c, "SELECT since FROM analytics.awaiting WHERE contact_id = '" C1 "'"), 0);
+    /* C2 starts waiting at its first message (second 0); C1, already waiting, keeps second 0 (its
+     * message here is at second 2). */
+    static const char *const b2[][4] = {
+        {C2, M(3), "SM3", "three"}, {C2, M(4), "SM4", "four"}, {C1, M(5), "SM5", "five"}};
+    CHECK(receive(c, b2, 3));
+    CHECK(pjt_wait_caught_up(c, 60));
+    CHECK_EQ_INT(at_seconds(c, "SELECT since FROM analytics.awaiting WHERE contact_id = '" C1 "'"), 0);
+    CHECK_EQ_INT(at_seconds(c, "SELECT since FROM analytics.awaiting WHERE contact_id = '" C2 "'"), 0);
+    /* A reply to C1 at minute 1: answered after 60 s, C1 no longer waits, C2 still does. */
+    CHECK(reply(c, C1, M(6), "2026-11-22T00:01:00Z"));
+    CHECK(pjt_wait_caught_up(c, 60));
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM analytics.responses"), 1);
+    CHECK_EQ_INT(pjt_num(c, "SELECT seconds::bigint FROM analytics.responses WHERE contact_id = '" C1 "'"),
+                 60);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM analytics.awaiting"), 1);
+    /* C1 writes again (second 1 of its batch): a new wait, from then. */
+    static const char *const b3[][4] = {{C2, M(7), "SM7", "seven"}, {C1, M(8), "SM8", "eight"}};
+    CHECK(receive(c, b3, 2));
+    CHECK(pjt_wait_caught_up(c, 60));
+    CHECK_EQ_INT(at_seconds(c, "SELECT since FROM analytics.awaiting WHERE contact_id = '" C1 "'"), 1);
+    CHECK_EQ_INT(at_seconds(c, "SELECT since FROM analytics.awaiting WHERE contact_id = '" C2 "'"), 0);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM analytics.awaiting"), 2);
+
+    /* The inbox, batch by batch: C1 has 4 inbound messages (none read) and the reply, and
+     * its last message is the eighth. */
+    CHECK_EQ_INT(pjt_num(c, "SELECT messages FROM conversations.conversations WHERE contact_id = '" C1 "'"),
+                 5);
+    CHECK_EQ_INT(pjt_num(c, "SELECT unread FROM conversations.conversations WHERE contact_id = '" C1 "'"), 4);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM conversations.conversations WHERE contact_id = '" C1
+                            "' AND last_message_id = '" M(8) "' AND last_direction = 'inbound'"),
+                 1);
+    CHECK_EQ_INT(pjt_num(c, "SELECT messages FROM conversations.conversations WHERE contact_id = '" C2 "'"),
+                 3);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM projection_state WHERE error IS NOT NULL"), 0);
+    pjt_stop(r);
+    pjt_db_close(c, ci, NULL);
+}
+
 int main(void)
 {
     sb_log_set_level(SB_LOG_WARN);
     SBTEST_RUN(test_repeats);
+    SBTEST_RUN(test_waiting);
     return sbtest_summary();
 }
