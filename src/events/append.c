@@ -14,7 +14,6 @@
  * Should the batch fail as a whole (e.g. a writer that bypasses the lock hits the unique key),
  * its commands are retried one per transaction, so only the culprit fails. */
 #include "events/append.h"
-#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/wake.h"
@@ -372,11 +371,8 @@ static void try_send(sb_appender_t *ap)
 
     for (int p = 0; p < NPARAMS; p++)
         sb_pg_array_begin(&ap->arr[p], array_oids[p]);
-    uint64_t now = sb_clock_mono_ns();
     for (int i = 0; i < ap->nbatch; i++) {
         sb_append_t *a = ap->batch[i];
-        if (a->_submitted_ns == 0)
-            a->_submitted_ns = now;
         int ci = i + 1;
         sb_pg_array_add(&ap->arr[P_STREAMS], a->stream, (int32_t)strlen(a->stream));
         sb_pg_array_add_int8(&ap->arr[P_EXPECTED], a->expected_version);
@@ -737,7 +733,6 @@ void sb_append(sb_appender_t *ap, sb_append_t *a)
     a->_next = NULL;
     a->_owner = ap;
     a->_error_copy = NULL;
-    a->_submitted_ns = 0;
     a->error = NULL;
     a->first_position = a->last_position = 0;
     int r = ap->closing ? SB_ESHUTDOWN : validate(a);

@@ -65,7 +65,6 @@ struct sb_append_s {
     sb_appender_t *_owner; /* the appender it was submitted to, which calls it back */
     int _status;
     char *_error_copy; /* error, copied for a callback on another loop than the batch's */
-    uint64_t _submitted_ns;
 };
 
 #define SB_APPEND_MAX_EVENTS 64
