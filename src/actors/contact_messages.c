@@ -11,7 +11,12 @@
  *   "messages": {"<id>": {"channel", "direction", "status", "provider_id", "content"?, "attempts"?,
  *       "attempted_at"?}} holding every
  *       pending message (scheduled or queued: the scheduler and the outbox will move each on; a
- *       scheduled one keeps its content, to queue at send time) and the newest settled ones;
+ *       scheduled one keeps its content, to queue at send time) and the newest settled ones.  An
+ *       inbound message that is only received has {"channel", "direction": "inbound", "status":
+ *       "received"}, one object per channel shared by every such entry of every contact (its
+ *       provider id is in "provider_ids"; nothing reads it from the entry): most of a busy
+ *       contact's entries, which then cost the state a key each rather than an object, and evolve
+ *       no allocation.  Evolve copies a shared entry before changing it (own_entry);
  *   "settled": [ids], oldest first: messages that left pending, at most SB_CONTACT_SETTLED_WINDOW;
  *   "provider_ids": [ids], oldest first: recent inbound provider ids, for de-duplication;
  *   "provider_index": {"<id>": true | count}: the same ids as a set, so that the duplicate check is
@@ -24,6 +29,7 @@
 #include "actors/dutil.h"
 #include "core/error.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -47,6 +53,47 @@ static json_t *received_word(void)
 {
     static json_t *_Atomic slot;
     return sb__const_str(&slot, "received");
+}
+
+/* The entry of a received inbound message on channel (one of channels[]): {"channel", "direction":
+ * "inbound", "status": "received"}, made once per channel and never freed, with jansson's "not
+ * counted" reference count like sb__const_str's words: shared by every such entry of every state,
+ * on any loop, read-only (own_entry copies it before a change).  NULL for another channel, or when
+ * memory ran out: the caller then makes an entry of its own. */
+static json_t *received_entry(const char *channel)
+{
+    static json_t *_Atomic slots[sizeof channels / sizeof channels[0] - 1];
+    size_t i = 0;
+    while (channels[i] != NULL && strcmp(channels[i], channel) != 0)
+        i++;
+    if (channels[i] == NULL)
+        return NULL;
+    json_t *v = atomic_load_explicit(&slots[i], memory_order_acquire);
+    if (v != NULL)
+        return v;
+    json_t *made = json_object();
+    sb__put(&made, "channel", json_string_nocheck(channels[i]));
+    sb__put(&made, "direction", inbound_word());
+    sb__put(&made, "status", received_word());
+    return sb__const_publish(&slots[i], made);
+}
+
+static bool is_shared_entry(const json_t *m)
+{
+    return m != NULL && m->refcount == (size_t)-1;
+}
+
+/* messages[id] (m) as the state's own object, to change: a shared entry (received_entry) is
+ * replaced by a copy first.  NULL when m is NULL or the copy failed (the change is then lost, as
+ * any change is when memory runs out). */
+static json_t *own_entry(json_t *messages, const char *id, json_t *m)
+{
+    if (!is_shared_entry(m))
+        return m;
+    json_t *copy = json_deep_copy(m);
+    if (copy == NULL || json_object_set_new_nocheck(messages, id, copy) != 0)
+        return NULL;
+    return copy;
 }
 
 /* cmd[key] shared when its text is s (a normalised address that came in normalised: the usual
@@ -529,6 +576,8 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
     if (!phone || group == NULL)
         return 0;
     int kw = sb__keyword_kind(body, strlen(body));
+    if (kw != SB_KW_OPT_OUT && kw != SB_KW_OPT_IN)
+        return 0; /* the usual message: the opt-outs, cold memory, are not read */
     bool is_out = opted_out(state, channel);
     if ((kw == SB_KW_OPT_OUT && !is_out) || (kw == SB_KW_OPT_IN && is_out)) {
         char word[16] = "";
@@ -593,7 +642,8 @@ static void settle(json_t *state, const char *id, const json_t *idv)
 /* Moves message id to status; settles it if it was pending and no longer is. */
 static void move(json_t *state, const char *id, const char *status, const json_t *pid)
 {
-    json_t *m = json_object_get(json_object_get(state, "messages"), id);
+    json_t *messages = json_object_get(state, "messages");
+    json_t *m = own_entry(messages, id, json_object_get(messages, id));
     if (m == NULL)
         return; /* forgotten (settled long ago) */
     bool was_pending = is_pending(sb__str(m, "status"));
@@ -704,10 +754,11 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
     } else if (strcmp(t, "MessageQueued") == 0) {
         /* Dispatched at send time: the event carries the content now, the state need not. */
         if (sb__eq(sb__str(m, "status"), "scheduled")) {
-            move(state, id, "queued", NULL);
+            move(state, id, "queued", NULL); /* m is not shared: a shared entry is "received" */
             json_object_del(m, "content");
         }
     } else if (strcmp(t, "MessageSendAttempted") == 0) {
+        m = own_entry(messages, id, m);
         if (m != NULL && json_is_integer(json_object_get(d, "attempt"))) {
             json_object_set(m, "attempts", json_object_get(d, "attempt"));
             sb__set(m, "attempted_at", json_object_get(d, "at"));
@@ -727,12 +778,14 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
     } else if (strcmp(t, "MessageReceived") == 0) {
         if (m != NULL)
             return true;
-        /* As json_pack("{s:o, s:s, s:s, s:o}") with copies, sharing the event's strings instead. */
-        json_t *entry = json_object();
-        sb__put(&entry, "channel", sb__copy(json_object_get(d, "channel")));
-        sb__put(&entry, "direction", inbound_word());
-        sb__put(&entry, "status", received_word());
-        sb__put(&entry, "provider_id", sb__copy(json_object_get(d, "provider_id")));
+        const char *channel = sb__str(d, "channel");
+        json_t *entry = channel != NULL ? received_entry(channel) : NULL;
+        if (entry == NULL) { /* a channel this version does not know, as the log has it */
+            entry = json_object();
+            sb__put(&entry, "channel", sb__copy(json_object_get(d, "channel")));
+            sb__put(&entry, "direction", inbound_word());
+            sb__put(&entry, "status", received_word());
+        }
         /* id is a string of the event, UTF-8 already (the decider's or the codec's check): not
          * checked again on every inbound message. */
         json_object_set_new_nocheck(messages, id, entry);

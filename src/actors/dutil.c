@@ -324,11 +324,14 @@ void sb__put(json_t **obj, const char *key, json_t *v)
 json_t *sb__const_str(json_t *_Atomic *slot, const char *s)
 {
     json_t *v = atomic_load_explicit(slot, memory_order_acquire);
-    if (v != NULL)
-        return v;
-    json_t *made = json_string_nocheck(s);
+    return v != NULL ? v : sb__const_publish(slot, json_string_nocheck(s));
+}
+
+json_t *sb__const_publish(json_t *_Atomic *slot, json_t *made)
+{
+    json_t *v = NULL;
     if (made == NULL)
-        return NULL;
+        return atomic_load_explicit(slot, memory_order_acquire);
     made->refcount = (size_t)-1;
     /* Two loops may race to make it: the first one published wins, the other is dropped. */
     if (atomic_compare_exchange_strong_explicit(slot, &v, made, memory_order_acq_rel, memory_order_acquire))

@@ -93,6 +93,12 @@ void sb__put(json_t **obj, const char *key, json_t *v);
  * put in any object (sb__put steals nothing from it) and compares, copies and encodes like any
  * string.  NULL when memory ran out. */
 json_t *sb__const_str(json_t *_Atomic *slot, const char *s);
+/* Publishes made (a new value, stolen) as the constant in *slot, as sb__const_str does for a word:
+ * its reference count becomes "not counted", and when another thread published first, made is
+ * released and theirs returned.  For constant containers (an object every state may share), which
+ * nothing may change: whoever would change one copies it first (json_deep_copy; a constant is known
+ * by refcount == (size_t)-1).  NULL when made is NULL and nothing was published. */
+json_t *sb__const_publish(json_t *_Atomic *slot, json_t *made);
 
 /* Carrier keywords (Twilio's defaults): SB_KW_OPT_OUT for STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
  * QUIT, REVOKE, OPTOUT; SB_KW_OPT_IN for START, YES, UNSTOP; SB_KW_HELP for HELP, INFO; else

@@ -3,6 +3,7 @@
 #include "decider_harness.h"
 
 #include "actors/contact_int.h"
+#include "actors/dutil.h"
 #include "core/buf.h"
 #include "events/codec.h"
 
@@ -916,6 +917,73 @@ static void check_provider_index(void)
 
 /* ---- property ------------------------------------------------------------------------------------ */
 
+/* Received inbound messages share one entry per channel (contact_messages.c): a change to one
+ * contact's message (read, or any event naming it) copies the entry first, so no other message of
+ * that contact or of another one changes with it. */
+static const char *entry_status(const json_t *state, const char *id)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(state, "messages"), id), "status"));
+}
+
+static void apply(json_t *state, const char *type, json_t *data)
+{
+    sb_devent_t ev = {.type = type, .data = data};
+    sb_kind_contact.evolve(state, &ev);
+    json_decref(data);
+}
+
+static void check_shared_entries(void)
+{
+    live_t a, b;
+    sb_derror_t err;
+    char id1[37], id2[37], id3[37];
+    live_init(&a);
+    live_init(&b);
+    id_of(1, id1);
+    id_of(2, id2);
+    id_of(3, id3);
+    const char *ids[] = {id1, id2};
+    for (int i = 0; i < 2; i++) {
+        char pid[16];
+        snprintf(pid, sizeof pid, "SM%d", i);
+        CHECK(live_decide(&a, inbound(i + 1, pid), NULL, &err, NULL) == 0);
+        CHECK(live_decide(&b, inbound(i + 1, pid), NULL, &err, NULL) == 0);
+        CHECK(sb__eq(entry_status(a.state, ids[i]), "received") &&
+              sb__eq(entry_status(b.state, ids[i]), "received"));
+    }
+    /* The agent reads a's first message: only that entry moves. */
+    CHECK(live_decide(&a,
+                      json_pack("{s:s, s:s, s:s}", "type", "RecordMessageStatus", "message_id", id1, "status",
+                                "read"),
+                      OWNER, &err, NULL) == 0);
+    CHECK(sb__eq(entry_status(a.state, id1), "read"));
+    CHECK(sb__eq(entry_status(a.state, id2), "received"));
+    CHECK(sb__eq(entry_status(b.state, id1), "received") && sb__eq(entry_status(b.state, id2), "received"));
+    /* Events a log may hold against an inbound message's id change that entry alone. */
+    apply(b.state, "MessageSendAttempted",
+          json_pack("{s:s, s:i, s:s}", "message_id", id1, "attempt", 1, "at", T0));
+    apply(b.state, "MessageDelivered",
+          json_pack("{s:s, s:s, s:s}", "message_id", id2, "provider_id", "SMx", "at", T0));
+    CHECK(json_integer_value(
+              json_object_get(json_object_get(json_object_get(b.state, "messages"), id1), "attempts")) == 1);
+    CHECK(sb__eq(entry_status(b.state, id2), "delivered"));
+    CHECK(json_object_get(json_object_get(json_object_get(a.state, "messages"), id1), "attempts") == NULL);
+    CHECK(sb__eq(entry_status(a.state, id2), "received"));
+    /* A new message after all that is received, on either contact. */
+    CHECK(live_decide(&a, inbound(3, "SM3"), NULL, &err, NULL) == 0);
+    CHECK(live_decide(&b, inbound(3, "SM3"), NULL, &err, NULL) == 0);
+    CHECK(sb__eq(entry_status(a.state, id3), "received") && sb__eq(entry_status(b.state, id3), "received"));
+    const json_t *e = json_object_get(json_object_get(a.state, "messages"), id3);
+    CHECK(json_object_size(e) == 3 && sb__eq(sb__str(e, "channel"), "sms") &&
+          sb__eq(sb__str(e, "direction"), "inbound"));
+    /* So does a cancellation a log may hold for one (decide lists only scheduled messages). */
+    apply(a.state, "ContactDeleted", json_pack("{s:[s]}", "cancelled_message_ids", id3));
+    CHECK(sb__eq(entry_status(a.state, id3), "cancelled") && sb__eq(entry_status(b.state, id3), "received"));
+    live_free(&a);
+    live_free(&b);
+}
+
 static int next_id;
 static const char *const users[] = {OWNER, ADMIN, AGENT};
 
@@ -1014,6 +1082,7 @@ int main(void)
     check_limits();
     check_received_bytes();
     check_bounded();
+    check_shared_entries();
     check_provider_index();
     CHECK(run_property(&sb_kind_contact, gen, MEMBERS_CTX, CONTACT, 5000, 2024, 200000) > 2000);
     return h_finish("contact");
