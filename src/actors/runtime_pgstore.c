@@ -1,6 +1,7 @@
 /* The actor store on PostgreSQL: snapshots (table snapshots) and stream reads on a loop's query
  * connection, appends through its group-commit appender.  Payloads, metadata and snapshot states
  * are msgpack maps (src/events/codec.h). */
+#include "actors/runtime_int.h"
 #include "actors/runtime_store.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -8,7 +9,6 @@
 #include "events/codec.h"
 #include "events/read.h"
 
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,37 +214,69 @@ typedef struct append_op_s {
     sb_new_event_t events[SB_MAX_EVENTS_PER_COMMAND];
 } append_op_t;
 
-static int buf_write(void *data, const char *p, size_t n)
+/* The metadata map, with every key present (nil when unknown) so readers see one shape, written
+ * straight into b: the bytes msgpack_pack_map, msgpack_pack_str and msgpack_pack_nil would write
+ * (checked against them in tests/unit/test_runtime_parts.c), without a packer callback per piece
+ * (eight strings on every command).  Returns SB_ECODEC, as the appender's own check of the map
+ * would, when a value is not UTF-8 (the appender does not check it again: see encoded_checked). */
+int sb__rt_pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
 {
-    sb_buf_append(data, p, n);
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-/* The metadata map, with every key present (nil when unknown) so readers see one shape.  Returns
- * SB_ECODEC, as the appender's own check of the map would, when a value is not UTF-8 (the appender
- * does not check it again: see encoded_checked). */
-static int pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, b, buf_write);
-    const char *keys[5] = {"correlation_id", "causation_id", "user_id", "request_id", "source"};
+    /* Each key with its fixstr header (0xa0 | length). */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } keys[5] = {
+        {"\xae"
+         "correlation_id",
+         15},
+        {"\xac"
+         "causation_id",
+         13},
+        {"\xa7"
+         "user_id",
+         8},
+        {"\xaa"
+         "request_id",
+         11},
+        {"\xa6"
+         "source",
+         7},
+    };
     const char *vals[5] = {m->correlation_id, m->causation_id, m->user_id, m->request_id, m->source};
-    msgpack_pack_map(&pk, 5);
+    sb_buf_putc(b, (char)0x85); /* fixmap of 5 */
     for (int i = 0; i < 5; i++) {
-        pack_str(&pk, keys[i]);
-        if (vals[i] != NULL && !sb_utf8_is_valid(vals[i], strlen(vals[i])))
+        sb_buf_append(b, keys[i].bytes, keys[i].len);
+        if (vals[i] == NULL) {
+            sb_buf_putc(b, (char)0xc0); /* nil */
+            continue;
+        }
+        size_t n = strlen(vals[i]);
+        if (!sb_utf8_is_valid(vals[i], n))
             return SB_ECODEC;
-        if (vals[i] != NULL)
-            pack_str(&pk, vals[i]);
-        else
-            msgpack_pack_nil(&pk);
+        unsigned char h[5];
+        size_t hn;
+        if (n < 32) {
+            h[0] = (unsigned char)(0xa0 | n);
+            hn = 1;
+        } else if (n < 256) {
+            h[0] = 0xd9;
+            h[1] = (unsigned char)n;
+            hn = 2;
+        } else if (n < 65536) {
+            h[0] = 0xda;
+            h[1] = (unsigned char)(n >> 8);
+            h[2] = (unsigned char)n;
+            hn = 3;
+        } else {
+            h[0] = 0xdb;
+            h[1] = (unsigned char)(n >> 24);
+            h[2] = (unsigned char)(n >> 16);
+            h[3] = (unsigned char)(n >> 8);
+            h[4] = (unsigned char)n;
+            hn = 5;
+        }
+        sb_buf_append(b, h, hn);
+        sb_buf_append(b, vals[i], n);
     }
     return 0;
 }
@@ -284,7 +316,7 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     op->data = data;
     int n = req->nevents;
     size_t offs[SB_MAX_EVENTS_PER_COMMAND + 1];
-    int status = pack_meta(&op->buf, &req->meta);
+    int status = sb__rt_pack_meta(&op->buf, &req->meta);
     size_t meta_len = op->buf.len;
     if (status == 0 && (n < 1 || n > SB_MAX_EVENTS_PER_COMMAND))
         status = SB_EINVAL;
@@ -322,7 +354,7 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     op->a.nevents = n;
     op->a.cb = on_appended;
     op->a.data = op;
-    op->a.encoded_checked = true; /* pack_meta and sb_codec_from_jansson checked every string */
+    op->a.encoded_checked = true; /* sb__rt_pack_meta and sb_codec_from_jansson checked every string */
     sb_append(ps->ap, &op->a);
 }
 

@@ -1,7 +1,11 @@
 /* The runtime's data structures on their own: the stream registry (open addressing with
- * backward-shift deletion) and the scheduled-command heap. */
+ * backward-shift deletion), the scheduled-command heap, and the metadata map's encoding. */
 #include "actors/runtime_int.h"
+#include "core/buf.h"
+#include "core/error.h"
 #include "events/stream.h"
+
+#include <msgpack.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +180,73 @@ static void test_json_size(void)
     json_decref(big);
 }
 
+/* sb__rt_pack_meta writes what msgpack-c's packer writes for the same map (the bytes the log held
+ * before it wrote them itself), for values of every string header size and absent ones, and
+ * refuses a value that is not UTF-8. */
+static int pk_write(void *data, const char *p, size_t n)
+{
+    sb_buf_append(data, p, n);
+    return 0;
+}
+
+static void packer_meta(sb_buf_t *b, const char *const vals[5])
+{
+    static const char *const keys[5] = {"correlation_id", "causation_id", "user_id", "request_id", "source"};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, pk_write);
+    msgpack_pack_map(&pk, 5);
+    for (int i = 0; i < 5; i++) {
+        msgpack_pack_str(&pk, strlen(keys[i]));
+        msgpack_pack_str_body(&pk, keys[i], strlen(keys[i]));
+        if (vals[i] == NULL) {
+            msgpack_pack_nil(&pk);
+        } else {
+            msgpack_pack_str(&pk, strlen(vals[i]));
+            msgpack_pack_str_body(&pk, vals[i], strlen(vals[i]));
+        }
+    }
+}
+
+static void test_pack_meta(void)
+{
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
+    const size_t nlens = sizeof lens / sizeof lens[0];
+    char *texts[sizeof lens / sizeof lens[0]];
+    for (size_t i = 0; i < nlens; i++) {
+        texts[i] = malloc(lens[i] + 1);
+        for (size_t j = 0; j < lens[i]; j++)
+            texts[i][j] = (char)('a' + (j % 26));
+        texts[i][lens[i]] = '\0';
+    }
+    for (int round = 0; round < 300; round++) {
+        const char *vals[5];
+        for (int k = 0; k < 5; k++) {
+            uint64_t r = next_rand() % (nlens + 1);
+            vals[k] = r == nlens ? NULL : texts[r];
+        }
+        if (round == 0)
+            vals[0] = vals[1] = vals[2] = vals[3] = vals[4] = NULL;
+        if (round == 1) { /* what a webhook's command carries */
+            vals[0] = vals[3] = "0193a5b2-7c1d-7e4f-8a9b-0c1d2e3f4a5b";
+            vals[1] = vals[2] = NULL;
+            vals[4] = "webhook:twilio";
+        }
+        sb_rt_meta_t m = {vals[0], vals[1], vals[2], vals[3], vals[4]};
+        sb_buf_t a = SB_BUF_INIT, b = SB_BUF_INIT;
+        CHECK(sb__rt_pack_meta(&a, &m) == 0);
+        packer_meta(&b, vals);
+        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        sb_buf_free(&a);
+        sb_buf_free(&b);
+    }
+    sb_rt_meta_t bad = {.correlation_id = "ok", .source = "caf\xc3("};
+    sb_buf_t a = SB_BUF_INIT;
+    CHECK(sb__rt_pack_meta(&a, &bad) == SB_ECODEC);
+    sb_buf_free(&a);
+    for (size_t i = 0; i < nlens; i++)
+        free(texts[i]);
+}
+
 int main(void)
 {
     test_registry_mode(0);
@@ -184,6 +255,7 @@ int main(void)
     test_registry_each();
     test_heap();
     test_json_size();
+    test_pack_meta();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
