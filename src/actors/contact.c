@@ -593,7 +593,7 @@ static int dispatch(const json_t *state, const json_t *cmd, const char *type, co
         return sb_reject(err, 400, "unknown_command", "type", "unknown contact command %.60s", type);
     if (!created)
         return sb_reject(err, 404, "contact_not_found", "", "no such contact");
-    int rc = sb__contact_message_decide(state, cmd, type, ctx, out, err);
+    int rc = sb__contact_message_decide(state, deleted, cmd, type, ctx, out, err);
     if (rc == 1)
         return sb_reject(err, 400, "unknown_command", "type", "unknown contact command %.60s", type);
     return rc;

@@ -14,9 +14,10 @@
 #define SB_CONTACT_MAX_NOTES 2000
 
 /* Decides a message command (SendMessage, DispatchScheduledMessage, CancelScheduledMessage,
- * RecordMessageStatus, ReceiveMessage, RecordSendAttempt) on a created contact.  Returns 1 when type is not a
- * message command, else as decide. */
-int sb__contact_message_decide(const json_t *state, const json_t *cmd, const char *type,
+ * RecordMessageStatus, ReceiveMessage, RecordSendAttempt) on a created contact; deleted is the
+ * state's "deleted" (the caller has read it).  Returns 1 when type is not a message command, else
+ * as decide. */
+int sb__contact_message_decide(const json_t *state, bool deleted, const json_t *cmd, const char *type,
                                const sb_decide_ctx_t *ctx, sb_devents_t *out, sb_derror_t *err);
 /* Applies a message event; false when ev is not one. */
 bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev);

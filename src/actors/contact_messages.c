@@ -96,11 +96,10 @@ static json_t *own_entry(json_t *messages, const char *id, json_t *m)
     return copy;
 }
 
-/* cmd[key] shared when its text is s (a normalised address that came in normalised: the usual
- * case), else a new string holding s. */
-static json_t *same_or_new(const json_t *cmd, const char *key, const char *s)
+/* v (a command's string) shared when its text is s (a normalised address that came in normalised:
+ * the usual case), else a new string holding s. */
+static json_t *same_or_new(const json_t *v, const char *s)
 {
-    const json_t *v = json_object_get(cmd, key);
     if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
         return json_incref((json_t *)v);
     return json_string(s);
@@ -510,22 +509,30 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
                    sb_derror_t *err)
 {
     const char *id, *channel, *from_in, *to_in, *body, *pid, *subject;
-    const json_t *m;
     json_t *media;
     char from[SB_EMAIL_MAX], to[SB_EMAIL_MAX], now[SB_RFC3339_LEN];
-    SB_TRY(read_message(state, cmd, &id, &m, err));
-    SB_TRY(sb__need_enum(cmd, "channel", channels, &channel, err));
-    SB_TRY(sb__need_str(cmd, "from", 1, 320, &from_in, err));
-    SB_TRY(sb__opt_str(cmd, "to", 1, 320, &to_in, err));
-    SB_TRY(sb__need_str(cmd, "body", 0, INBOUND_BODY_MAX_CHARS, &body, err));
-    SB_TRY(sb__opt_str(cmd, "provider_id", 1, 128, &pid, err));
-    SB_TRY(sb__opt_str(cmd, "subject", 0, 998, &subject, err));
+    /* Every inbound message comes this way: each field is looked up once, checked in the order the
+     * other commands check theirs (the same error for the same bad command), and shared with the
+     * event below. */
+    const json_t *v_id = json_object_get(cmd, "message_id"), *v_channel = json_object_get(cmd, "channel"),
+                 *v_from = json_object_get(cmd, "from"), *v_to = json_object_get(cmd, "to"),
+                 *v_body = json_object_get(cmd, "body"), *v_pid = json_object_get(cmd, "provider_id"),
+                 *v_subject = json_object_get(cmd, "subject");
+    SB_TRY(sb__uuid_of(v_id, "message_id", &id, err));
+    const json_t *m = json_object_get(json_object_get(state, "messages"), id);
+    SB_TRY(sb__enum_of(v_channel, "channel", channels, &channel, err));
+    SB_TRY(sb__str_of(v_from, "from", true, 1, 320, &from_in, err));
+    SB_TRY(sb__str_of(v_to, "to", false, 1, 320, &to_in, err));
+    SB_TRY(sb__str_of(v_body, "body", true, 0, INBOUND_BODY_MAX_CHARS, &body, err));
+    SB_TRY(sb__str_of(v_pid, "provider_id", false, 1, 128, &pid, err));
+    SB_TRY(sb__str_of(v_subject, "subject", false, 0, 998, &subject, err));
     bool phone = is_phone_channel(channel);
     to[0] = '\0';
     if (phone) {
-        SB_TRY(sb__phone(from_in, sb__ctx_country(ctx), "from", from, err));
+        const char *country = sb__ctx_country(ctx);
+        SB_TRY(sb__phone(from_in, country, "from", from, err));
         if (to_in != NULL)
-            SB_TRY(sb__phone(to_in, sb__ctx_country(ctx), "to", to, err));
+            SB_TRY(sb__phone(to_in, country, "to", to, err));
     } else if (strcmp(channel, "email") == 0) {
         SB_TRY(sb__email(from_in, "from", from, err));
         if (to_in != NULL)
@@ -560,15 +567,15 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
      * the same key order, sharing the command's strings (the body above all) instead of copying and
      * checking them again: every inbound message comes this way. */
     json_t *data = json_object();
-    sb__put(&data, "message_id", sb__copy(json_object_get(cmd, "message_id")));
-    sb__put(&data, "channel", sb__copy(json_object_get(cmd, "channel")));
+    sb__put(&data, "message_id", sb__copy(v_id));
+    sb__put(&data, "channel", sb__copy(v_channel));
     sb__put(&data, "direction", inbound_word());
-    sb__put(&data, "from", same_or_new(cmd, "from", from));
-    sb__put(&data, "to", to[0] ? same_or_new(cmd, "to", to) : json_null());
-    sb__put(&data, "body", sb__copy(json_object_get(cmd, "body")));
+    sb__put(&data, "from", same_or_new(v_from, from));
+    sb__put(&data, "to", to[0] ? same_or_new(v_to, to) : json_null());
+    sb__put(&data, "body", sb__copy(v_body));
     sb__put(&data, "media_urls", media);
-    sb__put(&data, "subject", subject ? sb__copy(json_object_get(cmd, "subject")) : json_null());
-    sb__put(&data, "provider_id", pid ? sb__copy(json_object_get(cmd, "provider_id")) : json_null());
+    sb__put(&data, "subject", subject ? sb__copy(v_subject) : json_null());
+    sb__put(&data, "provider_id", pid ? sb__copy(v_pid) : json_null());
     sb__put(&data, "received_at", json_string_nocheck(now));
     SB_TRY(sb_devents_add(out, "MessageReceived", data));
     /* Carrier keywords (STOP, START...) change the contact's consent in the same decision. */
@@ -593,10 +600,9 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
     return 0;
 }
 
-int sb__contact_message_decide(const json_t *state, const json_t *cmd, const char *type,
+int sb__contact_message_decide(const json_t *state, bool deleted, const json_t *cmd, const char *type,
                                const sb_decide_ctx_t *ctx, sb_devents_t *out, sb_derror_t *err)
 {
-    bool deleted = json_is_true(json_object_get(state, "deleted"));
     if (strcmp(type, "RecordMessageStatus") == 0)
         return record_status(state, cmd, ctx, out, err);
     int (*fn)(const json_t *, const json_t *, const sb_decide_ctx_t *, sb_devents_t *, sb_derror_t *) = NULL;

@@ -85,10 +85,12 @@ static int check_len(const char *key, const char *s, size_t min, size_t max, sb_
     return 0;
 }
 
-/* v, cmd[key] (present and not null), as sb__need_str checks it. */
-static int str_value(const json_t *v, const char *key, size_t min, size_t max, const char **out,
-                     sb_derror_t *err)
+int sb__str_of(const json_t *v, const char *key, bool required, size_t min, size_t max, const char **out,
+               sb_derror_t *err)
 {
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return required ? sb_reject(err, 400, "required", key, "%s is required", key) : 0;
     if (!json_is_string(v))
         return sb_reject(err, 400, "invalid", key, "%s must be a string", key);
     *out = json_string_value(v);
@@ -98,10 +100,7 @@ static int str_value(const json_t *v, const char *key, size_t min, size_t max, c
 int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
                  sb_derror_t *err)
 {
-    const json_t *v = json_object_get(cmd, key);
-    if (v == NULL || json_is_null(v))
-        return sb_reject(err, 400, "required", key, "%s is required", key);
-    return str_value(v, key, min, max, out, err);
+    return sb__str_of(json_object_get(cmd, key), key, true, min, max, out, err);
 }
 
 /* One lookup of key, not sb__has's and then sb__need_str's: every decision reads a few optional
@@ -109,11 +108,7 @@ int sb__need_str(const json_t *cmd, const char *key, size_t min, size_t max, con
 int sb__opt_str(const json_t *cmd, const char *key, size_t min, size_t max, const char **out,
                 sb_derror_t *err)
 {
-    *out = NULL;
-    const json_t *v = json_object_get(cmd, key);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    return str_value(v, key, min, max, out, err);
+    return sb__str_of(json_object_get(cmd, key), key, false, min, max, out, err);
 }
 
 int sb__trimmed(const char *s, const char *field, size_t min, size_t max, json_t **out, sb_derror_t *err)
@@ -144,12 +139,17 @@ int sb__need_text(const json_t *cmd, const char *key, size_t min, size_t max, js
     return sb__trimmed(s, key, min, max, out, err);
 }
 
-int sb__need_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)
+int sb__uuid_of(const json_t *v, const char *key, const char **out, sb_derror_t *err)
 {
-    SB_TRY(sb__need_str(cmd, key, 1, 64, out, err));
+    SB_TRY(sb__str_of(v, key, true, 1, 64, out, err));
     if (!sb__is_uuid(*out))
         return sb_reject(err, 400, "invalid", key, "%s must be a uuid", key);
     return 0;
+}
+
+int sb__need_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)
+{
+    return sb__uuid_of(json_object_get(cmd, key), key, out, err);
 }
 
 int sb__opt_uuid(const json_t *cmd, const char *key, const char **out, sb_derror_t *err)
@@ -163,7 +163,13 @@ int sb__opt_uuid(const json_t *cmd, const char *key, const char **out, sb_derror
 int sb__need_enum(const json_t *cmd, const char *key, const char *const *values, const char **out,
                   sb_derror_t *err)
 {
-    SB_TRY(sb__need_str(cmd, key, 1, 64, out, err));
+    return sb__enum_of(json_object_get(cmd, key), key, values, out, err);
+}
+
+int sb__enum_of(const json_t *v, const char *key, const char *const *values, const char **out,
+                sb_derror_t *err)
+{
+    SB_TRY(sb__str_of(v, key, true, 1, 64, out, err));
     for (const char *const *v = values; *v; v++) {
         if (strcmp(*v, *out) == 0) {
             *out = *v; /* static storage: safe to keep */

@@ -41,6 +41,14 @@ int sb__opt_uuid(const json_t *cmd, const char *key, const char **out, sb_derror
 /* One of values (a NULL-terminated list). */
 int sb__need_enum(const json_t *cmd, const char *key, const char *const *values, const char **out,
                   sb_derror_t *err);
+/* The same checks on v, cmd[key] already looked up (NULL when absent), for a decider that reads a
+ * field more than once (a hot path looks each key up once): sb__str_of is sb__need_str when
+ * required, else sb__opt_str. */
+int sb__str_of(const json_t *v, const char *key, bool required, size_t min, size_t max, const char **out,
+               sb_derror_t *err);
+int sb__uuid_of(const json_t *v, const char *key, const char **out, sb_derror_t *err);
+int sb__enum_of(const json_t *v, const char *key, const char *const *values, const char **out,
+                sb_derror_t *err);
 /* Optional boolean, dflt when absent. */
 int sb__opt_bool(const json_t *cmd, const char *key, bool dflt, bool *out, sb_derror_t *err);
 /* An RFC 3339 time; returns microseconds. */
