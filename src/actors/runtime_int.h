@@ -180,7 +180,7 @@ void sb__runtime_maybe_free(sb__runtime_t *rt);
 /* An estimate of the heap bytes a JSON value holds (jansson's allocations, roughly). */
 size_t sb__json_size(const json_t *j);
 /* A command's metadata as the msgpack map the log stores (runtime_pgstore.c): appended to b.
- * SB_ECODEC when a value is not UTF-8. */
+ * SB_ECODEC when a value is not UTF-8, SB_ENOMEM when b cannot grow. */
 struct sb_buf_s;
 int sb__rt_pack_meta(struct sb_buf_s *b, const sb_rt_meta_t *m);
 

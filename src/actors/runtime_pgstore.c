@@ -204,6 +204,8 @@ static void pg_read_events(sb_rt_store_t *s, const char *stream, int64_t after_v
 
 /* ---- appending ----------------------------------------------------------------------------- */
 
+#define APPEND_BUF_START 1024
+
 typedef struct append_op_s {
     sb_append_t a;
     sb_task_t task; /* to fail asynchronously when the events cannot be encoded */
@@ -217,67 +219,57 @@ typedef struct append_op_s {
 /* The metadata map, with every key present (nil when unknown) so readers see one shape, written
  * straight into b: the bytes msgpack_pack_map, msgpack_pack_str and msgpack_pack_nil would write
  * (checked against them in tests/unit/test_runtime_parts.c), without a packer callback per piece
- * (eight strings on every command).  Returns SB_ECODEC, as the appender's own check of the map
- * would, when a value is not UTF-8 (the appender does not check it again: see encoded_checked). */
+ * (eight strings on every command).  SB_ENOMEM when b cannot grow; SB_ECODEC, as the appender's
+ * own check of the map would, when a value is not UTF-8 (the appender does not check it again: see
+ * encoded_checked). */
 int sb__rt_pack_meta(sb_buf_t *b, const sb_rt_meta_t *m)
 {
-    /* Each key with its fixstr header (0xa0 | length). */
-    static const struct {
-        const char *bytes;
-        size_t len;
-    } keys[5] = {
-        {"\xae"
-         "correlation_id",
-         15},
-        {"\xac"
-         "causation_id",
-         13},
-        {"\xa7"
-         "user_id",
-         8},
-        {"\xaa"
-         "request_id",
-         11},
-        {"\xa6"
-         "source",
-         7},
-    };
+    static const char *const keys[5] = {"correlation_id", "causation_id", "user_id", "request_id", "source"};
+    static const size_t key_lens[5] = {14, 12, 7, 10, 6}; /* each a fixstr: 0xa0 | length */
     const char *vals[5] = {m->correlation_id, m->causation_id, m->user_id, m->request_id, m->source};
-    sb_buf_putc(b, (char)0x85); /* fixmap of 5 */
+    size_t lens[5], total = 1;
     for (int i = 0; i < 5; i++) {
-        sb_buf_append(b, keys[i].bytes, keys[i].len);
+        lens[i] = vals[i] != NULL ? strlen(vals[i]) : 0;
+        if (vals[i] != NULL && !sb_utf8_is_valid(vals[i], lens[i]))
+            return SB_ECODEC;
+        total += 1 + key_lens[i] + 5 + lens[i]; /* 5: the longest header (str32), or nil */
+    }
+    /* One reservation, then plain stores: the map is about 150 bytes, and a buffer growing to it
+     * append by append reallocated three times. */
+    if (sb_buf_reserve(b, total) != 0)
+        return SB_ENOMEM;
+    unsigned char *o = (unsigned char *)b->data + b->len;
+    *o++ = 0x85; /* fixmap of 5 */
+    for (int i = 0; i < 5; i++) {
+        *o++ = (unsigned char)(0xa0 | key_lens[i]);
+        memcpy(o, keys[i], key_lens[i]);
+        o += key_lens[i];
+        size_t n = lens[i];
         if (vals[i] == NULL) {
-            sb_buf_putc(b, (char)0xc0); /* nil */
+            *o++ = 0xc0; /* nil */
             continue;
         }
-        size_t n = strlen(vals[i]);
-        if (!sb_utf8_is_valid(vals[i], n))
-            return SB_ECODEC;
-        unsigned char h[5];
-        size_t hn;
         if (n < 32) {
-            h[0] = (unsigned char)(0xa0 | n);
-            hn = 1;
+            *o++ = (unsigned char)(0xa0 | n);
         } else if (n < 256) {
-            h[0] = 0xd9;
-            h[1] = (unsigned char)n;
-            hn = 2;
+            *o++ = 0xd9;
+            *o++ = (unsigned char)n;
         } else if (n < 65536) {
-            h[0] = 0xda;
-            h[1] = (unsigned char)(n >> 8);
-            h[2] = (unsigned char)n;
-            hn = 3;
+            *o++ = 0xda;
+            *o++ = (unsigned char)(n >> 8);
+            *o++ = (unsigned char)n;
         } else {
-            h[0] = 0xdb;
-            h[1] = (unsigned char)(n >> 24);
-            h[2] = (unsigned char)(n >> 16);
-            h[3] = (unsigned char)(n >> 8);
-            h[4] = (unsigned char)n;
-            hn = 5;
+            *o++ = 0xdb;
+            *o++ = (unsigned char)(n >> 24);
+            *o++ = (unsigned char)(n >> 16);
+            *o++ = (unsigned char)(n >> 8);
+            *o++ = (unsigned char)n;
         }
-        sb_buf_append(b, h, hn);
-        sb_buf_append(b, vals[i], n);
+        memcpy(o, vals[i], n);
+        o += n;
     }
+    b->len = (size_t)((char *)o - b->data);
+    b->data[b->len] = '\0';
     return 0;
 }
 
@@ -316,7 +308,11 @@ static void pg_append(sb_rt_store_t *s, const sb_rt_append_req_t *req, sb_rt_app
     op->data = data;
     int n = req->nevents;
     size_t offs[SB_MAX_EVENTS_PER_COMMAND + 1];
-    int status = sb__rt_pack_meta(&op->buf, &req->meta);
+    /* Room for the metadata and a usual payload (an inbound message's: about 400 bytes) at once:
+     * an empty buffer grown by each append reallocated four times on every command. */
+    int status = sb_buf_reserve(&op->buf, APPEND_BUF_START);
+    if (status == 0)
+        status = sb__rt_pack_meta(&op->buf, &req->meta);
     size_t meta_len = op->buf.len;
     if (status == 0 && (n < 1 || n > SB_MAX_EVENTS_PER_COMMAND))
         status = SB_EINVAL;
