@@ -632,10 +632,9 @@ static bool is_pending(const char *status)
 
 /* Records that message id left pending, and forgets the oldest settled messages past the window.
  * idv, when not NULL, is id as a JSON string (the event's), shared rather than copied. */
-static void settle(json_t *state, const char *id, const json_t *idv)
+static void settle(json_t *state, json_t *messages, const char *id, const json_t *idv)
 {
     json_t *settled = json_object_get(state, "settled");
-    json_t *messages = json_object_get(state, "messages");
     json_array_append_new(settled, idv != NULL ? json_incref((json_t *)idv) : json_string(id));
     while (json_array_size(settled) > SB_CONTACT_SETTLED_WINDOW) {
         const char *old = json_string_value(json_array_get(settled, 0));
@@ -659,7 +658,7 @@ static void move(json_t *state, const char *id, const char *status, const json_t
     if (!is_pending(status))
         json_object_del(m, "content");
     if (was_pending && !is_pending(status))
-        settle(state, id, NULL);
+        settle(state, messages, id, NULL);
 }
 
 /* index[pid] counts pid's entries in the list: true for one, an integer from two.  Both return
@@ -727,7 +726,8 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
 {
     const json_t *d = ev->data;
     const char *t = ev->type;
-    const char *id = sb__str(d, "message_id");
+    const json_t *idv = json_object_get(d, "message_id");
+    const char *id = json_string_value(idv);
     json_t *messages = json_object_get(state, "messages");
 
     if (strcmp(t, "ContactDeleted") == 0) {
@@ -795,7 +795,7 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         /* id is a string of the event, UTF-8 already (the decider's or the codec's check): not
          * checked again on every inbound message. */
         json_object_set_new_nocheck(messages, id, entry);
-        settle(state, id, json_object_get(d, "message_id"));
+        settle(state, messages, id, idv);
         remember_provider_id(state, json_object_get(d, "provider_id"));
     }
     return true;
