@@ -22,7 +22,7 @@
 typedef struct {
     json_t *state;
     char id[SB_UUID_STRLEN + 1];
-    char phone[16];
+    char phone[24];
 } contact_t;
 
 /* Contacts are picked with random(), seeded by --seed: the same sequence for both builds of an A/B. */
