@@ -16,14 +16,21 @@ static size_t skip_space(const char *s, size_t n, size_t i)
     return i;
 }
 
-/* s[i] is a '"': the index just past the closing quote, or n when there is none. */
+/* s[i] is a '"': the index just past the closing quote, or n when there is none.  memchr finds
+ * each candidate quote (a payload is mostly strings: a loop a byte at a time cost the runner about
+ * 10 instructions a byte); one preceded by an odd run of backslashes is escaped. */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
+    for (i++; i < n;) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (q == NULL)
+            return n;
+        size_t at = (size_t)(q - s), b = at;
+        while (b > i && s[b - 1] == '\\')
+            b--;
+        if ((at - b) % 2 == 0)
+            return at + 1;
+        i = at + 1;
     }
     return n;
 }
