@@ -283,6 +283,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The next word of a directive's list (words separated by blanks or commas) from line[*i]: true
+ * with it at line[*start..*i), false at the end of the line. */
+static bool next_word(const char *line, size_t n, size_t *i, size_t *start)
+{
+    while (*i < n && (isspace((unsigned char)line[*i]) || line[*i] == ','))
+        (*i)++;
+    if (*i >= n)
+        return false;
+    *start = *i;
+    while (*i < n && !isspace((unsigned char)line[*i]) && line[*i] != ',')
+        (*i)++;
+    return true;
+}
+
 /* Is the comment text line[0..n) (after "--") a directive?  "@on" and "@batch" always are; another
  * "@word" is treated as a misspelt directive (an error) when event types follow it, and as a plain
  * comment ("-- @mentions are stored") otherwise. */
@@ -302,14 +316,7 @@ static bool is_directive(const char *line, size_t n)
         (i - w == 8 && memcmp(line + w, "deferred", 8) == 0))
         return true;
     int types = 0;
-    for (;;) {
-        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        size_t t = i;
-        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
-            i++;
+    for (size_t t; next_word(line, n, &i, &t);) {
         if (!type_is_valid(line + t, i - t))
             return false;
         types++;
@@ -317,15 +324,15 @@ static bool is_directive(const char *line, size_t n)
     return types > 0;
 }
 
-/* Is the comment text line[0..n) (after "--") a cost hint, "@cost N"?  It is no section: the line
- * stays in the SQL as a comment. */
-static bool is_cost(const char *line, size_t n)
+/* Is the comment text line[0..n) (after "--") the no-section directive word ("@cost N", "@payload
+ * key ...")?  The line stays in the SQL as a comment. */
+static bool is_word(const char *line, size_t n, const char *word)
 {
-    size_t i = 0;
+    size_t i = 0, w = strlen(word);
     while (i < n && (line[i] == ' ' || line[i] == '\t'))
         i++;
-    return n - i >= 5 && memcmp(line + i, "@cost", 5) == 0 &&
-           (n - i == 5 || isspace((unsigned char)line[i + 5]));
+    return n - i >= w && memcmp(line + i, word, w) == 0 &&
+           (n - i == w || isspace((unsigned char)line[i + w]));
 }
 
 /* Reads the number of a cost hint into d->cost; at most one per file. */
@@ -360,31 +367,39 @@ static int parse_cost(const char *line, size_t n, int lineno, sb_pj_def_t *d, bo
     return 0;
 }
 
-/* Is the comment text line[0..n) (after "--") a payload declaration, "@payload key ..."?  It is
- * no section either. */
-static bool is_payload(const char *line, size_t n)
+int sb_pj_sorted_find(char *const *items, int count, const char *s, size_t n, bool *found)
 {
-    size_t i = 0;
-    while (i < n && (line[i] == ' ' || line[i] == '\t'))
-        i++;
-    return n - i >= 8 && memcmp(line + i, "@payload", 8) == 0 &&
-           (n - i == 8 || isspace((unsigned char)line[i + 8]));
+    int lo = 0, hi = count;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        int c = strncmp(items[mid], s, n);
+        if (c == 0 && items[mid][n] == '\0') {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid; /* greater, or longer with s as its prefix */
+    }
+    *found = false;
+    return lo;
+}
+
+bool sb_pj_sorted_has(char *const *items, int count, const char *s, size_t n)
+{
+    bool found;
+    sb_pj_sorted_find(items, count, s, n, &found);
+    return found;
 }
 
 /* Adds a copy of s[0..n) to the sorted, distinct list *items (of *count). */
 static int add_sorted(char ***items, int *count, const char *s, size_t n)
 {
-    int lo = 0, hi = *count;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        int c = strncmp((*items)[mid], s, n);
-        if (c == 0 && (*items)[mid][n] == '\0')
-            return 0;
-        if (c < 0 || (c == 0 && (*items)[mid][n] == '\0'))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    bool found;
+    int at = sb_pj_sorted_find(*items, *count, s, n, &found);
+    if (found)
+        return 0;
     char **p = realloc(*items, (size_t)(*count + 1) * sizeof(*p));
     if (p == NULL)
         return SB_ENOMEM;
@@ -392,8 +407,8 @@ static int add_sorted(char ***items, int *count, const char *s, size_t n)
     char *copy = dup_range(s, n);
     if (copy == NULL)
         return SB_ENOMEM;
-    memmove(p + lo + 1, p + lo, (size_t)(*count - lo) * sizeof(*p));
-    p[lo] = copy;
+    memmove(p + at + 1, p + at, (size_t)(*count - at) * sizeof(*p));
+    p[at] = copy;
     (*count)++;
     return 0;
 }
@@ -414,14 +429,7 @@ static int parse_payload(const char *line, size_t n, int lineno, sb_pj_def_t *d,
     const char *at = memchr(line, '@', n);
     size_t i = (size_t)(at + 8 - line);
     int keys = 0;
-    for (;;) {
-        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        size_t k = i;
-        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
-            i++;
+    for (size_t k; next_word(line, n, &i, &k);) {
         if (!payload_key_is_valid(line + k, i - k)) {
             snprintf(err, errlen,
                      "line %d: @payload key '%.*s' is not a name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
@@ -443,22 +451,6 @@ static int parse_payload(const char *line, size_t n, int lineno, sb_pj_def_t *d,
         return SB_EINVAL;
     }
     return 0;
-}
-
-static bool payload_key_declared(const sb_pj_def_t *d, const char *s, size_t n)
-{
-    int lo = 0, hi = d->npayload_keys;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        int c = strncmp(d->payload_keys[mid], s, n);
-        if (c == 0 && d->payload_keys[mid][n] == '\0')
-            return true;
-        if (c < 0 || (c == 0 && d->payload_keys[mid][n] == '\0'))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
 }
 
 /* A file that declares its payload keys: finds the first key its SQL reads by name (`->'k'`,
@@ -515,7 +507,8 @@ static bool undeclared_key(const sb_pj_def_t *d, const char *s, char *key, size_
         while (e < n && s[e] != '\'')
             e++;
         bool quoted = e + 1 < n && s[e + 1] == '\''; /* a '' inside: no plain key */
-        if (!metadata && (quoted || !payload_key_declared(d, s + k + 1, e - k - 1))) {
+        if (!metadata &&
+            (quoted || !sb_pj_sorted_has(d->payload_keys, d->npayload_keys, s + k + 1, e - k - 1))) {
             snprintf(key, keylen, "%.*s", (int)(e - k - 1 > 60 ? 60 : e - k - 1), s + k + 1);
             return true;
         }
@@ -555,14 +548,7 @@ static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section
         }
         return 0;
     }
-    for (;;) {
-        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        size_t t = i;
-        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
-            i++;
+    for (size_t t; next_word(line, n, &i, &t);) {
         if (!type_is_valid(line + t, i - t)) {
             snprintf(err, errlen, "line %d: '%.*s' is not an event type (PascalCase, letters and digits)",
                      lineno, (int)(i - t), line + t);
@@ -668,10 +654,10 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
             size_t eol = at;
             while (eol < len && text[eol] != '\n')
                 eol++;
-            if (at_line_start && is_cost(text + at + 2, eol - at - 2) &&
+            if (at_line_start && is_word(text + at + 2, eol - at - 2, "@cost") &&
                 (rc = parse_cost(text + at + 2, eol - at - 2, lineno, d, &seen_cost, err, errlen)) != 0)
                 goto fail;
-            bool payload = at_line_start && is_payload(text + at + 2, eol - at - 2);
+            bool payload = at_line_start && is_word(text + at + 2, eol - at - 2, "@payload");
             if (payload && (rc = parse_payload(text + at + 2, eol - at - 2, lineno, d, err, errlen)) != 0)
                 goto fail;
             if (!payload && at_line_start && is_directive(text + at + 2, eol - at - 2)) {

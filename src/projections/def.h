@@ -123,6 +123,10 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
  * runner. */
 void sb__pj_assign_partitions(const char *const *names, const double *costs, int n, int partitions, int *out);
 
+/* Where s[0..n) is (*found) or would go in items, a list sorted by strcmp: its index. */
+int sb_pj_sorted_find(char *const *items, int count, const char *s, size_t n, bool *found);
+bool sb_pj_sorted_has(char *const *items, int count, const char *s, size_t n);
+
 /* Appends s as a double-quoted SQL identifier / a single-quoted SQL literal. */
 void sb_pj_quote_ident(sb_buf_t *out, const char *s);
 void sb_pj_quote_literal(sb_buf_t *out, const char *s);

@@ -161,20 +161,9 @@ static need_t lane_need(const pj_lane_t *l, const bool *called, const char *type
 static bool need_keeps(const char *key, size_t n, void *data)
 {
     const need_t *nd = data;
-    for (int i = 0; i < nd->nm; i++) {
-        const pj_member_t *m = nd->m[i];
-        int lo = 0, hi = m->npayload_keys;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            int c = strncmp(m->payload_keys[mid], key, n);
-            if (c == 0 && m->payload_keys[mid][n] == '\0')
-                return true;
-            if (c < 0 || (c == 0 && m->payload_keys[mid][n] == '\0'))
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-    }
+    for (int i = 0; i < nd->nm; i++)
+        if (sb_pj_sorted_has(nd->m[i]->payload_keys, nd->m[i]->npayload_keys, key, n))
+            return true;
     return false;
 }
 
