@@ -26,7 +26,10 @@ CREATE TABLE conversations (
 -- @batch MessageReceived MessageQueued
 -- Each contact's last message and its counts in one pass: one sort, windows over each contact's
 -- events, the last row kept (a join of two aggregates over the batch was planned as a nested loop
--- whenever the planner guessed a handful of rows, which it does for a live batch).
+-- whenever the planner guessed a handful of rows, which it does for a live batch).  OFFSET 0 keeps
+-- the inner query a query of its own, so each event's time is parsed once: pulled up into the
+-- windows, `at` was parsed twice (for max(at) and for the row): 83,600 -> 78,500 instructions per
+-- inbound message (callgrind, batches of 150).
 INSERT INTO conversations AS c (contact_id, workspace_id, last_message_id, last_message_at, last_direction,
                                 channel, last_preview, last_inbound_at, unread, messages)
 SELECT DISTINCT ON (contact_id) contact_id, workspace, message_id, at, direction, channel, preview,
@@ -39,7 +42,7 @@ SELECT DISTINCT ON (contact_id) contact_id, workspace, message_id, at, direction
                CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
                left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
           FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
-         WHERE type IN ('MessageReceived', 'MessageQueued')) AS e
+         WHERE type IN ('MessageReceived', 'MessageQueued') OFFSET 0) AS e
 WINDOW w AS (PARTITION BY contact_id ORDER BY position DESC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
  ORDER BY contact_id, position DESC
 ON CONFLICT (contact_id) DO UPDATE

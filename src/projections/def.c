@@ -243,6 +243,12 @@ void sb_pj_def_free(sb_pj_def_t *d)
     for (int k = 0; k < d->ntypes; k++)
         free(d->types[k]);
     free(d->types);
+    for (int k = 0; k < d->npayload_types; k++)
+        free(d->payload_types[k]);
+    free(d->payload_types);
+    for (int k = 0; k < d->npayload_keys; k++)
+        free(d->payload_keys[k]);
+    free(d->payload_keys);
     free(d->setup);
     free(d->deferred);
     free(d->name);
@@ -277,6 +283,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The next word of a directive's list (words separated by blanks or commas) from line[*i]: true
+ * with it at line[*start..*i), false at the end of the line. */
+static bool next_word(const char *line, size_t n, size_t *i, size_t *start)
+{
+    while (*i < n && (isspace((unsigned char)line[*i]) || line[*i] == ','))
+        (*i)++;
+    if (*i >= n)
+        return false;
+    *start = *i;
+    while (*i < n && !isspace((unsigned char)line[*i]) && line[*i] != ',')
+        (*i)++;
+    return true;
+}
+
 /* Is the comment text line[0..n) (after "--") a directive?  "@on" and "@batch" always are; another
  * "@word" is treated as a misspelt directive (an error) when event types follow it, and as a plain
  * comment ("-- @mentions are stored") otherwise. */
@@ -296,14 +316,7 @@ static bool is_directive(const char *line, size_t n)
         (i - w == 8 && memcmp(line + w, "deferred", 8) == 0))
         return true;
     int types = 0;
-    for (;;) {
-        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        size_t t = i;
-        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
-            i++;
+    for (size_t t; next_word(line, n, &i, &t);) {
         if (!type_is_valid(line + t, i - t))
             return false;
         types++;
@@ -311,15 +324,15 @@ static bool is_directive(const char *line, size_t n)
     return types > 0;
 }
 
-/* Is the comment text line[0..n) (after "--") a cost hint, "@cost N"?  It is no section: the line
- * stays in the SQL as a comment. */
-static bool is_cost(const char *line, size_t n)
+/* Is the comment text line[0..n) (after "--") the no-section directive word ("@cost N", "@payload
+ * key ...")?  The line stays in the SQL as a comment. */
+static bool is_word(const char *line, size_t n, const char *word)
 {
-    size_t i = 0;
+    size_t i = 0, w = strlen(word);
     while (i < n && (line[i] == ' ' || line[i] == '\t'))
         i++;
-    return n - i >= 5 && memcmp(line + i, "@cost", 5) == 0 &&
-           (n - i == 5 || isspace((unsigned char)line[i + 5]));
+    return n - i >= w && memcmp(line + i, word, w) == 0 &&
+           (n - i == w || isspace((unsigned char)line[i + w]));
 }
 
 /* Reads the number of a cost hint into d->cost; at most one per file. */
@@ -354,6 +367,155 @@ static int parse_cost(const char *line, size_t n, int lineno, sb_pj_def_t *d, bo
     return 0;
 }
 
+int sb_pj_sorted_find(char *const *items, int count, const char *s, size_t n, bool *found)
+{
+    int lo = 0, hi = count;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        int c = strncmp(items[mid], s, n);
+        if (c == 0 && items[mid][n] == '\0') {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid; /* greater, or longer with s as its prefix */
+    }
+    *found = false;
+    return lo;
+}
+
+bool sb_pj_sorted_has(char *const *items, int count, const char *s, size_t n)
+{
+    bool found;
+    sb_pj_sorted_find(items, count, s, n, &found);
+    return found;
+}
+
+/* Adds a copy of s[0..n) to the sorted, distinct list *items (of *count). */
+static int add_sorted(char ***items, int *count, const char *s, size_t n)
+{
+    bool found;
+    int at = sb_pj_sorted_find(*items, *count, s, n, &found);
+    if (found)
+        return 0;
+    char **p = realloc(*items, (size_t)(*count + 1) * sizeof(*p));
+    if (p == NULL)
+        return SB_ENOMEM;
+    *items = p;
+    char *copy = dup_range(s, n);
+    if (copy == NULL)
+        return SB_ENOMEM;
+    memmove(p + at + 1, p + at, (size_t)(*count - at) * sizeof(*p));
+    p[at] = copy;
+    (*count)++;
+    return 0;
+}
+
+static bool payload_key_is_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > SB_PJ_PAYLOAD_KEY_MAX || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Reads the keys of a payload declaration into d->payload_keys. */
+static int parse_payload(const char *line, size_t n, int lineno, sb_pj_def_t *d, char *err, size_t errlen)
+{
+    const char *at = memchr(line, '@', n);
+    size_t i = (size_t)(at + 8 - line);
+    int keys = 0;
+    for (size_t k; next_word(line, n, &i, &k);) {
+        if (!payload_key_is_valid(line + k, i - k)) {
+            snprintf(err, errlen,
+                     "line %d: @payload key '%.*s' is not a name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                     lineno, (int)(i - k), line + k, SB_PJ_PAYLOAD_KEY_MAX);
+            return SB_EINVAL;
+        }
+        if (d->npayload_keys >= SB_PJ_MAX_PAYLOAD_KEYS) {
+            snprintf(err, errlen, "line %d: more than %d @payload keys", lineno, SB_PJ_MAX_PAYLOAD_KEYS);
+            return SB_EINVAL;
+        }
+        int rc = add_sorted(&d->payload_keys, &d->npayload_keys, line + k, i - k);
+        if (rc != 0)
+            return rc;
+        keys++;
+    }
+    if (keys == 0) {
+        snprintf(err, errlen, "line %d: @payload lists the payload keys the file reads (at least one)",
+                 lineno);
+        return SB_EINVAL;
+    }
+    return 0;
+}
+
+/* A file that declares its payload keys: finds the first key its SQL reads by name (`->'k'`,
+ * `->>'k'`, `? 'k'`, not after `$8`, the metadata) that the declaration leaves out, into key.
+ * Comments and strings are skipped, but not dollar-quoted text, which holds helper functions'
+ * bodies.  A safety net for the usual ways of reading a key, not a proof: a file that reads its
+ * payloads whole must not declare keys (docs/projections.md). */
+static bool undeclared_key(const sb_pj_def_t *d, const char *s, char *key, size_t keylen)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+            while (i < n && s[i] != '\n')
+                i++;
+            continue;
+        }
+        if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+            int depth = 1;
+            for (i += 2; i < n && depth > 0; i++) {
+                if (s[i] == '*' && i + 1 < n && s[i + 1] == '/')
+                    depth--, i++;
+                else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*')
+                    depth++, i++;
+            }
+            i--;
+            continue;
+        }
+        if (c == '\'' || c == '"') {
+            for (i++; i < n && !(s[i] == c && !(i + 1 < n && s[i + 1] == c)); i++)
+                if (s[i] == c)
+                    i++; /* a doubled quote */
+            continue;
+        }
+        size_t op = 0;
+        if (c == '-' && i + 1 < n && s[i + 1] == '>')
+            op = i + 2 < n && s[i + 2] == '>' ? 3 : 2;
+        else if (c == '?')
+            op = 1;
+        if (op == 0)
+            continue;
+        size_t b = i;
+        while (b > 0 && isspace((unsigned char)s[b - 1]))
+            b--;
+        bool metadata =
+            b >= 2 && s[b - 2] == '$' && s[b - 1] == '8' && (b < 3 || !isdigit((unsigned char)s[b - 3]));
+        size_t k = i + op;
+        while (k < n && isspace((unsigned char)s[k]))
+            k++;
+        i = k - 1;
+        if (k >= n || s[k] != '\'')
+            continue;
+        size_t e = k + 1;
+        while (e < n && s[e] != '\'')
+            e++;
+        bool quoted = e + 1 < n && s[e + 1] == '\''; /* a '' inside: no plain key */
+        if (!metadata &&
+            (quoted || !sb_pj_sorted_has(d->payload_keys, d->npayload_keys, s + k + 1, e - k - 1))) {
+            snprintf(key, keylen, "%.*s", (int)(e - k - 1 > 60 ? 60 : e - k - 1), s + k + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parses the directive whose text (after "--") is line[0..n): fills sec's kind and types. */
 static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section_t *sec, char *err,
                            size_t errlen)
@@ -386,14 +548,7 @@ static int parse_directive(const char *line, size_t n, int lineno, sb_pj_section
         }
         return 0;
     }
-    for (;;) {
-        while (i < n && (isspace((unsigned char)line[i]) || line[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        size_t t = i;
-        while (i < n && !isspace((unsigned char)line[i]) && line[i] != ',')
-            i++;
+    for (size_t t; next_word(line, n, &i, &t);) {
         if (!type_is_valid(line + t, i - t)) {
             snprintf(err, errlen, "line %d: '%.*s' is not an event type (PascalCase, letters and digits)",
                      lineno, (int)(i - t), line + t);
@@ -499,10 +654,13 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
             size_t eol = at;
             while (eol < len && text[eol] != '\n')
                 eol++;
-            if (at_line_start && is_cost(text + at + 2, eol - at - 2) &&
+            if (at_line_start && is_word(text + at + 2, eol - at - 2, "@cost") &&
                 (rc = parse_cost(text + at + 2, eol - at - 2, lineno, d, &seen_cost, err, errlen)) != 0)
                 goto fail;
-            if (at_line_start && is_directive(text + at + 2, eol - at - 2)) {
+            bool payload = at_line_start && is_word(text + at + 2, eol - at - 2, "@payload");
+            if (payload && (rc = parse_payload(text + at + 2, eol - at - 2, lineno, d, err, errlen)) != 0)
+                goto fail;
+            if (!payload && at_line_start && is_directive(text + at + 2, eol - at - 2)) {
                 /* A directive right after another of the same kind continues its list of types. */
                 bool blank = true;
                 for (size_t j = body; j < line_start && blank; j++)
@@ -640,8 +798,38 @@ int sb_pj_parse(const char *name, const char *text, size_t len, sb_pj_def_t **ou
         }
         if (d->sections[i].kind != SB_PJ_DEFERRED && mentions_param(d->sections[i].sql, '8'))
             d->uses_metadata = true;
+        if (d->sections[i].kind != SB_PJ_DEFERRED && mentions_param(d->sections[i].sql, '7'))
+            for (int k = 0; k < d->sections[i].ntypes; k++) {
+                const char *t = d->sections[i].types[k];
+                if ((rc = add_sorted(&d->payload_types, &d->npayload_types, t, strlen(t))) != 0)
+                    goto fail;
+            }
     }
     qsort(d->types, (size_t)d->ntypes, sizeof(*d->types), cmp_str);
+    if (d->payload_keys != NULL) {
+        char key[64];
+        const char *where = NULL;
+        int line = 0;
+        if (undeclared_key(d, d->setup, key, sizeof(key)))
+            where = "the set-up";
+        for (int i = 0; i < d->nsections && where == NULL; i++)
+            if (d->sections[i].kind != SB_PJ_DEFERRED &&
+                undeclared_key(d, d->sections[i].sql, key, sizeof(key))) {
+                where = d->sections[i].kind == SB_PJ_ON ? "the @on section at line"
+                                                        : "the @batch section at line";
+                line = d->sections[i].line;
+            }
+        if (where != NULL) {
+            if (line > 0)
+                snprintf(err, errlen, "%s %d reads payload key '%s', which no -- @payload line lists", where,
+                         line, key);
+            else
+                snprintf(err, errlen, "%s reads payload key '%s', which no -- @payload line lists", where,
+                         key);
+            rc = SB_EINVAL;
+            goto fail;
+        }
+    }
     *out = d;
     return 0;
 fail:

@@ -12,6 +12,9 @@
  *                            reads use, far cheaper built once than maintained row by row
  *   -- @cost N               (once, anywhere; no section) the projection's relative cost: the
  *                            runner spreads projections over its partitions by it
+ *   -- @payload key ...      (anywhere, may repeat; no section) the only top-level payload keys
+ *                            the file's SQL reads: the runner may hand its sections payloads
+ *                            holding just those (and the lint below checks ->'k', ->>'k', ? 'k')
  *
  * Batch sections written before the first @on section run before the per-event pass, the others
  * after it.  Any other "-- @word" directive is an error, so a typo never silently drops a handler.
@@ -74,7 +77,18 @@ typedef struct sb_pj_def_s {
     int ntypes;
     bool uses_metadata; /* some section mentions $8: the runner converts metadata only then */
     double cost;        /* -- @cost N, or SB_PJ_DEFAULT_COST */
+    /* The types some section that mentions $7 takes (sorted, distinct): a section is handed the
+     * payloads of its own types' events only, so the others' may be left out (NULL) for it. */
+    char **payload_types;
+    int npayload_types;
+    /* -- @payload: the top-level keys its SQL reads (sorted, distinct), when declared (payload_keys
+     * NULL: every key, the payloads as they are). */
+    char **payload_keys;
+    int npayload_keys;
 } sb_pj_def_t;
+
+#define SB_PJ_MAX_PAYLOAD_KEYS 256
+#define SB_PJ_PAYLOAD_KEY_MAX 63 /* bytes of a declared key: [A-Za-z_][A-Za-z0-9_]* */
 
 /* True when name can name a projection: [a-z][a-z0-9_]*, at most SB_PJ_NAME_MAX bytes, no "__"
  * (the runner's own suffixes use it), not ending in "_", and not a schema PostgreSQL reserves
@@ -108,6 +122,10 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
  * so far (ties: the lowest), so the same set gives the same answer in any order.  For the
  * runner. */
 void sb__pj_assign_partitions(const char *const *names, const double *costs, int n, int partitions, int *out);
+
+/* Where s[0..n) is (*found) or would go in items, a list sorted by strcmp: its index. */
+int sb_pj_sorted_find(char *const *items, int count, const char *s, size_t n, bool *found);
+bool sb_pj_sorted_has(char *const *items, int count, const char *s, size_t n);
 
 /* Appends s as a double-quoted SQL identifier / a single-quoted SQL literal. */
 void sb_pj_quote_ident(sb_buf_t *out, const char *s);

@@ -37,6 +37,14 @@ typedef struct pj_member_s {
     char **types;
     int ntypes;
     bool uses_metadata;
+    /* What its sections read of the payloads (sb_pj_def_t's payload_types and payload_keys), known
+     * only when the runner had the file of the version installed (the same hash): until then the
+     * lane sends it every payload whole. */
+    bool payload_known;
+    char **payload_types;
+    int npayload_types;
+    char **payload_keys; /* NULL: every key */
+    int npayload_keys;
     int partition;
     /* set while its handlers fail */
     char *error;
@@ -64,6 +72,10 @@ typedef struct pj_batch_s {
     char types[SB_PJ_BATCH_TYPES][SB_PJ_BATCH_TYPE_MAX + 1];
     int ntypes;
     bool types_all;
+    /* each event's type, as its index in types (unused once types_all): a lane that needs only
+     * some of the payloads, or some of their keys, cuts them down by it */
+    uint8_t *tix;
+    int tix_cap;
     int64_t last_position;
     int64_t last_recorded_us;
     /* once sealed (handed to the lanes): its place in the unit's sequence, the position it takes
@@ -113,6 +125,8 @@ typedef struct pj_lane_s {
     int apply_lengths[9];
     int apply_formats[9];
     char *p_calls;
+    /* the payloads cut down for its members (payload.c), when they need less than all of them */
+    sb_pg_array_t payloads;
     /* running what its members' files deferred (projection_run_deferred) */
     sb_pg_req_t dreq;
     char *d_schemas;
@@ -172,6 +186,15 @@ struct pj_unit_s {
     int pending_closes;
     pj_unit_t *next;
 };
+
+/* payload.c: appends to out the JSON object json[0..len) with only the top-level members whose key
+ * (as written, without its quotes) keep accepts, in their order.  For the runner's own JSON
+ * (sb_codec_to_json_sorted).  False, with out as it was, when json is not an object it can walk:
+ * the caller then sends it whole. */
+bool sb__pj_json_keep(const char *json, size_t len, bool (*keep)(const char *key, size_t n, void *data),
+                      void *data, sb_buf_t *out);
+/* runner.c: gives m what d (its installed version's file) says of the payloads. */
+void sb__pj_member_set_payload(pj_member_t *m, const sb_pj_def_t *d);
 
 /* unit.c */
 pj_unit_t *sb__pj_unit_new(pj_runner_t *r, bool build, int64_t position);

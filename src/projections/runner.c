@@ -217,8 +217,28 @@ static pj_member_t *member_new(pj_runner_t *r, const char *name, bool build, cha
     return m;
 }
 
+static void free_strings(char **items, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+void sb__pj_member_set_payload(pj_member_t *m, const sb_pj_def_t *d)
+{
+    free_strings(m->payload_types, m->npayload_types);
+    free_strings(m->payload_keys, m->npayload_keys);
+    m->payload_types = copy_types(d->payload_types, d->npayload_types);
+    m->npayload_types = d->npayload_types;
+    m->payload_keys = d->payload_keys != NULL ? copy_types(d->payload_keys, d->npayload_keys) : NULL;
+    m->npayload_keys = d->npayload_keys;
+    m->payload_known = true;
+}
+
 static void member_free(pj_member_t *m)
 {
+    free_strings(m->payload_types, m->npayload_types);
+    free_strings(m->payload_keys, m->npayload_keys);
     for (int i = 0; i < m->ntypes; i++)
         free(m->types[i]);
     free(m->types);
@@ -535,8 +555,12 @@ static void act(pj_runner_t *r, bool defs_fresh)
         if (lm == NULL) {
             int n;
             char **types = split_types(row->types, &n);
-            member_new(r, row->name, false, types, n, row->uses_metadata, row->position, row->applied_us);
+            lm =
+                member_new(r, row->name, false, types, n, row->uses_metadata, row->position, row->applied_us);
         }
+        /* Only the file the live tables were built from says what their functions read. */
+        if (!lm->payload_known && def != NULL && strcmp(def->hash, row->hash) == 0)
+            sb__pj_member_set_payload(lm, def);
         bool want_build = def != NULL && (row->requested || (r->full && strcmp(def->hash, row->hash) != 0));
         bool same = row->has_build && def != NULL && strcmp(row->build_hash, def->hash) == 0;
         if (want_build && !row->requested && same && (row->build_running || row->build_failed)) {
@@ -570,7 +594,9 @@ static void act(pj_runner_t *r, bool defs_fresh)
             }
             int n;
             char **types = split_types(row->build_types, &n);
-            member_new(r, row->name, true, types, n, row->build_uses_metadata, row->build_position, 0);
+            bm = member_new(r, row->name, true, types, n, row->build_uses_metadata, row->build_position, 0);
+            if (def != NULL && strcmp(def->hash, row->build_hash) == 0)
+                sb__pj_member_set_payload(bm, def);
         }
     }
     if (defs_fresh) {
@@ -605,8 +631,9 @@ static void on_op(sb_pg_req_t *req, int status)
     if (o->kind == OP_INSTALL) {
         if (status == 0 && strcmp(PQgetvalue(req->results[0], 0, 0), "installed") == 0) {
             const sb_pj_def_t *d = o->def;
-            member_new(r, d->name, o->build, copy_types(d->types, d->ntypes), d->ntypes, d->uses_metadata, 0,
-                       0);
+            pj_member_t *m = member_new(r, d->name, o->build, copy_types(d->types, d->ntypes), d->ntypes,
+                                        d->uses_metadata, 0, 0);
+            sb__pj_member_set_payload(m, d);
             if (o->build)
                 sb_log_info("projections", "%s: rebuilding from position 0 into %s__build", d->name, d->name);
             else

@@ -79,18 +79,30 @@ static void add_jsonb(sb_pg_array_t *a, const char *mp, size_t len, int64_t posi
     a->count++;
 }
 
-/* Remembers type among the batch's distinct types (nearly always the first compared). */
+/* Remembers type among the batch's distinct types (nearly always the first compared), and which of
+ * them the event has. */
 static void batch_note_type(pj_batch_t *b, const char *type)
 {
     if (b->types_all)
         return;
+    if (b->n >= b->tix_cap) {
+        int cap = b->tix_cap > 0 ? b->tix_cap * 2 : 256;
+        uint8_t *p = realloc(b->tix, (size_t)cap);
+        if (p == NULL)
+            abort(); /* a byte an event */
+        b->tix = p;
+        b->tix_cap = cap;
+    }
     for (int i = b->ntypes - 1; i >= 0; i--)
-        if (strcmp(b->types[i], type) == 0)
+        if (strcmp(b->types[i], type) == 0) {
+            b->tix[b->n] = (uint8_t)i;
             return;
+        }
     if (b->ntypes == SB_PJ_BATCH_TYPES || strlen(type) > SB_PJ_BATCH_TYPE_MAX) {
         b->types_all = true;
         return;
     }
+    b->tix[b->n] = (uint8_t)b->ntypes;
     snprintf(b->types[b->ntypes++], sizeof(b->types[0]), "%s", type);
 }
 
@@ -104,6 +116,111 @@ static bool batch_wants(const pj_batch_t *b, const pj_member_t *m)
             if (strcmp(b->types[i], m->types[k]) == 0)
                 return true;
     return false;
+}
+
+static bool has_string(char *const *items, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(items[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* What a lane's session needs of the payloads of one type's events: none of them (no called member
+ * reads them), every key, or the keys some members declared. */
+enum { NEED_NONE, NEED_KEYS, NEED_ALL };
+#define NEED_MEMBERS 16
+/* A lane with more members sends every payload whole. */
+#define SB_PJ_MAX_LANE_MEMBERS 64
+typedef struct {
+    int need;
+    int nm;
+    const pj_member_t *m[NEED_MEMBERS];
+} need_t;
+
+static need_t lane_need(const pj_lane_t *l, const bool *called, const char *type)
+{
+    need_t nd = {.need = NEED_NONE};
+    for (int i = 0; i < l->nmembers; i++) {
+        const pj_member_t *m = l->members[i];
+        if (!called[i] || !has_string(m->types, m->ntypes, type))
+            continue;
+        if (!m->payload_known)
+            return (need_t){.need = NEED_ALL};
+        /* A section is handed only its own types' payloads: none of m's reads this type's. */
+        if (!has_string(m->payload_types, m->npayload_types, type))
+            continue;
+        if (m->payload_keys == NULL || nd.nm == NEED_MEMBERS)
+            return (need_t){.need = NEED_ALL};
+        nd.need = NEED_KEYS;
+        nd.m[nd.nm++] = m;
+    }
+    return nd;
+}
+
+static bool need_keeps(const char *key, size_t n, void *data)
+{
+    const need_t *nd = data;
+    for (int i = 0; i < nd->nm; i++)
+        if (sb_pj_sorted_has(nd->m[i]->payload_keys, nd->m[i]->npayload_keys, key, n))
+            return true;
+    return false;
+}
+
+static uint32_t get32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return ntohl(v);
+}
+
+/* The payloads array for lane l and batch b: b's own when the members l calls (called) need all of
+ * every payload, else a copy in l->payloads with, for each event, its payload whole, cut down to
+ * the keys its type's readers declared, or NULL when no called member reads its type's payloads.
+ * Cutting costs the runner a walk over the JSON; it saves the lane's session parsing the rest. */
+static void lane_payloads(pj_lane_t *l, const pj_batch_t *b, const bool *called, const char **value,
+                          int *length)
+{
+    *value = b->values[6];
+    *length = b->lengths[6];
+    if (b->types_all || b->n == 0)
+        return;
+    need_t needs[SB_PJ_BATCH_TYPES];
+    bool all = true;
+    for (int t = 0; t < b->ntypes; t++) {
+        needs[t] = lane_need(l, called, b->types[t]);
+        all &= needs[t].need == NEED_ALL;
+    }
+    if (all)
+        return;
+    sb_pg_array_t *a = &l->payloads;
+    sb_pg_array_begin(a, SB_OID_JSONB);
+    const char *p = b->values[6] + 20; /* past the header of a one-dimensional array */
+    for (int i = 0; i < b->n; i++) {
+        int32_t len = (int32_t)get32(p);
+        const char *elem = p + 4;
+        p += 4 + (len > 0 ? len : 0);
+        const need_t *nd = &needs[b->tix[i]];
+        if (len < 0 || nd->need == NEED_NONE) {
+            sb_pg_array_add(a, NULL, -1);
+            continue;
+        }
+        if (nd->need == NEED_ALL || len < 1) {
+            sb_pg_array_add(a, elem, len);
+            continue;
+        }
+        /* A binary jsonb: version byte 1, then the text. */
+        size_t at = a->buf.len;
+        sb_buf_append(&a->buf, "\0\0\0\0\1", 5);
+        if (!sb__pj_json_keep(elem + 1, (size_t)len - 1, need_keeps, (void *)nd, &a->buf)) {
+            a->buf.len = at;
+            sb_pg_array_add(a, elem, len);
+            continue;
+        }
+        put32(a->buf.data + at, (uint32_t)(a->buf.len - at - 4));
+        a->count++;
+    }
+    sb_pg_array_finish(a, value, length);
 }
 
 static void batch_add(pj_batch_t *b, const sb_event_t *e, bool metadata)
@@ -415,12 +532,19 @@ static void submit_lane(pj_lane_t *l, pj_batch_t *b)
         }
         sb_buf_t calls = SB_BUF_INIT;
         sb_buf_putc(&calls, '{');
+        bool called[SB_PJ_MAX_LANE_MEMBERS];
+        bool fits = l->nmembers <= SB_PJ_MAX_LANE_MEMBERS;
         for (int i = 0; i < l->nmembers; i++) {
+            bool c = batch_wants(b, l->members[i]);
+            if (fits)
+                called[i] = c;
             if (i > 0)
                 sb_buf_putc(&calls, ',');
-            sb_buf_putc(&calls, batch_wants(b, l->members[i]) ? 't' : 'f');
+            sb_buf_putc(&calls, c ? 't' : 'f');
         }
         sb_buf_putc(&calls, '}');
+        if (fits)
+            lane_payloads(l, b, called, &l->apply_values[6], &l->apply_lengths[6]);
         free(l->p_calls);
         l->p_calls = sb_buf_steal(&calls);
         l->apply_values[8] = l->p_calls;
@@ -760,6 +884,7 @@ void sb__pj_unit_promote(pj_unit_t *u)
 
 static void free_lane(pj_lane_t *l)
 {
+    sb_pg_array_free(&l->payloads);
     free(l->p_calls);
     free(l->members);
     free(l->d_schemas);
@@ -774,9 +899,11 @@ static void on_part_closed(void *data)
     pj_unit_t *u = data;
     if (--u->pending_closes > 0)
         return;
-    for (int i = 0; i < SB_PJ_BATCHES; i++)
+    for (int i = 0; i < SB_PJ_BATCHES; i++) {
         for (int k = 0; k < 8; k++)
             sb_pg_array_free(&u->bufs[i].a[k]);
+        free(u->bufs[i].tix);
+    }
     for (int i = 0; i < u->nlanes; i++)
         free_lane(u->lanes[i]);
     free_types(u);

@@ -10,7 +10,8 @@
  *     stays just before the event it fails on, each event applied exactly once.
  * And a lane calls a projection's __apply only for a batch holding one of its types: with two
  * projections in one lane, one taking Tick and one Boom, the Boom one is called once, for the one
- * batch that holds a Boom (pg_stat_user_functions, with track_functions on). */
+ * batch that holds a Boom (pg_stat_user_functions, with track_functions on).  And it sends each
+ * payload only as far as the projections it calls read it (test_payloads). */
 #include "test_projections_support.h"
 
 #include <sys/stat.h>
@@ -180,10 +181,82 @@ static void test_calls(void)
     pjt_db_close(c, ci, d);
 }
 
+/* A lane sends each payload only as far as the projections it calls read it: `keys` declares the
+ * one key it reads (-- @payload a) and records every payload its sections see; `counts` takes the
+ * same types but never mentions $7.  So in their lane a Pay event's payload is cut down to its
+ * "a", and an Other event's (which `keys` does not take) is NULL.  With `whole` added to the lane
+ * (it reads Pay payloads and declares nothing) the payloads go whole. */
+static const char keys_sql[] = "-- @payload a\n"
+                               "CREATE TABLE seen (type text, payload text);\n"
+                               "-- @batch Pay\n"
+                               "INSERT INTO seen SELECT type, payload::text\n"
+                               "  FROM (SELECT unnest($3) AS type, unnest($7) AS payload) AS e;\n";
+
+static const char counts_sql[] = "CREATE TABLE seen (n bigint NOT NULL);\n"
+                                 "INSERT INTO seen VALUES (0);\n"
+                                 "-- @batch Pay Other\n"
+                                 "UPDATE seen SET n = n + cardinality($3);\n";
+
+static const char whole_sql[] =
+    "CREATE TABLE seen (payload text);\n"
+    "-- @batch Pay\n"
+    "INSERT INTO seen SELECT payload FROM (SELECT unnest($3) AS type, unnest($7)::text "
+    "AS payload) AS e WHERE type = 'Pay';\n";
+
+static void payloads_run(bool with_whole)
+{
+    char tmpl[] = "/tmp/sb_lanes_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!CHECK(d != NULL))
+        return;
+    pjt_write_file(d, "keys", keys_sql);
+    pjt_write_file(d, "counts", counts_sql);
+    if (with_whole)
+        pjt_write_file(d, "whole", whole_sql);
+    char *ci;
+    PGconn *c = pjt_db_open(with_whole ? "pj_payloads_whole" : "pj_payloads", d, &ci);
+    if (c == NULL)
+        return;
+    sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 1, .max_batch = MAX_BATCH};
+    pjt_runner_t *r = pjt_start_with(&o, 1);
+    /* {"a": 1, "b": "x"} and {"b": "y"} in msgpack, in one transaction: one batch, both types. */
+    CHECK(pjt_exec(c, "INSERT INTO events (stream, version, type, payload, metadata) VALUES "
+                      "('p-1', 1, 'Pay', '\\x82a16101a162a178'::bytea, '\\x80'::bytea), "
+                      "('p-2', 1, 'Other', '\\x81a162a179'::bytea, '\\x80'::bytea), "
+                      "('p-3', 1, 'Pay', '\\x81a162a17a'::bytea, '\\x80'::bytea); "
+                      "SELECT pg_notify('sb_events', '')"));
+    CHECK(pjt_wait_caught_up(c, 30));
+    pjt_stop(r);
+    CHECK_EQ_INT(pjt_num(c, "SELECT n FROM counts.seen"), 3);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen"), 3);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Other' AND payload IS NULL"), 1);
+    if (!with_whole) {
+        CHECK_EQ_INT(
+            pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Pay' AND payload = '{\"a\": 1}'"), 1);
+        CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Pay' AND payload = '{}'"), 1);
+    } else {
+        CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Pay' AND payload = "
+                                "'{\"a\": 1, \"b\": \"x\"}'"),
+                     1);
+        CHECK_EQ_INT(
+            pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Pay' AND payload = '{\"b\": \"z\"}'"),
+            1);
+        CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM whole.seen WHERE payload = '{\"b\": \"z\"}'"), 1);
+    }
+    pjt_db_close(c, ci, d);
+}
+
+static void test_payloads(void)
+{
+    payloads_run(false);
+    payloads_run(true);
+}
+
 int main(void)
 {
     sb_log_set_level(SB_LOG_WARN);
     SBTEST_RUN(test_lanes);
     SBTEST_RUN(test_calls);
+    SBTEST_RUN(test_payloads);
     return sbtest_summary();
 }

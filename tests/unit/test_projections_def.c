@@ -367,6 +367,87 @@ static void test_cost(void)
     sb_pj_def_free(d);
 }
 
+static void test_payload(void)
+{
+    char err[256];
+    /* Without a declaration: every key.  The types whose payloads its sections read are those of
+     * the sections that mention $7 (not B's, whose section reads the stream only). */
+    sb_pj_def_t *d =
+        parse("x",
+              "CREATE TABLE t (s text);\n-- @batch A C\nINSERT INTO t SELECT unnest($7)->>'k';\n"
+              "-- @on B\nINSERT INTO t VALUES ($2);\n-- @on C D\nINSERT INTO t VALUES ($7->>'j');\n",
+              err, sizeof(err));
+    if (CHECK(d != NULL)) {
+        CHECK(d->payload_keys == NULL);
+        CHECK_EQ_INT(d->npayload_keys, 0);
+        if (CHECK_EQ_INT(d->npayload_types, 3)) {
+            CHECK_EQ_STR(d->payload_types[0], "A");
+            CHECK_EQ_STR(d->payload_types[1], "C");
+            CHECK_EQ_STR(d->payload_types[2], "D");
+        }
+    } else {
+        fprintf(stderr, "  %s\n", err);
+    }
+    sb_pj_def_free(d);
+    /* Declared on several lines, anywhere, sorted and distinct; the lines stay comments and start
+     * no section; keys of the metadata ($8) and in comments or strings need no declaration, keys
+     * in helper functions' bodies do. */
+    const char *text = "-- @payload k, b\n"
+                       "CREATE FUNCTION f(p jsonb) RETURNS text LANGUAGE sql AS $$ SELECT p->>'in_body' $$;\n"
+                       "CREATE TABLE t (s text DEFAULT '->>''nokey''');\n"
+                       "-- @batch A\n"
+                       "INSERT INTO t SELECT f(p) || (p -> 'b') || (p->>'k') || $8->>'meta' || $8 ? 'm2'\n"
+                       "  -- p->>'in_comment'\n"
+                       "  FROM unnest($7) AS p WHERE p ? 'k';\n"
+                       "  -- @payload in_body k\n"
+                       "INSERT INTO t VALUES ('x');\n";
+    d = parse("x", text, err, sizeof(err));
+    if (CHECK(d != NULL)) {
+        if (CHECK_EQ_INT(d->npayload_keys, 3)) {
+            CHECK_EQ_STR(d->payload_keys[0], "b");
+            CHECK_EQ_STR(d->payload_keys[1], "in_body");
+            CHECK_EQ_STR(d->payload_keys[2], "k");
+        }
+        CHECK_EQ_INT(d->nsections, 1);
+        CHECK(strstr(d->sections[0].sql, "VALUES ('x')") != NULL);
+        CHECK_EQ_INT(d->npayload_types, 1);
+    } else {
+        fprintf(stderr, "  %s\n", err);
+    }
+    sb_pj_def_free(d);
+    /* A key read but not declared, by each operator, in a section or the set-up. */
+    expect_error("x", "-- @payload a\n-- @batch A\nSELECT unnest($7)->>'b';",
+                 "the @batch section at line 2 reads payload key 'b'");
+    expect_error("x", "-- @payload a\n-- @on A\nSELECT $7 -> 'b';",
+                 "the @on section at line 2 reads payload key 'b'");
+    expect_error("x", "-- @payload a\n-- @on A\nSELECT $7 ? 'b';", "reads payload key 'b'");
+    expect_error(
+        "x",
+        "-- @payload a\nCREATE FUNCTION f(p jsonb) RETURNS text LANGUAGE sql AS $$ SELECT p->>'b' $$;\n"
+        "-- @on A\nSELECT f($7);",
+        "the set-up reads payload key 'b'");
+    expect_error("x", "-- @payload a\n-- @on A\nSELECT $7->>'it''s';", "reads payload key 'it'");
+    expect_error("x", "-- @payload\n-- @on A\nSELECT 1;", "line 1: @payload lists the payload keys");
+    expect_error("x", "-- @payload a-b\n-- @on A\nSELECT 1;", "line 1: @payload key 'a-b' is not a name");
+    expect_error("x", "-- @payload 1a\n-- @on A\nSELECT 1;", "line 1: @payload key '1a' is not a name");
+    /* "@payloads" is a word of its own: a plain comment. */
+    d = parse("x", "-- @payloads are big\n-- @on A\nSELECT 1;", err, sizeof(err));
+    if (CHECK(d != NULL))
+        CHECK(d->payload_keys == NULL);
+    sb_pj_def_free(d);
+    /* The built-in files parse, their lint included. */
+    sb_pj_def_t **defs = NULL;
+    int n = 0;
+    CHECK_EQ_INT(sb_pj_load_dir(SB_SOURCE_DIR "/projections", &defs, &n, NULL, NULL, err, sizeof(err)), 0);
+    CHECK(n >= 11);
+    bool declared = false;
+    for (int i = 0; i < n; i++)
+        if (strcmp(defs[i]->name, "analytics") == 0)
+            declared = defs[i]->payload_keys != NULL;
+    CHECK(declared);
+    sb_pj_defs_free(defs, n);
+}
+
 static void test_partitions(void)
 {
     /* The built-in files' costs: two partitions of about the same weight (23.7 and 23.6), where
@@ -420,6 +501,7 @@ int main(void)
     SBTEST_RUN(test_install_sql);
     SBTEST_RUN(test_deferred);
     SBTEST_RUN(test_cost);
+    SBTEST_RUN(test_payload);
     SBTEST_RUN(test_partitions);
     return sbtest_summary();
 }
