@@ -2,7 +2,7 @@
 # `make bench`: runs every benchmark against a throwaway PostgreSQL started by the binary's own
 # `db start` (fsync on, default settings), and prints the figures docs/benchmarks.md reports.
 # Usage: bench/run.sh BUILD_DIR [SECONDS]
-#   BENCH_ONLY="webhooks http_api ..." runs only those sections (append, sse, http_api, webhooks,
+#   BENCH_ONLY="webhooks http_api ..." runs only those sections (disk, append, sse, http_api, webhooks,
 #   and the bench_* binaries by name without the prefix).
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,6 +33,13 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $SECS s per run, PostgreSQL $(psql -X -A
 settle() { psql -X -q "$PSQL_ADMIN" -c CHECKPOINT; }
 
 want() { [ -z "${BENCH_ONLY:-}" ] || case " $BENCH_ONLY " in *" $1 "*) true ;; *) false ;; esac; }
+
+# First, the disk every commit waits on (bench/disk.c): its stalls set the floor of the
+# latency-corrected p99s below.
+if want disk; then
+    echo "## disk (8 kB write + fdatasync, one at a time, idle machine)"
+    "$BUILD/bench_disk" "$DB" "$SECS" || echo "(bench_disk failed)"
+fi
 
 if want append; then
 echo "## append (group commit, single-event commands)"
@@ -87,7 +94,7 @@ done
 fi
 
 for b in "$BUILD"/bench_*; do
-    case "$b" in */bench_append | */bench_webhook_load) continue ;; esac # run by their sections
+    case "$b" in */bench_append | */bench_webhook_load | */bench_disk) continue ;; esac # run by their sections
     [ -x "$b" ] || continue
     want "${b##*/bench_}" || continue
     settle
