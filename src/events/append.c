@@ -96,6 +96,7 @@ struct sb_appender_s {
     int nbatch;
     bool checked; /* the batch in flight reads every command's version (see known_version) */
     bool in_flight;
+    uint64_t sent_ns; /* when the batch in flight was sent (uv_hrtime) */
     sb_pg_req_t req;
     sb_pg_array_t arr[NPARAMS];
     const char *values[NPARAMS];
@@ -186,6 +187,9 @@ static void hand_over_locked(group_t *g, sb_appender_t *ap)
             return;
         }
 }
+
+const uint32_t sb_append_latency_bounds_us[SB_APPEND_LATENCY_BUCKETS] = {
+    500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 
 static const uint32_t array_oids[NPARAMS] = {SB_OID_TEXT,  SB_OID_INT8,  SB_OID_UUID,
                                              SB_OID_INT4,  SB_OID_INT4,  SB_OID_TEXT,
@@ -421,6 +425,7 @@ static void try_send(sb_appender_t *ap)
     ap->req.data = ap;
     ap->in_flight = true;
     ap->stats.batches++;
+    ap->sent_ns = uv_hrtime();
     sb_pg_submit(ap->pg, &ap->req);
 }
 
@@ -555,12 +560,24 @@ static void finish_command(sb_appender_t *ap, sb_append_t *a)
     free(copy);
 }
 
+/* One clock read per batch, not per command. */
+static void count_latency(sb_appender_t *ap)
+{
+    uint64_t us = (uv_hrtime() - ap->sent_ns) / 1000;
+    int k = 0;
+    while (k < SB_APPEND_LATENCY_BUCKETS && us > sb_append_latency_bounds_us[k])
+        k++;
+    ap->stats.commit_latency[k]++;
+    ap->stats.commit_latency_sum_us += us;
+}
+
 static void on_batch_done(sb_pg_req_t *req, int status)
 {
     sb_appender_t *ap = req->data;
     group_t *g = ap->g;
     int n = ap->nbatch;
     ap->in_flight = false;
+    count_latency(ap);
     PGresult *res = status == 0 ? req->results[1] : NULL;
     if (status == 0 && (res == NULL || !parse_answer(ap, res, n))) {
         sb_log_error("append", "batch answered %d unexpected rows for %d commands", res ? PQntuples(res) : -1,

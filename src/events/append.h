@@ -70,6 +70,11 @@ struct sb_append_s {
 #define SB_APPEND_MAX_EVENTS 64
 #define SB_APPEND_MAX_EVENT_BYTES (1024 * 1024) /* payload + metadata per event */
 
+/* The time a batch takes from being sent to its answer (the commit included), in buckets of these
+ * upper bounds (µs); one more bucket counts the batches slower than the last. */
+#define SB_APPEND_LATENCY_BUCKETS 12
+extern const uint32_t sb_append_latency_bounds_us[SB_APPEND_LATENCY_BUCKETS];
+
 typedef struct sb_appender_stats_s {
     uint64_t commands;
     uint64_t events;
@@ -78,6 +83,11 @@ typedef struct sb_appender_stats_s {
     uint64_t failures;
     uint64_t notifies; /* batches that sent a NOTIFY (see sb_appender_set_follower) */
     uint64_t rechecks; /* batches sent again because a version assumed known was taken */
+    /* The batches this appender sent, by the time to their answer (sb_append_latency_bounds_us),
+     * and the sum of those times: a commit that stalls (the disk's flush) holds every command of
+     * the process behind it, so this is where a stall in the requests' latency shows its cause. */
+    uint64_t commit_latency[SB_APPEND_LATENCY_BUCKETS + 1];
+    uint64_t commit_latency_sum_us;
     int queued;
     /* The most batches the appenders of its group (the process's, to its database) ever had in
      * flight at once: 1, as they share one queue (see sb_appender_open). */

@@ -11,6 +11,7 @@
 
 #include "actors/flows.h"
 #include "core/phone.h"
+#include "events/append.h"
 #include "http/api.h"
 #include "http/ratelimit.h"
 
@@ -34,6 +35,7 @@ typedef struct sb__api_token_slot_s {
  * connection's counters are the loop's own, not safe to read from another thread). */
 typedef struct sb__api_sample_s {
     _Atomic uint64_t events, commands, conflicts, batches, failures, rechecks;
+    _Atomic uint64_t commit_latency[SB_APPEND_LATENCY_BUCKETS + 1], commit_latency_sum_us;
     _Atomic uint64_t db_requests, db_errors, db_reconnects;
     _Atomic int db_connected, appender_connected;
 } sb__api_sample_t;

@@ -6,6 +6,7 @@
  *   switchboard_events_appended_total, _append_commands_total, _append_conflicts_total,
  *   _append_batches_total, _append_failures_total,
  *   _append_rechecks_total                                    counters (every loop's appender)
+ *   switchboard_append_commit_seconds                         histogram (batches: sent to answered)
  *   switchboard_follower_offers_published_total, _read_total  counters (the follower: appended
  *                                                             batches published as handed over, or
  *                                                             read back from the log);
@@ -60,6 +61,9 @@ static void sample(sb__api_loop_t *l)
         store(&l->sample.batches, as.batches);
         store(&l->sample.failures, as.failures);
         store(&l->sample.rechecks, as.rechecks);
+        for (int k = 0; k <= SB_APPEND_LATENCY_BUCKETS; k++)
+            store(&l->sample.commit_latency[k], as.commit_latency[k]);
+        store(&l->sample.commit_latency_sum_us, as.commit_latency_sum_us);
         atomic_store_explicit(&l->sample.appender_connected, 1, memory_order_relaxed);
     }
     if (loop->db != NULL) {
@@ -202,6 +206,7 @@ static uint64_t load(_Atomic uint64_t *a)
 static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
 {
     uint64_t ev = 0, cmd = 0, conf = 0, bat = 0, fail = 0, rechk = 0, dbreq = 0, dberr = 0, dbrec = 0;
+    uint64_t lat[SB_APPEND_LATENCY_BUCKETS + 1] = {0}, lat_sum_us = 0;
     int conn_q = 0, conn_a = 0;
     for (int i = 0; i < api->nloops; i++) {
         sb__api_loop_t *l = api->loops[i];
@@ -215,6 +220,9 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
         bat += load(&l->sample.batches);
         fail += load(&l->sample.failures);
         rechk += load(&l->sample.rechecks);
+        for (int k = 0; k <= SB_APPEND_LATENCY_BUCKETS; k++)
+            lat[k] += load(&l->sample.commit_latency[k]);
+        lat_sum_us += load(&l->sample.commit_latency_sum_us);
         dbreq += load(&l->sample.db_requests);
         dberr += load(&l->sample.db_errors);
         dbrec += load(&l->sample.db_reconnects);
@@ -231,6 +239,18 @@ static void log_metrics(sb_buf_t *b, sb_api_t *api, sb_loop_t *self)
             "Batches sent again with every stream version read, after the log's key refused a version "
             "assumed known (another process appended to one of its streams).",
             rechk);
+    help(b, "switchboard_append_commit_seconds", "histogram",
+         "Group-commit transactions by the time from sending to the answer (the commit's flush included).");
+    uint64_t cum = 0;
+    for (int k = 0; k < SB_APPEND_LATENCY_BUCKETS; k++) {
+        cum += lat[k];
+        sb_buf_printf(b, "switchboard_append_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                      (double)sb_append_latency_bounds_us[k] / 1e6, cum);
+    }
+    cum += lat[SB_APPEND_LATENCY_BUCKETS];
+    sb_buf_printf(b, "switchboard_append_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    sb_buf_printf(b, "switchboard_append_commit_seconds_sum %.6f\n", (double)lat_sum_us / 1e6);
+    sb_buf_printf(b, "switchboard_append_commit_seconds_count %" PRIu64 "\n", cum);
     help(b, "switchboard_db_connections", "gauge", "Database connections of the worker loops that are up.");
     sb_buf_printf(b, "switchboard_db_connections{role=\"query\"} %d\n", conn_q);
     sb_buf_printf(b, "switchboard_db_connections{role=\"append\"} %d\n", conn_a);

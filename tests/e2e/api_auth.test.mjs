@@ -131,6 +131,13 @@ test('sign-ups are limited per client address: 429 with Retry-After, nothing sto
     assert.equal((await c.post('/v1/auth/signup', { email: 'not an address', password: 'a long secret', name: 'D' })).status, 400);
     const m = await (await fetch(`${s4.url}/metrics`)).text();
     assert.match(m, /^switchboard_auth_signup_rate_limited_total 1$/m);
+    // The group commits' latency histogram: cumulative buckets, +Inf equal to the count.
+    const buckets = [...m.matchAll(/^switchboard_append_commit_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)];
+    assert.equal(buckets.length, 13);
+    assert.equal(buckets.at(-1)[1], '+Inf');
+    for (let i = 1; i < buckets.length; i++) assert.ok(Number(buckets[i][2]) >= Number(buckets[i - 1][2]));
+    assert.match(m, new RegExp(`^switchboard_append_commit_seconds_count ${buckets.at(-1)[2]}$`, 'm'));
+    assert.match(m, /^switchboard_append_commit_seconds_sum \d+\.\d{6}$/m);
   } finally {
     assert.equal(await s4.stop(), 0);
     dropDb(`${DB_NAME}_signups`);

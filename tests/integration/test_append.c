@@ -360,7 +360,9 @@ static void test_appenders_share_batches(void)
         prep(i, NULL, 2, "ThingMade", SB_VERSION_NO_STREAM);
         sb_append(i % 2 ? ap : ap2, &cmds[i].a);
     }
-    for (int i = 0; i < 3; i++)
+    /* The held batch waits at least 30 ms in PostgreSQL: its answer takes that long. */
+    uint64_t held_until = sb_clock_mono_ns() + 30000000ull;
+    while (sb_clock_mono_ns() < held_until)
         uv_run(&loop.uv, UV_RUN_NOWAIT);
     CHECK_EQ_INT(cmds[0].done, 0);
     PQclear(PQexec(db, "COMMIT"));
@@ -387,6 +389,20 @@ static void test_appenders_share_batches(void)
     CHECK_EQ_INT((int)(b1.commands - b0.commands), 5);
     CHECK_EQ_INT((int)(a1.batches - a0.batches + b1.batches - b0.batches), 2);
     CHECK_EQ_INT(a1.process_in_flight_max, 1);
+    /* Both batches are in the commit-latency histogram, the held one in a bucket above 20 ms. */
+    uint64_t counted = 0, slow = 0;
+    for (int k = 0; k <= SB_APPEND_LATENCY_BUCKETS; k++) {
+        uint64_t d =
+            a1.commit_latency[k] - a0.commit_latency[k] + b1.commit_latency[k] - b0.commit_latency[k];
+        counted += d;
+        if (k > 0 && sb_append_latency_bounds_us[k - 1] >= 20000)
+            slow += d;
+    }
+    CHECK_EQ_INT((int)counted, 2);
+    CHECK(slow >= 1);
+    CHECK(a1.commit_latency_sum_us - a0.commit_latency_sum_us + b1.commit_latency_sum_us -
+              b0.commit_latency_sum_us >=
+          30000);
 }
 
 /* An appender closing while its batch is in flight fails its queued commands, lets the batch
