@@ -145,6 +145,11 @@ lsn0=$(psql -X -At "$DB" -c "SELECT pg_current_wal_lsn()")
 pj_metric() { curl -sf "$U/metrics" 2>/dev/null | sed -n "s/^switchboard_projections_$1 \([0-9]*\)$/\1/p"; }
 pjb0=$(pj_metric batches_total)
 pje0=$(pj_metric events_applied_total)
+# The group commits' latency histogram (buckets "le count"). /metrics samples each loop's appender
+# once a second: the snapshots are taken a second after the traffic before them stopped.
+commit_hist() { curl -sf "$U/metrics" 2>/dev/null | sed -n 's/^switchboard_append_commit_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'; }
+sleep 1.1
+commit_hist >"$tmp/commit0"
 cpu0_server=$(ticks "$pid")
 cpu0_pg=$(ticks $(pg_pids))
 # Each PostgreSQL process's ticks, to split the phase's CPU by role (below).
@@ -219,6 +224,24 @@ echo "webhooks postgres_us_per_webhook_by_role$roles"
 psql -X -At -F' ' "$DB" -c "SELECT 'webhooks append_batches=' || count(DISTINCT xmin::text) || ' events_per_batch=' ||
     round(count(*)::numeric / greatest(count(DISTINCT xmin::text), 1), 1) || ' wal_bytes_per_webhook=' ||
     round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / $n) FROM events WHERE position > $pos0"
+
+# The commits of the phase by latency, from the histogram's buckets (so each figure is a bucket's
+# upper bound, "le"): a commit over 100 ms is a stall every request behind it waited out too (the
+# disk's flush: see ## disk), which is what a latency-corrected p99 above the rest reflects.
+sleep 1.1
+commit_hist >"$tmp/commit1"
+awk 'NR == FNR {c0[$1] = $2; next}
+    {le[++k] = $1; cum[k] = $2 - c0[$1]}
+    END {n = cum[k]; if (n <= 0) exit
+         for (i = 1; i <= k; i++) {
+             if (p50 == "" && cum[i] >= 0.5 * n) p50 = le[i]
+             if (p99 == "" && cum[i] >= 0.99 * n) p99 = le[i]
+             if (mx == "" && cum[i] >= n) mx = le[i]
+             if (le[i] == "0.1") over = n - cum[i]
+         }
+         printf "webhooks commits=%d commit_p50_le_ms=%s commit_p99_le_ms=%s commit_max_le_ms=%s commits_over_100ms=%d\n",
+             n, (p50 == "+Inf" ? p50 : p50 * 1000), (p99 == "+Inf" ? p99 : p99 * 1000), (mx == "+Inf" ? mx : mx * 1000), over}' \
+    "$tmp/commit0" "$tmp/commit1"
 
 # The follower's offers (appended batches handed over by this process's appenders), when reported.
 offers=$(curl -sf "$U/metrics" 2>/dev/null | sed -n 's/^switchboard_follower_offers_\([a-z]*\)_total \([0-9]*\)$/ \1=\2/p' | tr -d '\n')
