@@ -53,10 +53,18 @@ void sb_runtime_config_from(sb_runtime_config_t *rc, const sb_config_t *cfg)
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
+/* Drops the message's hold on its context: a reference, or nothing when the caller lent it. */
+static void release_context(sb__msg_t *m)
+{
+    if (!m->context_borrowed)
+        json_decref(m->context);
+    m->context = NULL;
+}
+
 static void msg_free(sb__msg_t *m)
 {
     json_decref(m->cmd);
-    json_decref(m->context);
+    release_context(m);
     json_decref(m->state);
     for (int i = 0; i < m->nevents; i++)
         json_decref(m->events[i].data);
@@ -91,8 +99,7 @@ void sb__msg_reply(sb__msg_t *m, int status)
     /* The command and context are done with: release them here, on the loop that used them. */
     json_decref(m->cmd);
     m->cmd = NULL;
-    json_decref(m->context);
-    m->context = NULL;
+    release_context(m);
     if (m->cb != NULL) {
         m->task.cb = on_reply;
         sb_loop_post(m->caller, &m->task);
@@ -107,8 +114,10 @@ void sb__msg_reply(sb__msg_t *m, int status)
     msg_free(m);
 }
 
-/* Builds a message for stream; on the caller's thread.  0 or SB_EINVAL / SB_ENOMEM. */
-static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opts_t *opts, sb__msg_t **out)
+/* Builds a message for stream; on the caller's thread.  has_cb: a callback will be told the reply (a
+ * borrowed context may then stay borrowed).  0 or SB_EINVAL / SB_ENOMEM. */
+static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opts_t *opts, bool has_cb,
+                   sb__msg_t **out)
 {
     if (g == NULL || g->n <= 0 || stream == NULL)
         return SB_EINVAL;
@@ -169,8 +178,10 @@ static int msg_new(sb_loops_t *g, int kind, const char *stream, const sb_ask_opt
         *slots[i] = p;
         p += lens[i] + 1;
     }
-    if (opts->context != NULL)
-        m->context = json_incref((json_t *)opts->context);
+    if (opts->context != NULL) {
+        m->context_borrowed = opts->context_borrowed && has_cb;
+        m->context = m->context_borrowed ? (json_t *)opts->context : json_incref((json_t *)opts->context);
+    }
     *out = m;
     return 0;
 }
@@ -195,7 +206,7 @@ static int send_msg(sb_loops_t *g, int kind, const char *stream, json_t *cmd, co
     if (kind != SB__MSG_GET && !json_is_object(cmd))
         goto fail_inval;
     sb__msg_t *m;
-    int r = msg_new(g, kind, stream, opts, &m);
+    int r = msg_new(g, kind, stream, opts, cb != NULL, &m);
     if (r != 0) {
         json_decref(cmd);
         return r;
@@ -282,7 +293,7 @@ int sb_actor_schedule(sb_loops_t *g, const char *stream, int64_t at_us, json_t *
         return SB_EINVAL;
     }
     sb__msg_t *m;
-    int r = msg_new(g, SB__MSG_TIMER, stream, opts, &m);
+    int r = msg_new(g, SB__MSG_TIMER, stream, opts, false, &m);
     if (r != 0) {
         json_decref(cmd);
         return r;

@@ -72,10 +72,16 @@ void sb_runtime_config_from(sb_runtime_config_t *rc, const sb_config_t *cfg);
 #define SB_ASK_MAX_VERSIONS 8
 
 typedef struct sb_ask_opts_s {
-    const char *user_id;        /* the acting user's uuid, or NULL for the system */
-    const json_t *context;      /* facts for decide (sb_decide_ctx_t.context), or NULL; a reference is
-                                   taken and the value is read on the owner loop: do not modify it
-                                   after the call */
+    const char *user_id;   /* the acting user's uuid, or NULL for the system */
+    const json_t *context; /* facts for decide (sb_decide_ctx_t.context), or NULL; a reference is
+                              taken (unless context_borrowed) and the value is read on the owner
+                              loop: do not modify it after the call */
+    /* The caller keeps context alive and unchanged until its callback has run: the runtime then
+     * takes no reference.  Taking one writes the value's reference count on the caller's loop and
+     * again on the owner's, a cache line both cores write for every ask; borrowed, the owner only
+     * reads it.  Ignored by sb_actor_schedule and by an ask without a callback (a reference is
+     * taken: nothing tells the caller when the runtime is done). */
+    bool context_borrowed;
     const char *correlation_id; /* metadata; NULL = none */
     const char *causation_id;
     const char *request_id;

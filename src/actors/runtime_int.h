@@ -39,6 +39,7 @@ typedef struct sb__msg_s {
     sb_uuid_t workspace;
     json_t *cmd;
     json_t *context;
+    bool context_borrowed; /* context is the caller's (sb_ask_opts_t.context_borrowed): no reference */
     sb_rt_meta_t meta;
     int64_t at_us; /* scheduled commands */
     /* the reply */

@@ -7,11 +7,18 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/loop.h"
 #include "core/log.h"
 #include "http/response.h"
 #include "http/webhooks_int.h"
 
-sb__wh_stats_t sb__wh_stats;
+sb__wh_stats_t sb__wh_stats[SB__WH_STAT_SLOTS];
+
+sb__wh_stats_t *sb__wh_stats_here(void)
+{
+    sb_loop_t *l = sb_loop_current();
+    return &sb__wh_stats[l != NULL && l->index >= 0 ? l->index % SB__WH_STAT_SLOTS : 0];
+}
 
 struct sb__wh_link_s {
     sb__wh_t *w;
@@ -174,11 +181,11 @@ void sb__wh_reply_ok(sb__wh_t *w)
 void sb__wh_reply_error(sb__wh_t *w, int status, const char *code, const char *message, const char *field)
 {
     if (status == 403)
-        atomic_fetch_add_explicit(&sb__wh_stats.forbidden, 1, memory_order_relaxed);
+        SB__WH_COUNT(forbidden);
     else if (status == 400 || status == 415)
-        atomic_fetch_add_explicit(&sb__wh_stats.malformed, 1, memory_order_relaxed);
+        SB__WH_COUNT(malformed);
     else if (status >= 500)
-        atomic_fetch_add_explicit(&sb__wh_stats.failed, 1, memory_order_relaxed);
+        SB__WH_COUNT(failed);
     if (w->req == NULL)
         return;
     sb_http_send_error(w->req, status, code, message, field);
@@ -225,10 +232,14 @@ int sb_webhooks_register(sb_router_t *r, const sb_config_t *cfg)
 
 void sb_webhooks_get_stats(sb_webhooks_stats_t *out)
 {
-    out->inbound = atomic_load_explicit(&sb__wh_stats.inbound, memory_order_relaxed);
-    out->statuses = atomic_load_explicit(&sb__wh_stats.statuses, memory_order_relaxed);
-    out->email_events = atomic_load_explicit(&sb__wh_stats.email_events, memory_order_relaxed);
-    out->forbidden = atomic_load_explicit(&sb__wh_stats.forbidden, memory_order_relaxed);
-    out->malformed = atomic_load_explicit(&sb__wh_stats.malformed, memory_order_relaxed);
-    out->failed = atomic_load_explicit(&sb__wh_stats.failed, memory_order_relaxed);
+    *out = (sb_webhooks_stats_t){0};
+    for (int i = 0; i < SB__WH_STAT_SLOTS; i++) {
+        sb__wh_stats_t *s = &sb__wh_stats[i];
+        out->inbound += atomic_load_explicit(&s->inbound, memory_order_relaxed);
+        out->statuses += atomic_load_explicit(&s->statuses, memory_order_relaxed);
+        out->email_events += atomic_load_explicit(&s->email_events, memory_order_relaxed);
+        out->forbidden += atomic_load_explicit(&s->forbidden, memory_order_relaxed);
+        out->malformed += atomic_load_explicit(&s->malformed, memory_order_relaxed);
+        out->failed += atomic_load_explicit(&s->failed, memory_order_relaxed);
+    }
 }

@@ -85,11 +85,18 @@ void sb__wh_reply_ask_error(sb__wh_t *w, const sb_ask_reply_t *reply);
 /* The answer for a negative code (SB_EOVERLOAD, SB_EDBDOWN ... -> 503; others 500). */
 void sb__wh_reply_errcode(sb__wh_t *w, int err);
 
-/* Counters (webhooks.h). */
+/* Counters (webhooks.h), one cache line per loop: a counter both loops incremented was a line each
+ * wrote on every webhook.  A loop counts in slot index % SB__WH_STAT_SLOTS (threads off the loops in
+ * slot 0); slots stay atomic since loops of different groups, or past the slots, may share one.
+ * sb_webhooks_get_stats adds them up. */
+#define SB__WH_STAT_SLOTS 16
 typedef struct {
-    _Atomic unsigned long long inbound, statuses, email_events, forbidden, malformed, failed;
+    _Alignas(64) _Atomic unsigned long long inbound;
+    _Atomic unsigned long long statuses, email_events, forbidden, malformed, failed;
 } sb__wh_stats_t;
-extern sb__wh_stats_t sb__wh_stats;
+extern sb__wh_stats_t sb__wh_stats[SB__WH_STAT_SLOTS];
+sb__wh_stats_t *sb__wh_stats_here(void);
+#define SB__WH_COUNT(field) atomic_fetch_add_explicit(&sb__wh_stats_here()->field, 1, memory_order_relaxed)
 
 /* Route registration per file. */
 int sb__wh_twilio_routes(sb_router_t *r, const sb_config_t *cfg);

@@ -57,7 +57,7 @@ static void on_done(const sb_ask_reply_t *reply, void *data)
     bool settled = reply->status == 0 || (reply->status == SB_EREJECTED && reply->err != NULL &&
                                           (reply->err->status == 404 || reply->err->status == 409));
     if (settled) {
-        atomic_fetch_add_explicit(&sb__wh_stats.email_events, 1, memory_order_relaxed);
+        SB__WH_COUNT(email_events);
         sb__wh_reply_ok(&r->h);
     } else {
         sb__wh_reply_ask_error(&r->h, reply);
@@ -72,7 +72,7 @@ static void record(rwh_t *r, const sb_wsconf_t *conf)
         strcmp(ev->ids.workspace, conf->workspace_id) != 0) {
         if (ev->kind != SB_WH_EMAIL_IGNORED)
             sb_log_info("webhooks", "resend %s for %s without our tags: ignored", ev->type, ev->email_id);
-        atomic_fetch_add_explicit(&sb__wh_stats.email_events, 1, memory_order_relaxed);
+        SB__WH_COUNT(email_events);
         sb__wh_reply_ok(&r->h);
         rwh_free(r);
         return;

@@ -81,7 +81,7 @@ static void on_received(const sb_ask_reply_t *reply, void *data)
         return;
     }
     if (reply->status == 0) {
-        atomic_fetch_add_explicit(&sb__wh_stats.inbound, 1, memory_order_relaxed);
+        SB__WH_COUNT(inbound);
         sb__wh_reply_twiml(&t->s.h);
         twh_free(t);
         return;
@@ -152,6 +152,7 @@ static void receive(twh_t *t)
     contact_stream(t->contact_id, stream);
     sb_ask_opts_t opts = {
         .context = t->s.conf->context,
+        .context_borrowed = true, /* t holds its conf, and the conf its context, until the callback */
         .correlation_id = t->s.h.request_id,
         .request_id = t->s.h.request_id,
         .source = "webhook:twilio",
@@ -228,7 +229,7 @@ static void on_recorded(const sb_ask_reply_t *reply, void *data)
         if (reply->status != 0)
             sb_log_debug("webhooks", "status %s for message %s recorded nothing: %s", t->st.twilio_status,
                          t->ids.message, reply->err->code);
-        atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
+        SB__WH_COUNT(statuses);
         sb__wh_reply_ok(&t->s.h);
     } else {
         sb__wh_reply_ask_error(&t->s.h, reply);
@@ -245,7 +246,7 @@ static void record_status(twh_t *t)
         if (st->status != NULL)
             sb_log_info("webhooks", "status %s for %s without our ids: ignored", st->twilio_status,
                         st->message_sid);
-        atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
+        SB__WH_COUNT(statuses);
         sb__wh_reply_ok(&t->s.h);
         twh_free(t);
         return;
@@ -257,6 +258,7 @@ static void record_status(twh_t *t)
     contact_stream(t->ids.contact, stream);
     sb_ask_opts_t opts = {
         .context = t->s.conf->context,
+        .context_borrowed = true, /* t holds its conf, and the conf its context, until the callback */
         .correlation_id = t->s.h.request_id,
         .request_id = t->s.h.request_id,
         .source = "webhook:twilio",

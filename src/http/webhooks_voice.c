@@ -97,7 +97,7 @@ static void reply_twiml(vwh_t *t, int rc, char *xml, size_t len)
 
 static void reply_ok(vwh_t *t)
 {
-    atomic_fetch_add_explicit(&sb__wh_stats.statuses, 1, memory_order_relaxed);
+    SB__WH_COUNT(statuses);
     sb__wh_reply_ok(&t->s.h);
     vwh_free(t);
 }
@@ -166,7 +166,7 @@ static void answer_call(vwh_t *t)
     else
         rc = sb_wh_twiml_enqueue(&v, &xml, &len);
     if (rc == 0)
-        atomic_fetch_add_explicit(&sb__wh_stats.inbound, 1, memory_order_relaxed);
+        SB__WH_COUNT(inbound);
     reply_twiml(t, rc, xml, len);
 }
 

@@ -56,6 +56,8 @@ static int k_decide(const json_t *state, const json_t *cmd, const sb_decide_ctx_
     if (strcmp(type, "WhoAmI") == 0)
         return sb_reject(err, 403, "whoami", "", "%s|%s|%s", ctx->user_id ? ctx->user_id : "-", ctx->id,
                          json_string_value(json_object_get(ctx->context, "hint")));
+    if (strcmp(type, "Refs") == 0) /* the context's reference count as decide sees it */
+        return sb_reject(err, 409, "refs", "", "%zu", ctx->context != NULL ? ctx->context->refcount : 0);
     return sb_reject(err, 400, "unknown_command", "type", "unknown command");
 }
 
@@ -451,6 +453,27 @@ static void test_decisions(void)
     json_decref(ctxj);
     CHECK(strcmp(b.last_message, "whoami:u-1|00000000-0000-4000-8000-000000004000|h1") == 0);
     batch_free(&b);
+
+    /* a context is referenced for the ask, or lent (context_borrowed): then decide sees the
+     * caller's only reference, and the caller's value is whole after the reply */
+    for (int lent = 0; lent < 2; lent++) {
+        batch_init(&b, 1);
+        ctxj = json_pack("{s:s}", "hint", "h2");
+        sb_ask_opts_t o = {.context = ctxj, .context_borrowed = lent, .source = "test"};
+        asks_t ra = {.g = g,
+                     .b = &b,
+                     .first_stream = 4001,
+                     .nstreams = 1,
+                     .count = 1,
+                     .cmd_json = "{\"type\":\"Refs\"}",
+                     .opts = &o};
+        sbtest_run_on(g->loops[0], do_asks, &ra);
+        batch_wait(&b);
+        CHECK_EQ_STR(b.last_message, lent ? "refs:1" : "refs:2");
+        CHECK(ctxj->refcount == 1 && strcmp(json_string_value(json_object_get(ctxj, "hint")), "h2") == 0);
+        json_decref(ctxj);
+        batch_free(&b);
+    }
 
     /* If-Match, decided only at the expected version: one version (the stream is at 3), then a list
      * of versions (the stream is at 4, listed or not) */
