@@ -28,24 +28,42 @@ static inline uint64_t has_zero(uint64_t w)
     return (w - ONES8) & ~w & HIGH8;
 }
 
+/* How many bytes of a little-endian word come before its first flagged byte (its high bit set in
+ * special, which is not 0).  Exact for has_zero's flags too: a false flag sits only above a true
+ * one. */
+static inline size_t first_flagged(uint64_t special)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(special) >> 3;
+#else
+    (void)special;
+    return 0; /* the byte-by-byte way from here */
+#endif
+}
+
 /* sb_form_decode, also telling whether the decoded bytes are all ASCII (then valid UTF-8 without a
- * scan).  Runs of 8 bytes with no '%', '+', NUL or byte >= 0x80 (most of a webhook's form: ids,
- * numbers, words) are copied a word at a time; any other byte goes the byte-by-byte way.  Same
+ * scan).  Plain bytes (not '%', '+', NUL or >= 0x80: most of a webhook's form, ids, numbers and
+ * words) are found 8 at a time and copied together, up to the first other byte, which goes the
+ * byte-by-byte way.  Same
  * output and errors as the plain loop, for any input (tests/unit/test_form.c compares them). */
 static int decode(const char *s, size_t len, char *out, size_t *out_len, bool *ascii)
 {
     size_t o = 0;
-    unsigned char high = 0;
+    unsigned char high = 0; /* the bytes decoded one by one, OR'ed: plain bytes are ASCII */
     for (size_t i = 0; i < len;) {
         if (len - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (!((w & HIGH8) | has_zero(w) | has_zero(w ^ (ONES8 * '%')) | has_zero(w ^ (ONES8 * '+')))) {
-                memcpy(out + o, &w, 8);
-                o += 8;
-                i += 8;
+            uint64_t special =
+                (w & HIGH8) | has_zero(w) | has_zero(w ^ (ONES8 * '%')) | has_zero(w ^ (ONES8 * '+'));
+            /* The bytes before the first special one are plain: copied together (all 8 stored, o + 8 <=
+             * i + 8 <= len, the rest overwritten next). */
+            size_t plain = special == 0 ? 8 : first_flagged(special);
+            memcpy(out + o, &w, 8);
+            o += plain;
+            i += plain;
+            if (plain == 8)
                 continue;
-            }
         }
         unsigned char c = (unsigned char)s[i];
         if (c == '+') {
