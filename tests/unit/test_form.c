@@ -1,5 +1,6 @@
 /* application/x-www-form-urlencoded: parsing (strict, bounded) and encoding. */
 #include "core/error.h"
+#include "events/codec.h"
 #include "providers/form.h"
 #include "sbtest.h"
 
@@ -183,6 +184,132 @@ static void test_roundtrip_bytes(void)
     }
 }
 
+/* The percent-decoding byte by byte, as the parser did before it copied plain runs a word at a
+ * time: the reference the parser must agree with on any input. */
+static int plain_hex(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static int plain_decode(const char *s, size_t len, char *out, size_t *out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (len - i < 3 || plain_hex((unsigned char)s[i + 1]) < 0 ||
+                plain_hex((unsigned char)s[i + 2]) < 0)
+                return SB_EINVAL;
+            c = (unsigned char)(plain_hex((unsigned char)s[i + 1]) << 4 | plain_hex((unsigned char)s[i + 2]));
+            i += 2;
+        }
+        if (c == '\0')
+            return SB_EINVAL;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return 0;
+}
+
+/* One field "name=value" parsed both ways: the same status, and on success the same bytes.
+ * False at the first difference. */
+static bool check_one(const char *in, size_t len)
+{
+    const char *eq = memchr(in, '=', len);
+    size_t nlen = eq != NULL ? (size_t)(eq - in) : len;
+    char name[128], value[128] = "";
+    size_t name_len = 0, value_len = 0;
+    int want = plain_decode(in, nlen, name, &name_len);
+    if (want == 0 && eq != NULL)
+        want = plain_decode(eq + 1, len - nlen - 1, value, &value_len);
+    if (want == 0 && (!sb_utf8_is_valid(name, name_len) || !sb_utf8_is_valid(value, value_len)))
+        want = SB_EUTF8;
+    sb_form_t f;
+    int got = sb_form_parse(in, len, &f);
+    if (!CHECK_EQ_INT(got, want)) {
+        fprintf(stderr, "  input: %.*s\n", (int)len, in);
+        sb_form_free(&f);
+        return false;
+    }
+    bool ok = true;
+    if (got == 0 && (ok = CHECK_EQ_UINT(f.n, 1))) {
+        ok =
+            CHECK(f.fields[0].name_len == name_len && memcmp(f.fields[0].name, name, name_len + 1) == 0) &&
+            CHECK(f.fields[0].value_len == value_len && memcmp(f.fields[0].value, value, value_len + 1) == 0);
+    }
+    sb_form_free(&f);
+    char out[128];
+    size_t out_len = 0;
+    want = plain_decode(in, len, name, &name_len);
+    got = sb_form_decode(in, len, out, &out_len);
+    if (!CHECK_EQ_INT(got, want))
+        return false;
+    return ok && (got != 0 || CHECK(out_len == name_len && memcmp(out, name, out_len + 1) == 0));
+}
+
+/* Random pieces (up to 100 bytes, no '&') over an alphabet rich in what the decoder treats apart:
+ * '%' with good and bad hex, '+', NUL, bytes of every UTF-8 length and broken ones, long plain runs
+ * (the word-at-a-time path) and runs ending at every offset. */
+static void test_decode_matches_plain(void)
+{
+    static const char *const atoms[] = {"a",
+                                        "Z9",
+                                        "abcdefgh",
+                                        "SM0123456789abcdef",
+                                        "%",
+                                        "%4",
+                                        "%41",
+                                        "%2b",
+                                        "%2B",
+                                        "%zz",
+                                        "%00",
+                                        "%c3",
+                                        "%A9",
+                                        "%e2%82%ac",
+                                        "+",
+                                        "=",
+                                        "\xc3\xa9",
+                                        "\xe2\x82\xac",
+                                        "\xc3",
+                                        "\xff",
+                                        "\x80",
+                                        "\xf0\x9f\x98\x80",
+                                        "%f0%9f%98%80",
+                                        "%ed%a0%80",
+                                        " ",
+                                        "~.-_*"};
+    const size_t natoms = sizeof atoms / sizeof atoms[0];
+    unsigned seed = 12345;
+    char in[128];
+    for (int round = 0; round < 50000; round++) {
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        size_t pieces = (seed >> 16) % 12;
+        for (size_t p = 0; p < pieces; p++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *a = atoms[(seed >> 16) % natoms];
+            size_t n = strlen(a);
+            if (len + n > 100)
+                break;
+            memcpy(in + len, a, n);
+            len += n;
+        }
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 16 == 0 && len > 0)
+            in[(seed >> 20) % len] = '\0'; /* a raw NUL somewhere */
+        if (len == 0)
+            continue; /* an empty piece is no field (test_repeated_and_empty) */
+        if (!check_one(in, len))
+            return;
+    }
+}
+
 int main(void)
 {
     SBTEST_RUN(test_basic);
@@ -193,5 +320,6 @@ int main(void)
     SBTEST_RUN(test_twilio_webhook);
     SBTEST_RUN(test_encode);
     SBTEST_RUN(test_roundtrip_bytes);
+    SBTEST_RUN(test_decode_matches_plain);
     return sbtest_summary();
 }

@@ -293,6 +293,58 @@ static void test_repeated_arrival_order(void)
     sb_form_free(&f);
 }
 
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Forms of 1 to 40 fields in shuffled order (both sides of the sort's switch to qsort at 16):
+ * the signature is the HMAC of the URL and the fields sorted by name (ASCII names, where
+ * JavaScript's order is byte order), with a repeated name's values sorted too. */
+static void test_field_counts(void)
+{
+    const char *url = "https://sb.example.com/webhooks/twilio/messaging";
+    unsigned seed = 777;
+    for (int n = 1; n <= 40; n++) {
+        char pairs[40][32];
+        const char *sorted[40];
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* names k00..k19: from n > 20 on, some repeat, with values telling them apart */
+            snprintf(pairs[i], sizeof pairs[i], "k%02d=v%05u", i % 20, (seed >> 16) % 100000);
+            sorted[i] = pairs[i];
+        }
+        for (int i = n - 1; i > 0; i--) { /* shuffle */
+            seed = seed * 1103515245u + 12345u;
+            int j = (int)((seed >> 16) % (unsigned)(i + 1));
+            char tmp[32];
+            memcpy(tmp, pairs[i], sizeof tmp);
+            memcpy(pairs[i], pairs[j], sizeof tmp);
+            memcpy(pairs[j], tmp, sizeof tmp);
+        }
+        char body[40 * 33] = "", signed_str[40 * 32 + 64];
+        for (int i = 0; i < n; i++) {
+            if (i > 0)
+                strcat(body, "&");
+            strcat(body, pairs[i]);
+        }
+        qsort(sorted, (size_t)n, sizeof(sorted[0]), by_str); /* "k03=v1" < "k03=v2": name, then value */
+        snprintf(signed_str, sizeof signed_str, "%s", url);
+        for (int i = 0; i < n; i++) { /* "kNN=vVVVVV" signs as "kNNvVVVVV" */
+            strncat(signed_str, sorted[i], 3);
+            strcat(signed_str, sorted[i] + 4);
+        }
+        sb_form_t one = SB_FORM_INIT;
+        char want[SB_TWILIO_SIG_LEN + 1], got[SB_TWILIO_SIG_LEN + 1];
+        sb_twilio_sig_compute(TOKEN, signed_str, strlen(signed_str), &one, want);
+        compute(url, body, got);
+        if (!CHECK_EQ_STR(got, want) || !CHECK(check(url, body, want))) {
+            fprintf(stderr, "  %d fields: %s\n", n, body);
+            return;
+        }
+    }
+}
+
 /* ---- the oracle for the end-to-end cross-check ------------------------------------------------- */
 
 static const char *jstr(json_t *o, const char *k)
@@ -385,5 +437,6 @@ int main(int argc, char **argv)
     SBTEST_RUN(test_port_variants);
     SBTEST_RUN(test_tampering);
     SBTEST_RUN(test_repeated_arrival_order);
+    SBTEST_RUN(test_field_counts);
     return sbtest_summary();
 }
