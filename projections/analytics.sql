@@ -152,9 +152,9 @@ END IF;
 -- @batch CallInitiated
 WITH c AS (
     INSERT INTO call_index (call_id, workspace_id, day, direction)
-    SELECT right(stream, 36)::uuid, coalesce(workspace, (payload->>'workspace_id')::uuid),
+    SELECT stream_id, coalesce(workspace, (payload->>'workspace_id')::uuid),
            ((payload->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date, payload->>'direction'
-      FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+      FROM (SELECT unnest($9) AS stream_id, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type = 'CallInitiated'
     ON CONFLICT (call_id) DO NOTHING
     RETURNING workspace_id, day, direction)
@@ -181,17 +181,17 @@ IF NOT $3 && ARRAY['MessageQueued'] THEN
     INSERT INTO awaiting (contact_id, workspace_id, since)
     SELECT contact_id, (array_agg(workspace ORDER BY position))[1],
            min(coalesce(payload->>'received_at', payload->>'created_at')::timestamptz)
-      FROM (SELECT right(stream, 36)::uuid AS contact_id, workspace, position, payload
-              FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace,
+      FROM (SELECT contact_id, workspace, position, payload
+              FROM (SELECT unnest($1) AS position, unnest($9) AS contact_id, unnest($3) AS type, unnest($5) AS workspace,
                            unnest($7) AS payload) AS e
              WHERE type = 'MessageReceived') AS e
      WHERE NOT EXISTS (SELECT FROM awaiting a WHERE a.contact_id = e.contact_id)
      GROUP BY contact_id;
 ELSE
 WITH e AS (
-    SELECT right(stream, 36)::uuid AS contact_id, workspace, position, type = 'MessageReceived' AS inbound,
+    SELECT contact_id, workspace, position, type = 'MessageReceived' AS inbound,
            coalesce(payload->>'received_at', payload->>'created_at')::timestamptz AS at
-      FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+      FROM (SELECT unnest($1) AS position, unnest($9) AS contact_id, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
      WHERE type = 'MessageReceived'
         OR (type = 'MessageQueued' AND payload->>'author_id' IS NOT NULL AND NOT payload ? 'queued_at')),
 g AS (
@@ -232,7 +232,7 @@ ON CONFLICT (contact_id) DO UPDATE SET since = excluded.since;
 END IF;
 
 -- @on ContactDeleted
-DELETE FROM awaiting WHERE contact_id = right($2, 36)::uuid;
+DELETE FROM awaiting WHERE contact_id = $9;
 
 -- @on CallCompleted CallFailed
 -- A completed call that was never answered counts as missed, like a busy or unanswered one.
@@ -241,14 +241,14 @@ UPDATE calls_daily d
        missed = d.missed + CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 0 ELSE 1 END,
        duration_seconds = d.duration_seconds + coalesce(($7->>'duration_seconds')::int, 0)
   FROM call_index i
- WHERE i.call_id = right($2, 36)::uuid
+ WHERE i.call_id = $9
    AND d.workspace_id = i.workspace_id AND d.day = i.day AND d.direction = i.direction;
 
 -- @on CallInitiated CallAnswered CallUnparked CallTransferred
 -- Who the call is with: an event that names an agent moves it to them.  (CallInitiated may run
 -- here before the batch section above has indexed the call: only call_agents is touched.)
 INSERT INTO call_agents (call_id, agent_id)
-VALUES (right($2, 36)::uuid, coalesce(($7->>'agent_id')::uuid, ($7->>'to_agent')::uuid))
+VALUES ($9, coalesce(($7->>'agent_id')::uuid, ($7->>'to_agent')::uuid))
 ON CONFLICT (call_id) DO UPDATE
    SET agent_id = coalesce(excluded.agent_id, call_agents.agent_id);
 
@@ -260,7 +260,7 @@ SELECT i.workspace_id, i.day, a.agent_id, 1,
        CASE WHEN $3 = 'CallCompleted' AND $7->>'answered_at' IS NOT NULL THEN 0 ELSE 1 END,
        coalesce(($7->>'duration_seconds')::int, 0)
   FROM call_index i JOIN call_agents a ON a.call_id = i.call_id
- WHERE i.call_id = right($2, 36)::uuid AND a.agent_id IS NOT NULL
+ WHERE i.call_id = $9 AND a.agent_id IS NOT NULL
 ON CONFLICT (workspace_id, day, agent_id) DO UPDATE
    SET calls = d.calls + 1, answered = d.answered + excluded.answered, missed = d.missed + excluded.missed,
        duration_seconds = d.duration_seconds + excluded.duration_seconds;

@@ -58,18 +58,18 @@ INSERT INTO contacts (id, workspace_id, name, phones, emails, tags, tag_keys, st
                       created_by, updated_at, search)
 SELECT id, workspace_id, name, phones, emails, tags, lower(tags::text)::text[], stage, assignee_id, created_at,
        created_by, created_at, search_text(name, phones, emails)
-  FROM (SELECT right(stream, 36)::uuid AS id, coalesce(workspace, (payload->>'workspace_id')::uuid) AS workspace_id,
+  FROM (SELECT stream_id AS id, coalesce(workspace, (payload->>'workspace_id')::uuid) AS workspace_id,
                coalesce(payload->>'name', '') AS name,
                ARRAY(SELECT jsonb_array_elements_text(payload->'phones')) AS phones,
                ARRAY(SELECT jsonb_array_elements_text(payload->'emails')) AS emails,
                ARRAY(SELECT jsonb_array_elements_text(payload->'tags')) AS tags,
                payload->>'stage' AS stage, (payload->>'assignee_id')::uuid AS assignee_id,
                (payload->>'created_at')::timestamptz AS created_at, (payload->>'created_by')::uuid AS created_by
-          FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+          FROM (SELECT unnest($9) AS stream_id, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
          WHERE type = 'ContactCreated') AS c
 ON CONFLICT (id) DO NOTHING;
 INSERT INTO versions (id, version)
-SELECT right(stream, 36)::uuid, version FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($4) AS version) AS e WHERE type = 'ContactCreated'
+SELECT stream_id, version FROM (SELECT unnest($9) AS stream_id, unnest($3) AS type, unnest($4) AS version) AS e WHERE type = 'ContactCreated'
 ON CONFLICT (id) DO NOTHING;
 
 -- @on ContactUpdated
@@ -80,38 +80,38 @@ UPDATE contacts
        emails = CASE WHEN $7 ? 'emails' THEN text_array($7->'emails') ELSE emails END,
        tags = CASE WHEN $7 ? 'tags' THEN text_array($7->'tags') ELSE tags END,
        updated_at = $6
- WHERE id = right($2, 36)::uuid;
+ WHERE id = $9;
 UPDATE contacts SET tag_keys = lower(tags::text)::text[], search = search_text(name, phones, emails)
- WHERE id = right($2, 36)::uuid;
+ WHERE id = $9;
 
 -- @on ContactStageChanged
-UPDATE contacts SET stage = $7->>'to', updated_at = $6 WHERE id = right($2, 36)::uuid;
+UPDATE contacts SET stage = $7->>'to', updated_at = $6 WHERE id = $9;
 
 -- @on ContactAssigned
-UPDATE contacts SET assignee_id = ($7->>'assignee_id')::uuid, updated_at = $6 WHERE id = right($2, 36)::uuid;
+UPDATE contacts SET assignee_id = ($7->>'assignee_id')::uuid, updated_at = $6 WHERE id = $9;
 
 -- @on ContactTagged
 UPDATE contacts
    SET tags = array_append(tags, $7->>'tag'), tag_keys = array_append(tag_keys, lower($7->>'tag')), updated_at = $6
- WHERE id = right($2, 36)::uuid AND NOT lower($7->>'tag') = ANY (tag_keys);
+ WHERE id = $9 AND NOT lower($7->>'tag') = ANY (tag_keys);
 
 -- @on ContactUntagged
 UPDATE contacts
    SET tags = ARRAY(SELECT t FROM unnest(tags) AS t WHERE lower(t) <> lower($7->>'tag')),
        tag_keys = array_remove(tag_keys, lower($7->>'tag')), updated_at = $6
- WHERE id = right($2, 36)::uuid AND lower($7->>'tag') = ANY (tag_keys);
+ WHERE id = $9 AND lower($7->>'tag') = ANY (tag_keys);
 
 -- @on ContactOptedOut
 UPDATE contacts SET opted_out = array_append(opted_out, $7->>'channel'), updated_at = $6
- WHERE id = right($2, 36)::uuid AND NOT $7->>'channel' = ANY (opted_out);
+ WHERE id = $9 AND NOT $7->>'channel' = ANY (opted_out);
 
 -- @on ContactOptedIn
 UPDATE contacts SET opted_out = array_remove(opted_out, $7->>'channel'), updated_at = $6
- WHERE id = right($2, 36)::uuid;
+ WHERE id = $9;
 
 -- @on ContactDeleted
-DELETE FROM contacts WHERE id = right($2, 36)::uuid;
-DELETE FROM versions WHERE id = right($2, 36)::uuid;
+DELETE FROM contacts WHERE id = $9;
+DELETE FROM versions WHERE id = $9;
 
 -- The ETag: every event of a contact stream, once per batch and after the handlers above (a batch
 -- section below the @on sections runs after them), so a contact created in this batch is there.
@@ -121,8 +121,8 @@ DELETE FROM versions WHERE id = right($2, 36)::uuid;
 -- @batch MessageReceived NoteAdded NoteEdited NoteDeleted
 UPDATE versions c
    SET version = v.version
-  FROM (SELECT right(stream, 36)::uuid AS id, max(version) AS version
-          FROM (SELECT unnest($2) AS stream, unnest($4) AS version) AS e
+  FROM (SELECT id, max(version) AS version
+          FROM (SELECT unnest($2) AS stream, unnest($9) AS id, unnest($4) AS version) AS e
          WHERE stream LIKE 'contact-%'
          GROUP BY 1) v
  WHERE c.id = v.id AND c.version < v.version;

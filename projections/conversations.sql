@@ -35,13 +35,13 @@ INSERT INTO conversations AS c (contact_id, workspace_id, last_message_id, last_
 SELECT DISTINCT ON (contact_id) contact_id, workspace, message_id, at, direction, channel, preview,
        max(at) FILTER (WHERE direction = 'inbound') OVER w, count(*) FILTER (WHERE direction = 'inbound') OVER w,
        count(*) OVER w
-  FROM (SELECT right(stream, 36)::uuid AS contact_id, workspace, position,
+  FROM (SELECT contact_id, workspace, position,
                (payload->>'message_id')::uuid AS message_id,
                coalesce(payload->>'received_at', payload->>'queued_at', payload->>'created_at')::timestamptz AS at,
                payload->>'channel' AS channel,
                CASE type WHEN 'MessageReceived' THEN 'inbound' ELSE 'outbound' END AS direction,
                left(coalesce(nullif(payload->>'body', ''), payload->>'subject', ''), 200) AS preview
-          FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
+          FROM (SELECT unnest($1) AS position, unnest($9) AS contact_id, unnest($3) AS type, unnest($5) AS workspace, unnest($7) AS payload) AS e
          WHERE type IN ('MessageReceived', 'MessageQueued') OFFSET 0) AS e
 WINDOW w AS (PARTITION BY contact_id ORDER BY position DESC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
  ORDER BY contact_id, position DESC
@@ -61,8 +61,8 @@ ON CONFLICT (contact_id) DO UPDATE
 -- has no `by`, changes nothing here.
 UPDATE conversations c
    SET unread = greatest(c.unread - r.n, 0)
-  FROM (SELECT right(stream, 36)::uuid AS contact_id, count(*) AS n
-          FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($7) AS payload) AS e
+  FROM (SELECT contact_id, count(*) AS n
+          FROM (SELECT unnest($9) AS contact_id, unnest($3) AS type, unnest($7) AS payload) AS e
          WHERE type = 'MessageRead' AND payload ? 'by'
          GROUP BY 1) r
  WHERE c.contact_id = r.contact_id;
@@ -71,8 +71,8 @@ UPDATE conversations c
 -- After the sections above, as a per-event section would run. A batch section rather than one per
 -- event: a file without `@on` sections spares every batch the pass looking for their events.
 DELETE FROM conversations
- WHERE contact_id IN (SELECT right(stream, 36)::uuid
-                        FROM (SELECT unnest($2) AS stream, unnest($3) AS type) AS e
+ WHERE contact_id IN (SELECT contact_id
+                        FROM (SELECT unnest($9) AS contact_id, unnest($3) AS type) AS e
                        WHERE type = 'ContactDeleted');
 
 -- @deferred

@@ -50,17 +50,17 @@ CREATE UNIQUE INDEX messages_inbound_provider ON messages (workspace_id, provide
     WHERE direction = 'inbound' AND provider_id IS NOT NULL;
 
 -- A batch's MessageReceived as rows of messages (a SQL function the planner inlines into the
--- statements below; $1 stream, $2 type, $3 workspace, $4 recorded_at, $5 payload).
-CREATE FUNCTION received(text[], text[], uuid[], timestamptz[], jsonb[])
+-- statements below; $1 the streams' ids, $2 type, $3 workspace, $4 recorded_at, $5 payload).
+CREATE FUNCTION received(uuid[], text[], uuid[], timestamptz[], jsonb[])
 RETURNS TABLE (id uuid, workspace_id uuid, contact_id uuid, channel text, direction text, status text, body text,
                subject text, media_urls jsonb, from_address text, to_address text, provider_id text,
                created_at timestamptz, updated_at timestamptz)
 LANGUAGE sql STABLE AS $$
-SELECT (payload->>'message_id')::uuid, workspace, right(stream, 36)::uuid, payload->>'channel', 'inbound',
+SELECT (payload->>'message_id')::uuid, workspace, stream_id, payload->>'channel', 'inbound',
        'received', coalesce(payload->>'body', ''), payload->>'subject', coalesce(payload->'media_urls', '[]'),
        payload->>'from', payload->>'to', payload->>'provider_id', (payload->>'received_at')::timestamptz,
        recorded_at
-  FROM (SELECT unnest($1) AS stream, unnest($2) AS type, unnest($3) AS workspace, unnest($4) AS recorded_at,
+  FROM (SELECT unnest($1) AS stream_id, unnest($2) AS type, unnest($3) AS workspace, unnest($4) AS recorded_at,
                unnest($5) AS payload) AS e
  WHERE type = 'MessageReceived'
 $$;
@@ -75,11 +75,11 @@ $$;
 BEGIN
     INSERT INTO messages (id, workspace_id, contact_id, channel, direction, status, body, subject, media_urls,
                           from_address, to_address, provider_id, created_at, updated_at)
-    SELECT * FROM received($2, $3, $5, $6, $7);
+    SELECT * FROM received($9, $3, $5, $6, $7);
 EXCEPTION WHEN unique_violation THEN
     INSERT INTO messages (id, workspace_id, contact_id, channel, direction, status, body, subject, media_urls,
                           from_address, to_address, provider_id, created_at, updated_at)
-    SELECT * FROM received($2, $3, $5, $6, $7)
+    SELECT * FROM received($9, $3, $5, $6, $7)
     ON CONFLICT DO NOTHING;
 END;
 
@@ -89,14 +89,14 @@ INSERT INTO messages AS m (id, workspace_id, contact_id, channel, direction, sta
                            from_address, to_address, segments, encoding, author_id, created_at, send_at,
                            queued_at, updated_at)
 SELECT DISTINCT ON ((payload->>'message_id')::uuid)
-       (payload->>'message_id')::uuid, workspace, right(stream, 36)::uuid, payload->>'channel', 'outbound',
+       (payload->>'message_id')::uuid, workspace, stream_id, payload->>'channel', 'outbound',
        CASE type WHEN 'MessageScheduled' THEN 'scheduled' ELSE 'queued' END,
        coalesce(payload->>'body', ''), payload->>'subject', coalesce(payload->'media_urls', '[]'),
        payload->>'from', payload->>'to', (payload->>'segments')::int, payload->>'encoding',
        (payload->>'author_id')::uuid, (payload->>'created_at')::timestamptz, (payload->>'send_at')::timestamptz,
        CASE type WHEN 'MessageQueued' THEN coalesce(payload->>'queued_at', payload->>'created_at')::timestamptz END,
        recorded_at
-  FROM (SELECT unnest($1) AS position, unnest($2) AS stream, unnest($3) AS type, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
+  FROM (SELECT unnest($1) AS position, unnest($9) AS stream_id, unnest($3) AS type, unnest($5) AS workspace, unnest($6) AS recorded_at, unnest($7) AS payload) AS e
  WHERE type IN ('MessageScheduled', 'MessageQueued')
  ORDER BY (payload->>'message_id')::uuid, position DESC
 ON CONFLICT (id) DO UPDATE

@@ -125,8 +125,9 @@ static const char catalog_sql[] =
     "        EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.name || '__old');\n"
     "        EXECUTE format('ALTER SCHEMA %I RENAME TO %I', r.name, r.name || '__old');\n"
     "        EXECUTE format('ALTER SCHEMA %I RENAME TO %I', r.name || '__build', r.name);\n"
-    "        EXECUTE format('ALTER FUNCTION %I.__apply(bigint[], text[], text[], bigint[], uuid[], "
-    "timestamptz[], jsonb[], jsonb[]) SET search_path = %I, public', r.name, r.name);\n"
+    /* No argument list: __apply is the only function of that name in the schema, whichever
+     * generator made it (def.h: SB_PJ_GENERATOR). */
+    "        EXECUTE format('ALTER FUNCTION %I.__apply SET search_path = %I, public', r.name, r.name);\n"
     "        UPDATE projection_state SET hash = r.build_hash, types = r.build_types,\n"
     "            uses_metadata = r.build_uses_metadata, position = p_position, applied_at = NULL,\n"
     "            built_at = now(), updated_at = now(), error = NULL, build_hash = NULL, build_types = NULL,\n"

@@ -987,24 +987,28 @@ static void put_body(sb_buf_t *out, const char *sql, const char *base, const cha
     sb_buf_printf(out, "\nEND\n%s", tag);
 }
 
-static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb";
+/* A section's parameters: docs/projections.md's $1..$8, and $9, the id the stream's name ends with. */
+#define NPARAMS 9
+static const char scalar_args[] = "bigint, text, text, bigint, uuid, timestamptz, jsonb, jsonb, uuid";
 static const char array_args[] =
-    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[]";
-static const char batch_args[] =
-    "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, p_payload, p_metadata";
+    "bigint[], text[], text[], bigint[], uuid[], timestamptz[], jsonb[], jsonb[], uuid[]";
+static const char batch_args[] = "p_position, p_stream, p_type, p_version, p_workspace, p_recorded_at, "
+                                 "p_payload, p_metadata, p_stream_id";
 /* The per-event pass: the loop's variables, each array's name, and its element's type. */
-static const char *const event_var[8] = {"e_position",  "e_stream",      "t",         "e_version",
-                                         "e_workspace", "e_recorded_at", "e_payload", "e_metadata"};
-static const char *const event_array[8] = {"p_position",  "p_stream",      "p_type",    "p_version",
-                                           "p_workspace", "p_recorded_at", "p_payload", "p_metadata"};
-static const char *const event_type[8] = {"bigint", "text",        "text",  "bigint",
-                                          "uuid",   "timestamptz", "jsonb", "jsonb"};
+static const char *const event_var[NPARAMS] = {"e_position", "e_stream",    "t",
+                                               "e_version",  "e_workspace", "e_recorded_at",
+                                               "e_payload",  "e_metadata",  "e_stream_id"};
+static const char *const event_array[NPARAMS] = {"p_position", "p_stream",    "p_type",
+                                                 "p_version",  "p_workspace", "p_recorded_at",
+                                                 "p_payload",  "p_metadata",  "p_stream_id"};
+static const char *const event_type[NPARAMS] = {"bigint",      "text",  "text",  "bigint", "uuid",
+                                                "timestamptz", "jsonb", "jsonb", "uuid"};
 
 /* An @on section's arguments: the event's values of the parameters the section reads, NULL for
  * the others (the pass fetches only what some handler reads: see sb_pj_install_sql). */
 static void put_event_args(sb_buf_t *out, const char *sql)
 {
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < NPARAMS; j++) {
         if (j > 0)
             sb_buf_puts(out, ", ");
         if (j == 2 || mentions_param(sql, (char)('1' + j)))
@@ -1069,13 +1073,15 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     }
 
     bool any_on = false;
-    bool reads[8] = {false}; /* the parameters some @on section reads */
+    bool reads[NPARAMS] = {false}; /* the parameters some @on section reads */
+    bool ids = false;              /* some section reads $9 */
     for (int s = 0; s < d->nsections; s++) {
         const sb_pj_section_t *sec = &d->sections[s];
         if (sec->kind == SB_PJ_DEFERRED)
             continue;
         any_on |= sec->kind == SB_PJ_ON;
-        for (int j = 0; j < 8 && sec->kind == SB_PJ_ON; j++)
+        ids |= mentions_param(sec->sql, '9');
+        for (int j = 0; j < NPARAMS && sec->kind == SB_PJ_ON; j++)
             reads[j] |= mentions_param(sec->sql, (char)('1' + j));
         if (sec->kind == SB_PJ_ON) {
             /* Runs the dispatcher's generic plans. */
@@ -1118,11 +1124,11 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
     sb_buf_puts(out,
                 "CREATE FUNCTION \"__apply\"(p_position bigint[], p_stream text[], p_type text[], "
                 "p_version bigint[], p_workspace uuid[], p_recorded_at timestamptz[], p_payload jsonb[], "
-                "p_metadata jsonb[]) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan "
-                "SET search_path = ");
+                "p_metadata jsonb[], p_stream_id uuid[] DEFAULT NULL) RETURNS void LANGUAGE plpgsql SET "
+                "plan_cache_mode = force_generic_plan SET search_path = ");
     sb_pj_quote_ident(out, schema);
     sb_buf_puts(out, ", public AS $sb_apply$\nDECLARE\n    i int := 0;\n    k int;\n    t text;\n");
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < NPARAMS; j++)
         if (j != 2)
             sb_buf_printf(out, "    %s %s;\n", event_var[j], event_type[j]);
     sb_buf_puts(out, "    sect text := '';\nBEGIN\n");
@@ -1133,6 +1139,18 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         sb_buf_puts(out, "    IF NOT p_type && ");
         put_types(out, d->types, d->ntypes);
         sb_buf_puts(out, " THEN\n        RETURN;\n    END IF;\n");
+    }
+    if (ids) {
+        /* The runner parses the ids once, in C, and hands them over; a caller that leaves them out
+         * (a runner that does not know this file's version yet) gets the same ones worked out
+         * here, by the same rule: the stream name's last 36 characters, when they are a uuid in
+         * the 8-4-4-4-12 form. */
+        sb_buf_puts(
+            out,
+            "    IF p_stream_id IS NULL THEN\n        p_stream_id := ARRAY(SELECT CASE WHEN right(s, 36) ~ "
+            "'^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' THEN "
+            "right(s, 36)::uuid END FROM unnest(p_stream) WITH ORDINALITY AS x(s, o) ORDER BY o);\n"
+            "    END IF;\n");
     }
     sb_buf_puts(out, "BEGIN\n");
     put_batch_calls(out, d, false, any_on);
@@ -1159,11 +1177,11 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         }
         sb_buf_puts(&list, "]::text[]");
         sb_buf_printf(out, "    sect := '';\n    IF p_type && %s THEN\n    FOR i, k, t", list.data);
-        for (int j = 0; j < 8; j++)
+        for (int j = 0; j < NPARAMS; j++)
             if (j != 2)
                 sb_buf_printf(out, ", %s", event_var[j]);
         sb_buf_printf(out, " IN SELECT e.ord, array_position(%s, e.ty), e.ty", list.data);
-        for (int j = 0; j < 8; j++) {
+        for (int j = 0; j < NPARAMS; j++) {
             if (j == 2)
                 continue;
             if (reads[j])
@@ -1173,7 +1191,7 @@ void sb_pj_install_sql(const sb_pj_def_t *d, const char *schema, bool replace, s
         }
         sb_buf_puts(out,
                     " FROM (SELECT generate_series(1, cardinality(p_type)) AS ord, unnest(p_type) AS ty");
-        for (int j = 0; j < 8; j++)
+        for (int j = 0; j < NPARAMS; j++)
             if (j != 2 && reads[j])
                 sb_buf_printf(out, ", unnest(%s) AS v%d", event_array[j], j + 1);
         sb_buf_printf(out, ") AS e WHERE e.ty = ANY (%s) ORDER BY e.ord LOOP\n        CASE k\n", list.data);

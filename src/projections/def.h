@@ -4,9 +4,10 @@
  * introduced by a directive line at the start of a line outside any string or comment:
  *
  *   -- @on TypeA TypeB       statements run once per event of these types, in position order,
- *                            with the event as $1..$8 (docs/projections.md lists them)
+ *                            with the event as $1..$9 (docs/projections.md lists them; $9 is
+ *                            the uuid the stream's name ends with)
  *   -- @batch TypeA TypeB    statements run once per batch holding any event of these types,
- *                            with the batch's events as eight arrays in $1..$8
+ *                            with the batch's events as nine arrays in $1..$9
  *   -- @deferred             set-up run once the projection, built from position 0, has caught
  *                            up with the log (before a rebuild is swapped in): indexes only
  *                            reads use, far cheaper built once than maintained row by row
@@ -22,7 +23,8 @@
  * Installing a projection into a schema creates the schema, runs the set-up with the schema first
  * on the search_path, and creates one PL/pgSQL function per section plus the dispatcher
  * <schema>.__apply(positions, streams, types, versions, workspaces, recorded_ats, payloads,
- * metadatas), which runs the sections over one batch.  The dispatcher's search_path is a
+ * metadatas[, stream_ids]), which runs the sections over one batch (stream_ids left out or NULL:
+ * it works them out from the streams).  The dispatcher's search_path is a
  * function attribute naming its schema, so it can be called from any session. */
 #ifndef SB_PROJECTIONS_DEF_H
 #define SB_PROJECTIONS_DEF_H
@@ -41,8 +43,9 @@
  * writes.  2: batches of at most SB_PJ_GENERIC_MAX_EVENTS run generic plans.  3: the per-event
  * pass reads only the arrays its handlers read, in its query (no subscripts).  4: a batch with
  * none of the file's types returns before the dispatcher's subtransaction.  5: batch sections
- * switch to custom plans themselves (the dispatcher's calls of them stay generic plans). */
-#define SB_PJ_GENERATOR "5"
+ * switch to custom plans themselves (the dispatcher's calls of them stay generic plans).  6: $9,
+ * the streams' ids, a ninth array the runner parses once (the dispatcher's last parameter). */
+#define SB_PJ_GENERATOR "6"
 #define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256
 #define SB_PJ_MAX_FILE (4 << 20)

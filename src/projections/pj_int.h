@@ -39,7 +39,9 @@ typedef struct pj_member_s {
     bool uses_metadata;
     /* What its sections read of the payloads (sb_pj_def_t's payload_types and payload_keys), known
      * only when the runner had the file of the version installed (the same hash): until then the
-     * lane sends it every payload whole. */
+     * lane sends it every payload whole.  The same hash also says its functions are this
+     * generator's (SB_PJ_GENERATOR is part of it), whose dispatcher takes the streams' ids as a
+     * ninth array: until then the lane leaves that out and the dispatcher works them out itself. */
     bool payload_known;
     char **payload_types;
     int npayload_types;
@@ -61,9 +63,12 @@ typedef struct pj_member_s {
 #define SB_PJ_BATCH_TYPES 8
 #define SB_PJ_BATCH_TYPE_MAX 63
 
-/* One batch being collected or applied, as the eight array parameters of __apply. */
+/* The arrays of __apply: the eight of docs/projections.md and the streams' ids. */
+#define SB_PJ_ARRAYS 9
+
+/* One batch being collected or applied, as the array parameters of __apply. */
 typedef struct pj_batch_s {
-    sb_pg_array_t a[8];
+    sb_pg_array_t a[SB_PJ_ARRAYS];
     int n;
     /* The distinct types of its events, so that a lane calls only the __apply of members that
      * take one of them (live, a burst of inbound messages means nothing to most projections, and
@@ -82,8 +87,8 @@ typedef struct pj_batch_s {
      * the lanes to, and the finished arrays */
     uint64_t seq;
     int64_t to;
-    const char *values[8];
-    int lengths[8];
+    const char *values[SB_PJ_ARRAYS];
+    int lengths[SB_PJ_ARRAYS];
 } pj_batch_t;
 
 #define SB_PJ_MAX_LANES 16
@@ -117,13 +122,14 @@ typedef struct pj_lane_s {
     char stmt_name[64];
     char *apply_sql;
     int gen;
+    int with_ids;  /* members apply_sql hands the streams' ids (payload_known when it was made) */
     char *p_names; /* its members' names as a text[] literal */
     char p_from[24], p_to[24], p_at[40];
     const char *adv_values[5];
-    /* the eight arrays, then which members to call ($9, a boolean[] literal in p_calls) */
-    const char *apply_values[9];
-    int apply_lengths[9];
-    int apply_formats[9];
+    /* the arrays, then which members to call ($10, a boolean[] literal in p_calls) */
+    const char *apply_values[SB_PJ_ARRAYS + 1];
+    int apply_lengths[SB_PJ_ARRAYS + 1];
+    int apply_formats[SB_PJ_ARRAYS + 1];
     char *p_calls;
     /* the payloads cut down for its members (payload.c), when they need less than all of them */
     sb_pg_array_t payloads;

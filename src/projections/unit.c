@@ -11,8 +11,9 @@
  *   1. projection_advance(names, build, from, to, applied_at): moves the lane's members'
  *      checkpoints from `from` to `to`, or raises if one is not at `from` (another runner got there
  *      first);
- *   2. SELECT CASE WHEN $9[1] THEN m1.__apply($1..$8) END, CASE WHEN $9[2] THEN m2.__apply(...)
- *      END, ...: the events as eight binary arrays, the same bytes for every lane, and which
+ *   2. SELECT CASE WHEN $10[1] THEN m1.__apply($1..$9) END, CASE WHEN $10[2] THEN m2.__apply(...)
+ *      END, ...: the events as nine binary arrays (docs/projections.md's eight and the streams'
+ *      ids), the same bytes for every lane but the payloads (cut to what the lane reads), and which
  *      members take any of the batch's types (the others are not called at all).
  * So the rows a batch writes and the checkpoints that say so commit or roll back together, and each
  * lane's checkpoint is its own (`from` is where that lane is).  A sealed batch's buffers are reused
@@ -23,6 +24,7 @@
 #include "projections/pj_int.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/uuid.h"
 #include "events/codec.h"
 
 #include <arpa/inet.h>
@@ -37,12 +39,13 @@
 /* PostgreSQL timestamps count microseconds from 2000-01-01 UTC. */
 #define PG_EPOCH_US 946684800000000LL
 
-static const uint32_t array_oids[8] = {SB_OID_INT8, SB_OID_TEXT,        SB_OID_TEXT,  SB_OID_INT8,
-                                       SB_OID_UUID, SB_OID_TIMESTAMPTZ, SB_OID_JSONB, SB_OID_JSONB};
+static const uint32_t array_oids[SB_PJ_ARRAYS] = {SB_OID_INT8,  SB_OID_TEXT,  SB_OID_TEXT,
+                                                  SB_OID_INT8,  SB_OID_UUID,  SB_OID_TIMESTAMPTZ,
+                                                  SB_OID_JSONB, SB_OID_JSONB, SB_OID_UUID};
 
 static void batch_reset(pj_batch_t *b)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < SB_PJ_ARRAYS; i++)
         sb_pg_array_begin(&b->a[i], array_oids[i]);
     b->n = 0;
     b->ntypes = 0;
@@ -238,6 +241,15 @@ static void batch_add(pj_batch_t *b, const sb_event_t *e, bool metadata)
     add_jsonb(&b->a[6], e->payload, e->payload_len, e->position);
     if (metadata)
         add_jsonb(&b->a[7], e->metadata, e->metadata_len, e->position);
+    /* The id the stream's name ends with, parsed once here rather than by every section that needs
+     * it (`right(stream, 36)::uuid`: PostgreSQL's uuid_in calls strtoul for each byte, and a live
+     * inbound message's was parsed four times in the lanes). */
+    size_t slen = strlen(e->stream);
+    sb_uuid_t id;
+    if (slen >= SB_UUID_STRLEN && sb_uuid_parse(e->stream + slen - SB_UUID_STRLEN, SB_UUID_STRLEN, &id) == 0)
+        sb_pg_array_add(&b->a[8], id.b, 16);
+    else
+        sb_pg_array_add(&b->a[8], NULL, -1);
     b->n++;
     b->last_position = e->position;
     b->last_recorded_us = e->recorded_at_us;
@@ -264,20 +276,35 @@ static char *names_literal(pj_member_t *const *ms, int n)
     return sb_buf_steal(&names);
 }
 
+/* Members whose dispatcher the lane hands the streams' ids. */
+static int lane_with_ids(const pj_lane_t *l)
+{
+    int n = 0;
+    for (int i = 0; i < l->nmembers; i++)
+        n += l->members[i]->payload_known;
+    return n;
+}
+
 static void refresh_lane(pj_lane_t *l)
 {
     l->uses_metadata = false;
+    l->with_ids = lane_with_ids(l);
     sb_buf_t sql = SB_BUF_INIT;
     sb_buf_puts(&sql, "SELECT ");
     for (int i = 0; i < l->nmembers; i++) {
         l->uses_metadata |= l->members[i]->uses_metadata;
         if (i > 0)
             sb_buf_puts(&sql, ", ");
-        /* Not called at all for a batch without its types ($9: submit_lane). */
-        sb_buf_printf(&sql, "CASE WHEN ($9::boolean[])[%d] THEN ", i + 1);
+        /* Not called at all for a batch without its types ($10: submit_lane). */
+        sb_buf_printf(&sql, "CASE WHEN ($10::boolean[])[%d] THEN ", i + 1);
         sb_pj_quote_ident(&sql, l->members[i]->schema);
-        sb_buf_puts(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8) END");
+        /* The streams' ids only to a dispatcher known to take them (pj_member_t.payload_known): an
+         * older generator's has eight parameters, and this one's works them out when left out. */
+        sb_buf_printf(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8%s) END",
+                      l->members[i]->payload_known ? ", s.ids" : "");
     }
+    /* $9 is referenced (and typed) even when no member takes it. */
+    sb_buf_puts(&sql, " FROM (SELECT $9::uuid[] AS ids) AS s");
     free(l->apply_sql);
     l->apply_sql = sb_buf_steal(&sql);
     /* A new name, so the connection prepares the new text (a prepared statement is per name). */
@@ -523,9 +550,14 @@ static void submit_lane(pj_lane_t *l, pj_batch_t *b)
                    5, l->adv_values, on_applied, l);
     l->req.stmts[0].name = "sb_pj_advance";
     if (b->n > 0) {
-        for (int i = 0; i < 8; i++) {
-            /* Metadata only to lanes whose projections read it: less for the server to parse. */
-            bool skip = i == 7 && !l->uses_metadata;
+        /* A member's file became known since the statement was made (sb__pj_member_set_payload):
+         * its dispatcher takes the ids now.  Nothing of the lane's is in flight here. */
+        if (lane_with_ids(l) != l->with_ids)
+            refresh_lane(l);
+        for (int i = 0; i < SB_PJ_ARRAYS; i++) {
+            /* Metadata only to lanes whose projections read it: less for the server to parse;
+             * the streams' ids only to lanes that hand them to someone. */
+            bool skip = (i == 7 && !l->uses_metadata) || (i == 8 && l->with_ids == 0);
             l->apply_values[i] = skip ? NULL : b->values[i];
             l->apply_lengths[i] = skip ? 0 : b->lengths[i];
             l->apply_formats[i] = 1;
@@ -547,12 +579,12 @@ static void submit_lane(pj_lane_t *l, pj_batch_t *b)
             lane_payloads(l, b, called, &l->apply_values[6], &l->apply_lengths[6]);
         free(l->p_calls);
         l->p_calls = sb_buf_steal(&calls);
-        l->apply_values[8] = l->p_calls;
-        l->apply_lengths[8] = 0;
-        l->apply_formats[8] = 0;
+        l->apply_values[SB_PJ_ARRAYS] = l->p_calls;
+        l->apply_lengths[SB_PJ_ARRAYS] = 0;
+        l->apply_formats[SB_PJ_ARRAYS] = 0;
         sb_pg_stmt_t st = {.name = l->stmt_name,
                            .sql = l->apply_sql,
-                           .nparams = 9,
+                           .nparams = SB_PJ_ARRAYS + 1,
                            .values = l->apply_values,
                            .lengths = l->apply_lengths,
                            .formats = l->apply_formats};
@@ -603,7 +635,7 @@ static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
         sb__pj_runner_count_linger(u->r, uv_now(&sb__pj_runner_loop(u->r)->uv) - u->linger_from_ms);
     }
     pj_batch_t *b = u->acc;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < SB_PJ_ARRAYS; i++) {
         if (i == 7 && !u->uses_metadata) {
             b->values[i] = NULL;
             b->lengths[i] = 0;
@@ -900,7 +932,7 @@ static void on_part_closed(void *data)
     if (--u->pending_closes > 0)
         return;
     for (int i = 0; i < SB_PJ_BATCHES; i++) {
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < SB_PJ_ARRAYS; k++)
             sb_pg_array_free(&u->bufs[i].a[k]);
         free(u->bufs[i].tix);
     }

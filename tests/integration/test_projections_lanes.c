@@ -11,7 +11,8 @@
  * And a lane calls a projection's __apply only for a batch holding one of its types: with two
  * projections in one lane, one taking Tick and one Boom, the Boom one is called once, for the one
  * batch that holds a Boom (pg_stat_user_functions, with track_functions on).  And it sends each
- * payload only as far as the projections it calls read it (test_payloads). */
+ * payload only as far as the projections it calls read it (test_payloads), and the streams' ids,
+ * parsed once, as $9 (test_stream_ids). */
 #include "test_projections_support.h"
 
 #include <sys/stat.h>
@@ -203,6 +204,26 @@ static const char whole_sql[] =
     "INSERT INTO seen SELECT payload FROM (SELECT unnest($3) AS type, unnest($7)::text "
     "AS payload) AS e WHERE type = 'Pay';\n";
 
+/* Opens database db with the projection files in d, has one runner with one lane apply the events
+ * events_sql inserts (in one transaction: one batch), and stops it.  The connection, or NULL. */
+static PGconn *one_lane_run(const char *db, const char *d, const char *events_sql, char **ci)
+{
+    PGconn *c = pjt_db_open(db, d, ci);
+    if (c == NULL)
+        return NULL;
+    sb_projections_options_t o = {.conninfo = *ci, .dir = d, .partitions = 1, .max_batch = MAX_BATCH};
+    pjt_runner_t *r = pjt_start_with(&o, 1);
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO events (stream, version, type, payload, metadata) VALUES %s; "
+             "SELECT pg_notify('sb_events', '')",
+             events_sql);
+    CHECK(pjt_exec(c, sql));
+    CHECK(pjt_wait_caught_up(c, 30));
+    pjt_stop(r);
+    return c;
+}
+
 static void payloads_run(bool with_whole)
 {
     char tmpl[] = "/tmp/sb_lanes_XXXXXX";
@@ -214,19 +235,14 @@ static void payloads_run(bool with_whole)
     if (with_whole)
         pjt_write_file(d, "whole", whole_sql);
     char *ci;
-    PGconn *c = pjt_db_open(with_whole ? "pj_payloads_whole" : "pj_payloads", d, &ci);
+    /* {"a": 1, "b": "x"} and {"b": "y"} in msgpack, in one transaction: one batch, both types. */
+    PGconn *c = one_lane_run(with_whole ? "pj_payloads_whole" : "pj_payloads", d,
+                             "('p-1', 1, 'Pay', '\\x82a16101a162a178'::bytea, '\\x80'::bytea), "
+                             "('p-2', 1, 'Other', '\\x81a162a179'::bytea, '\\x80'::bytea), "
+                             "('p-3', 1, 'Pay', '\\x81a162a17a'::bytea, '\\x80'::bytea)",
+                             &ci);
     if (c == NULL)
         return;
-    sb_projections_options_t o = {.conninfo = ci, .dir = d, .partitions = 1, .max_batch = MAX_BATCH};
-    pjt_runner_t *r = pjt_start_with(&o, 1);
-    /* {"a": 1, "b": "x"} and {"b": "y"} in msgpack, in one transaction: one batch, both types. */
-    CHECK(pjt_exec(c, "INSERT INTO events (stream, version, type, payload, metadata) VALUES "
-                      "('p-1', 1, 'Pay', '\\x82a16101a162a178'::bytea, '\\x80'::bytea), "
-                      "('p-2', 1, 'Other', '\\x81a162a179'::bytea, '\\x80'::bytea), "
-                      "('p-3', 1, 'Pay', '\\x81a162a17a'::bytea, '\\x80'::bytea); "
-                      "SELECT pg_notify('sb_events', '')"));
-    CHECK(pjt_wait_caught_up(c, 30));
-    pjt_stop(r);
     CHECK_EQ_INT(pjt_num(c, "SELECT n FROM counts.seen"), 3);
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen"), 3);
     CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM keys.seen WHERE type = 'Other' AND payload IS NULL"), 1);
@@ -252,11 +268,64 @@ static void test_payloads(void)
     payloads_run(true);
 }
 
+/* $9, the uuid a stream's name ends with: the same in @batch and @on sections, NULL when the last
+ * 36 characters are not a uuid in the 8-4-4-4-12 form; and a dispatcher called without it (as for
+ * a member whose file the runner does not know) works out the same ids. */
+static const char ids_sql[] =
+    "CREATE TABLE seen (stream text, id uuid, how text);\n"
+    "-- @batch Id\n"
+    "INSERT INTO seen SELECT stream, id, 'batch'\n"
+    "  FROM (SELECT unnest($2) AS stream, unnest($3) AS type, unnest($9) AS id) AS e\n"
+    " WHERE type = 'Id';\n"
+    "-- @on Id\n"
+    "INSERT INTO seen VALUES ($2, $9, 'on');\n";
+
+/* What `right(stream, 36)::uuid` gives where the tail is a canonical uuid, else NULL. */
+#define IDS_RULE                                                                                             \
+    "CASE WHEN right(stream, 36) ~ "                                                                         \
+    "'^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$' "                       \
+    "THEN right(stream, 36)::uuid END"
+
+static void test_stream_ids(void)
+{
+    char tmpl[] = "/tmp/sb_lanes_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!CHECK(d != NULL))
+        return;
+    pjt_write_file(d, "ids", ids_sql);
+    char *ci;
+    PGconn *c = one_lane_run("pj_stream_ids", d,
+                             "('contact-0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 1, 'Id', '\\x80', '\\x80'), "
+                             "('call-0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5C', 1, 'Id', '\\x80', '\\x80'), "
+                             "('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5d', 1, 'Id', '\\x80', '\\x80'), "
+                             "('claim-not-a-uuid', 1, 'Id', '\\x80', '\\x80'), "
+                             "('x-0190a1b2c3d47e5f8a9b0c1d2e3f4a5b0000', 1, 'Id', '\\x80', '\\x80'), "
+                             "('contact-0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g', 1, 'Id', '\\x80', '\\x80')",
+                             &ci);
+    if (c == NULL)
+        return;
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM ids.seen"), 12);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM ids.seen WHERE id IS NOT NULL"), 6);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM ids.seen WHERE id IS NOT DISTINCT FROM " IDS_RULE), 12);
+    CHECK_EQ_INT(
+        pjt_num(c, "SELECT count(*) FROM ids.seen WHERE id = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c'"), 2);
+    /* Called the old way, with eight arrays. */
+    CHECK(pjt_exec(c, "DELETE FROM ids.seen; SELECT ids.__apply(array_agg(position ORDER BY position), "
+                      "array_agg(stream ORDER BY position), array_agg(type ORDER BY position), "
+                      "array_agg(version ORDER BY position), array_agg(workspace_id ORDER BY position), "
+                      "array_agg(recorded_at ORDER BY position), array_agg(NULL::jsonb), "
+                      "array_agg(NULL::jsonb)) FROM events"));
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM ids.seen WHERE id IS NOT NULL"), 6);
+    CHECK_EQ_INT(pjt_num(c, "SELECT count(*) FROM ids.seen WHERE id IS NOT DISTINCT FROM " IDS_RULE), 12);
+    pjt_db_close(c, ci, d);
+}
+
 int main(void)
 {
     sb_log_set_level(SB_LOG_WARN);
     SBTEST_RUN(test_lanes);
     SBTEST_RUN(test_calls);
     SBTEST_RUN(test_payloads);
+    SBTEST_RUN(test_stream_ids);
     return sbtest_summary();
 }
