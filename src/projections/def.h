@@ -23,9 +23,9 @@
  * Installing a projection into a schema creates the schema, runs the set-up with the schema first
  * on the search_path, and creates one PL/pgSQL function per section plus the dispatcher
  * <schema>.__apply(positions, streams, types, versions, workspaces, recorded_ats, payloads,
- * metadatas[, stream_ids]), which runs the sections over one batch (stream_ids left out or NULL:
- * it works them out from the streams).  The dispatcher's search_path is a
- * function attribute naming its schema, so it can be called from any session. */
+ * metadatas[, stream_ids[, distinct_types]]), which runs the sections over one batch (stream_ids
+ * left out or NULL: it works them out from the streams; distinct_types: it uses types).  The dispatcher's
+ * search_path is a function attribute naming its schema, so it can be called from any session. */
 #ifndef SB_PROJECTIONS_DEF_H
 #define SB_PROJECTIONS_DEF_H
 
@@ -44,7 +44,8 @@
  * pass reads only the arrays its handlers read, in its query (no subscripts).  4: a batch with
  * none of the file's types returns before the dispatcher's subtransaction.  5: batch sections
  * switch to custom plans themselves (the dispatcher's calls of them stay generic plans).  6: $9,
- * the streams' ids, a ninth array the runner parses once (the dispatcher's last parameter). */
+ * the streams' ids, a ninth array the runner parses once, and the batch's distinct types for the
+ * dispatcher's tests of which sections to run (its two last parameters, both optional). */
 #define SB_PJ_GENERATOR "6"
 #define SB_PJ_MAX_TYPES 256 /* distinct event types one projection handles */
 #define SB_PJ_MAX_SECTIONS 256

@@ -81,6 +81,8 @@ typedef struct pj_batch_s {
      * some of the payloads, or some of their keys, cuts them down by it */
     uint8_t *tix;
     int tix_cap;
+    /* once sealed: types as a text[] literal, for the dispatchers (unused once types_all) */
+    sb_buf_t types_lit;
     int64_t last_position;
     int64_t last_recorded_us;
     /* once sealed (handed to the lanes): its place in the unit's sequence, the position it takes
@@ -122,14 +124,17 @@ typedef struct pj_lane_s {
     char stmt_name[64];
     char *apply_sql;
     int gen;
-    int with_ids;  /* members apply_sql hands the streams' ids (payload_known when it was made) */
+    /* members apply_sql hands the streams' ids and the distinct types (payload_known when it was
+     * made) */
+    int with_ids;
     char *p_names; /* its members' names as a text[] literal */
     char p_from[24], p_to[24], p_at[40];
     const char *adv_values[5];
-    /* the arrays, then which members to call ($10, a boolean[] literal in p_calls) */
-    const char *apply_values[SB_PJ_ARRAYS + 1];
-    int apply_lengths[SB_PJ_ARRAYS + 1];
-    int apply_formats[SB_PJ_ARRAYS + 1];
+    /* the arrays, the batch's distinct types ($10), then which members to call ($11, a boolean[]
+     * literal in p_calls) */
+    const char *apply_values[SB_PJ_ARRAYS + 2];
+    int apply_lengths[SB_PJ_ARRAYS + 2];
+    int apply_formats[SB_PJ_ARRAYS + 2];
     char *p_calls;
     /* the payloads cut down for its members (payload.c), when they need less than all of them */
     sb_pg_array_t payloads;

@@ -50,6 +50,7 @@ static void batch_reset(pj_batch_t *b)
     b->n = 0;
     b->ntypes = 0;
     b->types_all = false;
+    sb_buf_reset(&b->types_lit);
     b->last_position = 0;
     b->last_recorded_us = 0;
 }
@@ -295,16 +296,17 @@ static void refresh_lane(pj_lane_t *l)
         l->uses_metadata |= l->members[i]->uses_metadata;
         if (i > 0)
             sb_buf_puts(&sql, ", ");
-        /* Not called at all for a batch without its types ($10: submit_lane). */
-        sb_buf_printf(&sql, "CASE WHEN ($10::boolean[])[%d] THEN ", i + 1);
+        /* Not called at all for a batch without its types ($11: submit_lane). */
+        sb_buf_printf(&sql, "CASE WHEN ($11::boolean[])[%d] THEN ", i + 1);
         sb_pj_quote_ident(&sql, l->members[i]->schema);
-        /* The streams' ids only to a dispatcher known to take them (pj_member_t.payload_known): an
-         * older generator's has eight parameters, and this one's works them out when left out. */
+        /* The streams' ids and the distinct types only to a dispatcher known to take them
+         * (pj_member_t.payload_known): an older generator's has eight parameters, and this one's
+         * works them out when left out. */
         sb_buf_printf(&sql, ".\"__apply\"($1, $2, $3, $4, $5, $6, $7, $8%s) END",
-                      l->members[i]->payload_known ? ", s.ids" : "");
+                      l->members[i]->payload_known ? ", s.ids, s.types" : "");
     }
-    /* $9 is referenced (and typed) even when no member takes it. */
-    sb_buf_puts(&sql, " FROM (SELECT $9::uuid[] AS ids) AS s");
+    /* $9 and $10 are referenced (and typed) even when no member takes them. */
+    sb_buf_puts(&sql, " FROM (SELECT $9::uuid[] AS ids, $10::text[] AS types) AS s");
     free(l->apply_sql);
     l->apply_sql = sb_buf_steal(&sql);
     /* A new name, so the connection prepares the new text (a prepared statement is per name). */
@@ -579,12 +581,15 @@ static void submit_lane(pj_lane_t *l, pj_batch_t *b)
             lane_payloads(l, b, called, &l->apply_values[6], &l->apply_lengths[6]);
         free(l->p_calls);
         l->p_calls = sb_buf_steal(&calls);
-        l->apply_values[SB_PJ_ARRAYS] = l->p_calls;
+        l->apply_values[SB_PJ_ARRAYS] = b->types_all ? NULL : b->types_lit.data;
         l->apply_lengths[SB_PJ_ARRAYS] = 0;
         l->apply_formats[SB_PJ_ARRAYS] = 0;
+        l->apply_values[SB_PJ_ARRAYS + 1] = l->p_calls;
+        l->apply_lengths[SB_PJ_ARRAYS + 1] = 0;
+        l->apply_formats[SB_PJ_ARRAYS + 1] = 0;
         sb_pg_stmt_t st = {.name = l->stmt_name,
                            .sql = l->apply_sql,
-                           .nparams = SB_PJ_ARRAYS + 1,
+                           .nparams = SB_PJ_ARRAYS + 2,
                            .values = l->apply_values,
                            .lengths = l->apply_lengths,
                            .formats = l->apply_formats};
@@ -642,6 +647,12 @@ static void flush(pj_unit_t *u, bool force, bool skipped_only_ok)
         } else {
             sb_pg_array_finish(&b->a[i], &b->values[i], &b->lengths[i]);
         }
+    }
+    if (!b->types_all) {
+        char *types[SB_PJ_BATCH_TYPES];
+        for (int i = 0; i < b->ntypes; i++)
+            types[i] = b->types[i];
+        sb__pj_text_array(&b->types_lit, types, b->ntypes);
     }
     b->seq = u->next_seq++;
     b->to = to;
@@ -934,6 +945,7 @@ static void on_part_closed(void *data)
     for (int i = 0; i < SB_PJ_BATCHES; i++) {
         for (int k = 0; k < SB_PJ_ARRAYS; k++)
             sb_pg_array_free(&u->bufs[i].a[k]);
+        sb_buf_free(&u->bufs[i].types_lit);
         free(u->bufs[i].tix);
     }
     for (int i = 0; i < u->nlanes; i++)
