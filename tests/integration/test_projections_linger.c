@@ -64,12 +64,12 @@ static void wait_stats(const pjt_runner_t *r, uint64_t events, sb_projections_st
     }
 }
 
-/* The other sessions of this database by niceness (from /proc: PostgreSQL on this host): how many
- * run at niceness nice, and how many of those are not the read models' lanes (a lane's session last
- * ran a batch's statements, or the deferred set-up, which runs on a lane).  Counting lanes rather than
- * expecting exactly one: a unit the runner retired closes its lane, whose session may still be on its way out
- * when the count is taken on a loaded machine.  False when the test's connection is not over a Unix socket
- * (the sessions are not ours to see). */
+/* The other sessions of this database by niceness (from /proc: PostgreSQL on this host): how
+ * many run at niceness nice, and how many of those are not the read models' lanes (a lane's
+ * session last ran a batch's statements, or the deferred set-up, which runs on a lane).  Lanes
+ * are counted rather than exactly one expected: a unit the runner retired closes its lane, whose
+ * session may still be on its way out when the count is taken on a loaded machine.  False when
+ * the test's connection is not over a Unix socket (the sessions are not ours to see). */
 static bool sessions_at_nice(PGconn *c, int nice, int *niced, int *niced_others)
 {
     *niced = *niced_others = 0;
