@@ -142,11 +142,16 @@ void sb_log_filter_free(sb_log_filter_t *f)
     free(f);
 }
 
+/* Whether s (len bytes, not NUL-terminated at len: a stream's category) is one of the items.  One
+ * pass over each item, and most differ at their first byte: the follower runs this for every
+ * event and every subscriber's list of types. */
 static bool in_list(const char *const *items, int n, const char *s, size_t len)
 {
-    for (int i = 0; i < n; i++)
-        if (strlen(items[i]) == len && memcmp(items[i], s, len) == 0)
+    for (int i = 0; i < n; i++) {
+        const char *it = items[i];
+        if (len == 0 ? it[0] == '\0' : it[0] == s[0] && strncmp(it, s, len) == 0 && it[len] == '\0')
             return true;
+    }
     return false;
 }
 
