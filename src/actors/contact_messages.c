@@ -184,10 +184,10 @@ int sb__sms_segments(const char *body, const char **encoding)
 
 /* ---- reading commands --------------------------------------------------------------------------- */
 
-/* "media_urls" (an array) or "media_url" (one string): http(s) URLs.  Always returns an array. */
-static int read_media(const json_t *cmd, json_t **out, sb_derror_t *err)
+/* "media_urls" (an array, many) or "media_url" (one string, one): http(s) URLs, either NULL when
+ * the command lacks it.  Always returns an array. */
+static int read_media_of(const json_t *many, const json_t *one, json_t **out, sb_derror_t *err)
 {
-    const json_t *many = json_object_get(cmd, "media_urls"), *one = json_object_get(cmd, "media_url");
     json_t *list = json_array();
     *out = NULL;
     if (many != NULL && !json_is_null(many) && !json_is_array(many))
@@ -219,6 +219,11 @@ static int read_media(const json_t *cmd, json_t **out, sb_derror_t *err)
 bad:
     json_decref(list);
     return sb_reject(err, 400, "invalid", "media_urls", "media_urls must be http(s) URLs");
+}
+
+static int read_media(const json_t *cmd, json_t **out, sb_derror_t *err)
+{
+    return read_media_of(json_object_get(cmd, "media_urls"), json_object_get(cmd, "media_url"), out, err);
 }
 
 static bool is_phone_channel(const char *channel)
@@ -505,19 +510,66 @@ static bool provider_seen(const json_t *state, const char *pid)
     return sb__array_find(json_object_get(state, "provider_ids"), pid, false) >= 0;
 }
 
+/* The fields a ReceiveMessage command may carry, NULL for those it lacks. */
+typedef struct {
+    const json_t *id, *channel, *from, *to, *body, *pid, *subject, *listed, *media_many, *media_one;
+} inbound_fields_t;
+
+#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
+
+/* Finds them in one walk over the command's keys, rather than a hash and a table lookup for each
+ * of the ten names (an inbound message's command has about nine keys, every one of them either
+ * read here or "type").  The same result as json_object_get for each name: a key matches when its
+ * length and bytes are the name's, and an object holds a key once. */
+static void inbound_fields(const json_t *cmd, inbound_fields_t *f)
+{
+    memset(f, 0, sizeof *f);
+    for (void *it = json_object_iter((json_t *)cmd); it != NULL;
+         it = json_object_iter_next((json_t *)cmd, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t n = json_object_iter_key_len(it);
+        const json_t *v = json_object_iter_value(it);
+        const json_t **slot = NULL;
+        switch (n) {
+        case 2:
+            slot = KEY_IS(k, n, "to") ? &f->to : NULL;
+            break;
+        case 4:
+            slot = KEY_IS(k, n, "from") ? &f->from : KEY_IS(k, n, "body") ? &f->body : NULL;
+            break;
+        case 7:
+            slot = KEY_IS(k, n, "channel") ? &f->channel : KEY_IS(k, n, "subject") ? &f->subject : NULL;
+            break;
+        case 9:
+            slot = KEY_IS(k, n, "media_url") ? &f->media_one : NULL;
+            break;
+        case 10:
+            slot = KEY_IS(k, n, "message_id") ? &f->id : KEY_IS(k, n, "media_urls") ? &f->media_many : NULL;
+            break;
+        case 11:
+            slot = KEY_IS(k, n, "provider_id") ? &f->pid : KEY_IS(k, n, "from_listed") ? &f->listed : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot != NULL)
+            *slot = v;
+    }
+}
+
 static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t *ctx, sb_devents_t *out,
                    sb_derror_t *err)
 {
     const char *id, *channel, *from_in, *to_in, *body, *pid, *subject;
     json_t *media;
     char from[SB_EMAIL_MAX], to[SB_EMAIL_MAX], now[SB_RFC3339_LEN];
-    /* Every inbound message comes this way: each field is looked up once, checked in the order the
+    /* Every inbound message comes this way: each field is found once, checked in the order the
      * other commands check theirs (the same error for the same bad command), and shared with the
      * event below. */
-    const json_t *v_id = json_object_get(cmd, "message_id"), *v_channel = json_object_get(cmd, "channel"),
-                 *v_from = json_object_get(cmd, "from"), *v_to = json_object_get(cmd, "to"),
-                 *v_body = json_object_get(cmd, "body"), *v_pid = json_object_get(cmd, "provider_id"),
-                 *v_subject = json_object_get(cmd, "subject");
+    inbound_fields_t f;
+    inbound_fields(cmd, &f);
+    const json_t *v_id = f.id, *v_channel = f.channel, *v_from = f.from, *v_to = f.to, *v_body = f.body,
+                 *v_pid = f.pid, *v_subject = f.subject;
     SB_TRY(sb__uuid_of(v_id, "message_id", &id, err));
     const json_t *m = json_object_get(json_object_get(state, "messages"), id);
     SB_TRY(sb__enum_of(v_channel, "channel", channels, &channel, err));
@@ -545,7 +597,7 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
         if (to_in != NULL)
             strcpy(to, to_in);
     }
-    const json_t *listed = json_object_get(cmd, "from_listed");
+    const json_t *listed = f.listed;
     if (listed != NULL && !json_is_boolean(listed))
         return sb_reject(err, 400, "invalid", "from_listed", "from_listed must be a boolean");
     if (m != NULL || (pid != NULL && provider_seen(state, pid)))
@@ -557,7 +609,7 @@ static int receive(const json_t *state, const json_t *cmd, const sb_decide_ctx_t
          sb__array_find(json_object_get(state, phone ? "phones" : "emails"), from, !phone) < 0))
         return sb_reject(err, 409, "sender_not_listed", "from", "the sender is not one of the contact's %s",
                          phone ? "numbers" : "addresses");
-    SB_TRY(read_media(cmd, &media, err));
+    SB_TRY(read_media_of(f.media_many, f.media_one, &media, err));
     if (body[0] == '\0' && json_array_size(media) == 0 && subject == NULL) {
         json_decref(media);
         return sb_reject(err, 400, "required", "body", "an inbound message needs a body or media");
@@ -606,14 +658,14 @@ int sb__contact_message_decide(const json_t *state, bool deleted, const json_t *
     if (strcmp(type, "RecordMessageStatus") == 0)
         return record_status(state, cmd, ctx, out, err);
     int (*fn)(const json_t *, const json_t *, const sb_decide_ctx_t *, sb_devents_t *, sb_derror_t *) = NULL;
-    if (strcmp(type, "SendMessage") == 0)
+    if (strcmp(type, "ReceiveMessage") == 0) /* first: the usual command */
+        fn = receive;
+    else if (strcmp(type, "SendMessage") == 0)
         fn = send;
     else if (strcmp(type, "DispatchScheduledMessage") == 0)
         fn = dispatch_scheduled;
     else if (strcmp(type, "CancelScheduledMessage") == 0)
         fn = cancel_scheduled;
-    else if (strcmp(type, "ReceiveMessage") == 0)
-        fn = receive;
     else if (strcmp(type, "RecordSendAttempt") == 0)
         fn = record_attempt;
     else
@@ -722,10 +774,50 @@ static void remember_provider_id(json_t *state, const json_t *pid)
         json_object_del(state, "provider_index"); /* out of step: the list alone is right */
 }
 
+/* MessageReceived (most events by far): its three fields found in one walk over the event's keys
+ * (see inbound_fields), the entry added, the message settled and its provider id remembered. */
+static void evolve_received(json_t *state, const json_t *d)
+{
+    const json_t *idv = NULL, *chv = NULL, *pidv = NULL;
+    for (void *it = json_object_iter((json_t *)d); it != NULL; it = json_object_iter_next((json_t *)d, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t n = json_object_iter_key_len(it);
+        if (KEY_IS(k, n, "message_id"))
+            idv = json_object_iter_value(it);
+        else if (KEY_IS(k, n, "channel"))
+            chv = json_object_iter_value(it);
+        else if (KEY_IS(k, n, "provider_id"))
+            pidv = json_object_iter_value(it);
+    }
+    const char *id = json_string_value(idv);
+    if (id == NULL)
+        return;
+    json_t *messages = json_object_get(state, "messages");
+    if (json_object_get(messages, id) != NULL)
+        return;
+    const char *channel = json_string_value(chv);
+    json_t *entry = channel != NULL ? received_entry(channel) : NULL;
+    if (entry == NULL) { /* a channel this version does not know, as the log has it */
+        entry = json_object();
+        sb__put(&entry, "channel", sb__copy(chv));
+        sb__put(&entry, "direction", inbound_word());
+        sb__put(&entry, "status", received_word());
+    }
+    /* id is a string of the event, UTF-8 already (the decider's or the codec's check): not
+     * checked again on every inbound message. */
+    json_object_set_new_nocheck(messages, id, entry);
+    settle(state, messages, id, idv);
+    remember_provider_id(state, pidv);
+}
+
 bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
 {
     const json_t *d = ev->data;
     const char *t = ev->type;
+    if (strcmp(t, "MessageReceived") == 0) {
+        evolve_received(state, d);
+        return true;
+    }
     const json_t *idv = json_object_get(d, "message_id");
     const char *id = json_string_value(idv);
     json_t *messages = json_object_get(state, "messages");
@@ -781,22 +873,6 @@ bool sb__contact_message_evolve(json_t *state, const sb_devent_t *ev)
         const char *s = sb__str(d, "status");
         move(state, id, sb__eq(s, "undelivered") ? "undelivered" : "failed",
              json_object_get(d, "provider_id"));
-    } else if (strcmp(t, "MessageReceived") == 0) {
-        if (m != NULL)
-            return true;
-        const char *channel = sb__str(d, "channel");
-        json_t *entry = channel != NULL ? received_entry(channel) : NULL;
-        if (entry == NULL) { /* a channel this version does not know, as the log has it */
-            entry = json_object();
-            sb__put(&entry, "channel", sb__copy(json_object_get(d, "channel")));
-            sb__put(&entry, "direction", inbound_word());
-            sb__put(&entry, "status", received_word());
-        }
-        /* id is a string of the event, UTF-8 already (the decider's or the codec's check): not
-         * checked again on every inbound message. */
-        json_object_set_new_nocheck(messages, id, entry);
-        settle(state, messages, id, idv);
-        remember_provider_id(state, json_object_get(d, "provider_id"));
     }
     return true;
 }

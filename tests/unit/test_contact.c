@@ -414,6 +414,13 @@ static const dcase_t cases[] = {
      RECV("'channel': 'mms', 'body': '', 'media_urls': ['https://api.twilio.com/media/ME1'], 'provider_id': "
           "'MM2'"),
      NULL, "[['MessageReceived', {'channel': 'mms', 'media_urls': ['https://api.twilio.com/media/ME1']}]]"},
+    {"an inbound mms: media_url and media_urls together, the single one first", BASE,
+     RECV("'channel': 'mms', 'body': '', 'media_urls': ['https://x.example/b'], 'media_url': "
+          "'https://x.example/a', 'provider_id': 'MM2'"),
+     NULL, "[['MessageReceived', {'media_urls': ['https://x.example/a', 'https://x.example/b']}]]"},
+    {"an inbound media_url that is not a URL", BASE,
+     RECV("'channel': 'mms', 'body': '', 'media_url': 'ftp://x.example/a', 'provider_id': 'MM2'"), NULL,
+     "{'error': [400, 'invalid', 'media_urls']}"},
     {"an inbound e-mail", BASE,
      "{'type': 'ReceiveMessage', 'message_id': '" M2
      "', 'channel': 'email', 'from': 'Bea@Example.com', 'to': "

@@ -69,6 +69,43 @@ static void test_inbound_mms_whatsapp(void)
     sb_form_free(&f);
 }
 
+/* Each field is found by its exact name, and a repeated name gives its first value (what
+ * sb_form_get answers): near misses (case, a prefix, a longer name) are other fields. */
+static void test_inbound_names(void)
+{
+    sb_form_t f = form("body=no&Body=first&Body=second&MediaUrl1=https%3A%2F%2Fx.example%2F1&MediaUrl=no&"
+                       "MediaUrlA=no&MediaUrl10=no&MediaUrl0=https%3A%2F%2Fx.example%2F0&"
+                       "MediaUrl1=https%3A%2F%2Fx.example%2Fsecond&MediaUrl2=https%3A%2F%2Fx.example%2F2&"
+                       "NumMedia=3&NumMedia=0&Tos=%2B15005550001&To=whatsapp%3A%2B15005550006&"
+                       "To=whatsapp%3A%2B15005550007&From=whatsapp%3A%2B14155550100&FromCity=X&"
+                       "SmsSid=SMffffffffffffffffffffffffffffffff&MessageSid=" SM "&MessageSid=x&"
+                       "AccountSid=" AC "&AccountSid=x&ProfileNam=no&ProfileName=Bea&ProfileName=B");
+    sb_wh_inbound_t m;
+    const char *field = "x";
+    CHECK_EQ_INT(sb_wh_parse_inbound(&f, &m, &field), 0);
+    CHECK(field == NULL);
+    CHECK_EQ_STR(m.message_sid, SM);
+    CHECK_EQ_STR(m.account_sid, AC);
+    CHECK_EQ_STR(m.channel, "whatsapp");
+    CHECK_EQ_STR(m.from, "+14155550100");
+    CHECK_EQ_STR(m.to, "+15005550006");
+    CHECK_EQ_STR(m.body, "first");
+    if (CHECK_EQ_INT(m.n_media, 3)) {
+        CHECK_EQ_STR(m.media[0], "https://x.example/0");
+        CHECK_EQ_STR(m.media[1], "https://x.example/1");
+        CHECK_EQ_STR(m.media[2], "https://x.example/2");
+    }
+    CHECK_EQ_STR(m.profile_name, "Bea");
+    sb_form_free(&f);
+
+    /* SmsMessageSid before SmsSid when MessageSid is missing; a missing MediaUrl named. */
+    f = form("SmsSid=x&SmsMessageSid=" SM "&AccountSid=" AC "&From=%2B14155550100&To=%2B15005550006&"
+             "NumMedia=2&MediaUrl0=https%3A%2F%2Fx.example%2F0&mediaurl1=https%3A%2F%2Fx.example%2F1");
+    CHECK_EQ_INT(sb_wh_parse_inbound(&f, &m, &field), SB_EINVAL);
+    CHECK_EQ_STR(field, "MediaUrl1");
+    sb_form_free(&f);
+}
+
 static void test_inbound_malformed(void)
 {
     static const struct {
@@ -273,6 +310,7 @@ int main(void)
 {
     SBTEST_RUN(test_inbound_sms);
     SBTEST_RUN(test_inbound_mms_whatsapp);
+    SBTEST_RUN(test_inbound_names);
     SBTEST_RUN(test_inbound_malformed);
     SBTEST_RUN(test_status);
     SBTEST_RUN(test_ids);
