@@ -571,9 +571,7 @@ static int dispatch(const json_t *state, const json_t *cmd, const char *type, co
     if (strcmp(type, "CreateContact") == 0)
         return create(state, cmd, ctx, out, err);
     handler_fn fn = NULL;
-    /* An inbound message (most commands by far) is none of the handlers': not compared with each. */
-    bool inbound = strcmp(type, "ReceiveMessage") == 0;
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0] && fn == NULL && !inbound; i++)
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0] && fn == NULL; i++)
         if (strcmp(handlers[i].type, type) == 0)
             fn = handlers[i].fn;
     bool created = json_is_true(json_object_get(state, "created"));
